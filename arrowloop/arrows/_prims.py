@@ -1,0 +1,272 @@
+"""The registry of named primitives.
+
+A program refers to primitives by name only; the registry maps the name to
+one or more typed signatures (overloads, picked by the checker from the
+input type), each with a Python function and optionally an operator template
+that the code generator inlines (``({0} + {1})``). Templates are written by
+this project, never received: they only ever receive generated variable
+names. Users add pure functions with :func:`primitive`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+
+import attrs
+
+from arrowloop.errors import TypeDefinitionError
+from arrowloop.typesys import (
+    BOOL,
+    FLOAT,
+    INT,
+    STR,
+    ListT,
+    MapT,
+    OptionT,
+    TupleT,
+    TVar,
+    Type,
+    TypeLike,
+    from_annotation,
+)
+
+__all__ = ["Signature", "Primitive", "Registry", "PRIMITIVES", "primitive", "MAX_PRIMITIVES"]
+
+MAX_PRIMITIVES: Final = 10_000
+
+
+_PRIM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}\Z")
+
+
+def _check_prim_name(name: str) -> None:
+    # Primitive names are looked up, never pasted into code, so keywords such
+    # as ``and``/``not`` are fine; dots allow namespaces (``mylib.clamp``).
+    if not isinstance(name, str) or not _PRIM_NAME.match(name):
+        raise TypeDefinitionError(
+            f"expected a primitive name of letters, digits, '_' and '.', found {name!r:.80}",
+            expected="primitive name",
+            found=repr(name)[:80],
+        )
+
+
+@attrs.frozen
+class Signature:
+    """One overload: ``input -> output`` (may mention type variables).
+
+    ``fn`` takes the components of a tuple input as positional arguments,
+    or the whole input as one argument otherwise. ``template``, if given, is
+    a format string over the same arguments that the compiler inlines.
+    """
+
+    input: Type
+    output: Type
+    fn: Callable[..., Any] = attrs.field(eq=False)
+    template: str | None = None
+
+    @property
+    def arity(self) -> int:
+        """How many positional arguments ``fn`` takes."""
+        return len(self.input.items) if isinstance(self.input, TupleT) else 1
+
+
+@attrs.frozen
+class Primitive:
+    """A named primitive and its overloads (tried in order)."""
+
+    name: str
+    signatures: tuple[Signature, ...]
+    doc: str = ""
+
+
+class Registry:
+    """A bounded table of primitives by name."""
+
+    def __init__(self) -> None:
+        self._prims: dict[str, Primitive] = {}
+
+    def register(
+        self,
+        name: str,
+        input: TypeLike,
+        output: TypeLike,
+        fn: Callable[..., Any],
+        *,
+        template: str | None = None,
+        doc: str = "",
+    ) -> Primitive:
+        """Add an overload of ``name``; returns the updated primitive.
+
+        Raises:
+            TypeDefinitionError: bad name or types.
+            ValueError: an overload with the same input type exists, or the
+                registry is full.
+        """
+        _check_prim_name(name)
+        sig = Signature(from_annotation(input), from_annotation(output), fn, template)
+        old = self._prims.get(name)
+        if old is None and len(self._prims) >= MAX_PRIMITIVES:
+            raise ValueError(f"the primitive registry is full ({MAX_PRIMITIVES} names)")
+        if old is not None and any(s.input == sig.input for s in old.signatures):
+            raise ValueError(f"primitive {name!r} already has an overload for {sig.input!r}")
+        prim = Primitive(
+            name, (*(old.signatures if old else ()), sig), doc or (old.doc if old else "")
+        )
+        self._prims[name] = prim
+        return prim
+
+    def get(self, name: str) -> Primitive | None:
+        """The primitive called ``name``, or ``None``."""
+        return self._prims.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._prims
+
+    def __iter__(self) -> Iterator[Primitive]:
+        return iter(list(self._prims.values()))
+
+    def __len__(self) -> int:
+        return len(self._prims)
+
+
+#: The process-wide registry that programs are checked and compiled against.
+PRIMITIVES: Final = Registry()
+
+_A = TVar(0)
+
+
+def _pair(a: Type, b: Type) -> TupleT:
+    return TupleT((a, b))
+
+
+def _unwrap(value: Any) -> Any:
+    if value is None:
+        raise ValueError("unwrap of None: expected a value, found None")
+    return value
+
+
+def _int_of_float(x: float) -> int:
+    return int(x)
+
+
+def _install_builtins(r: Registry) -> None:
+    reg = r.register
+    nums = ((INT, INT, INT), (FLOAT, FLOAT, FLOAT), (INT, FLOAT, FLOAT), (FLOAT, INT, FLOAT))
+    for a, b, out in nums:
+        reg("add", _pair(a, b), out, lambda x, y: x + y, template="({0} + {1})", doc="a + b")
+        reg("sub", _pair(a, b), out, lambda x, y: x - y, template="({0} - {1})", doc="a - b")
+        reg("mul", _pair(a, b), out, lambda x, y: x * y, template="({0} * {1})", doc="a * b")
+        reg(
+            "floordiv", _pair(a, b), out, lambda x, y: x // y, template="({0} // {1})", doc="a // b"
+        )
+        reg("mod", _pair(a, b), out, lambda x, y: x % y, template="({0} % {1})", doc="a % b")
+        reg("div", _pair(a, b), FLOAT, lambda x, y: x / y, template="({0} / {1})", doc="a / b")
+        reg("min", _pair(a, b), out, min, doc="the smaller of a and b")
+        reg("max", _pair(a, b), out, max, doc="the larger of a and b")
+    reg("add", _pair(STR, STR), STR, lambda x, y: x + y, template="({0} + {1})")
+    reg("add", _pair(ListT(_A), ListT(_A)), ListT(_A), lambda x, y: x + y, template="({0} + {1})")
+    reg("min", _pair(STR, STR), STR, min)
+    reg("max", _pair(STR, STR), STR, max)
+    for t in (INT, FLOAT):
+        reg("neg", t, t, lambda x: -x, template="(-{0})", doc="-a")
+        reg("abs", t, t, abs, doc="|a|")
+    for name, op in (("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">=")):
+        template = "({0} " + op + " {1})"
+        pairs: tuple[tuple[Type, Type], ...] = (
+            (INT, INT),
+            (FLOAT, FLOAT),
+            (STR, STR),
+            (INT, FLOAT),
+            (FLOAT, INT),
+        )
+        for x, y in pairs:
+            reg(name, _pair(x, y), BOOL, _compare(op), template=template, doc=f"a {op} b")
+    reg("eq", _pair(_A, _A), BOOL, lambda x, y: x == y, template="({0} == {1})", doc="a == b")
+    reg("ne", _pair(_A, _A), BOOL, lambda x, y: x != y, template="({0} != {1})", doc="a != b")
+    reg("and", _pair(BOOL, BOOL), BOOL, lambda x, y: x and y, template="({0} and {1})")
+    reg("or", _pair(BOOL, BOOL), BOOL, lambda x, y: x or y, template="({0} or {1})")
+    reg("not", BOOL, BOOL, lambda x: not x, template="(not {0})")
+    reg("len", STR, INT, len, doc="length of a string, list or map")
+    reg("len", ListT(_A), INT, len)
+    reg("len", MapT(_A), INT, len)
+    reg("upper", STR, STR, str.upper)
+    reg("lower", STR, STR, str.lower)
+    reg("strip", STR, STR, str.strip)
+    reg("startswith", _pair(STR, STR), BOOL, str.startswith)
+    reg("endswith", _pair(STR, STR), BOOL, str.endswith)
+    reg("contains", _pair(STR, STR), BOOL, lambda s, sub: sub in s, template="({1} in {0})")
+    reg("replace", TupleT((STR, STR, STR)), STR, str.replace)
+    reg("split", _pair(STR, STR), ListT(STR), str.split)
+    reg("join", _pair(STR, ListT(STR)), STR, str.join)
+    reg("str_of_int", INT, STR, str)
+    reg("str_of_float", FLOAT, STR, repr)
+    reg("float_of_int", INT, FLOAT, float)
+    reg("int_of_float", FLOAT, INT, _int_of_float, doc="truncates toward zero")
+    reg("append", _pair(ListT(_A), _A), ListT(_A), lambda xs, x: [*xs, x], template="[*{0}, {1}]")
+    reg("item", _pair(ListT(_A), INT), _A, lambda xs, i: xs[i], template="{0}[{1}]")
+    reg("reverse", ListT(_A), ListT(_A), lambda xs: xs[::-1], template="{0}[::-1]")
+    reg("sum", ListT(INT), INT, sum)
+    reg("sum", ListT(FLOAT), FLOAT, lambda xs: float(sum(xs)))
+    reg("map_get", _pair(MapT(_A), STR), OptionT(_A), lambda d, k: d.get(k))
+    reg("map_put", TupleT((MapT(_A), STR, _A)), MapT(_A), lambda d, k, v: {**d, k: v})
+    reg(
+        "map_remove",
+        _pair(MapT(_A), STR),
+        MapT(_A),
+        lambda d, k: {x: v for x, v in d.items() if x != k},
+    )
+    reg("map_has", _pair(MapT(_A), STR), BOOL, lambda d, k: k in d, template="({1} in {0})")
+    reg("map_keys", MapT(_A), ListT(STR), lambda d: sorted(d))
+    reg("some", _A, OptionT(_A), lambda x: x, template="{0}")
+    reg("is_some", OptionT(_A), BOOL, lambda x: x is not None, template="({0} is not None)")
+    reg("is_none", OptionT(_A), BOOL, lambda x: x is None, template="({0} is None)")
+    reg("unwrap_or", _pair(OptionT(_A), _A), _A, lambda o, d: d if o is None else o)
+    reg("unwrap", OptionT(_A), _A, _unwrap, doc="the value; raises on None")
+
+
+def _compare(op: str) -> Callable[[Any, Any], bool]:
+    import operator
+
+    return {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}[op]
+
+
+_install_builtins(PRIMITIVES)
+
+
+F = typing.TypeVar("F", bound=Callable[..., Any])
+
+
+def primitive(
+    fn: F | None = None, *, name: str | None = None, registry: Registry | None = None
+) -> Any:
+    """Register a pure, annotated Python function as a primitive.
+
+    Usable as ``@primitive`` or ``@primitive(name="clamp")``. A function of
+    one parameter takes that type; of several, a tuple of them. The function
+    must be pure and total on its types: the runtime calls it on every item.
+
+    Raises:
+        TypeDefinitionError: a parameter or the return is not annotated with
+            a type arrowloop understands.
+    """
+
+    def register(f: F) -> F:
+        hints = typing.get_type_hints(f)
+        params = list(inspect.signature(f).parameters)
+        if "return" not in hints or any(p not in hints for p in params) or not params:
+            raise TypeError(
+                f"primitive {f.__qualname__} needs annotated parameters (at least one) "
+                "and an annotated return type"
+            )
+        ins = [from_annotation(hints[p], f"{f.__qualname__}.{p}") for p in params]
+        input_t: Type = ins[0] if len(ins) == 1 else TupleT(tuple(ins))
+        out = from_annotation(hints["return"], f"{f.__qualname__}.return")
+        (registry or PRIMITIVES).register(name or f.__name__, input_t, out, f, doc=f.__doc__ or "")
+        return f
+
+    if fn is not None:
+        return register(fn)
+    return register

@@ -1,0 +1,15 @@
+"""Layer 3, check: type inference and checking for arrow programs."""
+
+from __future__ import annotations
+
+from arrowloop.check._checker import (
+    Typed,
+    TypedLoop,
+    check_arrow,
+    check_loop,
+    has_type_vars,
+    infer,
+)
+from arrowloop.check._unify import Subst
+
+__all__ = ["Typed", "TypedLoop", "infer", "check_arrow", "check_loop", "has_type_vars", "Subst"]

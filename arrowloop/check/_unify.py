@@ -1,0 +1,179 @@
+"""Unification of types with type variables (union-find with a trail).
+
+The checker uses one :class:`Subst` per program. ``mark``/``rollback`` undo
+tentative bindings, which is how overloaded primitives are tried in turn.
+"""
+
+from __future__ import annotations
+
+from arrowloop.typesys import (
+    ListT,
+    MapT,
+    OptionT,
+    RecordT,
+    TupleT,
+    TVar,
+    Type,
+    VariantT,
+)
+
+__all__ = ["Subst"]
+
+
+class Subst:
+    """A substitution of type variables, grown by :meth:`unify`."""
+
+    def __init__(self) -> None:
+        self._bound: dict[int, Type] = {}
+        self._trail: list[int] = []
+        self._next = 1_000_000  # above any id used in primitive signatures
+
+    def fresh(self) -> TVar:
+        """A new, unbound type variable."""
+        self._next += 1
+        return TVar(self._next)
+
+    def walk(self, t: Type) -> Type:
+        """``t`` with bound variables at its top followed."""
+        while isinstance(t, TVar):
+            nxt = self._bound.get(t.id)
+            if nxt is None:
+                return t
+            t = nxt
+        return t
+
+    def resolve(self, t: Type) -> Type:
+        """``t`` with every bound variable replaced, all the way down."""
+        t = self.walk(t)
+        match t:
+            case TupleT(items=items):
+                return TupleT(tuple(self.resolve(i) for i in items))
+            case ListT(item=item):
+                return ListT(self.resolve(item))
+            case MapT(value=v):
+                return MapT(self.resolve(v))
+            case OptionT(item=item):
+                r = self.resolve(item)
+                return t if r is item else OptionT(r)
+            case RecordT(name=name, fields=fields):
+                if not _has_vars(t):
+                    return t
+                return RecordT(name, tuple((f, self.resolve(ft)) for f, ft in fields))
+            case VariantT(name=name, cases=cases):
+                if not _has_vars(t):
+                    return t
+                return VariantT(name, tuple((c, self.resolve(p)) for c, p in cases))
+        return t
+
+    def instantiate(self, t: Type, fresh: dict[int, TVar]) -> Type:
+        """``t`` with its variables renamed to fresh ones (shared via ``fresh``)."""
+        match t:
+            case TVar(id=i):
+                if i not in fresh:
+                    fresh[i] = self.fresh()
+                return fresh[i]
+            case TupleT(items=items):
+                return TupleT(tuple(self.instantiate(x, fresh) for x in items))
+            case ListT(item=item):
+                return ListT(self.instantiate(item, fresh))
+            case MapT(value=v):
+                return MapT(self.instantiate(v, fresh))
+            case OptionT(item=item):
+                return OptionT(self.instantiate(item, fresh))
+        return t
+
+    def mark(self) -> int:
+        """A point to :meth:`rollback` to."""
+        return len(self._trail)
+
+    def rollback(self, mark: int) -> None:
+        """Undo every binding made since ``mark``."""
+        while len(self._trail) > mark:
+            del self._bound[self._trail.pop()]
+
+    def unify(self, a: Type, b: Type) -> bool:
+        """Make ``a`` and ``b`` equal by binding variables; ``False`` if impossible.
+
+        On failure some bindings may remain: callers that want to try again
+        use :meth:`mark` and :meth:`rollback`.
+        """
+        stack = [(a, b)]
+        while stack:
+            x, y = stack.pop()
+            x, y = self.walk(x), self.walk(y)
+            if x is y or x == y:
+                continue
+            if isinstance(x, TVar):
+                if self._occurs(x, y):
+                    return False
+                self._bind(x, y)
+                continue
+            if isinstance(y, TVar):
+                if self._occurs(y, x):
+                    return False
+                self._bind(y, x)
+                continue
+            if type(x) is not type(y):
+                return False
+            match x, y:
+                case TupleT(items=xs), TupleT(items=ys):
+                    if len(xs) != len(ys):
+                        return False
+                    stack.extend(zip(xs, ys, strict=True))
+                case ListT(item=xi), ListT(item=yi):
+                    stack.append((xi, yi))
+                case MapT(value=xv), MapT(value=yv):
+                    stack.append((xv, yv))
+                case OptionT(item=xi), OptionT(item=yi):
+                    stack.append((xi, yi))
+                case RecordT(name=xn, fields=xf), RecordT(name=yn, fields=yf):
+                    if xn != yn or [f for f, _ in xf] != [f for f, _ in yf]:
+                        return False
+                    stack.extend((p, q) for (_, p), (_, q) in zip(xf, yf, strict=True))
+                case VariantT(name=xn, cases=xc), VariantT(name=yn, cases=yc):
+                    if xn != yn or [c for c, _ in xc] != [c for c, _ in yc]:
+                        return False
+                    stack.extend((p, q) for (_, p), (_, q) in zip(xc, yc, strict=True))
+                case _:
+                    return False  # distinct scalar types
+        return True
+
+    def _bind(self, v: TVar, t: Type) -> None:
+        self._bound[v.id] = t
+        self._trail.append(v.id)
+
+    def _occurs(self, v: TVar, t: Type) -> bool:
+        stack = [t]
+        while stack:
+            x = self.walk(stack.pop())
+            if isinstance(x, TVar):
+                if x.id == v.id:
+                    return True
+            else:
+                stack.extend(_children(x))
+        return False
+
+
+def _children(t: Type) -> tuple[Type, ...]:
+    match t:
+        case TupleT(items=items):
+            return items
+        case ListT(item=item) | OptionT(item=item):
+            return (item,)
+        case MapT(value=v):
+            return (v,)
+        case RecordT(fields=fields):
+            return tuple(ft for _, ft in fields)
+        case VariantT(cases=cases):
+            return tuple(p for _, p in cases)
+    return ()
+
+
+def _has_vars(t: Type) -> bool:
+    stack = [t]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, TVar):
+            return True
+        stack.extend(_children(x))
+    return False

@@ -1,0 +1,170 @@
+"""Deriving arrowloop types from ordinary Python annotations.
+
+``int``, ``float``, ``str``, ``bool``, ``None``; ``tuple[A, B]``;
+``list[A]``; ``dict[str, A]``; ``A | None`` (an option); frozen attrs classes
+(records); unions of frozen attrs classes (variants whose tags are the class
+names); ``enum.Enum`` subclasses (variants of unit cases, tagged by member
+name). A :class:`~arrowloop.typesys.Type` passes through unchanged.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from typing import Any
+
+import attrs
+
+from arrowloop.errors import TypeDefinitionError
+from arrowloop.typesys._repr import bind_enum, bind_record, record_type_of_class
+from arrowloop.typesys._types import (
+    BOOL,
+    FLOAT,
+    INT,
+    STR,
+    UNIT,
+    ListT,
+    MapT,
+    OptionT,
+    RecordT,
+    TupleT,
+    Type,
+    UnitT,
+    VariantT,
+)
+
+__all__ = ["from_annotation", "TypeLike"]
+
+#: Anything :func:`from_annotation` accepts: a Type or a Python annotation.
+TypeLike = Type | type | types.UnionType | Any
+
+_SCALARS: dict[Any, Type] = {
+    int: INT,
+    float: FLOAT,
+    str: STR,
+    bool: BOOL,
+    None: UNIT,
+    type(None): UNIT,
+}
+
+
+def _bad(annotation: object, path: str, hint: str) -> TypeDefinitionError:
+    found = _show(annotation)
+    return TypeDefinitionError(
+        f"cannot use the annotation {found} as an arrowloop type: {hint}",
+        path=path,
+        expected="int, float, str, bool, None, tuple[...], list[T], dict[str, T], "
+        "T | None, a frozen attrs class, a union of them, or an Enum",
+        found=found,
+    )
+
+
+def _show(annotation: object) -> str:
+    if isinstance(annotation, type):
+        return annotation.__qualname__
+    return repr(annotation)[:80]
+
+
+def from_annotation(annotation: TypeLike, path: str = "annotation") -> Type:
+    """Turn a Python annotation (or a :class:`Type`) into an arrowloop type.
+
+    Records and enums are bound to their classes as a side effect, so values
+    built by compiled programs are instances of the user's own classes.
+
+    Raises:
+        TypeDefinitionError: naming the part of the annotation that has no
+            arrowloop counterpart, with what is supported instead.
+    """
+    return _convert(annotation, path, ())
+
+
+def _convert(a: Any, path: str, active: tuple[type, ...]) -> Type:
+    if isinstance(a, Type):
+        return a
+    if a in _SCALARS:
+        return _SCALARS[a]
+    origin = typing.get_origin(a)
+    args = typing.get_args(a)
+    if origin is tuple:
+        if not args or (len(args) == 2 and args[1] is Ellipsis):
+            raise _bad(a, path, "tuples need fixed item types; use list[T] for sequences")
+        if args == ((),):
+            return TupleT(())
+        return TupleT(tuple(_convert(x, f"{path}[{i}]", active) for i, x in enumerate(args)))
+    if origin is list:
+        if len(args) != 1:
+            raise _bad(a, path, "write list[T]")
+        return ListT(_convert(args[0], f"{path}[0]", active))
+    if origin is dict:
+        if len(args) != 2 or args[0] is not str:
+            raise _bad(a, path, "maps must have str keys: write dict[str, T]")
+        return MapT(_convert(args[1], f"{path}[1]", active))
+    if origin is typing.Union or isinstance(a, types.UnionType):
+        return _union(a, args, path, active)
+    if isinstance(a, type) and issubclass(a, enum.Enum):
+        return _enum(a, path)
+    if isinstance(a, type) and attrs.has(a):
+        return _record(a, path, active)
+    if isinstance(a, str):
+        raise _bad(a, path, "string (forward) annotations must be resolved first")
+    raise _bad(a, path, "not a supported type")
+
+
+def _union(a: Any, args: tuple[Any, ...], path: str, active: tuple[type, ...]) -> Type:
+    rest = [x for x in args if x is not None and x is not type(None)]
+    if len(rest) < len(args):
+        inner = rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]  # noqa: UP007
+        item = _convert(inner, path, active)
+        if isinstance(item, OptionT | UnitT):
+            raise _bad(a, path, "None would be ambiguous here")
+        return OptionT(item)
+    cases: list[tuple[str, Type]] = []
+    for i, x in enumerate(rest):
+        if not (isinstance(x, type) and attrs.has(x)):
+            raise _bad(
+                x,
+                f"{path}|{i}",
+                "variant cases must be frozen attrs classes (wrap scalars in a record)",
+            )
+        rt = _record(x, f"{path}|{i}", active)
+        assert isinstance(rt, RecordT)
+        cases.append((rt.name, rt))
+    try:
+        return VariantT("", tuple(cases))
+    except TypeDefinitionError as exc:
+        raise _bad(a, path, exc.message) from None
+
+
+def _enum(cls: type[enum.Enum], path: str) -> Type:
+    try:
+        t = VariantT(cls.__name__, tuple((m.name, UNIT) for m in cls))
+    except TypeDefinitionError as exc:
+        raise _bad(cls, path, exc.message) from None
+    bind_enum(cls, t)
+    return t
+
+
+def _record(cls: type, path: str, active: tuple[type, ...]) -> Type:
+    known = record_type_of_class(cls)
+    if known is not None:
+        return known
+    if cls in active:
+        raise _bad(cls, path, "recursive records are not supported")
+    if getattr(cls.__setattr__, "__name__", "") != "_frozen_setattrs":
+        raise _bad(cls, path, "record classes must be frozen (use @attrs.frozen)")
+    try:
+        attrs.resolve_types(cls)
+    except NameError as exc:
+        raise _bad(cls, path, f"its field annotations do not resolve ({exc})") from None
+    fields = []
+    for f in attrs.fields(cls):
+        if not f.init:
+            raise _bad(cls, f"{path}.{f.name}", "every field must be an __init__ parameter")
+        fields.append((f.name, _convert(f.type, f"{path}.{f.name}", (*active, cls))))
+    try:
+        t = RecordT(cls.__name__, tuple(fields))
+    except TypeDefinitionError as exc:
+        raise _bad(cls, path, exc.message) from None
+    bind_record(cls, t)
+    return t

@@ -1,0 +1,194 @@
+"""How values of records and variants are represented at run time.
+
+A record value is an instance of a frozen class bound to the record type: the
+user's attrs class when the type came from an annotation, otherwise a class
+synthesised here (records received over the wire). A variant value is
+represented according to its case:
+
+* a case whose payload is a record named like the tag (the usual
+  ``ReadCount | IncrCount`` union of attrs classes) is the record instance
+  itself, so users see their own objects;
+* a unit case of a variant bound to a Python ``Enum`` is the enum member;
+* any other case is a :class:`Tagged` pair ``(tag, value)``.
+
+Bindings are per process, keyed by the structural type, first binding wins,
+and the table is bounded.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Final
+
+import attrs
+
+from arrowloop.errors import TypeDefinitionError
+from arrowloop.typesys._types import RecordT, Type, UnitT, VariantT
+
+__all__ = [
+    "Tagged",
+    "CaseRepr",
+    "bind_record",
+    "bind_enum",
+    "bindings_epoch",
+    "record_class",
+    "record_type_of_class",
+    "enum_class",
+    "case_repr",
+    "tag_and_payload",
+    "MAX_BINDINGS",
+]
+
+MAX_BINDINGS: Final = 10_000
+
+
+@attrs.frozen(slots=True)
+class Tagged:
+    """A variant value whose case is not represented by a class of its own."""
+
+    tag: str
+    value: Any
+
+
+_record_classes: dict[RecordT, type] = {}
+_class_records: dict[type, RecordT] = {}
+_enum_classes: dict[VariantT, type[enum.Enum]] = {}
+_enum_variants: dict[type[enum.Enum], VariantT] = {}
+_synthesised: set[type] = set()
+_epoch = [0]
+
+
+def _room(table: dict[Any, Any]) -> None:
+    if len(table) >= MAX_BINDINGS:
+        raise TypeDefinitionError(
+            f"expected at most {MAX_BINDINGS} distinct record/enum types in one process, "
+            "found more (the class binding table is full)",
+            expected=f"<= {MAX_BINDINGS} bindings",
+            found="table full",
+        )
+
+
+def bindings_epoch() -> int:
+    """A counter bumped whenever a binding changes which class represents a type.
+
+    Compiled code bakes classes in, so caches of compiled code key on it.
+    """
+    return _epoch[0]
+
+
+def _conflict(t: object, old: type, new: type) -> TypeDefinitionError:
+    return TypeDefinitionError(
+        f"the type {t!r} is already represented by {old.__module__}.{old.__qualname__}; "
+        f"{new.__module__}.{new.__qualname__} has the same name and fields. Give one of "
+        "them another name (two classes cannot share one arrowloop type)",
+        expected="one class per record or enum type",
+        found=f"{new.__module__}.{new.__qualname__}",
+    )
+
+
+def bind_record(cls: type, t: RecordT) -> None:
+    """Bind the attrs class ``cls`` to the record type ``t``.
+
+    A class synthesised for ``t`` earlier (for data received before the
+    user's class was known) is replaced; its instances stay valid.
+
+    Raises:
+        TypeDefinitionError: another user class is already bound to ``t``.
+    """
+    if _class_records.get(cls) == t:
+        return
+    old = _record_classes.get(t)
+    if old is not None and old not in _synthesised:
+        raise _conflict(t, old, cls)
+    _room(_class_records)
+    _class_records[cls] = t
+    _record_classes[t] = cls
+    if old is not None:
+        _epoch[0] += 1
+
+
+def bind_enum(cls: type[enum.Enum], t: VariantT) -> None:
+    """Bind the enum class ``cls`` to the variant type ``t`` (unit cases).
+
+    Raises:
+        TypeDefinitionError: another enum class is already bound to ``t``.
+    """
+    if _enum_variants.get(cls) == t:
+        return
+    old = _enum_classes.get(t)
+    if old is not None:
+        raise _conflict(t, old, cls)
+    _room(_enum_variants)
+    _enum_variants[cls] = t
+    _enum_classes[t] = cls
+    _epoch[0] += 1
+
+
+def record_class(t: RecordT) -> type:
+    """The class whose instances represent values of ``t`` (synthesised if unbound)."""
+    cls = _record_classes.get(t)
+    if cls is None:
+        _room(_record_classes)
+        cls = attrs.make_class(
+            t.name,
+            [name for name, _ in t.fields],
+            frozen=True,
+            slots=True,
+        )
+        cls.__module__ = "arrowloop.typesys.synthesised"
+        _record_classes[t] = cls
+        _class_records[cls] = t
+        _synthesised.add(cls)
+    return cls
+
+
+def record_type_of_class(cls: type) -> RecordT | None:
+    """The record type bound to ``cls``, if any."""
+    return _class_records.get(cls)
+
+
+def enum_class(t: VariantT) -> type[enum.Enum] | None:
+    """The enum class bound to the variant ``t``, if any."""
+    return _enum_classes.get(t)
+
+
+@attrs.frozen(slots=True)
+class CaseRepr:
+    """How one case of a variant is represented.
+
+    ``how`` is ``"record"`` (the value is an instance of ``cls``), ``"enum"``
+    (the value is ``member``) or ``"tagged"`` (a :class:`Tagged`).
+    """
+
+    how: str
+    tag: str
+    cls: type | None = None
+    member: enum.Enum | None = None
+
+
+def case_repr(t: VariantT, tag: str) -> CaseRepr:
+    """The representation of case ``tag`` of variant ``t``."""
+    payload: Type | None = t.payload(tag)
+    if isinstance(payload, RecordT) and payload.name == tag:
+        return CaseRepr("record", tag, cls=record_class(payload))
+    if isinstance(payload, UnitT):
+        ecls = enum_class(t)
+        if ecls is not None:
+            return CaseRepr("enum", tag, member=ecls[tag])
+    return CaseRepr("tagged", tag)
+
+
+def tag_and_payload(value: object) -> tuple[str, object]:
+    """The tag and payload of a variant value (used by the interpreter).
+
+    Raises:
+        TypeError: when ``value`` is not a variant value.
+    """
+    if type(value) is Tagged:
+        return value.tag, value.value
+    if isinstance(value, enum.Enum):
+        return value.name, None
+    rt = _class_records.get(type(value))
+    if rt is not None:
+        return rt.name, value
+    raise TypeError(f"expected a variant value, found {type(value).__name__}")

@@ -1,0 +1,320 @@
+"""Values of arrowloop types: validation and the JSON value form.
+
+JSON forms, by type: unit ``null``; bool, int, str as themselves; float as a
+number (non-finite floats as the strings ``"NaN"``, ``"Infinity"``,
+``"-Infinity"``); tuple and list as arrays; map as an object; option as
+``null`` or the item's form; record as an object of its fields; variant as
+``{"tag": T, "value": V}`` (``value`` may be omitted on input when the payload
+is unit or a record without fields).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Any
+
+from arrowloop.errors import ValidationError
+from arrowloop.typesys._repr import (
+    Tagged,
+    case_repr,
+    record_class,
+    record_type_of_class,
+)
+from arrowloop.typesys._types import (
+    BoolT,
+    FloatT,
+    IntT,
+    ListT,
+    MapT,
+    OptionT,
+    RecordT,
+    StrT,
+    TupleT,
+    TVar,
+    Type,
+    UnitT,
+    VariantT,
+)
+
+__all__ = ["validate", "to_json", "from_json", "describe"]
+
+
+def describe(value: object) -> str:
+    """A short rendering of a value's Python type for error messages."""
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    if isinstance(value, bool | int | float):
+        return f"{name} {value!r:.40}"
+    return name
+
+
+def _fail(path: str, expected: str, value: object) -> ValidationError:
+    found = describe(value)
+    return ValidationError(
+        f"expected {expected}, found {found}", path=path, expected=expected, found=found
+    )
+
+
+def validate(t: Type, value: object, path: str = "value") -> None:
+    """Check that the runtime value ``value`` has type ``t``.
+
+    Raises:
+        ValidationError: naming the place inside ``value`` that does not fit.
+    """
+    match t:
+        case UnitT():
+            if value is not None:
+                raise _fail(path, "None (unit)", value)
+        case BoolT():
+            if type(value) is not bool:
+                raise _fail(path, "bool", value)
+        case IntT():
+            if type(value) is not int:
+                raise _fail(path, "int", value)
+        case FloatT():
+            if type(value) is not float:
+                raise _fail(path, "float", value)
+        case StrT():
+            if type(value) is not str:
+                raise _fail(path, "str", value)
+        case TupleT(items=items):
+            if type(value) is not tuple or len(value) != len(items):
+                raise _fail(path, f"a tuple of {len(items)} {t!r}", value)
+            for i, (it, v) in enumerate(zip(items, value, strict=True)):
+                validate(it, v, f"{path}[{i}]")
+        case ListT(item=item):
+            if type(value) is not list:
+                raise _fail(path, f"a list {t!r}", value)
+            for i, v in enumerate(value):
+                validate(item, v, f"{path}[{i}]")
+        case MapT(value=vt):
+            if type(value) is not dict:
+                raise _fail(path, f"a dict {t!r}", value)
+            for k, v in value.items():
+                if type(k) is not str:
+                    raise _fail(f"{path}.<key>", "a str key", k)
+                validate(vt, v, f"{path}[{k!r:.40}]")
+        case OptionT(item=item):
+            if value is not None:
+                validate(item, value, path)
+        case RecordT():
+            _validate_record(t, value, path)
+        case VariantT():
+            _validate_variant(t, value, path)
+        case TVar():
+            raise _fail(path, f"a value of a resolved type, not {t!r}", value)
+        case _:  # pragma: no cover - every type kind is matched above
+            raise _fail(path, repr(t), value)
+
+
+def _validate_record(t: RecordT, value: object, path: str) -> None:
+    rt = record_type_of_class(type(value))
+    if rt != t:
+        raise _fail(path, f"a record {t!r}", value)
+    for name, ft in t.fields:
+        validate(ft, getattr(value, name), f"{path}.{name}")
+
+
+def _validate_variant(t: VariantT, value: object, path: str) -> None:
+    if type(value) is Tagged:
+        payload = t.payload(value.tag)
+        if payload is None or case_repr(t, value.tag).how != "tagged":
+            raise _fail(path, f"a case of {t!r}", value)
+        validate(payload, value.value, f"{path}.{value.tag}")
+        return
+    if isinstance(value, enum.Enum):
+        payload = t.payload(value.name)
+        if payload is None or case_repr(t, value.name).member is not value:
+            raise _fail(path, f"a case of {t!r}", value)
+        return
+    rt = record_type_of_class(type(value))
+    if rt is None or t.payload(rt.name) != rt:
+        raise _fail(path, f"a case of {t!r}", value)
+    _validate_record(rt, value, path)
+
+
+def to_json(t: Type, value: Any) -> Any:
+    """The JSON form of ``value`` (assumed valid for ``t``) as plain Python data."""
+    match t:
+        case UnitT():
+            return None
+        case BoolT() | IntT() | StrT():
+            return value
+        case FloatT():
+            if math.isfinite(value):
+                return value
+            return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        case TupleT(items=items):
+            return [to_json(it, v) for it, v in zip(items, value, strict=True)]
+        case ListT(item=item):
+            return [to_json(item, v) for v in value]
+        case MapT(value=vt):
+            return {k: to_json(vt, v) for k, v in value.items()}
+        case OptionT(item=item):
+            return None if value is None else to_json(item, value)
+        case RecordT(fields=fields):
+            return {name: to_json(ft, getattr(value, name)) for name, ft in fields}
+        case VariantT():
+            if type(value) is Tagged:
+                tag, payload = value.tag, value.value
+            elif isinstance(value, enum.Enum):
+                tag, payload = value.name, None
+            else:
+                rt = record_type_of_class(type(value))
+                assert rt is not None
+                tag, payload = rt.name, value
+            pt = t.payload(tag)
+            assert pt is not None
+            return {"tag": tag, "value": to_json(pt, payload)}
+    raise ValidationError(f"expected a resolved type, found {t!r}", expected="type", found=repr(t))
+
+
+_SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _jfail(path: str, expected: str, data: object) -> ValidationError:
+    found = _json_kind(data)
+    return ValidationError(
+        f"expected {expected}, found {found}", path=path, expected=expected, found=found
+    )
+
+
+def _json_kind(data: object) -> str:
+    if data is None:
+        return "null"
+    if isinstance(data, bool):
+        return "a JSON boolean"
+    if isinstance(data, int | float):
+        return f"the number {data!r:.40}"
+    if isinstance(data, str):
+        return f"the string {data!r:.40}"
+    if isinstance(data, list):
+        return f"an array of {len(data)}"
+    if isinstance(data, dict):
+        return "an object"
+    return type(data).__name__
+
+
+def from_json(t: Type, data: Any, path: str = "value") -> Any:
+    """Build the runtime value of type ``t`` from its JSON form ``data``.
+
+    Raises:
+        ValidationError: naming the place inside ``data`` that does not fit.
+    """
+    match t:
+        case UnitT():
+            if data is not None:
+                raise _jfail(path, "null (unit)", data)
+            return None
+        case BoolT():
+            if type(data) is not bool:
+                raise _jfail(path, "a boolean", data)
+            return data
+        case IntT():
+            if type(data) is not int:
+                raise _jfail(path, "an integer", data)
+            return data
+        case FloatT():
+            if type(data) is float:
+                return data
+            if type(data) is int:
+                return float(data)
+            if type(data) is str and data in _SPECIAL_FLOATS:
+                return _SPECIAL_FLOATS[data]
+            raise _jfail(path, "a number", data)
+        case StrT():
+            if type(data) is not str:
+                raise _jfail(path, "a string", data)
+            return data
+        case TupleT(items=items):
+            if type(data) is not list or len(data) != len(items):
+                raise _jfail(path, f"an array of {len(items)} (a tuple {t!r})", data)
+            return tuple(
+                from_json(it, d, f"{path}[{i}]")
+                for i, (it, d) in enumerate(zip(items, data, strict=True))
+            )
+        case ListT(item=item):
+            if type(data) is not list:
+                raise _jfail(path, f"an array (a list {t!r})", data)
+            return [from_json(item, d, f"{path}[{i}]") for i, d in enumerate(data)]
+        case MapT(value=vt):
+            if type(data) is not dict:
+                raise _jfail(path, f"an object (a map {t!r})", data)
+            return {k: from_json(vt, d, f"{path}[{k!r:.40}]") for k, d in data.items()}
+        case OptionT(item=item):
+            return None if data is None else from_json(item, data, path)
+        case RecordT():
+            return _record_from_json(t, data, path)
+        case VariantT():
+            return _variant_from_json(t, data, path)
+    raise _jfail(path, f"a value of a resolved type, not {t!r}", data)
+
+
+def _record_from_json(t: RecordT, data: Any, path: str) -> Any:
+    if type(data) is not dict:
+        raise _jfail(path, f"an object (a record {t!r})", data)
+    names = [name for name, _ in t.fields]
+    extra = [k for k in data if k not in names]
+    if extra:
+        raise ValidationError(
+            f"expected only the fields {names} of record {t.name}, "
+            f"found the field {extra[0]!r:.40}",
+            path=path,
+            expected=f"fields {names}",
+            found=repr(extra[0])[:40],
+        )
+    args = []
+    for name, ft in t.fields:
+        if name not in data:
+            raise ValidationError(
+                f"expected the field {name!r} of record {t.name}, found it missing",
+                path=path,
+                expected=f"field {name}",
+                found="missing",
+            )
+        args.append(from_json(ft, data[name], f"{path}.{name}"))
+    return record_class(t)(*args)
+
+
+def _variant_from_json(t: VariantT, data: Any, path: str) -> Any:
+    if type(data) is not dict or "tag" not in data:
+        raise _jfail(path, f'an object {{"tag": ..., "value": ...}} (a variant {t!r})', data)
+    extra = [k for k in data if k not in ("tag", "value")]
+    if extra:
+        raise ValidationError(
+            f'expected only "tag" and "value" in a variant, found {extra[0]!r:.40}',
+            path=path,
+            expected='"tag", "value"',
+            found=repr(extra[0])[:40],
+        )
+    tag = data["tag"]
+    payload_t = t.payload(tag) if type(tag) is str else None
+    if payload_t is None:
+        raise ValidationError(
+            f"expected one of the tags {list(t.tags)}, found {tag!r:.40}",
+            path=f"{path}.tag",
+            expected=f"one of {list(t.tags)}",
+            found=repr(tag)[:40],
+        )
+    if "value" in data:
+        raw = data["value"]
+    elif isinstance(payload_t, UnitT):
+        raw = None
+    elif isinstance(payload_t, RecordT) and not payload_t.fields:
+        raw = {}
+    else:
+        raise ValidationError(
+            f'expected a "value" for tag {tag}, found it missing',
+            path=path,
+            expected='"value"',
+            found="missing",
+        )
+    payload = from_json(payload_t, raw, f"{path}.value")
+    rep = case_repr(t, tag)
+    if rep.how == "record":
+        return payload
+    if rep.how == "enum":
+        return rep.member
+    return Tagged(tag, payload)

@@ -1,0 +1,1 @@
+"""Worked examples for arrowloop (importable so tests and benchmarks share them)."""

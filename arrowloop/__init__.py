@@ -41,13 +41,35 @@ from arrowloop.check import check_arrow, check_loop, infer
 from arrowloop.errors import (
     ArrowloopError,
     CheckError,
+    ChildSpecError,
     CompileError,
     DecodeError,
+    EscalationError,
+    FrontendError,
     LocatedError,
+    SupervisorError,
     TypeDefinitionError,
     ValidationError,
 )
+from arrowloop.frontend import PyFunction, PyMachine, arrow, statemachine
 from arrowloop.machine import AnyMachine, Function, Machine, NativeMachine, native
+from arrowloop.supervisor import (
+    AutoRollback,
+    ChildSpec,
+    ChildStatus,
+    CodeChange,
+    Restart,
+    StageUpgrade,
+    Strategy,
+    Supervisor,
+    SupervisorSpec,
+    SupervisorStatus,
+    UpgradeRecord,
+    child,
+    code_change,
+    open_supervisor,
+    supervisor,
+)
 from arrowloop.typesys import Tagged, Type, from_annotation
 from arrowloop.wire import Limits
 
@@ -93,6 +115,27 @@ __all__ = [
     "Function",
     "AnyMachine",
     "native",
+    # the Python front end
+    "statemachine",
+    "arrow",
+    "PyMachine",
+    "PyFunction",
+    # supervision
+    "Restart",
+    "Strategy",
+    "AutoRollback",
+    "ChildSpec",
+    "SupervisorSpec",
+    "child",
+    "supervisor",
+    "Supervisor",
+    "open_supervisor",
+    "CodeChange",
+    "StageUpgrade",
+    "code_change",
+    "UpgradeRecord",
+    "ChildStatus",
+    "SupervisorStatus",
     # types and wire
     "Type",
     "Tagged",
@@ -106,4 +149,8 @@ __all__ = [
     "CheckError",
     "DecodeError",
     "CompileError",
+    "FrontendError",
+    "SupervisorError",
+    "ChildSpecError",
+    "EscalationError",
 ]

@@ -1,9 +1,9 @@
 """``python -m arrowloop``: the command line.
 
-For now one command, ``demo``: the counter of DESIGN.md run step by step in
-this process, its machines shipped through the wire format and re-checked
-before they run, upgraded by hand between versions (the supervised TCP demo
-replaces this once the runtime and server exist).
+For now one command, ``demo``: the counter of DESIGN.md on a running
+pipeline in this process, its machines shipped through the wire format and
+re-checked before they are installed by in-band upgrades, then upgraded
+again under load (the TCP server demo replaces this once the server exists).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m arrowloop")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="run the counter transcript in-process")
+    sub.add_parser("demo", help="run the counter transcript with live upgrades, in-process")
     args = parser.parse_args(argv)
     if args.command == "demo":
         from arrowloop._demo import run_demo

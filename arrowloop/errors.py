@@ -18,6 +18,14 @@ __all__ = [
     "CheckError",
     "DecodeError",
     "CompileError",
+    "PipelineError",
+    "PipelineClosed",
+    "StepError",
+    "UpgradeError",
+    "FrontendError",
+    "SupervisorError",
+    "ChildSpecError",
+    "EscalationError",
 ]
 
 
@@ -95,3 +103,115 @@ class DecodeError(LocatedError, ValueError):
 
 class CompileError(ArrowloopError):
     """Code generation failed for a program that passed the checker (a bug)."""
+
+
+class PipelineError(ArrowloopError):
+    """A pipeline was built or used wrongly (bad stage list, use after close)."""
+
+
+class PipelineClosed(PipelineError):
+    """An item or request was sent to a pipeline that is closing or closed."""
+
+
+class StepError(ArrowloopError):
+    """A stage's step raised (or returned a bad value) on an item.
+
+    The caller of :meth:`~arrowloop.runtime.Pipeline.call` gets this error;
+    the item and the error also go to the dead-letter sink. ``stage`` names
+    the stage, ``version`` its machine version, ``item`` the failing input.
+    """
+
+    def __init__(self, message: str, *, stage: str, version: str, item: object) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.version = version
+        self.item = item
+
+
+class UpgradeError(ArrowloopError):
+    """An upgrade was refused or failed; the old machine and state remain.
+
+    ``stage`` names the stage (or stages) concerned and ``reason`` says why;
+    ``__cause__`` holds the underlying error (a CheckError for an ill-typed
+    machine or migration, the exception a migration raised, ...).
+    """
+
+    def __init__(self, message: str, *, stage: str, reason: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.reason = reason
+
+
+class FrontendError(LocatedError, SyntaxError):
+    """A Python function given to the front end is outside the supported subset.
+
+    Raised at decoration time by :func:`arrowloop.statemachine` and
+    :func:`arrowloop.arrow` when the function uses a construct the front end
+    does not translate (a ``while`` loop, ``global``, attribute assignment,
+    an unknown call, ...), or is ill-typed in the subset (``"a" + 1``, a
+    missing ``return``, a ``match`` on a variant that reads a field before
+    matching). The message says what was found and what to write instead.
+
+    ``path`` is ``file:line:column`` (both 1-based). It is also a
+    :class:`SyntaxError`, with ``filename``, ``lineno``, ``offset`` and
+    ``text`` set, so tracebacks show the offending source line with a caret.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str = "",
+        expected: str | None = None,
+        found: str | None = None,
+        filename: str | None = None,
+        lineno: int | None = None,
+        offset: int | None = None,
+        text: str | None = None,
+        end_lineno: int | None = None,
+        end_offset: int | None = None,
+    ) -> None:
+        super().__init__(message, path=path, expected=expected, found=found)
+        self.msg = message
+        self.filename = filename
+        self.lineno = lineno
+        self.offset = offset
+        self.text = text
+        self.end_lineno = end_lineno
+        self.end_offset = end_offset
+
+
+class SupervisorError(LocatedError):
+    """A supervisor was specified or used wrongly.
+
+    Raised for a request to a supervisor that has stopped, a request naming
+    a child it does not have, or an adapted call it cannot serve. ``path``
+    names the place (``children[2].restart``) where that applies.
+    """
+
+
+class ChildSpecError(SupervisorError, ValueError):
+    """A child or supervisor spec is invalid (checked field by field before
+    anything runs, like OTP's ``supervisor:check_childspecs``).
+
+    ``path`` names the field (``children[1].shutdown``).
+    """
+
+
+class EscalationError(SupervisorError):
+    """A supervisor gave up: a child needed more restarts than its restart
+    intensity allows. The supervisor terminated its children and exited with
+    this error, which its parent sees as an abnormal exit of that child.
+
+    ``supervisor`` and ``child`` name who gave up and which child's exit
+    tipped it over; ``restarts`` and ``period`` are the limit exceeded.
+    """
+
+    def __init__(
+        self, message: str, *, supervisor: str, child: str, restarts: int, period: float
+    ) -> None:
+        super().__init__(message, path=f"{supervisor}.{child}")
+        self.supervisor = supervisor
+        self.child = child
+        self.restarts = restarts
+        self.period = period

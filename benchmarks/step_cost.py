@@ -1,9 +1,12 @@
 """Cost of one step of the counter v3: compiled vs interpreted vs hand-written.
 
-All three run in the same process on the same message sequence, so the
-ratios (compiled / hand-written, interpreted / hand-written) are meaningful
-on a shared, noisy machine even when the absolute numbers are not. Each
-figure is the best of several repeats.
+All run in the same process on the same message sequence, so the ratios
+(compiled / hand-written, interpreted / hand-written) are meaningful on a
+shared, noisy machine even when the absolute numbers are not. Each figure
+is the best of several repeats. ``frontend`` is the counter v3 written in
+plain Python (examples/counter_py.py) and compiled by the front end: its
+ratio shows what is left of the environment passing after the simplifier
+and the code generator.
 
 Run: ``.venv/bin/python benchmarks/step_cost.py`` (or ``make bench``);
 writes ``benchmarks/results/step_cost.json``.
@@ -24,6 +27,7 @@ if str(ROOT) not in sys.path:
 
 from arrowloop import Machine  # noqa: E402
 from examples import counter as c  # noqa: E402
+from examples import counter_py  # noqa: E402
 
 State = tuple[int, bool]
 
@@ -74,19 +78,27 @@ def ns_per_step(step: Callable[[Any, Any], tuple[Any, Any]], repeat: int, number
 
 
 def measure(repeat: int = 7, number: int = 50) -> dict[str, float]:
-    """Measure the three variants and their ratios."""
+    """Measure the variants and their ratios."""
     machine = Machine.build(c.counter_v3, c.InputV3, c.Output)
+    frontend = counter_py.counter_v3.machine
     results: dict[str, float] = {}
     # Interleave the variants so drifting machine load hits them alike.
-    runs: dict[str, list[float]] = {"handwritten": [], "compiled": [], "interpreted": []}
+    runs: dict[str, list[float]] = {
+        "handwritten": [],
+        "compiled": [],
+        "frontend": [],
+        "interpreted": [],
+    }
     for _ in range(3):
         runs["handwritten"].append(ns_per_step(handwritten_v3, repeat, number))
         runs["compiled"].append(ns_per_step(machine.step, repeat, number))
+        runs["frontend"].append(ns_per_step(frontend.step, repeat, number))
         runs["interpreted"].append(ns_per_step(machine.interpret, max(2, repeat // 3), 2))
     for key, values in runs.items():
         results[f"{key}_ns"] = round(min(values), 2)
     results["compiled_ratio"] = round(results["compiled_ns"] / results["handwritten_ns"], 3)
     results["interpreted_ratio"] = round(results["interpreted_ns"] / results["handwritten_ns"], 3)
+    results["frontend_ratio"] = round(results["frontend_ns"] / results["handwritten_ns"], 3)
     return results
 
 

@@ -58,6 +58,7 @@ from arrowloop.arrows._prims import (
     Signature,
     primitive,
 )
+from arrowloop.arrows._simplify import droppable, map_children, simplify, simplify_loop
 
 __all__ = [
     "Arrow",
@@ -110,4 +111,8 @@ __all__ = [
     "fold",
     "loop",
     "type_of_value",
+    "simplify",
+    "simplify_loop",
+    "map_children",
+    "droppable",
 ]

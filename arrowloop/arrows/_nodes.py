@@ -84,6 +84,27 @@ class Arrow:
         return Case((("left", self), ("right", other)))
 
 
+def _value_key(value: Any) -> Any:
+    """The equality key of a constant (``Const.value``, ``Loop.init``).
+
+    Plain ``==`` says ``0.0 == -0.0`` and ``nan != nan``, so two programs
+    that behave differently would compare (and hash) equal, sharing one entry
+    of the compiled-code cache, and a program holding a NaN would not equal
+    itself after a wire round trip. The key tells the zeros apart, makes
+    every NaN equal, and keeps ``True`` apart from ``1``.
+    """
+    t = type(value)
+    if t is float:
+        return (float, value.hex())
+    if t is tuple or t is list:
+        return (t, tuple(_value_key(v) for v in value))
+    if t is dict:
+        return (dict, {k: _value_key(v) for k, v in value.items()})
+    if attrs.has(t):
+        return (t, tuple(_value_key(getattr(value, f.name)) for f in attrs.fields(t)))
+    return (t, value)
+
+
 def _flat(a: Arrow) -> tuple[Arrow, ...]:
     return a.steps if isinstance(a, Compose) else (a,)
 
@@ -171,7 +192,7 @@ class Const(Arrow):
 
     kind: ClassVar[str] = "const"
     type: Type
-    value: Any = attrs.field(hash=False)
+    value: Any = attrs.field(hash=False, eq=_value_key)
 
 
 @attrs.frozen(cache_hash=True)
@@ -332,7 +353,7 @@ class Loop:
     kind: ClassVar[str] = "loop"
     body: Arrow
     state: Type
-    init: Any = attrs.field(hash=False)
+    init: Any = attrs.field(hash=False, eq=_value_key)
 
     def __rshift__(self, other: Loop | Arrow) -> Loop:
         if isinstance(other, Arrow):

@@ -152,6 +152,14 @@ def _int_of_float(x: float) -> int:
     return int(x)
 
 
+def _float_min(x: float, y: float) -> float:
+    return float(min(x, y))
+
+
+def _float_max(x: float, y: float) -> float:
+    return float(max(x, y))
+
+
 def _install_builtins(r: Registry) -> None:
     reg = r.register
     nums = ((INT, INT, INT), (FLOAT, FLOAT, FLOAT), (INT, FLOAT, FLOAT), (FLOAT, INT, FLOAT))
@@ -164,8 +172,10 @@ def _install_builtins(r: Registry) -> None:
         )
         reg("mod", _pair(a, b), out, lambda x, y: x % y, template="({0} % {1})", doc="a % b")
         reg("div", _pair(a, b), FLOAT, lambda x, y: x / y, template="({0} / {1})", doc="a / b")
-        reg("min", _pair(a, b), out, min, doc="the smaller of a and b")
-        reg("max", _pair(a, b), out, max, doc="the larger of a and b")
+        # min(1, 2.0) is the int 1: mixed overloads convert to their float output.
+        lo, hi = (min, max) if a == b else (_float_min, _float_max)
+        reg("min", _pair(a, b), out, lo, doc="the smaller of a and b")
+        reg("max", _pair(a, b), out, hi, doc="the larger of a and b")
     reg("add", _pair(STR, STR), STR, lambda x, y: x + y, template="({0} + {1})")
     reg("add", _pair(ListT(_A), ListT(_A)), ListT(_A), lambda x, y: x + y, template="({0} + {1})")
     reg("min", _pair(STR, STR), STR, min)

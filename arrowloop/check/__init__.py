@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from arrowloop.check._checker import (
+    MAX_NESTING,
     Typed,
     TypedLoop,
     check_arrow,
@@ -10,6 +11,17 @@ from arrowloop.check._checker import (
     has_type_vars,
     infer,
 )
+from arrowloop.check._compat import is_subtype
 from arrowloop.check._unify import Subst
 
-__all__ = ["Typed", "TypedLoop", "infer", "check_arrow", "check_loop", "has_type_vars", "Subst"]
+__all__ = [
+    "Typed",
+    "TypedLoop",
+    "infer",
+    "check_arrow",
+    "check_loop",
+    "has_type_vars",
+    "Subst",
+    "is_subtype",
+    "MAX_NESTING",
+]

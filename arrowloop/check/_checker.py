@@ -10,6 +10,8 @@ work from that tree. Errors name the node by its path.
 
 from __future__ import annotations
 
+from typing import Final
+
 import attrs
 
 from arrowloop.arrows import (
@@ -51,7 +53,22 @@ from arrowloop.typesys import (
     validate,
 )
 
-__all__ = ["Typed", "TypedLoop", "infer", "check_arrow", "check_loop", "has_type_vars"]
+__all__ = [
+    "Typed",
+    "TypedLoop",
+    "infer",
+    "check_arrow",
+    "check_loop",
+    "has_type_vars",
+    "MAX_NESTING",
+]
+
+#: How deeply program nodes may nest. The checker, the code generator and the
+#: interpreter recurse once (the generator a few frames) per level, so this
+#: keeps them well inside Python's recursion limit; a wire document may nest
+#: a few hundred levels within its JSON depth limit. Sequencing (``>>``) does
+#: not nest, so real programs stay far below it.
+MAX_NESTING: Final = 64
 
 
 @attrs.define(slots=True, eq=False)
@@ -88,6 +105,7 @@ class _Checker:
         self.registry = registry
         self.s = Subst()
         self.all: list[Typed] = []
+        self.depth = 0
 
     def fail(self, path: str, what: str, expected: Type | str, found: Type | str) -> CheckError:
         e = expected if isinstance(expected, str) else repr(self.s.resolve(expected))
@@ -109,7 +127,18 @@ class _Checker:
         return w.items
 
     def infer(self, node: Arrow, t: Type, path: str) -> Typed:
-        out, kids, sig = self._infer(node, t, path)
+        if self.depth >= MAX_NESTING:
+            raise CheckError(
+                f"expected a program nested at most {MAX_NESTING} levels deep, found deeper",
+                path=path,
+                expected=f"<= {MAX_NESTING} levels",
+                found=f"> {MAX_NESTING} levels",
+            )
+        self.depth += 1
+        try:
+            out, kids, sig = self._infer(node, t, path)
+        finally:
+            self.depth -= 1
         typed = Typed(node, t, out, kids, sig)
         self.all.append(typed)
         return typed
@@ -138,7 +167,18 @@ class _Checker:
                 return TupleT(tuple(k.output for k in kids)), kids, None
             case Proj(index=i, arity=n):
                 return self.tuple_of(path, t, n)[i], [], None
-            case Const(type=ct):
+            case Const(type=ct, value=value):
+                # const() and the wire decoder validate; a Const built
+                # directly might not, and the program would then lie.
+                try:
+                    validate(ct, value, "const")
+                except ValidationError as exc:
+                    raise CheckError(
+                        f"expected a constant of type {ct!r}: {exc.message}",
+                        path=path,
+                        expected=exc.expected,
+                        found=exc.found,
+                    ) from None
                 return ct, [], None
             case Inject(tag=tag, variant=None):
                 a, b = self.s.fresh(), self.s.fresh()
@@ -258,9 +298,12 @@ class _Checker:
         for sig in prim.signatures:
             mark = self.s.mark()
             fresh: dict[int, TVar] = {}
+            # Both sides first: instantiating ``a | None`` marks ``a`` as no
+            # option, which the unification of the input must respect.
             sin = self.s.instantiate(sig.input, fresh)
+            sout = self.s.instantiate(sig.output, fresh)
             if self.s.unify(t, sin):
-                return self.s.instantiate(sig.output, fresh), [], sig
+                return sout, [], sig
             self.s.rollback(mark)
         accepted = " or ".join(repr(s.input) for s in prim.signatures)
         raise self.fail(path, f"input of {name}:", accepted, t)

@@ -2,6 +2,10 @@
 
 The checker uses one :class:`Subst` per program. ``mark``/``rollback`` undo
 tentative bindings, which is how overloaded primitives are tried in turn.
+
+A variable that stands for the item of an option (``some : a -> a | None``)
+may not become an option or unit: ``OptionT`` refuses those items (``None``
+would be ambiguous), so such a binding is a unification failure.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from arrowloop.typesys import (
     TupleT,
     TVar,
     Type,
+    UnitT,
     VariantT,
 )
 
@@ -25,6 +30,9 @@ class Subst:
 
     def __init__(self) -> None:
         self._bound: dict[int, Type] = {}
+        # Ids of variables that stand for an option's item (see the module doc).
+        self._plain: set[int] = set()
+        # Bound variable ids, and ~id (negative) for variables marked plain.
         self._trail: list[int] = []
         self._next = 1_000_000  # above any id used in primitive signatures
 
@@ -79,7 +87,10 @@ class Subst:
             case MapT(value=v):
                 return MapT(self.instantiate(v, fresh))
             case OptionT(item=item):
-                return OptionT(self.instantiate(item, fresh))
+                inner = self.instantiate(item, fresh)
+                if isinstance(inner, TVar):
+                    self._mark_plain(inner)
+                return OptionT(inner)
         return t
 
     def mark(self) -> int:
@@ -89,7 +100,11 @@ class Subst:
     def rollback(self, mark: int) -> None:
         """Undo every binding made since ``mark``."""
         while len(self._trail) > mark:
-            del self._bound[self._trail.pop()]
+            entry = self._trail.pop()
+            if entry < 0:
+                self._plain.discard(~entry)
+            else:
+                del self._bound[entry]
 
     def unify(self, a: Type, b: Type) -> bool:
         """Make ``a`` and ``b`` equal by binding variables; ``False`` if impossible.
@@ -104,14 +119,12 @@ class Subst:
             if x is y or x == y:
                 continue
             if isinstance(x, TVar):
-                if self._occurs(x, y):
+                if self._occurs(x, y) or not self._bind(x, y):
                     return False
-                self._bind(x, y)
                 continue
             if isinstance(y, TVar):
-                if self._occurs(y, x):
+                if self._occurs(y, x) or not self._bind(y, x):
                     return False
-                self._bind(y, x)
                 continue
             if type(x) is not type(y):
                 return False
@@ -138,9 +151,20 @@ class Subst:
                     return False  # distinct scalar types
         return True
 
-    def _bind(self, v: TVar, t: Type) -> None:
+    def _bind(self, v: TVar, t: Type) -> bool:
+        if v.id in self._plain:
+            if isinstance(t, OptionT | UnitT):
+                return False
+            if isinstance(t, TVar):
+                self._mark_plain(t)
         self._bound[v.id] = t
         self._trail.append(v.id)
+        return True
+
+    def _mark_plain(self, v: TVar) -> None:
+        if v.id not in self._plain:
+            self._plain.add(v.id)
+            self._trail.append(~v.id)
 
     def _occurs(self, v: TVar, t: Type) -> bool:
         stack = [t]

@@ -59,6 +59,12 @@ __all__ = ["compile_arrow", "compile_loop", "generated_source", "CACHE_SIZE", "c
 
 CACHE_SIZE: Final = 512
 
+#: Indentation depth of a generated function past which a branching node (if,
+#: case, fold) gets a helper function of its own: CPython refuses source
+#: nested more than 100 indentation levels or 20 loops deep, and programs
+#: (those received over the wire included) may nest ifs and folds deeper.
+_MAX_NESTING: Final = 8
+
 StepFn = Callable[[Any, Any], tuple[Any, Any]]
 ArrowFn = Callable[[Any], Any]
 
@@ -183,9 +189,12 @@ class _Gen:
                 return self.bind(f"_Tagged({self.const(tag)}, {p})").code
             case _Dist(sum=s, other=other, variant=vt):
                 out = self.fresh()
+                # Outside the branches, so that nested distributions do not
+                # nest blocks (and ``other`` is built once, not per branch).
+                rest = _V(self.materialize(other))
 
                 def build(tag: str, payload: _Sym) -> None:
-                    pair = self.materialize(_Tup((payload, other)))
+                    pair = self.materialize(_Tup((payload, rest)))
                     self.emit(f"{out} = _Tagged({self.const(tag)}, {pair})")
 
                 self.dispatch(self.materialize(s), vt, vt.tags, build)
@@ -302,6 +311,8 @@ class _Gen:
 
     def gen(self, t: Typed, sym: _Sym) -> _Sym:
         node = t.node
+        if self.depth > _MAX_NESTING and isinstance(node, If | Case | Fold):
+            return self.bind(f"{self.helper(t)}({self.materialize(sym)})")
         match node:
             case Id():
                 return sym
@@ -373,6 +384,10 @@ class _Gen:
         else:
             args = [self.materialize(sym)]
         if sig.template is not None:
+            if " is " in sig.template:
+                # ``0 is None`` draws a SyntaxWarning from CPython (an error
+                # under -W error): give literal operands of ``is`` a name.
+                args = [a if a.isidentifier() else self.bind(a).code for a in args]
             return self.bind(sig.template.format(*args))
         return self.bind(f"{self.const(sig.fn)}({', '.join(args)})")
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
-
 from arrowloop.arrows import (
     Case,
     Compose,
@@ -29,7 +27,15 @@ from arrowloop.arrows import (
     Split,
 )
 from arrowloop.check import Typed, TypedLoop
-from arrowloop.typesys import Tagged, TupleT, VariantT, case_repr, record_class, tag_and_payload
+from arrowloop.typesys import (
+    RecordT,
+    Tagged,
+    TupleT,
+    VariantT,
+    case_repr,
+    record_class,
+    tag_and_payload,
+)
 
 __all__ = ["interpret", "interpret_step"]
 
@@ -77,8 +83,13 @@ def interpret(t: Typed, x: Any) -> Any:
         case GetField(field=name):
             return getattr(x, name)
         case SetField(field=name):
+            # Positional, like the generated code: attrs.evolve takes __init__
+            # aliases, which differ from field names such as ``_a``.
             rec, v = x
-            return attrs.evolve(rec, **{name: v})
+            out_t = t.output
+            assert isinstance(out_t, RecordT)
+            args = [v if f == name else getattr(rec, f) for f, _ in out_t.fields]
+            return record_class(out_t)(*args)
         case Prim():
             sig = t.signature
             assert sig is not None

@@ -87,9 +87,10 @@ def _convert(a: Any, path: str, active: tuple[type, ...]) -> Type:
     origin = typing.get_origin(a)
     args = typing.get_args(a)
     if origin is tuple:
-        if not args or (len(args) == 2 and args[1] is Ellipsis):
+        # Python 3.11 gives ``tuple[()]`` no args at all, like a bare ``typing.Tuple``.
+        if a is typing.Tuple or (len(args) == 2 and args[1] is Ellipsis):  # noqa: UP006
             raise _bad(a, path, "tuples need fixed item types; use list[T] for sequences")
-        if args == ((),):
+        if not args or args == ((),):
             return TupleT(())
         return TupleT(tuple(_convert(x, f"{path}[{i}]", active) for i, x in enumerate(args)))
     if origin is list:
@@ -159,8 +160,11 @@ def _record(cls: type, path: str, active: tuple[type, ...]) -> Type:
         raise _bad(cls, path, f"its field annotations do not resolve ({exc})") from None
     fields = []
     for f in attrs.fields(cls):
-        if not f.init:
-            raise _bad(cls, f"{path}.{f.name}", "every field must be an __init__ parameter")
+        if not f.init or f.kw_only:
+            # Values are built positionally (from JSON, by compiled code).
+            raise _bad(
+                cls, f"{path}.{f.name}", "every field must be a positional __init__ parameter"
+            )
         fields.append((f.name, _convert(f.type, f"{path}.{f.name}", (*active, cls))))
     try:
         t = RecordT(cls.__name__, tuple(fields))

@@ -129,9 +129,14 @@ def record_class(t: RecordT) -> type:
     cls = _record_classes.get(t)
     if cls is None:
         _room(_record_classes)
+        # Explicit aliases: attrs would otherwise name the __init__ parameters
+        # after the fields with leading underscores stripped, so fields such
+        # as ``self``, ``_`` or both ``_a`` and ``a`` (all valid field names)
+        # would break the generated __init__. Values are always built
+        # positionally, so the parameter names are never seen.
         cls = attrs.make_class(
             t.name,
-            [name for name, _ in t.fields],
+            {name: attrs.field(alias=f"f{i}") for i, (name, _) in enumerate(t.fields)},
             frozen=True,
             slots=True,
         )

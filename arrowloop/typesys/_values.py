@@ -275,7 +275,18 @@ def _record_from_json(t: RecordT, data: Any, path: str) -> Any:
                 found="missing",
             )
         args.append(from_json(ft, data[name], f"{path}.{name}"))
-    return record_class(t)(*args)
+    cls = record_class(t)
+    try:
+        return cls(*args)
+    except Exception as exc:  # a user's record class may validate its fields
+        found = f"{type(exc).__name__}: {exc}"[:120]
+        raise ValidationError(
+            f"expected fields that the class of record {t.name} accepts, found them "
+            f"rejected ({found})",
+            path=path,
+            expected=f"a valid {t.name}",
+            found=found,
+        ) from None
 
 
 def _variant_from_json(t: VariantT, data: Any, path: str) -> Any:

@@ -35,7 +35,7 @@ from arrowloop.arrows import (
     SetField,
     Split,
 )
-from arrowloop.errors import ArrowloopError, DecodeError, ValidationError
+from arrowloop.errors import ArrowloopError, DecodeError, TypeDefinitionError, ValidationError
 from arrowloop.typesys import (
     BOOL,
     FLOAT,
@@ -200,8 +200,8 @@ class Decoder:
             f"expected {expected}, found {found}", path=path, expected=expected, found=found
         )
 
-    def spend(self, path: str) -> None:
-        self.budget -= 1
+    def spend(self, path: str, cost: int = 1) -> None:
+        self.budget -= cost
         if self.budget < 0:
             raise self.fail(path, "fewer program nodes and type terms (node limit reached)", "more")
 
@@ -311,7 +311,9 @@ class Decoder:
     def value(self, t: Type, data: Any, path: str) -> Any:
         try:
             return from_json(t, data, path)
-        except ValidationError as exc:
+        except (ValidationError, TypeDefinitionError) as exc:
+            # TypeDefinitionError: no class can be made for a record type
+            # (the process-wide binding table is full).
             raise DecodeError(
                 exc.message, path=exc.path, expected=exc.expected, found=exc.found
             ) from None
@@ -345,7 +347,11 @@ class Decoder:
             case "proj":
                 i = self.integer(d["index"], f"{path}.index")
                 n = self.integer(d["arity"], f"{path}.arity")
-                return self.build(path, lambda: Proj(i, n))
+                proj = self.build(path, lambda: Proj(i, n))
+                # The checker may build a tuple type of this many items (when
+                # the input type is not yet known), so it costs that many nodes.
+                self.spend(f"{path}.arity", n)
+                return proj
             case "const":
                 t = self.type(d["type"], f"{path}.type")
                 v = self.value(t, d["value"], f"{path}.value")

@@ -1,0 +1,214 @@
+"""The decorators: ``@statemachine(init=...)`` and ``@arrow``.
+
+Part of the Python front end, its entry point. A decorated function is
+read (never run) at decoration time: its signature gives the types, its
+body is translated to the arrow language, simplified, then checked and
+compiled like any other program. Anything outside the supported subset is
+refused there and then, with a :class:`~arrowloop.errors.FrontendError`
+that points at the source.
+
+The decorators are not called ``machine`` because ``arrowloop.machine`` is
+the subpackage that defines :class:`~arrowloop.machine.Machine`.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from typing import Any, Final, TypeVar, overload
+
+from arrowloop.arrows import PRIMITIVES, Arrow, Fanout, Id, Loop, Registry, map_children, simplify
+from arrowloop.errors import CheckError
+from arrowloop.frontend._env import Env, Hole, Slot, assigned
+from arrowloop.frontend._flow import MustReturn
+from arrowloop.frontend._objects import PyFunction, PyMachine
+from arrowloop.frontend._source import Source
+from arrowloop.frontend._stmts import Translator
+from arrowloop.machine import Function, Machine
+from arrowloop.typesys import TupleT, Type, validate
+
+__all__ = ["statemachine", "arrow"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_REQUIRED: Final = object()
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
+def _signature(src: Source) -> tuple[list[str], list[Type], Type]:
+    tree = src.tree
+    a = tree.args
+    if a.vararg or a.kwarg or a.kwonlyargs:
+        bad = a.vararg or a.kwarg or a.kwonlyargs[0]
+        src_err = src.error(bad, "*args, **kwargs and keyword-only parameters are not supported")
+        raise src_err
+    if a.defaults:
+        raise src.error(a.defaults[0], "parameter defaults are not supported")
+    params = [*a.posonlyargs, *a.args]
+    types = [src.annotation(p.annotation, f"the parameter {p.arg}") for p in params]
+    ret = src.annotation(tree.returns, "the return type")
+    for node in (n for stmt in tree.body for n in ast.walk(stmt)):
+        if isinstance(node, _SCOPES):
+            what = "lambda expressions" if isinstance(node, ast.Lambda) else "nested definitions"
+            raise src.error(
+                node,
+                f"{what} are not supported; write a module-level @arrow function and call it",
+            )
+        if isinstance(node, ast.Global | ast.Nonlocal):
+            kw = "global" if isinstance(node, ast.Global) else "nonlocal"
+            raise src.error(
+                node,
+                f"{kw} is not supported: the function may only change its state by returning "
+                "the new state",
+            )
+    return [p.arg for p in params], types, ret
+
+
+def _translate(
+    src: Source, registry: Registry, names: list[str], types: list[Type], ret: Type, prefix: Arrow
+) -> Arrow:
+    local = set(names) | assigned(src.tree.body)
+    tr = Translator(src, registry, local)
+    tr.ret_type = ret
+    env = Env(
+        tuple(Slot(n, t) for n, t in zip(names, types, strict=True)),
+        dict(zip(names, types, strict=True)),
+    )
+    body = prefix >> tr.block(src.tree.body, env, MustReturn(), None)
+    body = simplify(body)
+    _no_holes(body)
+    return body
+
+
+def _no_holes(a: Arrow) -> Arrow:
+    # Every join is filled before the program leaves the front end.
+    assert not isinstance(a, Hole), "a join was left unfilled"
+    return map_children(a, _no_holes)
+
+
+def _internal(src: Source, exc: CheckError) -> Exception:
+    err = src.error(
+        src.tree,
+        f"the translation does not type-check, which is a bug in the front end: {exc}",
+    )
+    err.__cause__ = exc
+    return err
+
+
+def statemachine(
+    _misuse: object = None, /, *, init: Any = _REQUIRED, registry: Registry = PRIMITIVES
+) -> Callable[[Callable[..., Any]], PyMachine]:
+    """Compile an annotated Python function into a portable state machine.
+
+    Usage::
+
+        @statemachine(init=0)
+        def counter(msg: ReadCount | IncrCount, count: int) -> tuple[int, Count | Ack]:
+            match msg:
+                case ReadCount():
+                    return count, Count(count)
+                case IncrCount():
+                    return count + 1, Ack()
+
+    The function takes the input and the state, and returns ``(new state,
+    output)``; the parameter annotations give the input and state types, the
+    return annotation ``tuple[State, Output]`` the output type. ``init`` is
+    the initial state. See docs/python-subset.md for what the body may use.
+
+    Returns:
+        a :class:`PyMachine`: still callable as the Python function, with
+        the compiled :class:`~arrowloop.machine.Machine` as ``.machine``.
+
+    Raises:
+        TypeError: ``init`` is missing (write ``@statemachine(init=...)``).
+        FrontendError: the function is outside the supported subset.
+        ValidationError: ``init`` is not a value of the state type.
+    """
+    if _misuse is not None or init is _REQUIRED:
+        raise TypeError(
+            "statemachine needs the initial state: write @statemachine(init=...) above the def"
+        )
+
+    def decorate(fn: Callable[..., Any]) -> PyMachine:
+        src = Source(fn, "statemachine")
+        names, types, ret = _signature(src)
+        if len(names) != 2:
+            raise src.error(
+                src.tree.args,
+                f"a state machine takes two parameters (input, state), found {len(names)}",
+                expected="(input, state)",
+                found=f"{len(names)} parameters",
+            )
+        in_t, state_t = types
+        if not (isinstance(ret, TupleT) and len(ret.items) == 2 and ret.items[0] == state_t):
+            assert src.tree.returns is not None
+            raise src.error(
+                src.tree.returns,
+                f"expected the return annotation tuple[{state_t!r}, Output] (the new state and "
+                f"the output), found {ret!r}",
+                expected=f"tuple[{state_t!r}, Output]",
+                found=repr(ret),
+            )
+        validate(state_t, init, "init")
+        body = _translate(src, registry, names, types, ret, Id())
+        try:
+            machine = Machine.build(
+                Loop(body, state_t, init), in_t, ret.items[1], registry=registry
+            )
+        except CheckError as exc:  # pragma: no cover - a bug, reported as such
+            raise _internal(src, exc) from exc
+        return PyMachine(fn, machine, tuple(names))
+
+    return decorate
+
+
+@overload
+def arrow(fn: Callable[..., Any], /, *, registry: Registry = ...) -> PyFunction: ...
+
+
+@overload
+def arrow(
+    fn: None = None, /, *, registry: Registry = ...
+) -> Callable[[Callable[..., Any]], PyFunction]: ...
+
+
+def arrow(
+    fn: Callable[..., Any] | None = None, /, *, registry: Registry = PRIMITIVES
+) -> PyFunction | Callable[[Callable[..., Any]], PyFunction]:
+    """Compile an annotated, pure Python function into a portable arrow.
+
+    Usage: ``@arrow`` or ``@arrow(registry=...)``::
+
+        @arrow
+        def migrate(n: int) -> tuple[int, bool]:
+            return n, False
+
+    One parameter makes an arrow from its type; several, from the tuple of
+    their types. Use the result as a state migration or an adapter, or call
+    it from other front-end functions (the call is inlined).
+
+    Returns:
+        a :class:`PyFunction`: still callable as the Python function, with
+        the compiled :class:`~arrowloop.machine.Function` as ``.function``.
+
+    Raises:
+        FrontendError: the function is outside the supported subset.
+    """
+
+    def decorate(f: Callable[..., Any]) -> PyFunction:
+        src = Source(f, "arrow")
+        names, types, ret = _signature(src)
+        if not names:
+            raise src.error(src.tree.args, "an @arrow function takes at least one parameter")
+        in_t: Type = types[0] if len(types) == 1 else TupleT(tuple(types))
+        prefix: Arrow = Fanout((Id(),)) if len(names) == 1 else Id()
+        body = _translate(src, registry, names, types, ret, prefix)
+        try:
+            function = Function.build(body, in_t, ret, registry=registry)
+        except CheckError as exc:  # pragma: no cover - a bug, reported as such
+            raise _internal(src, exc) from exc
+        return PyFunction(f, function, tuple(names))
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate

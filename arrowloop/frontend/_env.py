@@ -1,0 +1,186 @@
+"""The environment of local names, passed through the program as a flat tuple.
+
+Part of the Python front end. This is the "compiling to categories"
+construction: at every point of the function the values of the live local
+names travel together as one tuple, a name is read with a projection, and a
+statement is an arrow from the tuple before it to the tuple after it. The
+simplifier and the code generator remove the tuples again.
+
+Also here: which names a piece of syntax reads or assigns (for liveness),
+and *holes*, placeholders for the end of a branch whose layout is only
+known once every branch has been translated (see :class:`Join`).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Mapping, Sequence
+from typing import ClassVar
+
+import attrs
+
+from arrowloop.arrows import Arrow, Const, Fanout, Proj, map_children
+from arrowloop.typesys import TupleT, Type
+
+__all__ = [
+    "Slot",
+    "Val",
+    "Env",
+    "Hole",
+    "fill_holes",
+    "reads",
+    "assigned",
+    "has_return",
+    "UNIT_TUPLE",
+    "tuple_of",
+]
+
+#: The empty tuple, as a constant arrow.
+UNIT_TUPLE: Arrow = Const(TupleT(()), ())
+
+
+def tuple_of(parts: Sequence[Arrow]) -> Arrow:
+    """``fanout(parts)``, or the empty tuple when there are none."""
+    return Fanout(tuple(parts)) if parts else UNIT_TUPLE
+
+
+@attrs.frozen
+class Slot:
+    """One local name in the environment tuple, with its type."""
+
+    name: str
+    type: Type
+
+
+@attrs.frozen
+class Val:
+    """A translated expression: an arrow from the environment tuple, and its type."""
+
+    arrow: Arrow
+    type: Type
+
+
+@attrs.frozen(eq=False)
+class Env:
+    """The local names at one point of the function, in tuple order.
+
+    ``declared`` holds the annotated type of names (parameters and annotated
+    assignments): later assignments are converted to it. ``unbound`` says,
+    for names that may not be bound here, why (for the error message).
+    ``narrowed`` are optional names known not to be ``None`` here (inside
+    ``if x is not None:``); reading one unwraps it. Later slots shadow
+    earlier ones with the same name.
+    """
+
+    slots: tuple[Slot, ...]
+    declared: Mapping[str, Type] = attrs.field(factory=dict)
+    unbound: Mapping[str, str] = attrs.field(factory=dict)
+    narrowed: frozenset[str] = frozenset()
+
+    @property
+    def arity(self) -> int:
+        """How many items the environment tuple has."""
+        return len(self.slots)
+
+    def find(self, name: str) -> int | None:
+        """The position of ``name`` (the last slot of that name), or ``None``."""
+        for i in range(len(self.slots) - 1, -1, -1):
+            if self.slots[i].name == name:
+                return i
+        return None
+
+    def names(self) -> list[str]:
+        """The visible names, in tuple order."""
+        return [s.name for i, s in enumerate(self.slots) if self.find(s.name) == i]
+
+    def read(self, name: str) -> Arrow:
+        """The projection that reads ``name`` (which must be bound)."""
+        i = self.find(name)
+        assert i is not None, name
+        return Proj(i, self.arity)
+
+    def type_of(self, name: str) -> Type:
+        """The type of the bound name ``name``."""
+        i = self.find(name)
+        assert i is not None, name
+        return self.slots[i].type
+
+    def val(self, name: str) -> Val:
+        """``name`` as a translated expression."""
+        return Val(self.read(name), self.type_of(name))
+
+    def rebuild(self, keep: Iterable[str], new: Sequence[tuple[str, Val]]) -> tuple[Arrow, Env]:
+        """The arrow to a new environment: the kept names, then the new bindings.
+
+        Names in ``new`` shadow kept names of the same name (which are then
+        not kept). The new values are evaluated in order, after nothing else.
+        """
+        fresh = {name for name, _ in new}
+        wanted = set(keep)
+        kept = [n for n in self.names() if n in wanted and n not in fresh]
+        parts = [self.read(n) for n in kept] + [v.arrow for _, v in new]
+        slots = tuple(Slot(n, self.type_of(n)) for n in kept) + tuple(
+            Slot(n, v.type) for n, v in new
+        )
+        unbound = {k: v for k, v in self.unbound.items() if k not in fresh}
+        return tuple_of(parts), Env(slots, self.declared, unbound, self.narrowed - fresh)
+
+    def with_info(
+        self,
+        *,
+        declared: Mapping[str, Type] | None = None,
+        unbound: Mapping[str, str] | None = None,
+        narrowed: frozenset[str] | None = None,
+    ) -> Env:
+        """The same slots with other declarations, unbound reasons or narrowings."""
+        return Env(
+            self.slots,
+            self.declared if declared is None else declared,
+            self.unbound if unbound is None else unbound,
+            self.narrowed if narrowed is None else narrowed,
+        )
+
+
+@attrs.frozen
+class Hole(Arrow):
+    """A placeholder the front end fills before anything else sees the program."""
+
+    kind: ClassVar[str] = "hole"
+    key: int
+
+
+def fill_holes(arrow: Arrow, fills: Mapping[int, Arrow]) -> Arrow:
+    """``arrow`` with each hole whose key is in ``fills`` replaced."""
+    if isinstance(arrow, Hole):
+        return fills.get(arrow.key, arrow)
+    return map_children(arrow, lambda a: fill_holes(a, fills))
+
+
+# -- syntax facts -------------------------------------------------------------
+
+
+def reads(nodes: Iterable[ast.AST]) -> set[str]:
+    """Every name loaded anywhere in ``nodes``."""
+    out: set[str] = set()
+    for node in nodes:
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+                out.add(sub.id)
+    return out
+
+
+def assigned(nodes: Iterable[ast.AST]) -> set[str]:
+    """Every name bound anywhere in ``nodes`` (assignments, loop targets, patterns)."""
+    out: set[str] = set()
+    for node in nodes:
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                out.add(sub.id)
+            elif isinstance(sub, ast.MatchAs | ast.MatchStar) and sub.name:
+                out.add(sub.name)
+    return out
+
+
+def has_return(nodes: Iterable[ast.AST]) -> bool:
+    """Whether a ``return`` statement occurs anywhere in ``nodes``."""
+    return any(isinstance(sub, ast.Return) for node in nodes for sub in ast.walk(node))

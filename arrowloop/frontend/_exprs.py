@@ -1,0 +1,321 @@
+"""Translating Python expressions into arrows from the environment tuple.
+
+Part of the Python front end. Every expression becomes a :class:`Val`: an
+arrow from the environment tuple to its value, and its type, worked out
+here so that type errors point at the Python source. This module has the
+dispatch over expression forms, names and constants, list and dict
+displays, field reads and indexing; operators are in
+:mod:`arrowloop.frontend._operators` and calls in
+:mod:`arrowloop.frontend._calls`.
+"""
+
+from __future__ import annotations
+
+import ast
+import enum
+from typing import Any
+
+from arrowloop.arrows import Const, GetField, Prim, Proj, type_of_value
+from arrowloop.errors import TypeDefinitionError, ValidationError
+from arrowloop.frontend._env import Env, Val, tuple_of
+from arrowloop.frontend._operators import Operators
+from arrowloop.frontend._source import MISSING
+from arrowloop.frontend._typing import show
+from arrowloop.typesys import (
+    INT,
+    STR,
+    UNIT,
+    ListT,
+    MapT,
+    OptionT,
+    RecordT,
+    TupleT,
+    Type,
+    VariantT,
+    from_annotation,
+    validate,
+)
+
+__all__ = ["Exprs"]
+
+_REFUSED_EXPRS: dict[type[ast.expr], str] = {
+    ast.JoinedStr: "f-strings are not supported; build the string with + and str(...)",
+    ast.Lambda: "lambda is not supported; write a module-level @arrow function and call it",
+    ast.ListComp: "comprehensions are not supported; use a for loop with an accumulator",
+    ast.SetComp: "comprehensions are not supported; use a for loop with an accumulator",
+    ast.DictComp: "comprehensions are not supported; use a for loop with an accumulator",
+    ast.GeneratorExp: "generator expressions are not supported; use a for loop",
+    ast.Await: "await is not supported: the function must be pure",
+    ast.Yield: "yield is not supported: the function must return (state, output)",
+    ast.YieldFrom: "yield is not supported: the function must return (state, output)",
+    ast.NamedExpr: "the walrus operator := is not supported; assign in a statement",
+    ast.Set: "sets are not supported; use a list or a dict[str, bool]",
+    ast.Starred: "*unpacking is only supported inside a list display ([*xs, x])",
+}
+
+
+class Exprs(Operators):
+    """Expression translation; the statement translator derives from it."""
+
+    def call(self, node: ast.Call, env: Env, expected: Type | None) -> Val:
+        """Translate a call (see :mod:`arrowloop.frontend._calls`)."""
+        raise NotImplementedError
+
+    # -- expressions ----------------------------------------------------------
+
+    def expr(self, node: ast.expr, env: Env, expected: Type | None = None) -> Val:
+        """Translate ``node``; when ``expected`` is given, convert the result to it."""
+        v = self._expr(node, env, expected)
+        if expected is not None and v.type != expected:
+            v = self.coerce(v, expected, node)
+        return v
+
+    def _expr(self, node: ast.expr, env: Env, expected: Type | None) -> Val:
+        match node:
+            case ast.Constant(value=value):
+                return self.constant(node, value, expected)
+            case ast.Name(id=name):
+                return self.name(node, name, env)
+            case ast.Tuple(elts=elts):
+                want = (
+                    expected.items
+                    if isinstance(expected, TupleT) and len(expected.items) == len(elts)
+                    else (None,) * len(elts)
+                )
+                vals = [self.expr(e, env, w) for e, w in zip(elts, want, strict=True)]
+                return Val(tuple_of([v.arrow for v in vals]), TupleT(tuple(v.type for v in vals)))
+            case ast.List():
+                return self.list_display(node, env, expected)
+            case ast.Dict():
+                return self.dict_display(node, env, expected)
+            case ast.BinOp(left=left, op=op, right=right):
+                return self.binop(node, left, op, right, env)
+            case ast.UnaryOp(op=op, operand=operand):
+                return self.unary(node, op, operand, env)
+            case ast.BoolOp(op=op, values=values):
+                return self.boolop(op, values, env)
+            case ast.Compare():
+                return self.compare(node, env)
+            case ast.IfExp(test=test, body=body, orelse=orelse):
+                return self.if_expr(node, test, body, orelse, env, expected)
+            case ast.Call():
+                return self.call(node, env, expected)
+            case ast.Attribute():
+                return self.attribute(node, env)
+            case ast.Subscript():
+                return self.subscript(node, env)
+        reason = _REFUSED_EXPRS.get(type(node))
+        if reason is None:
+            reason = f"the expression {ast.unparse(node)[:40]!r} is not supported"
+        self.fail(node, reason, found=type(node).__name__)
+
+    def constant(self, node: ast.expr, value: Any, expected: Type | None) -> Val:
+        """A literal."""
+        if value is None:
+            t = expected if isinstance(expected, OptionT) else UNIT
+            return Val(Const(t, None), t)
+        if type(value) in (bool, int, float, str):
+            return Val(Const(type_of_value(value), value), type_of_value(value))
+        self.fail(
+            node,
+            f"{type(value).__name__} literals are not supported; use int, float, str, bool or None",
+            found=type(value).__name__,
+        )
+
+    def name(self, node: ast.expr, name: str, env: Env) -> Val:
+        """A local variable, or a constant named at module level."""
+        if name in env.unbound:
+            self.fail(node, env.unbound[name], found=name)
+        if env.find(name) is not None:
+            v = env.val(name)
+            if name in env.narrowed and isinstance(v.type, OptionT):
+                return Val(v.arrow >> Prim("unwrap"), v.type.item)
+            return v
+        if name in self.locals:
+            self.fail(node, f"the local variable {name} is used before it is assigned", found=name)
+        where, obj = self.src.lookup(name)
+        if name == self.src.tree.name:
+            self.fail(node, "recursion is not supported; use a for loop (a fold)", found=name)
+        if where == "missing":
+            self.fail(
+                node,
+                f"the name {name} is not defined (names are resolved when the function is "
+                "decorated: define it above the function)",
+                found=name,
+            )
+        return self.global_value(node, name, where, obj)
+
+    def global_value(self, node: ast.expr, name: str, where: str, obj: Any) -> Val:
+        """A value named outside the function: a constant, captured at decoration time."""
+        if where == "closure" and not isinstance(obj, enum.Enum):
+            self.fail(
+                node,
+                f"closures over free variables are not supported: {name} is a variable of an "
+                "enclosing function; pass it as a parameter or make it a module-level constant",
+                found=name,
+            )
+        if isinstance(obj, enum.Enum):
+            vt = self.type_of_class(node, type(obj))
+            return Val(Const(vt, obj), vt)
+        if isinstance(obj, type):
+            self.fail(
+                node,
+                f"{name} is a class, not a value; call it to build a record, or use it in a "
+                "case pattern",
+                found="class",
+            )
+        try:
+            t = type_of_value(obj)
+            validate(t, obj, name)
+        except (TypeDefinitionError, ValidationError):
+            self.fail(
+                node,
+                f"{name} holds a {type(obj).__name__}, which cannot be used as a constant; "
+                "module-level constants may be int, float, str, bool, None, enum members, "
+                "frozen records and tuples of them",
+                found=type(obj).__name__,
+            )
+        return Val(Const(t, obj), t)
+
+    def type_of_class(self, node: ast.AST, cls: type) -> Type:
+        """The arrowloop type of a record or enum class."""
+        try:
+            return from_annotation(cls, cls.__name__)
+        except TypeDefinitionError as exc:
+            raise self.src.error(node, str(exc), expected=exc.expected, found=exc.found) from None
+
+    def list_display(self, node: ast.List, env: Env, expected: Type | None) -> Val:
+        """``[a, b]`` and ``[*xs, x]``: new lists built with ``append`` and ``+``."""
+        item: Type | None = expected.item if isinstance(expected, ListT) else None
+        if item is None:
+            for e in node.elts:
+                if isinstance(e, ast.Starred):
+                    item = self._list_type(e.value, self.expr(e.value, env).type).item
+                else:
+                    item = self.expr(e, env).type
+                break
+        if item is None:
+            self.fail(
+                node,
+                "cannot tell the item type of []; annotate the variable (xs: list[int] = [])",
+                "list[T]",
+                "[]",
+            )
+        lt = ListT(item)
+        acc: Val | None = None
+        for e in node.elts:
+            if isinstance(e, ast.Starred):
+                part = self.expr(e.value, env, lt)
+                acc = part if acc is None else self.prim("add", [acc, part], e, "+")
+            else:
+                x = self.expr(e, env, item)
+                base = acc if acc is not None else Val(Const(lt, []), lt)
+                acc = self.prim("append", [base, x], e, "a list display")
+        return acc if acc is not None else Val(Const(lt, []), lt)
+
+    def _list_type(self, node: ast.expr, t: Type) -> ListT:
+        if not isinstance(t, ListT):
+            self.mismatch(node, "a list", t)
+        return t
+
+    def dict_display(self, node: ast.Dict, env: Env, expected: Type | None) -> Val:
+        """``{}``, ``{"k": v}`` and ``{**d, "k": v}``: new dicts built with ``map_put``."""
+        vt: Type | None = expected.value if isinstance(expected, MapT) else None
+        for k, v in zip(node.keys, node.values, strict=True):
+            if vt is None:
+                t = self.expr(v, env).type
+                if k is None:
+                    if not isinstance(t, MapT):
+                        self.mismatch(v, "a dict", t)
+                    t = t.value
+                vt = t
+        if vt is None:
+            self.fail(
+                node,
+                "cannot tell the value type of {}; annotate the variable (d: dict[str, int] = {})",
+                "dict[str, T]",
+                "{}",
+            )
+        mt = MapT(vt)
+        acc = Val(Const(mt, {}), mt)
+        for i, (k, v) in enumerate(zip(node.keys, node.values, strict=True)):
+            if k is None:
+                d = self.expr(v, env, mt)
+                if i == 0:
+                    acc = d
+                    continue
+                self.fail(v, "**d is only supported first in a dict display ({**d, 'k': v})")
+            key = self.expr(k, env, STR)
+            acc = self.prim("map_put", [acc, key, self.expr(v, env, vt)], k, "a dict display")
+        return acc
+
+    def attribute(self, node: ast.Attribute, env: Env) -> Val:
+        """A record field (``msg.n``), or a constant named by a dotted name (``Color.RED``)."""
+        obj = self.src.static(node, self.locals)
+        if obj is not MISSING:
+            return self.global_value(node, ast.unparse(node), "global", obj)
+        base = self.expr(node.value, env)
+        t = base.type
+        if isinstance(t, RecordT):
+            ft = t.field_type(node.attr)
+            if ft is None:
+                fields = ", ".join(f for f, _ in t.fields) or "none"
+                self.fail(
+                    node,
+                    f"the record {t.name} has no field {node.attr!r} (its fields: {fields})",
+                    f"a field of {t.name}",
+                    node.attr,
+                )
+            return Val(base.arrow >> GetField(node.attr), ft)
+        if isinstance(t, VariantT):
+            self.fail(
+                node,
+                f"cannot read .{node.attr} of a value of the variant type {show(t)}; match on it "
+                "first (match x: case Count(n=n): ...)",
+                "a record",
+                show(t),
+            )
+        self.mismatch(node, f"a record to read .{node.attr} from", t)
+
+    def subscript(self, node: ast.Subscript, env: Env) -> Val:
+        """``t[0]`` on tuples (constant index) and ``xs[i]`` on lists."""
+        if isinstance(node.slice, ast.Slice):
+            self.fail(node, "slices are not supported", found="slice")
+        base = self.expr(node.value, env)
+        t = base.type
+        if isinstance(t, TupleT):
+            index = _int_literal(node.slice)
+            n = len(t.items)
+            if index is None or not -n <= index < n:
+                self.fail(
+                    node.slice,
+                    f"a tuple of {n} items is indexed with a constant from {-n} to {n - 1} here",
+                    f"a constant index below {n}",
+                    ast.unparse(node.slice),
+                )
+            index %= n
+            return Val(base.arrow >> Proj(index, n), t.items[index])
+        if isinstance(t, ListT):
+            i = self.expr(node.slice, env, INT)
+            return self.prim("item", [base, i], node, "indexing")
+        if isinstance(t, MapT):
+            self.fail(
+                node,
+                "d[k] is not supported; write d.get(k, default), or d.get(k) for a value or None",
+                "d.get(k, default)",
+                "d[k]",
+            )
+        self.mismatch(node, "a tuple or a list to index", t)
+
+
+def _int_literal(node: ast.expr) -> int | None:
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub)
+        and isinstance(node.operand, ast.Constant)
+        and type(node.operand.value) is int
+    ):
+        return -node.operand.value
+    return None

@@ -1,0 +1,178 @@
+"""Control flow: where a block ends, and how branches meet again.
+
+Part of the Python front end. Statements are translated in
+continuation-passing style: a block is translated together with everything
+that follows it, up to an :class:`Exit`. Two strategies keep that small:
+
+* when a branch of an ``if`` or a ``match`` contains a ``return``, the
+  statements after it are translated into each branch that falls through
+  (the arrow ``if``/``case`` then produces the function's result);
+* otherwise the branches end in a :class:`Join`: each produces the names it
+  assigned that are still needed, the branches meet, and the statements
+  after run once. The layout of the join is only known when every branch
+  is translated, so branch ends are :class:`~arrowloop.frontend._env.Hole`
+  placeholders, filled in :meth:`Flow.after_join`.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from typing import NoReturn
+
+from arrowloop.arrows import Arrow, Id, Proj
+from arrowloop.frontend._calls import Calls
+from arrowloop.frontend._env import Env, Hole, Slot, fill_holes, reads, tuple_of
+from arrowloop.frontend._typing import show
+
+__all__ = ["Exit", "MustReturn", "Join", "Flow", "MAX_STATEMENTS"]
+
+#: Statements translated per function, after expanding branches (a guard
+#: against exponential growth of duplicated continuations).
+MAX_STATEMENTS = 5_000
+
+
+class Exit:
+    """What happens when a block runs out of statements."""
+
+    needs: frozenset[str] = frozenset()
+
+    def finish(self, flow: Flow, env: Env, after: ast.stmt | None) -> Arrow:
+        """The arrow for the end of a block whose environment is ``env``."""
+        raise NotImplementedError
+
+
+class MustReturn(Exit):
+    """The end of the function: reaching it without ``return`` is an error."""
+
+    def finish(self, flow: Flow, env: Env, after: ast.stmt | None) -> Arrow:
+        flow.missing_return(after)
+
+
+class Join(Exit):
+    """The end of a branch that rejoins the others (or of a loop body).
+
+    ``names`` are the candidates to carry out of the branches: the names
+    the branches assign that the code after them reads.
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self.needs = frozenset(names)
+        self.ends: list[tuple[int, Env]] = []
+
+    def finish(self, flow: Flow, env: Env, after: ast.stmt | None) -> Arrow:
+        key = flow.new_key()
+        self.ends.append((key, env))
+        return Hole(key)
+
+
+class Flow(Calls):
+    """Joins, liveness and the end-of-function check, on top of :class:`Calls`."""
+
+    statements = 0
+    keys = 0
+
+    def block(
+        self, stmts: Sequence[ast.stmt], env: Env, exit: Exit, after: ast.stmt | None
+    ) -> Arrow:
+        """Translate ``stmts`` then ``exit`` (see :mod:`arrowloop.frontend._stmts`)."""
+        raise NotImplementedError
+
+    def new_key(self) -> int:
+        """A fresh key for a hole."""
+        self.keys += 1
+        return self.keys
+
+    def count(self, node: ast.stmt) -> None:
+        """Count a translated statement; refuse functions that expand too much."""
+        self.statements += 1
+        if self.statements > MAX_STATEMENTS:
+            self.fail(
+                node,
+                f"the function is too large once its branches are expanded (more than "
+                f"{MAX_STATEMENTS} statements); split it into @arrow functions",
+            )
+
+    def live(self, rest: Sequence[ast.stmt], exit: Exit) -> set[str]:
+        """The names the statements ``rest`` and the exit may read."""
+        return reads(rest) | exit.needs
+
+    def missing_return(self, after: ast.stmt | None) -> NoReturn:
+        """Raise the error for a path that reaches the end of the function."""
+        none = "(the function would return None); every path must end in a return"
+        if after is None:
+            self.fail(self.src.tree, f"the function has no return statement {none}")
+        if isinstance(after, ast.Match):
+            self.fail(
+                after,
+                "some values match no case of this match, and nothing after it returns "
+                f"{none}; add a case for the rest (case _:)",
+                "a case for every value",
+                "an incomplete match",
+            )
+        if isinstance(after, ast.If) and not after.orelse:
+            self.fail(
+                after,
+                f"this if has no else, and nothing after it returns {none}",
+                "an else branch or a return after the if",
+                "no else",
+            )
+        self.fail(after, f"the function can end after this statement without returning {none}")
+
+    def after_join(
+        self,
+        arrow: Arrow,
+        env: Env,
+        join: Join,
+        rest: Sequence[ast.stmt],
+        exit: Exit,
+        stmt: ast.stmt,
+    ) -> Arrow:
+        """Fill the holes of ``arrow``'s branches, then translate ``rest`` once.
+
+        ``arrow`` maps ``env`` to the joined tuple; a name comes out of the
+        join when every branch binds it with one type. Others are recorded
+        as unbound, with the reason, for the error if ``rest`` reads them.
+        """
+        ends = [e for _, e in join.ends]
+        common: list[Slot] = []
+        unbound = {k: v for k, v in env.unbound.items() if k not in join.names}
+        for name in join.names:
+            bound = [e.type_of(name) for e in ends if e.find(name) is not None]
+            if len(bound) == len(ends) and all(name not in e.unbound for e in ends):
+                if all(t == bound[0] for t in bound):
+                    common.append(Slot(name, bound[0]))
+                    continue
+                kinds = " and ".join(sorted({show(t) for t in bound}))
+                unbound[name] = (
+                    f"{name} has different types on different paths through the "
+                    f"{_what(stmt)} at line {self.src.file_line(stmt)} ({kinds}); "
+                    f"declare one type for it ({name}: T = ...)"
+                )
+            else:
+                unbound[name] = (
+                    f"{name} may be unbound here: not every path through the {_what(stmt)} at "
+                    f"line {self.src.file_line(stmt)} assigns it"
+                )
+        fills = {key: tuple_of([e.read(s.name) for s in common]) for key, e in join.ends}
+        arrow = fill_holes(arrow, fills)
+        live = self.live(rest, exit)
+        joined = {s.name for s in common}
+        kept = [n for n in env.names() if n in live and n not in join.names]
+        k = len(common)
+        parts = [Proj(0, 2) >> env.read(n) for n in kept]
+        parts += [Proj(1, 2) >> Proj(i, k) for i in range(k)]
+        slots = tuple(Slot(n, env.type_of(n)) for n in kept) + tuple(common)
+        declared = dict(env.declared)
+        for name, t in ends[0].declared.items() if ends else ():
+            if all(e.declared.get(name) == t for e in ends):
+                declared.setdefault(name, t)
+        narrowed = env.narrowed - set(join.names) - joined
+        after_env = Env(slots, declared, unbound, narrowed)
+        glue = tuple_of([Id(), arrow]) >> tuple_of(parts)
+        return glue >> self.block(rest, after_env, exit, stmt)
+
+
+def _what(stmt: ast.stmt) -> str:
+    return {ast.If: "if", ast.Match: "match", ast.For: "for loop"}.get(type(stmt), "statement")

@@ -1,0 +1,196 @@
+"""Translating operators: arithmetic, comparisons, ``and``/``or``/``not``, ``a if c else b``.
+
+Part of the Python front end. Arithmetic and comparisons become registry
+primitives (``+`` is ``add``, ``<`` is ``lt``), chosen by the operand
+types. ``and``, ``or``, chained comparisons and conditional expressions
+become ``if`` nodes, so, as in Python, what is not needed is not evaluated
+(``b != 0 and a // b > 1`` never divides by zero).
+"""
+
+from __future__ import annotations
+
+import ast
+
+from arrowloop.arrows import Arrow, Const, If, Prim, type_of_value
+from arrowloop.frontend._env import Env, Val
+from arrowloop.frontend._typing import FALSE, TRUE, Typing, show
+from arrowloop.typesys import BOOL, FLOAT, INT, STR, UNIT, ListT, MapT, OptionT, Type, UnitT
+
+__all__ = ["Operators"]
+
+_BINOPS: dict[type[ast.operator], tuple[str, str]] = {
+    ast.Add: ("add", "+"),
+    ast.Sub: ("sub", "-"),
+    ast.Mult: ("mul", "*"),
+    ast.FloorDiv: ("floordiv", "//"),
+    ast.Mod: ("mod", "%"),
+    ast.Div: ("div", "/"),
+}
+_CMPOPS: dict[type[ast.cmpop], tuple[str, str]] = {
+    ast.Eq: ("eq", "=="),
+    ast.NotEq: ("ne", "!="),
+    ast.Lt: ("lt", "<"),
+    ast.LtE: ("le", "<="),
+    ast.Gt: ("gt", ">"),
+    ast.GtE: ("ge", ">="),
+}
+
+
+class Operators(Typing):
+    """Operator translation, on top of :class:`Typing`."""
+
+    def boolop(self, op: ast.boolop, values: list[ast.expr], env: Env) -> Val:
+        """``a and b``, ``a or b`` on bools, stopping as soon as the result is known."""
+        conds = [self.condition(v, env) for v in values]
+        out = conds[-1]
+        for c in reversed(conds[:-1]):
+            out = If(c, out, FALSE) if isinstance(op, ast.And) else If(c, TRUE, out)
+        return Val(out, BOOL)
+
+    def binop(
+        self, node: ast.AST, left: ast.expr, op: ast.operator, right: ast.expr, env: Env
+    ) -> Val:
+        """``+ - * // % /`` on numbers, ``+`` on strings and lists."""
+        entry = _BINOPS.get(type(op))
+        if entry is None:
+            self.fail(
+                node,
+                f"the operator {_op_text(op)} is not supported; supported are + - * // % / "
+                "(register a primitive for anything else)",
+                found=_op_text(op),
+            )
+        a = self.expr(left, env)
+        b = self.expr(right, env, a.type if isinstance(a.type, ListT) else None)
+        return self.prim(entry[0], [a, b], node, f"the operator {entry[1]}")
+
+    def unary(self, node: ast.expr, op: ast.unaryop, operand: ast.expr, env: Env) -> Val:
+        """``-x``, ``+x`` on numbers; ``not b`` on bools."""
+        if isinstance(op, ast.Not):
+            return Val(self.condition(operand, env) >> Prim("not"), BOOL)
+        if isinstance(op, ast.USub | ast.UAdd):
+            literal = operand.value if isinstance(operand, ast.Constant) else None
+            if isinstance(op, ast.USub) and isinstance(literal, int | float):
+                value = -literal
+                return Val(Const(type_of_value(value), value), type_of_value(value))
+            v = self.expr(operand, env)
+            if v.type not in (INT, FLOAT):
+                self.mismatch(node, "an int or float operand of unary - or +", v.type)
+            return self.prim("neg", [v], node, "unary -") if isinstance(op, ast.USub) else v
+        self.fail(node, "the operator ~ is not supported", found="~")
+
+    def compare(self, node: ast.Compare, env: Env) -> Val:
+        """Comparisons, chained as in Python (``a < b < c`` stops at the first false)."""
+        operands = [node.left, *node.comparators]
+        tests = [
+            self.compare_one(node, operands[i], op, operands[i + 1], env)
+            for i, op in enumerate(node.ops)
+        ]
+        out = tests[-1]
+        for t in reversed(tests[:-1]):
+            out = If(t, out, FALSE)
+        return Val(out, BOOL)
+
+    def compare_one(
+        self, node: ast.AST, left: ast.expr, op: ast.cmpop, right: ast.expr, env: Env
+    ) -> Arrow:
+        """One comparison ``left op right`` as a ``bool`` arrow."""
+        if isinstance(op, ast.Is | ast.IsNot):
+            return self.is_none(node, left, op, right, env)
+        a, b = self.expr(left, env), self.expr(right, env)
+        if isinstance(op, ast.In | ast.NotIn):
+            if b.type == STR and a.type == STR:
+                test = self.prim("contains", [b, a], node, "in")
+            elif isinstance(b.type, MapT) and a.type == STR:
+                test = self.prim("map_has", [b, a], node, "in")
+            else:
+                self.fail(
+                    node,
+                    f"'in' works on a str in a str or a key in a dict here, found {show(a.type)} "
+                    f"in {show(b.type)}",
+                    "str in str, or str in dict[str, T]",
+                    f"{show(a.type)} in {show(b.type)}",
+                )
+            return test.arrow >> Prim("not") if isinstance(op, ast.NotIn) else test.arrow
+        name, text = _CMPOPS[type(op)]
+        if name in ("eq", "ne") and a.type != b.type:
+            a2 = self.convert(a.arrow, a.type, b.type)
+            b2 = self.convert(b.arrow, b.type, a.type)
+            if b2 is not None:
+                b = Val(b2, a.type)
+            elif a2 is not None:
+                a = Val(a2, b.type)
+            else:
+                self.fail(
+                    node,
+                    f"{text} compares values of one type here, found {show(a.type)} and "
+                    f"{show(b.type)}; convert one side (float(n), str(n))",
+                    "operands of one type",
+                    f"{show(a.type)} and {show(b.type)}",
+                )
+        return self.prim(name, [a, b], node, f"the comparison {text}").arrow
+
+    def is_none(
+        self, node: ast.AST, left: ast.expr, op: ast.cmpop, right: ast.expr, env: Env
+    ) -> Arrow:
+        """``x is None`` and ``x is not None`` on an optional value."""
+        if not (isinstance(right, ast.Constant) and right.value is None):
+            self.fail(
+                node,
+                "'is' is only supported as 'x is None' or 'x is not None'; use == to compare "
+                "values",
+                "is None",
+                "is",
+            )
+        v = self.expr(left, env)
+        if not isinstance(v.type, OptionT):
+            self.mismatch(left, "an optional value (T | None) left of 'is None'", v.type)
+        name = "is_none" if isinstance(op, ast.Is) else "is_some"
+        return self.prim(name, [v], node, "is").arrow
+
+    def if_expr(
+        self,
+        node: ast.expr,
+        test: ast.expr,
+        body: ast.expr,
+        orelse: ast.expr,
+        env: Env,
+        expected: Type | None,
+    ) -> Val:
+        """``a if c else b``: an ``if`` node, so only the taken branch is evaluated."""
+        cond = self.condition(test, env)
+        a = self.expr(body, env, expected)
+        b = self.expr(orelse, env, expected)
+        if a.type != b.type:
+            b2 = self.convert(b.arrow, b.type, a.type)
+            a2 = self.convert(a.arrow, a.type, b.type)
+            if b2 is not None:
+                b = Val(b2, a.type)
+            elif a2 is not None:
+                a = Val(a2, b.type)
+            elif UNIT in (a.type, b.type) and not isinstance(
+                other := b.type if a.type == UNIT else a.type, OptionT | UnitT
+            ):
+                # ``None if c else x``: an optional
+                a, b = self.coerce(a, OptionT(other), body), self.coerce(b, OptionT(other), orelse)
+            else:
+                self.fail(
+                    node,
+                    f"the branches of the conditional expression have the types {show(a.type)} "
+                    f"and {show(b.type)}; annotate the target with a type that holds both "
+                    "(reply: Output = ...)",
+                    show(a.type),
+                    show(b.type),
+                )
+        return Val(If(cond, a.arrow, b.arrow), a.type)
+
+
+def _op_text(op: ast.operator) -> str:
+    return {
+        ast.Pow: "**",
+        ast.MatMult: "@",
+        ast.LShift: "<<",
+        ast.RShift: ">>",
+        ast.BitOr: "|",
+        ast.BitAnd: "&",
+        ast.BitXor: "^",
+    }.get(type(op), type(op).__name__)

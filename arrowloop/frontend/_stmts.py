@@ -1,0 +1,311 @@
+"""Translating statements: assignments, ``if``, ``for``, ``return``.
+
+Part of the Python front end. :meth:`Translator.block` walks a statement
+list in continuation-passing style (see :mod:`arrowloop.frontend._flow`);
+an assignment is an arrow from the environment tuple before it to the one
+after it, keeping only the names still read later. ``for x in xs:`` over a
+list becomes a ``fold`` whose accumulator carries the names the loop body
+reads or updates. Everything else is refused with the reason and what to
+write instead.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from typing import NoReturn
+
+from arrowloop.arrows import Arrow, Fold, Id, If, Proj
+from arrowloop.frontend._env import (
+    Env,
+    Slot,
+    Val,
+    assigned,
+    fill_holes,
+    has_return,
+    reads,
+    tuple_of,
+)
+from arrowloop.frontend._flow import Exit, Join
+from arrowloop.frontend._patterns import Patterns
+from arrowloop.frontend._typing import show
+from arrowloop.typesys import ListT, MapT, OptionT, TupleT, Type
+
+__all__ = ["Translator"]
+
+_REFUSED: dict[type[ast.stmt], str] = {
+    ast.While: "while loops are not supported; loop over a list with for x in xs: "
+    "(a fold), or register a primitive",
+    ast.Try: "try/except is not supported: the function must not raise; return an error "
+    "value in the output instead",
+    ast.Raise: "raise is not supported: return an error value in the output instead",
+    ast.Assert: "assert is not supported: return an error value in the output instead",
+    ast.With: "with statements are not supported (they exist for side effects)",
+    ast.AsyncWith: "async with is not supported: the function must be pure",
+    ast.AsyncFor: "async for is not supported: the function must be pure",
+    ast.Global: "global is not supported: the function may only change its state by "
+    "returning the new state",
+    ast.Nonlocal: "nonlocal is not supported: the function may only change its state by "
+    "returning the new state",
+    ast.Delete: "del is not supported; build a new value instead",
+    ast.Import: "imports inside the function are not supported; import at module level",
+    ast.ImportFrom: "imports inside the function are not supported; import at module level",
+    ast.ClassDef: "classes inside the function are not supported; define them at module level",
+    ast.FunctionDef: "nested functions are not supported; write a module-level @arrow "
+    "function and call it",
+    ast.AsyncFunctionDef: "nested functions are not supported; write a module-level @arrow "
+    "function and call it",
+    ast.Break: "break is not supported: a for loop is a fold over the whole list",
+    ast.Continue: "continue is not supported: put the rest of the loop body under an if",
+}
+if hasattr(ast, "TryStar"):
+    _REFUSED[ast.TryStar] = _REFUSED[ast.Try]
+
+
+class Translator(Patterns):
+    """The whole translation of one function body."""
+
+    ret_type: Type
+
+    def block(
+        self, stmts: Sequence[ast.stmt], env: Env, exit: Exit, after: ast.stmt | None
+    ) -> Arrow:
+        """``stmts`` then ``exit``, as an arrow from ``env``'s tuple."""
+        if not stmts:
+            return exit.finish(self, env, after)
+        s, rest = stmts[0], stmts[1:]
+        self.count(s)
+        match s:
+            case ast.Return(value=None):
+                self.fail(s, "a return needs a value: return (state, output) or the result")
+            case ast.Return(value=value):
+                assert value is not None
+                return self.expr(value, env, self.ret_type).arrow
+            case ast.Assign() | ast.AnnAssign() | ast.AugAssign():
+                arrow, env2 = self.assign(s, rest, env, exit)
+                return arrow >> self.block(rest, env2, exit, s)
+            case ast.If():
+                return self.if_(s, rest, env, exit)
+            case ast.Match():
+                return self.match_(s, rest, env, exit)
+            case ast.For():
+                return self.for_(s, rest, env, exit)
+            case ast.Pass():
+                return self.block(rest, env, exit, s)
+            case ast.Expr(value=ast.Constant(value=v)) if isinstance(v, str) or v is Ellipsis:
+                # docstrings and ``...``: no effect
+                return self.block(rest, env, exit, s)
+            case ast.Expr(value=ast.Yield() | ast.YieldFrom() | ast.Await() | ast.Call() as v):
+                self.expr(v, env)  # refused with the reason, if there is a specific one
+                self.fail(
+                    s,
+                    "a call whose value is not used is not supported (it could only matter "
+                    "for a side effect); assign it or return it",
+                )
+            case ast.Expr():
+                self.fail(
+                    s,
+                    "an expression whose value is not used is not supported (it could only "
+                    "matter for a side effect, such as print); assign it or return it",
+                )
+        self.fail(s, _REFUSED.get(type(s), f"{type(s).__name__} statements are not supported"))
+
+    # -- assignment -------------------------------------------------------------
+
+    def assign(
+        self,
+        s: ast.Assign | ast.AnnAssign | ast.AugAssign,
+        rest: Sequence[ast.stmt],
+        env: Env,
+        exit: Exit,
+    ) -> tuple[Arrow, Env]:
+        """An assignment, as the arrow to the environment after it."""
+        live = self.live(rest, exit)
+        if isinstance(s, ast.AnnAssign):
+            if not isinstance(s.target, ast.Name) or s.value is None:
+                self.fail(s, "annotated assignments are supported as name: type = value")
+            name = s.target.id
+            t = self.src.annotation(s.annotation, f"the variable {name}")
+            old = env.declared.get(name)
+            if old is not None and old != t:
+                self.fail(
+                    s,
+                    f"{name} is declared as {show(old)} already, found {show(t)}",
+                    show(old),
+                    show(t),
+                )
+            env = env.with_info(declared={**env.declared, name: t})
+            return env.rebuild(live, [(name, self.expr(s.value, env, t))])
+        if isinstance(s, ast.AugAssign):
+            if not isinstance(s.target, ast.Name):
+                self.refuse_target(s.target)
+            name = s.target.id
+            current = self.name(s.target, name, env)
+            if isinstance(current.type, ListT | MapT):
+                self.fail(
+                    s,
+                    f"{_op(s.op)}= on a {show(current.type)} changes it in place in Python; "
+                    f"write {name} = {name} {_op(s.op)} ...",
+                )
+            load = ast.copy_location(ast.Name(id=name, ctx=ast.Load()), s.target)
+            value = self.binop(s, load, s.op, s.value, env)
+            want = env.declared.get(name)
+            v = self.coerce(value, want, s) if want is not None else value
+            return env.rebuild(live, [(name, v)])
+        for target in s.targets:
+            if not isinstance(target, ast.Name | ast.Tuple | ast.List):
+                self.refuse_target(target)
+        if len(s.targets) == 1 and isinstance(s.targets[0], ast.Name):
+            name = s.targets[0].id
+            return env.rebuild(live, [(name, self.expr(s.value, env, env.declared.get(name)))])
+        value = self.expr(s.value, env)
+        tmp = f"$value{s.lineno}.{s.col_offset}"
+        a1, env1 = env.rebuild(env.names(), [(tmp, value)])
+        binds: list[tuple[str, Val]] = []
+        for target in s.targets:
+            binds += self.destructure(target, env1.val(tmp), env1)
+        a2, env2 = env1.rebuild(live, binds)
+        return a1 >> a2, env2
+
+    def destructure(self, target: ast.expr, v: Val, env: Env) -> list[tuple[str, Val]]:
+        """The names a target binds, each with its part of ``v``."""
+        if isinstance(target, ast.Name):
+            want = env.declared.get(target.id)
+            return [(target.id, self.coerce(v, want, target) if want is not None else v)]
+        if isinstance(target, ast.Tuple | ast.List):
+            n = len(target.elts)
+            if not isinstance(v.type, TupleT) or len(v.type.items) != n:
+                self.mismatch(target, f"a tuple of {n} items to unpack", v.type)
+            out: list[tuple[str, Val]] = []
+            for i, (elt, t) in enumerate(zip(target.elts, v.type.items, strict=True)):
+                out += self.destructure(elt, Val(v.arrow >> Proj(i, n), t), env)
+            return out
+        self.refuse_target(target)
+
+    def refuse_target(self, target: ast.expr) -> NoReturn:
+        """Raise the error for an assignment target other than names and tuples of them."""
+        if isinstance(target, ast.Attribute):
+            self.fail(
+                target,
+                "attribute assignment is not supported: records are immutable; build a new one "
+                "with attrs.evolve(record, field=value)",
+                "a name",
+                "attribute",
+            )
+        if isinstance(target, ast.Subscript):
+            self.fail(
+                target,
+                "item assignment changes a list or dict in place, which is not supported; build "
+                "a new one ({**d, key: value}, xs + [x])",
+                "a name",
+                "item",
+            )
+        if isinstance(target, ast.Starred):
+            self.fail(target, "*name in assignments is not supported")
+        self.fail(target, "only names and tuples of names can be assigned to")
+
+    # -- if -----------------------------------------------------------------------
+
+    def if_(self, s: ast.If, rest: Sequence[ast.stmt], env: Env, exit: Exit) -> Arrow:
+        """``if``/``elif``/``else`` as an ``if`` node."""
+        cond = self.condition(s.test, env)
+        env_then, env_else = self.narrow(s.test, env)
+        if has_return([*s.body, *s.orelse]):
+            then = self.block([*s.body, *rest], env_then, exit, s)
+            orelse = self.block([*s.orelse, *rest], env_else, exit, s)
+            return If(cond, then, orelse)
+        join = Join(sorted(self.live(rest, exit) & assigned([*s.body, *s.orelse])))
+        then = self.block(s.body, env_then, join, s)
+        orelse = self.block(s.orelse, env_else, join, s)
+        return self.after_join(If(cond, then, orelse), env, join, rest, exit, s)
+
+    def narrow(self, test: ast.expr, env: Env) -> tuple[Env, Env]:
+        """The environments of the two branches of ``if x is (not) None``."""
+        match test:
+            case ast.Compare(
+                left=ast.Name(id=name), ops=[op], comparators=[ast.Constant(value=None)]
+            ) if (
+                env.find(name) is not None
+                and isinstance(env.type_of(name), OptionT)
+                and name not in env.narrowed
+            ):
+                narrowed = env.with_info(narrowed=env.narrowed | {name})
+                if isinstance(op, ast.IsNot):
+                    return narrowed, env
+                if isinstance(op, ast.Is):
+                    return env, narrowed
+        return env, env
+
+    # -- for ----------------------------------------------------------------------
+
+    def for_(self, s: ast.For, rest: Sequence[ast.stmt], env: Env, exit: Exit) -> Arrow:
+        """``for x in xs:`` over a list, as a ``fold`` over the names it updates."""
+        if s.orelse:
+            self.fail(s.orelse[0], "for ... else is not supported")
+        for node in (n for b in s.body for n in ast.walk(b)):
+            if isinstance(node, ast.Return):
+                self.fail(
+                    node,
+                    "return inside a for loop is not supported: a for loop is a fold over the "
+                    "whole list; set a variable and return after the loop",
+                )
+            if isinstance(node, ast.Break | ast.Continue):
+                self.fail(node, _REFUSED[type(node)])
+        xs = self.expr(s.iter, env)
+        if not isinstance(xs.type, ListT):
+            self.mismatch(s.iter, "a list to loop over", xs.type)
+        live_after = self.live(rest, exit)
+        body_reads = reads(s.body)
+        changed = assigned(s.body) | assigned([s.target])
+        carried = [n for n in env.names() if n in body_reads or (n in changed and n in live_after)]
+        carried = [n for n in carried if n not in env.unbound]
+        k = len(carried)
+        item = f"$item{s.lineno}.{s.col_offset}"
+        env_in = Env(
+            (*(Slot(n, env.type_of(n)) for n in carried), Slot(item, xs.type.item)),
+            env.declared,
+            {},
+            env.narrowed - changed,
+        )
+        prefix = tuple_of([Proj(0, 2) >> Proj(i, k) for i in range(k)] + [Proj(1, 2)])
+        bind, env_body = env_in.rebuild(
+            carried, self.destructure(s.target, env_in.val(item), env_in)
+        )
+        join = Join(carried)
+        body = prefix >> bind >> self.block(s.body, env_body, join, s)
+        ((key, end),) = join.ends
+        for n in carried:
+            if end.find(n) is None or n in end.unbound:
+                self.fail(s, f"{n} may be unbound at the end of the loop body")
+            if end.type_of(n) != env.type_of(n):
+                self.fail(
+                    s,
+                    f"{n} changes type in the loop, from {show(env.type_of(n))} to "
+                    f"{show(end.type_of(n))}; declare its type before the loop ({n}: T = ...)",
+                    show(env.type_of(n)),
+                    show(end.type_of(n)),
+                )
+        body = fill_holes(body, {key: tuple_of([end.read(n) for n in carried])})
+        fold = tuple_of([tuple_of([env.read(n) for n in carried]), xs.arrow]) >> Fold(body)
+        kept = [n for n in env.names() if n in live_after and n not in carried]
+        parts = [Proj(0, 2) >> env.read(n) for n in kept]
+        parts += [Proj(1, 2) >> Proj(i, k) for i in range(k)]
+        line = self.src.file_line(s)
+        unbound = dict(env.unbound)
+        for n in changed - set(carried):
+            unbound[n] = (
+                f"{n} is not available after the for loop at line {line} (it is assigned only "
+                f"inside it, and the list may be empty); assign it before the loop"
+            )
+        after_env = Env(
+            tuple(Slot(n, env.type_of(n)) for n in [*kept, *carried]),
+            env.declared,
+            unbound,
+            env.narrowed - changed,
+        )
+        glue = tuple_of([Id(), fold]) >> tuple_of(parts)
+        return glue >> self.block(rest, after_env, exit, s)
+
+
+def _op(op: ast.operator) -> str:
+    return {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}.get(type(op), "op")

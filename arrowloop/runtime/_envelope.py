@@ -1,0 +1,141 @@
+"""The message envelope: what travels down a pipeline's channels.
+
+A batch is a list whose elements are either *plain items* (the user's values,
+unwrapped, the common case and the cheapest) or envelopes:
+
+* :class:`Routed` - an item with a reply route: whoever is waiting for it
+  gets exactly this item's output (or its error), however many callers are
+  concurrently waiting;
+* :class:`UpgradeMsg` - an in-band code change for one or more stages;
+* :class:`SpliceMsg` - re-route the last stage's output through a new stage;
+* :class:`EndMsg` - end of stream: drain and stop.
+
+User values can never be instances of these classes (arrowloop types are
+scalars, tuples, lists, maps and the user's own records), so a stage tells
+them apart by the class alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from arrowloop.machine import AnyMachine
+
+__all__ = ["Reply", "Routed", "Control", "UpgradeMsg", "StageChange", "SpliceMsg", "EndMsg"]
+
+
+class Reply:
+    """A one-shot reply slot that one caller awaits."""
+
+    __slots__ = ("_done", "error", "value")
+
+    def __init__(self) -> None:
+        self._done = anyio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def set(self, value: Any) -> None:
+        """Deliver the value (first delivery wins)."""
+        if not self._done.is_set():
+            self.value = value
+            self._done.set()
+
+    def fail(self, error: BaseException) -> None:
+        """Deliver an error instead of a value (first delivery wins)."""
+        if not self._done.is_set():
+            self.error = error
+            self._done.set()
+
+    @property
+    def done(self) -> bool:
+        """Whether a value or error was delivered."""
+        return self._done.is_set()
+
+    async def wait(self) -> Any:
+        """Wait for the delivery; return the value or raise the error."""
+        await self._done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class Routed:
+    """An item with a reply route; stages replace ``value`` as it moves on."""
+
+    __slots__ = ("reply", "value")
+
+    def __init__(self, value: Any, reply: Reply) -> None:
+        self.value = value
+        self.reply = reply
+
+
+class Control:
+    """Base class of the control envelopes."""
+
+    __slots__ = ()
+
+
+class StageChange:
+    """One stage's part of an upgrade: the machine to run and the migration.
+
+    ``from_version`` is the version the change was checked against; a stage
+    running anything else refuses it (another upgrade got there first).
+    ``migrate`` maps the old state to the new one; its result is validated
+    against ``machine.state`` before it is committed.
+    """
+
+    __slots__ = ("from_version", "machine", "migrate", "stage")
+
+    def __init__(
+        self,
+        stage: str,
+        machine: AnyMachine,
+        migrate: Callable[[Any], Any] | None,
+        from_version: str,
+    ) -> None:
+        self.stage = stage
+        self.machine = machine
+        self.migrate = migrate
+        self.from_version = from_version
+
+
+class UpgradeMsg(Control):
+    """An in-band upgrade of one or several stages.
+
+    Stages named in ``changes`` prepare (migrate and validate) when the
+    message reaches them. A single-stage upgrade commits at once. For
+    several stages, each prepared stage holds its input until the last
+    changed stage has prepared, then all commit or all keep the old code:
+    every item sees either all old or all new code.
+    """
+
+    __slots__ = ("changes", "commits", "decided", "failure", "last", "reply", "versions")
+
+    def __init__(self, changes: dict[str, StageChange], last: str, reply: Reply) -> None:
+        self.changes = changes
+        self.last = last
+        self.reply = reply
+        self.failure: tuple[str, str, BaseException] | None = None
+        self.decided = anyio.Event()
+        self.versions: dict[str, str] = {}
+        self.commits: list[Callable[[], None]] = []
+
+
+class SpliceMsg(Control):
+    """Re-route the receiving stage's output into ``channel`` (append a stage)."""
+
+    __slots__ = ("channel", "reply", "stage")
+
+    def __init__(self, stage: str, channel: Any, reply: Reply) -> None:
+        self.stage = stage
+        self.channel = channel
+        self.reply = reply
+
+
+class EndMsg(Control):
+    """End of stream: every stage drains what is ahead of it, forwards this, stops."""
+
+    __slots__ = ()

@@ -1,0 +1,96 @@
+"""The end of a pipeline: replies go to their callers, other outputs to readers.
+
+The last stage's outbox is an :class:`OutputPort`. It delivers each
+:class:`~arrowloop.runtime._envelope.Routed` item's output to the caller
+waiting for it and queues plain outputs on a bounded channel that
+:meth:`Pipeline.receive` reads. End of stream closes that channel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+
+from arrowloop.errors import UpgradeError
+from arrowloop.runtime._channel import ChannelStatistics, MemoryChannel
+from arrowloop.runtime._envelope import EndMsg, Routed, SpliceMsg
+
+__all__ = ["OutputPort"]
+
+
+class OutputPort:
+    """A :class:`~arrowloop.runtime._channel.Channel` that ends a pipeline."""
+
+    def __init__(self, capacity: int) -> None:
+        self.outputs = MemoryChannel(capacity)
+        self.finished = anyio.Event()
+        self.discard = False
+        self.discarded = 0
+
+    def _deliver(self, message: Any) -> list[Any] | None:
+        """Handle an envelope, or return the plain outputs to queue."""
+        tm = type(message)
+        if tm is list:
+            if self.discard:
+                self.discarded += len(message)
+                return None
+            plain: list[Any] = message
+            return plain
+        if tm is Routed:
+            message.reply.set(message.value)
+        elif tm is EndMsg:
+            self.outputs.close()
+            self.finished.set()
+        elif tm is SpliceMsg:
+            message.reply.fail(_no_stage(message.stage))
+        return None
+
+    def send_nowait(self, message: Any) -> None:
+        """Deliver a reply, or queue plain outputs (``WouldBlock`` when full)."""
+        if type(message) is list and not self.discard:
+            self.outputs.send_nowait(message)
+            return
+        plain = self._deliver(message)
+        if plain is not None:
+            self.outputs.send_nowait(plain)
+
+    async def send(self, message: Any) -> None:
+        """Deliver a reply, or queue plain outputs, waiting for room."""
+        plain = self._deliver(message)
+        if plain is None:
+            return
+        try:
+            await self.outputs.send(plain)
+        except anyio.ClosedResourceError:
+            self.discarded += len(plain)
+
+    async def receive(self, limit: int) -> list[Any]:
+        """Not used: the port is only ever a stage's outbox."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the outputs channel."""
+        self.outputs.close()
+
+    def dispose(self) -> None:
+        """Close the outputs channel on both sides."""
+        self.outputs.dispose()
+
+    def statistics(self) -> ChannelStatistics:
+        """Statistics of the outputs channel."""
+        return self.outputs.statistics()
+
+    def start_discarding(self) -> None:
+        """Drop plain outputs from now on, and those queued (nobody will read them)."""
+        self.discard = True
+        while True:
+            try:
+                dropped = self.outputs.receive_nowait(1 << 30)
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                return
+            self.discarded += sum(len(m) for m in dropped)
+
+
+def _no_stage(name: str) -> UpgradeError:
+    return UpgradeError(f"no stage named {name!r}", stage=name, reason="unknown stage")

@@ -1,0 +1,446 @@
+"""The stage actor: one task that steps a machine over its input channel.
+
+The actor owns nothing but its machine and state; its channels belong to the
+pipeline, so queued items outlive a crash. The loop is written for speed:
+plain items arrive in lists and are stepped in a tight loop with the step
+function and the state in local variables; envelopes (calls with a reply
+route, upgrades, splices, end of stream) arrive as messages of their own. A step
+that raises loses only that item: it goes to the dead-letter sink with its
+error, its caller (if any) gets a :class:`~arrowloop.errors.StepError`, and
+the stage carries on with its state as it was before that item.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import anyio
+import attrs
+
+from arrowloop.errors import StepError, UpgradeError, ValidationError
+from arrowloop.machine import AnyMachine, Machine, NativeMachine
+from arrowloop.runtime._channel import DEFAULT_CAPACITY, Channel, ChannelStatistics, MemoryChannel
+from arrowloop.runtime._deadletter import DeadLetter, DeadLetterSink
+from arrowloop.runtime._envelope import Control, EndMsg, Routed, SpliceMsg, UpgradeMsg
+from arrowloop.typesys import check_name, validate
+
+__all__ = [
+    "StageSpec",
+    "stage",
+    "StageStatistics",
+    "StageActor",
+    "StageCrashed",
+    "DEFAULT_BATCH_LIMIT",
+]
+
+DEFAULT_BATCH_LIMIT: Final = 256
+
+
+def _check_machine(machine: object) -> AnyMachine:
+    if not isinstance(machine, Machine | NativeMachine):
+        raise TypeError(
+            f"expected a Machine (Machine.build(...)) or a NativeMachine (native(...)), "
+            f"found {type(machine).__name__}"
+        )
+    return machine
+
+
+def _positive(name: str) -> Callable[[Any, Any, Any], None]:
+    def check(_: Any, __: Any, value: Any) -> None:
+        if type(value) is not int or value < 1:
+            raise ValueError(f"expected {name} to be an integer >= 1, found {value!r}")
+
+    return check
+
+
+@attrs.frozen
+class StageSpec:
+    """A named stage of a pipeline: its machine and channel settings.
+
+    Attributes:
+        name: unique within the pipeline (an identifier).
+        machine: what it runs at start.
+        capacity: most items queued in its input channel.
+        batch_limit: most items it takes from a backlog in one go.
+    """
+
+    name: str = attrs.field(validator=lambda _, __, v: check_name(v, "stage name"))
+    machine: AnyMachine = attrs.field(converter=_check_machine)
+    capacity: int = attrs.field(default=DEFAULT_CAPACITY, validator=_positive("capacity"))
+    batch_limit: int = attrs.field(default=DEFAULT_BATCH_LIMIT, validator=_positive("batch_limit"))
+
+    def __rshift__(self, other: Any) -> Any:
+        from arrowloop.runtime._pipeline import PipelineSpec
+
+        return PipelineSpec((self,)) >> other
+
+
+def stage(
+    name: str,
+    machine: AnyMachine,
+    *,
+    capacity: int = DEFAULT_CAPACITY,
+    batch_limit: int = DEFAULT_BATCH_LIMIT,
+) -> StageSpec:
+    """A stage named ``name`` running ``machine`` (``stage("a", m1) >> stage("b", m2)``).
+
+    Raises:
+        TypeDefinitionError: ``name`` is not an identifier.
+        TypeError: ``machine`` is not a machine.
+        ValueError: ``capacity`` or ``batch_limit`` is not a positive integer.
+    """
+    return StageSpec(name, machine, capacity, batch_limit)
+
+
+@attrs.frozen
+class StageStatistics:
+    """A snapshot of one running stage."""
+
+    name: str
+    version: str
+    portable: bool
+    input_type: str
+    output_type: str
+    state_type: str
+    processed: int
+    failed: int
+    upgrades: int
+    queue: ChannelStatistics
+    last_upgrade_pause_ns: int | None
+    restarts: int = 0
+
+
+class StageCrashed(Exception):
+    """A supervised stage stopped because its step raised on ``item``.
+
+    Raised out of :meth:`StageActor.run` only when the actor exits on
+    crashes (under a supervisor); the error itself is ``__cause__``.
+    """
+
+    def __init__(self, stage: str, item: Any, error: BaseException) -> None:
+        super().__init__(
+            f"stage {stage!r} crashed on {item!r:.80}: {type(error).__name__}: {error}"
+        )
+        self.stage = stage
+        self.item = item
+        self.error = error
+
+
+def _native_step(machine: NativeMachine) -> Callable[[Any, Any], tuple[Any, Any]]:
+    # Native steps are unchecked Python: catch a wrong return shape here,
+    # naming the bad value (OTP's bad_return_value), rather than letting it
+    # surface as a confusing unpacking error or a corrupted state.
+    raw = machine.step
+
+    def step(item: Any, state: Any) -> tuple[Any, Any]:
+        result = raw(item, state)
+        if type(result) is not tuple or len(result) != 2:
+            raise TypeError(
+                f"bad return value: expected a pair (state, output), found {result!r:.80}"
+            )
+        return result
+
+    return step
+
+
+class StageActor:
+    """The running form of a stage (created and owned by a pipeline)."""
+
+    def __init__(
+        self,
+        spec: StageSpec,
+        inbox: MemoryChannel,
+        outbox: Channel,
+        dead: DeadLetterSink,
+        *,
+        exit_on_crash: bool = False,
+    ) -> None:
+        self.name = spec.name
+        self.spec = spec
+        # With a supervisor, a crash ends the actor (OTP style) and the
+        # supervisor restarts it; alone, the stage resumes with its state.
+        self.exit_on_crash = exit_on_crash
+        # What a crashed actor was holding: the rest of its batch, and outputs
+        # not yet sent. Its successor takes them over, so nothing is lost.
+        self.leftover: list[Any] = []
+        self.unsent: list[Any] = []
+        self.reset_requested = False
+        self.reset_to: tuple[Any, str] | None = None
+        self.restarts = 0
+        self.running = False
+        self.batch_limit = spec.batch_limit
+        self.inbox = inbox
+        self.outbox = outbox
+        self.dead = dead
+        self.machine: AnyMachine = spec.machine
+        self.state: Any = spec.machine.init
+        self.step = self._step_of(spec.machine)
+        self.processed = 0
+        self.failed = 0
+        self.upgrades = 0
+        self.last_upgrade_pause_ns: int | None = None
+        self._pause_t0: int | None = None
+
+    @staticmethod
+    def _step_of(machine: AnyMachine) -> Callable[[Any, Any], tuple[Any, Any]]:
+        if isinstance(machine, NativeMachine):
+            return _native_step(machine)
+        return machine.step
+
+    def statistics(self) -> StageStatistics:
+        """A snapshot of this stage."""
+        m = self.machine
+        return StageStatistics(
+            self.name,
+            m.version,
+            m.portable,
+            repr(m.input),
+            repr(m.output),
+            repr(m.state),
+            self.processed,
+            self.failed,
+            self.upgrades,
+            self.inbox.statistics(),
+            self.last_upgrade_pause_ns,
+            self.restarts,
+        )
+
+    def take_over(self, previous: StageActor) -> None:
+        """Inherit what a crashed predecessor held (its unsent outputs and the
+        rest of its batch) and its counters; its state is not inherited."""
+        self.unsent, previous.unsent = previous.unsent, []
+        self.leftover, previous.leftover = previous.leftover, []
+        self.processed = previous.processed
+        self.failed = previous.failed
+        self.upgrades = previous.upgrades
+        self.restarts = previous.restarts + 1
+        self.last_upgrade_pause_ns = previous.last_upgrade_pause_ns
+
+    def reset(self, state: Any = None, version: str | None = None) -> None:
+        """Restart in place: the initial state of the current machine.
+
+        Used by one-for-all and rest-for-one restarts of stages that did not
+        crash themselves; applied between two batches, so nothing is lost.
+        With ``version``, ``state`` is used instead of the initial state if
+        the stage still runs that version when the reset applies (an upgrade
+        may get there first; its state type may differ).
+        """
+        self.reset_requested = True
+        self.reset_to = (state, version) if version is not None else None
+
+    # -- the loop -------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Step items until end of stream (the task body)."""
+        inbox = self.inbox
+        receive_nowait = inbox.receive_nowait
+        limit = self.batch_limit
+        self.running = True
+        if self.unsent:
+            held, self.unsent = self.unsent, []
+            await self._send(held)
+        while True:
+            # Fast path first: a coroutine is only made when we must wait.
+            if self.leftover:
+                messages, self.leftover = self.leftover, []
+            elif inbox.queued:
+                messages = receive_nowait(limit)
+            else:
+                try:
+                    messages = await inbox.receive(limit)
+                except anyio.EndOfStream:
+                    self.running = False
+                    return
+            if self._pause_t0 is not None:
+                self._end_pause()
+            if self.reset_requested:
+                self.reset_requested = False
+                to, self.reset_to = self.reset_to, None
+                if to is not None and to[1] == self.machine.version:
+                    self.state = to[0]
+                else:
+                    self.state = self.machine.init
+                self.restarts += 1
+            step = self.step
+            state = self.state
+            outs: list[Any] = []  # plain outputs not yet sent
+            done = 0
+            rest = iter(messages)
+            for m in rest:
+                tm = type(m)
+                if tm is list:
+                    # The hot loop: plain items only, nothing to dispatch on.
+                    append = outs.append
+                    items = iter(m)
+                    for x in items:
+                        try:
+                            state, y = step(x, state)
+                        except Exception as exc:
+                            self._crash(x, exc, None)
+                            if self.exit_on_crash:
+                                left = list(items)
+                                done += len(m) - len(left) - 1
+                                self._exit(
+                                    done, outs, ([left] if left else []) + list(rest), x, exc
+                                )
+                            done -= 1
+                            continue
+                        append(y)
+                    done += len(m)
+                elif tm is Routed:
+                    try:
+                        state, m.value = step(m.value, state)
+                    except Exception as exc:
+                        self._crash(m.value, exc, m)
+                        if self.exit_on_crash:
+                            self._exit(done, outs, list(rest), m.value, exc)
+                        continue
+                    done += 1
+                    if outs:
+                        await self._send(outs)
+                        outs = []
+                    await self._send(m)
+                else:
+                    self.state = state
+                    if outs:
+                        await self._send(outs)
+                        outs = []
+                    if tm is EndMsg:
+                        self.processed += done
+                        await self.outbox.send(m)
+                        self.running = False
+                        return
+                    await self._control(m)
+                    step = self.step
+                    state = self.state
+                    if self._pause_t0 is not None and m is not messages[-1]:
+                        self._end_pause()
+            self.state = state
+            self.processed += done
+            if outs:
+                outbox = self.outbox
+                try:
+                    outbox.send_nowait(outs)
+                except anyio.WouldBlock:
+                    self.unsent = outs
+                    await outbox.send(outs)
+                    self.unsent = []
+
+    def _exit(
+        self, done: int, outs: list[Any], leftover: list[Any], item: Any, exc: Exception
+    ) -> None:
+        self.processed += done
+        self.unsent = outs
+        self.leftover = leftover
+        self.running = False
+        raise StageCrashed(self.name, item, exc) from exc
+
+    async def _send(self, message: Any) -> None:
+        outbox = self.outbox
+        try:
+            outbox.send_nowait(message)
+        except anyio.WouldBlock:
+            await outbox.send(message)
+
+    def _crash(self, item: Any, exc: Exception, routed: Routed | None) -> None:
+        self.failed += 1
+        version = self.machine.version
+        err = StepError(
+            f"stage {self.name!r} (version {version[:12]}) failed on the item {item!r:.80}: "
+            f"{type(exc).__name__}: {exc}",
+            stage=self.name,
+            version=version,
+            item=item,
+        )
+        err.__cause__ = exc
+        self.dead.put(DeadLetter(self.name, version, item, exc))
+        if routed is not None:
+            routed.reply.fail(err)
+
+    def _end_pause(self) -> None:
+        assert self._pause_t0 is not None
+        self.last_upgrade_pause_ns = time.perf_counter_ns() - self._pause_t0
+        self._pause_t0 = None
+
+    # -- control messages -----------------------------------------------------
+
+    async def _control(self, msg: Control) -> None:
+        if isinstance(msg, UpgradeMsg):
+            await self._upgrade(msg)
+        elif isinstance(msg, SpliceMsg):
+            if msg.stage == self.name:
+                self.outbox = msg.channel
+                msg.reply.set(None)
+            else:
+                await self.outbox.send(msg)
+
+    async def _upgrade(self, msg: UpgradeMsg) -> None:
+        change = msg.changes.get(self.name)
+        if change is None:
+            await self.outbox.send(msg)
+            return
+        t0 = time.perf_counter_ns()
+        try:
+            new_state = self._prepare(change.machine, change.migrate, change.from_version)
+        except UpgradeError as exc:
+            # Decide now: no stage switches; earlier prepared stages wake up
+            # and keep their old code. Later stages never see the message.
+            msg.failure = (self.name, exc.reason, exc)
+            msg.decided.set()
+            msg.reply.fail(exc)
+            return
+        machine = change.machine
+
+        def commit() -> None:
+            self.machine = machine
+            self.state = new_state
+            self.step = self._step_of(machine)
+            self.upgrades += 1
+            self._pause_t0 = t0
+
+        msg.versions[self.name] = machine.version
+        if msg.last == self.name:
+            commit()
+            for other in msg.commits:
+                other()
+            msg.decided.set()
+            msg.reply.set(dict(msg.versions))
+            return
+        msg.commits.append(commit)
+        await self.outbox.send(msg)
+        # Hold this stage (its input queues up, bounded) until every changed
+        # stage downstream has prepared: all commit together or none does.
+        await msg.decided.wait()
+
+    def _prepare(
+        self, machine: AnyMachine, migrate: Callable[[Any], Any] | None, from_version: str
+    ) -> Any:
+        current = self.machine.version
+        if current != from_version:
+            raise UpgradeError(
+                f"stage {self.name!r}: expected to replace version {from_version[:12]}, "
+                f"found {current[:12]} running (another upgrade got there first)",
+                stage=self.name,
+                reason="stale",
+            )
+        try:
+            new_state = self.state if migrate is None else migrate(self.state)
+        except Exception as exc:
+            err = UpgradeError(
+                f"stage {self.name!r}: the migration raised {type(exc).__name__}: {exc}",
+                stage=self.name,
+                reason="migration failed",
+            )
+            raise err from exc
+        try:
+            validate(machine.state, new_state, "migrated state")
+        except ValidationError as exc:
+            raise UpgradeError(
+                f"stage {self.name!r}: the migrated state does not have the new state type "
+                f"{machine.state!r}: {exc}",
+                stage=self.name,
+                reason="invalid migrated state",
+            ) from exc
+        return new_state

@@ -1,0 +1,153 @@
+"""The supervisor's messages and its records of children and changes.
+
+Private to the supervisor (layer 9): the reply slot callers await, the
+requests and notices that go through its mailbox, a checked change ready to
+send, what it takes to undo an applied change, and the running record of
+one child.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import attrs
+
+from arrowloop.machine import AnyMachine
+from arrowloop.runtime import Change, Migration
+from arrowloop.supervisor._codechange import CheckedUpgrade, RecordKind
+from arrowloop.supervisor._intensity import Window
+from arrowloop.supervisor._spec import ChildSpec
+
+if TYPE_CHECKING:  # the running supervisor refers to these records, not the reverse
+    from arrowloop.supervisor._supervisor import Supervisor
+
+__all__ = [
+    "Reply",
+    "RequestKind",
+    "SERIAL",
+    "Request",
+    "Exit",
+    "Done",
+    "Plan",
+    "Undo",
+    "ChildRecord",
+    "Refused",
+]
+
+
+class Reply:
+    """A one-shot reply slot one caller awaits."""
+
+    __slots__ = ("_done", "error", "value")
+
+    def __init__(self) -> None:
+        self._done = anyio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def set(self, value: Any) -> None:
+        """Deliver the value (first delivery wins)."""
+        if not self._done.is_set():
+            self.value = value
+            self._done.set()
+
+    def fail(self, error: BaseException) -> None:
+        """Deliver an error instead (first delivery wins)."""
+        if not self._done.is_set():
+            self.error = error
+            self._done.set()
+
+    async def wait(self) -> Any:
+        """Wait for the delivery; return the value or raise the error."""
+        await self._done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+RequestKind = Literal["change", "rollback", "status", "history", "state", "stop"]
+# Requests that change code or stop run one at a time, after any change in flight.
+SERIAL: frozenset[str] = frozenset({"change", "rollback", "stop"})
+
+
+@attrs.define
+class Request:
+    kind: RequestKind
+    arg: Any
+    reply: Reply
+    holds_slot: bool = True  # until handled; internal requests never hold one
+    internal: bool = False  # posted by the supervisor itself (auto-rollback)
+
+
+@attrs.define
+class Exit:
+    child: str
+    incarnation: int
+    error: BaseException | None
+
+
+@attrs.define
+class Done:
+    """A code change came back from the pipeline (posted by its sending task)."""
+
+    plan: Plan
+    versions: dict[str, str] | None
+    error: BaseException | None
+
+
+@attrs.define
+class Plan:
+    """A checked code change or rollback, ready to send."""
+
+    kind: RecordKind
+    requested_by: str
+    changes: dict[str, Change]
+    machines: dict[str, AnyMachine]
+    expect: dict[str, str]
+    change_interface: bool
+    checked: list[CheckedUpgrade]  # forward changes only
+    undo: Undo | None  # rollbacks only: the step being undone
+    reply: Reply
+
+
+@attrs.frozen
+class Undo:
+    """What it takes to undo one applied change: per stage, the machine it
+    replaced, the inverse migration and the version it installed."""
+
+    stages: tuple[str, ...]
+    previous: Mapping[str, AnyMachine]
+    inverse: Mapping[str, Migration | None]
+    installed: Mapping[str, str]
+
+
+class ChildRecord:
+    """The supervisor's running record of one child."""
+
+    def __init__(self, spec: ChildSpec, index: int) -> None:
+        self.spec = spec
+        self.index = index
+        self.name = spec.name
+        self.incarnation = 0
+        self.running = False
+        self.restarts = 0
+        # Nested supervisors: the running handle, its cancel scope, and an
+        # event set when its task has ended.
+        self.handle: Supervisor | None = None
+        self.scope: anyio.CancelScope | None = None
+        self.ended = anyio.Event()
+        # Stages: when the latest code change was applied (supervisor clock)
+        # and the crashes since, for auto-rollback.
+        self.upgraded_at: float | None = None
+        self.crashes: Window | None = None
+        self.rollback_pending = False
+
+
+class Refused(Exception):
+    """Internal: a request refused (already recorded); carries the error."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error

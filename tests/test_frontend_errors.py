@@ -1,0 +1,396 @@
+"""What the front end refuses: each construct's error, its location and its wording.
+
+The cases are data: an undecorated function, the text expected in the
+message, and where the error must point (the line marked ``# here``, at
+the column of a snippet of that line). Decorating it must raise a
+:class:`FrontendError` saying what was found and what to write instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pytest
+
+from arrowloop import FrontendError, arrow, statemachine
+from arrowloop.errors import ValidationError
+from examples.counter import Ack, Count, IncrCount, Output, ReadCount
+
+
+@attrs.frozen
+class Box:
+    """A record for the cases below."""
+
+    n: int
+
+
+def plain_function(x: int) -> int:
+    """Neither a primitive nor a front-end function."""
+    return x
+
+
+# -- the cases ------------------------------------------------------------------------
+
+
+def while_loop(n: int) -> int:
+    while n > 0:  # here
+        n -= 1
+    return n
+
+
+def global_statement(n: int) -> int:
+    global COUNTER  # here
+    return n
+
+
+def nonlocal_statement(n: int) -> int:
+    def inner() -> int:  # here
+        return n
+
+    return inner()
+
+
+def attribute_assignment(b: Box) -> Box:
+    b.n = 1  # type: ignore[misc]  # here
+    return b
+
+
+def item_assignment(d: dict[str, int]) -> dict[str, int]:
+    d["k"] = 1  # here
+    return d
+
+
+def side_effect(n: int) -> int:
+    print(n)  # here
+    return n
+
+
+def unknown_call(n: int) -> int:
+    return plain_function(n)  # here
+
+
+def try_except(n: int) -> int:
+    try:  # here
+        return 1 // n
+    except ZeroDivisionError:
+        return 0
+
+
+def unused_value(n: int) -> int:
+    n + 1  # here
+    return n
+
+
+def unused_call(n: int) -> int:
+    abs(n)  # here
+    return n
+
+
+def raise_statement(n: int) -> int:
+    if n < 0:
+        raise ValueError("negative")  # here
+    return n
+
+
+def for_else(xs: list[int]) -> int:
+    total = 0
+    for x in xs:
+        total += x
+    else:
+        total = -1  # here
+    return total
+
+
+def break_in_loop(xs: list[int]) -> int:
+    total = 0
+    for x in xs:
+        if x < 0:
+            break  # here
+        total += x
+    return total
+
+
+def return_in_loop(xs: list[int]) -> int:
+    for x in xs:
+        return x  # here
+    return 0
+
+
+def list_append(xs: list[int]) -> list[int]:
+    ys = xs
+    ys.append(1)  # here
+    return ys
+
+
+def list_append_value(xs: list[int]) -> int:
+    n = len(xs)
+    y = xs.append(n)  # type: ignore[func-returns-value]  # here
+    return n if y is None else 0
+
+
+def lambda_expression(n: int) -> int:
+    f = lambda x: x + 1  # noqa: E731  # here
+    return int(f(n))  # type: ignore[no-untyped-call]
+
+
+def f_string(n: int) -> str:
+    return f"n={n}"  # here
+
+
+def comprehension(xs: list[int]) -> list[int]:
+    return [x + 1 for x in xs]  # here
+
+
+def missing_return(n: int) -> int:  # type: ignore[return]
+    if n > 0:  # here
+        return n
+
+
+def incomplete_match(  # type: ignore[return]
+    msg: ReadCount | IncrCount, n: int
+) -> tuple[int, Output]:
+    match msg:  # here
+        case ReadCount():
+            return n, Count(n)
+
+
+def type_error(s: str) -> str:
+    return s + 1  # type: ignore[operator,no-any-return]  # here
+
+
+def int_condition(n: int) -> int:
+    if n:  # here
+        return 1
+    return 0
+
+
+def is_comparison(a: int, b: int) -> bool:
+    return a is b  # here
+
+
+def field_of_variant(reply: Output) -> int:
+    return reply.n  # type: ignore[union-attr]  # here
+
+
+def used_before_assigned(n: int) -> int:
+    m: int = k + n  # type: ignore[has-type,used-before-def]  # noqa: F821  # here
+    k = 1
+    return m + k
+
+
+def maybe_unbound(n: int) -> int:
+    if n > 0:
+        m = n
+    return m  # here
+
+
+def power(n: int) -> int:
+    return n**2  # here
+
+
+def dict_subscript(d: dict[str, int]) -> int:
+    return d["k"]  # here
+
+
+def missing_annotation(n) -> int:  # type: ignore[no-untyped-def]  # here
+    return 0
+
+
+def list_augmented(xs: list[int]) -> list[int]:
+    xs += [1]  # here
+    return xs
+
+
+def unknown_class_pattern(msg: ReadCount | IncrCount, n: int) -> tuple[int, Output]:
+    match msg:
+        case Box():  # here
+            return n, Ack()
+        case _:
+            return n, Ack()
+
+
+def with_statement(n: int) -> int:
+    with open("x") as f:  # here
+        return len(f.read())
+
+
+def yield_expression(n: int) -> int:  # type: ignore[misc]
+    yield n  # here
+
+
+def undefined_name(n: int) -> int:
+    return n + UNDEFINED  # type: ignore[name-defined,no-any-return]  # noqa: F821  # here
+
+
+def mixed_equality(n: int, x: float) -> bool:
+    return n == x  # here
+
+
+def loop_over_str(s: str) -> int:
+    n = 0
+    for _c in s:  # here
+        n += 1
+    return n
+
+
+def recursion(n: int) -> int:
+    return recursion(n - 1) if n > 0 else 0  # here
+
+
+def star_args(*ns: int) -> int:  # here
+    return 0
+
+
+def bare_return(n: int) -> int:
+    if n > 0:
+        return  # type: ignore[return-value]  # here
+    return n
+
+
+CASES: list[tuple[Callable[..., Any], str, str]] = [
+    (while_loop, "while", "while loops are not supported; loop over a list with for x in xs"),
+    (global_statement, "global", "global is not supported"),
+    (nonlocal_statement, "def inner", "nested definitions are not supported"),
+    (attribute_assignment, "b.n", "attribute assignment is not supported: records are immutable"),
+    (item_assignment, 'd["k"]', "item assignment changes a list or dict in place"),
+    (side_effect, "print", "print cannot be called here (unknown calls may have side effects)"),
+    (unknown_call, "plain_function", "plain_function cannot be called here"),
+    (try_except, "try", "try/except is not supported"),
+    (unused_value, "n + 1", "an expression whose value is not used is not supported"),
+    (unused_call, "abs", "a call whose value is not used is not supported"),
+    (raise_statement, "raise", "raise is not supported"),
+    (for_else, "total = -1", "for ... else is not supported"),
+    (break_in_loop, "break", "break is not supported"),
+    (return_in_loop, "return", "return inside a for loop is not supported"),
+    (list_append, "ys.append", "list.append changes the list in place"),
+    (list_append_value, "xs.append", "list.append changes the list in place"),
+    (lambda_expression, "lambda", "lambda expressions are not supported"),
+    (f_string, 'f"', "f-strings are not supported"),
+    (comprehension, "[x + 1", "comprehensions are not supported"),
+    (missing_return, "if", "this if has no else, and nothing after it returns"),
+    (incomplete_match, "match", "some values match no case of this match"),
+    (type_error, "s + 1", "the operator + expected operands"),
+    (int_condition, "n", "expected a bool condition, found int"),
+    (is_comparison, "a is b", "'is' is only supported as 'x is None'"),
+    (field_of_variant, "reply.n", "cannot read .n of a value of the variant type Ack | Count"),
+    (used_before_assigned, "k", "the local variable k is used before it is assigned"),
+    (maybe_unbound, "m", "m may be unbound here: not every path through the if"),
+    (power, "n**2", "the operator ** is not supported"),
+    (dict_subscript, 'd["k"]', "d[k] is not supported; write d.get(k, default)"),
+    (missing_annotation, "def", "expected an annotation for the parameter n"),
+    (list_augmented, "xs += [1]", "+= on a list[int] changes it in place"),
+    (unknown_class_pattern, "Box()", "Box is not a case of the variant IncrCount | ReadCount"),
+    (with_statement, "with", "with statements are not supported"),
+    (yield_expression, "yield", "yield is not supported"),
+    (undefined_name, "UNDEFINED", "the name UNDEFINED is not defined"),
+    (mixed_equality, "n == x", "== compares values of one type here, found int and float"),
+    (loop_over_str, "s:", "expected a list to loop over, found str"),
+    (recursion, "recursion(", "recursion is not supported"),
+    (star_args, "ns", "*args, **kwargs and keyword-only parameters are not supported"),
+    (bare_return, "return", "a return needs a value"),
+]
+
+
+def where(fn: Callable[..., Any], snippet: str) -> tuple[int, int, str]:
+    """The line marked ``# here`` in ``fn``'s source, and the column of ``snippet`` on it."""
+    lines, start = inspect.getsourcelines(fn)
+    (k,) = [i for i, line in enumerate(lines) if line.rstrip().endswith("# here")]
+    return start + k, lines[k].index(snippet) + 1, lines[k]
+
+
+@pytest.mark.parametrize(("fn", "snippet", "words"), CASES, ids=[c[0].__name__ for c in CASES])
+def test_refused_with_location_and_reason(fn: Callable[..., Any], snippet: str, words: str) -> None:
+    """Decorating the function raises a FrontendError at the offending node, saying why."""
+    machine = "msg" in inspect.signature(fn).parameters
+    decorate: Callable[[Callable[..., Any]], object] = statemachine(init=0) if machine else arrow
+    with pytest.raises(FrontendError) as info:
+        decorate(fn)
+    err = info.value
+    line, col, text = where(fn, snippet)
+    assert words in err.message, err.message
+    assert err.message.startswith(f"in {fn.__qualname__}: ")
+    assert (err.lineno, err.offset) == (line, col), str(err)
+    assert err.path.endswith(f"test_frontend_errors.py:{line}:{col}")
+    assert err.filename == __file__
+    assert err.text == text
+    assert str(err) == f"at {err.path}: {err.message}"
+    assert isinstance(err, SyntaxError)
+
+
+def test_error_in_an_indented_function_points_into_the_file() -> None:
+    """Functions defined inside other functions are located correctly too."""
+    with pytest.raises(FrontendError) as info:
+
+        @arrow
+        def inner(n: int) -> int:
+            return n**2
+
+    lines, start = inspect.getsourcelines(test_error_in_an_indented_function_points_into_the_file)
+    k = next(i for i, line in enumerate(lines) if "return n**2" in line)
+    assert info.value.lineno == start + k
+    assert info.value.offset == lines[k].index("n**2") + 1
+
+
+def test_closure_over_a_free_variable_is_refused() -> None:
+    """A free variable of an enclosing function cannot be read."""
+    limit = 3
+    with pytest.raises(FrontendError, match="closures over free variables are not supported"):
+
+        @arrow
+        def capped(n: int) -> int:
+            return min(n, limit)
+
+
+def test_statemachine_needs_init() -> None:
+    """@statemachine without init= says how to write it."""
+    with pytest.raises(TypeError, match=r"write @statemachine\(init=\.\.\.\)"):
+
+        @statemachine
+        def f(msg: int, n: int) -> tuple[int, int]:
+            return n, msg
+
+
+def test_init_must_be_a_state() -> None:
+    """init is validated against the state type."""
+    with pytest.raises(ValidationError, match="expected int"):
+
+        @statemachine(init="zero")
+        def f(msg: int, n: int) -> tuple[int, int]:
+            return n, msg
+
+
+def test_statemachine_return_annotation_is_checked() -> None:
+    """The return annotation must be tuple[State, Output]."""
+    with pytest.raises(FrontendError, match=r"expected the return annotation tuple\[int, Output\]"):
+
+        @statemachine(init=0)
+        def f(msg: int, n: int) -> tuple[str, int]:
+            return str(n), msg
+
+
+def test_statemachine_takes_two_parameters() -> None:
+    """A state machine is step(input, state)."""
+    with pytest.raises(FrontendError, match="takes two parameters"):
+
+        @statemachine(init=0)
+        def f(msg: int) -> tuple[int, int]:
+            return msg, msg
+
+
+def test_lambdas_are_refused() -> None:
+    """Only def functions can be decorated."""
+    with pytest.raises(FrontendError, match="lambdas are not supported"):
+        arrow(lambda n: n)
+
+
+def test_branches_with_different_types_need_a_declaration() -> None:
+    """A conditional expression of two records asks for an annotation."""
+    with pytest.raises(FrontendError, match=r"annotate the target .*Output"):
+
+        @statemachine(init=0)
+        def f(msg: ReadCount | IncrCount, n: int) -> tuple[int, Output]:
+            reply = Count(n) if n > 0 else Ack()
+            return n, reply

@@ -644,3 +644,16 @@ def test_typed_tree_records_the_overload_chosen() -> None:
     assert add.signature is not None
     assert add.signature.input == TupleT((INT, add.signature.output))
     assert repr(add.output) == "float"
+
+
+def test_compile_cache_distinguishes_registries() -> None:
+    """One program compiled against two registries runs each registry's function."""
+    from arrowloop import Function, prim
+    from arrowloop.arrows import Registry
+
+    r1, r2 = Registry(), Registry()
+    r1.register("bump", int, int, lambda x: x + 1)
+    r2.register("bump", int, int, lambda x: x + 1000)
+    f1 = Function.build(prim("bump"), int, int, registry=r1)
+    f2 = Function.build(prim("bump"), int, int, registry=r2)
+    assert (f1(1), f2(1)) == (2, 1001)

@@ -416,3 +416,14 @@ def test_synthesised_record_classes_accept_any_valid_field_names() -> None:
     assert type(value) is record_class(rt)
     assert to_json(rt, value) == {"self": 1, "_": 2, "_a": 3, "a": 4, "f0": 5}
     validate(rt, value)
+
+
+def test_ints_beyond_64_bits_have_no_wire_form() -> None:
+    """An int outside the wire's 64-bit range is a clear ValidationError, not a crash."""
+    from arrowloop.errors import ValidationError as VE
+    from arrowloop.typesys import INT as INT_T
+    from arrowloop.typesys import to_json as tj
+
+    assert tj(INT_T, 2**63 - 1) == 2**63 - 1
+    with pytest.raises(VE, match="64-bit"):
+        tj(INT_T, 2**63)

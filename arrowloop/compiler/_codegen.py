@@ -511,20 +511,41 @@ def _cached(
     return made
 
 
+def _prims_of(t: Typed) -> tuple[int, ...]:
+    # The same program checked against another registry may call other
+    # functions under the same primitive names: part of the cache key.
+    ids: list[int] = []
+    stack = [t]
+    while stack:
+        node = stack.pop()
+        if node.signature is not None:
+            ids.append(id(node.signature.fn))
+        stack.extend(node.children)
+    return tuple(ids)
+
+
 def compile_loop(tl: TypedLoop) -> StepFn:
     """The step function ``(input, state) -> (state, output)`` of a checked loop.
 
     Compiled once per distinct program and types (a bounded LRU cache keyed
     by the program's structural content).
     """
-    key = ("loop", tl.loop.body, tl.input, tl.output, tl.state, bindings_epoch())
+    key = (
+        "loop",
+        tl.loop.body,
+        tl.input,
+        tl.output,
+        tl.state,
+        bindings_epoch(),
+        _prims_of(tl.body),
+    )
     fn, _ = _cached(key, lambda: _build_loop(tl))
     return fn
 
 
 def compile_arrow(t: Typed) -> ArrowFn:
     """The Python function of a checked pure arrow (cached like :func:`compile_loop`)."""
-    key = ("arrow", t.node, t.input, t.output, bindings_epoch())
+    key = ("arrow", t.node, t.input, t.output, bindings_epoch(), _prims_of(t))
     fn, _ = _cached(key, lambda: _build_arrow(t))
     return fn
 

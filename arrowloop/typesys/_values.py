@@ -135,12 +135,24 @@ def _validate_variant(t: VariantT, value: object, path: str) -> None:
     _validate_record(rt, value, path)
 
 
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+
 def to_json(t: Type, value: Any) -> Any:
     """The JSON form of ``value`` (assumed valid for ``t``) as plain Python data."""
     match t:
         case UnitT():
             return None
-        case BoolT() | IntT() | StrT():
+        case IntT():
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                raise ValidationError(
+                    f"expected an int within the wire's 64-bit signed range, found {value}",
+                    expected="-2**63 <= n < 2**63",
+                    found=str(value)[:40],
+                )
+            return value
+        case BoolT() | StrT():
             return value
         case FloatT():
             if math.isfinite(value):

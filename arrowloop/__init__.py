@@ -1,7 +1,9 @@
 """arrowloop: zero-downtime, typed upgrades of stateful asyncio pipelines.
 
-State machines are written in a small arrow language (or, later, restricted
-Python), checked, compiled to straight-line Python, and shipped as data.
+State machines are written in a small arrow language (or in restricted,
+annotated Python that compiles to it), checked, compiled to straight-line
+Python, shipped as data, run as stages of supervised asyncio pipelines and
+upgraded in-band.
 This module holds no logic: it is the curated public API.
 """
 

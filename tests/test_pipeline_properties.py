@@ -12,12 +12,13 @@ from typing import Any
 
 import anyio
 import pytest
+from anyio.abc import TaskGroup
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arrowloop import Machine, const, fanout, fst, loop
 from arrowloop.errors import UpgradeError
-from arrowloop.runtime import open_pipeline, stage
+from arrowloop.runtime import Pipeline, open_pipeline, stage
 from tests.machines import migration, reader, tagged, wide
 
 PRODUCER = 1_000_000  # item = producer * PRODUCER + sequence number
@@ -46,48 +47,56 @@ def _bad_state(_: Any) -> Any:
     return "not a state"
 
 
+async def _consume(p: Pipeline, outputs: list[Any]) -> None:
+    async for out in p:
+        outputs.append(out)
+
+
+async def _produce(p: Pipeline, pid: int, count: int) -> None:
+    for i in range(count):
+        await p.send(pid * PRODUCER + i)
+
+
+def _start_producers(tg: TaskGroup, p: Pipeline, producers: int, per_producer: int) -> None:
+    """Start ``producers`` tasks, each sending its own numbered items in order."""
+    for pid in range(1, producers + 1):
+        tg.start_soon(_produce, p, pid, per_producer)
+
+
 async def _run_single(script: list[Op], producers: int, per_producer: int) -> None:
     outputs: list[tuple[int, int, int]] = []
     expected_driver: list[tuple[int, int]] = []  # (item, version it must see)
     version = 0
     seq = 0
-    async with open_pipeline(stage("t", tagged(0), capacity=16, batch_limit=8)) as p:
-
-        async def consume() -> None:
-            async for out in p:
-                outputs.append(out)
-
-        async def produce(pid: int) -> None:
-            for i in range(per_producer):
-                await p.send(pid * PRODUCER + i)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(consume)
-            async with anyio.create_task_group() as load:
-                for pid in range(1, producers + 1):
-                    load.start_soon(produce, pid)
-                for kind, n in script:
-                    if kind == "send":
-                        for _ in range(n):
-                            await p.send(seq)
-                            expected_driver.append((seq, version))
-                            seq += 1
-                        continue
-                    before = p.version("t")
-                    if kind == "upgrade":
-                        await p.upgrade("t", tagged(version + 1), migration(version, version + 1))
-                        version += 1
-                        continue
-                    if kind == "bad_types":
-                        bad: tuple[Any, ...] = (_wrong_output(), None)
-                    elif kind == "raises":
-                        bad = (tagged(version + 1), _raising)
-                    else:
-                        bad = (tagged(version + 1), _bad_state)
-                    with pytest.raises(UpgradeError):
-                        await p.upgrade("t", *bad)
-                    assert p.version("t") == before
-            await p.close()
+    async with (
+        open_pipeline(stage("t", tagged(0), capacity=16, batch_limit=8)) as p,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(_consume, p, outputs)
+        async with anyio.create_task_group() as load:
+            _start_producers(load, p, producers, per_producer)
+            for kind, n in script:
+                if kind == "send":
+                    for _ in range(n):
+                        await p.send(seq)
+                        expected_driver.append((seq, version))
+                        seq += 1
+                    continue
+                before = p.version("t")
+                if kind == "upgrade":
+                    await p.upgrade("t", tagged(version + 1), migration(version, version + 1))
+                    version += 1
+                    continue
+                if kind == "bad_types":
+                    bad: tuple[Any, ...] = (_wrong_output(), None)
+                elif kind == "raises":
+                    bad = (tagged(version + 1), _raising)
+                else:
+                    bad = (tagged(version + 1), _bad_state)
+                with pytest.raises(UpgradeError):
+                    await p.upgrade("t", *bad)
+                assert p.version("t") == before
+        await p.close()
 
     # Exactly once, and the stage's own count saw every item in output order.
     assert [o[2] for o in outputs] == list(range(1, len(outputs) + 1))
@@ -128,35 +137,27 @@ def test_items_and_upgrades_interleave_without_loss(
 async def _run_pair(script: list[Op], producers: int, per_producer: int) -> None:
     outputs: list[tuple[int, int, int]] = []
     k = 0
-    async with open_pipeline(
-        stage("a", wide(0), capacity=8, batch_limit=4) >> stage("b", reader(0), capacity=8)
-    ) as p:
-
-        async def consume() -> None:
-            async for out in p:
-                outputs.append(out)
-
-        async def produce(pid: int) -> None:
-            for i in range(per_producer):
-                await p.send(pid * PRODUCER + i)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(consume)
-            async with anyio.create_task_group() as load:
-                for pid in range(1, producers + 1):
-                    load.start_soon(produce, pid)
-                for kind, n in script:
-                    if kind == "send":
-                        for i in range(n):
-                            await p.send(i)
-                    elif kind == "upgrade":
-                        await p.upgrade_many({"a": wide(k + 1), "b": reader(k + 1)})
-                        k += 1
-                    else:
-                        with pytest.raises(UpgradeError):
-                            await p.upgrade_many({"a": wide(k + 1), "b": (reader(k + 1), _raising)})
-                        assert p.version("a") == wide(k).version
-            await p.close()
+    async with (
+        open_pipeline(
+            stage("a", wide(0), capacity=8, batch_limit=4) >> stage("b", reader(0), capacity=8)
+        ) as p,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(_consume, p, outputs)
+        async with anyio.create_task_group() as load:
+            _start_producers(load, p, producers, per_producer)
+            for kind, n in script:
+                if kind == "send":
+                    for i in range(n):
+                        await p.send(i)
+                elif kind == "upgrade":
+                    await p.upgrade_many({"a": wide(k + 1), "b": reader(k + 1)})
+                    k += 1
+                else:
+                    with pytest.raises(UpgradeError):
+                        await p.upgrade_many({"a": wide(k + 1), "b": (reader(k + 1), _raising)})
+                    assert p.version("a") == wide(k).version
+        await p.close()
     # A consistent cut: stage a and stage b always ran the same generation.
     assert all(o[0] == o[2] for o in outputs)
     gens = [o[0] for o in outputs]

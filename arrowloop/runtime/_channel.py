@@ -30,7 +30,6 @@ __all__ = [
     "ChannelStatistics",
     "open_channel",
     "DEFAULT_CAPACITY",
-    "weight",
 ]
 
 DEFAULT_CAPACITY: Final = 1024
@@ -44,11 +43,6 @@ class ChannelStatistics:
     messages: int
     capacity: int
     closed: bool
-
-
-def weight(message: Any) -> int:
-    """How many items a message counts for: a list its length, an envelope 1."""
-    return len(message) if type(message) is list else 1
 
 
 class Channel(Protocol):

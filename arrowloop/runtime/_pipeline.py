@@ -28,7 +28,7 @@ from arrowloop.errors import (
     TypeDefinitionError,
     UpgradeError,
 )
-from arrowloop.machine import AnyMachine, Function, Machine
+from arrowloop.machine import AnyMachine, Function, Machine, NativeMachine
 from arrowloop.runtime._channel import ChannelStatistics, MemoryChannel
 from arrowloop.runtime._deadletter import DeadLetters, DeadLetterSink
 from arrowloop.runtime._envelope import EndMsg, Reply, Routed, SpliceMsg, StageChange, UpgradeMsg
@@ -257,21 +257,23 @@ class Pipeline:
         self._admit(item)
         self._entry.send_nowait([item])
 
-    async def send_batch(self, items: list[Any]) -> None:
-        """Send several items as one batch (the cheapest way in).
-
-        The list is handed over: do not reuse it.
-        """
+    def _admit_batch(self, items: list[Any]) -> list[Any]:
         if self._closing:
             raise PipelineClosed("the pipeline is closing: no more items are accepted")
         if self.validate_inputs:
             t = self.input
             for i, item in enumerate(items):
                 validate(t, item, f"items[{i}]")
+        return items if type(items) is list else list(items)
+
+    async def send_batch(self, items: list[Any]) -> None:
+        """Send several items as one batch (the cheapest way in).
+
+        The list is handed over: do not reuse it.
+        """
+        items = self._admit_batch(items)
         if not items:
             return
-        if type(items) is not list:
-            items = list(items)
         entry = self._entry
         try:
             entry.send_nowait(items)
@@ -283,14 +285,9 @@ class Pipeline:
 
         The list is handed over: do not reuse it.
         """
-        if self._closing:
-            raise PipelineClosed("the pipeline is closing: no more items are accepted")
-        if self.validate_inputs:
-            t = self.input
-            for i, item in enumerate(items):
-                validate(t, item, f"items[{i}]")
+        items = self._admit_batch(items)
         if items:
-            self._entry.send_nowait(items if type(items) is list else list(items))
+            self._entry.send_nowait(items)
 
     async def call(self, item: Any) -> Any:
         """Send ``item`` and wait for its output.
@@ -329,11 +326,8 @@ class Pipeline:
             anyio.EndOfStream: the pipeline closed and every output was read.
         """
         if self._buffer:
-            out = list(self._buffer)
-            self._buffer.clear()
-            return out
-        messages = await self._port.outputs.receive(1 << 16)
-        return _concat(messages)
+            return self._take_buffer()
+        return _concat(await self._port.outputs.receive(1 << 16))
 
     def receive_batch_nowait(self) -> list[Any]:
         """All outputs waiting now, without waiting.
@@ -343,11 +337,13 @@ class Pipeline:
             anyio.EndOfStream: the pipeline closed and every output was read.
         """
         if self._buffer:
-            out = list(self._buffer)
-            self._buffer.clear()
-            return out
-        messages = self._port.outputs.receive_nowait(1 << 16)
-        return _concat(messages)
+            return self._take_buffer()
+        return _concat(self._port.outputs.receive_nowait(1 << 16))
+
+    def _take_buffer(self) -> list[Any]:
+        out = list(self._buffer)
+        self._buffer.clear()
+        return out
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._iterate()
@@ -512,7 +508,7 @@ class Pipeline:
                     stage=name,
                     reason="types",
                 ) from exc
-        if not getattr(machine, "version", None) or not hasattr(machine, "state"):
+        if not isinstance(machine, Machine | NativeMachine):
             raise UpgradeError(
                 f"expected a Machine, NativeMachine or Loop for stage {name!r}, "
                 f"found {type(machine).__name__}",

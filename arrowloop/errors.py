@@ -10,6 +10,8 @@ server can hand them to clients as data, and render as::
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ArrowloopError",
     "LocatedError",
@@ -26,6 +28,9 @@ __all__ = [
     "SupervisorError",
     "ChildSpecError",
     "EscalationError",
+    "ProtocolError",
+    "AuthenticationError",
+    "error_data",
 ]
 
 
@@ -215,3 +220,38 @@ class EscalationError(SupervisorError):
         self.child = child
         self.restarts = restarts
         self.period = period
+
+
+class ProtocolError(LocatedError):
+    """A request to a server is malformed: not JSON, too large, an unknown
+    operation, a missing or ill-typed field. ``path`` is a JSON path into the
+    request. Nothing was changed."""
+
+
+class AuthenticationError(ArrowloopError):
+    """A control request did not carry the server's token. Nothing was changed."""
+
+
+def error_data(exc: BaseException) -> dict[str, Any]:
+    """An error as plain data for a reply to a client.
+
+    ``type`` and ``message`` always; ``path``, ``expected`` and ``found``
+    for errors about a place; ``stage`` and ``reason`` where the error names
+    a stage; ``cause`` for the located error behind it (the check that
+    refused an upgrade). An error that is not an :class:`ArrowloopError` is a bug on the
+    server's side and is reported with the type ``InternalError``.
+    """
+    data: dict[str, Any] = {
+        "type": type(exc).__name__ if isinstance(exc, ArrowloopError) else "InternalError",
+        "message": str(exc) if isinstance(exc, ArrowloopError) else f"{type(exc).__name__}: {exc}",
+    }
+    if isinstance(exc, LocatedError):
+        data.update(path=exc.path, expected=exc.expected, found=exc.found)
+    for attr in ("stage", "reason"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, str):
+            data[attr] = value
+    cause = exc.__cause__
+    if isinstance(cause, LocatedError):  # e.g. the CheckError behind a refused upgrade
+        data["cause"] = error_data(cause)
+    return data

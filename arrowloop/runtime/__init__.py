@@ -18,6 +18,7 @@ from arrowloop.runtime._pipeline import (
     Migration,
     Pipeline,
     PipelineSpec,
+    Ticket,
     open_pipeline,
     pipeline,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "PipelineSpec",
     "pipeline",
     "Pipeline",
+    "Ticket",
     "open_pipeline",
     "Migration",
     "Change",

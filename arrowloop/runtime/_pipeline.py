@@ -42,6 +42,7 @@ __all__ = [
     "Pipeline",
     "open_pipeline",
     "Migration",
+    "Ticket",
     "Change",
     "ExitHook",
     "NO_STATE",
@@ -72,6 +73,59 @@ NO_STATE: Final = _NoState()
 #: Called (synchronously, from the stage's task) when a supervised stage
 #: stops: with the StageCrashed error, or None at end of stream.
 ExitHook = Callable[[str, BaseException | None], None]
+
+
+class Ticket:
+    """The pending output of an item sent with :meth:`Pipeline.submit`.
+
+    Await :meth:`result` once; call :meth:`forget` instead if the output is
+    no longer wanted (the item is processed either way).
+    """
+
+    __slots__ = ("_after", "_pending", "_reply")
+
+    def __init__(
+        self,
+        reply: Reply,
+        pending: set[Reply],
+        after: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self._reply = reply
+        self._pending = pending
+        self._after = after
+
+    @property
+    def done(self) -> bool:
+        """Whether the output (or the error) has arrived."""
+        return self._reply.done
+
+    def then(self, after: Callable[[Any], Any]) -> Ticket:
+        """A ticket whose result is ``after`` applied to this one's."""
+        first = self._after
+        if first is not None:
+
+            def both(value: Any) -> Any:
+                return after(first(value))
+
+            return Ticket(self._reply, self._pending, both)
+        return Ticket(self._reply, self._pending, after)
+
+    async def result(self) -> Any:
+        """Wait for the item's output.
+
+        Raises:
+            StepError: a stage failed on this item (it is in the dead letters).
+            PipelineClosed: the pipeline closed before the item got through.
+        """
+        try:
+            value = await self._reply.wait()
+        finally:
+            self._pending.discard(self._reply)
+        return value if self._after is None else self._after(value)
+
+    def forget(self) -> None:
+        """Give up on the output (the pipeline stops tracking it)."""
+        self._pending.discard(self._reply)
 
 
 @attrs.frozen
@@ -203,6 +257,10 @@ class Pipeline:
         """The version of the machine ``stage`` runs now."""
         return self._actor(stage).machine.version
 
+    def machine(self, stage: str) -> AnyMachine:
+        """The machine ``stage`` runs now (its types, initial state, version)."""
+        return self._actor(stage).machine
+
     def state(self, stage: str) -> Any:
         """The current state of ``stage`` (like OTP's ``sys:get_state``)."""
         return self._actor(stage).state
@@ -305,6 +363,29 @@ class Pipeline:
             return await reply.wait()
         finally:
             self._pending.discard(reply)
+
+    async def submit(self, item: Any) -> Ticket:
+        """Send ``item`` in and return a :class:`Ticket` for its output.
+
+        Returns once the item is in the first stage's channel (waiting while
+        it is full), so items submitted one after another by one task enter
+        in that order; their outputs are collected later with
+        :meth:`Ticket.result`. This is how a connection pipelines requests
+        without a task per request.
+
+        Raises:
+            PipelineClosed: the pipeline is closing.
+            ValidationError: ``item`` is not of the input type (if validating).
+        """
+        self._admit(item)
+        reply = Reply()
+        self._pending.add(reply)
+        try:
+            await self._entry.send(Routed(item, reply))
+        except BaseException:
+            self._pending.discard(reply)
+            raise
+        return Ticket(reply, self._pending)
 
     # -- receiving ------------------------------------------------------------
 

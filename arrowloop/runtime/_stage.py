@@ -20,6 +20,7 @@ import anyio
 import attrs
 
 from arrowloop.errors import StepError, UpgradeError, ValidationError
+from arrowloop.frontend import PyMachine
 from arrowloop.machine import AnyMachine, Machine, NativeMachine
 from arrowloop.runtime._channel import DEFAULT_CAPACITY, Channel, ChannelStatistics, MemoryChannel
 from arrowloop.runtime._deadletter import DeadLetter, DeadLetterSink
@@ -39,10 +40,12 @@ DEFAULT_BATCH_LIMIT: Final = 256
 
 
 def _check_machine(machine: object) -> AnyMachine:
+    if isinstance(machine, PyMachine):  # a @statemachine function: run what it compiled to
+        return machine.machine
     if not isinstance(machine, Machine | NativeMachine):
         raise TypeError(
-            f"expected a Machine (Machine.build(...)) or a NativeMachine (native(...)), "
-            f"found {type(machine).__name__}"
+            f"expected a Machine (Machine.build(...)), a @statemachine function or a "
+            f"NativeMachine (native(...)), found {type(machine).__name__}"
         )
     return machine
 
@@ -79,7 +82,7 @@ class StageSpec:
 
 def stage(
     name: str,
-    machine: AnyMachine,
+    machine: AnyMachine | PyMachine,
     *,
     capacity: int = DEFAULT_CAPACITY,
     batch_limit: int = DEFAULT_BATCH_LIMIT,

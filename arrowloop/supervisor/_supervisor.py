@@ -48,6 +48,7 @@ from arrowloop.runtime import (
     Pipeline,
     PipelineSpec,
     StageSpec,
+    Ticket,
     open_pipeline,
 )
 from arrowloop.supervisor._adapters import AdapterTable, Edge
@@ -73,7 +74,7 @@ from arrowloop.supervisor._messages import (
 )
 from arrowloop.supervisor._spec import Restart, Strategy, SupervisorSpec
 from arrowloop.supervisor._status import ChildStatus, SupervisorStatus
-from arrowloop.typesys import validate
+from arrowloop.typesys import Type, validate
 
 __all__ = ["Supervisor", "open_supervisor"]
 
@@ -179,11 +180,71 @@ class Supervisor:
             ValidationError: ``item`` is not an input of ``version``.
             StepError, PipelineClosed: as :meth:`Pipeline.call`.
         """
+        if version is None:
+            return await self.pipeline.call(item)
+        ticket = await self.submit(item, version=version)
+        return await ticket.result()
+
+    async def submit(self, item: Any, *, version: str | None = None) -> Ticket:
+        """Send ``item`` in as a client of ``version``; a ticket for its output.
+
+        Like :meth:`call`, but returns once the item has entered the
+        pipeline (see :meth:`Pipeline.submit`): the ticket's result is the
+        output, adapted out for ``version``.
+
+        Raises:
+            SupervisorError, ValidationError, PipelineClosed: as :meth:`call`.
+        """
         p = self.pipeline
         if version is None:
-            return await p.call(item)
+            return await p.submit(item)
+        names = p.stage_names
+        ins, outs = self._adapter_paths(names[0], names[-1], version)
+        if ins:
+            old_input = self._adapters.old_types(names[0], version)
+            assert old_input is not None
+            validate(old_input[0], item, "item")
+            for e in ins:
+                if e.adapt_in is not None:
+                    item = e.adapt_in(item)
+        ticket = await p.submit(item)
+        adapt = [e.adapt_out for e in reversed(outs or ()) if e.adapt_out is not None]
+        if not adapt:
+            return ticket
+
+        def adapt_out(out: Any) -> Any:
+            for f in adapt:
+                out = f(out)
+            return out
+
+        return ticket.then(adapt_out)
+
+    def interface(self, version: str | None = None) -> tuple[Type, Type]:
+        """The input and output types clients of ``version`` use.
+
+        ``None`` (or the running version) is the pipeline's own interface;
+        a former version of the first or last stage gives the types that
+        version had (on the side it was the first or last stage of).
+
+        Raises:
+            SupervisorError: as :meth:`call`.
+        """
+        p = self.pipeline
+        if version is None:
+            return p.input, p.output
         names = p.stage_names
         first, last = names[0], names[-1]
+        ins, outs = self._adapter_paths(first, last, version)
+        old_in = self._adapters.old_types(first, version) if ins else None
+        old_out = self._adapters.old_types(last, version) if outs else None
+        return (
+            p.input if old_in is None else old_in[0],
+            p.output if old_out is None else old_out[1],
+        )
+
+    def _adapter_paths(
+        self, first: str, last: str, version: str
+    ) -> tuple[list[Edge] | None, list[Edge] | None]:
         ins = self._adapter_path(first, version, "input")
         outs = self._adapter_path(last, version, "output")
         if ins is None and outs is None:
@@ -194,18 +255,7 @@ class Supervisor:
                 expected="a current or former version",
                 found=version[:12],
             )
-        if ins:
-            old_input = self._adapters.old_types(first, version)
-            assert old_input is not None
-            validate(old_input[0], item, "item")
-            for e in ins:
-                if e.adapt_in is not None:
-                    item = e.adapt_in(item)
-        out = await p.call(item)
-        for e in reversed(outs or ()):
-            if e.adapt_out is not None:
-                out = e.adapt_out(out)
-        return out
+        return ins, outs
 
     def _adapter_path(self, stage: str, version: str, side: str) -> list[Edge] | None:
         current = self.pipeline.version(stage)

@@ -19,9 +19,14 @@ from arrowloop.wire._codec import (
 )
 from arrowloop.wire._documents import (
     check_header,
+    decode_arrow_doc,
     decode_function_doc,
+    decode_loop_doc,
     decode_machine_doc,
+    document_kind,
+    encode_arrow_doc,
     encode_function_doc,
+    encode_loop_doc,
     encode_machine_doc,
 )
 from arrowloop.wire._json import (
@@ -57,5 +62,10 @@ __all__ = [
     "decode_machine_doc",
     "encode_function_doc",
     "decode_function_doc",
+    "encode_loop_doc",
+    "decode_loop_doc",
+    "encode_arrow_doc",
+    "decode_arrow_doc",
+    "document_kind",
     "check_header",
 ]

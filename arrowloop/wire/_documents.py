@@ -4,7 +4,11 @@ A document carries ``"format": "arrowloop"`` and ``"version": 1``; a
 document of another version is refused with a clear error rather than
 misread. A machine document holds the input, output and state types, the
 initial state and the body; a function document (migrations, adapters) holds
-input and output types and the program.
+input and output types and the program. The two untyped kinds, a loop
+document (state type, initial state, body) and an arrow document (just the
+program), carry code whose input and output types the receiver supplies: a
+loop built with the types of the stage it replaces, a migration checked
+from the old state type to the new.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ __all__ = [
     "decode_machine_doc",
     "encode_function_doc",
     "decode_function_doc",
+    "encode_loop_doc",
+    "decode_loop_doc",
+    "encode_arrow_doc",
+    "decode_arrow_doc",
+    "document_kind",
     "check_header",
 ]
 
@@ -51,6 +60,33 @@ def encode_function_doc(input: Type, output: Type, arrow: Arrow) -> dict[str, An
         "output": encode_type(output),
         "body": encode_arrow(arrow),
     }
+
+
+def encode_loop_doc(loop: Loop) -> dict[str, Any]:
+    """The wire document of a loop without declared input and output types."""
+    return {**_header("loop"), **encode_loop(loop)}
+
+
+def encode_arrow_doc(arrow: Arrow) -> dict[str, Any]:
+    """The wire document of a program without declared types."""
+    return {**_header("arrow"), "body": encode_arrow(arrow)}
+
+
+def document_kind(data: Any, path: str = "$") -> str:
+    """The ``kind`` of a parsed document whose format and version are right.
+
+    Raises:
+        DecodeError: not an arrowloop document of this format version.
+    """
+    if type(data) is not dict:
+        raise DecodeError(
+            f"expected an arrowloop document (an object), found {type(data).__name__}",
+            path=path,
+        )
+    kind = data.get("kind")
+    check_header(data, kind if type(kind) is str else "document", path)
+    assert type(kind) is str
+    return kind
 
 
 def check_header(data: Any, kind: str, path: str = "$") -> dict[str, Any]:
@@ -140,3 +176,32 @@ def decode_function_doc(
     output = dec.type(data["output"], "$.output")
     body = dec.arrow(data["body"], "$.body")
     return input, output, body
+
+
+def decode_loop_doc(
+    raw: Any, limits: Limits = DEFAULT_LIMITS, registry: Registry = PRIMITIVES
+) -> Loop:
+    """Decode a loop document (not yet type-checked).
+
+    Raises:
+        DecodeError: anything malformed, with a JSON path.
+    """
+    data = check_header(_data(raw, limits), "loop")
+    dec = Decoder(limits.max_nodes, registry)
+    dec.obj(data, "$", ("format", "version", "kind", "state", "init", "body"))
+    parts = {"kind": "loop", "state": data["state"], "init": data["init"], "body": data["body"]}
+    return dec.loop(parts, "$")
+
+
+def decode_arrow_doc(
+    raw: Any, limits: Limits = DEFAULT_LIMITS, registry: Registry = PRIMITIVES
+) -> Arrow:
+    """Decode an arrow document (not yet type-checked).
+
+    Raises:
+        DecodeError: anything malformed, with a JSON path.
+    """
+    data = check_header(_data(raw, limits), "arrow")
+    dec = Decoder(limits.max_nodes, registry)
+    dec.obj(data, "$", ("format", "version", "kind", "body"))
+    return dec.arrow(data["body"], "$.body")

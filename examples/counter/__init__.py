@@ -9,6 +9,13 @@
 Every body has the same shape: ``distribute`` pairs the message's payload
 with the state, then ``case`` picks the branch for the message, and each
 branch maps ``(payload, state)`` to ``(new state, output)``.
+
+This package's modules hold the same counter written in the Python subset,
+one file per version, as the server and the CLI use them:
+``examples/counter/v1.py`` (the first version), ``v2.py`` and ``v3.py``
+(each with ``machine``, ``migrate`` from the version before, and ``inverse``
+for rollback), and ``service.py`` (the supervised pipeline that
+``python -m arrowloop serve examples.counter.service:pipeline`` serves).
 """
 
 from __future__ import annotations

@@ -1,0 +1,50 @@
+"""Layer 12, server: a supervised pipeline served over TCP.
+
+A data port speaking JSON lines (items in, outputs out) and a separate,
+token-authenticated control port for code changes, rollback, status,
+history and state. docs/protocol.md describes both protocols.
+"""
+
+from __future__ import annotations
+
+from arrowloop.server._auth import (
+    TOKEN_ENV,
+    TOKEN_FILE_ENV,
+    Token,
+    check_token,
+    default_token_file,
+    load_token,
+    server_token,
+)
+from arrowloop.server._control import OPERATIONS, ControlLimits
+from arrowloop.server._data import DEFAULT_WINDOW
+from arrowloop.server._serve import (
+    DEFAULT_CONTROL_PORT,
+    DEFAULT_PORT,
+    Server,
+    ServerConfig,
+    open_server,
+)
+from arrowloop.server._target import TargetError, as_supervisor_spec, load_module, load_object
+
+__all__ = [
+    "Server",
+    "ServerConfig",
+    "ControlLimits",
+    "open_server",
+    "DEFAULT_PORT",
+    "DEFAULT_CONTROL_PORT",
+    "DEFAULT_WINDOW",
+    "OPERATIONS",
+    "Token",
+    "TOKEN_ENV",
+    "TOKEN_FILE_ENV",
+    "default_token_file",
+    "load_token",
+    "server_token",
+    "check_token",
+    "TargetError",
+    "load_module",
+    "load_object",
+    "as_supervisor_spec",
+]

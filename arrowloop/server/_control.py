@@ -1,0 +1,188 @@
+"""The control port: authenticated code changes, rollback and introspection.
+
+One JSON request per line, one reply per line, handled one at a time per
+connection. Every request carries the token; a request without the right
+token is refused (and the connection closed) before anything else is
+looked at. A request is decoded and checked completely before the
+supervisor acts on it, so a malformed, oversized or ill-typed request
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import anyio
+import attrs
+import orjson
+from anyio.abc import ByteStream
+
+from arrowloop.endpoints import LineReader, LineTooLong
+from arrowloop.errors import (
+    AuthenticationError,
+    ProtocolError,
+    error_data,
+)
+from arrowloop.server._auth import Token, check_token
+from arrowloop.supervisor import Supervisor
+from arrowloop.upgrade import decode_change, record_data, state_data, status_data
+from arrowloop.wire import DEFAULT_LIMITS, Limits
+
+__all__ = ["ControlLimits", "OPERATIONS", "serve_control_connection"]
+
+#: The operations of the control protocol.
+OPERATIONS: Final = ("upgrade", "rollback", "status", "history", "get_state")
+
+
+@attrs.frozen
+class ControlLimits:
+    """Limits on control requests.
+
+    Attributes:
+        max_request: longest request line, in bytes.
+        program: limits on each machine or function document inside a change.
+        max_record_types: most distinct record types one change may declare.
+    """
+
+    max_request: int = 4 * 1024 * 1024
+    program: Limits = DEFAULT_LIMITS
+    max_record_types: int = 64
+
+
+def _bad(path: str, expected: str, found: str) -> ProtocolError:
+    return ProtocolError(
+        f"expected {expected}, found {found}", path=path, expected=expected, found=found
+    )
+
+
+def _field(req: dict[str, Any], name: str, kind: type, what: str) -> Any:
+    value = req.get(name)
+    if type(value) is not kind:
+        found = "nothing" if value is None else type(value).__name__
+        raise _bad(f"$.{name}", what, found)
+    return value
+
+
+def _requester(req: dict[str, Any], default: str) -> str:
+    who = req.get("requested_by", default)
+    if type(who) is not str or not who or len(who) > 200:
+        raise _bad("$.requested_by", "a non-empty string of at most 200", repr(who)[:40])
+    return who
+
+
+Handler = Callable[[Supervisor, dict[str, Any], ControlLimits], Awaitable[Any]]
+
+
+async def _upgrade(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) -> Any:
+    change_doc = _field(req, "change", dict, "a change document (an object)")
+    change = decode_change(
+        change_doc,
+        limits=limits.program,
+        max_record_types=limits.max_record_types,
+        path="$.change",
+    )
+    versions = await sup.code_change(change)
+    return {"versions": versions}
+
+
+async def _rollback(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) -> Any:
+    stage = _field(req, "stage", str, "the stage to roll back (a string)")
+    versions = await sup.rollback(stage, requested_by=_requester(req, "control"))
+    return {"versions": versions}
+
+
+async def _status(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) -> Any:
+    return status_data(await sup.status())
+
+
+async def _history(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) -> Any:
+    return [record_data(r) for r in await sup.history()]
+
+
+async def _get_state(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) -> Any:
+    stage = _field(req, "stage", str, "the stage whose state to read (a string)")
+    await sup.get_state(stage)  # ordered with control requests; raises for an unknown stage
+    p = sup.pipeline
+    # Machine and state read in one step, so they belong together.
+    return state_data(stage, p.machine(stage), p.state(stage))
+
+
+_HANDLERS: Final[dict[str, Handler]] = {
+    "upgrade": _upgrade,
+    "rollback": _rollback,
+    "status": _status,
+    "history": _history,
+    "get_state": _get_state,
+}
+_FIELDS: Final = ("id", "token", "op", "change", "stage", "requested_by")
+
+
+def _reply(rid: Any, result: Any = None, error: dict[str, Any] | None = None) -> bytes:
+    body: dict[str, Any] = {} if rid is None else {"id": rid}
+    if error is None:
+        body.update(ok=True, result=result)
+    else:
+        body.update(ok=False, error=error)
+    return orjson.dumps(body) + b"\n"
+
+
+async def _handle(
+    sup: Supervisor, token: Token, line: bytes, limits: ControlLimits
+) -> tuple[bytes, bool]:
+    """The reply to one request line and whether to keep the connection."""
+    try:
+        req = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        err = _bad("$", "a JSON object per line", f"invalid JSON ({exc})")
+        return _reply(None, error=error_data(err)), True
+    if type(req) is not dict:
+        return _reply(None, error=error_data(_bad("$", "an object", type(req).__name__))), True
+    rid = req.get("id")
+    if not (rid is None or type(rid) is int or (type(rid) is str and len(rid) <= 256)):
+        rid = None
+    try:
+        check_token(req.get("token"), token)
+    except AuthenticationError as exc:
+        return _reply(rid, error=error_data(exc)), False
+    try:
+        unknown = [k for k in req if k not in _FIELDS]
+        if unknown:
+            raise _bad(f"$.{unknown[0][:40]}", f"only the fields {list(_FIELDS)}", "another")
+        op = req.get("op")
+        handler = _HANDLERS.get(op) if type(op) is str else None
+        if handler is None:
+            raise _bad("$.op", f"one of {list(OPERATIONS)}", repr(op)[:40])
+        result = await handler(sup, req, limits)
+    except Exception as exc:
+        return _reply(rid, error=error_data(exc)), True
+    return _reply(rid, result), True
+
+
+async def serve_control_connection(
+    sup: Supervisor, stream: ByteStream, token: Token, limits: ControlLimits
+) -> None:
+    """Serve one control connection: requests one at a time, in order.
+
+    The connection is closed after a refused token (so a client cannot
+    try tokens on one connection), and when the supervisor stops.
+    """
+    reader = LineReader(stream, limits.max_request)
+    while True:
+        try:
+            line = await reader.receive_line()
+        except LineTooLong as exc:
+            err = _bad("$", f"a request of at most {exc.limit} bytes", f"{exc.size} bytes")
+            reply, keep = _reply(None, error=error_data(err)), True
+        else:
+            if line is None:
+                return
+            if not line.strip():
+                continue
+            reply, keep = await _handle(sup, token, line, limits)
+        try:
+            await stream.send(reply)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            return
+        if not keep:
+            return

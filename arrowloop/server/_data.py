@@ -1,0 +1,217 @@
+"""The data port: items in, outputs out, one JSON document per line.
+
+A request line is ``{"item": <value>}`` with optional ``"id"`` (echoed in
+the reply) and ``"version"`` (the machine version the client was written
+for; its items and outputs are adapted). Each request gets exactly one
+reply line, in request order: ``{"output": <value>}`` or
+``{"error": {...}}``. A connection pipelines: its reader submits items as
+they arrive (in order, waiting while the pipeline is full, which is how
+backpressure reaches the client), and its writer sends replies as they
+complete, at most ``window`` requests apart. A slow reader therefore only
+stalls its own connection: the pipeline delivers replies to tickets, never
+to sockets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Final
+
+import anyio
+import orjson
+from anyio.abc import ByteStream
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from arrowloop.endpoints import LineReader, LineTooLong
+from arrowloop.errors import ArrowloopError, ProtocolError, error_data
+from arrowloop.runtime import Ticket
+from arrowloop.supervisor import Supervisor
+from arrowloop.typesys import Type, from_json, to_json, validate
+
+__all__ = ["serve_data_connection", "DEFAULT_WINDOW", "MAX_ID"]
+
+#: Default most requests of one connection in flight at once.
+DEFAULT_WINDOW: Final = 256
+#: Longest request ``id`` string.
+MAX_ID: Final = 256
+
+_REQUEST_FIELDS: Final = ("item", "id", "version")
+#: What sending to a client that went away raises.
+_GONE: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+class _Pending:
+    """One request's place in a connection's reply order."""
+
+    __slots__ = ("error", "id", "output_type", "ticket", "version")
+
+    def __init__(
+        self,
+        rid: Any,
+        ticket: Ticket | None = None,
+        output_type: Type | None = None,
+        error: dict[str, Any] | None = None,
+        version: str | None = None,
+    ) -> None:
+        self.id = rid
+        self.ticket = ticket
+        self.output_type = output_type
+        self.error = error
+        self.version = version
+
+
+def _protocol_error(path: str, expected: str, found: str) -> ProtocolError:
+    return ProtocolError(
+        f"expected {expected}, found {found}", path=path, expected=expected, found=found
+    )
+
+
+def _parse(line: bytes) -> tuple[Any, Any, str | None]:
+    """``(id, raw item, version)`` of a request line.
+
+    Raises:
+        ProtocolError: not JSON, not an object, unknown or ill-typed fields.
+    """
+    try:
+        req = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise _protocol_error("$", "a JSON object per line", f"invalid JSON ({exc})") from None
+    if type(req) is not dict:
+        raise _protocol_error("$", 'an object {"item": ...}', type(req).__name__)
+    rid = req.get("id")
+    if not (
+        rid is None or type(rid) is int or (type(rid) is str and len(rid) <= MAX_ID)
+    ):  # an id is echoed back: keep it a small scalar
+        raise _protocol_error("$.id", f"an integer or a string of at most {MAX_ID}", "another")
+    for key in req:
+        if key not in _REQUEST_FIELDS:
+            raise _protocol_error(f"$.{key[:40]}", f"only the fields {list(_REQUEST_FIELDS)}", key)
+    if "item" not in req:
+        raise _protocol_error("$.item", "the item to send", "nothing")
+    version = req.get("version")
+    if version is not None and type(version) is not str:
+        raise _protocol_error("$.version", "a machine version (a hex string)", "another")
+    return rid, req["item"], version
+
+
+def _reply(p: _Pending, output: Any = None, error: dict[str, Any] | None = None) -> bytes:
+    body: dict[str, Any] = {} if p.id is None else {"id": p.id}
+    if error is not None:
+        body["error"] = error
+    else:
+        body["output"] = output
+    return orjson.dumps(body) + b"\n"
+
+
+def _id_of(line: bytes) -> Any:
+    """The request's id if the line has a usable one (for error replies)."""
+    try:
+        req = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    rid = req.get("id") if type(req) is dict else None
+    return rid if type(rid) is int or (type(rid) is str and len(rid) <= MAX_ID) else None
+
+
+async def _submit(sup: Supervisor, line: bytes) -> _Pending:
+    try:
+        rid, raw, version = _parse(line)
+    except ProtocolError as exc:
+        return _Pending(_id_of(line), error=error_data(exc))
+    try:
+        input_t, output_t = sup.interface(version)
+        item = from_json(input_t, raw, "$.item")
+        ticket = await sup.submit(item, version=version)
+    except Exception as exc:
+        return _Pending(rid, error=error_data(exc))
+    return _Pending(rid, ticket, output_t, version=version)
+
+
+def _encode_output(sup: Supervisor, p: _Pending, out: Any) -> bytes:
+    assert p.output_type is not None
+    try:
+        validate(p.output_type, out, "output")
+        return _reply(p, to_json(p.output_type, out))
+    except ArrowloopError:
+        pass
+    # The output type changed under an interface-changing upgrade between
+    # the item's entry and its reply: encode with the type now running.
+    try:
+        t = sup.interface(p.version)[1]
+        validate(t, out, "output")
+        return _reply(p, to_json(t, out))
+    except Exception as exc:
+        return _reply(p, error=error_data(exc))
+
+
+async def _write_replies(
+    sup: Supervisor, stream: ByteStream, pending: MemoryObjectReceiveStream[_Pending]
+) -> None:
+    alive = True
+    async with pending:
+        async for p in pending:
+            chunks: list[bytes] = []
+            while True:
+                if p.error is not None:
+                    chunks.append(_reply(p, error=p.error))
+                else:
+                    assert p.ticket is not None
+                    if not alive:
+                        p.ticket.forget()
+                    else:
+                        try:
+                            out = await p.ticket.result()
+                        except Exception as exc:
+                            chunks.append(_reply(p, error=error_data(exc)))
+                        else:
+                            chunks.append(_encode_output(sup, p, out))
+                # Write replies that are ready together: one send, not one per line.
+                try:
+                    nxt = pending.receive_nowait()
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    break
+                if nxt.ticket is not None and not nxt.ticket.done and alive and chunks:
+                    alive = await _send(stream, b"".join(chunks))
+                    chunks = []
+                p = nxt
+            if alive and chunks:
+                alive = await _send(stream, b"".join(chunks))
+
+
+async def _send(stream: ByteStream, data: bytes) -> bool:
+    try:
+        await stream.send(data)
+    except _GONE:
+        return False  # the client went away: keep draining its tickets, write nothing
+    return True
+
+
+async def serve_data_connection(
+    sup: Supervisor, stream: ByteStream, *, max_line: int, window: int = DEFAULT_WINDOW
+) -> None:
+    """Serve one data connection until the client closes it or goes away.
+
+    Every request gets a reply unless the client vanished first; the items
+    it submitted are processed either way.
+    """
+    send, receive = anyio.create_memory_object_stream[_Pending](window)
+    reader = LineReader(stream, max_line)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_write_replies, sup, stream, receive)
+        async with send:
+            while True:
+                try:
+                    line = await reader.receive_line()
+                except LineTooLong as exc:
+                    err = _protocol_error(
+                        "$", f"a line of at most {exc.limit} bytes", f"{exc.size}"
+                    )
+                    await send.send(_Pending(None, error=error_data(err)))
+                    continue
+                if line is None:
+                    break
+                if not line.strip():
+                    continue
+                await send.send(await _submit(sup, line))
+    with contextlib.suppress(*_GONE, NotImplementedError):
+        await stream.send_eof()

@@ -1,0 +1,177 @@
+"""The server: a supervised pipeline behind a data port and a control port.
+
+:func:`open_server` starts the supervisor, listens on both ports and serves
+every connection in its own task until the block ends; the supervisor then
+stops gracefully (the pipeline drains what is in flight). The control port
+listens on loopback unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import anyio
+import attrs
+import orjson
+from anyio.abc import ByteStream, Listener, SocketAttribute
+
+from arrowloop.endpoints import DEFAULT_MAX_LINE
+from arrowloop.server._auth import Token
+from arrowloop.server._control import ControlLimits, serve_control_connection
+from arrowloop.server._data import DEFAULT_WINDOW, serve_data_connection
+from arrowloop.supervisor import Supervisor, SupervisorSpec, open_supervisor
+
+__all__ = ["ServerConfig", "Server", "open_server", "DEFAULT_PORT", "DEFAULT_CONTROL_PORT"]
+
+#: Default data port.
+DEFAULT_PORT: Final = 7400
+#: Default control port.
+DEFAULT_CONTROL_PORT: Final = 7401
+
+
+def _port(_: Any, attribute: Any, value: Any) -> None:
+    if type(value) is not int or not 0 <= value <= 65535:
+        raise ValueError(f"expected {attribute.name} to be a port 0..65535, found {value!r}")
+
+
+def _positive(_: Any, attribute: Any, value: Any) -> None:
+    if type(value) is not int or value < 1:
+        raise ValueError(f"expected {attribute.name} to be an integer >= 1, found {value!r}")
+
+
+@attrs.frozen
+class ServerConfig:
+    """Where a server listens and the limits it applies.
+
+    Attributes:
+        host: the data port's address.
+        port: the data port (0: any free port).
+        control_host: the control port's address (loopback by default).
+        control_port: the control port (0: any free port).
+        max_line: longest data request line, in bytes.
+        window: most requests of one data connection in flight at once.
+        max_connections: most connections open at once, per port; more are
+            told the server is busy and closed.
+        control: limits on control requests.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = attrs.field(default=DEFAULT_PORT, validator=_port)
+    control_host: str = "127.0.0.1"
+    control_port: int = attrs.field(default=DEFAULT_CONTROL_PORT, validator=_port)
+    max_line: int = attrs.field(default=DEFAULT_MAX_LINE, validator=_positive)
+    window: int = attrs.field(default=DEFAULT_WINDOW, validator=_positive)
+    max_connections: int = attrs.field(default=1024, validator=_positive)
+    control: ControlLimits = attrs.field(factory=ControlLimits)
+
+
+class Server:
+    """A running server (what :func:`open_server` yields).
+
+    Attributes:
+        supervisor: the supervisor of the served pipeline.
+        data_address: ``(host, port)`` the data port listens on.
+        control_address: ``(host, port)`` the control port listens on.
+        token: the control token in use.
+    """
+
+    def __init__(
+        self,
+        sup: Supervisor,
+        data_address: tuple[str, int],
+        control_address: tuple[str, int],
+        token: Token,
+    ) -> None:
+        self.supervisor = sup
+        self.data_address = data_address
+        self.control_address = control_address
+        self.token = token
+        #: Connections open now, per port.
+        self.connections = {"data": 0, "control": 0}
+        #: Connections accepted so far, per port.
+        self.accepted = {"data": 0, "control": 0}
+
+
+def _address(listener: Listener[Any]) -> tuple[str, int]:
+    address = listener.extra(SocketAttribute.local_address)
+    assert isinstance(address, tuple)  # an IP socket: (host, port, ...)
+    return str(address[0]), int(address[1])
+
+
+_GONE: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+_BUSY: Final = (
+    orjson.dumps(
+        {
+            "error": {
+                "type": "ServerBusy",
+                "message": "the server has too many connections open; try again later",
+            }
+        }
+    )
+    + b"\n"
+)
+
+
+def _guard(
+    server: Server, port: str, limit: int, serve: Callable[[ByteStream], Awaitable[None]]
+) -> Callable[[ByteStream], Awaitable[None]]:
+    async def handle(stream: ByteStream) -> None:
+        async with stream:
+            if server.connections[port] >= limit:
+                with contextlib.suppress(*_GONE):
+                    await stream.send(_BUSY)
+                return
+            server.connections[port] += 1
+            server.accepted[port] += 1
+            try:
+                await serve(stream)
+            except _GONE:
+                pass  # the client went away mid-request
+            finally:
+                server.connections[port] -= 1
+
+    return handle
+
+
+@asynccontextmanager
+async def open_server(
+    spec: SupervisorSpec, token: Token, config: ServerConfig | None = None
+) -> AsyncIterator[Server]:
+    """Run ``spec`` under a supervisor and serve it for the block's duration.
+
+    Raises:
+        OSError: a port cannot be bound.
+        EscalationError: the supervisor gave up (as :func:`open_supervisor`).
+    """
+    cfg = config or ServerConfig()
+    async with open_supervisor(spec) as sup:
+        # Listeners are bound before anything is yielded, so a port in use
+        # fails the start rather than the first client.
+        data = await anyio.create_tcp_listener(local_host=cfg.host, local_port=cfg.port)
+        try:
+            control = await anyio.create_tcp_listener(
+                local_host=cfg.control_host, local_port=cfg.control_port
+            )
+        except BaseException:
+            await data.aclose()
+            raise
+        server = Server(sup, _address(data.listeners[0]), _address(control.listeners[0]), token)
+
+        async def data_conn(stream: ByteStream) -> None:
+            await serve_data_connection(sup, stream, max_line=cfg.max_line, window=cfg.window)
+
+        async def control_conn(stream: ByteStream) -> None:
+            await serve_control_connection(sup, stream, token, cfg.control)
+
+        async with data, control, anyio.create_task_group() as tg:
+            tg.start_soon(data.serve, _guard(server, "data", cfg.max_connections, data_conn))
+            tg.start_soon(
+                control.serve, _guard(server, "control", cfg.max_connections, control_conn)
+            )
+            try:
+                yield server
+            finally:
+                tg.cancel_scope.cancel()

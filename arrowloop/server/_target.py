@@ -1,0 +1,133 @@
+"""Finding what to serve or send: ``MODULE:NAME`` references to Python objects.
+
+``MODULE`` is a dotted module name (``examples.counter.service``) or a path
+to a ``.py`` file (``examples/counter/v2.py``); ``NAME`` is an attribute of
+it. The current directory is importable, as with ``python -m``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from arrowloop.errors import ArrowloopError
+from arrowloop.frontend import PyMachine
+from arrowloop.machine import Machine, NativeMachine
+from arrowloop.runtime import PipelineSpec, StageSpec, stage
+from arrowloop.supervisor import SupervisorSpec, supervisor
+
+__all__ = ["TargetError", "load_module", "load_object", "as_supervisor_spec"]
+
+
+class TargetError(ArrowloopError):
+    """A ``MODULE:NAME`` reference cannot be resolved or is the wrong kind of object."""
+
+
+def _is_path(ref: str) -> bool:
+    return ref.endswith(".py") or os.sep in ref or "/" in ref
+
+
+def load_module(ref: str) -> ModuleType:
+    """Import ``ref``: a dotted module name or a ``.py`` file path.
+
+    A file inside a package directory of the current directory is imported
+    under its dotted name (``examples/counter/v2.py`` is
+    ``examples.counter.v2``), so its relative imports and its classes are
+    the same as everyone else's.
+
+    Raises:
+        TargetError: it cannot be found or fails to import (with the reason).
+    """
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    name = ref
+    if _is_path(ref):
+        path = Path(ref)
+        if not path.is_file():
+            raise TargetError(f"no such Python file: {ref}")
+        try:
+            rel = path.resolve().relative_to(Path.cwd().resolve())
+        except ValueError:
+            rel = None
+        if rel is not None and all(
+            (Path.cwd() / Path(*rel.parts[: i + 1]) / "__init__.py").is_file()
+            for i in range(len(rel.parts) - 1)
+        ):
+            name = ".".join(rel.with_suffix("").parts)
+        else:
+            return _load_file(path)
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        raise TargetError(f"cannot import {ref!r}: {exc}") from exc
+    except ArrowloopError as exc:
+        raise TargetError(f"{ref}: {exc}") from exc
+    except Exception as exc:
+        raise TargetError(f"importing {ref!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _load_file(path: Path) -> ModuleType:
+    name = f"_arrowloop_loaded_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - checked is_file above
+        raise TargetError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except ArrowloopError as exc:
+        raise TargetError(f"{path}: {exc}") from exc
+    except Exception as exc:
+        raise TargetError(f"loading {path} failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def load_object(ref: str, default_name: str | None = None) -> tuple[Any, str]:
+    """The object ``MODULE:NAME`` names, and its name.
+
+    Raises:
+        TargetError: malformed reference, module or attribute not found.
+    """
+    module_ref, sep, name = ref.rpartition(":")
+    if not sep or (len(module_ref) == 1 and module_ref.isalpha()):  # no NAME (or C:\\...)
+        module_ref, name = ref, default_name or ""
+    if not name:
+        raise TargetError(f"expected MODULE:NAME, found {ref!r}")
+    module = load_module(module_ref)
+    try:
+        return getattr(module, name), name
+    except AttributeError:
+        public = sorted(n for n in vars(module) if not n.startswith("_"))[:20]
+        raise TargetError(
+            f"{module_ref} has no attribute {name!r} (it has: {', '.join(public)})"
+        ) from None
+
+
+def as_supervisor_spec(obj: Any, name: str) -> SupervisorSpec:
+    """What ``serve`` runs: a supervisor spec, or a pipeline, stage or
+    machine wrapped in a one-for-one supervisor (a zero-argument callable
+    is called first, so a module can build its spec lazily).
+
+    Raises:
+        TargetError: ``obj`` is none of those.
+    """
+    if callable(obj) and not isinstance(obj, PyMachine | NativeMachine):
+        obj = obj()
+    sup_name = name if name.isidentifier() else "server"
+    if isinstance(obj, SupervisorSpec):
+        return obj
+    if isinstance(obj, PipelineSpec):
+        return supervisor(sup_name, *obj.stages)
+    if isinstance(obj, StageSpec):
+        return supervisor(sup_name, obj)
+    if isinstance(obj, Machine | PyMachine | NativeMachine):
+        return supervisor(sup_name, stage(sup_name, obj))
+    raise TargetError(
+        f"{name!r} is a {type(obj).__name__}; expected a supervisor spec (supervisor(...)), "
+        "a pipeline (stage(...) >> stage(...)), a stage or a machine"
+    )

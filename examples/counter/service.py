@@ -1,0 +1,27 @@
+"""The counter service: counter v1 as the one stage of a supervised pipeline.
+
+Serve it with::
+
+    python -m arrowloop serve examples.counter.service:pipeline
+
+then upgrade it live with ``python -m arrowloop upgrade examples/counter/v2.py``.
+"""
+
+from __future__ import annotations
+
+from arrowloop.runtime import stage
+from arrowloop.supervisor import AutoRollback, child, supervisor
+from examples.counter import v1
+
+__all__ = ["pipeline"]
+
+#: One stage, restarted if it ever crashes (a step that raises does not
+#: crash it: the item goes to the dead letters and the caller gets the
+#: error), and rolled back automatically if a new version crashes it three
+#: times within ten seconds.
+pipeline = supervisor(
+    "counter_service",
+    child(stage("counter", v1.machine), auto_rollback=AutoRollback(3, 10.0)),
+    intensity=5,
+    period=10.0,
+)

@@ -3,8 +3,8 @@ that ``__all__`` promises exists (anyio's test_all_attributes).
 
 Layers, bottom up (DESIGN.md): errors, typesys, arrows, check, compiler, wire,
 machine, frontend, runtime, supervisor, upgrade, endpoints/io, server/cli.
-Modules outside them (``arrowloop/__init__.py``, ``__main__.py``,
-``_demo.py``) are the top and may import anything.
+Modules outside them (``arrowloop/__init__.py``, ``__main__.py``) are the
+top and may import anything.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ SOURCES = sorted(PACKAGE.rglob("*.py"))
 def test_every_layer_exists() -> None:
     """The layers built so far are where the layer table says (no typo in a folder name)."""
     present = {p.relative_to(PACKAGE).parts[0].removesuffix(".py") for p in SOURCES}
-    for name in ("errors", "typesys", "arrows", "check", "compiler", "wire", "machine"):
+    layers = ("errors", "typesys", "arrows", "check", "compiler", "wire", "machine", "frontend")
+    for name in (*layers, "runtime", "supervisor", "upgrade", "endpoints", "server", "cli"):
         assert name in present
 
 
@@ -108,8 +109,8 @@ def test_import_walker_sees_relative_lazy_and_top_level_imports() -> None:
     assert "arrowloop.typesys._repr" in names
     nodes = {name for _, name in _imports(PACKAGE / "arrows" / "_nodes.py")}
     assert "arrowloop.typesys" in nodes  # including the lazy import in _pair_loops
-    top = {name for _, name in _imports(PACKAGE / "_demo.py")}
-    assert "arrowloop.machine" in top
+    top = {name for _, name in _imports(PACKAGE / "__main__.py")}
+    assert "arrowloop.cli" in top
     assert _layer("arrowloop") == TOP
     assert _layer("arrowloop.runtime._stage") == LAYERS["runtime"]
 

@@ -9,6 +9,7 @@ listens on loopback unless told otherwise.
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -56,6 +57,11 @@ class ServerConfig:
         max_connections: most connections open at once, per port; more are
             told the server is busy and closed.
         control: limits on control requests.
+        socket_buffer: kernel send and receive buffer size, in bytes, for
+            each accepted connection (``None``: the system's default, which
+            on Linux grows to several MiB per connection). Smaller buffers
+            bound what a client that stops reading can hold in the kernel
+            and make backpressure reach it sooner.
     """
 
     host: str = "127.0.0.1"
@@ -66,6 +72,12 @@ class ServerConfig:
     window: int = attrs.field(default=DEFAULT_WINDOW, validator=_positive)
     max_connections: int = attrs.field(default=1024, validator=_positive)
     control: ControlLimits = attrs.field(factory=ControlLimits)
+    socket_buffer: int | None = attrs.field(default=None)
+
+    @socket_buffer.validator
+    def _check_buffer(self, attribute: Any, value: Any) -> None:
+        if value is not None:
+            _positive(self, attribute, value)
 
 
 class Server:
@@ -116,10 +128,20 @@ _BUSY: Final = (
 
 
 def _guard(
-    server: Server, port: str, limit: int, serve: Callable[[ByteStream], Awaitable[None]]
+    server: Server,
+    port: str,
+    cfg: ServerConfig,
+    serve: Callable[[ByteStream], Awaitable[None]],
 ) -> Callable[[ByteStream], Awaitable[None]]:
+    limit = cfg.max_connections
+
     async def handle(stream: ByteStream) -> None:
         async with stream:
+            if cfg.socket_buffer is not None:
+                sock = stream.extra(SocketAttribute.raw_socket, None)
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, cfg.socket_buffer)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, cfg.socket_buffer)
             if server.connections[port] >= limit:
                 with contextlib.suppress(*_GONE):
                     await stream.send(_BUSY)
@@ -167,10 +189,8 @@ async def open_server(
             await serve_control_connection(sup, stream, token, cfg.control)
 
         async with data, control, anyio.create_task_group() as tg:
-            tg.start_soon(data.serve, _guard(server, "data", cfg.max_connections, data_conn))
-            tg.start_soon(
-                control.serve, _guard(server, "control", cfg.max_connections, control_conn)
-            )
+            tg.start_soon(data.serve, _guard(server, "data", cfg, data_conn))
+            tg.start_soon(control.serve, _guard(server, "control", cfg, control_conn))
             try:
                 yield server
             finally:

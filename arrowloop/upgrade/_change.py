@@ -270,10 +270,7 @@ def decode_change(
             or declares too many record types (``path`` says where).
         CheckError: a machine or function does not have its declared types.
     """
-    try:
-        check_header(data, "change", path)
-    except DecodeError as exc:
-        raise _rebase(exc, path) from None
+    check_header(data, "change", path)
     allowed = ("format", "version", "kind", "requested_by", "change_interface", "stages")
     unknown = [k for k in data if k not in allowed]
     if unknown:

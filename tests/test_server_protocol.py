@@ -12,6 +12,7 @@ and the CLI; tests/test_server_load.py upgrades under load.)
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -164,6 +165,38 @@ async def test_a_client_that_stops_reading_holds_up_nobody_else() -> None:
                 n = (await other.call(READ))["value"]["n"]
                 assert 50 <= n < 200_050
             sender.cancel_scope.cancel()
+
+
+async def test_a_client_that_takes_no_replies_is_disconnected_after_the_send_timeout() -> None:
+    async with serving(window=8, socket_buffer=32768, send_timeout=0.3) as server:
+        stuck = await anyio.connect_tcp(*server.data_address)
+        async with stuck:
+            sent = 0
+
+            async def flood() -> None:
+                nonlocal sent
+                with contextlib.suppress(anyio.BrokenResourceError, OSError):
+                    for _ in range(100):
+                        await stuck.send((orjson.dumps({"item": INCR}) + b"\n") * 1000)
+                        sent += 1000
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(flood)
+                await anyio.sleep(1.0)  # well past the timeout with no reply taken
+                received = b""
+                with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                    while True:
+                        received += await stuck.receive()
+                tg.cancel_scope.cancel()
+            # The server hung up on it (the read above ended) with replies
+            # still due: it had processed more than the client received.
+            processed = (await server.supervisor.status()).children[0].processed
+            assert received.count(b"\n") < processed
+        async with DataClient(*server.data_address) as other:
+            assert await other.call(INCR) == ACK
+        async with control(server) as ctl:  # counted down: the connection is gone
+            await ctl.request("status")
+        assert server.connections["data"] == 0
 
 
 async def test_backpressure_stops_reading_from_a_client_that_does_not_read() -> None:

@@ -133,6 +133,7 @@ async def _serve(args: argparse.Namespace) -> int:
         max_line=args.max_line_bytes,
         window=args.window,
         max_connections=args.max_connections,
+        send_timeout=args.send_timeout if args.send_timeout > 0 else None,
         control=ControlLimits(
             max_request=args.max_request_bytes,
             program=Limits(max_bytes=args.max_request_bytes, max_nodes=args.max_program_nodes),
@@ -360,6 +361,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-program-nodes", type=int, default=200_000, help="(%(default)s)")
     p.add_argument("--max-connections", type=int, default=1024, help="(%(default)s)")
     p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="(%(default)s)")
+    p.add_argument(
+        "--send-timeout",
+        type=float,
+        default=60.0,
+        help="disconnect a data client that takes no reply for this long, 0 never (%(default)s)",
+    )
     p.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
     p.set_defaults(run=_serve)
 

@@ -15,6 +15,7 @@ to sockets.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, Final
 
 import anyio
@@ -144,74 +145,106 @@ def _encode_output(sup: Supervisor, p: _Pending, out: Any) -> bytes:
         return _reply(p, error=error_data(exc))
 
 
+class _Stuck(Exception):
+    """The client has not taken a reply for ``send_timeout`` seconds."""
+
+
 async def _write_replies(
-    sup: Supervisor, stream: ByteStream, pending: MemoryObjectReceiveStream[_Pending]
+    sup: Supervisor,
+    stream: ByteStream,
+    pending: MemoryObjectReceiveStream[_Pending],
+    send_timeout: float | None,
 ) -> None:
     alive = True
-    async with pending:
-        async for p in pending:
-            chunks: list[bytes] = []
-            while True:
-                if p.error is not None:
-                    chunks.append(_reply(p, error=p.error))
+
+    async def flush(chunks: list[bytes]) -> bool:
+        if not alive or not chunks:
+            return alive
+        with anyio.move_on_after(send_timeout if send_timeout is not None else math.inf) as scope:
+            try:
+                await stream.send(b"".join(chunks))
+            except _GONE:
+                return False  # the client went away: keep draining its tickets, write nothing
+        if scope.cancelled_caught:
+            raise _Stuck
+        return True
+
+    async for p in pending:
+        chunks: list[bytes] = []
+        while True:
+            if p.error is not None:
+                chunks.append(_reply(p, error=p.error))
+            else:
+                assert p.ticket is not None
+                if not alive:
+                    p.ticket.forget()
                 else:
-                    assert p.ticket is not None
-                    if not alive:
-                        p.ticket.forget()
+                    try:
+                        out = await p.ticket.result()
+                    except Exception as exc:
+                        chunks.append(_reply(p, error=error_data(exc)))
                     else:
-                        try:
-                            out = await p.ticket.result()
-                        except Exception as exc:
-                            chunks.append(_reply(p, error=error_data(exc)))
-                        else:
-                            chunks.append(_encode_output(sup, p, out))
-                # Write replies that are ready together: one send, not one per line.
-                try:
-                    nxt = pending.receive_nowait()
-                except (anyio.WouldBlock, anyio.EndOfStream):
-                    break
-                if nxt.ticket is not None and not nxt.ticket.done and alive and chunks:
-                    alive = await _send(stream, b"".join(chunks))
-                    chunks = []
-                p = nxt
-            if alive and chunks:
-                alive = await _send(stream, b"".join(chunks))
-
-
-async def _send(stream: ByteStream, data: bytes) -> bool:
-    try:
-        await stream.send(data)
-    except _GONE:
-        return False  # the client went away: keep draining its tickets, write nothing
-    return True
+                        chunks.append(_encode_output(sup, p, out))
+            # Write replies that are ready together: one send, not one per line.
+            try:
+                nxt = pending.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break
+            if nxt.ticket is not None and not nxt.ticket.done:
+                alive = await flush(chunks)
+                chunks = []
+            p = nxt
+        alive = await flush(chunks)
 
 
 async def serve_data_connection(
-    sup: Supervisor, stream: ByteStream, *, max_line: int, window: int = DEFAULT_WINDOW
+    sup: Supervisor,
+    stream: ByteStream,
+    *,
+    max_line: int,
+    window: int = DEFAULT_WINDOW,
+    send_timeout: float | None = None,
 ) -> None:
     """Serve one data connection until the client closes it or goes away.
 
     Every request gets a reply unless the client vanished first; the items
-    it submitted are processed either way.
+    it submitted are processed either way. A client that takes no reply for
+    ``send_timeout`` seconds while replies wait is disconnected.
     """
     send, receive = anyio.create_memory_object_stream[_Pending](window)
     reader = LineReader(stream, max_line)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_write_replies, sup, stream, receive)
-        async with send:
-            while True:
-                try:
-                    line = await reader.receive_line()
-                except LineTooLong as exc:
-                    err = _protocol_error(
-                        "$", f"a line of at most {exc.limit} bytes", f"{exc.size}"
-                    )
-                    await send.send(_Pending(None, error=error_data(err)))
-                    continue
-                if line is None:
-                    break
-                if not line.strip():
-                    continue
-                await send.send(await _submit(sup, line))
-    with contextlib.suppress(*_GONE, NotImplementedError):
-        await stream.send_eof()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_write_replies, sup, stream, receive, send_timeout)
+            async with send:
+                while True:
+                    try:
+                        line = await reader.receive_line()
+                    except LineTooLong as exc:
+                        err = _protocol_error(
+                            "$", f"a line of at most {exc.limit} bytes", f"{exc.size} bytes"
+                        )
+                        await send.send(_Pending(None, error=error_data(err)))
+                        continue
+                    if line is None:
+                        break
+                    if not line.strip():
+                        continue
+                    await send.send(await _submit(sup, line))
+    except* _Stuck:
+        stuck = True  # the caller closes the connection
+    else:
+        stuck = False
+    finally:
+        # Requests the writer never reached: stop tracking their outputs.
+        while True:
+            try:
+                left = receive.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+            if left.ticket is not None:
+                left.ticket.forget()
+        receive.close()
+    if not stuck:
+        with contextlib.suppress(*_GONE, NotImplementedError):
+            await stream.send_eof()

@@ -57,6 +57,8 @@ class ServerConfig:
         max_connections: most connections open at once, per port; more are
             told the server is busy and closed.
         control: limits on control requests.
+        send_timeout: seconds a data client may leave replies untaken
+            before it is disconnected (``None``: wait for ever).
         socket_buffer: kernel send and receive buffer size, in bytes, for
             each accepted connection (``None``: the system's default, which
             on Linux grows to several MiB per connection). Smaller buffers
@@ -73,6 +75,7 @@ class ServerConfig:
     max_connections: int = attrs.field(default=1024, validator=_positive)
     control: ControlLimits = attrs.field(factory=ControlLimits)
     socket_buffer: int | None = attrs.field(default=None)
+    send_timeout: float | None = 60.0
 
     @socket_buffer.validator
     def _check_buffer(self, attribute: Any, value: Any) -> None:
@@ -183,7 +186,13 @@ async def open_server(
         server = Server(sup, _address(data.listeners[0]), _address(control.listeners[0]), token)
 
         async def data_conn(stream: ByteStream) -> None:
-            await serve_data_connection(sup, stream, max_line=cfg.max_line, window=cfg.window)
+            await serve_data_connection(
+                sup,
+                stream,
+                max_line=cfg.max_line,
+                window=cfg.window,
+                send_timeout=cfg.send_timeout,
+            )
 
         async def control_conn(stream: ByteStream) -> None:
             await serve_control_connection(sup, stream, token, cfg.control)

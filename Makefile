@@ -31,6 +31,7 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python benchmarks/step_cost.py
 	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/server.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

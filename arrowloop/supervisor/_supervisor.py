@@ -23,7 +23,6 @@ pipeline, not to its actors (see docs/supervision.md):
 from __future__ import annotations
 
 import contextlib
-import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -43,7 +42,6 @@ from arrowloop.errors import (
 from arrowloop.machine import AnyMachine
 from arrowloop.runtime import (
     DEFAULT_OUTPUT_CAPACITY,
-    Change,
     DeadLetterSink,
     Pipeline,
     PipelineSpec,
@@ -51,13 +49,11 @@ from arrowloop.runtime import (
     Ticket,
     open_pipeline,
 )
-from arrowloop.supervisor._adapters import AdapterTable, Edge
+from arrowloop.supervisor._adapters import Edge
+from arrowloop.supervisor._changes import ChangeBook
 from arrowloop.supervisor._codechange import (
     CodeChange,
-    RecordKind,
-    RecordResult,
     UpgradeRecord,
-    check_change,
 )
 from arrowloop.supervisor._intensity import Clock, Window
 from arrowloop.supervisor._messages import (
@@ -70,17 +66,12 @@ from arrowloop.supervisor._messages import (
     Reply,
     Request,
     RequestKind,
-    Undo,
 )
 from arrowloop.supervisor._spec import Restart, Strategy, SupervisorSpec
 from arrowloop.supervisor._status import ChildStatus, SupervisorStatus
 from arrowloop.typesys import Type, validate
 
 __all__ = ["Supervisor", "open_supervisor"]
-
-# Failures the stage reports after the change entered the pipeline; every
-# other UpgradeError reason is a refusal by a check made before sending.
-_IN_STAGE = frozenset({"stale", "migration failed", "invalid migrated state"})
 
 
 def _no_stages(name: str) -> SupervisorError:
@@ -139,10 +130,8 @@ class Supervisor:
         self._inflight = False
         self._pipeline: Pipeline | None = None
         self._tg: TaskGroup | None = None
-        self._history: deque[UpgradeRecord] = deque(maxlen=spec.history_limit)
-        self._undo: deque[Undo] = deque(maxlen=spec.history_limit)
-        self._adapters = AdapterTable(spec.history_limit)
-        self._seq = 0
+        self._book = ChangeBook(spec.history_limit)
+        self._adapters = self._book.adapters
         self._accepting = True
         self._stopping = False
         self._stopped = anyio.Event()
@@ -494,7 +483,7 @@ class Supervisor:
             if req.kind == "status":
                 req.reply.set(self._snapshot())
             elif req.kind == "history":
-                req.reply.set(tuple(self._history))
+                req.reply.set(tuple(self._book.history))
             elif req.kind == "state":
                 req.reply.set(self._state_of(req.arg))
             elif req.kind == "change":
@@ -654,98 +643,13 @@ class Supervisor:
 
     # -- code changes -----------------------------------------------------------
 
-    def _refuse(
-        self, kind: RecordKind, who: str, stages: tuple[str, ...], to: tuple[str, ...], e: Any
-    ) -> Refused:
-        self._record(kind, who, stages, to, "refused", str(e))
-        return Refused(e)
-
-    def _current(self, stages: tuple[str, ...]) -> tuple[str, ...]:
-        p = self._pipeline
-        names = set(p.stage_names) if p is not None else set()
-        return tuple(p.version(s) if p is not None and s in names else "" for s in stages)
-
-    def _record(
-        self,
-        kind: RecordKind,
-        who: str,
-        stages: tuple[str, ...],
-        to: tuple[str, ...],
-        result: RecordResult,
-        reason: str = "",
-        before: tuple[str, ...] | None = None,
-    ) -> None:
-        self._seq += 1
-        frm = self._current(stages) if before is None else before
-        self._history.append(
-            UpgradeRecord(self._seq, kind, who, time.time(), stages, frm, to, result, reason)
-        )
-
     def _plan_change(self, change: CodeChange, reply: Reply) -> Plan:
-        p = self.pipeline
-        names = p.stage_names
-        who = change.requested_by if isinstance(change, CodeChange) else "unknown"
-        stages = change.stages if isinstance(change, CodeChange) else ()
-        running = {n: self._running_machine(n) for n in names}
-        to = ("",) * len(stages)
-        try:
-            checked = check_change(change, running, names[0], names[-1])
-            to = tuple(u.new.version for u in checked)
-            changes: dict[str, Change] = {u.stage: (u.new, u.migrate) for u in checked}
-            expect = {u.stage: u.old.version for u in checked}
-            p.check_upgrade(
-                changes, expect_versions=expect, change_interface=change.change_interface
-            )
-        except (UpgradeError, PipelineClosed) as exc:
-            raise self._refuse("upgrade", who, stages, to, exc) from exc
-        machines = {u.stage: u.new for u in checked}
-        return Plan(
-            "upgrade", who, changes, machines, expect, change.change_interface, checked, None, reply
-        )
+        return self._book.plan_change(change, self.pipeline, self._running_machine, reply)
 
     def _plan_rollback(self, stage: str, who: str, reply: Reply, *, auto: bool) -> Plan:
-        kind: RecordKind = "auto-rollback" if auto else "rollback"
-        undo = next((u for u in reversed(self._undo) if stage in u.stages), None)
-        if undo is None:
-            err = UpgradeError(
-                f"refused: stage {stage!r} has no recorded code change to roll back",
-                stage=stage,
-                reason="nothing to roll back",
-            )
-            raise self._refuse(kind, who, (stage,), ("",), err)
-        to = tuple(undo.previous[s].version for s in undo.stages)
-        p = self.pipeline
-        for s in undo.stages:
-            if p.version(s) != undo.installed[s]:
-                err = UpgradeError(
-                    f"refused: stage {s!r} runs {p.version(s)[:12]}, not {undo.installed[s][:12]} "
-                    f"which the change being rolled back installed",
-                    stage=s,
-                    reason="changed since",
-                )
-                raise self._refuse(kind, who, undo.stages, to, err)
-        changes: dict[str, Change] = {}
-        for s in undo.stages:
-            prev, inv = undo.previous[s], undo.inverse[s]
-            now = self._running_machine(s)
-            if inv is None and now.state != prev.state:
-                err = UpgradeError(
-                    f"refused: stage {s!r} cannot be rolled back from {now.version[:12]} to "
-                    f"{prev.version[:12]}: the state type changed from {prev.state!r} to "
-                    f"{now.state!r} and no inverse migration was supplied with that change",
-                    stage=s,
-                    reason="no inverse",
-                )
-                raise self._refuse(kind, who, undo.stages, to, err)
-            changes[s] = (prev, inv)
-        expect = dict(undo.installed)
-        try:
-            # A downgrade may narrow the pipeline's interface back: allowed.
-            p.check_upgrade(changes, expect_versions=expect, change_interface=True)
-        except (UpgradeError, PipelineClosed) as exc:
-            raise self._refuse(kind, who, undo.stages, to, exc) from exc
-        machines = {s: undo.previous[s] for s in undo.stages}
-        return Plan(kind, who, changes, machines, expect, True, [], undo, reply)
+        return self._book.plan_rollback(
+            stage, who, reply, self.pipeline, self._running_machine, auto=auto
+        )
 
     def _begin(self, plan: Plan) -> None:
         assert self._tg is not None
@@ -767,43 +671,10 @@ class Supervisor:
     def _finish_change(self, done: Done) -> None:
         self._inflight = False
         plan = done.plan
-        stages = tuple(plan.changes)
-        before = tuple(plan.expect[s] for s in stages)
-        to = tuple(plan.machines[s].version for s in stages)
-        if done.error is not None:
-            reason = getattr(done.error, "reason", "")
-            result: RecordResult = "failed" if reason in _IN_STAGE else "refused"
-            self._record(plan.kind, plan.requested_by, stages, to, result, str(done.error), before)
-            plan.reply.fail(done.error)
+        if not self._book.settle(done):
             return
-        assert done.versions is not None
         now = self._clock()
-        if plan.kind == "upgrade":
-            self._undo.append(
-                Undo(
-                    stages,
-                    {u.stage: u.old for u in plan.checked},
-                    {u.stage: u.inverse for u in plan.checked},
-                    dict(done.versions),
-                )
-            )
-            for u in plan.checked:
-                self._adapters.add(
-                    u.stage,
-                    Edge(
-                        u.old.version,
-                        u.new.version,
-                        u.old.input,
-                        u.old.output,
-                        u.adapt_in,
-                        u.adapt_out,
-                        u.serves_in,
-                        u.serves_out,
-                    ),
-                )
-        elif plan.undo is not None:
-            self._undo.remove(plan.undo)
-        for s in stages:
+        for s in plan.changes:
             c = self._children[s]
             start = c.spec.start
             assert isinstance(start, StageSpec)
@@ -813,7 +684,7 @@ class Supervisor:
             fresh = plan.kind == "upgrade" and policy is not None
             c.upgraded_at = now if fresh else None
             c.crashes = Window(policy.crashes, policy.period) if fresh and policy else None
-        self._record(plan.kind, plan.requested_by, stages, to, "succeeded", "", before)
+        assert done.versions is not None
         plan.reply.set(done.versions)
 
     def _note_crash(self, c: ChildRecord, now: float) -> None:
@@ -876,7 +747,7 @@ class Supervisor:
             self.spec.period,
             not self._stopping,
             tuple(children),
-            len(self._history),
+            len(self._book.history),
         )
 
 

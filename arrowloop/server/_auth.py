@@ -37,6 +37,8 @@ TOKEN_FILE_ENV: Final = "ARROWLOOP_TOKEN_FILE"
 MIN_TOKEN: Final = 16
 #: Longest token accepted, in characters.
 MAX_TOKEN: Final = 1024
+#: Largest token file read (the token plus surrounding whitespace).
+_MAX_FILE: Final = 64 * 1024
 
 
 @attrs.frozen
@@ -69,12 +71,20 @@ def _valid(value: str, source: str) -> str:
 
 def _read(path: Path) -> str | None:
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read(MAX_TOKEN + 2)
+        with open(path, "rb") as f:
+            raw = f.read(_MAX_FILE + 1)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise AuthenticationError(f"cannot read the token file {path}: {exc}") from None
+    if len(raw) > _MAX_FILE:
+        raise AuthenticationError(
+            f"the token file {path} is larger than {_MAX_FILE} bytes: it holds no token"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AuthenticationError(f"the token file {path} is not UTF-8 text") from None
 
 
 def load_token(token_file: Path | None = None) -> Token | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -54,11 +55,14 @@ def load_module(ref: str) -> ModuleType:
             rel = path.resolve().relative_to(Path.cwd().resolve())
         except ValueError:
             rel = None
+        if rel is not None and rel.name == "__init__.py":
+            rel = rel.parent / "__init__"  # the package itself, not a second copy of it
         if rel is not None and all(
             (Path.cwd() / Path(*rel.parts[: i + 1]) / "__init__.py").is_file()
             for i in range(len(rel.parts) - 1)
         ):
-            name = ".".join(rel.with_suffix("").parts)
+            parts = rel.with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         else:
             return _load_file(path)
     try:
@@ -80,9 +84,10 @@ def _load_file(path: Path) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except ArrowloopError as exc:
-        raise TargetError(f"{path}: {exc}") from exc
     except Exception as exc:
+        del sys.modules[name]  # a half-made module must not be found later
+        if isinstance(exc, ArrowloopError):
+            raise TargetError(f"{path}: {exc}") from exc
         raise TargetError(f"loading {path} failed: {type(exc).__name__}: {exc}") from exc
     return module
 
@@ -108,16 +113,35 @@ def load_object(ref: str, default_name: str | None = None) -> tuple[Any, str]:
         ) from None
 
 
+def _call_factory(fn: Any, name: str) -> Any:
+    required = [
+        p
+        for p in inspect.signature(fn).parameters.values()
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if required:
+        raise TargetError(
+            f"{name!r} is a function taking arguments ({', '.join(p.name for p in required)}); "
+            "a factory to serve must take none"
+        )
+    try:
+        return fn()
+    except ArrowloopError as exc:
+        raise TargetError(f"{name}(): {exc}") from exc
+    except Exception as exc:
+        raise TargetError(f"{name}() failed: {type(exc).__name__}: {exc}") from exc
+
+
 def as_supervisor_spec(obj: Any, name: str) -> SupervisorSpec:
     """What ``serve`` runs: a supervisor spec, or a pipeline, stage or
-    machine wrapped in a one-for-one supervisor (a zero-argument callable
-    is called first, so a module can build its spec lazily).
+    machine wrapped in a one-for-one supervisor (a function taking no
+    arguments is called first, so a module can build its spec lazily).
 
     Raises:
         TargetError: ``obj`` is none of those.
     """
-    if callable(obj) and not isinstance(obj, PyMachine | NativeMachine):
-        obj = obj()
+    if inspect.isfunction(obj):
+        obj = _call_factory(obj, name)
     sup_name = name if name.isidentifier() else "server"
     if isinstance(obj, SupervisorSpec):
         return obj

@@ -34,6 +34,7 @@ from arrowloop.wire import (
     FORMAT,
     FORMAT_VERSION,
     Limits,
+    check_depth,
     check_header,
     decode_arrow_doc,
     decode_function_doc,
@@ -110,9 +111,9 @@ def function_doc(fn: Function | PyFunction | Arrow | None) -> dict[str, Any] | N
         return fn.to_wire_data()
     if isinstance(fn, Arrow):
         return encode_arrow_doc(fn)
+    hint = " (plain Python callables cannot be sent)" if callable(fn) else ""
     raise TypeError(
-        f"expected a Function, an @arrow function or an arrow program, found {type(fn)!r} "
-        "(plain Python callables cannot be sent)"
+        f"expected a Function, an @arrow function or an arrow program, found {type(fn)!r}{hint}"
     )
 
 
@@ -169,10 +170,10 @@ def _rebase(exc: LocatedError, prefix: str) -> LocatedError:
     return cls(exc.message, path=new_path, expected=exc.expected, found=exc.found)
 
 
-def _count_record_types(data: Any, limit: int) -> None:
+def _count_record_types(data: Any, limit: int, path: str) -> None:
     """Refuse a document declaring more than ``limit`` distinct record types."""
     seen: set[str] = set()
-    stack: list[tuple[Any, str]] = [(data, "$")]
+    stack: list[tuple[Any, str]] = [(data, path)]
     while stack:
         node, path = stack.pop()
         if isinstance(node, dict):
@@ -191,7 +192,7 @@ def _count_record_types(data: Any, limit: int) -> None:
 
 def _decode_machine(data: Any, path: str, limits: Limits, registry: Registry) -> Machine | Loop:
     try:
-        kind = document_kind(data, path)
+        kind = document_kind(data)  # "$" here: _rebase places it under ``path``
         if kind == "machine":
             input, output, lp = decode_machine_doc(data, limits, registry)
             return Machine.build(lp, input, output, registry=registry)
@@ -204,7 +205,7 @@ def _decode_machine(data: Any, path: str, limits: Limits, registry: Registry) ->
 
 def _decode_function(data: Any, path: str, limits: Limits, registry: Registry) -> Function | Arrow:
     try:
-        kind = document_kind(data, path)
+        kind = document_kind(data)
         if kind == "function":
             input, output, body = decode_function_doc(data, limits, registry)
             return Function.build(body, input, output, registry=registry)
@@ -270,6 +271,7 @@ def decode_change(
             or declares too many record types (``path`` says where).
         CheckError: a machine or function does not have its declared types.
     """
+    check_depth(data, limits.max_depth)  # before anything walks or renders it
     check_header(data, "change", path)
     allowed = ("format", "version", "kind", "requested_by", "change_interface", "stages")
     unknown = [k for k in data if k not in allowed]
@@ -287,7 +289,7 @@ def decode_change(
     if type(stages) is not list or not 1 <= len(stages) <= MAX_STAGES:
         found = f"an array of {len(stages)}" if type(stages) is list else _show(stages)
         raise _fail(f"{path}.stages", f"an array of 1 to {MAX_STAGES} stage changes", found)
-    _count_record_types(stages, max_record_types)
+    _count_record_types(stages, max_record_types, f"{path}.stages")
     ups = tuple(
         _decode_stage(s, f"{path}.stages[{i}]", limits, registry) for i, s in enumerate(stages)
     )

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.abc
 import orjson
 import pytest
 from anyio.abc import SocketStream
@@ -273,6 +274,37 @@ async def test_clients_tagged_with_an_old_version_are_still_served() -> None:
                 await client.call(READ, version="f" * 64)
             assert info.value.type == "SupervisorError"
             assert await client.call({"tag": "ToggleCount"}) == ACK  # a v3 client
+
+
+async def test_a_stopping_server_answers_every_request_it_admitted() -> None:
+    stop = anyio.Event()
+
+    async def run_server(*, task_status: anyio.abc.TaskStatus[Server]) -> None:
+        async with serving(window=64) as server:
+            task_status.started(server)
+            await stop.wait()
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            server: Server = await tg.start(run_server)
+            async with DataClient(*server.data_address) as client:
+                # Far more than one read's worth: some are still unread when it stops.
+                flood = (orjson.dumps({"item": INCR}) + b"\n") * 200_000
+                tg.start_soon(client.send_raw, flood)
+                assert await client.reply() == {"output": ACK}
+                stop.set()
+                replies, closed = 1, ""
+                while not closed:
+                    try:
+                        assert await client.reply() == {"output": ACK}
+                        replies += 1
+                    except Unreachable as exc:
+                        closed = str(exc)
+                assert "closed the connection" in closed
+                tg.cancel_scope.cancel()  # the rest of the flood has nowhere to go
+    # Every increment the counter made was answered, and it stopped early.
+    assert server.supervisor.pipeline.state("counter") == replies
+    assert replies < 200_000
 
 
 # -- the control port --------------------------------------------------------------------

@@ -134,6 +134,7 @@ async def _serve(args: argparse.Namespace) -> int:
         window=args.window,
         max_connections=args.max_connections,
         send_timeout=args.send_timeout if args.send_timeout > 0 else None,
+        drain_timeout=args.drain_timeout,
         control=ControlLimits(
             max_request=args.max_request_bytes,
             program=Limits(max_bytes=args.max_request_bytes, max_nodes=args.max_program_nodes),
@@ -166,7 +167,10 @@ async def _serve(args: argparse.Namespace) -> int:
                     },
                 )
             async for signum in signals:
-                _out(f"arrowloop: {signal.Signals(signum).name}: stopping (draining the pipeline)")
+                _out(
+                    f"arrowloop: {signal.Signals(signum).name}: stopping (answering the "
+                    "requests already admitted, then draining the pipeline)"
+                )
                 break
     _out("arrowloop: stopped")
     return EXIT_OK
@@ -366,6 +370,12 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         help="disconnect a data client that takes no reply for this long, 0 never (%(default)s)",
+    )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=10.0,
+        help="on stop, seconds to answer requests already admitted (%(default)s)",
     )
     p.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
     p.set_defaults(run=_serve)

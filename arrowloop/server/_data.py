@@ -21,7 +21,7 @@ from typing import Any, Final
 import anyio
 import orjson
 from anyio.abc import ByteStream
-from anyio.streams.memory import MemoryObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from arrowloop.endpoints import LineReader, LineTooLong
 from arrowloop.errors import ArrowloopError, ProtocolError, error_data
@@ -29,7 +29,7 @@ from arrowloop.runtime import Ticket
 from arrowloop.supervisor import Supervisor
 from arrowloop.typesys import Type, from_json, to_json, validate
 
-__all__ = ["serve_data_connection", "DEFAULT_WINDOW", "MAX_ID"]
+__all__ = ["serve_data_connection", "Drain", "DEFAULT_WINDOW", "MAX_ID"]
 
 #: Default most requests of one connection in flight at once.
 DEFAULT_WINDOW: Final = 256
@@ -37,6 +37,8 @@ DEFAULT_WINDOW: Final = 256
 MAX_ID: Final = 256
 
 _REQUEST_FIELDS: Final = ("item", "id", "version")
+#: Longest wait to hand a request's ticket to the writer with no send timeout.
+_HANDOVER: Final = 60.0
 #: What sending to a client that went away raises.
 _GONE: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
@@ -145,11 +147,62 @@ def _encode_output(sup: Supervisor, p: _Pending, out: Any) -> bytes:
         return _reply(p, error=error_data(exc))
 
 
+class Drain:
+    """Stops every data connection reading, so a server can shut down
+    without dropping a reply: each connection then answers what it has
+    admitted and closes."""
+
+    def __init__(self) -> None:
+        self._scopes: set[anyio.CancelScope] = set()
+        self.draining = False
+
+    def stop_reading(self) -> None:
+        """Stop reading requests on every connection, now and from now on."""
+        self.draining = True
+        for scope in self._scopes:
+            scope.cancel()
+
+    def watch(self, scope: anyio.CancelScope) -> None:
+        """Register a connection's reading scope (cancelled at once if draining)."""
+        self._scopes.add(scope)
+        if self.draining:
+            scope.cancel()
+
+    def forget(self, scope: anyio.CancelScope) -> None:
+        """Unregister a reading scope."""
+        self._scopes.discard(scope)
+
+
 class _Stuck(Exception):
     """The client has not taken a reply for ``send_timeout`` seconds."""
 
 
 async def _write_replies(
+    sup: Supervisor,
+    stream: ByteStream,
+    pending: MemoryObjectReceiveStream[_Pending],
+    send_timeout: float | None,
+) -> None:
+    try:
+        await _write_loop(sup, stream, pending, send_timeout)
+    finally:
+        _forget_rest(pending)
+
+
+def _forget_rest(pending: MemoryObjectReceiveStream[_Pending]) -> None:
+    """Stop tracking the outputs of requests that will get no reply, and
+    close the queue so the reader stops handing over more."""
+    while True:
+        try:
+            left = pending.receive_nowait()
+        except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+            break
+        if left.ticket is not None:
+            left.ticket.forget()
+    pending.close()
+
+
+async def _write_loop(
     sup: Supervisor,
     stream: ByteStream,
     pending: MemoryObjectReceiveStream[_Pending],
@@ -197,6 +250,42 @@ async def _write_replies(
         alive = await flush(chunks)
 
 
+async def _read_requests(
+    sup: Supervisor,
+    reader: LineReader,
+    send: MemoryObjectSendStream[_Pending],
+    send_timeout: float | None,
+) -> None:
+    while True:
+        try:
+            line = await reader.receive_line()
+        except LineTooLong as exc:
+            err = _protocol_error("$", f"a line of at most {exc.limit} bytes", f"{exc.size} bytes")
+            p = _Pending(None, error=error_data(err))
+        else:
+            if line is None:
+                return
+            if not line.strip():
+                continue
+            p = await _submit(sup, line)
+        # Shielded: once an item is in the pipeline its ticket must reach
+        # the writer, even when reading stops (the writer keeps draining);
+        # bounded, because a writer facing a client that reads nothing
+        # frees no room until it gives up on the client.
+        with anyio.CancelScope(shield=True) as handing:
+            handing.deadline = anyio.current_time() + (send_timeout or _HANDOVER)
+            try:
+                await send.send(p)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # the writer gave up on this client
+            else:
+                continue
+        if p.ticket is not None:
+            p.ticket.forget()
+        if not handing.cancelled_caught:
+            return
+
+
 async def serve_data_connection(
     sup: Supervisor,
     stream: ByteStream,
@@ -204,12 +293,15 @@ async def serve_data_connection(
     max_line: int,
     window: int = DEFAULT_WINDOW,
     send_timeout: float | None = None,
+    drain: Drain | None = None,
 ) -> None:
     """Serve one data connection until the client closes it or goes away.
 
     Every request gets a reply unless the client vanished first; the items
     it submitted are processed either way. A client that takes no reply for
-    ``send_timeout`` seconds while replies wait is disconnected.
+    ``send_timeout`` seconds while replies wait is disconnected. When
+    ``drain`` stops reading, the connection answers every request it has
+    admitted, then closes; requests it had not read were not processed.
     """
     send, receive = anyio.create_memory_object_stream[_Pending](window)
     reader = LineReader(stream, max_line)
@@ -217,34 +309,20 @@ async def serve_data_connection(
         async with anyio.create_task_group() as tg:
             tg.start_soon(_write_replies, sup, stream, receive, send_timeout)
             async with send:
-                while True:
+                with anyio.CancelScope() as reading:
+                    if drain is not None:
+                        drain.watch(reading)
                     try:
-                        line = await reader.receive_line()
-                    except LineTooLong as exc:
-                        err = _protocol_error(
-                            "$", f"a line of at most {exc.limit} bytes", f"{exc.size} bytes"
-                        )
-                        await send.send(_Pending(None, error=error_data(err)))
-                        continue
-                    if line is None:
-                        break
-                    if not line.strip():
-                        continue
-                    await send.send(await _submit(sup, line))
+                        await _read_requests(sup, reader, send, send_timeout)
+                    finally:
+                        if drain is not None:
+                            drain.forget(reading)
     except* _Stuck:
         stuck = True  # the caller closes the connection
     else:
         stuck = False
     finally:
-        # Requests the writer never reached: stop tracking their outputs.
-        while True:
-            try:
-                left = receive.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                break
-            if left.ticket is not None:
-                left.ticket.forget()
-        receive.close()
+        _forget_rest(receive)  # requests the writer never reached
     if not stuck:
         with contextlib.suppress(*_GONE, NotImplementedError):
             await stream.send_eof()

@@ -22,7 +22,7 @@ from anyio.abc import ByteStream, Listener, SocketAttribute
 from arrowloop.endpoints import DEFAULT_MAX_LINE
 from arrowloop.server._auth import Token
 from arrowloop.server._control import ControlLimits, serve_control_connection
-from arrowloop.server._data import DEFAULT_WINDOW, serve_data_connection
+from arrowloop.server._data import DEFAULT_WINDOW, Drain, serve_data_connection
 from arrowloop.supervisor import Supervisor, SupervisorSpec, open_supervisor
 
 __all__ = ["ServerConfig", "Server", "open_server", "DEFAULT_PORT", "DEFAULT_CONTROL_PORT"]
@@ -59,6 +59,8 @@ class ServerConfig:
         control: limits on control requests.
         send_timeout: seconds a data client may leave replies untaken
             before it is disconnected (``None``: wait for ever).
+        drain_timeout: seconds a stopping server waits for its data
+            connections to answer the requests they admitted.
         socket_buffer: kernel send and receive buffer size, in bytes, for
             each accepted connection (``None``: the system's default, which
             on Linux grows to several MiB per connection). Smaller buffers
@@ -76,6 +78,7 @@ class ServerConfig:
     control: ControlLimits = attrs.field(factory=ControlLimits)
     socket_buffer: int | None = attrs.field(default=None)
     send_timeout: float | None = 60.0
+    drain_timeout: float = 10.0
 
     @socket_buffer.validator
     def _check_buffer(self, attribute: Any, value: Any) -> None:
@@ -167,6 +170,10 @@ async def open_server(
 ) -> AsyncIterator[Server]:
     """Run ``spec`` under a supervisor and serve it for the block's duration.
 
+    Leaving the block stops accepting connections and reading requests;
+    each data connection answers every request it admitted (within
+    ``drain_timeout``), then the supervisor stops and the pipeline drains.
+
     Raises:
         OSError: a port cannot be bound.
         EscalationError: the supervisor gave up (as :func:`open_supervisor`).
@@ -185,22 +192,45 @@ async def open_server(
             raise
         server = Server(sup, _address(data.listeners[0]), _address(control.listeners[0]), token)
 
+        drain = Drain()
+        idle = anyio.Event()  # set when draining and no data connection is left
+
         async def data_conn(stream: ByteStream) -> None:
-            await serve_data_connection(
-                sup,
-                stream,
-                max_line=cfg.max_line,
-                window=cfg.window,
-                send_timeout=cfg.send_timeout,
-            )
+            try:
+                await serve_data_connection(
+                    sup,
+                    stream,
+                    max_line=cfg.max_line,
+                    window=cfg.window,
+                    send_timeout=cfg.send_timeout,
+                    drain=drain,
+                )
+            finally:
+                if drain.draining and server.connections["data"] <= 1:
+                    idle.set()
 
         async def control_conn(stream: ByteStream) -> None:
             await serve_control_connection(sup, stream, token, cfg.control)
 
-        async with data, control, anyio.create_task_group() as tg:
-            tg.start_soon(data.serve, _guard(server, "data", cfg, data_conn))
-            tg.start_soon(control.serve, _guard(server, "control", cfg, control_conn))
+        async with (
+            data,
+            control,
+            anyio.create_task_group() as connections,
+            anyio.create_task_group() as listening,
+        ):
+            listening.start_soon(data.serve, _guard(server, "data", cfg, data_conn), connections)
+            listening.start_soon(
+                control.serve, _guard(server, "control", cfg, control_conn), connections
+            )
             try:
                 yield server
             finally:
-                tg.cancel_scope.cancel()
+                # Stop accepting, stop reading requests, and give every data
+                # connection time to answer what it has admitted.
+                listening.cancel_scope.cancel()
+                drain.stop_reading()
+                if server.connections["data"] == 0:
+                    idle.set()
+                with anyio.CancelScope(shield=True), anyio.move_on_after(cfg.drain_timeout):
+                    await idle.wait()
+                connections.cancel_scope.cancel()

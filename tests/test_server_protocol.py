@@ -13,12 +13,14 @@ and the CLI; tests/test_server_load.py upgrades under load.)
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 import orjson
 import pytest
 from anyio.abc import SocketStream
@@ -223,6 +225,30 @@ async def test_backpressure_stops_reading_from_a_client_that_does_not_read() -> 
             for _ in range(total):
                 assert await client.reply() == {"output": ACK}
         assert await client.call(READ) == count(total)
+
+
+async def test_a_client_that_floods_without_reading_is_held_back_not_buffered() -> None:
+    """What the server holds for a client is bounded by the socket buffers and
+    the window: its sends block long before it could make the server buffer
+    what it sends (anyio leaves accepted transports reading; the server
+    pauses them)."""
+    async with serving(window=8, socket_buffer=32768) as server:
+        host, port = server.data_address
+
+        def flood() -> int:
+            chunk = (orjson.dumps({"item": INCR}) + b"\n") * 2000  # about 60 kB
+            sent = 0
+            with socket.create_connection((host, port)) as sock:
+                sock.settimeout(1.0)
+                try:
+                    while sent < 512 * 2**20:
+                        sent += sock.send(chunk)
+                except TimeoutError:
+                    pass  # held back: the server stopped taking more
+            return sent
+
+        sent = await anyio.to_thread.run_sync(flood)
+    assert sent < 128 * 2**20
 
 
 async def test_a_client_that_vanishes_loses_nothing_for_others() -> None:

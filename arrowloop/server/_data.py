@@ -324,5 +324,6 @@ async def serve_data_connection(
     finally:
         _forget_rest(receive)  # requests the writer never reached
     if not stuck:
-        with contextlib.suppress(*_GONE, NotImplementedError):
+        # RuntimeError: uvloop's transport when the peer has already gone.
+        with contextlib.suppress(*_GONE, NotImplementedError, RuntimeError):
             await stream.send_eof()

@@ -133,6 +133,24 @@ _BUSY: Final = (
 )
 
 
+def _pause_reading(stream: ByteStream) -> None:
+    """Stop the transport reading until the handler asks for data.
+
+    anyio (4.16) leaves an accepted TCP transport reading, and its
+    ``receive`` pauses the transport only after a call that had to wait; a
+    client sending faster than the server reads keeps data queued, so the
+    transport never pauses and the queue grows without bound (gigabytes in
+    seconds). Pausing at accept, as anyio does for ``connect_tcp``, makes
+    every read go through ``receive``, which resumes the transport only
+    while it waits: what a connection buffers is then bounded by the
+    kernel's socket buffers, and backpressure reaches the client.
+    """
+    transport = getattr(stream, "_transport", None)
+    pause = getattr(transport, "pause_reading", None)
+    if callable(pause):
+        pause()
+
+
 def _guard(
     server: Server,
     port: str,
@@ -142,6 +160,7 @@ def _guard(
     limit = cfg.max_connections
 
     async def handle(stream: ByteStream) -> None:
+        _pause_reading(stream)
         async with stream:
             if cfg.socket_buffer is not None:
                 sock = stream.extra(SocketAttribute.raw_socket, None)

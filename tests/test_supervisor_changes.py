@@ -395,3 +395,23 @@ async def test_history_is_bounded() -> None:
                 await sup.code_change(code_change("a", "0" * 64, counting(1)))
         history = await sup.history()
     assert [h.seq for h in history] == [3, 4, 5]
+
+
+async def test_front_end_objects_stand_for_what_they_compiled_to() -> None:
+    """A ``@statemachine`` and ``@arrow`` functions can be given to a code
+    change as they are, and are checked like the Machine and Function."""
+    from examples.counter import v1, v2, v3
+
+    up = code_change("counter", v1.machine.version, v2.machine, v2.migrate, inverse=v2.inverse)
+    assert up.upgrades[0].machine is v2.machine.machine
+    assert up.upgrades[0].migrate is v2.migrate.function
+    async with open_supervisor(supervisor("s", stage("counter", v1.machine))) as sup:
+        await sup.call(c.IncrCount())
+        assert await sup.code_change(up) == {"counter": v2.machine.version}
+        # A wrong migration written in Python is refused like any Function.
+        bad = code_change("counter", v2.machine.version, v3.machine, v2.migrate)
+        with pytest.raises(UpgradeError, match="expected int -> \\(int, bool\\)"):
+            await sup.code_change(bad)
+        # The pipeline accepts them directly too.
+        await sup.pipeline.upgrade("counter", v3.machine, v3.migrate)
+        assert sup.pipeline.state("counter") == (1, False)

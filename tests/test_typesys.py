@@ -427,3 +427,13 @@ def test_ints_beyond_64_bits_have_no_wire_form() -> None:
     assert tj(INT_T, 2**63 - 1) == 2**63 - 1
     with pytest.raises(VE, match="64-bit"):
         tj(INT_T, 2**63)
+
+
+@pytest.mark.parametrize("n", [2**63, -(2**63) - 1, 2**64 - 1])
+def test_ints_outside_64_bits_are_refused_when_read_too(n: int) -> None:
+    """What ``to_json`` cannot write back, ``from_json`` does not accept."""
+    with pytest.raises(ValidationError, match="64-bit signed range") as info:
+        from_json(TupleT((INT, INT)), [1, n])
+    assert info.value.path == "value[1]"
+    assert from_json(INT, 2**63 - 1) == 2**63 - 1
+    assert from_json(INT, -(2**63)) == -(2**63)

@@ -28,6 +28,7 @@ from arrowloop.errors import (
     TypeDefinitionError,
     UpgradeError,
 )
+from arrowloop.frontend import PyFunction, PyMachine
 from arrowloop.machine import AnyMachine, Function, Machine, NativeMachine
 from arrowloop.runtime._channel import ChannelStatistics, MemoryChannel
 from arrowloop.runtime._deadletter import DeadLetters, DeadLetterSink
@@ -54,8 +55,8 @@ __all__ = [
 #: validated against the new state type).
 Migration = Function | Arrow | Callable[[Any], Any]
 #: What :meth:`Pipeline.upgrade_many` takes per stage: a machine, or a
-#: machine and its migration.
-Change = AnyMachine | Loop | tuple[AnyMachine | Loop, Migration | None]
+#: machine and its migration (a ``@statemachine`` stands for its machine).
+Change = AnyMachine | PyMachine | Loop | tuple[AnyMachine | PyMachine | Loop, Migration | None]
 
 DEFAULT_OUTPUT_CAPACITY: Final = 1024
 
@@ -443,7 +444,7 @@ class Pipeline:
     async def upgrade(
         self,
         stage: str,
-        machine: AnyMachine | Loop,
+        machine: AnyMachine | PyMachine | Loop,
         migrate: Migration | None = None,
         *,
         expect_version: str | None = None,
@@ -580,6 +581,8 @@ class Pipeline:
 
     @staticmethod
     def _as_machine(name: str, actor: StageActor, machine: Any) -> AnyMachine:
+        if isinstance(machine, PyMachine):
+            machine = machine.machine
         if isinstance(machine, Loop):
             try:
                 return Machine.build(machine, actor.machine.input, actor.machine.output)
@@ -616,6 +619,8 @@ class Pipeline:
             if old != new:
                 raise refuse(f"is missing: the state type changes from {old!r} to {new!r}")
             return None
+        if isinstance(migrate, PyFunction):  # checked like the Function it compiled to
+            migrate = migrate.function
         if isinstance(migrate, Function):
             if migrate.input != old or migrate.output != new:
                 raise refuse(

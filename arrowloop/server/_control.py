@@ -82,6 +82,8 @@ async def _upgrade(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) 
         max_record_types=limits.max_record_types,
         path="$.change",
     )
+    if "requested_by" in req:  # the request's own word wins over the document's
+        change = attrs.evolve(change, requested_by=_requester(req, "control"))
     versions = await sup.code_change(change)
     return {"versions": versions}
 
@@ -139,13 +141,16 @@ async def _handle(
     if type(req) is not dict:
         return _reply(None, error=error_data(_bad("$", "an object", type(req).__name__))), True
     rid = req.get("id")
-    if not (rid is None or type(rid) is int or (type(rid) is str and len(rid) <= 256)):
+    bad_id = not (rid is None or type(rid) is int or (type(rid) is str and len(rid) <= 256))
+    if bad_id:
         rid = None
     try:
         check_token(req.get("token"), token)
     except AuthenticationError as exc:
         return _reply(rid, error=error_data(exc)), False
     try:
+        if bad_id:  # as on the data port: an id is echoed back, so keep it a small scalar
+            raise _bad("$.id", "an integer or a string of at most 256", "another")
         unknown = [k for k in req if k not in _FIELDS]
         if unknown:
             raise _bad(f"$.{unknown[0][:40]}", f"only the fields {list(_FIELDS)}", "another")

@@ -20,6 +20,7 @@ import attrs
 from arrowloop.arrows import Arrow, Loop
 from arrowloop.check import is_subtype
 from arrowloop.errors import ArrowloopError, UpgradeError
+from arrowloop.frontend import PyFunction, PyMachine
 from arrowloop.machine import AnyMachine, Function, Machine, NativeMachine
 from arrowloop.runtime import Migration
 from arrowloop.typesys import Type
@@ -44,7 +45,17 @@ RecordResult = Literal["succeeded", "refused", "failed"]
 #: An adapter: a checked Function or an arrow program (checked against the
 #: types it must have). Python callables are not accepted: the checker must
 #: be able to prove an adapter's types.
-Adapter = Function | Arrow
+Adapter = Function | PyFunction | Arrow
+
+
+def _compiled(value: Any) -> Any:
+    """A front-end object's compiled form (a ``@statemachine``'s Machine, an
+    ``@arrow``'s Function); anything else as it is."""
+    if isinstance(value, PyMachine):
+        return value.machine
+    if isinstance(value, PyFunction):
+        return value.function
+    return value
 
 
 @attrs.frozen
@@ -55,9 +66,11 @@ class StageUpgrade:
         stage: the stage to change.
         expect_version: the version it must be running (the change is
             refused otherwise).
-        machine: the new machine (a Loop is built with the stage's types).
+        machine: the new machine (a Loop is built with the stage's types; a
+            ``@statemachine`` function stands for the machine it compiled to).
         migrate: old state -> new state; may be omitted when the state type
-            is unchanged.
+            is unchanged. Migrations and adapters written with ``@arrow``
+            stand for the Function they compiled to.
         inverse: new state -> old state, used by rollback; may be omitted
             when the state type is unchanged (rollback is then refused if it
             changed).
@@ -71,11 +84,11 @@ class StageUpgrade:
 
     stage: str
     expect_version: str
-    machine: AnyMachine | Loop
-    migrate: Migration | None = None
-    inverse: Migration | None = None
-    input_adapter: Adapter | None = None
-    output_adapter: Adapter | None = None
+    machine: AnyMachine | Loop = attrs.field(converter=_compiled)
+    migrate: Migration | None = attrs.field(default=None, converter=_compiled)
+    inverse: Migration | None = attrs.field(default=None, converter=_compiled)
+    input_adapter: Adapter | None = attrs.field(default=None, converter=_compiled)
+    output_adapter: Adapter | None = attrs.field(default=None, converter=_compiled)
 
 
 @attrs.frozen
@@ -102,7 +115,7 @@ class CodeChange:
 def code_change(
     stage: str,
     expect_version: str,
-    machine: AnyMachine | Loop,
+    machine: AnyMachine | PyMachine | Loop,
     migrate: Migration | None = None,
     *,
     inverse: Migration | None = None,

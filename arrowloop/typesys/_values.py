@@ -227,6 +227,13 @@ def from_json(t: Type, data: Any, path: str = "value") -> Any:
         case IntT():
             if type(data) is not int:
                 raise _jfail(path, "an integer", data)
+            if not _INT64_MIN <= data <= _INT64_MAX:  # what to_json could not write back
+                raise ValidationError(
+                    f"expected an int within the wire's 64-bit signed range, found {data}",
+                    path=path,
+                    expected="-2**63 <= n < 2**63",
+                    found=str(data)[:40],
+                )
             return data
         case FloatT():
             if type(data) is float:

@@ -15,10 +15,11 @@ from examples.counter import v1
 
 __all__ = ["pipeline"]
 
-#: One stage, restarted if it ever crashes (a step that raises does not
-#: crash it: the item goes to the dead letters and the caller gets the
-#: error), and rolled back automatically if a new version crashes it three
-#: times within ten seconds.
+#: One stage. A step that raises crashes it: the item goes to the dead
+#: letters, its caller gets the error, and the supervisor restarts the stage
+#: from its initial state (give the child a ``restore`` hook to restart from
+#: a snapshot instead). A new version that crashes it more than three times
+#: within ten seconds of the upgrade is rolled back automatically.
 pipeline = supervisor(
     "counter_service",
     child(stage("counter", v1.machine), auto_rollback=AutoRollback(3, 10.0)),

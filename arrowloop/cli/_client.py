@@ -76,60 +76,10 @@ class _Lines:
             raise Unreachable(f"{self.where} sent a reply that is not JSON: {exc}") from None
 
 
-class ControlClient:
-    """A connection to a control port (``async with ControlClient(...)``)."""
+class _Connection:
+    """One connection to a server port, opened by ``async with``."""
 
-    def __init__(self, host: str, port: int, token: str | None, *, timeout: float = 30.0) -> None:
-        self.host = host
-        self.port = port
-        self.token = token
-        self.timeout = timeout
-        self._lines: _Lines | None = None
-        self._next_id = 0
-
-    async def __aenter__(self) -> Self:
-        stream = await _connect(self.host, self.port, self.timeout)
-        self._lines = _Lines(stream, f"the control port {self.host}:{self.port}")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._lines is not None:
-            await self._lines.stream.aclose()
-
-    async def request(self, op: str, **fields: Any) -> Any:
-        """Send one request and return its ``result``.
-
-        Raises:
-            RemoteError: the server refused it (``error`` says why).
-            Unreachable: the connection failed or timed out.
-        """
-        assert self._lines is not None, "use the client in 'async with'"
-        self._next_id += 1
-        req: dict[str, Any] = {"id": self._next_id, "op": op, **fields}
-        if self.token is not None:
-            req["token"] = self.token
-        try:
-            with anyio.fail_after(self.timeout):
-                await self._lines.send(orjson.dumps(req) + b"\n")
-                reply = await self._lines.receive()
-        except TimeoutError:
-            raise Unreachable(
-                f"no reply from {self.host}:{self.port} within {self.timeout} s"
-            ) from None
-        if type(reply) is not dict:
-            raise Unreachable(f"unexpected reply {reply!r:.80}")
-        if not reply.get("ok"):
-            raise RemoteError(reply.get("error") or {"message": "refused"})
-        return reply.get("result")
-
-
-class DataClient:
-    """A connection to a data port (``async with DataClient(...)``)."""
+    _what = "port"
 
     def __init__(self, host: str, port: int, *, timeout: float = 30.0) -> None:
         self.host = host
@@ -139,7 +89,7 @@ class DataClient:
 
     async def __aenter__(self) -> Self:
         stream = await _connect(self.host, self.port, self.timeout)
-        self._lines = _Lines(stream, f"the data port {self.host}:{self.port}")
+        self._lines = _Lines(stream, f"the {self._what} {self.host}:{self.port}")
         return self
 
     async def __aexit__(
@@ -151,30 +101,18 @@ class DataClient:
         if self._lines is not None:
             await self._lines.stream.aclose()
 
-    async def send(self, items: Iterable[Any], *, version: str | None = None) -> int:
-        """Send items (their JSON value forms) without waiting; returns how many."""
+    def _open(self) -> _Lines:
         assert self._lines is not None, "use the client in 'async with'"
-        lines = []
-        for item in items:
-            req: dict[str, Any] = {"item": item}
-            if version is not None:
-                req["version"] = version
-            lines.append(orjson.dumps(req) + b"\n")
-        if lines:
-            await self._lines.send(b"".join(lines))
-        return len(lines)
+        return self._lines
 
-    async def send_raw(self, data: bytes) -> None:
-        """Send bytes as they are (for clients that build their own lines)."""
-        assert self._lines is not None, "use the client in 'async with'"
-        await self._lines.send(data)
-
-    async def reply(self) -> dict[str, Any]:
-        """The next reply line: ``{"output": ...}`` or ``{"error": ...}``."""
-        assert self._lines is not None, "use the client in 'async with'"
+    async def _reply(self, request: bytes | None = None) -> dict[str, Any]:
+        """Send ``request`` (if any), then read one reply object, within the timeout."""
+        lines = self._open()
         try:
             with anyio.fail_after(self.timeout):
-                reply = await self._lines.receive()
+                if request is not None:
+                    await lines.send(request)
+                reply = await lines.receive()
         except TimeoutError:
             raise Unreachable(
                 f"no reply from {self.host}:{self.port} within {self.timeout} s"
@@ -182,6 +120,60 @@ class DataClient:
         if type(reply) is not dict:
             raise Unreachable(f"unexpected reply {reply!r:.80}")
         return reply
+
+
+class ControlClient(_Connection):
+    """A connection to a control port (``async with ControlClient(...)``)."""
+
+    _what = "control port"
+
+    def __init__(self, host: str, port: int, token: str | None, *, timeout: float = 30.0) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.token = token
+        self._next_id = 0
+
+    async def request(self, op: str, **fields: Any) -> Any:
+        """Send one request and return its ``result``.
+
+        Raises:
+            RemoteError: the server refused it (``error`` says why).
+            Unreachable: the connection failed or timed out.
+        """
+        self._next_id += 1
+        req: dict[str, Any] = {"id": self._next_id, "op": op, **fields}
+        if self.token is not None:
+            req["token"] = self.token
+        reply = await self._reply(orjson.dumps(req) + b"\n")
+        if not reply.get("ok"):
+            raise RemoteError(reply.get("error") or {"message": "refused"})
+        return reply.get("result")
+
+
+class DataClient(_Connection):
+    """A connection to a data port (``async with DataClient(...)``)."""
+
+    _what = "data port"
+
+    async def send(self, items: Iterable[Any], *, version: str | None = None) -> int:
+        """Send items (their JSON value forms) without waiting; returns how many."""
+        out = self._open()
+        lines = []
+        for item in items:
+            req: dict[str, Any] = {"item": item}
+            if version is not None:
+                req["version"] = version
+            lines.append(orjson.dumps(req) + b"\n")
+        if lines:
+            await out.send(b"".join(lines))
+        return len(lines)
+
+    async def send_raw(self, data: bytes) -> None:
+        """Send bytes as they are (for clients that build their own lines)."""
+        await self._open().send(data)
+
+    async def reply(self) -> dict[str, Any]:
+        """The next reply line: ``{"output": ...}`` or ``{"error": ...}``."""
+        return await self._reply()
 
     async def call(self, item: Any, *, version: str | None = None) -> Any:
         """Send one item and return its output.

@@ -300,17 +300,17 @@ async def _rollback(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    async with _control(args) as ctl:
-        result = await ctl.request("status")
-    for line in [show_json(result)] if args.json else show_status(result):
-        _out(line)
-    return EXIT_OK
+    return await _query(args, "status", show_status)
 
 
 async def _history(args: argparse.Namespace) -> int:
+    return await _query(args, "history", show_history)
+
+
+async def _query(args: argparse.Namespace, op: str, render: Callable[[Any], list[str]]) -> int:
     async with _control(args) as ctl:
-        result = await ctl.request("history")
-    for line in [show_json(result)] if args.json else show_history(result):
+        result = await ctl.request(op)
+    for line in [show_json(result)] if args.json else render(result):
         _out(line)
     return EXIT_OK
 

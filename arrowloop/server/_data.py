@@ -268,6 +268,15 @@ async def _read_requests(
             if not line.strip():
                 continue
             p = await _submit(sup, line)
+        try:
+            send.send_nowait(p)  # the common case: room in the window, no await
+            continue
+        except anyio.WouldBlock:
+            pass
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            if p.ticket is not None:
+                p.ticket.forget()
+            return
         # Shielded: once an item is in the pipeline its ticket must reach
         # the writer, even when reading stops (the writer keeps draining);
         # bounded, because a writer facing a client that reads nothing

@@ -37,6 +37,8 @@ DEFAULT_WINDOW: Final = 256
 MAX_ID: Final = 256
 
 _REQUEST_FIELDS: Final = ("item", "id", "version")
+#: Most replies written in one send.
+_BATCH: Final = 64
 #: Longest wait to hand a request's ticket to the writer with no send timeout.
 _HANDOVER: Final = 60.0
 #: What sending to a client that went away raises.
@@ -243,7 +245,10 @@ async def _write_loop(
                 nxt = pending.receive_nowait()
             except (anyio.WouldBlock, anyio.EndOfStream):
                 break
-            if nxt.ticket is not None and not nxt.ticket.done:
+            # Flush before waiting, and at most _BATCH replies at a time: the
+            # writer must not take requests out of the window faster than
+            # the client takes replies, or the window would bound nothing.
+            if len(chunks) >= _BATCH or (nxt.ticket is not None and not nxt.ticket.done):
                 alive = await flush(chunks)
                 chunks = []
             p = nxt

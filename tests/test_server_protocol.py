@@ -26,8 +26,10 @@ import orjson
 import pytest
 from anyio.abc import SocketStream
 
+from arrowloop import statemachine
 from arrowloop.cli import ControlClient, DataClient, RemoteError, Unreachable
 from arrowloop.endpoints import LineReader
+from arrowloop.runtime import stage
 from arrowloop.server import (
     ControlLimits,
     Server,
@@ -37,10 +39,10 @@ from arrowloop.server import (
     load_object,
     open_server,
 )
-from arrowloop.supervisor import code_change
+from arrowloop.supervisor import CodeChange, StageUpgrade, code_change, supervisor
 from arrowloop.upgrade import encode_change
 from arrowloop.wire import Limits
-from examples.counter import v1, v2, v3
+from examples.counter import Ack, Count, Output, v1, v2, v3
 
 pytestmark = pytest.mark.anyio
 
@@ -480,3 +482,69 @@ async def test_upgrade_rollback_history_and_state_over_the_control_port() -> Non
         with pytest.raises(RemoteError) as info:
             await ctl.request("rollback", stage="nope")
         assert info.value.type in ("UpgradeError", "SupervisorError")
+
+
+@statemachine(init=0)
+def tally(reply: Output, acks: int) -> tuple[int, Output]:
+    """Pass replies on, counting the acknowledgements."""
+    match reply:
+        case Ack():
+            return acks + 1, Ack()
+        case Count(n):
+            return acks, Count(n)
+
+
+@statemachine(init=0)
+def tally_reads(reply: Output, reads: int) -> tuple[int, Output]:
+    """Pass replies on, counting the reads instead."""
+    match reply:
+        case Ack():
+            return reads, Ack()
+        case Count(n):
+            return reads + 1, Count(n)
+
+
+async def test_a_pipeline_upgrade_changes_two_stages_as_one_cut() -> None:
+    spec = supervisor("svc", stage("counter", v1.machine), stage("tally", tally))
+    with anyio.fail_after(60):
+        async with (
+            open_server(spec, TOKEN, ServerConfig(port=0, control_port=0)) as server,
+            control(server) as ctl,
+            DataClient(*server.data_address) as client,
+        ):
+            await client.send([INCR, INCR, READ])
+            assert [await client.reply() for _ in range(3)][-1] == {"output": count(2)}
+            change = CodeChange(
+                (
+                    StageUpgrade("counter", v1.machine.version, v2.machine, v2.migrate),
+                    StageUpgrade("tally", tally.version, tally_reads),
+                ),
+                requested_by="ops",
+            )
+            result = await ctl.request("upgrade", change=encode_change(change))
+            assert result == {
+                "versions": {"counter": v2.machine.version, "tally": tally_reads.version}
+            }
+            assert await client.call({"tag": "ResetCount"}) == ACK
+            assert await client.call(READ) == count(0)
+            states = [
+                (await ctl.request("get_state", stage=s))["state"] for s in ("counter", "tally")
+            ]
+            assert states == [0, 3]  # two acks counted before the change, one read after
+            (record,) = await ctl.request("history")
+            assert record["stages"] == ["counter", "tally"]
+            assert record["requested_by"] == "ops"
+            # One stage's part refused refuses the whole change: nothing moves.
+            stale = CodeChange(
+                (
+                    StageUpgrade("counter", v2.machine.version, v3.machine, v3.migrate),
+                    StageUpgrade("tally", tally.version, tally),
+                )
+            )
+            with pytest.raises(RemoteError, match="expected to replace version"):
+                await ctl.request("upgrade", change=encode_change(stale))
+            status = await ctl.request("status")
+            assert [c["version"] for c in status["children"]] == [
+                v2.machine.version,
+                tally_reads.version,
+            ]

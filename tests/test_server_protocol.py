@@ -548,3 +548,29 @@ async def test_a_pipeline_upgrade_changes_two_stages_as_one_cut() -> None:
                 v2.machine.version,
                 tally_reads.version,
             ]
+
+
+@statemachine(init=0)
+def hundred_over(n: int, seen: int) -> tuple[int, int]:
+    """100 // n: a step that raises on 0."""
+    return seen + 1, 100 // n
+
+
+async def test_an_item_that_crashes_its_stage_gets_an_error_and_the_rest_go_on() -> None:
+    spec = supervisor("svc", stage("div", hundred_over), intensity=5)
+    with anyio.fail_after(60):
+        async with (
+            open_server(spec, TOKEN, ServerConfig(port=0, control_port=0)) as server,
+            DataClient(*server.data_address) as client,
+            control(server) as ctl,
+        ):
+            await client.send([2, 0, 4, 5])
+            replies = [await client.reply() for _ in range(4)]
+            status = await ctl.request("status")
+    assert replies[0] == {"output": 50}
+    assert replies[1]["error"]["type"] == "StepError"
+    assert "ZeroDivisionError" in replies[1]["error"]["message"]
+    assert replies[1]["error"]["stage"] == "div"
+    assert replies[2:] == [{"output": 25}, {"output": 20}]  # queued behind it, not lost
+    (child,) = status["children"]
+    assert (child["failed"], child["restarts"], child["running"]) == (1, 1, True)

@@ -1,0 +1,89 @@
+"""``python -m arrowloop serve``: run a supervised pipeline behind the TCP
+server until SIGINT or SIGTERM, printing where it listens."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+
+from arrowloop.cli._commands import EXIT_OK, say
+from arrowloop.cli._format import short
+from arrowloop.server import (
+    ControlLimits,
+    ServerConfig,
+    as_supervisor_spec,
+    load_object,
+    open_server,
+    server_token,
+)
+from arrowloop.wire import Limits
+
+__all__ = ["serve"]
+
+
+def _write_ready(path: str, data: dict[str, Any]) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    Path(tmp).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+    os.replace(tmp, path)  # readers never see a half-written file
+
+
+async def serve(args: argparse.Namespace) -> int:
+    """Serve ``args.target`` until SIGINT or SIGTERM, then stop gracefully."""
+    obj, name = load_object(args.target)
+    spec = as_supervisor_spec(obj, name)
+    token = server_token(Path(args.token_file) if args.token_file else None)
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        control_host=args.control_host,
+        control_port=args.control_port,
+        max_line=args.max_line_bytes,
+        window=args.window,
+        max_connections=args.max_connections,
+        send_timeout=args.send_timeout if args.send_timeout > 0 else None,
+        drain_timeout=args.drain_timeout,
+        control=ControlLimits(
+            max_request=args.max_request_bytes,
+            program=Limits(max_bytes=args.max_request_bytes, max_nodes=args.max_program_nodes),
+        ),
+    )
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_server(spec, token, config) as srv:
+            sup = srv.supervisor
+            dh, dp = srv.data_address
+            ch, cp = srv.control_address
+            stages = sup.pipeline.stage_names
+            say(f"arrowloop: serving {args.target} (supervisor {spec.name})")
+            say(f"  data     {dh}:{dp}  (JSON lines, docs/protocol.md)")
+            say(f"  control  {ch}:{cp}  (token from {token.source})")
+            if token.generated:
+                say(f"  generated a control token and saved it to {token.source}: {token.value}")
+            if ch not in ("127.0.0.1", "::1", "localhost"):
+                say(f"  warning: the control port listens on {ch}, not only on loopback")
+            for s in stages:
+                say(f"  stage {s}: version {short(sup.pipeline.version(s))}")
+            if args.ready_file:
+                _write_ready(
+                    args.ready_file,
+                    {
+                        "pid": os.getpid(),
+                        "data": {"host": dh, "port": dp},
+                        "control": {"host": ch, "port": cp},
+                        "token_file": token.source if not token.source.startswith("$") else None,
+                        "stages": stages,
+                    },
+                )
+            async for signum in signals:
+                say(
+                    f"arrowloop: {signal.Signals(signum).name}: stopping (answering the "
+                    "requests already admitted, then draining the pipeline)"
+                )
+                break
+    say("arrowloop: stopped")
+    return EXIT_OK

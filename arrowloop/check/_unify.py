@@ -10,6 +10,8 @@ would be ambiguous), so such a binding is a unification failure.
 
 from __future__ import annotations
 
+import functools
+
 from arrowloop.typesys import (
     ListT,
     MapT,
@@ -53,6 +55,8 @@ class Subst:
     def resolve(self, t: Type) -> Type:
         """``t`` with every bound variable replaced, all the way down."""
         t = self.walk(t)
+        if not isinstance(t, TVar) and not _has_vars(t):
+            return t  # most types are concrete: nothing to rebuild
         match t:
             case TupleT(items=items):
                 return TupleT(tuple(self.resolve(i) for i in items))
@@ -193,7 +197,10 @@ def _children(t: Type) -> tuple[Type, ...]:
     return ()
 
 
+@functools.lru_cache(maxsize=8192)
 def _has_vars(t: Type) -> bool:
+    # Types are immutable values with cached hashes, so the answer for one
+    # is cached: checking resolves the same concrete types over and over.
     stack = [t]
     while stack:
         x = stack.pop()

@@ -171,33 +171,49 @@ def _rebase(exc: LocatedError, prefix: str) -> LocatedError:
 
 
 def _count_record_types(data: Any, limit: int, path: str) -> None:
-    """Refuse a document declaring more than ``limit`` distinct record types."""
+    """Refuse a document declaring more than ``limit`` distinct record types
+    (``data`` is already depth-checked)."""
     seen: set[str] = set()
-    stack: list[tuple[Any, str]] = [(data, path)]
+    stack: list[Any] = [data]
     while stack:
-        node, path = stack.pop()
-        if isinstance(node, dict):
+        node = stack.pop()
+        if type(node) is dict:
             if node.get("kind") == "record" and "fields" in node:
                 seen.add(repr((node.get("name"), node.get("fields"))))
                 if len(seen) > limit:
                     raise _fail(
-                        path,
+                        _path_to(data, node, path),
                         f"at most {limit} distinct record types in one change",
                         f"more ({len(seen)} so far)",
                     )
-            stack.extend((v, f"{path}.{k}") for k, v in node.items())
-        elif isinstance(node, list):
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
+            stack.extend(node.values())
+        elif type(node) is list:
+            stack.extend(node)
+
+
+def _path_to(data: Any, target: Any, path: str) -> str:
+    """The JSON path of the node ``target`` (by identity) inside ``data``;
+    worked out only for an error, so the common walk builds no paths."""
+    stack: list[tuple[Any, str]] = [(data, path)]
+    while stack:
+        node, at = stack.pop()
+        if node is target:
+            return at
+        if type(node) is dict:
+            stack.extend((v, f"{at}.{k}") for k, v in node.items())
+        elif type(node) is list:
+            stack.extend((v, f"{at}[{i}]") for i, v in enumerate(node))
+    return path  # pragma: no cover - target is always inside data
 
 
 def _decode_machine(data: Any, path: str, limits: Limits, registry: Registry) -> Machine | Loop:
     try:
         kind = document_kind(data)  # "$" here: _rebase places it under ``path``
         if kind == "machine":
-            input, output, lp = decode_machine_doc(data, limits, registry)
+            input, output, lp = decode_machine_doc(data, limits, registry, depth_checked=True)
             return Machine.build(lp, input, output, registry=registry)
         if kind == "loop":
-            return decode_loop_doc(data, limits, registry)
+            return decode_loop_doc(data, limits, registry, depth_checked=True)
     except (DecodeError, CheckError, TypeDefinitionError) as exc:
         raise _rebase(exc, path) from None
     raise _fail(f"{path}.kind", 'a "machine" or "loop" document', repr(kind)[:40])
@@ -207,10 +223,10 @@ def _decode_function(data: Any, path: str, limits: Limits, registry: Registry) -
     try:
         kind = document_kind(data)
         if kind == "function":
-            input, output, body = decode_function_doc(data, limits, registry)
+            input, output, body = decode_function_doc(data, limits, registry, depth_checked=True)
             return Function.build(body, input, output, registry=registry)
         if kind == "arrow":
-            return decode_arrow_doc(data, limits, registry)
+            return decode_arrow_doc(data, limits, registry, depth_checked=True)
     except (DecodeError, CheckError, TypeDefinitionError) as exc:
         raise _rebase(exc, path) from None
     raise _fail(f"{path}.kind", 'a "function" or "arrow" document', repr(kind)[:40])

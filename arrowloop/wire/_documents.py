@@ -19,7 +19,14 @@ from arrowloop.arrows import PRIMITIVES, Arrow, Loop, Registry
 from arrowloop.errors import DecodeError
 from arrowloop.typesys import Type
 from arrowloop.wire._codec import Decoder, encode_arrow, encode_loop, encode_type
-from arrowloop.wire._json import DEFAULT_LIMITS, FORMAT, FORMAT_VERSION, Limits, parse
+from arrowloop.wire._json import (
+    DEFAULT_LIMITS,
+    FORMAT,
+    FORMAT_VERSION,
+    Limits,
+    check_depth,
+    parse,
+)
 
 __all__ = [
     "encode_machine_doc",
@@ -130,19 +137,26 @@ def check_header(data: Any, kind: str, path: str = "$") -> dict[str, Any]:
     return data
 
 
-def _data(raw: Any, limits: Limits) -> Any:
+def _data(raw: Any, limits: Limits, depth_checked: bool) -> Any:
     if isinstance(raw, bytes | bytearray | memoryview | str):
         return parse(raw, limits)
-    from arrowloop.wire._json import check_depth
-
-    check_depth(raw, limits.max_depth)
+    if not depth_checked:
+        check_depth(raw, limits.max_depth)
     return raw
 
 
 def decode_machine_doc(
-    raw: Any, limits: Limits = DEFAULT_LIMITS, registry: Registry = PRIMITIVES
+    raw: Any,
+    limits: Limits = DEFAULT_LIMITS,
+    registry: Registry = PRIMITIVES,
+    *,
+    depth_checked: bool = False,
 ) -> tuple[Type, Type, Loop]:
     """Decode a machine document (bytes, str, or already-parsed data).
+
+    ``depth_checked`` says parsed data was already checked against
+    ``limits.max_depth`` (as part of a larger document), so it is not walked
+    again.
 
     Returns ``(input type, output type, loop)``; the program is not yet
     type-checked (the machine layer does that).
@@ -150,7 +164,7 @@ def decode_machine_doc(
     Raises:
         DecodeError: anything malformed, with a JSON path.
     """
-    data = check_header(_data(raw, limits), "machine")
+    data = check_header(_data(raw, limits, depth_checked), "machine")
     dec = Decoder(limits.max_nodes, registry)
     dec.obj(data, "$", ("format", "version", "kind", "input", "output", "state", "init", "body"))
     input = dec.type(data["input"], "$.input")
@@ -162,14 +176,18 @@ def decode_machine_doc(
 
 
 def decode_function_doc(
-    raw: Any, limits: Limits = DEFAULT_LIMITS, registry: Registry = PRIMITIVES
+    raw: Any,
+    limits: Limits = DEFAULT_LIMITS,
+    registry: Registry = PRIMITIVES,
+    *,
+    depth_checked: bool = False,
 ) -> tuple[Type, Type, Arrow]:
     """Decode a function document; returns ``(input type, output type, program)``.
 
     Raises:
         DecodeError: anything malformed, with a JSON path.
     """
-    data = check_header(_data(raw, limits), "function")
+    data = check_header(_data(raw, limits, depth_checked), "function")
     dec = Decoder(limits.max_nodes, registry)
     dec.obj(data, "$", ("format", "version", "kind", "input", "output", "body"))
     input = dec.type(data["input"], "$.input")
@@ -179,14 +197,18 @@ def decode_function_doc(
 
 
 def decode_loop_doc(
-    raw: Any, limits: Limits = DEFAULT_LIMITS, registry: Registry = PRIMITIVES
+    raw: Any,
+    limits: Limits = DEFAULT_LIMITS,
+    registry: Registry = PRIMITIVES,
+    *,
+    depth_checked: bool = False,
 ) -> Loop:
     """Decode a loop document (not yet type-checked).
 
     Raises:
         DecodeError: anything malformed, with a JSON path.
     """
-    data = check_header(_data(raw, limits), "loop")
+    data = check_header(_data(raw, limits, depth_checked), "loop")
     dec = Decoder(limits.max_nodes, registry)
     dec.obj(data, "$", ("format", "version", "kind", "state", "init", "body"))
     parts = {"kind": "loop", "state": data["state"], "init": data["init"], "body": data["body"]}
@@ -194,14 +216,18 @@ def decode_loop_doc(
 
 
 def decode_arrow_doc(
-    raw: Any, limits: Limits = DEFAULT_LIMITS, registry: Registry = PRIMITIVES
+    raw: Any,
+    limits: Limits = DEFAULT_LIMITS,
+    registry: Registry = PRIMITIVES,
+    *,
+    depth_checked: bool = False,
 ) -> Arrow:
     """Decode an arrow document (not yet type-checked).
 
     Raises:
         DecodeError: anything malformed, with a JSON path.
     """
-    data = check_header(_data(raw, limits), "arrow")
+    data = check_header(_data(raw, limits, depth_checked), "arrow")
     dec = Decoder(limits.max_nodes, registry)
     dec.obj(data, "$", ("format", "version", "kind", "body"))
     return dec.arrow(data["body"], "$.body")

@@ -73,9 +73,11 @@ def parse(raw: bytes | bytearray | memoryview | str, limits: Limits = DEFAULT_LI
 
 def check_depth(data: Any, max_depth: int) -> None:
     """Raise :class:`DecodeError` if ``data`` nests deeper than ``max_depth``."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
+    # Level by level: no per-node bookkeeping, and a document of depth d
+    # costs d passes over lists, not one tuple per node.
+    level = [data]
+    depth = 1
+    while level:
         if depth > max_depth:
             raise DecodeError(
                 f"expected nesting of at most {max_depth} levels, found deeper",
@@ -83,10 +85,14 @@ def check_depth(data: Any, max_depth: int) -> None:
                 expected=f"<= {max_depth} levels",
                 found=f"> {max_depth} levels",
             )
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
+        below: list[Any] = []
+        for node in level:
+            if isinstance(node, dict):
+                below.extend(node.values())
+            elif isinstance(node, list):
+                below.extend(node)
+        level = below
+        depth += 1
 
 
 def canonical(data: Any) -> bytes:

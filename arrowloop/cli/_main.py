@@ -45,7 +45,10 @@ def _common(p: argparse.ArgumentParser, *, control: bool) -> None:
     p.add_argument("--host", default="127.0.0.1", help="the server's address (127.0.0.1)")
     if control:
         p.add_argument(
-            "--control-port", type=int, default=DEFAULT_CONTROL_PORT, help="(%(default)s)"
+            "--control-port",
+            type=int,
+            default=DEFAULT_CONTROL_PORT,
+            help="control port (%(default)s)",
         )
         p.add_argument("--token-file", help="file holding the control token")
     else:

@@ -85,9 +85,10 @@ class _Demo:
         self.ok = True
         self.data: tuple[str, int] = ("127.0.0.1", 0)
 
-    def check(self, good: bool, what: str) -> None:
+    def check(self, good: bool, what: str, *, echo: bool = True) -> None:
         self.ok = self.ok and good
-        self.say(f"  {what}  {'ok' if good else 'FAILED'}")
+        if echo or not good:
+            self.say(f"  {what}  {'ok' if good else 'FAILED'}")
 
     # -- the server process ---------------------------------------------------------
 
@@ -153,13 +154,17 @@ class _Demo:
 
     # -- the CLI ----------------------------------------------------------------------
 
-    async def cli(self, *args: str, expect: int = 0) -> str:
-        self.say(f"$ python -m arrowloop {' '.join(args)}")
+    async def cli(self, *args: str, expect: int = 0, echo: bool = True) -> str:
+        """Run ``python -m arrowloop ARGS``; its stdout. With ``echo``, show
+        the command, its output and the exit code check."""
+        if echo:
+            self.say(f"$ python -m arrowloop {' '.join(args)}")
         cmd = [sys.executable, "-m", "arrowloop", *args, "--ready-file", str(self.ready)]
         done = await anyio.run_process(cmd, cwd=self.root, check=False)
-        for line in (done.stdout + done.stderr).decode(errors="replace").splitlines():
-            self.say(f"  | {line}")
-        self.check(done.returncode == expect, f"exit code {done.returncode}")
+        if echo:
+            for line in (done.stdout + done.stderr).decode(errors="replace").splitlines():
+                self.say(f"  | {line}")
+        self.check(done.returncode == expect, f"exit code {done.returncode}", echo=echo)
         return done.stdout.decode(errors="replace")
 
     # -- part 1 -------------------------------------------------------------------------
@@ -207,7 +212,8 @@ class _Demo:
             bad.write_text("not-the-servers-token-at-all\n")
             await self.cli("status", "--token-file", str(bad), expect=1)
             self.say("an upgrade expecting a version the stage no longer runs (v1's)")
-            v1 = await self._version_of("examples.counter.v1:machine")
+            history = orjson.loads(await self.cli("history", "--json", echo=False))
+            v1 = history[0]["from_versions"][0]  # what the first upgrade replaced
             await self.cli("upgrade", "examples/counter/v3.py", "--expect", v1, expect=1)
             await self.cli("upgrade", "examples/counter/v3.py")
             await self.steps(
@@ -223,14 +229,6 @@ class _Demo:
                 ],
             )
             self.check(self.ok, "transcript held, state kept across both upgrades")
-
-    async def _version_of(self, ref: str) -> str:
-        code = (
-            "import sys; sys.path.insert(0, '.'); from arrowloop.server import load_object; "
-            f"print(load_object({ref!r})[0].version)"
-        )
-        done = await anyio.run_process([sys.executable, "-c", code], cwd=self.root, check=True)
-        return done.stdout.decode().strip()
 
     # -- part 2 -------------------------------------------------------------------------
 

@@ -291,10 +291,10 @@ class Pipeline:
 
     # -- sending --------------------------------------------------------------
 
-    def _admit(self, item: Any) -> None:
+    def _admit(self, item: Any, validated: bool = False) -> None:
         if self._closing:
             raise PipelineClosed("the pipeline is closing: no more items are accepted")
-        if self.validate_inputs:
+        if self.validate_inputs and not validated:
             validate(self.input, item, "item")
 
     async def send(self, item: Any) -> None:
@@ -356,29 +356,26 @@ class Pipeline:
             PipelineClosed: the pipeline closed before the item got through.
             ValidationError: ``item`` is not of the input type (if validating).
         """
-        self._admit(item)
-        reply = Reply()
-        self._pending.add(reply)
-        try:
-            await self._entry.send(Routed(item, reply))
-            return await reply.wait()
-        finally:
-            self._pending.discard(reply)
+        ticket = await self.submit(item)
+        return await ticket.result()
 
-    async def submit(self, item: Any) -> Ticket:
+    async def submit(self, item: Any, *, validated: bool = False) -> Ticket:
         """Send ``item`` in and return a :class:`Ticket` for its output.
 
         Returns once the item is in the first stage's channel (waiting while
         it is full), so items submitted one after another by one task enter
         in that order; their outputs are collected later with
         :meth:`Ticket.result`. This is how a connection pipelines requests
-        without a task per request.
+        without a task per request. ``validated=True`` says the caller has
+        already checked ``item`` against :attr:`input` in this same step
+        (the server builds it from JSON with that type), so it is not
+        validated twice.
 
         Raises:
             PipelineClosed: the pipeline is closing.
             ValidationError: ``item`` is not of the input type (if validating).
         """
-        self._admit(item)
+        self._admit(item, validated)
         reply = Reply()
         self._pending.add(reply)
         try:

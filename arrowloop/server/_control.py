@@ -26,6 +26,7 @@ from arrowloop.errors import (
 )
 from arrowloop.server._auth import Token, check_token
 from arrowloop.supervisor import Supervisor
+from arrowloop.typesys import describe
 from arrowloop.upgrade import decode_change, record_data, state_data, status_data
 from arrowloop.wire import DEFAULT_LIMITS, Limits
 
@@ -150,10 +151,14 @@ async def _handle(
         return _reply(rid, error=error_data(exc)), False
     try:
         if bad_id:  # as on the data port: an id is echoed back, so keep it a small scalar
-            raise _bad("$.id", "an integer or a string of at most 256", "another")
+            raise _bad("$.id", "an integer or a string of at most 256", describe(rid))
         unknown = [k for k in req if k not in _FIELDS]
         if unknown:
-            raise _bad(f"$.{unknown[0][:40]}", f"only the fields {list(_FIELDS)}", "another")
+            raise _bad(
+                f"$.{unknown[0][:40]}",
+                f"only the fields {list(_FIELDS)}",
+                f"the field {unknown[0]!r:.40}",
+            )
         op = req.get("op")
         handler = _HANDLERS.get(op) if type(op) is str else None
         if handler is None:

@@ -27,7 +27,7 @@ from arrowloop.endpoints import LineReader, LineTooLong
 from arrowloop.errors import ArrowloopError, ProtocolError, error_data
 from arrowloop.runtime import Ticket
 from arrowloop.supervisor import Supervisor
-from arrowloop.typesys import Type, from_json, to_json, validate
+from arrowloop.typesys import Type, describe, from_json, to_json, validate
 
 __all__ = ["serve_data_connection", "Drain", "DEFAULT_WINDOW", "MAX_ID"]
 
@@ -87,15 +87,19 @@ def _parse(line: bytes) -> tuple[Any, Any, str | None]:
     if not (
         rid is None or type(rid) is int or (type(rid) is str and len(rid) <= MAX_ID)
     ):  # an id is echoed back: keep it a small scalar
-        raise _protocol_error("$.id", f"an integer or a string of at most {MAX_ID}", "another")
+        raise _protocol_error("$.id", f"an integer or a string of at most {MAX_ID}", describe(rid))
     for key in req:
         if key not in _REQUEST_FIELDS:
-            raise _protocol_error(f"$.{key[:40]}", f"only the fields {list(_REQUEST_FIELDS)}", key)
+            raise _protocol_error(
+                f"$.{key[:40]}",
+                f"only the fields {list(_REQUEST_FIELDS)}",
+                f"the field {key!r:.40}",
+            )
     if "item" not in req:
         raise _protocol_error("$.item", "the item to send", "nothing")
     version = req.get("version")
     if version is not None and type(version) is not str:
-        raise _protocol_error("$.version", "a machine version (a hex string)", "another")
+        raise _protocol_error("$.version", "a machine version (a hex string)", describe(version))
     return rid, req["item"], version
 
 
@@ -126,7 +130,9 @@ async def _submit(sup: Supervisor, line: bytes) -> _Pending:
     try:
         input_t, output_t = sup.interface(version)
         item = from_json(input_t, raw, "$.item")
-        ticket = await sup.submit(item, version=version)
+        # from_json built a value of input_t, and the pipeline admits it
+        # before anything can change its types: no second validation.
+        ticket = await sup.submit(item, version=version, validated=True)
     except Exception as exc:
         return _Pending(rid, error=error_data(exc))
     return _Pending(rid, ticket, output_t, version=version)

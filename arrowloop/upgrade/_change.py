@@ -16,6 +16,7 @@ adapters as function documents (with their types) or arrow documents
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from arrowloop.arrows import PRIMITIVES, Arrow, Loop, Registry
@@ -206,30 +207,47 @@ def _path_to(data: Any, target: Any, path: str) -> str:
     return path  # pragma: no cover - target is always inside data
 
 
-def _decode_machine(data: Any, path: str, limits: Limits, registry: Registry) -> Machine | Loop:
+def _decode_part(
+    data: Any, path: str, decoders: Mapping[str, Callable[[Any], Any]], what: str
+) -> Any:
+    """Decode one wire document inside a change with the decoder for its
+    kind; errors are placed under ``path``."""
     try:
         kind = document_kind(data)  # "$" here: _rebase places it under ``path``
-        if kind == "machine":
-            input, output, lp = decode_machine_doc(data, limits, registry, depth_checked=True)
-            return Machine.build(lp, input, output, registry=registry)
-        if kind == "loop":
-            return decode_loop_doc(data, limits, registry, depth_checked=True)
+        decode = decoders.get(kind)
+        if decode is not None:
+            return decode(data)
     except (DecodeError, CheckError, TypeDefinitionError) as exc:
         raise _rebase(exc, path) from None
-    raise _fail(f"{path}.kind", 'a "machine" or "loop" document', repr(kind)[:40])
+    raise _fail(f"{path}.kind", what, repr(kind)[:40])
+
+
+def _decode_machine(data: Any, path: str, limits: Limits, registry: Registry) -> Machine | Loop:
+    def machine(doc: Any) -> Machine:
+        input, output, lp = decode_machine_doc(doc, limits, registry, depth_checked=True)
+        return Machine.build(lp, input, output, registry=registry)
+
+    def loop(doc: Any) -> Loop:
+        return decode_loop_doc(doc, limits, registry, depth_checked=True)
+
+    decoders = {"machine": machine, "loop": loop}
+    result: Machine | Loop = _decode_part(data, path, decoders, 'a "machine" or "loop" document')
+    return result
 
 
 def _decode_function(data: Any, path: str, limits: Limits, registry: Registry) -> Function | Arrow:
-    try:
-        kind = document_kind(data)
-        if kind == "function":
-            input, output, body = decode_function_doc(data, limits, registry, depth_checked=True)
-            return Function.build(body, input, output, registry=registry)
-        if kind == "arrow":
-            return decode_arrow_doc(data, limits, registry, depth_checked=True)
-    except (DecodeError, CheckError, TypeDefinitionError) as exc:
-        raise _rebase(exc, path) from None
-    raise _fail(f"{path}.kind", 'a "function" or "arrow" document', repr(kind)[:40])
+    def function(doc: Any) -> Function:
+        input, output, body = decode_function_doc(doc, limits, registry, depth_checked=True)
+        return Function.build(body, input, output, registry=registry)
+
+    def arrow(doc: Any) -> Arrow:
+        return decode_arrow_doc(doc, limits, registry, depth_checked=True)
+
+    decoders = {"function": function, "arrow": arrow}
+    result: Function | Arrow = _decode_part(
+        data, path, decoders, 'a "function" or "arrow" document'
+    )
+    return result
 
 
 def _decode_stage(data: Any, path: str, limits: Limits, registry: Registry) -> StageUpgrade:
@@ -237,7 +255,11 @@ def _decode_stage(data: Any, path: str, limits: Limits, registry: Registry) -> S
         raise _fail(path, "an object (one stage's change)", _show(data))
     unknown = [k for k in data if k not in _STAGE_FIELDS]
     if unknown:
-        raise _fail(f"{path}.{unknown[0]:.40}", f"only the fields {list(_STAGE_FIELDS)}", "another")
+        raise _fail(
+            f"{path}.{unknown[0]:.40}",
+            f"only the fields {list(_STAGE_FIELDS)}",
+            f"the field {unknown[0]!r:.40}",
+        )
     stage = data.get("stage")
     if type(stage) is not str or not stage.isidentifier():
         raise _fail(f"{path}.stage", "a stage name (an identifier)", _show(stage))
@@ -292,7 +314,11 @@ def decode_change(
     allowed = ("format", "version", "kind", "requested_by", "change_interface", "stages")
     unknown = [k for k in data if k not in allowed]
     if unknown:
-        raise _fail(f"{path}.{unknown[0]:.40}", f"only the fields {list(allowed)}", "another")
+        raise _fail(
+            f"{path}.{unknown[0]:.40}",
+            f"only the fields {list(allowed)}",
+            f"the field {unknown[0]!r:.40}",
+        )
     who = data.get("requested_by", "unknown")
     if type(who) is not str or not who or len(who) > MAX_REQUESTER:
         raise _fail(

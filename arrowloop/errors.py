@@ -28,6 +28,7 @@ __all__ = [
     "SupervisorError",
     "ChildSpecError",
     "EscalationError",
+    "InternalError",
     "ProtocolError",
     "AuthenticationError",
     "error_data",
@@ -220,6 +221,15 @@ class EscalationError(SupervisorError):
         self.child = child
         self.restarts = restarts
         self.period = period
+
+
+class InternalError(ArrowloopError):
+    """A bug inside arrowloop stopped one request (a code change, say).
+
+    Only that request fails, with this error; what runs is unchanged and
+    the service goes on. ``__cause__`` holds the original exception, which
+    is also logged with its traceback.
+    """
 
 
 class ProtocolError(LocatedError):

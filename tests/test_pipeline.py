@@ -359,7 +359,9 @@ async def test_supervised_stage_stops_on_crash_and_restarts_without_loss() -> No
         exits.append((name, None if error is None else type(error).__name__))
         crashed.set()
 
-    spec = stage("a", _plus(0), batch_limit=4) >> stage("n", native(step, 0), batch_limit=4)
+    spec = stage("a", _plus(0), batch_limit=4) >> stage(
+        "n", native(step, 0), batch_limit=4, on_step_error="restart"
+    )
     async with open_pipeline(spec, on_exit=on_exit) as p:
         await p.send_batch([1, 2, -1, 3, 4, 5, 6])
         await crashed.wait()

@@ -23,7 +23,8 @@ from arrowloop.errors import (
     SupervisorError,
     ValidationError,
 )
-from arrowloop.runtime import DeadLetters, stage
+from arrowloop.runtime import DeadLetters, StageSpec
+from arrowloop.runtime import stage as plain_stage
 from arrowloop.supervisor import (
     Restart,
     Strategy,
@@ -37,6 +38,13 @@ from arrowloop.typesys import INT, TupleT
 from tests.machines import state_type
 
 pytestmark = pytest.mark.anyio
+
+
+def stage(name: str, machine: Any, **kw: Any) -> StageSpec:
+    """A stage whose failing step is a crash (``on_step_error="restart"``):
+    these tests script OTP restarts with poison items."""
+    return plain_stage(name, machine, on_step_error="restart", **kw)
+
 
 OUT = TupleT((INT, INT, INT))
 

@@ -10,7 +10,8 @@ import pytest
 
 from arrowloop import Function, Machine, const, fanout, fst, id_, loop, prim, snd
 from arrowloop.errors import StepError, SupervisorError, UpgradeError, ValidationError
-from arrowloop.runtime import stage
+from arrowloop.runtime import StageSpec
+from arrowloop.runtime import stage as plain_stage
 from arrowloop.supervisor import (
     AutoRollback,
     CodeChange,
@@ -26,6 +27,13 @@ from tests.machines import migration, reader, wide
 from tests.test_supervisor import FakeClock, counting
 
 pytestmark = pytest.mark.anyio
+
+
+def stage(name: str, machine: Any, **kw: Any) -> StageSpec:
+    """A stage whose failing step is a crash (``on_step_error="restart"``):
+    these tests script OTP restarts with poison items."""
+    return plain_stage(name, machine, on_step_error="restart", **kw)
+
 
 V1 = Machine.build(c.counter_v1, c.InputV1, c.Output)
 V2 = Machine.build(c.counter_v2, c.InputV2, c.Output)

@@ -22,10 +22,18 @@ from hypothesis import strategies as st
 
 from arrowloop import Machine
 from arrowloop.errors import UpgradeError
-from arrowloop.runtime import stage
+from arrowloop.runtime import StageSpec
+from arrowloop.runtime import stage as plain_stage
 from arrowloop.supervisor import Supervisor, code_change, open_supervisor, supervisor
 from tests.machines import migration
 from tests.test_supervisor import FakeClock, counting
+
+
+def stage(name: str, machine: Any, **kw: Any) -> StageSpec:
+    """A stage whose failing step is a crash (``on_step_error="restart"``):
+    this soak scripts OTP restarts with poison items."""
+    return plain_stage(name, machine, on_step_error="restart", **kw)
+
 
 PRODUCER = 1_000_000  # a producer's item: pid * PRODUCER + sequence number + 1
 

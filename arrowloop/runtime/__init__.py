@@ -9,27 +9,39 @@ from arrowloop.runtime._channel import (
     MemoryChannel,
     open_channel,
 )
+from arrowloop.runtime._checked import (
+    Adapter,
+    CheckedChange,
+    Migration,
+    StagePlan,
+    StageUpgrade,
+    check_change,
+    check_rollback,
+)
 from arrowloop.runtime._deadletter import DeadLetter, DeadLetters, DeadLetterSink
 from arrowloop.runtime._pipeline import (
     DEFAULT_OUTPUT_CAPACITY,
     NO_STATE,
     Change,
     ExitHook,
-    Migration,
+    FailureHook,
     Pipeline,
-    PipelineSpec,
-    Ticket,
+    ViewSource,
     open_pipeline,
-    pipeline,
 )
 from arrowloop.runtime._run import run, uvloop_available
-from arrowloop.runtime._stage import (
+from arrowloop.runtime._spec import (
     DEFAULT_BATCH_LIMIT,
-    StageCrashed,
+    OnStepError,
+    PipelineSpec,
     StageSpec,
-    StageStatistics,
+    check_chain,
+    pipeline,
     stage,
 )
+from arrowloop.runtime._stage import StageCrashed, StageStatistics
+from arrowloop.runtime._ticket import Ticket
+from arrowloop.runtime._view import ClientView
 
 __all__ = [
     "Channel",
@@ -41,17 +53,28 @@ __all__ = [
     "DeadLetter",
     "DeadLetters",
     "DeadLetterSink",
+    "OnStepError",
     "StageSpec",
     "StageStatistics",
     "stage",
     "PipelineSpec",
     "pipeline",
+    "check_chain",
     "Pipeline",
     "Ticket",
+    "ClientView",
+    "ViewSource",
     "open_pipeline",
     "Migration",
+    "Adapter",
     "Change",
+    "StageUpgrade",
+    "StagePlan",
+    "CheckedChange",
+    "check_change",
+    "check_rollback",
     "ExitHook",
+    "FailureHook",
     "NO_STATE",
     "DEFAULT_OUTPUT_CAPACITY",
     "StageCrashed",

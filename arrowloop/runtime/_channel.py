@@ -75,7 +75,8 @@ class Channel(Protocol):
 class MemoryChannel:
     """An in-process :class:`Channel` bounded to ``capacity`` items.
 
-    One receiver (the stage it feeds); any number of senders.
+    Any number of senders and receivers; each message goes to exactly one
+    receiver.
     """
 
     __slots__ = ("_closed", "_items", "_low", "_recv", "_send", "_space", "capacity")
@@ -86,8 +87,9 @@ class MemoryChannel:
         self.capacity = capacity
         self._low = capacity // 2
         # Each message counts for at least one item, so a buffer of
-        # `capacity` messages never fills before the item bound does.
-        send, recv = anyio.create_memory_object_stream[Any](capacity)
+        # `capacity` messages never fills before the item bound does; one
+        # more keeps room for the end of stream (`seal`).
+        send, recv = anyio.create_memory_object_stream[Any](capacity + 1)
         self._send: MemoryObjectSendStream[Any] = send
         self._recv: MemoryObjectReceiveStream[Any] = recv
         self._items = 0
@@ -153,8 +155,14 @@ class MemoryChannel:
         left = self._items - taken
         if left > 0 and taken < limit:
             recv = self._recv
+            # Another receiver may have been handed a message straight from a
+            # sender and not run yet, so what `_items` counts can be short of
+            # what is buffered: stop there rather than lose what was taken.
             while left > 0 and taken < limit:
-                more = recv.receive_nowait()
+                try:
+                    more = recv.receive_nowait()
+                except WouldBlock:
+                    break
                 n = len(more) if type(more) is list else 1
                 taken += n
                 left -= n
@@ -167,6 +175,17 @@ class MemoryChannel:
             self._space = None
             space.set()
         return messages
+
+    def seal(self, last: Any) -> None:
+        """Queue ``last`` whatever the room, then close the sending side.
+
+        Senders still waiting for room then fail with
+        ``anyio.ClosedResourceError`` instead of queueing behind ``last``:
+        end of stream is the last message a channel carries.
+        """
+        self._send.send_nowait(last)
+        self._items += len(last) if type(last) is list else 1
+        self.close()
 
     def close(self) -> None:
         """Close the sending side; queued messages can still be received."""

@@ -28,26 +28,35 @@ __all__ = ["Reply", "Routed", "Control", "UpgradeMsg", "StageChange", "SpliceMsg
 
 
 class Reply:
-    """A one-shot reply slot that one caller awaits."""
+    """A one-shot reply slot that one caller awaits.
 
-    __slots__ = ("_done", "error", "value")
+    ``then``, if given, is called once, synchronously, with the first
+    delivery (whoever delivers it: a stage, or the pipeline's teardown).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_done", "error", "then", "value")
+
+    def __init__(self, then: Callable[[], None] | None = None) -> None:
         self._done = anyio.Event()
         self.value: Any = None
         self.error: BaseException | None = None
+        self.then = then
 
     def set(self, value: Any) -> None:
         """Deliver the value (first delivery wins)."""
         if not self._done.is_set():
             self.value = value
             self._done.set()
+            if self.then is not None:
+                self.then()
 
     def fail(self, error: BaseException) -> None:
         """Deliver an error instead of a value (first delivery wins)."""
         if not self._done.is_set():
             self.error = error
             self._done.set()
+            if self.then is not None:
+                self.then()
 
     @property
     def done(self) -> bool:
@@ -112,12 +121,29 @@ class UpgradeMsg(Control):
     every item sees either all old or all new code.
     """
 
-    __slots__ = ("changes", "commits", "decided", "failure", "last", "reply", "versions")
+    __slots__ = (
+        "changes",
+        "commits",
+        "decided",
+        "failure",
+        "last",
+        "on_commit",
+        "reply",
+        "versions",
+    )
 
-    def __init__(self, changes: dict[str, StageChange], last: str, reply: Reply) -> None:
+    def __init__(
+        self,
+        changes: dict[str, StageChange],
+        last: str,
+        reply: Reply,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
         self.changes = changes
         self.last = last
         self.reply = reply
+        #: Called by the last stage right after every stage has committed.
+        self.on_commit = on_commit
         self.failure: tuple[str, str, BaseException] | None = None
         self.decided = anyio.Event()
         self.versions: dict[str, str] = {}

@@ -82,8 +82,14 @@ class OutputPort:
         return self.outputs.statistics()
 
     def start_discarding(self) -> None:
-        """Drop plain outputs from now on, and those queued (nobody will read them)."""
+        """Drop plain outputs from now on, and those queued (nobody will read them).
+
+        The outputs channel is closed too: a stage waiting for room in it
+        wakes up and counts what it held as discarded, and a reader still
+        waiting sees the end of the stream.
+        """
         self.discard = True
+        self.outputs.close()
         while True:
             try:
                 dropped = self.outputs.receive_nowait(1 << 30)

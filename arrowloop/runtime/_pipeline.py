@@ -1,10 +1,14 @@
-"""Linear pipelines: building them (checked), running them, upgrading them.
+"""Running pipelines: admission, sending, receiving, upgrading, splicing.
 
-``stage("parse", m1) >> stage("count", m2)`` is a :class:`PipelineSpec`,
-checked when built: names are unique and each stage's output type is the
-next one's input type. :func:`open_pipeline` deploys it on a task group as
-an async context manager yielding a :class:`Pipeline`, the handle for
-sending items, calling, reading outputs, upgrading and splicing.
+:func:`open_pipeline` deploys a :class:`~arrowloop.runtime.PipelineSpec` on
+a task group as an async context manager yielding a :class:`Pipeline`, the
+handle for sending items, calling, reading outputs, upgrading and splicing.
+
+Admission rule: an item is checked against the types it will meet. While a
+change that is not interface-compatible is in flight, new items wait at the
+door until it is applied or refused (OTP's suspend, change_code, resume, but
+for such changes only); items already admitted enter before the change
+does. Compatible changes never pause anything.
 """
 
 from __future__ import annotations
@@ -18,47 +22,47 @@ import anyio
 import attrs
 from anyio.abc import TaskGroup
 
-from arrowloop.arrows import Arrow, Loop
+from arrowloop.arrows import Loop
 from arrowloop.check import is_subtype
-from arrowloop.errors import (
-    ArrowloopError,
-    CheckError,
-    PipelineClosed,
-    PipelineError,
-    TypeDefinitionError,
-    UpgradeError,
-)
-from arrowloop.frontend import PyFunction, PyMachine
-from arrowloop.machine import AnyMachine, Function, Machine, NativeMachine
+from arrowloop.errors import PipelineClosed, UpgradeError
+from arrowloop.frontend import PyMachine
+from arrowloop.machine import AnyMachine
 from arrowloop.runtime._channel import ChannelStatistics, MemoryChannel
+from arrowloop.runtime._checked import (
+    CheckedChange,
+    Migration,
+    as_upgrades,
+    check_change,
+)
 from arrowloop.runtime._deadletter import DeadLetters, DeadLetterSink
 from arrowloop.runtime._envelope import EndMsg, Reply, Routed, SpliceMsg, StageChange, UpgradeMsg
 from arrowloop.runtime._output import OutputPort
-from arrowloop.runtime._stage import StageActor, StageCrashed, StageSpec, StageStatistics
-from arrowloop.typesys import Type, from_annotation, validate
+from arrowloop.runtime._spec import PipelineSpec, StageSpec
+from arrowloop.runtime._stage import StageActor, StageCrashed, StageStatistics
+from arrowloop.runtime._ticket import Ticket
+from arrowloop.runtime._view import ClientView
+from arrowloop.typesys import Type, validate
 
 __all__ = [
-    "PipelineSpec",
-    "pipeline",
     "Pipeline",
     "open_pipeline",
-    "Migration",
-    "Ticket",
     "Change",
     "ExitHook",
+    "FailureHook",
+    "ViewSource",
     "NO_STATE",
     "DEFAULT_OUTPUT_CAPACITY",
 ]
 
-#: A state migration: a checked :class:`Function`, an arrow program (checked
-#: against the old and new state types), or a plain callable (its result is
-#: validated against the new state type).
-Migration = Function | Arrow | Callable[[Any], Any]
 #: What :meth:`Pipeline.upgrade_many` takes per stage: a machine, or a
 #: machine and its migration (a ``@statemachine`` stands for its machine).
 Change = AnyMachine | PyMachine | Loop | tuple[AnyMachine | PyMachine | Loop, Migration | None]
+#: Resolves a client's view when its item is admitted (see :meth:`Pipeline.submit`).
+ViewSource = Callable[[], ClientView]
 
 DEFAULT_OUTPUT_CAPACITY: Final = 1024
+
+_GONE: Final = (anyio.ClosedResourceError, anyio.BrokenResourceError)
 
 
 class _NoState:
@@ -74,128 +78,13 @@ NO_STATE: Final = _NoState()
 #: Called (synchronously, from the stage's task) when a supervised stage
 #: stops: with the StageCrashed error, or None at end of stream.
 ExitHook = Callable[[str, BaseException | None], None]
+#: Called (synchronously, from the stage's task) with the stage's name when
+#: a step fails on an item and the stage goes on.
+FailureHook = Callable[[str], None]
 
 
-class Ticket:
-    """The pending output of an item sent with :meth:`Pipeline.submit`.
-
-    Await :meth:`result` once; call :meth:`forget` instead if the output is
-    no longer wanted (the item is processed either way).
-    """
-
-    __slots__ = ("_after", "_pending", "_reply")
-
-    def __init__(
-        self,
-        reply: Reply,
-        pending: set[Reply],
-        after: Callable[[Any], Any] | None = None,
-    ) -> None:
-        self._reply = reply
-        self._pending = pending
-        self._after = after
-
-    @property
-    def done(self) -> bool:
-        """Whether the output (or the error) has arrived."""
-        return self._reply.done
-
-    def then(self, after: Callable[[Any], Any]) -> Ticket:
-        """A ticket whose result is ``after`` applied to this one's."""
-        first = self._after
-        if first is not None:
-
-            def both(value: Any) -> Any:
-                return after(first(value))
-
-            return Ticket(self._reply, self._pending, both)
-        return Ticket(self._reply, self._pending, after)
-
-    async def result(self) -> Any:
-        """Wait for the item's output.
-
-        Raises:
-            StepError: a stage failed on this item (it is in the dead letters).
-            PipelineClosed: the pipeline closed before the item got through.
-        """
-        try:
-            value = await self._reply.wait()
-        finally:
-            self._pending.discard(self._reply)
-        return value if self._after is None else self._after(value)
-
-    def forget(self) -> None:
-        """Give up on the output (the pipeline stops tracking it)."""
-        self._pending.discard(self._reply)
-
-
-@attrs.frozen
-class PipelineSpec:
-    """A checked linear sequence of stages.
-
-    Raises (on construction):
-        PipelineError: no stages, or two stages with one name.
-        CheckError: a stage's input type differs from the previous stage's
-            output type (``path`` is ``stages[i]``).
-    """
-
-    stages: tuple[StageSpec, ...]
-
-    def __attrs_post_init__(self) -> None:
-        if not self.stages:
-            raise PipelineError("expected at least one stage, found none")
-        seen: set[str] = set()
-        for s in self.stages:
-            if not isinstance(s, StageSpec):
-                raise PipelineError(f"expected stages made by stage(...), found {type(s).__name__}")
-            if s.name in seen:
-                raise PipelineError(f"expected unique stage names, found {s.name!r} twice")
-            seen.add(s.name)
-        check_chain([(s.name, s.machine.input, s.machine.output) for s in self.stages])
-
-    @property
-    def input(self) -> Type:
-        """The type of the items the pipeline accepts."""
-        return self.stages[0].machine.input
-
-    @property
-    def output(self) -> Type:
-        """The type of the items the pipeline produces."""
-        return self.stages[-1].machine.output
-
-    def __rshift__(self, other: StageSpec | PipelineSpec) -> PipelineSpec:
-        if isinstance(other, StageSpec):
-            return PipelineSpec((*self.stages, other))
-        if isinstance(other, PipelineSpec):
-            return PipelineSpec((*self.stages, *other.stages))
-        return NotImplemented
-
-
-def check_chain(chain: list[tuple[str, Type, Type]]) -> None:
-    """Check that each stage accepts everything the previous stage produces.
-
-    (Its input type is the previous output type, or a wider one: see
-    :func:`~arrowloop.check.is_subtype`.)
-
-    Raises:
-        CheckError: at ``stages[i]`` for the first mismatch.
-    """
-    for i in range(1, len(chain)):
-        prev_name, _, prev_out = chain[i - 1]
-        name, inp, _ = chain[i]
-        if not is_subtype(prev_out, inp):
-            raise CheckError(
-                f"stage {name!r} expects input {inp!r}, but stage {prev_name!r} "
-                f"produces {prev_out!r}",
-                path=f"stages[{i}]",
-                expected=repr(prev_out),
-                found=repr(inp),
-            )
-
-
-def pipeline(*stages: StageSpec) -> PipelineSpec:
-    """A pipeline of ``stages`` in order (checked; see :class:`PipelineSpec`)."""
-    return PipelineSpec(tuple(stages))
+def _closed() -> PipelineClosed:
+    return PipelineClosed("the pipeline is closing: no more items are accepted")
 
 
 class Pipeline:
@@ -214,28 +103,44 @@ class Pipeline:
         dead_letters: DeadLetterSink | None = None,
         validate_inputs: bool = True,
         on_exit: ExitHook | None = None,
+        on_failure: FailureHook | None = None,
     ) -> None:
         self.dead_letters: DeadLetterSink = DeadLetters() if dead_letters is None else dead_letters
-        # A supervisor passes on_exit: stages then stop on a crash and it
-        # decides about restarts; without one, a stage resumes after a crash.
+        # A supervisor passes on_exit: stages with the restart policy then
+        # stop on a failing step and it decides about restarts.
         self._on_exit = on_exit
+        self._on_failure = on_failure
         self.validate_inputs = validate_inputs
         self._port = OutputPort(output_capacity)
         self._actors: list[StageActor] = []
         inboxes = [MemoryChannel(s.capacity) for s in spec.stages]
         for i, s in enumerate(spec.stages):
             outbox = inboxes[i + 1] if i + 1 < len(inboxes) else self._port
-            self._actors.append(
-                StageActor(
-                    s, inboxes[i], outbox, self.dead_letters, exit_on_crash=on_exit is not None
-                )
-            )
+            self._actors.append(self._actor_of(s, inboxes[i], outbox))
         self._entry = inboxes[0]
         self._tg: TaskGroup | None = None
         self._closing = False
         self._pending: set[Reply] = set()
         self._buffer: deque[Any] = deque()
         self._control_lock = anyio.Lock()
+        # Admission: closed (an event to wait on) while incompatible changes
+        # are in flight; `_entering` counts admitted messages still waiting
+        # for room, which go in before such a change does.
+        self._gate: anyio.Event | None = None
+        self._incompatible = 0
+        self._entering = 0
+        self._entered: anyio.Event | None = None
+        self._own_view: ClientView | None = None
+
+    def _actor_of(self, spec: StageSpec, inbox: MemoryChannel, outbox: Any) -> StageActor:
+        return StageActor(
+            spec,
+            inbox,
+            outbox,
+            self.dead_letters,
+            supervised=self._on_exit is not None,
+            on_failure=self._on_failure,
+        )
 
     # -- introspection --------------------------------------------------------
 
@@ -249,6 +154,23 @@ class Pipeline:
         """The type of the items the pipeline produces now."""
         return self._actors[-1].machine.output
 
+    def view(self) -> ClientView:
+        """The pipeline's own interface now, as a :class:`ClientView`."""
+        v = self._own_view
+        if v is None or v.input is not self.input or v.output is not self.output:
+            v = self._own_view = ClientView(None, self.input, self.output)
+        return v
+
+    @property
+    def closing(self) -> bool:
+        """Whether the pipeline is closing (or closed): nothing more enters."""
+        return self._closing
+
+    @property
+    def admission_paused(self) -> bool:
+        """Whether an interface-changing change in flight holds new items back."""
+        return self._gate is not None
+
     @property
     def stage_names(self) -> list[str]:
         """The stages, in order."""
@@ -261,6 +183,10 @@ class Pipeline:
     def machine(self, stage: str) -> AnyMachine:
         """The machine ``stage`` runs now (its types, initial state, version)."""
         return self._actor(stage).machine
+
+    def running(self) -> list[tuple[str, AnyMachine]]:
+        """Each stage's name and the machine it runs now, in order."""
+        return [(a.name, a.machine) for a in self._actors]
 
     def state(self, stage: str) -> Any:
         """The current state of ``stage`` (like OTP's ``sys:get_state``)."""
@@ -289,36 +215,78 @@ class Pipeline:
             reason="unknown stage",
         )
 
-    # -- sending --------------------------------------------------------------
+    # -- admission --------------------------------------------------------------
 
-    def _admit(self, item: Any, validated: bool = False) -> None:
+    async def _open(self) -> None:
+        """Wait until no incompatible change is in flight (then admit at once)."""
+        while self._gate is not None:
+            await self._gate.wait()
         if self._closing:
-            raise PipelineClosed("the pipeline is closing: no more items are accepted")
-        if self.validate_inputs and not validated:
-            validate(self.input, item, "item")
+            raise _closed()
+
+    async def _put(self, message: Any) -> None:
+        """Queue an admitted message, waiting for room as an admitted one."""
+        entry = self._entry
+        try:
+            entry.send_nowait(message)
+            return
+        except anyio.WouldBlock:
+            pass
+        except _GONE:
+            raise _closed() from None
+        self._entering += 1
+        try:
+            await entry.send(message)
+        except _GONE:
+            raise _closed() from None
+        finally:
+            self._entering -= 1
+            if not self._entering and self._entered is not None:
+                self._entered.set()
+                self._entered = None
+
+    async def _admitted_in(self) -> None:
+        """Wait until every admitted message waiting for room has entered."""
+        while self._entering:
+            if self._entered is None:
+                self._entered = anyio.Event()
+            await self._entered.wait()
+
+    # -- sending --------------------------------------------------------------
 
     async def send(self, item: Any) -> None:
         """Send ``item`` in, waiting while the first stage's channel is full.
 
         Raises:
-            PipelineClosed: the pipeline is closing.
+            PipelineClosed: the pipeline is closing (the item did not enter).
             ValidationError: ``item`` is not of the input type (if validating).
         """
-        self._admit(item)
-        entry = self._entry
+        if self._gate is not None or self._closing:
+            await self._open()
+        if self.validate_inputs:
+            validate(self.input, item, "item")
         try:
-            entry.send_nowait([item])
+            self._entry.send_nowait([item])
         except anyio.WouldBlock:
-            await entry.send([item])
+            await self._put([item])
+        except _GONE:
+            raise _closed() from None
 
     def send_nowait(self, item: Any) -> None:
-        """Send ``item`` in now, or raise ``anyio.WouldBlock`` if the channel is full."""
-        self._admit(item)
-        self._entry.send_nowait([item])
-
-    def _admit_batch(self, items: list[Any]) -> list[Any]:
+        """Send ``item`` in now, or raise ``anyio.WouldBlock`` if the channel
+        is full or admission is paused by an interface change in flight."""
         if self._closing:
-            raise PipelineClosed("the pipeline is closing: no more items are accepted")
+            raise _closed()
+        if self._gate is not None:
+            raise anyio.WouldBlock
+        if self.validate_inputs:
+            validate(self.input, item, "item")
+        try:
+            self._entry.send_nowait([item])
+        except _GONE:
+            raise _closed() from None
+
+    def _check_batch(self, items: list[Any]) -> list[Any]:
         if self.validate_inputs:
             t = self.input
             for i, item in enumerate(items):
@@ -330,23 +298,27 @@ class Pipeline:
 
         The list is handed over: do not reuse it.
         """
-        items = self._admit_batch(items)
-        if not items:
-            return
-        entry = self._entry
-        try:
-            entry.send_nowait(items)
-        except anyio.WouldBlock:
-            await entry.send(items)
+        if self._gate is not None or self._closing:
+            await self._open()
+        items = self._check_batch(items)
+        if items:
+            await self._put(items)
 
     def send_batch_nowait(self, items: list[Any]) -> None:
         """Send several items as one batch now, or raise ``anyio.WouldBlock``.
 
         The list is handed over: do not reuse it.
         """
-        items = self._admit_batch(items)
+        if self._closing:
+            raise _closed()
+        if self._gate is not None:
+            raise anyio.WouldBlock
+        items = self._check_batch(items)
         if items:
-            self._entry.send_nowait(items)
+            try:
+                self._entry.send_nowait(items)
+            except _GONE:
+                raise _closed() from None
 
     async def call(self, item: Any) -> Any:
         """Send ``item`` and wait for its output.
@@ -359,31 +331,49 @@ class Pipeline:
         ticket = await self.submit(item)
         return await ticket.result()
 
-    async def submit(self, item: Any, *, validated: bool = False) -> Ticket:
+    async def submit(
+        self, item: Any, *, view: ViewSource | None = None, decode: bool = False
+    ) -> Ticket:
         """Send ``item`` in and return a :class:`Ticket` for its output.
 
         Returns once the item is in the first stage's channel (waiting while
         it is full), so items submitted one after another by one task enter
         in that order; their outputs are collected later with
         :meth:`Ticket.result`. This is how a connection pipelines requests
-        without a task per request. ``validated=True`` says the caller has
-        already checked ``item`` against :attr:`input` in this same step
-        (the server builds it from JSON with that type), so it is not
-        validated twice.
+        without a task per request.
+
+        ``view`` resolves the client's :class:`ClientView` at the moment of
+        admission (a supervisor's view of an older version, with adapters);
+        the item is checked against (or, with ``decode=True``, built from
+        its JSON form with) the view's input type and adapted in, and the
+        ticket's result is adapted out. Without one, the pipeline's own
+        types are used. The item then enters before any change that would
+        make the view wrong.
 
         Raises:
-            PipelineClosed: the pipeline is closing.
-            ValidationError: ``item`` is not of the input type (if validating).
+            PipelineClosed: the pipeline is closing (the item did not enter).
+            ValidationError: ``item`` does not fit the input type.
         """
-        self._admit(item, validated)
+        if self._gate is not None or self._closing:
+            await self._open()
+        if view is None:
+            v = None
+            if decode:
+                item = self.view().decode(item)
+            elif self.validate_inputs:
+                validate(self.input, item, "item")
+        else:
+            v = view()
+            item = v.decode(item) if decode else v.admit(item)
         reply = Reply()
-        self._pending.add(reply)
+        pending = self._pending
+        pending.add(reply)
         try:
-            await self._entry.send(Routed(item, reply))
+            await self._put(Routed(item, reply))
         except BaseException:
-            self._pending.discard(reply)
+            pending.discard(reply)
             raise
-        return Ticket(reply, self._pending)
+        return Ticket(reply, pending, v, v.emit if v is not None and v.adapt_out else None)
 
     # -- receiving ------------------------------------------------------------
 
@@ -394,8 +384,14 @@ class Pipeline:
             anyio.EndOfStream: the pipeline closed and every output was read.
         """
         if not self._buffer:
-            for m in await self._port.outputs.receive(1 << 16):
+            try:
+                messages = await self._port.outputs.receive(1 << 16)
+            except _GONE:
+                raise anyio.EndOfStream from None
+            for m in messages:
                 self._buffer.extend(m)
+            if not self._buffer:  # pragma: no cover - messages are never empty
+                raise anyio.EndOfStream
         return self._buffer.popleft()
 
     async def receive_batch(self) -> list[Any]:
@@ -406,7 +402,10 @@ class Pipeline:
         """
         if self._buffer:
             return self._take_buffer()
-        return _concat(await self._port.outputs.receive(1 << 16))
+        try:
+            return _concat(await self._port.outputs.receive(1 << 16))
+        except _GONE:
+            raise anyio.EndOfStream from None
 
     def receive_batch_nowait(self) -> list[Any]:
         """All outputs waiting now, without waiting.
@@ -417,7 +416,10 @@ class Pipeline:
         """
         if self._buffer:
             return self._take_buffer()
-        return _concat(self._port.outputs.receive_nowait(1 << 16))
+        try:
+            return _concat(self._port.outputs.receive_nowait(1 << 16))
+        except _GONE:
+            raise anyio.EndOfStream from None
 
     def _take_buffer(self) -> list[Any]:
         out = list(self._buffer)
@@ -471,7 +473,7 @@ class Pipeline:
 
     async def upgrade_many(
         self,
-        changes: Mapping[str, Change],
+        changes: Mapping[str, Change] | CheckedChange,
         *,
         expect_versions: Mapping[str, str] | None = None,
         change_interface: bool = False,
@@ -481,158 +483,104 @@ class Pipeline:
         The types between stages may change (stage k's output and stage
         k+1's input together). Every item is processed either by all the old
         machines or by all the new ones. The pipeline's own input and output
-        types may change only with ``change_interface=True``.
+        types may change only with ``change_interface=True``. ``changes`` may
+        also be a change checked already (:meth:`check`).
 
         Returns the new version of each changed stage.
 
         Raises:
             UpgradeError: refused or failed; nothing changed.
         """
-        prepared = self._prepare_upgrade(changes, expect_versions, change_interface)
-        last = [a.name for a in self._actors if a.name in prepared][-1]
-        reply = Reply()
-        msg = UpgradeMsg(prepared, last, reply)
-        self._pending.add(reply)
-        try:
-            await self._entry.send(msg)
-            result: dict[str, str] = await reply.wait()
-            return result
-        finally:
-            self._pending.discard(reply)
+        if not isinstance(changes, CheckedChange):
+            changes = self.check(
+                changes, expect_versions=expect_versions, change_interface=change_interface
+            )
+        return await self.apply(changes)
 
-    def check_upgrade(
+    def check(
         self,
         changes: Mapping[str, Change],
         *,
         expect_versions: Mapping[str, str] | None = None,
         change_interface: bool = False,
-    ) -> None:
-        """Run every check :meth:`upgrade_many` runs before sending, and stop there.
-
-        For supervisors, which refuse a bad change before anything enters
-        the pipeline (what can still fail afterwards is the migration, in
-        the stage, and a concurrent upgrade getting there first).
+    ) -> CheckedChange:
+        """Check a change against the machines running now (see
+        :func:`~arrowloop.runtime.check_change`), without applying it.
 
         Raises:
             UpgradeError: the change would be refused.
+            PipelineClosed: the pipeline is closing.
         """
-        self._prepare_upgrade(changes, expect_versions, change_interface)
-
-    def _prepare_upgrade(
-        self,
-        changes: Mapping[str, Change],
-        expect_versions: Mapping[str, str] | None,
-        change_interface: bool,
-    ) -> dict[str, StageChange]:
         if self._closing:
             raise PipelineClosed("the pipeline is closing: no more upgrades are accepted")
-        if not changes:
-            raise UpgradeError(
-                "expected at least one stage to change, found none", stage="", reason="empty"
+        return check_change(
+            self.running(),
+            as_upgrades(changes, expect_versions),
+            change_interface=change_interface,
+        )
+
+    async def apply(
+        self, change: CheckedChange, *, on_commit: Callable[[], None] | None = None
+    ) -> dict[str, str]:
+        """Send a checked change in-band and wait for it to apply.
+
+        An incompatible change (``change.compatible`` false) pauses
+        admission from now until it is applied or refused: items admitted
+        before enter before it, later ones are checked against the types
+        that won. ``on_commit`` is called in the same step as the commit
+        (before any later item is stepped or admitted), for records that
+        must never lag behind what runs.
+
+        Returns the new version of each changed stage.
+
+        Raises:
+            UpgradeError: failed in a stage (``stale``: another change got
+                there first; ``migration failed``; ``invalid migrated
+                state``); nothing changed.
+            PipelineClosed: the pipeline is closing.
+        """
+        if self._closing:
+            raise PipelineClosed("the pipeline is closing: no more upgrades are accepted")
+        if not isinstance(change, CheckedChange):
+            raise TypeError(
+                f"expected a CheckedChange (Pipeline.check(...)), found {type(change).__name__}"
             )
-        prepared: dict[str, StageChange] = {}
-        for name, change in changes.items():
-            actor = self._actor(name)
-            machine, migrate = change if isinstance(change, tuple) else (change, None)
-            machine = self._as_machine(name, actor, machine)
-            expected = None if expect_versions is None else expect_versions.get(name)
-            if expected is not None and expected != actor.machine.version:
-                raise UpgradeError(
-                    f"stage {name!r}: expected to replace version {expected[:12]}, "
-                    f"found {actor.machine.version[:12]} running",
-                    stage=name,
-                    reason="version mismatch",
-                )
-            fn = self._check_migration(name, actor.machine.state, machine.state, migrate)
-            prepared[name] = StageChange(name, machine, fn, actor.machine.version)
-        chain = []
-        for a in self._actors:
-            m = prepared[a.name].machine if a.name in prepared else a.machine
-            chain.append((a.name, m.input, m.output))
+        prepared = {
+            p.stage: StageChange(p.stage, p.new, p.migrate, p.old.version) for p in change.plans
+        }
+        gated = not change.compatible
+        pending = self._pending
+
+        def decided() -> None:
+            pending.discard(reply)
+            if gated:
+                self._incompatible -= 1
+                gate = self._gate
+                if not self._incompatible and gate is not None:
+                    self._gate = None
+                    gate.set()
+
+        def committed() -> None:
+            self._own_view = None
+            if on_commit is not None:
+                on_commit()
+
+        reply = Reply(decided)
+        msg = UpgradeMsg(prepared, change.last, reply, committed)
+        pending.add(reply)
+        if gated:
+            self._incompatible += 1
+            if self._gate is None:
+                self._gate = anyio.Event()
         try:
-            check_chain(chain)
-        except CheckError as exc:
-            raise UpgradeError(
-                f"refused: the upgraded pipeline would not fit together: {exc}",
-                stage=",".join(prepared),
-                reason="types",
-            ) from exc
-        if not change_interface:
-            self._same_interface(chain)
-        return prepared
-
-    def _same_interface(self, chain: list[tuple[str, Type, Type]]) -> None:
-        # Clients keep working if the pipeline accepts at least what it
-        # accepted and produces nothing they have not seen before.
-        for what, ok, now, new in (
-            ("input", is_subtype(self.input, chain[0][1]), self.input, chain[0][1]),
-            ("output", is_subtype(chain[-1][2], self.output), self.output, chain[-1][2]),
-        ):
-            if not ok:
-                raise UpgradeError(
-                    f"refused: the pipeline's {what} type would change incompatibly from "
-                    f"{now!r} to {new!r}; pass change_interface=True if its clients are ready",
-                    stage=chain[0][0] if what == "input" else chain[-1][0],
-                    reason="interface change",
-                )
-
-    @staticmethod
-    def _as_machine(name: str, actor: StageActor, machine: Any) -> AnyMachine:
-        if isinstance(machine, PyMachine):
-            machine = machine.machine
-        if isinstance(machine, Loop):
-            try:
-                return Machine.build(machine, actor.machine.input, actor.machine.output)
-            except ArrowloopError as exc:
-                raise UpgradeError(
-                    f"refused: the new machine for stage {name!r} does not check: {exc}",
-                    stage=name,
-                    reason="types",
-                ) from exc
-        if not isinstance(machine, Machine | NativeMachine):
-            raise UpgradeError(
-                f"expected a Machine, NativeMachine or Loop for stage {name!r}, "
-                f"found {type(machine).__name__}",
-                stage=name,
-                reason="not a machine",
-            )
-        m: AnyMachine = machine
-        return m
-
-    @staticmethod
-    def _check_migration(
-        name: str, old: Type, new: Type, migrate: Migration | None
-    ) -> Callable[[Any], Any] | None:
-        def refuse(detail: str, cause: BaseException | None = None) -> UpgradeError:
-            err = UpgradeError(
-                f"refused: the migration for stage {name!r} {detail}",
-                stage=name,
-                reason="migration types",
-            )
-            err.__cause__ = cause
-            return err
-
-        if migrate is None:
-            if old != new:
-                raise refuse(f"is missing: the state type changes from {old!r} to {new!r}")
-            return None
-        if isinstance(migrate, PyFunction):  # checked like the Function it compiled to
-            migrate = migrate.function
-        if isinstance(migrate, Function):
-            if migrate.input != old or migrate.output != new:
-                raise refuse(
-                    f"expected {old!r} -> {new!r}, found {migrate.input!r} -> {migrate.output!r}"
-                )
-            return migrate.fn
-        if isinstance(migrate, Arrow):
-            try:
-                return Function.build(migrate, old, new).fn
-            except ArrowloopError as exc:
-                raise refuse(f"does not check as {old!r} -> {new!r}: {exc}", exc) from exc
-        if callable(migrate):
-            _check_annotations(migrate, old, new, refuse)
-            return migrate
-        raise refuse(f"expected a Function, an Arrow or a callable, found {type(migrate).__name__}")
+            if gated:
+                await self._admitted_in()
+            await self._put(msg)
+        except BaseException as exc:
+            reply.fail(exc)  # never entered: decided now
+            raise
+        result: dict[str, str] = await reply.wait()
+        return result
 
     # -- splicing -------------------------------------------------------------
 
@@ -648,9 +596,7 @@ class Pipeline:
         )
         assert self._tg is not None
         inbox = MemoryChannel(spec.capacity)
-        actor = StageActor(
-            spec, inbox, self._entry, self.dead_letters, exit_on_crash=self._on_exit is not None
-        )
+        actor = self._actor_of(spec, inbox, self._entry)
         self._spawn(actor)
         self._actors.insert(0, actor)
         self._entry = inbox
@@ -669,14 +615,12 @@ class Pipeline:
         assert self._tg is not None
         async with self._control_lock:
             inbox = MemoryChannel(spec.capacity)
-            actor = StageActor(
-                spec, inbox, self._port, self.dead_letters, exit_on_crash=self._on_exit is not None
-            )
+            actor = self._actor_of(spec, inbox, self._port)
             self._spawn(actor)
             reply = Reply()
             self._pending.add(reply)
             try:
-                await self._entry.send(SpliceMsg(self._actors[-1].name, inbox, reply))
+                await self._put(SpliceMsg(self._actors[-1].name, inbox, reply))
                 await reply.wait()
             finally:
                 self._pending.discard(reply)
@@ -752,10 +696,8 @@ class Pipeline:
             else:
                 old.reset(state, old.machine.version)
             return
-        spec = StageSpec(old.name, old.machine, old.inbox.capacity, old.batch_limit)
-        new = StageActor(
-            spec, old.inbox, old.outbox, self.dead_letters, exit_on_crash=old.exit_on_crash
-        )
+        spec = attrs.evolve(old.spec, machine=old.machine)
+        new = self._actor_of(spec, old.inbox, old.outbox)
         new.take_over(old)
         if state is not NO_STATE:
             new.state = state
@@ -770,7 +712,12 @@ class Pipeline:
         """
         if not self._closing:
             self._closing = True
-            await self._entry.send(EndMsg())
+            try:
+                await self._admitted_in()  # admitted items go in before the end
+            finally:
+                # Senders still waiting for room now fail with PipelineClosed
+                # instead of queueing behind the end of stream.
+                self._entry.seal(EndMsg())
         await self._port.finished.wait()
 
     def _teardown(self) -> None:
@@ -790,35 +737,6 @@ def _concat(messages: list[list[Any]]) -> list[Any]:
     return first
 
 
-def _check_annotations(
-    fn: Callable[[Any], Any], old: Type, new: Type, refuse: Callable[[str], UpgradeError]
-) -> None:
-    import inspect
-    import typing
-
-    try:
-        hints = typing.get_type_hints(fn)
-        params = list(inspect.signature(fn).parameters)
-    except (NameError, TypeError, ValueError):
-        return  # unannotated or opaque callables are checked by validating their result
-
-    def typed(key: str) -> Type | None:
-        ann = hints.get(key)
-        if ann is None or ann is Any or ann is object:
-            return None  # unannotated: the migrated state is validated instead
-        try:
-            return from_annotation(ann)
-        except TypeDefinitionError as exc:
-            raise refuse(f"is annotated with a type arrowloop does not know: {exc}") from exc
-
-    got = typed(params[0]) if params else None
-    if got is not None and got != old:
-        raise refuse(f"takes {got!r}, expected the old state type {old!r}")
-    got = typed("return")
-    if got is not None and got != new:
-        raise refuse(f"returns {got!r}, expected the new state type {new!r}")
-
-
 @asynccontextmanager
 async def open_pipeline(
     spec: PipelineSpec | StageSpec,
@@ -827,6 +745,7 @@ async def open_pipeline(
     dead_letters: DeadLetterSink | None = None,
     validate_inputs: bool = True,
     on_exit: ExitHook | None = None,
+    on_failure: FailureHook | None = None,
 ) -> AsyncIterator[Pipeline]:
     """Deploy ``spec`` on a task group for the duration of an ``async with``.
 
@@ -845,6 +764,9 @@ async def open_pipeline(
             this is called with the stage's name and the error (or ``None``
             when the stage reached end of stream); see
             :meth:`Pipeline.restart_stage`.
+        on_failure: called with a stage's name each time its step fails on
+            an item and it goes on (a supervisor's auto-rollback counts
+            these).
     """
     if isinstance(spec, StageSpec):
         spec = PipelineSpec((spec,))
@@ -854,6 +776,7 @@ async def open_pipeline(
         dead_letters=dead_letters,
         validate_inputs=validate_inputs,
         on_exit=on_exit,
+        on_failure=on_failure,
     )
     error: BaseException | None = None
     try:

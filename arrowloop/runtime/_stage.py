@@ -12,89 +12,25 @@ the stage carries on with its state as it was before that item.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 import anyio
 import attrs
 
 from arrowloop.errors import StepError, UpgradeError, ValidationError
-from arrowloop.frontend import PyMachine
-from arrowloop.machine import AnyMachine, Machine, NativeMachine
-from arrowloop.runtime._channel import DEFAULT_CAPACITY, Channel, ChannelStatistics, MemoryChannel
+from arrowloop.machine import AnyMachine, NativeMachine
+from arrowloop.runtime._channel import Channel, ChannelStatistics, MemoryChannel
 from arrowloop.runtime._deadletter import DeadLetter, DeadLetterSink
 from arrowloop.runtime._envelope import Control, EndMsg, Routed, SpliceMsg, UpgradeMsg
-from arrowloop.typesys import check_name, validate
+from arrowloop.runtime._spec import OnStepError, StageSpec
+from arrowloop.typesys import validate
 
-__all__ = [
-    "StageSpec",
-    "stage",
-    "StageStatistics",
-    "StageActor",
-    "StageCrashed",
-    "DEFAULT_BATCH_LIMIT",
-]
+log = logging.getLogger("arrowloop.runtime")
 
-DEFAULT_BATCH_LIMIT: Final = 256
-
-
-def _check_machine(machine: object) -> AnyMachine:
-    if isinstance(machine, PyMachine):  # a @statemachine function: run what it compiled to
-        return machine.machine
-    if not isinstance(machine, Machine | NativeMachine):
-        raise TypeError(
-            f"expected a Machine (Machine.build(...)), a @statemachine function or a "
-            f"NativeMachine (native(...)), found {type(machine).__name__}"
-        )
-    return machine
-
-
-def _positive(name: str) -> Callable[[Any, Any, Any], None]:
-    def check(_: Any, __: Any, value: Any) -> None:
-        if type(value) is not int or value < 1:
-            raise ValueError(f"expected {name} to be an integer >= 1, found {value!r}")
-
-    return check
-
-
-@attrs.frozen
-class StageSpec:
-    """A named stage of a pipeline: its machine and channel settings.
-
-    Attributes:
-        name: unique within the pipeline (an identifier).
-        machine: what it runs at start.
-        capacity: most items queued in its input channel.
-        batch_limit: most items it takes from a backlog in one go.
-    """
-
-    name: str = attrs.field(validator=lambda _, __, v: check_name(v, "stage name"))
-    machine: AnyMachine = attrs.field(converter=_check_machine)
-    capacity: int = attrs.field(default=DEFAULT_CAPACITY, validator=_positive("capacity"))
-    batch_limit: int = attrs.field(default=DEFAULT_BATCH_LIMIT, validator=_positive("batch_limit"))
-
-    def __rshift__(self, other: Any) -> Any:
-        from arrowloop.runtime._pipeline import PipelineSpec
-
-        return PipelineSpec((self,)) >> other
-
-
-def stage(
-    name: str,
-    machine: AnyMachine | PyMachine,
-    *,
-    capacity: int = DEFAULT_CAPACITY,
-    batch_limit: int = DEFAULT_BATCH_LIMIT,
-) -> StageSpec:
-    """A stage named ``name`` running ``machine`` (``stage("a", m1) >> stage("b", m2)``).
-
-    Raises:
-        TypeDefinitionError: ``name`` is not an identifier.
-        TypeError: ``machine`` is not a machine.
-        ValueError: ``capacity`` or ``batch_limit`` is not a positive integer.
-    """
-    return StageSpec(name, machine, capacity, batch_limit)
+__all__ = ["StageStatistics", "StageActor", "StageCrashed"]
 
 
 @attrs.frozen
@@ -158,13 +94,21 @@ class StageActor:
         outbox: Channel,
         dead: DeadLetterSink,
         *,
-        exit_on_crash: bool = False,
+        supervised: bool = False,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self.name = spec.name
         self.spec = spec
-        # With a supervisor, a crash ends the actor (OTP style) and the
-        # supervisor restarts it; alone, the stage resumes with its state.
-        self.exit_on_crash = exit_on_crash
+        restart = spec.on_step_error is OnStepError.RESTART
+        # A failing step is the item's fault: by default the stage keeps its
+        # state and goes on. With the restart policy it is a crash: under a
+        # supervisor the actor ends (OTP style) and is restarted; alone, the
+        # stage resets its state in place.
+        self.exit_on_crash = restart and supervised
+        self.reset_on_crash = restart and not supervised
+        # Told of every failing item the actor goes on after (not of crashes,
+        # which end the actor and reach the supervisor as its exit).
+        self.on_failure = None if self.exit_on_crash else on_failure
         # What a crashed actor was holding: the rest of its batch, and outputs
         # not yet sent. Its successor takes them over, so nothing is lost.
         self.leftover: list[Any] = []
@@ -282,6 +226,8 @@ class StageActor:
                             state, y = step(x, state)
                         except Exception as exc:
                             self._crash(x, exc, None)
+                            if self.reset_on_crash:
+                                state = self._reset_after_crash()
                             if self.exit_on_crash:
                                 left = list(items)
                                 done += len(m) - len(left) - 1
@@ -297,6 +243,8 @@ class StageActor:
                         state, m.value = step(m.value, state)
                     except Exception as exc:
                         self._crash(m.value, exc, m)
+                        if self.reset_on_crash:
+                            state = self._reset_after_crash()
                         if self.exit_on_crash:
                             self._exit(done, outs, list(rest), m.value, exc)
                         continue
@@ -359,8 +307,25 @@ class StageActor:
         )
         err.__cause__ = exc
         self.dead.put(DeadLetter(self.name, version, item, exc))
+        if self.on_failure is not None:
+            self.on_failure(self.name)
+        log.warning(
+            "stage %s failed on an item: %s: %s",
+            self.name,
+            type(exc).__name__,
+            exc,
+            extra={
+                "stage": self.name,
+                "version": version,
+                "reason": f"{type(exc).__name__}: {exc}",
+            },
+        )
         if routed is not None:
             routed.reply.fail(err)
+
+    def _reset_after_crash(self) -> Any:
+        self.restarts += 1
+        return self.machine.init
 
     def _end_pause(self) -> None:
         assert self._pause_t0 is not None
@@ -408,6 +373,13 @@ class StageActor:
             commit()
             for other in msg.commits:
                 other()
+            # Whoever keeps records of what runs (a supervisor) updates them
+            # in this same step, so no client sees the new code unrecorded.
+            if msg.on_commit is not None:
+                try:
+                    msg.on_commit()
+                except Exception:  # a bookkeeping bug must not kill the stage
+                    log.exception("stage %s: the commit hook of an upgrade failed", self.name)
             msg.decided.set()
             msg.reply.set(dict(msg.versions))
             return

@@ -24,10 +24,10 @@ from anyio.abc import ByteStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from arrowloop.endpoints import LineReader, LineTooLong
-from arrowloop.errors import ArrowloopError, ProtocolError, error_data
+from arrowloop.errors import ProtocolError, error_data
 from arrowloop.runtime import Ticket
 from arrowloop.supervisor import Supervisor
-from arrowloop.typesys import Type, describe, from_json, to_json, validate
+from arrowloop.typesys import describe
 
 __all__ = ["serve_data_connection", "Drain", "DEFAULT_WINDOW", "MAX_ID"]
 
@@ -48,21 +48,17 @@ _GONE: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 class _Pending:
     """One request's place in a connection's reply order."""
 
-    __slots__ = ("error", "id", "output_type", "ticket", "version")
+    __slots__ = ("error", "id", "ticket")
 
     def __init__(
         self,
         rid: Any,
         ticket: Ticket | None = None,
-        output_type: Type | None = None,
         error: dict[str, Any] | None = None,
-        version: str | None = None,
     ) -> None:
         self.id = rid
         self.ticket = ticket
-        self.output_type = output_type
         self.error = error
-        self.version = version
 
 
 def _protocol_error(path: str, expected: str, found: str) -> ProtocolError:
@@ -128,29 +124,20 @@ async def _submit(sup: Supervisor, line: bytes) -> _Pending:
     except ProtocolError as exc:
         return _Pending(_id_of(line), error=error_data(exc))
     try:
-        input_t, output_t = sup.interface(version)
-        item = from_json(input_t, raw, "$.item")
-        # from_json built a value of input_t, and the pipeline admits it
-        # before anything can change its types: no second validation.
-        ticket = await sup.submit(item, version=version, validated=True)
+        # Decoded through the client's view as it stands when the item is
+        # admitted; the item then enters before any change that would make
+        # that view wrong, so its reply is encoded through the same view.
+        ticket = await sup.submit(raw, version=version, decode=True)
     except Exception as exc:
         return _Pending(rid, error=error_data(exc))
-    return _Pending(rid, ticket, output_t, version=version)
+    return _Pending(rid, ticket)
 
 
-def _encode_output(sup: Supervisor, p: _Pending, out: Any) -> bytes:
-    assert p.output_type is not None
+def _encode_output(p: _Pending, out: Any) -> bytes:
+    assert p.ticket is not None
+    assert p.ticket.view is not None
     try:
-        validate(p.output_type, out, "output")
-        return _reply(p, to_json(p.output_type, out))
-    except ArrowloopError:
-        pass
-    # The output type changed under an interface-changing upgrade between
-    # the item's entry and its reply: encode with the type now running.
-    try:
-        t = sup.interface(p.version)[1]
-        validate(t, out, "output")
-        return _reply(p, to_json(t, out))
+        return _reply(p, p.ticket.view.encode(out))
     except Exception as exc:
         return _reply(p, error=error_data(exc))
 
@@ -245,7 +232,7 @@ async def _write_loop(
                     except Exception as exc:
                         chunks.append(_reply(p, error=error_data(exc)))
                     else:
-                        chunks.append(_encode_output(sup, p, out))
+                        chunks.append(_encode_output(p, out))
             # Write replies that are ready together: one send, not one per line.
             try:
                 nxt = pending.receive_nowait()

@@ -1,41 +1,38 @@
 """A supervisor's book of code changes: planning, history, undo and adapters.
 
-The supervisor's actor asks the book to plan a change or a rollback (every
-check made before anything enters the pipeline; a refusal is recorded and
-raised as :class:`Refused`), sends the plan in-band, and hands the outcome
-back to :meth:`ChangeBook.settle`, which records it and, for an applied
-change, remembers how to undo it and which adapters serve clients of the
-version it replaced. Part of layer 9 (the supervisor).
+The supervisor's actor asks the book to plan a change or a rollback (the one
+check, :func:`~arrowloop.runtime.check_change` or
+:func:`~arrowloop.runtime.check_rollback`, made before anything enters the
+pipeline; a refusal is recorded and raised as :class:`Refused`), and sends
+the plan in-band. When the pipeline commits it, :meth:`ChangeBook.applied`
+records it in that same step (the history, how to undo it, which adapters
+serve clients of the version it replaced), so what runs and what the book
+says never differ; :meth:`ChangeBook.failed` records a change the pipeline
+refused. Part of layer 9 (the supervisor).
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Final
 
 from arrowloop.errors import PipelineClosed, UpgradeError
-from arrowloop.machine import AnyMachine
-from arrowloop.runtime import Change, Pipeline
+from arrowloop.runtime import CheckedChange, Pipeline, check_change, check_rollback
 from arrowloop.supervisor._adapters import AdapterTable, Edge
 from arrowloop.supervisor._codechange import (
     CodeChange,
     RecordKind,
     RecordResult,
     UpgradeRecord,
-    check_change,
 )
-from arrowloop.supervisor._messages import Done, Plan, Refused, Reply, Undo
+from arrowloop.supervisor._messages import Plan, Refused, Reply
 
 __all__ = ["ChangeBook"]
 
 # Failures the stage reports after the change entered the pipeline; every
 # other UpgradeError reason is a refusal by a check made before sending.
 _IN_STAGE: Final = frozenset({"stale", "migration failed", "invalid migrated state"})
-
-#: The machine a stage runs, as the supervisor's child spec says.
-Running = Callable[[str], AnyMachine]
 
 
 def _versions(pipeline: Pipeline, stages: tuple[str, ...]) -> tuple[str, ...]:
@@ -49,7 +46,7 @@ class ChangeBook:
 
     def __init__(self, limit: int) -> None:
         self.history: deque[UpgradeRecord] = deque(maxlen=limit)
-        self.undo: deque[Undo] = deque(maxlen=limit)
+        self.undo: deque[CheckedChange] = deque(maxlen=limit)
         self.adapters = AdapterTable(limit)
         self._seq = 0
 
@@ -81,57 +78,41 @@ class ChangeBook:
         self.record(kind, who, stages, _versions(pipeline, stages), to, "refused", str(error))
         return Refused(error)
 
-    def plan_change(
-        self, change: CodeChange, pipeline: Pipeline, running: Running, reply: Reply
-    ) -> Plan:
+    def plan_change(self, change: CodeChange, pipeline: Pipeline, reply: Reply) -> Plan:
         """Check ``change`` completely against what runs; the plan to send.
 
         Raises:
             Refused: a check failed (recorded as refused).
         """
-        names = pipeline.stage_names
-        who = change.requested_by if isinstance(change, CodeChange) else "unknown"
-        stages = change.stages if isinstance(change, CodeChange) else ()
-        machines = {n: running(n) for n in names}
-        to = ("",) * len(stages)
+        if not isinstance(change, CodeChange) or not change.upgrades:
+            err = UpgradeError(
+                f"expected a CodeChange naming at least one stage, found {change!r:.80}",
+                stage="",
+                reason="empty",
+            )
+            raise self._refuse("upgrade", "unknown", pipeline, (), (), err)
+        stages = change.stages
+        # A Loop has no version before it is built with the stage's types.
+        to = tuple(str(getattr(u.machine, "version", "")) for u in change.upgrades)
         try:
-            checked = check_change(change, machines, names[0], names[-1])
-            to = tuple(u.new.version for u in checked)
-            changes: dict[str, Change] = {u.stage: (u.new, u.migrate) for u in checked}
-            expect = {u.stage: u.old.version for u in checked}
-            pipeline.check_upgrade(
-                changes, expect_versions=expect, change_interface=change.change_interface
+            if pipeline.closing:
+                raise PipelineClosed("the pipeline is closing: no more upgrades are accepted")
+            checked = check_change(
+                pipeline.running(), change.upgrades, change_interface=change.change_interface
             )
         except (UpgradeError, PipelineClosed) as exc:
-            raise self._refuse("upgrade", who, pipeline, stages, to, exc) from exc
-        return Plan(
-            "upgrade",
-            who,
-            changes,
-            {u.stage: u.new for u in checked},
-            expect,
-            change.change_interface,
-            checked,
-            None,
-            reply,
-        )
+            raise self._refuse("upgrade", change.requested_by, pipeline, stages, to, exc) from exc
+        return Plan("upgrade", change.requested_by, checked, None, reply)
 
     def plan_rollback(
-        self,
-        stage: str,
-        who: str,
-        reply: Reply,
-        pipeline: Pipeline,
-        running: Running,
-        *,
-        auto: bool,
+        self, stage: str, who: str, reply: Reply, pipeline: Pipeline, *, auto: bool
     ) -> Plan:
         """The plan undoing the latest applied change of ``stage``.
 
         Raises:
             Refused: nothing to undo, the stages changed since, no inverse
-                although the state type changed, or the pipeline's own
-                checks failed (recorded as refused).
+                although the state type changed, or the restored machines no
+                longer fit (recorded as refused).
         """
         kind: RecordKind = "auto-rollback" if auto else "rollback"
         undo = next((u for u in reversed(self.undo) if stage in u.stages), None)
@@ -142,82 +123,59 @@ class ChangeBook:
                 reason="nothing to roll back",
             )
             raise self._refuse(kind, who, pipeline, (stage,), ("",), err)
-        to = tuple(undo.previous[s].version for s in undo.stages)
-        for s in undo.stages:
-            if pipeline.version(s) != undo.installed[s]:
-                err = UpgradeError(
-                    f"refused: stage {s!r} runs {pipeline.version(s)[:12]}, not "
-                    f"{undo.installed[s][:12]} which the change being rolled back installed",
-                    stage=s,
-                    reason="changed since",
-                )
-                raise self._refuse(kind, who, pipeline, undo.stages, to, err)
-        changes: dict[str, Change] = {}
-        for s in undo.stages:
-            prev, inv = undo.previous[s], undo.inverse[s]
-            now = running(s)
-            if inv is None and now.state != prev.state:
-                err = UpgradeError(
-                    f"refused: stage {s!r} cannot be rolled back from {now.version[:12]} to "
-                    f"{prev.version[:12]}: the state type changed from {prev.state!r} to "
-                    f"{now.state!r} and no inverse migration was supplied with that change",
-                    stage=s,
-                    reason="no inverse",
-                )
-                raise self._refuse(kind, who, pipeline, undo.stages, to, err)
-            changes[s] = (prev, inv)
-        expect = dict(undo.installed)
+        to = tuple(p.old.version for p in undo.plans)
         try:
-            # A downgrade may narrow the pipeline's interface back: allowed.
-            pipeline.check_upgrade(changes, expect_versions=expect, change_interface=True)
-        except (UpgradeError, PipelineClosed) as exc:
+            checked = check_rollback(pipeline.running(), undo)
+        except UpgradeError as exc:
             raise self._refuse(kind, who, pipeline, undo.stages, to, exc) from exc
-        machines = {s: undo.previous[s] for s in undo.stages}
-        return Plan(kind, who, changes, machines, expect, True, [], undo, reply)
+        return Plan(kind, who, checked, undo, reply)
 
-    def settle(self, done: Done) -> bool:
-        """Record how a sent plan ended; whether it was applied.
+    def applied(self, plan: Plan) -> None:
+        """Record an applied plan (called in the step that commits it).
 
-        A failed or refused plan's requester gets its error here. For an
-        applied upgrade, the book keeps the undo step and the adapter edges;
-        for an applied rollback, it drops the step it undid. The caller
-        updates its child specs and then replies.
+        For an upgrade, the book keeps the undo step and the adapter edges;
+        for a rollback, it drops the step it undid.
         """
-        plan = done.plan
-        stages = tuple(plan.changes)
-        before = tuple(plan.expect[s] for s in stages)
-        to = tuple(plan.machines[s].version for s in stages)
-        if done.error is not None:
-            reason = getattr(done.error, "reason", "")
-            result: RecordResult = "failed" if reason in _IN_STAGE else "refused"
-            self.record(plan.kind, plan.requested_by, stages, before, to, result, str(done.error))
-            plan.reply.fail(done.error)
-            return False
-        assert done.versions is not None
-        if plan.kind == "upgrade":
-            self.undo.append(
-                Undo(
-                    stages,
-                    {u.stage: u.old for u in plan.checked},
-                    {u.stage: u.inverse for u in plan.checked},
-                    dict(done.versions),
-                )
-            )
-            for u in plan.checked:
+        change = plan.change
+        stages = change.stages
+        before = tuple(p.old.version for p in change.plans)
+        to = tuple(p.new.version for p in change.plans)
+        if plan.undoes is None:
+            self.undo.append(change)
+            for p in change.plans:
                 self.adapters.add(
-                    u.stage,
+                    p.stage,
                     Edge(
-                        u.old.version,
-                        u.new.version,
-                        u.old.input,
-                        u.old.output,
-                        u.adapt_in,
-                        u.adapt_out,
-                        u.serves_in,
-                        u.serves_out,
+                        p.old.version,
+                        p.new.version,
+                        p.old.input,
+                        p.old.output,
+                        p.adapt_in,
+                        p.adapt_out,
+                        p.serves_in,
+                        p.serves_out,
                     ),
                 )
-        elif plan.undo is not None:
-            self.undo.remove(plan.undo)
+        else:
+            # By identity: a change made twice (A -> B, back, A -> B again)
+            # leaves equal steps, and only the one undone must go.
+            for i, step in enumerate(self.undo):
+                if step is plan.undoes:
+                    del self.undo[i]
+                    break
         self.record(plan.kind, plan.requested_by, stages, before, to, "succeeded")
-        return True
+
+    def failed(self, plan: Plan, error: BaseException) -> None:
+        """Record a plan the pipeline refused or failed to apply."""
+        change = plan.change
+        reason = getattr(error, "reason", "")
+        result: RecordResult = "failed" if reason in _IN_STAGE else "refused"
+        self.record(
+            plan.kind,
+            plan.requested_by,
+            change.stages,
+            tuple(p.old.version for p in change.plans),
+            tuple(p.new.version for p in change.plans),
+            result,
+            str(error),
+        )

@@ -2,21 +2,18 @@
 
 Private to the supervisor (layer 9): the reply slot callers await, the
 requests and notices that go through its mailbox, a checked change ready to
-send, what it takes to undo an applied change, and the running record of
-one child.
+send, and the running record of one child.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import attrs
 
-from arrowloop.machine import AnyMachine
-from arrowloop.runtime import Change, Migration
-from arrowloop.supervisor._codechange import CheckedUpgrade, RecordKind
+from arrowloop.runtime import CheckedChange
+from arrowloop.supervisor._codechange import RecordKind
 from arrowloop.supervisor._intensity import Window
 from arrowloop.supervisor._spec import ChildSpec
 
@@ -30,8 +27,8 @@ __all__ = [
     "Request",
     "Exit",
     "Done",
+    "Wake",
     "Plan",
-    "Undo",
     "ChildRecord",
     "Refused",
 ]
@@ -88,6 +85,11 @@ class Exit:
     error: BaseException | None
 
 
+class Wake:
+    """Wakes the actor to look at its deferred requests (an auto-rollback
+    decided outside its loop)."""
+
+
 @attrs.define
 class Done:
     """A code change came back from the pipeline (posted by its sending task)."""
@@ -99,28 +101,17 @@ class Done:
 
 @attrs.define
 class Plan:
-    """A checked code change or rollback, ready to send."""
+    """A checked code change or rollback, ready to send.
+
+    ``change`` is the one checked value the pipeline applies; ``undoes`` is,
+    for a rollback, the applied change it undoes (an entry of the undo stack).
+    """
 
     kind: RecordKind
     requested_by: str
-    changes: dict[str, Change]
-    machines: dict[str, AnyMachine]
-    expect: dict[str, str]
-    change_interface: bool
-    checked: list[CheckedUpgrade]  # forward changes only
-    undo: Undo | None  # rollbacks only: the step being undone
+    change: CheckedChange
+    undoes: CheckedChange | None
     reply: Reply
-
-
-@attrs.frozen
-class Undo:
-    """What it takes to undo one applied change: per stage, the machine it
-    replaced, the inverse migration and the version it installed."""
-
-    stages: tuple[str, ...]
-    previous: Mapping[str, AnyMachine]
-    inverse: Mapping[str, Migration | None]
-    installed: Mapping[str, str]
 
 
 class ChildRecord:

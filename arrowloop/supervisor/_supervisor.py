@@ -23,6 +23,7 @@ pipeline, not to its actors (see docs/supervision.md):
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -35,13 +36,14 @@ from anyio.abc import TaskGroup, TaskStatus
 from arrowloop.errors import (
     ChildSpecError,
     EscalationError,
+    InternalError,
     PipelineClosed,
     SupervisorError,
     UpgradeError,
 )
-from arrowloop.machine import AnyMachine
 from arrowloop.runtime import (
     DEFAULT_OUTPUT_CAPACITY,
+    ClientView,
     DeadLetterSink,
     Pipeline,
     PipelineSpec,
@@ -51,10 +53,7 @@ from arrowloop.runtime import (
 )
 from arrowloop.supervisor._adapters import Edge
 from arrowloop.supervisor._changes import ChangeBook
-from arrowloop.supervisor._codechange import (
-    CodeChange,
-    UpgradeRecord,
-)
+from arrowloop.supervisor._codechange import CodeChange, UpgradeRecord
 from arrowloop.supervisor._intensity import Clock, Window
 from arrowloop.supervisor._messages import (
     SERIAL,
@@ -66,12 +65,15 @@ from arrowloop.supervisor._messages import (
     Reply,
     Request,
     RequestKind,
+    Wake,
 )
 from arrowloop.supervisor._spec import Restart, Strategy, SupervisorSpec
 from arrowloop.supervisor._status import ChildStatus, SupervisorStatus
-from arrowloop.typesys import Type, validate
+from arrowloop.typesys import Type
 
 __all__ = ["Supervisor", "open_supervisor"]
+
+log = logging.getLogger("arrowloop.supervisor")
 
 
 def _no_stages(name: str) -> SupervisorError:
@@ -123,7 +125,8 @@ class Supervisor:
         # incarnation exits at most once and is replaced only after its
         # notice is handled (stale notices of terminated nested supervisors
         # at most double that), and at most one change is in flight.
-        room = spec.mailbox + 2 * len(self._order) + 2
+        # Auto-rollback wakes: at most one per stage until its rollback runs.
+        room = spec.mailbox + 3 * len(self._order) + 2
         self._send, self._recv = anyio.create_memory_object_stream[Any](room)
         self._slots = anyio.Semaphore(spec.mailbox)
         self._deferred: deque[Request] = deque()
@@ -169,74 +172,62 @@ class Supervisor:
             ValidationError: ``item`` is not an input of ``version``.
             StepError, PipelineClosed: as :meth:`Pipeline.call`.
         """
-        if version is None:
-            return await self.pipeline.call(item)
         ticket = await self.submit(item, version=version)
         return await ticket.result()
 
     async def submit(
-        self, item: Any, *, version: str | None = None, validated: bool = False
+        self, item: Any, *, version: str | None = None, decode: bool = False
     ) -> Ticket:
         """Send ``item`` in as a client of ``version``; a ticket for its output.
 
         Like :meth:`call`, but returns once the item has entered the
         pipeline (see :meth:`Pipeline.submit`): the ticket's result is the
-        output, adapted out for ``version``. ``validated=True`` says ``item``
-        was already checked against ``interface(version)[0]`` in this same
-        step, so it is not validated again.
+        output, adapted out for ``version``, and ``ticket.view`` the
+        :class:`~arrowloop.runtime.ClientView` it was admitted through. With
+        ``decode=True``, ``item`` is the item's JSON form, built with the
+        view's input type.
 
         Raises:
             SupervisorError, ValidationError, PipelineClosed: as :meth:`call`.
         """
         p = self.pipeline
-        if version is None:
-            return await p.submit(item, validated=validated)
-        names = p.stage_names
-        ins, outs = self._adapter_paths(names[0], names[-1], version)
-        if ins:
-            old_input = self._adapters.old_types(names[0], version)
-            assert old_input is not None
-            if not validated:
-                validate(old_input[0], item, "item")
-            for e in ins:
-                if e.adapt_in is not None:
-                    item = e.adapt_in(item)
-        # Adapted items come out of checked adapters; the pipeline still
-        # validates them unless the caller vouched for the item it passed.
-        ticket = await p.submit(item, validated=validated and not ins)
-        adapt = [e.adapt_out for e in reversed(outs or ()) if e.adapt_out is not None]
-        if not adapt:
-            return ticket
+        return await p.submit(item, view=lambda: self.view(version), decode=decode)
 
-        def adapt_out(out: Any) -> Any:
-            for f in adapt:
-                out = f(out)
-            return out
-
-        return ticket.then(adapt_out)
-
-    def interface(self, version: str | None = None) -> tuple[Type, Type]:
-        """The input and output types clients of ``version`` use.
+    def view(self, version: str | None = None) -> ClientView:
+        """The :class:`~arrowloop.runtime.ClientView` of clients of ``version``.
 
         ``None`` (or the running version) is the pipeline's own interface;
         a former version of the first or last stage gives the types that
-        version had (on the side it was the first or last stage of).
+        version had (on the side it was the first or last stage of) and the
+        adapters leading to and from the running version.
 
         Raises:
             SupervisorError: as :meth:`call`.
         """
         p = self.pipeline
         if version is None:
-            return p.input, p.output
+            return p.view()
         names = p.stage_names
         first, last = names[0], names[-1]
         ins, outs = self._adapter_paths(first, last, version)
         old_in = self._adapters.old_types(first, version) if ins else None
         old_out = self._adapters.old_types(last, version) if outs else None
-        return (
+        return ClientView(
+            version,
             p.input if old_in is None else old_in[0],
             p.output if old_out is None else old_out[1],
+            tuple(e.adapt_in for e in ins or () if e.adapt_in is not None),
+            tuple(e.adapt_out for e in reversed(outs or ()) if e.adapt_out is not None),
         )
+
+    def interface(self, version: str | None = None) -> tuple[Type, Type]:
+        """The input and output types clients of ``version`` use (see :meth:`view`).
+
+        Raises:
+            SupervisorError: as :meth:`call`.
+        """
+        v = self.view(version)
+        return v.input, v.output
 
     def _adapter_paths(
         self, first: str, last: str, version: str
@@ -401,6 +392,7 @@ class Supervisor:
                                 validate_inputs=self._validate_inputs,
                                 output_capacity=self._output_capacity,
                                 on_exit=self._stage_exit,
+                                on_failure=self._stage_failure,
                             )
                         )
                         for c in self._order[: len(stages)]:
@@ -461,6 +453,8 @@ class Supervisor:
                 msg = await self._recv.receive()
             if isinstance(msg, Exit):
                 await self._on_exit(msg)
+            elif isinstance(msg, Wake):
+                pass  # only there to get a deferred request looked at
             elif isinstance(msg, Done):
                 self._finish_change(msg)
             elif msg.kind in SERIAL and self._inflight:
@@ -474,7 +468,7 @@ class Supervisor:
                     return
                 self._handle(msg)
 
-    def _post(self, msg: Exit | Done) -> None:
+    def _post(self, msg: Exit | Done | Wake) -> None:
         try:
             self._send.send_nowait(msg)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -500,8 +494,34 @@ class Supervisor:
                 self._begin(self._plan_rollback(stage, who, req.reply, auto=req.internal))
         except Refused as refused:
             req.reply.fail(refused.error)
+            log.info(
+                "%s: %s refused: %s",
+                self.name,
+                req.kind,
+                refused.error,
+                extra={"supervisor": self.name, "reason": str(refused.error)},
+            )
         except SupervisorError as exc:
             req.reply.fail(exc)
+        except Exception as exc:  # a bug: fail this request, keep supervising
+            req.reply.fail(self._internal(f"handling a {req.kind} request", exc))
+
+    def _internal(self, doing: str, exc: Exception) -> InternalError:
+        log.error(
+            "%s: internal error while %s: %s: %s",
+            self.name,
+            doing,
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+            extra={"supervisor": self.name, "reason": f"{type(exc).__name__}: {exc}"},
+        )
+        err = InternalError(
+            f"supervisor {self.name!r}: internal error while {doing} "
+            f"({type(exc).__name__}: {exc}); nothing was changed, the supervisor goes on"
+        )
+        err.__cause__ = exc
+        return err
 
     def _state_of(self, stage: str) -> Any:
         c = self._children.get(stage)
@@ -521,10 +541,35 @@ class Supervisor:
         # Called synchronously from the stage's own task. A stage ends
         # normally only at end of stream, when its pipeline is closing (at
         # shutdown, or closed by its user): nothing to restart it for.
-        if self._stopping or error is None:
+        if error is None:
+            return
+        log.warning(
+            "%s: stage %s crashed: %s",
+            self.name,
+            name,
+            error,
+            extra={"supervisor": self.name, "stage": name, "reason": str(error)},
+        )
+        if self._stopping:
+            # Draining at shutdown: the items behind the one that crashed it
+            # still get through (OTP: a child exiting during shutdown is
+            # simply done; here its queue is not, so it goes on at once).
+            p = self._pipeline
+            if p is not None and not p.is_running(name):
+                p.restart_stage(name)
             return
         c = self._children[name]
         self._post(Exit(name, c.incarnation, error))
+
+    def _stage_failure(self, name: str) -> None:
+        # Called synchronously from the stage's task: a step failed on an
+        # item and the stage went on. Not a restart, but a fresh change that
+        # keeps failing is what auto-rollback is for.
+        c = self._children.get(name)
+        if c is None or self._stopping:
+            return
+        if self._note_crash(c, self._clock()):
+            self._post(Wake())
 
     async def _on_exit(self, msg: Exit) -> None:
         c = self._children[msg.child]
@@ -539,6 +584,13 @@ class Supervisor:
         if abnormal and not c.spec.is_supervisor:
             self._note_crash(c, now)
         if self._intensity.add(now):
+            log.error(
+                "%s: restart intensity exceeded (child %s: %s); giving up",
+                self.name,
+                c.name,
+                msg.error,
+                extra={"supervisor": self.name, "stage": c.name, "reason": str(msg.error)},
+            )
             raise EscalationError(
                 f"supervisor {self.name!r}: more than {self.spec.intensity} restart(s) within "
                 f"{self.spec.period:g}s (the latest for child {c.name!r}: {msg.error}); "
@@ -580,7 +632,7 @@ class Supervisor:
                 p.restart_stage(c.name)
                 break
             try:
-                state = hook(self._running_machine(c.name))
+                state = hook(p.machine(c.name))
                 p.restart_stage(c.name, state=state)
                 break
             except Exception as exc:
@@ -598,12 +650,12 @@ class Supervisor:
                     ) from exc
         c.running = True
         c.restarts += 1
-
-    def _running_machine(self, stage: str) -> AnyMachine:
-        # The child's spec follows every applied change, so it is what runs.
-        start = self._children[stage].spec.start
-        assert not isinstance(start, SupervisorSpec)
-        return start.machine
+        log.info(
+            "%s: restarted stage %s",
+            self.name,
+            c.name,
+            extra={"supervisor": self.name, "stage": c.name, "version": p.version(c.name)},
+        )
 
     async def _start_nested(self, c: ChildRecord) -> None:
         assert self._tg is not None
@@ -651,12 +703,10 @@ class Supervisor:
     # -- code changes -----------------------------------------------------------
 
     def _plan_change(self, change: CodeChange, reply: Reply) -> Plan:
-        return self._book.plan_change(change, self.pipeline, self._running_machine, reply)
+        return self._book.plan_change(change, self.pipeline, reply)
 
     def _plan_rollback(self, stage: str, who: str, reply: Reply, *, auto: bool) -> Plan:
-        return self._book.plan_rollback(
-            stage, who, reply, self.pipeline, self._running_machine, auto=auto
-        )
+        return self._book.plan_rollback(stage, who, reply, self.pipeline, auto=auto)
 
     def _begin(self, plan: Plan) -> None:
         assert self._tg is not None
@@ -665,42 +715,80 @@ class Supervisor:
 
     async def _send_change(self, plan: Plan) -> None:
         try:
-            versions = await self.pipeline.upgrade_many(
-                plan.changes,
-                expect_versions=plan.expect,
-                change_interface=plan.change_interface,
+            versions = await self.pipeline.apply(
+                plan.change, on_commit=lambda: self._committed(plan)
             )
         except (UpgradeError, PipelineClosed) as exc:
             self._post(Done(plan, None, exc))
             return
+        except Exception as exc:  # a bug: fail this change, keep supervising
+            self._post(Done(plan, None, self._internal(f"applying a {plan.kind}", exc)))
+            return
         self._post(Done(plan, versions, None))
 
-    def _finish_change(self, done: Done) -> None:
-        self._inflight = False
-        plan = done.plan
-        if not self._book.settle(done):
-            return
+    def _committed(self, plan: Plan) -> None:
+        # Runs in the stage's step that commits the change, so the specs
+        # (what a restart runs), the history and the adapters (which clients
+        # are served) never lag behind what runs.
+        self._book.applied(plan)
         now = self._clock()
-        for s in plan.changes:
-            c = self._children[s]
+        for p in plan.change.plans:
+            c = self._children[p.stage]
             start = c.spec.start
             assert isinstance(start, StageSpec)
-            c.spec = attrs.evolve(c.spec, start=attrs.evolve(start, machine=plan.machines[s]))
+            c.spec = attrs.evolve(c.spec, start=attrs.evolve(start, machine=p.new))
             c.rollback_pending = False
             policy = c.spec.auto_rollback
             fresh = plan.kind == "upgrade" and policy is not None
             c.upgraded_at = now if fresh else None
             c.crashes = Window(policy.crashes, policy.period) if fresh and policy else None
+        log.info(
+            "%s: %s applied to %s",
+            self.name,
+            plan.kind,
+            ", ".join(
+                f"{p.stage} {p.old.version[:12]} -> {p.new.version[:12]}" for p in plan.change.plans
+            ),
+            extra={
+                "supervisor": self.name,
+                "stage": ",".join(plan.change.stages),
+                "from_versions": [p.old.version for p in plan.change.plans],
+                "to_versions": [p.new.version for p in plan.change.plans],
+                "requested_by": plan.requested_by,
+            },
+        )
+
+    def _finish_change(self, done: Done) -> None:
+        self._inflight = False
+        plan = done.plan
+        if done.error is not None:
+            self._book.failed(plan, done.error)
+            log.info(
+                "%s: %s of %s failed: %s",
+                self.name,
+                plan.kind,
+                ",".join(plan.change.stages),
+                done.error,
+                extra={
+                    "supervisor": self.name,
+                    "stage": ",".join(plan.change.stages),
+                    "reason": str(done.error),
+                },
+            )
+            plan.reply.fail(done.error)
+            return
         assert done.versions is not None
         plan.reply.set(done.versions)
 
-    def _note_crash(self, c: ChildRecord, now: float) -> None:
+    def _note_crash(self, c: ChildRecord, now: float) -> bool:
+        """Count a crash or failed item of a fresh change; whether it called
+        for an auto-rollback."""
         policy = c.spec.auto_rollback
         if policy is None or c.crashes is None or c.upgraded_at is None:
-            return
+            return False
         if now - c.upgraded_at > policy.period:
             c.crashes = None  # no longer fresh: auto-rollback no longer applies
-            return
+            return False
         if c.crashes.add(now) and not c.rollback_pending:
             c.rollback_pending = True
             # Handled like a rollback request, after the restart and after
@@ -710,6 +798,8 @@ class Supervisor:
                     "rollback", (c.name, "supervisor"), Reply(), holds_slot=False, internal=True
                 )
             )
+            return True
+        return False
 
     # -- introspection ----------------------------------------------------------
 

@@ -1,0 +1,191 @@
+"""What a pipeline is made of, checked as it is built: stages and their order.
+
+``stage("parse", m1) >> stage("count", m2)`` is a :class:`PipelineSpec`:
+names are unique identifiers and each stage accepts everything the previous
+one produces. A spec is plain data; :func:`~arrowloop.runtime.open_pipeline`
+runs it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any, Final
+
+import attrs
+
+from arrowloop.check import is_subtype
+from arrowloop.errors import CheckError, PipelineError
+from arrowloop.frontend import PyMachine
+from arrowloop.machine import AnyMachine, Machine, NativeMachine
+from arrowloop.runtime._channel import DEFAULT_CAPACITY
+from arrowloop.typesys import Type, check_name
+
+__all__ = [
+    "OnStepError",
+    "StageSpec",
+    "stage",
+    "PipelineSpec",
+    "pipeline",
+    "check_chain",
+    "DEFAULT_BATCH_LIMIT",
+]
+
+DEFAULT_BATCH_LIMIT: Final = 256
+
+
+class OnStepError(enum.Enum):
+    """What a stage does when its step raises on an item.
+
+    Either way the item goes to the dead letters and its caller gets a
+    :class:`~arrowloop.errors.StepError`: a step is a pure function, so its
+    failure is the item's fault and says nothing about the state.
+    """
+
+    #: Keep the state the stage had before the item and go on (the default).
+    KEEP = "keep"
+    #: Treat it as a crash of the stage: under a supervisor, the stage stops
+    #: and is restarted by its strategy (counting towards the restart
+    #: intensity); without one, its state is reset to the initial state.
+    RESTART = "restart"
+
+
+def _on_step_error(value: Any) -> OnStepError:
+    if isinstance(value, OnStepError):
+        return value
+    try:
+        return OnStepError(value)
+    except ValueError:
+        raise ValueError(
+            f"expected on_step_error to be 'keep' or 'restart' (OnStepError), found {value!r}"
+        ) from None
+
+
+def _check_machine(machine: object) -> AnyMachine:
+    if isinstance(machine, PyMachine):  # a @statemachine function: run what it compiled to
+        return machine.machine
+    if not isinstance(machine, Machine | NativeMachine):
+        raise TypeError(
+            f"expected a Machine (Machine.build(...)), a @statemachine function or a "
+            f"NativeMachine (native(...)), found {type(machine).__name__}"
+        )
+    return machine
+
+
+def _positive(name: str) -> Callable[[Any, Any, Any], None]:
+    def check(_: Any, __: Any, value: Any) -> None:
+        if type(value) is not int or value < 1:
+            raise ValueError(f"expected {name} to be an integer >= 1, found {value!r}")
+
+    return check
+
+
+@attrs.frozen
+class StageSpec:
+    """A named stage of a pipeline: its machine and channel settings.
+
+    Attributes:
+        name: unique within the pipeline (an identifier).
+        machine: what it runs at start.
+        capacity: most items queued in its input channel.
+        batch_limit: most items it takes from a backlog in one go.
+        on_step_error: what a step that raises does to the stage
+            (:class:`OnStepError`; ``"keep"`` or ``"restart"`` also accepted).
+    """
+
+    name: str = attrs.field(validator=lambda _, __, v: check_name(v, "stage name"))
+    machine: AnyMachine = attrs.field(converter=_check_machine)
+    capacity: int = attrs.field(default=DEFAULT_CAPACITY, validator=_positive("capacity"))
+    batch_limit: int = attrs.field(default=DEFAULT_BATCH_LIMIT, validator=_positive("batch_limit"))
+    on_step_error: OnStepError = attrs.field(default=OnStepError.KEEP, converter=_on_step_error)
+
+    def __rshift__(self, other: Any) -> Any:
+        return PipelineSpec((self,)) >> other
+
+
+def stage(
+    name: str,
+    machine: AnyMachine | PyMachine,
+    *,
+    capacity: int = DEFAULT_CAPACITY,
+    batch_limit: int = DEFAULT_BATCH_LIMIT,
+    on_step_error: OnStepError | str = OnStepError.KEEP,
+) -> StageSpec:
+    """A stage named ``name`` running ``machine`` (``stage("a", m1) >> stage("b", m2)``).
+
+    Raises:
+        TypeDefinitionError: ``name`` is not an identifier.
+        TypeError: ``machine`` is not a machine.
+        ValueError: ``capacity`` or ``batch_limit`` is not a positive integer,
+            or ``on_step_error`` is not a policy.
+    """
+    return StageSpec(name, machine, capacity, batch_limit, on_step_error)
+
+
+@attrs.frozen
+class PipelineSpec:
+    """A checked linear sequence of stages.
+
+    Raises (on construction):
+        PipelineError: no stages, or two stages with one name.
+        CheckError: a stage's input type differs from the previous stage's
+            output type (``path`` is ``stages[i]``).
+    """
+
+    stages: tuple[StageSpec, ...]
+
+    def __attrs_post_init__(self) -> None:
+        if not self.stages:
+            raise PipelineError("expected at least one stage, found none")
+        seen: set[str] = set()
+        for s in self.stages:
+            if not isinstance(s, StageSpec):
+                raise PipelineError(f"expected stages made by stage(...), found {type(s).__name__}")
+            if s.name in seen:
+                raise PipelineError(f"expected unique stage names, found {s.name!r} twice")
+            seen.add(s.name)
+        check_chain([(s.name, s.machine.input, s.machine.output) for s in self.stages])
+
+    @property
+    def input(self) -> Type:
+        """The type of the items the pipeline accepts."""
+        return self.stages[0].machine.input
+
+    @property
+    def output(self) -> Type:
+        """The type of the items the pipeline produces."""
+        return self.stages[-1].machine.output
+
+    def __rshift__(self, other: StageSpec | PipelineSpec) -> PipelineSpec:
+        if isinstance(other, StageSpec):
+            return PipelineSpec((*self.stages, other))
+        if isinstance(other, PipelineSpec):
+            return PipelineSpec((*self.stages, *other.stages))
+        return NotImplemented
+
+
+def check_chain(chain: list[tuple[str, Type, Type]]) -> None:
+    """Check that each stage accepts everything the previous stage produces.
+
+    (Its input type is the previous output type, or a wider one: see
+    :func:`~arrowloop.check.is_subtype`.)
+
+    Raises:
+        CheckError: at ``stages[i]`` for the first mismatch.
+    """
+    for i in range(1, len(chain)):
+        prev_name, _, prev_out = chain[i - 1]
+        name, inp, _ = chain[i]
+        if not is_subtype(prev_out, inp):
+            raise CheckError(
+                f"stage {name!r} expects input {inp!r}, but stage {prev_name!r} "
+                f"produces {prev_out!r}",
+                path=f"stages[{i}]",
+                expected=repr(prev_out),
+                found=repr(inp),
+            )
+
+
+def pipeline(*stages: StageSpec) -> PipelineSpec:
+    """A pipeline of ``stages`` in order (checked; see :class:`PipelineSpec`)."""
+    return PipelineSpec(tuple(stages))

@@ -1,14 +1,12 @@
-"""Running pipelines: admission, sending, receiving, upgrading, splicing.
+"""Running pipelines: the handle for sending, receiving, upgrading, splicing.
 
 :func:`open_pipeline` deploys a :class:`~arrowloop.runtime.PipelineSpec` on
-a task group as an async context manager yielding a :class:`Pipeline`, the
-handle for sending items, calling, reading outputs, upgrading and splicing.
-
-Admission rule: an item is checked against the types it will meet. While a
-change that is not interface-compatible is in flight, new items wait at the
-door until it is applied or refused (OTP's suspend, change_code, resume, but
-for such changes only); items already admitted enter before the change
-does. Compatible changes never pause anything.
+a task group as an async context manager yielding a :class:`Pipeline`.
+Everything that enters goes through the pipeline's door (``_admission.py``:
+the admission rule across interface changes); changes arrive checked
+(``_checked.py``) and travel in-band; tickets (``_ticket.py``) carry the
+outputs of submitted items back through the client view they were admitted
+with (``_view.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from arrowloop.check import is_subtype
 from arrowloop.errors import PipelineClosed, UpgradeError
 from arrowloop.frontend import PyMachine
 from arrowloop.machine import AnyMachine
+from arrowloop.runtime._admission import GONE, Door, closed
 from arrowloop.runtime._channel import ChannelStatistics, MemoryChannel
 from arrowloop.runtime._checked import (
     CheckedChange,
@@ -62,8 +61,6 @@ ViewSource = Callable[[], ClientView]
 
 DEFAULT_OUTPUT_CAPACITY: Final = 1024
 
-_GONE: Final = (anyio.ClosedResourceError, anyio.BrokenResourceError)
-
 
 class _NoState:
     """The type of :data:`NO_STATE`."""
@@ -81,10 +78,6 @@ ExitHook = Callable[[str, BaseException | None], None]
 #: Called (synchronously, from the stage's task) with the stage's name when
 #: a step fails on an item and the stage goes on.
 FailureHook = Callable[[str], None]
-
-
-def _closed() -> PipelineClosed:
-    return PipelineClosed("the pipeline is closing: no more items are accepted")
 
 
 class Pipeline:
@@ -117,19 +110,11 @@ class Pipeline:
         for i, s in enumerate(spec.stages):
             outbox = inboxes[i + 1] if i + 1 < len(inboxes) else self._port
             self._actors.append(self._actor_of(s, inboxes[i], outbox))
-        self._entry = inboxes[0]
+        self._door = Door(inboxes[0])
         self._tg: TaskGroup | None = None
-        self._closing = False
         self._pending: set[Reply] = set()
         self._buffer: deque[Any] = deque()
         self._control_lock = anyio.Lock()
-        # Admission: closed (an event to wait on) while incompatible changes
-        # are in flight; `_entering` counts admitted messages still waiting
-        # for room, which go in before such a change does.
-        self._gate: anyio.Event | None = None
-        self._incompatible = 0
-        self._entering = 0
-        self._entered: anyio.Event | None = None
         self._own_view: ClientView | None = None
 
     def _actor_of(self, spec: StageSpec, inbox: MemoryChannel, outbox: Any) -> StageActor:
@@ -164,12 +149,12 @@ class Pipeline:
     @property
     def closing(self) -> bool:
         """Whether the pipeline is closing (or closed): nothing more enters."""
-        return self._closing
+        return self._door.closing
 
     @property
     def admission_paused(self) -> bool:
         """Whether an interface-changing change in flight holds new items back."""
-        return self._gate is not None
+        return self._door.paused
 
     @property
     def stage_names(self) -> list[str]:
@@ -215,43 +200,6 @@ class Pipeline:
             reason="unknown stage",
         )
 
-    # -- admission --------------------------------------------------------------
-
-    async def _open(self) -> None:
-        """Wait until no incompatible change is in flight (then admit at once)."""
-        while self._gate is not None:
-            await self._gate.wait()
-        if self._closing:
-            raise _closed()
-
-    async def _put(self, message: Any) -> None:
-        """Queue an admitted message, waiting for room as an admitted one."""
-        entry = self._entry
-        try:
-            entry.send_nowait(message)
-            return
-        except anyio.WouldBlock:
-            pass
-        except _GONE:
-            raise _closed() from None
-        self._entering += 1
-        try:
-            await entry.send(message)
-        except _GONE:
-            raise _closed() from None
-        finally:
-            self._entering -= 1
-            if not self._entering and self._entered is not None:
-                self._entered.set()
-                self._entered = None
-
-    async def _admitted_in(self) -> None:
-        """Wait until every admitted message waiting for room has entered."""
-        while self._entering:
-            if self._entered is None:
-                self._entered = anyio.Event()
-            await self._entered.wait()
-
     # -- sending --------------------------------------------------------------
 
     async def send(self, item: Any) -> None:
@@ -261,30 +209,25 @@ class Pipeline:
             PipelineClosed: the pipeline is closing (the item did not enter).
             ValidationError: ``item`` is not of the input type (if validating).
         """
-        if self._gate is not None or self._closing:
-            await self._open()
+        door = self._door
+        if door.shut:
+            await door.wait_open()
         if self.validate_inputs:
             validate(self.input, item, "item")
         try:
-            self._entry.send_nowait([item])
+            door.entry.send_nowait([item])
         except anyio.WouldBlock:
-            await self._put([item])
-        except _GONE:
-            raise _closed() from None
+            await door.put([item])
+        except GONE:
+            raise closed() from None
 
     def send_nowait(self, item: Any) -> None:
         """Send ``item`` in now, or raise ``anyio.WouldBlock`` if the channel
         is full or admission is paused by an interface change in flight."""
-        if self._closing:
-            raise _closed()
-        if self._gate is not None:
-            raise anyio.WouldBlock
+        self._door.check_open()
         if self.validate_inputs:
             validate(self.input, item, "item")
-        try:
-            self._entry.send_nowait([item])
-        except _GONE:
-            raise _closed() from None
+        self._door.put_nowait([item])
 
     def _check_batch(self, items: list[Any]) -> list[Any]:
         if self.validate_inputs:
@@ -298,27 +241,21 @@ class Pipeline:
 
         The list is handed over: do not reuse it.
         """
-        if self._gate is not None or self._closing:
-            await self._open()
+        if self._door.shut:
+            await self._door.wait_open()
         items = self._check_batch(items)
         if items:
-            await self._put(items)
+            await self._door.put(items)
 
     def send_batch_nowait(self, items: list[Any]) -> None:
         """Send several items as one batch now, or raise ``anyio.WouldBlock``.
 
         The list is handed over: do not reuse it.
         """
-        if self._closing:
-            raise _closed()
-        if self._gate is not None:
-            raise anyio.WouldBlock
+        self._door.check_open()
         items = self._check_batch(items)
         if items:
-            try:
-                self._entry.send_nowait(items)
-            except _GONE:
-                raise _closed() from None
+            self._door.put_nowait(items)
 
     async def call(self, item: Any) -> Any:
         """Send ``item`` and wait for its output.
@@ -354,8 +291,8 @@ class Pipeline:
             PipelineClosed: the pipeline is closing (the item did not enter).
             ValidationError: ``item`` does not fit the input type.
         """
-        if self._gate is not None or self._closing:
-            await self._open()
+        if self._door.shut:
+            await self._door.wait_open()
         if view is None:
             v = None
             if decode:
@@ -369,7 +306,7 @@ class Pipeline:
         pending = self._pending
         pending.add(reply)
         try:
-            await self._put(Routed(item, reply))
+            await self._door.put(Routed(item, reply))
         except BaseException:
             pending.discard(reply)
             raise
@@ -386,7 +323,7 @@ class Pipeline:
         if not self._buffer:
             try:
                 messages = await self._port.outputs.receive(1 << 16)
-            except _GONE:
+            except GONE:
                 raise anyio.EndOfStream from None
             for m in messages:
                 self._buffer.extend(m)
@@ -404,7 +341,7 @@ class Pipeline:
             return self._take_buffer()
         try:
             return _concat(await self._port.outputs.receive(1 << 16))
-        except _GONE:
+        except GONE:
             raise anyio.EndOfStream from None
 
     def receive_batch_nowait(self) -> list[Any]:
@@ -418,7 +355,7 @@ class Pipeline:
             return self._take_buffer()
         try:
             return _concat(self._port.outputs.receive_nowait(1 << 16))
-        except _GONE:
+        except GONE:
             raise anyio.EndOfStream from None
 
     def _take_buffer(self) -> list[Any]:
@@ -511,7 +448,7 @@ class Pipeline:
             UpgradeError: the change would be refused.
             PipelineClosed: the pipeline is closing.
         """
-        if self._closing:
+        if self._door.closing:
             raise PipelineClosed("the pipeline is closing: no more upgrades are accepted")
         return check_change(
             self.running(),
@@ -539,7 +476,7 @@ class Pipeline:
                 state``); nothing changed.
             PipelineClosed: the pipeline is closing.
         """
-        if self._closing:
+        if self._door.closing:
             raise PipelineClosed("the pipeline is closing: no more upgrades are accepted")
         if not isinstance(change, CheckedChange):
             raise TypeError(
@@ -548,17 +485,16 @@ class Pipeline:
         prepared = {
             p.stage: StageChange(p.stage, p.new, p.migrate, p.old.version) for p in change.plans
         }
-        gated = not change.compatible
+        door = self._door
+        # An incompatible change pauses admission until it is decided
+        # (whoever decides it: a stage, or the teardown failing it).
+        resume = door.pause() if not change.compatible else None
         pending = self._pending
 
         def decided() -> None:
             pending.discard(reply)
-            if gated:
-                self._incompatible -= 1
-                gate = self._gate
-                if not self._incompatible and gate is not None:
-                    self._gate = None
-                    gate.set()
+            if resume is not None:
+                resume()
 
         def committed() -> None:
             self._own_view = None
@@ -568,14 +504,10 @@ class Pipeline:
         reply = Reply(decided)
         msg = UpgradeMsg(prepared, change.last, reply, committed)
         pending.add(reply)
-        if gated:
-            self._incompatible += 1
-            if self._gate is None:
-                self._gate = anyio.Event()
         try:
-            if gated:
-                await self._admitted_in()
-            await self._put(msg)
+            if resume is not None:
+                await door.admitted_in()  # items admitted before it go first
+            await door.put(msg)
         except BaseException as exc:
             reply.fail(exc)  # never entered: decided now
             raise
@@ -596,10 +528,10 @@ class Pipeline:
         )
         assert self._tg is not None
         inbox = MemoryChannel(spec.capacity)
-        actor = self._actor_of(spec, inbox, self._entry)
+        actor = self._actor_of(spec, inbox, self._door.entry)
         self._spawn(actor)
         self._actors.insert(0, actor)
-        self._entry = inbox
+        self._door.entry = inbox
 
     async def append(self, spec: StageSpec) -> None:
         """Add a new last stage; outputs of items that reach the current last
@@ -620,14 +552,14 @@ class Pipeline:
             reply = Reply()
             self._pending.add(reply)
             try:
-                await self._put(SpliceMsg(self._actors[-1].name, inbox, reply))
+                await self._door.put(SpliceMsg(self._actors[-1].name, inbox, reply))
                 await reply.wait()
             finally:
                 self._pending.discard(reply)
             self._actors.append(actor)
 
     def _check_splice(self, spec: StageSpec, have: Type, want: Type, what: str, where: str) -> None:
-        if self._closing:
+        if self._door.closing:
             raise PipelineClosed("the pipeline is closing")
         if any(a.name == spec.name for a in self._actors):
             raise UpgradeError(
@@ -710,18 +642,12 @@ class Pipeline:
 
         Plain outputs already produced stay readable with ``receive``.
         """
-        if not self._closing:
-            self._closing = True
-            try:
-                await self._admitted_in()  # admitted items go in before the end
-            finally:
-                # Senders still waiting for room now fail with PipelineClosed
-                # instead of queueing behind the end of stream.
-                self._entry.seal(EndMsg())
+        if not self._door.closing:
+            await self._door.seal(EndMsg())
         await self._port.finished.wait()
 
     def _teardown(self) -> None:
-        self._closing = True
+        self._door.closing = True
         for reply in list(self._pending):
             reply.fail(PipelineClosed("the pipeline stopped before this request completed"))
         self._pending.clear()

@@ -1,23 +1,14 @@
-"""The supervisor actor: restarts, code changes, rollback, introspection.
+"""The supervisor actor: its mailbox, requests, life cycle and introspection.
 
 A :class:`Supervisor` runs the stages of one pipeline (its stage children)
 and any nested supervisors on its own task group, and acts on one message
 at a time from a bounded mailbox: child-exit notices, and control requests
 (code change, rollback, status, history, state, stop). Its public methods
-post a request with a reply slot and await the reply. Layer 9: it builds on
-the runtime (``Pipeline.restart_stage``, ``check_upgrade``,
-``upgrade_many``) and on the machine layer; nothing below imports it.
-
-Two adaptations of OTP, both because a pipeline's channels belong to the
-pipeline, not to its actors (see docs/supervision.md):
-
-* restarting a stage that did not crash (a sibling under one-for-all or
-  rest-for-one) resets its state in place between two batches instead of
-  killing its task, since killing it mid-batch would lose the items it
-  holds;
-* a code change is in flight while it travels down the pipeline, and it may
-  wait behind a crashed stage, so exit notices are still handled while it
-  is in flight; other control requests that change code wait their turn.
+post a request with a reply slot and await the reply. What it does on a
+child's exit is in ``_restarts.py`` (OTP's restarts); how a change goes
+from request to record, and the client views, in ``_orchestration.py``.
+Layer 9: it builds on the runtime and on the machine layer; nothing below
+imports it.
 """
 
 from __future__ import annotations
@@ -30,28 +21,21 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
-import attrs
 from anyio.abc import TaskGroup, TaskStatus
 
 from arrowloop.errors import (
     ChildSpecError,
     EscalationError,
-    InternalError,
-    PipelineClosed,
     SupervisorError,
-    UpgradeError,
 )
 from arrowloop.runtime import (
     DEFAULT_OUTPUT_CAPACITY,
-    ClientView,
     DeadLetterSink,
     Pipeline,
     PipelineSpec,
-    StageSpec,
     Ticket,
     open_pipeline,
 )
-from arrowloop.supervisor._adapters import Edge
 from arrowloop.supervisor._changes import ChangeBook
 from arrowloop.supervisor._codechange import CodeChange, UpgradeRecord
 from arrowloop.supervisor._intensity import Clock, Window
@@ -60,16 +44,16 @@ from arrowloop.supervisor._messages import (
     ChildRecord,
     Done,
     Exit,
-    Plan,
     Refused,
     Reply,
     Request,
     RequestKind,
     Wake,
 )
-from arrowloop.supervisor._spec import Restart, Strategy, SupervisorSpec
+from arrowloop.supervisor._orchestration import Orchestration
+from arrowloop.supervisor._restarts import Restarts
+from arrowloop.supervisor._spec import SupervisorSpec
 from arrowloop.supervisor._status import ChildStatus, SupervisorStatus
-from arrowloop.typesys import Type
 
 __all__ = ["Supervisor", "open_supervisor"]
 
@@ -85,7 +69,7 @@ def _no_stages(name: str) -> SupervisorError:
     )
 
 
-class Supervisor:
+class Supervisor(Restarts, Orchestration):
     """A running supervisor (made by :func:`open_supervisor`).
 
     Items go straight to :attr:`pipeline` (the supervisor is not on the data
@@ -192,77 +176,6 @@ class Supervisor:
         """
         p = self.pipeline
         return await p.submit(item, view=lambda: self.view(version), decode=decode)
-
-    def view(self, version: str | None = None) -> ClientView:
-        """The :class:`~arrowloop.runtime.ClientView` of clients of ``version``.
-
-        ``None`` (or the running version) is the pipeline's own interface;
-        a former version of the first or last stage gives the types that
-        version had (on the side it was the first or last stage of) and the
-        adapters leading to and from the running version.
-
-        Raises:
-            SupervisorError: as :meth:`call`.
-        """
-        p = self.pipeline
-        if version is None:
-            return p.view()
-        names = p.stage_names
-        first, last = names[0], names[-1]
-        ins, outs = self._adapter_paths(first, last, version)
-        old_in = self._adapters.old_types(first, version) if ins else None
-        old_out = self._adapters.old_types(last, version) if outs else None
-        return ClientView(
-            version,
-            p.input if old_in is None else old_in[0],
-            p.output if old_out is None else old_out[1],
-            tuple(e.adapt_in for e in ins or () if e.adapt_in is not None),
-            tuple(e.adapt_out for e in reversed(outs or ()) if e.adapt_out is not None),
-        )
-
-    def interface(self, version: str | None = None) -> tuple[Type, Type]:
-        """The input and output types clients of ``version`` use (see :meth:`view`).
-
-        Raises:
-            SupervisorError: as :meth:`call`.
-        """
-        v = self.view(version)
-        return v.input, v.output
-
-    def _adapter_paths(
-        self, first: str, last: str, version: str
-    ) -> tuple[list[Edge] | None, list[Edge] | None]:
-        ins = self._adapter_path(first, version, "input")
-        outs = self._adapter_path(last, version, "output")
-        if ins is None and outs is None:
-            raise SupervisorError(
-                f"version {version[:12]} is neither a version the first stage {first!r} "
-                f"nor one the last stage {last!r} ran",
-                path=f"{self.name}.call",
-                expected="a current or former version",
-                found=version[:12],
-            )
-        return ins, outs
-
-    def _adapter_path(self, stage: str, version: str, side: str) -> list[Edge] | None:
-        current = self.pipeline.version(stage)
-        if version == current:
-            return []
-        if not self._adapters.knows(stage, version):
-            return None
-        path = self._adapters.path(stage, version, current)
-        ok = path is not None and all(
-            (e.serves_in if side == "input" else e.serves_out) for e in path
-        )
-        if not ok or path is None:
-            raise SupervisorError(
-                f"clients of version {version[:12]} of stage {stage!r} cannot be served: "
-                f"no chain of {side} adapters leads to the running version {current[:12]}",
-                path=f"{self.name}.{stage}",
-                expected=f"{side} adapters from {version[:12]}",
-                found="none",
-            )
-        return path
 
     # -- control requests -------------------------------------------------------
 
@@ -506,23 +419,6 @@ class Supervisor:
         except Exception as exc:  # a bug: fail this request, keep supervising
             req.reply.fail(self._internal(f"handling a {req.kind} request", exc))
 
-    def _internal(self, doing: str, exc: Exception) -> InternalError:
-        log.error(
-            "%s: internal error while %s: %s: %s",
-            self.name,
-            doing,
-            type(exc).__name__,
-            exc,
-            exc_info=exc,
-            extra={"supervisor": self.name, "reason": f"{type(exc).__name__}: {exc}"},
-        )
-        err = InternalError(
-            f"supervisor {self.name!r}: internal error while {doing} "
-            f"({type(exc).__name__}: {exc}); nothing was changed, the supervisor goes on"
-        )
-        err.__cause__ = exc
-        return err
-
     def _state_of(self, stage: str) -> Any:
         c = self._children.get(stage)
         if c is None or c.spec.is_supervisor:
@@ -534,272 +430,6 @@ class Supervisor:
                 found=repr(stage),
             )
         return self.pipeline.state(stage)
-
-    # -- exits and restarts -----------------------------------------------------
-
-    def _stage_exit(self, name: str, error: BaseException | None) -> None:
-        # Called synchronously from the stage's own task. A stage ends
-        # normally only at end of stream, when its pipeline is closing (at
-        # shutdown, or closed by its user): nothing to restart it for.
-        if error is None:
-            return
-        log.warning(
-            "%s: stage %s crashed: %s",
-            self.name,
-            name,
-            error,
-            extra={"supervisor": self.name, "stage": name, "reason": str(error)},
-        )
-        if self._stopping:
-            # Draining at shutdown: the items behind the one that crashed it
-            # still get through (OTP: a child exiting during shutdown is
-            # simply done; here its queue is not, so it goes on at once).
-            p = self._pipeline
-            if p is not None and not p.is_running(name):
-                p.restart_stage(name)
-            return
-        c = self._children[name]
-        self._post(Exit(name, c.incarnation, error))
-
-    def _stage_failure(self, name: str) -> None:
-        # Called synchronously from the stage's task: a step failed on an
-        # item and the stage went on. Not a restart, but a fresh change that
-        # keeps failing is what auto-rollback is for.
-        c = self._children.get(name)
-        if c is None or self._stopping:
-            return
-        if self._note_crash(c, self._clock()):
-            self._post(Wake())
-
-    async def _on_exit(self, msg: Exit) -> None:
-        c = self._children[msg.child]
-        if self._stopping or msg.incarnation != c.incarnation:
-            return  # a child we terminated ourselves, or shutting down
-        c.running = False
-        abnormal = msg.error is not None
-        restart = c.spec.restart
-        if restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and not abnormal):
-            return  # OTP: not restarted, and not counted towards the intensity
-        now = self._clock()
-        if abnormal and not c.spec.is_supervisor:
-            self._note_crash(c, now)
-        if self._intensity.add(now):
-            log.error(
-                "%s: restart intensity exceeded (child %s: %s); giving up",
-                self.name,
-                c.name,
-                msg.error,
-                extra={"supervisor": self.name, "stage": c.name, "reason": str(msg.error)},
-            )
-            raise EscalationError(
-                f"supervisor {self.name!r}: more than {self.spec.intensity} restart(s) within "
-                f"{self.spec.period:g}s (the latest for child {c.name!r}: {msg.error}); "
-                f"it terminated its children and gave up",
-                supervisor=self.name,
-                child=c.name,
-                restarts=self.spec.intensity,
-                period=self.spec.period,
-            )
-        await self._restart(c)
-
-    async def _restart(self, failed: ChildRecord) -> None:
-        strategy = self.spec.strategy
-        if strategy is Strategy.ONE_FOR_ONE:
-            targets = [failed]
-        elif strategy is Strategy.ONE_FOR_ALL:
-            targets = list(self._order)
-        else:
-            targets = self._order[failed.index :]
-        # OTP terminates the siblings in reverse start order, then starts all
-        # in start order. Nested supervisors are really terminated; stages
-        # are reset in place instead (see the module docstring).
-        siblings = [t for t in targets if t is not failed and t.spec.is_supervisor]
-        await self._terminate_nested(reversed(siblings))
-        for t in targets:
-            if t.spec.is_supervisor:
-                if t is failed or t.spec.restart is not Restart.TEMPORARY:
-                    await self._start_nested(t)
-                    t.restarts += 1
-                # a temporary sibling is terminated for good, as in OTP
-            elif t is failed or t.running or t.spec.restart is not Restart.TEMPORARY:
-                self._restart_stage(t)
-
-    def _restart_stage(self, c: ChildRecord) -> None:
-        p = self.pipeline
-        hook = c.spec.restore
-        while True:
-            if hook is None:
-                p.restart_stage(c.name)
-                break
-            try:
-                state = hook(p.machine(c.name))
-                p.restart_stage(c.name, state=state)
-                break
-            except Exception as exc:
-                # OTP: a child that fails to start counts as another restart;
-                # retry until it starts or the intensity gives out.
-                if self._intensity.add(self._clock()):
-                    raise EscalationError(
-                        f"supervisor {self.name!r}: stage {c.name!r} could not be restarted: "
-                        f"its restore hook failed ({type(exc).__name__}: {exc}) more than "
-                        f"{self.spec.intensity} time(s) within {self.spec.period:g}s",
-                        supervisor=self.name,
-                        child=c.name,
-                        restarts=self.spec.intensity,
-                        period=self.spec.period,
-                    ) from exc
-        c.running = True
-        c.restarts += 1
-        log.info(
-            "%s: restarted stage %s",
-            self.name,
-            c.name,
-            extra={"supervisor": self.name, "stage": c.name, "version": p.version(c.name)},
-        )
-
-    async def _start_nested(self, c: ChildRecord) -> None:
-        assert self._tg is not None
-        c.incarnation += 1
-        c.ended = anyio.Event()
-        await self._tg.start(self._run_nested, c, c.incarnation)
-        c.running = True
-
-    async def _run_nested(
-        self, c: ChildRecord, incarnation: int, *, task_status: TaskStatus[None]
-    ) -> None:
-        error: BaseException | None = None
-        spec = c.spec.start
-        assert isinstance(spec, SupervisorSpec)
-        try:
-            with anyio.CancelScope() as scope:
-                c.scope = scope
-                try:
-                    async with open_supervisor(
-                        spec, clock=self._clock, dead_letters=self._dead_letters
-                    ) as inner:
-                        c.handle = inner
-                        task_status.started()
-                        await inner.wait()
-                except EscalationError as exc:
-                    error = exc  # an abnormal exit of this child
-        finally:
-            c.ended.set()
-        self._post(Exit(c.name, incarnation, error))
-
-    async def _terminate_nested(self, children: Any) -> None:
-        for c in children:
-            if not c.running or c.handle is None:
-                continue
-            c.incarnation += 1  # its exit notice is now stale
-            c.running = False
-            timeout = c.spec.shutdown
-            if timeout != 0:
-                with anyio.move_on_after(float("inf") if timeout is None else timeout):
-                    await c.handle.stop()
-            if not c.ended.is_set() and c.scope is not None:
-                c.scope.cancel()  # OTP's brutal_kill, or the timeout ran out
-            await c.ended.wait()
-
-    # -- code changes -----------------------------------------------------------
-
-    def _plan_change(self, change: CodeChange, reply: Reply) -> Plan:
-        return self._book.plan_change(change, self.pipeline, reply)
-
-    def _plan_rollback(self, stage: str, who: str, reply: Reply, *, auto: bool) -> Plan:
-        return self._book.plan_rollback(stage, who, reply, self.pipeline, auto=auto)
-
-    def _begin(self, plan: Plan) -> None:
-        assert self._tg is not None
-        self._inflight = True
-        self._tg.start_soon(self._send_change, plan, name=f"arrowloop {self.name} code change")
-
-    async def _send_change(self, plan: Plan) -> None:
-        try:
-            versions = await self.pipeline.apply(
-                plan.change, on_commit=lambda: self._committed(plan)
-            )
-        except (UpgradeError, PipelineClosed) as exc:
-            self._post(Done(plan, None, exc))
-            return
-        except Exception as exc:  # a bug: fail this change, keep supervising
-            self._post(Done(plan, None, self._internal(f"applying a {plan.kind}", exc)))
-            return
-        self._post(Done(plan, versions, None))
-
-    def _committed(self, plan: Plan) -> None:
-        # Runs in the stage's step that commits the change, so the specs
-        # (what a restart runs), the history and the adapters (which clients
-        # are served) never lag behind what runs.
-        self._book.applied(plan)
-        now = self._clock()
-        for p in plan.change.plans:
-            c = self._children[p.stage]
-            start = c.spec.start
-            assert isinstance(start, StageSpec)
-            c.spec = attrs.evolve(c.spec, start=attrs.evolve(start, machine=p.new))
-            c.rollback_pending = False
-            policy = c.spec.auto_rollback
-            fresh = plan.kind == "upgrade" and policy is not None
-            c.upgraded_at = now if fresh else None
-            c.crashes = Window(policy.crashes, policy.period) if fresh and policy else None
-        log.info(
-            "%s: %s applied to %s",
-            self.name,
-            plan.kind,
-            ", ".join(
-                f"{p.stage} {p.old.version[:12]} -> {p.new.version[:12]}" for p in plan.change.plans
-            ),
-            extra={
-                "supervisor": self.name,
-                "stage": ",".join(plan.change.stages),
-                "from_versions": [p.old.version for p in plan.change.plans],
-                "to_versions": [p.new.version for p in plan.change.plans],
-                "requested_by": plan.requested_by,
-            },
-        )
-
-    def _finish_change(self, done: Done) -> None:
-        self._inflight = False
-        plan = done.plan
-        if done.error is not None:
-            self._book.failed(plan, done.error)
-            log.info(
-                "%s: %s of %s failed: %s",
-                self.name,
-                plan.kind,
-                ",".join(plan.change.stages),
-                done.error,
-                extra={
-                    "supervisor": self.name,
-                    "stage": ",".join(plan.change.stages),
-                    "reason": str(done.error),
-                },
-            )
-            plan.reply.fail(done.error)
-            return
-        assert done.versions is not None
-        plan.reply.set(done.versions)
-
-    def _note_crash(self, c: ChildRecord, now: float) -> bool:
-        """Count a crash or failed item of a fresh change; whether it called
-        for an auto-rollback."""
-        policy = c.spec.auto_rollback
-        if policy is None or c.crashes is None or c.upgraded_at is None:
-            return False
-        if now - c.upgraded_at > policy.period:
-            c.crashes = None  # no longer fresh: auto-rollback no longer applies
-            return False
-        if c.crashes.add(now) and not c.rollback_pending:
-            c.rollback_pending = True
-            # Handled like a rollback request, after the restart and after
-            # any change in flight; nobody waits for its reply.
-            self._deferred.append(
-                Request(
-                    "rollback", (c.name, "supervisor"), Reply(), holds_slot=False, internal=True
-                )
-            )
-            return True
-        return False
 
     # -- introspection ----------------------------------------------------------
 

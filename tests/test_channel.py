@@ -3,31 +3,59 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import anyio
 import pytest
 
-from arrowloop.runtime import MemoryChannel, open_channel
+from arrowloop.runtime import MemoryReceiveChannel, MemorySendChannel, open_channel
 
 pytestmark = pytest.mark.anyio
 
 
+class Both:
+    """Both halves of one channel, for tests that play sender and receiver."""
+
+    def __init__(self, capacity: int) -> None:
+        self.tx: MemorySendChannel
+        self.rx: MemoryReceiveChannel
+        self.tx, self.rx = open_channel(capacity)
+
+    def send_nowait(self, message: Any) -> None:
+        self.tx.send_nowait(message)
+
+    async def send(self, message: Any) -> None:
+        await self.tx.send(message)
+
+    def close(self) -> None:
+        self.tx.close()
+
+    async def receive(self, limit: int) -> list[Any]:
+        return await self.rx.receive(limit)
+
+    def receive_nowait(self, limit: int) -> list[Any]:
+        return self.rx.receive_nowait(limit)
+
+    def statistics(self) -> Any:
+        return self.tx.statistics()
+
+
 @pytest.fixture
-def channels() -> Iterator[list[MemoryChannel]]:
+def channels() -> Iterator[list[Both]]:
     """Channels made by a test, disposed of afterwards."""
-    made: list[MemoryChannel] = []
+    made: list[Both] = []
     yield made
     for ch in made:
-        ch.dispose()
+        ch.rx.close()
 
 
-def _open(channels: list[MemoryChannel], capacity: int) -> MemoryChannel:
-    ch = open_channel(capacity)
+def _open(channels: list[Both], capacity: int) -> Both:
+    ch = Both(capacity)
     channels.append(ch)
     return ch
 
 
-async def test_full_channel_refuses_nowait(channels: list[MemoryChannel]) -> None:
+async def test_full_channel_refuses_nowait(channels: list[Both]) -> None:
     """A channel holds at most `capacity` items; one more raises WouldBlock."""
     ch = _open(channels, 4)
     ch.send_nowait([1, 2])
@@ -37,7 +65,7 @@ async def test_full_channel_refuses_nowait(channels: list[MemoryChannel]) -> Non
     assert ch.statistics().items == 4
 
 
-async def test_empty_channel_takes_an_oversized_batch(channels: list[MemoryChannel]) -> None:
+async def test_empty_channel_takes_an_oversized_batch(channels: list[Both]) -> None:
     """A batch larger than the capacity still enters an empty channel (no wedge)."""
     ch = _open(channels, 2)
     ch.send_nowait([1, 2, 3])
@@ -46,7 +74,7 @@ async def test_empty_channel_takes_an_oversized_batch(channels: list[MemoryChann
     assert await ch.receive(10) == [[1, 2, 3]]
 
 
-async def test_receive_takes_the_backlog_up_to_the_limit(channels: list[MemoryChannel]) -> None:
+async def test_receive_takes_the_backlog_up_to_the_limit(channels: list[Both]) -> None:
     """A receiver takes what is waiting in one go, stopping at the batch limit."""
     ch = _open(channels, 16)
     for i in range(6):
@@ -55,7 +83,7 @@ async def test_receive_takes_the_backlog_up_to_the_limit(channels: list[MemoryCh
     assert await ch.receive(4) == [[4], [5]]
 
 
-async def test_waiting_sender_resumes_when_room_appears(channels: list[MemoryChannel]) -> None:
+async def test_waiting_sender_resumes_when_room_appears(channels: list[Both]) -> None:
     """A sender blocked on a full channel proceeds once a receiver takes items."""
     ch = _open(channels, 1)
     ch.send_nowait(["a"])
@@ -74,7 +102,7 @@ async def test_waiting_sender_resumes_when_room_appears(channels: list[MemoryCha
     assert await ch.receive(1) == [["b"]]
 
 
-async def test_closed_channel_drains_then_ends(channels: list[MemoryChannel]) -> None:
+async def test_closed_channel_drains_then_ends(channels: list[Both]) -> None:
     """After close, queued batches are still received, then EndOfStream."""
     ch = _open(channels, 4)
     ch.send_nowait([1])
@@ -91,7 +119,7 @@ def test_capacity_must_be_positive() -> None:
         open_channel(0)
 
 
-async def test_envelopes_count_as_one_item(channels: list[MemoryChannel]) -> None:
+async def test_envelopes_count_as_one_item(channels: list[Both]) -> None:
     """A non-list message counts for one item against the capacity."""
     ch = _open(channels, 2)
     ch.send_nowait("envelope")
@@ -101,7 +129,7 @@ async def test_envelopes_count_as_one_item(channels: list[MemoryChannel]) -> Non
     assert await ch.receive(8) == ["envelope", ["x"]]
 
 
-async def test_busy_sender_can_be_cancelled(channels: list[MemoryChannel]) -> None:
+async def test_busy_sender_can_be_cancelled(channels: list[Both]) -> None:
     """A sender that keeps refilling a drained channel still sees cancellation."""
     ch = _open(channels, 16)
     sent = 0
@@ -131,3 +159,37 @@ async def test_busy_sender_can_be_cancelled(channels: list[MemoryChannel]) -> No
                 load.cancel_scope.cancel()
             tg.cancel_scope.cancel()
     assert sent >= 2000
+
+
+async def test_halves_and_teardown(channels: list[Both]) -> None:
+    """The halves are separate objects; closing the receiving half fails senders."""
+    ch = _open(channels, 2)
+    assert not hasattr(ch.tx, "receive")
+    assert not hasattr(ch.rx, "send")
+    ch.send_nowait([1])
+    assert ch.rx.queued == 1
+    ch.rx.close()
+    with pytest.raises((anyio.ClosedResourceError, anyio.BrokenResourceError)):
+        ch.send_nowait([2])
+
+
+async def test_seal_is_the_last_message(channels: list[Both]) -> None:
+    """seal() queues its message past the capacity; a waiting sender then fails."""
+    ch = _open(channels, 1)
+    ch.send_nowait(["a"])
+    failed = anyio.Event()
+
+    async def sender() -> None:
+        try:
+            await ch.send(["b"])
+        except anyio.ClosedResourceError:
+            failed.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sender)
+        await anyio.wait_all_tasks_blocked()
+        ch.tx.seal("end")
+        await failed.wait()
+    assert await ch.receive(10) == [["a"], "end"]
+    with pytest.raises(anyio.EndOfStream):
+        await ch.receive(10)

@@ -75,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--control-port", type=int, default=DEFAULT_CONTROL_PORT, help="0 for any")
     p.add_argument("--token-file", help="control token file (made on first start if missing)")
     p.add_argument("--ready-file", help="write the bound ports here (JSON) once listening")
+    p.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="what the arrowloop loggers print to stderr (%(default)s; debug adds every "
+        "failed item)",
+    )
     p.add_argument("--max-line-bytes", type=int, default=1 << 20, help="(%(default)s)")
     p.add_argument("--max-request-bytes", type=int, default=4 << 20, help="(%(default)s)")
     p.add_argument("--max-program-nodes", type=int, default=200_000, help="(%(default)s)")

@@ -4,8 +4,10 @@ server until SIGINT or SIGTERM, printing where it listens."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,32 @@ from arrowloop.wire import Limits
 __all__ = ["serve"]
 
 
+class _Fields(logging.Formatter):
+    """One line per record: time, level, logger, message, then the structured
+    fields the library attaches (``stage=counter reason=...``)."""
+
+    _FIELDS = ("supervisor", "stage", "version", "reason", "requested_by")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extra = [f"{k}={getattr(record, k)}" for k in self._FIELDS if hasattr(record, k)]
+        return f"{line}  [{' '.join(extra)}]" if extra else line
+
+
+class _Console(logging.StreamHandler):  # type: ignore[type-arg]
+    """The server's console handler (one per process)."""
+
+
+def configure_logging(level: str) -> None:
+    """A plain console handler on the ``arrowloop`` loggers (stderr)."""
+    logger = logging.getLogger("arrowloop")
+    if not any(isinstance(h, _Console) for h in logger.handlers):
+        handler = _Console(sys.stderr)
+        handler.setFormatter(_Fields("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level.upper())
+
+
 def _write_ready(path: str, data: dict[str, Any]) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     Path(tmp).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
@@ -35,6 +63,7 @@ def _write_ready(path: str, data: dict[str, Any]) -> None:
 
 async def serve(args: argparse.Namespace) -> int:
     """Serve ``args.target`` until SIGINT or SIGTERM, then stop gracefully."""
+    configure_logging(getattr(args, "log_level", "info"))
     obj, name = load_object(args.target)
     spec = as_supervisor_spec(obj, name)
     token = server_token(Path(args.token_file) if args.token_file else None)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from arrowloop.runtime._channel import (
     DEFAULT_CAPACITY,
-    Channel,
     ChannelStatistics,
-    MemoryChannel,
+    MemoryReceiveChannel,
+    MemorySendChannel,
+    ReceiveChannel,
+    SendChannel,
     open_channel,
 )
 from arrowloop.runtime._checked import (
@@ -44,8 +46,10 @@ from arrowloop.runtime._ticket import Ticket
 from arrowloop.runtime._view import ClientView
 
 __all__ = [
-    "Channel",
-    "MemoryChannel",
+    "SendChannel",
+    "ReceiveChannel",
+    "MemorySendChannel",
+    "MemoryReceiveChannel",
     "ChannelStatistics",
     "open_channel",
     "DEFAULT_CAPACITY",

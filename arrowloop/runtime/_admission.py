@@ -18,7 +18,7 @@ from typing import Any, Final
 import anyio
 
 from arrowloop.errors import PipelineClosed
-from arrowloop.runtime._channel import MemoryChannel
+from arrowloop.runtime._channel import MemorySendChannel
 
 __all__ = ["Door", "GONE", "closed"]
 
@@ -36,7 +36,7 @@ class Door:
 
     __slots__ = ("_entered", "_entering", "_gate", "_pauses", "closing", "entry")
 
-    def __init__(self, entry: MemoryChannel) -> None:
+    def __init__(self, entry: MemorySendChannel) -> None:
         self.entry = entry
         #: Set once the pipeline closes: nothing more is admitted.
         self.closing = False

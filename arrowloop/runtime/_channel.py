@@ -1,4 +1,4 @@
-"""Bounded channels between stages, on anyio memory object streams.
+"""Bounded channels between stages, in two halves, on anyio memory object streams.
 
 A channel moves *messages*: a list of plain items (a batch), or a single
 envelope (a call with a reply route, an upgrade, end of stream). It is
@@ -10,8 +10,10 @@ backlog a stage steps through many items per wake-up; without one, an item
 still moves in one hop. Keeping plain items in lists of their own means the
 stage's inner loop never has to ask what each item is.
 
-The actor loop only uses :class:`Channel`'s five methods, so another
-transport (a socket, a broker) can join two stages later without touching it.
+As with anyio's and trio's memory channels, a channel is two objects: a
+:class:`SendChannel` for whoever feeds it and a :class:`ReceiveChannel` for
+the stage it feeds. A stage sees only those two protocols, so another
+transport (a socket, a broker) can join two stages by implementing them.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from anyio.lowlevel import checkpoint_if_cancelled
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 __all__ = [
-    "Channel",
-    "MemoryChannel",
+    "SendChannel",
+    "ReceiveChannel",
+    "MemorySendChannel",
+    "MemoryReceiveChannel",
     "ChannelStatistics",
     "open_channel",
     "DEFAULT_CAPACITY",
@@ -45,8 +49,8 @@ class ChannelStatistics:
     closed: bool
 
 
-class Channel(Protocol):
-    """What a stage needs from the channel feeding it and the one it feeds.
+class SendChannel(Protocol):
+    """What a stage needs from the channel it feeds.
 
     A *message* is either a list of plain items or one envelope; a list
     counts for its length against the capacity, an envelope for one.
@@ -58,6 +62,27 @@ class Channel(Protocol):
     async def send(self, message: Any) -> None:
         """Queue ``message``, waiting for room."""
 
+    def close(self) -> None:
+        """No more messages will be sent; the receiver drains, then sees EndOfStream."""
+
+    def statistics(self) -> ChannelStatistics:
+        """A snapshot of the channel."""
+
+
+class ReceiveChannel(Protocol):
+    """What a stage needs from the channel feeding it."""
+
+    @property
+    def queued(self) -> int:
+        """Items waiting now (a hint: 0 means a receive would wait)."""
+
+    def receive_nowait(self, limit: int) -> list[Any]:
+        """Take what is waiting, up to about ``limit`` items, as a list of messages.
+
+        Raises ``anyio.WouldBlock`` if nothing is, ``anyio.EndOfStream``
+        once the channel is closed and empty.
+        """
+
     async def receive(self, limit: int) -> list[Any]:
         """Wait for a message; return it and whatever else is waiting, up to
         about ``limit`` items, as a list of messages.
@@ -66,67 +91,127 @@ class Channel(Protocol):
         """
 
     def close(self) -> None:
-        """No more messages will be sent; receivers drain then see EndOfStream."""
+        """Stop receiving and drop what is queued (a pipeline's teardown)."""
 
     def statistics(self) -> ChannelStatistics:
         """A snapshot of the channel."""
 
 
-class MemoryChannel:
-    """An in-process :class:`Channel` bounded to ``capacity`` items.
+class _Shared:
+    """What the two halves of one memory channel share."""
 
-    Any number of senders and receivers; each message goes to exactly one
-    receiver.
-    """
+    __slots__ = ("capacity", "closed", "items", "low", "recv", "send", "space")
 
-    __slots__ = ("_closed", "_items", "_low", "_recv", "_send", "_space", "capacity")
-
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
-        if type(capacity) is not int or capacity < 1:
-            raise ValueError(f"expected a channel capacity >= 1, found {capacity!r}")
+    def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._low = capacity // 2
+        self.low = capacity // 2
         # Each message counts for at least one item, so a buffer of
         # `capacity` messages never fills before the item bound does; one
         # more keeps room for the end of stream (`seal`).
         send, recv = anyio.create_memory_object_stream[Any](capacity + 1)
-        self._send: MemoryObjectSendStream[Any] = send
-        self._recv: MemoryObjectReceiveStream[Any] = recv
-        self._items = 0
-        self._space: anyio.Event | None = None
-        self._closed = False
+        self.send: MemoryObjectSendStream[Any] = send
+        self.recv: MemoryObjectReceiveStream[Any] = recv
+        # Exactly what is buffered, plus messages handed straight to a
+        # waiting receiver that has not run yet.
+        self.items = 0
+        self.space: anyio.Event | None = None
+        self.closed = False
+
+    def statistics(self) -> ChannelStatistics:
+        st = self.send.statistics()
+        return ChannelStatistics(self.items, st.current_buffer_used, self.capacity, self.closed)
+
+    def wake_senders(self) -> None:
+        space = self.space
+        if space is not None:
+            self.space = None
+            space.set()
+
+
+class MemorySendChannel:
+    """The sending half of an in-process channel (any number of senders)."""
+
+    __slots__ = ("_s",)
+
+    def __init__(self, shared: _Shared) -> None:
+        self._s = shared
 
     @property
-    def queued(self) -> int:
-        """Items waiting in the channel now."""
-        return self._items
+    def capacity(self) -> int:
+        """Most items the channel holds (one oversized message excepted)."""
+        return self._s.capacity
 
     def send_nowait(self, message: Any) -> None:
         """Queue ``message`` now, or raise ``WouldBlock`` when it would not fit.
 
         Raises:
             anyio.WouldBlock: the channel holds too many items.
-            anyio.ClosedResourceError: the channel was closed.
+            anyio.ClosedResourceError: this half was closed (or sealed).
+            anyio.BrokenResourceError: the receiving half was closed.
         """
+        s = self._s
         n = len(message) if type(message) is list else 1
-        if self._items and self._items + n > self.capacity:
+        if s.items and s.items + n > s.capacity:
+            if s.closed:  # no room will ever come: say so, do not wait
+                raise anyio.ClosedResourceError
             raise WouldBlock
-        self._send.send_nowait(message)
-        self._items += n
+        s.send.send_nowait(message)
+        s.items += n
 
     async def send(self, message: Any) -> None:
         """Queue ``message``, waiting while the channel is full."""
         # A sender that is always woken before anyio gets to deliver a
         # pending cancellation would never see it: check explicitly.
         await checkpoint_if_cancelled()
+        s = self._s
         while True:
             try:
                 self.send_nowait(message)
                 return
             except WouldBlock:
-                if self._space is None:
-                    self._space = anyio.Event()
-                await self._space.wait()
+                if s.space is None:
+                    s.space = anyio.Event()
+                await s.space.wait()
+
+    def seal(self, last: Any) -> None:
+        """Queue ``last`` whatever the room, then close this half.
+
+        Senders still waiting for room then fail with
+        ``anyio.ClosedResourceError`` instead of queueing behind ``last``:
+        end of stream is the last message a channel carries.
+        """
+        s = self._s
+        s.send.send_nowait(last)
+        s.items += len(last) if type(last) is list else 1
+        self.close()
+
+    def close(self) -> None:
+        """Close the sending side; queued messages can still be received."""
+        s = self._s
+        s.closed = True
+        s.send.close()
+        s.wake_senders()
+
+    def statistics(self) -> ChannelStatistics:
+        """Queued items and messages, capacity, and whether it is closed."""
+        return self._s.statistics()
+
+
+class MemoryReceiveChannel:
+    """The receiving half of an in-process channel.
+
+    Any number of receivers may share it; each message goes to exactly one.
+    """
+
+    __slots__ = ("_s",)
+
+    def __init__(self, shared: _Shared) -> None:
+        self._s = shared
+
+    @property
+    def queued(self) -> int:
+        """Items waiting in the channel now."""
+        return self._s.items
 
     def receive_nowait(self, limit: int) -> list[Any]:
         """Take what is waiting (up to about ``limit`` items) without waiting.
@@ -135,28 +220,27 @@ class MemoryChannel:
             anyio.WouldBlock: nothing is waiting.
             anyio.EndOfStream: closed and drained.
         """
-        return self._took(self._recv.receive_nowait(), limit)
+        return self._took(self._s.recv.receive_nowait(), limit)
 
     async def receive(self, limit: int) -> list[Any]:
         """Wait for a message, then take whatever else is waiting up to ``limit`` items."""
-        if self._items:
+        s = self._s
+        if s.items:
             try:
-                return self._took(self._recv.receive_nowait(), limit)
+                return self._took(s.recv.receive_nowait(), limit)
             except WouldBlock:
                 pass
-        return self._took(await self._recv.receive(), limit)
+        return self._took(await s.recv.receive(), limit)
 
     def _took(self, first: Any, limit: int) -> list[Any]:
-        # `_items` counts exactly what is buffered (plus a message handed
-        # straight to this, the only, receiver), so the backlog is drained
-        # without ever provoking a WouldBlock.
+        s = self._s
         taken = len(first) if type(first) is list else 1
         messages = [first]
-        left = self._items - taken
+        left = s.items - taken
         if left > 0 and taken < limit:
-            recv = self._recv
+            recv = s.recv
             # Another receiver may have been handed a message straight from a
-            # sender and not run yet, so what `_items` counts can be short of
+            # sender and not run yet, so what `items` counts can be short of
             # what is buffered: stop there rather than lose what was taken.
             while left > 0 and taken < limit:
                 try:
@@ -167,51 +251,40 @@ class MemoryChannel:
                 taken += n
                 left -= n
                 messages.append(more)
-        self._items -= taken
-        space = self._space
+        s.items -= taken
         # Wake blocked senders only once the channel is half empty: they then
         # refill it in one go instead of ping-ponging one message at a time.
-        if space is not None and self._items <= self._low:
-            self._space = None
-            space.set()
+        if s.space is not None and s.items <= s.low:
+            s.wake_senders()
         return messages
 
-    def seal(self, last: Any) -> None:
-        """Queue ``last`` whatever the room, then close the sending side.
-
-        Senders still waiting for room then fail with
-        ``anyio.ClosedResourceError`` instead of queueing behind ``last``:
-        end of stream is the last message a channel carries.
-        """
-        self._send.send_nowait(last)
-        self._items += len(last) if type(last) is list else 1
-        self.close()
-
     def close(self) -> None:
-        """Close the sending side; queued messages can still be received."""
-        self._closed = True
-        self._send.close()
-        space = self._space
-        if space is not None:
-            self._space = None
-            space.set()
+        """Close both sides and drop what is queued (a pipeline's teardown).
 
-    def dispose(self) -> None:
-        """Close both sides and drop what is queued (the pipeline's teardown)."""
-        self.close()
-        self._recv.close()
-        self._items = 0
+        Senders then fail with ``anyio.ClosedResourceError`` or
+        ``anyio.BrokenResourceError``; receivers with ``ClosedResourceError``.
+        """
+        s = self._s
+        s.closed = True
+        s.send.close()
+        s.recv.close()
+        s.items = 0
+        s.wake_senders()
 
     def statistics(self) -> ChannelStatistics:
         """Queued items and messages, capacity, and whether it is closed."""
-        st = self._send.statistics()
-        return ChannelStatistics(self._items, st.current_buffer_used, self.capacity, self._closed)
+        return self._s.statistics()
 
 
-def open_channel(capacity: int = DEFAULT_CAPACITY) -> MemoryChannel:
-    """A new in-process channel bounded to ``capacity`` items.
+def open_channel(
+    capacity: int = DEFAULT_CAPACITY,
+) -> tuple[MemorySendChannel, MemoryReceiveChannel]:
+    """A new in-process channel bounded to ``capacity`` items, as its two halves.
 
     Raises:
         ValueError: ``capacity`` is not a positive integer.
     """
-    return MemoryChannel(capacity)
+    if type(capacity) is not int or capacity < 1:
+        raise ValueError(f"expected a channel capacity >= 1, found {capacity!r}")
+    shared = _Shared(capacity)
+    return MemorySendChannel(shared), MemoryReceiveChannel(shared)

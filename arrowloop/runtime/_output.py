@@ -13,17 +13,20 @@ from typing import Any
 import anyio
 
 from arrowloop.errors import UpgradeError
-from arrowloop.runtime._channel import ChannelStatistics, MemoryChannel
+from arrowloop.runtime._channel import ChannelStatistics, open_channel
 from arrowloop.runtime._envelope import EndMsg, Routed, SpliceMsg
 
 __all__ = ["OutputPort"]
 
 
 class OutputPort:
-    """A :class:`~arrowloop.runtime._channel.Channel` that ends a pipeline."""
+    """A :class:`~arrowloop.runtime._channel.SendChannel` that ends a pipeline.
+
+    ``outputs`` is the receiving half of the channel of plain outputs.
+    """
 
     def __init__(self, capacity: int) -> None:
-        self.outputs = MemoryChannel(capacity)
+        self._queue, self.outputs = open_channel(capacity)
         self.finished = anyio.Event()
         self.discard = False
         self.discarded = 0
@@ -40,7 +43,7 @@ class OutputPort:
         if tm is Routed:
             message.reply.set(message.value)
         elif tm is EndMsg:
-            self.outputs.close()
+            self._queue.close()
             self.finished.set()
         elif tm is SpliceMsg:
             message.reply.fail(_no_stage(message.stage))
@@ -49,11 +52,11 @@ class OutputPort:
     def send_nowait(self, message: Any) -> None:
         """Deliver a reply, or queue plain outputs (``WouldBlock`` when full)."""
         if type(message) is list and not self.discard:
-            self.outputs.send_nowait(message)
+            self._queue.send_nowait(message)
             return
         plain = self._deliver(message)
         if plain is not None:
-            self.outputs.send_nowait(plain)
+            self._queue.send_nowait(plain)
 
     async def send(self, message: Any) -> None:
         """Deliver a reply, or queue plain outputs, waiting for room."""
@@ -61,25 +64,21 @@ class OutputPort:
         if plain is None:
             return
         try:
-            await self.outputs.send(plain)
-        except anyio.ClosedResourceError:
+            await self._queue.send(plain)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             self.discarded += len(plain)
 
-    async def receive(self, limit: int) -> list[Any]:
-        """Not used: the port is only ever a stage's outbox."""
-        raise NotImplementedError
-
     def close(self) -> None:
-        """Close the outputs channel."""
-        self.outputs.close()
+        """Close the outputs channel (readers drain it, then see the end)."""
+        self._queue.close()
 
     def dispose(self) -> None:
-        """Close the outputs channel on both sides."""
-        self.outputs.dispose()
+        """Close the outputs channel on both sides, dropping what it holds."""
+        self.outputs.close()
 
     def statistics(self) -> ChannelStatistics:
         """Statistics of the outputs channel."""
-        return self.outputs.statistics()
+        return self._queue.statistics()
 
     def start_discarding(self) -> None:
         """Drop plain outputs from now on, and those queued (nobody will read them).
@@ -89,7 +88,7 @@ class OutputPort:
         waiting sees the end of the stream.
         """
         self.discard = True
-        self.outputs.close()
+        self._queue.close()
         while True:
             try:
                 dropped = self.outputs.receive_nowait(1 << 30)

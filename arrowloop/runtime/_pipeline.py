@@ -26,7 +26,12 @@ from arrowloop.errors import PipelineClosed, UpgradeError
 from arrowloop.frontend import PyMachine
 from arrowloop.machine import AnyMachine
 from arrowloop.runtime._admission import GONE, Door, closed
-from arrowloop.runtime._channel import ChannelStatistics, MemoryChannel
+from arrowloop.runtime._channel import (
+    ChannelStatistics,
+    ReceiveChannel,
+    SendChannel,
+    open_channel,
+)
 from arrowloop.runtime._checked import (
     CheckedChange,
     Migration,
@@ -106,18 +111,18 @@ class Pipeline:
         self.validate_inputs = validate_inputs
         self._port = OutputPort(output_capacity)
         self._actors: list[StageActor] = []
-        inboxes = [MemoryChannel(s.capacity) for s in spec.stages]
+        channels = [open_channel(s.capacity) for s in spec.stages]
         for i, s in enumerate(spec.stages):
-            outbox = inboxes[i + 1] if i + 1 < len(inboxes) else self._port
-            self._actors.append(self._actor_of(s, inboxes[i], outbox))
-        self._door = Door(inboxes[0])
+            outbox: SendChannel = channels[i + 1][0] if i + 1 < len(channels) else self._port
+            self._actors.append(self._actor_of(s, channels[i][1], outbox))
+        self._door = Door(channels[0][0])
         self._tg: TaskGroup | None = None
         self._pending: set[Reply] = set()
         self._buffer: deque[Any] = deque()
         self._control_lock = anyio.Lock()
         self._own_view: ClientView | None = None
 
-    def _actor_of(self, spec: StageSpec, inbox: MemoryChannel, outbox: Any) -> StageActor:
+    def _actor_of(self, spec: StageSpec, inbox: ReceiveChannel, outbox: SendChannel) -> StageActor:
         return StageActor(
             spec,
             inbox,
@@ -527,11 +532,11 @@ class Pipeline:
             spec, spec.machine.output, self.input, "output", "input of the first stage"
         )
         assert self._tg is not None
-        inbox = MemoryChannel(spec.capacity)
+        sender, inbox = open_channel(spec.capacity)
         actor = self._actor_of(spec, inbox, self._door.entry)
         self._spawn(actor)
         self._actors.insert(0, actor)
-        self._door.entry = inbox
+        self._door.entry = sender
 
     async def append(self, spec: StageSpec) -> None:
         """Add a new last stage; outputs of items that reach the current last
@@ -546,13 +551,13 @@ class Pipeline:
         )
         assert self._tg is not None
         async with self._control_lock:
-            inbox = MemoryChannel(spec.capacity)
+            sender, inbox = open_channel(spec.capacity)
             actor = self._actor_of(spec, inbox, self._port)
             self._spawn(actor)
             reply = Reply()
             self._pending.add(reply)
             try:
-                await self._door.put(SpliceMsg(self._actors[-1].name, inbox, reply))
+                await self._door.put(SpliceMsg(self._actors[-1].name, sender, reply))
                 await reply.wait()
             finally:
                 self._pending.discard(reply)
@@ -652,7 +657,7 @@ class Pipeline:
             reply.fail(PipelineClosed("the pipeline stopped before this request completed"))
         self._pending.clear()
         for a in self._actors:
-            a.inbox.dispose()
+            a.inbox.close()
         self._port.dispose()
 
 

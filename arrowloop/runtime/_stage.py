@@ -22,7 +22,7 @@ import attrs
 
 from arrowloop.errors import StepError, UpgradeError, ValidationError
 from arrowloop.machine import AnyMachine, NativeMachine
-from arrowloop.runtime._channel import Channel, ChannelStatistics, MemoryChannel
+from arrowloop.runtime._channel import ChannelStatistics, ReceiveChannel, SendChannel
 from arrowloop.runtime._deadletter import DeadLetter, DeadLetterSink
 from arrowloop.runtime._envelope import Control, EndMsg, Routed, SpliceMsg, UpgradeMsg
 from arrowloop.runtime._spec import OnStepError, StageSpec
@@ -90,8 +90,8 @@ class StageActor:
     def __init__(
         self,
         spec: StageSpec,
-        inbox: MemoryChannel,
-        outbox: Channel,
+        inbox: ReceiveChannel,
+        outbox: SendChannel,
         dead: DeadLetterSink,
         *,
         supervised: bool = False,
@@ -309,7 +309,9 @@ class StageActor:
         self.dead.put(DeadLetter(self.name, version, item, exc))
         if self.on_failure is not None:
             self.on_failure(self.name)
-        log.warning(
+        # Debug only: an item's failure is its requester's business (it gets
+        # the StepError), and a client sending bad items must not flood logs.
+        log.debug(
             "stage %s failed on an item: %s: %s",
             self.name,
             type(exc).__name__,

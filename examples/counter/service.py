@@ -15,11 +15,11 @@ from examples.counter import v1
 
 __all__ = ["pipeline"]
 
-#: One stage. A step that raises crashes it: the item goes to the dead
-#: letters, its caller gets the error, and the supervisor restarts the stage
-#: from its initial state (give the child a ``restore`` hook to restart from
-#: a snapshot instead). A new version that crashes it more than three times
-#: within ten seconds of the upgrade is rolled back automatically.
+#: One stage. A step that raises fails that item only: the item goes to the
+#: dead letters, its caller gets the error, and the stage keeps its count
+#: (``stage(..., on_step_error="restart")`` would restart it instead). A new
+#: version that fails on more than three items within ten seconds of the
+#: upgrade is rolled back automatically.
 pipeline = supervisor(
     "counter_service",
     child(stage("counter", v1.machine), auto_rollback=AutoRollback(3, 10.0)),

@@ -34,12 +34,15 @@ def closed() -> PipelineClosed:
 class Door:
     """The admission state of one pipeline, in front of its ``entry`` channel."""
 
-    __slots__ = ("_entered", "_entering", "_gate", "_pauses", "closing", "entry")
+    __slots__ = ("_entered", "_entering", "_gate", "_pauses", "closing", "entry", "shut")
 
     def __init__(self, entry: MemorySendChannel) -> None:
         self.entry = entry
         #: Set once the pipeline closes: nothing more is admitted.
         self.closing = False
+        #: Whether admitting now would have to wait or fail: paused or
+        #: closing (a plain attribute, tested on every send).
+        self.shut = False
         # An event to wait on while incompatible changes (counted in
         # `_pauses`) are in flight; `_entering` counts admitted messages
         # still waiting for room.
@@ -52,11 +55,6 @@ class Door:
     def paused(self) -> bool:
         """Whether an incompatible change in flight holds new items back."""
         return self._gate is not None
-
-    @property
-    def shut(self) -> bool:
-        """Whether admitting now would have to wait or fail (the fast test)."""
-        return self._gate is not None or self.closing
 
     async def wait_open(self) -> None:
         """Wait until no incompatible change is in flight; admit at once after.
@@ -133,6 +131,7 @@ class Door:
         self._pauses += 1
         if self._gate is None:
             self._gate = anyio.Event()
+            self.shut = True
         ended = False
 
         def resume() -> None:
@@ -144,9 +143,15 @@ class Door:
             gate = self._gate
             if not self._pauses and gate is not None:
                 self._gate = None
+                self.shut = self.closing
                 gate.set()
 
         return resume
+
+    def close_now(self) -> None:
+        """Admit nothing more from now on (the channel is left as it is)."""
+        self.closing = True
+        self.shut = True
 
     async def seal(self, end: Any) -> None:
         """Close the door: admitted items go in, then ``end``, then nothing.
@@ -155,7 +160,7 @@ class Door:
         cancelled while waiting) fail with PipelineClosed instead of
         queueing behind it.
         """
-        self.closing = True
+        self.close_now()
         try:
             await self.admitted_in()
         finally:

@@ -652,7 +652,7 @@ class Pipeline:
         await self._port.finished.wait()
 
     def _teardown(self) -> None:
-        self._door.closing = True
+        self._door.close_now()
         for reply in list(self._pending):
             reply.fail(PipelineClosed("the pipeline stopped before this request completed"))
         self._pending.clear()

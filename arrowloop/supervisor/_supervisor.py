@@ -167,7 +167,9 @@ class Supervisor(Restarts, Orchestration):
         Like :meth:`call`, but returns once the item has entered the
         pipeline (see :meth:`Pipeline.submit`): the ticket's result is the
         output, adapted out for ``version``, and ``ticket.view`` the
-        :class:`~arrowloop.runtime.ClientView` it was admitted through. With
+        :class:`~arrowloop.runtime.ClientView` it was admitted through
+        (``None`` for a plain item of the running version, which the
+        pipeline admits as :meth:`Pipeline.submit` does). With
         ``decode=True``, ``item`` is the item's JSON form, built with the
         view's input type.
 
@@ -175,6 +177,8 @@ class Supervisor(Restarts, Orchestration):
             SupervisorError, ValidationError, PipelineClosed: as :meth:`call`.
         """
         p = self.pipeline
+        if version is None and not decode:
+            return await p.submit(item)  # the pipeline's own types, as it validates them
         return await p.submit(item, view=lambda: self.view(version), decode=decode)
 
     # -- control requests -------------------------------------------------------

@@ -49,6 +49,7 @@ def _write(path: Path, content: str | bytes) -> Path:
         path.write_bytes(content)
     else:
         path.write_text(content, encoding="utf-8")
+    path.chmod(0o600)  # token files must be private
     return path
 
 
@@ -187,9 +188,45 @@ def test_bad_environment_token_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_unreadable_token_file_is_refused(tmp_path: Path) -> None:
-    """A token path that is a directory cannot be read: AuthenticationError saying so."""
-    with pytest.raises(AuthenticationError, match="cannot read the token file"):
+    """A token path that is a directory is refused: AuthenticationError saying so."""
+    with pytest.raises(AuthenticationError, match="not a regular file"):
         load_token(tmp_path)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o602])
+def test_token_file_open_to_others_is_refused(tmp_path: Path, mode: int) -> None:
+    """A token file group or world readable or writable is refused, naming the fix."""
+    path = _write(tmp_path / "token", "t" * 30)
+    path.chmod(mode)
+    with pytest.raises(AuthenticationError, match=re.escape(f"chmod 600 {path}")):
+        load_token(path)
+
+
+def test_token_file_that_is_a_link_is_refused(tmp_path: Path) -> None:
+    """A symbolic link as token file is refused, even to a private file."""
+    real = _write(tmp_path / "real", "t" * 30)
+    link = tmp_path / "token"
+    link.symlink_to(real)
+    with pytest.raises(AuthenticationError, match="symbolic link"):
+        load_token(link)
+
+
+def test_token_file_that_is_a_pipe_is_refused_without_blocking(tmp_path: Path) -> None:
+    """A named pipe as token file is refused at once (no read that waits for a writer)."""
+    fifo = tmp_path / "token"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(AuthenticationError, match="not a regular file"):
+        load_token(fifo)
+
+
+def test_token_file_of_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token file owned by someone else is refused (seen as another uid)."""
+    path = _write(tmp_path / "token", "t" * 30)
+    monkeypatch.setattr(os, "geteuid", lambda: path.stat().st_uid + 1)
+    with pytest.raises(AuthenticationError, match="owned by uid"):
+        load_token(path)
 
 
 def test_token_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:

@@ -210,6 +210,7 @@ class _Demo:
             self.say("a control request with the wrong token")
             bad = self.tmp / "wrong-token"
             bad.write_text("not-the-servers-token-at-all\n")
+            bad.chmod(0o600)  # a token file must be private to be read at all
             await self.cli("status", "--token-file", str(bad), expect=1)
             self.say("an upgrade expecting a version the stage no longer runs (v1's)")
             history = orjson.loads(await self.cli("history", "--json", echo=False))

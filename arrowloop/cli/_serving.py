@@ -92,7 +92,10 @@ async def serve(args: argparse.Namespace) -> int:
             say(f"  data     {dh}:{dp}  (JSON lines, docs/protocol.md)")
             say(f"  control  {ch}:{cp}  (token from {token.source})")
             if token.generated:
-                say(f"  generated a control token and saved it to {token.source}: {token.value}")
+                say(
+                    f"  generated a control token and saved it to {token.source} (readable by "
+                    "you only; the CLI reads it from there)"
+                )
             if ch not in ("127.0.0.1", "::1", "localhost"):
                 say(f"  warning: the control port listens on {ch}, not only on loopback")
             for s in stages:

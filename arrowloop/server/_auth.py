@@ -4,14 +4,19 @@ The token is looked up in this order: an explicit token file, the
 ``ARROWLOOP_TOKEN`` environment variable, then the default token file
 (``$XDG_CONFIG_HOME/arrowloop/token``, else ``~/.config/arrowloop/token``).
 A server that finds none generates one, writes it to the token file
-(readable by its owner only) and prints where; the CLI finds it there.
+(readable by its owner only) and prints where (never the token itself); the
+CLI finds it there. A token file is read only if it is private: a regular
+file (not a link, not a pipe), owned by the user reading it, neither
+readable nor writable by group or others, as ssh insists for its keys.
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Final
 
@@ -69,12 +74,47 @@ def _valid(value: str, source: str) -> str:
     return value
 
 
+def _check_private(path: Path, st: os.stat_result) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise AuthenticationError(
+            f"the token file {path} is not a regular file: replace it with a file "
+            "holding the token (or remove it to have the server generate one)"
+        )
+    me = os.geteuid()
+    if st.st_uid != me:
+        raise AuthenticationError(
+            f"the token file {path} is owned by uid {st.st_uid}, not by you (uid {me}): "
+            f"a token others control is no secret; run: chown {me} {path}"
+        )
+    if st.st_mode & 0o077:
+        raise AuthenticationError(
+            f"the token file {path} is readable or writable by others "
+            f"(mode {stat.S_IMODE(st.st_mode):03o}); run: chmod 600 {path}"
+        )
+
+
 def _read(path: Path) -> str | None:
+    # No following a link, and no blocking on a pipe: both are refused below.
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        with open(path, "rb") as f:
-            raw = f.read(_MAX_FILE + 1)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AuthenticationError(
+                f"the token file {path} is a symbolic link: point the server and the CLI "
+                "at the file itself (--token-file), or replace the link with the file"
+            ) from None
+        raise AuthenticationError(f"cannot read the token file {path}: {exc}") from None
+    try:
+        try:
+            _check_private(path, os.fstat(fd))
+        except AuthenticationError:
+            os.close(fd)
+            raise
+        with os.fdopen(fd, "rb") as f:
+            raw = f.read(_MAX_FILE + 1)
     except OSError as exc:
         raise AuthenticationError(f"cannot read the token file {path}: {exc}") from None
     if len(raw) > _MAX_FILE:

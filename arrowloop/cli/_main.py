@@ -85,7 +85,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-line-bytes", type=int, default=1 << 20, help="(%(default)s)")
     p.add_argument("--max-request-bytes", type=int, default=4 << 20, help="(%(default)s)")
     p.add_argument("--max-program-nodes", type=int, default=200_000, help="(%(default)s)")
-    p.add_argument("--max-connections", type=int, default=1024, help="(%(default)s)")
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="most data connections at once (default: what the open-file limit allows)",
+    )
+    p.add_argument(
+        "--control-connections",
+        type=int,
+        default=16,
+        help="control connections reserved for operators (%(default)s)",
+    )
     p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="(%(default)s)")
     p.add_argument(
         "--send-timeout",

@@ -75,6 +75,7 @@ async def serve(args: argparse.Namespace) -> int:
         max_line=args.max_line_bytes,
         window=args.window,
         max_connections=args.max_connections,
+        control_connections=args.control_connections,
         send_timeout=args.send_timeout if args.send_timeout > 0 else None,
         drain_timeout=args.drain_timeout,
         control=ControlLimits(
@@ -98,6 +99,8 @@ async def serve(args: argparse.Namespace) -> int:
                 )
             if ch not in ("127.0.0.1", "::1", "localhost"):
                 say(f"  warning: the control port listens on {ch}, not only on loopback")
+            lim = srv.limits
+            say(f"  connections: up to {lim['data']} data, {lim['control']} control")
             for s in stages:
                 say(f"  stage {s}: version {short(sup.pipeline.version(s))}")
             if args.ready_file:

@@ -23,6 +23,7 @@ from arrowloop.server._serve import (
     DEFAULT_PORT,
     Server,
     ServerConfig,
+    connection_limits,
     open_server,
 )
 from arrowloop.server._target import TargetError, as_supervisor_spec, load_module, load_object
@@ -32,6 +33,7 @@ __all__ = [
     "ServerConfig",
     "ControlLimits",
     "open_server",
+    "connection_limits",
     "DEFAULT_PORT",
     "DEFAULT_CONTROL_PORT",
     "DEFAULT_WINDOW",

@@ -9,15 +9,18 @@ listens on loopback unless told otherwise.
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
+import resource
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
 import anyio
 import attrs
 import orjson
-from anyio.abc import ByteStream, Listener, SocketAttribute
+from anyio.abc import ByteStream, Listener, SocketAttribute, TaskGroup
 
 from arrowloop.endpoints import DEFAULT_MAX_LINE
 from arrowloop.server._auth import Token
@@ -25,7 +28,16 @@ from arrowloop.server._control import ControlLimits, serve_control_connection
 from arrowloop.server._data import DEFAULT_WINDOW, Drain, serve_data_connection
 from arrowloop.supervisor import Supervisor, SupervisorSpec, open_supervisor
 
-__all__ = ["ServerConfig", "Server", "open_server", "DEFAULT_PORT", "DEFAULT_CONTROL_PORT"]
+__all__ = [
+    "ServerConfig",
+    "Server",
+    "open_server",
+    "connection_limits",
+    "DEFAULT_PORT",
+    "DEFAULT_CONTROL_PORT",
+]
+
+log = logging.getLogger("arrowloop.server")
 
 #: Default data port.
 DEFAULT_PORT: Final = 7400
@@ -54,8 +66,14 @@ class ServerConfig:
         control_port: the control port (0: any free port).
         max_line: longest data request line, in bytes.
         window: most requests of one data connection in flight at once.
-        max_connections: most connections open at once, per port; more are
-            told the server is busy and closed.
+        max_connections: most data connections open at once; more are
+            told the server is busy and closed. ``None`` (the default)
+            derives it from the open-file limit (``RLIMIT_NOFILE``), less
+            headroom and the control port's share; an explicit value is
+            lowered to that too (see :func:`connection_limits`).
+        control_connections: most control connections open at once,
+            reserved for them: a flood of data connections can never keep
+            an operator out.
         control: limits on control requests.
         send_timeout: seconds a data client may leave replies untaken
             before it is disconnected (``None``: wait for ever).
@@ -74,7 +92,8 @@ class ServerConfig:
     control_port: int = attrs.field(default=DEFAULT_CONTROL_PORT, validator=_port)
     max_line: int = attrs.field(default=DEFAULT_MAX_LINE, validator=_positive)
     window: int = attrs.field(default=DEFAULT_WINDOW, validator=_positive)
-    max_connections: int = attrs.field(default=1024, validator=_positive)
+    max_connections: int | None = attrs.field(default=None)
+    control_connections: int = attrs.field(default=16, validator=_positive)
     control: ControlLimits = attrs.field(factory=ControlLimits)
     socket_buffer: int | None = attrs.field(default=None)
     send_timeout: float | None = 60.0
@@ -84,6 +103,35 @@ class ServerConfig:
     def _check_buffer(self, attribute: Any, value: Any) -> None:
         if value is not None:
             _positive(self, attribute, value)
+
+    @max_connections.validator
+    def _check_connections(self, attribute: Any, value: Any) -> None:
+        if value is not None:
+            _positive(self, attribute, value)
+
+
+#: File descriptors kept free of connections: listeners, standard streams,
+#: logs, imports, the state store, and room to refuse a connection politely.
+_HEADROOM: Final = 64
+
+
+def connection_limits(cfg: ServerConfig, nofile: int | None = None) -> tuple[int, int]:
+    """The data and control connection caps this process can honour.
+
+    Every connection is a file descriptor, so together they must stay under
+    the open-file limit (``nofile``, by default the soft ``RLIMIT_NOFILE``)
+    with headroom (64 plus a tenth of the limit); the control port's share
+    comes off the top, so it always has room for an operator.
+    """
+    if nofile is None:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        nofile = 1 << 20 if soft == resource.RLIM_INFINITY else soft
+    room = max(2, nofile - _HEADROOM - nofile // 10)
+    control = max(1, min(cfg.control_connections, room // 4))
+    data = max(1, room - control)
+    if cfg.max_connections is not None:
+        data = min(data, cfg.max_connections)
+    return data, control
 
 
 class Server:
@@ -111,6 +159,10 @@ class Server:
         self.connections = {"data": 0, "control": 0}
         #: Connections accepted so far, per port.
         self.accepted = {"data": 0, "control": 0}
+        #: Most connections served at once, per port (see connection_limits).
+        self.limits = {"data": 0, "control": 0}
+        #: Times accept() failed for want of file descriptors (and was retried).
+        self.accept_failures = 0
 
 
 def _address(listener: Listener[Any]) -> tuple[str, int]:
@@ -151,13 +203,51 @@ def _pause_reading(stream: ByteStream) -> None:
         pause()
 
 
+#: accept() errors that mean "no file descriptor (or memory) right now".
+_SCARCE: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+async def _accept_loop(
+    server: Server,
+    listener: Listener[Any],
+    handle: Callable[[Any], Coroutine[Any, Any, None]],
+    tg: TaskGroup,
+) -> None:
+    """Accept connections for ever; a lack of descriptors pauses, never kills.
+
+    (anyio's ``Listener.serve`` lets the error out, which ended the server.)
+    Connections not accepted meanwhile wait in the kernel's backlog.
+    """
+    accept = listener.accept  # type: ignore[attr-defined]
+    pause = 0.01
+    while True:
+        try:
+            stream = await accept()
+        except OSError as exc:
+            if exc.errno not in _SCARCE:
+                raise
+            server.accept_failures += 1
+            if server.accept_failures == 1 or pause >= 1.0:
+                log.warning(
+                    "accept failed (%s): out of file descriptors; retrying in %.2fs",
+                    exc.strerror,
+                    pause,
+                    extra={"reason": str(exc)},
+                )
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+            continue
+        pause = 0.01
+        tg.start_soon(handle, stream)
+
+
 def _guard(
     server: Server,
     port: str,
     cfg: ServerConfig,
     serve: Callable[[ByteStream], Awaitable[None]],
-) -> Callable[[ByteStream], Awaitable[None]]:
-    limit = cfg.max_connections
+) -> Callable[[ByteStream], Coroutine[Any, Any, None]]:
+    limit = server.limits[port]
 
     async def handle(stream: ByteStream) -> None:
         _pause_reading(stream)
@@ -210,6 +300,7 @@ async def open_server(
             await data.aclose()
             raise
         server = Server(sup, _address(data.listeners[0]), _address(control.listeners[0]), token)
+        server.limits["data"], server.limits["control"] = connection_limits(cfg)
 
         drain = Drain()
         idle = anyio.Event()  # set when draining and no data connection is left
@@ -237,10 +328,22 @@ async def open_server(
             anyio.create_task_group() as connections,
             anyio.create_task_group() as listening,
         ):
-            listening.start_soon(data.serve, _guard(server, "data", cfg, data_conn), connections)
-            listening.start_soon(
-                control.serve, _guard(server, "control", cfg, control_conn), connections
-            )
+            for listener in data.listeners:
+                listening.start_soon(
+                    _accept_loop,
+                    server,
+                    listener,
+                    _guard(server, "data", cfg, data_conn),
+                    connections,
+                )
+            for listener in control.listeners:
+                listening.start_soon(
+                    _accept_loop,
+                    server,
+                    listener,
+                    _guard(server, "control", cfg, control_conn),
+                    connections,
+                )
             try:
                 yield server
             finally:

@@ -92,6 +92,20 @@ def _parser() -> argparse.ArgumentParser:
         help="most data connections at once (default: what the open-file limit allows)",
     )
     p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=300.0,
+        help="close a connection that sends nothing while owed nothing for this many "
+        "seconds (%(default)s; 0: never)",
+    )
+    p.add_argument(
+        "--auth-timeout",
+        type=float,
+        default=10.0,
+        help="close a control connection without an authenticated request after this "
+        "many seconds (%(default)s; 0: never)",
+    )
+    p.add_argument(
         "--control-connections",
         type=int,
         default=16,

@@ -76,6 +76,8 @@ async def serve(args: argparse.Namespace) -> int:
         window=args.window,
         max_connections=args.max_connections,
         control_connections=args.control_connections,
+        idle_timeout=args.idle_timeout if args.idle_timeout > 0 else None,
+        auth_timeout=args.auth_timeout if args.auth_timeout > 0 else None,
         send_timeout=args.send_timeout if args.send_timeout > 0 else None,
         drain_timeout=args.drain_timeout,
         control=ControlLimits(

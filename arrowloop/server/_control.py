@@ -10,6 +10,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -119,6 +120,8 @@ _HANDLERS: Final[dict[str, Handler]] = {
     "get_state": _get_state,
 }
 _FIELDS: Final = ("id", "token", "op", "change", "stage", "requested_by")
+#: What a wait for a request line gives when its deadline passed.
+_TIMED_OUT: Final = b"\x00timed out"
 
 
 def _reply(rid: Any, result: Any = None, error: dict[str, Any] | None = None) -> bytes:
@@ -132,15 +135,17 @@ def _reply(rid: Any, result: Any = None, error: dict[str, Any] | None = None) ->
 
 async def _handle(
     sup: Supervisor, token: Token, line: bytes, limits: ControlLimits
-) -> tuple[bytes, bool]:
-    """The reply to one request line and whether to keep the connection."""
+) -> tuple[bytes, bool, bool]:
+    """The reply to one request line, whether to keep the connection, and
+    whether the request carried the right token."""
     try:
         req = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         err = _bad("$", "a JSON object per line", f"invalid JSON ({exc})")
-        return _reply(None, error=error_data(err)), True
+        return _reply(None, error=error_data(err)), True, False
     if type(req) is not dict:
-        return _reply(None, error=error_data(_bad("$", "an object", type(req).__name__))), True
+        err = _bad("$", "an object", type(req).__name__)
+        return _reply(None, error=error_data(err)), True, False
     rid = req.get("id")
     bad_id = not (rid is None or type(rid) is int or (type(rid) is str and len(rid) <= 256))
     if bad_id:
@@ -148,7 +153,7 @@ async def _handle(
     try:
         check_token(req.get("token"), token)
     except AuthenticationError as exc:
-        return _reply(rid, error=error_data(exc)), False
+        return _reply(rid, error=error_data(exc)), False, False
     try:
         if bad_id:  # as on the data port: an id is echoed back, so keep it a small scalar
             raise _bad("$.id", "an integer or a string of at most 256", describe(rid))
@@ -165,22 +170,43 @@ async def _handle(
             raise _bad("$.op", f"one of {list(OPERATIONS)}", repr(op)[:40])
         result = await handler(sup, req, limits)
     except Exception as exc:
-        return _reply(rid, error=error_data(exc)), True
-    return _reply(rid, result), True
+        return _reply(rid, error=error_data(exc)), True, True
+    return _reply(rid, result), True, True
 
 
 async def serve_control_connection(
-    sup: Supervisor, stream: ByteStream, token: Token, limits: ControlLimits
+    sup: Supervisor,
+    stream: ByteStream,
+    token: Token,
+    limits: ControlLimits,
+    *,
+    auth_timeout: float | None = None,
+    idle_timeout: float | None = None,
 ) -> None:
     """Serve one control connection: requests one at a time, in order.
 
     The connection is closed after a refused token (so a client cannot
-    try tokens on one connection), and when the supervisor stops.
+    try tokens on one connection), when the supervisor stops, when no
+    request with the right token has come ``auth_timeout`` seconds after it
+    opened (an unauthenticated connection cannot sit on the port), and
+    after ``idle_timeout`` seconds without a request once authenticated.
     """
     reader = LineReader(stream, limits.max_request)
+    authed = False
+    auth_deadline = None if auth_timeout is None else anyio.current_time() + auth_timeout
     while True:
+        if authed:
+            deadline = None if idle_timeout is None else anyio.current_time() + idle_timeout
+        else:
+            deadline = auth_deadline
         try:
-            line = await reader.receive_line()
+            line: bytes | None = _TIMED_OUT
+            with anyio.move_on_after(
+                math.inf if deadline is None else deadline - anyio.current_time()
+            ):
+                line = await reader.receive_line()
+            if line is _TIMED_OUT:
+                return  # closed: unauthenticated too long, or idle
         except LineTooLong as exc:
             err = _bad("$", f"a request of at most {exc.limit} bytes", f"{exc.size} bytes")
             reply, keep = _reply(None, error=error_data(err)), True
@@ -189,7 +215,8 @@ async def serve_control_connection(
                 return
             if not line.strip():
                 continue
-            reply, keep = await _handle(sup, token, line, limits)
+            reply, keep, ok = await _handle(sup, token, line, limits)
+            authed = authed or ok
         try:
             await stream.send(reply)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):

@@ -248,15 +248,38 @@ async def _write_loop(
         alive = await flush(chunks)
 
 
+def _owes_nothing(send: MemoryObjectSendStream[_Pending]) -> bool:
+    """Whether every request read so far has had its reply written: nothing
+    waits for the writer and the writer waits for work."""
+    st = send.statistics()
+    return st.current_buffer_used == 0 and st.tasks_waiting_receive > 0
+
+
+async def _next_line(
+    reader: LineReader, send: MemoryObjectSendStream[_Pending], idle_timeout: float | None
+) -> bytes | None:
+    """The next request line; ``None`` at the end, or once the client has been
+    idle (no request, no reply owed) for ``idle_timeout`` seconds."""
+    if idle_timeout is None:
+        return await reader.receive_line()
+    while True:
+        with anyio.move_on_after(idle_timeout):
+            return await reader.receive_line()  # a partial line stays buffered
+        if _owes_nothing(send):
+            return None  # idle: end the connection as if the client had
+        # Replies are still owed (a slow pipeline): the client is waiting, not idle.
+
+
 async def _read_requests(
     sup: Supervisor,
     reader: LineReader,
     send: MemoryObjectSendStream[_Pending],
     send_timeout: float | None,
+    idle_timeout: float | None = None,
 ) -> None:
     while True:
         try:
-            line = await reader.receive_line()
+            line = await _next_line(reader, send, idle_timeout)
         except LineTooLong as exc:
             err = _protocol_error("$", f"a line of at most {exc.limit} bytes", f"{exc.size} bytes")
             p = _Pending(None, error=error_data(err))
@@ -301,14 +324,17 @@ async def serve_data_connection(
     window: int = DEFAULT_WINDOW,
     send_timeout: float | None = None,
     drain: Drain | None = None,
+    idle_timeout: float | None = None,
 ) -> None:
     """Serve one data connection until the client closes it or goes away.
 
     Every request gets a reply unless the client vanished first; the items
     it submitted are processed either way. A client that takes no reply for
-    ``send_timeout`` seconds while replies wait is disconnected. When
-    ``drain`` stops reading, the connection answers every request it has
-    admitted, then closes; requests it had not read were not processed.
+    ``send_timeout`` seconds while replies wait is disconnected, and so is
+    one that sends no complete request for ``idle_timeout`` seconds while no
+    reply is owed to it. When ``drain`` stops reading, the connection
+    answers every request it has admitted, then closes; requests it had not
+    read were not processed.
     """
     send, receive = anyio.create_memory_object_stream[_Pending](window)
     reader = LineReader(stream, max_line)
@@ -320,7 +346,7 @@ async def serve_data_connection(
                     if drain is not None:
                         drain.watch(reading)
                     try:
-                        await _read_requests(sup, reader, send, send_timeout)
+                        await _read_requests(sup, reader, send, send_timeout, idle_timeout)
                     finally:
                         if drain is not None:
                             drain.forget(reading)

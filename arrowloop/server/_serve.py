@@ -79,6 +79,12 @@ class ServerConfig:
             before it is disconnected (``None``: wait for ever).
         drain_timeout: seconds a stopping server waits for its data
             connections to answer the requests they admitted.
+        idle_timeout: seconds a connection may send no complete request
+            while no reply is owed to it before it is closed (``None``:
+            never), on both ports.
+        auth_timeout: seconds a control connection has, from opening, to
+            send a request with the right token before it is closed
+            (``None``: no limit).
         socket_buffer: kernel send and receive buffer size, in bytes, for
             each accepted connection (``None``: the system's default, which
             on Linux grows to several MiB per connection). Smaller buffers
@@ -98,6 +104,17 @@ class ServerConfig:
     socket_buffer: int | None = attrs.field(default=None)
     send_timeout: float | None = 60.0
     drain_timeout: float = 10.0
+    idle_timeout: float | None = attrs.field(default=300.0)
+    auth_timeout: float | None = attrs.field(default=10.0)
+
+    @idle_timeout.validator
+    @auth_timeout.validator
+    def _check_timeout(self, attribute: Any, value: Any) -> None:
+        ok = value is None or (type(value) in (int, float) and value > 0)
+        if not ok:
+            raise ValueError(
+                f"expected {attribute.name} to be a number of seconds > 0 or None, found {value!r}"
+            )
 
     @socket_buffer.validator
     def _check_buffer(self, attribute: Any, value: Any) -> None:
@@ -314,13 +331,21 @@ async def open_server(
                     window=cfg.window,
                     send_timeout=cfg.send_timeout,
                     drain=drain,
+                    idle_timeout=cfg.idle_timeout,
                 )
             finally:
                 if drain.draining and server.connections["data"] <= 1:
                     idle.set()
 
         async def control_conn(stream: ByteStream) -> None:
-            await serve_control_connection(sup, stream, token, cfg.control)
+            await serve_control_connection(
+                sup,
+                stream,
+                token,
+                cfg.control,
+                auth_timeout=cfg.auth_timeout,
+                idle_timeout=cfg.idle_timeout,
+            )
 
         async with (
             data,

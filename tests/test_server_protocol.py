@@ -413,6 +413,7 @@ async def test_an_oversized_control_request_is_refused_and_the_connection_goes_o
             code_change("counter", v1.machine.version, v2.machine.machine, v2.migrate)
         )
         change["requested_by"] = "x" * 5000
+        assert (await ctl.request("auth"))["authenticated"] is True
         with pytest.raises(RemoteError) as info:
             await ctl.request("upgrade", change=change)
         assert info.value.type == "ProtocolError"
@@ -420,6 +421,35 @@ async def test_an_oversized_control_request_is_refused_and_the_connection_goes_o
         status = await ctl.request("status")
         assert status["children"][0]["version"] == v1.machine.version
         assert await ctl.request("history") == []
+
+
+async def test_a_big_first_request_needs_the_token_first() -> None:
+    """Before the token is verified, lines over the small limit are refused and the
+    connection closed; after it, the full limit applies (the CLI client authenticates
+    first by itself)."""
+    async with serving(control=ControlLimits(max_unauthenticated=4096)) as server:
+        stream = await anyio.connect_tcp(*server.control_address)
+        async with stream:
+            reader = LineReader(stream)
+            big = {"token": TOKEN.value, "op": "history", "id": "x" * 200, "pad": "y" * 5000}
+            reply = await raw_request(stream, reader, big)
+            assert reply["error"]["type"] == "ProtocolError"
+            assert "before the token is verified" in reply["error"]["expected"]
+            assert await reader.receive_line() is None  # closed
+        change = encode_change(
+            code_change(
+                "counter",
+                v1.machine.version,
+                v3.machine.machine,
+                v3.migrate,
+                inverse=v3.inverse,
+                change_interface=True,
+            )
+        )
+        async with control(server) as ctl:
+            assert len(orjson.dumps(change)) > 4096
+            versions = await ctl.request("upgrade", change=change)
+        assert versions == {"versions": {"counter": v3.machine.version}}
 
 
 async def test_too_many_record_types_in_one_change_are_refused() -> None:

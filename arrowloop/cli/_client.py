@@ -25,6 +25,9 @@ __all__ = ["ControlClient", "DataClient", "RemoteError", "Unreachable", "MAX_REP
 
 #: Longest reply line a client accepts, in bytes.
 MAX_REPLY: Final = 64 * 1024 * 1024
+#: Requests up to this size go out without a separate ``auth`` first (a
+#: server's limit before authentication is at least 4 KiB, 64 KiB by default).
+_SMALL: Final = 2048
 
 
 class Unreachable(ArrowloopError):
@@ -131,6 +134,7 @@ class ControlClient(_Connection):
         super().__init__(host, port, timeout=timeout)
         self.token = token
         self._next_id = 0
+        self._authed = False
 
     async def request(self, op: str, **fields: Any) -> Any:
         """Send one request and return its ``result``.
@@ -143,9 +147,15 @@ class ControlClient(_Connection):
         req: dict[str, Any] = {"id": self._next_id, "op": op, **fields}
         if self.token is not None:
             req["token"] = self.token
-        reply = await self._reply(orjson.dumps(req) + b"\n")
+        line = orjson.dumps(req) + b"\n"
+        if not self._authed and op != "auth" and len(line) > _SMALL:
+            # The server reads only small requests before the token is
+            # verified: authenticate with a small one first.
+            await self.request("auth")
+        reply = await self._reply(line)
         if not reply.get("ok"):
             raise RemoteError(reply.get("error") or {"message": "refused"})
+        self._authed = True
         return reply.get("result")
 
 

@@ -48,6 +48,18 @@ class LineReader:
         self._scan = 0  # bytes of _buf known to hold no newline
         self._eof = False
 
+    @property
+    def max_line(self) -> int:
+        """The longest line accepted now (a protocol may raise it once a
+        client is trusted, as the control port does after the token)."""
+        return self._max
+
+    @max_line.setter
+    def max_line(self, value: int) -> None:
+        if value < 1:
+            raise ValueError(f"expected max_line >= 1, found {value}")
+        self._max = value
+
     def buffered_line(self) -> bytes | None:
         """The next complete line already received, without reading (or None)."""
         i = self._buf.find(b"\n", self._scan)

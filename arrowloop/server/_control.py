@@ -34,7 +34,7 @@ from arrowloop.wire import DEFAULT_LIMITS, Limits
 __all__ = ["ControlLimits", "OPERATIONS", "serve_control_connection"]
 
 #: The operations of the control protocol.
-OPERATIONS: Final = ("upgrade", "rollback", "status", "history", "get_state")
+OPERATIONS: Final = ("upgrade", "rollback", "status", "history", "get_state", "auth")
 
 
 @attrs.frozen
@@ -43,13 +43,25 @@ class ControlLimits:
 
     Attributes:
         max_request: longest request line, in bytes.
+        max_unauthenticated: longest request line before one with the right
+            token has been seen on the connection (an unauthenticated
+            client cannot make the server buffer or parse megabytes; a
+            client with a big first request authenticates first, with
+            ``{"op": "auth"}``).
         program: limits on each machine or function document inside a change.
         max_record_types: most distinct record types one change may declare.
     """
 
     max_request: int = 4 * 1024 * 1024
+    max_unauthenticated: int = attrs.field(default=64 * 1024)
     program: Limits = DEFAULT_LIMITS
     max_record_types: int = 64
+
+    @max_unauthenticated.validator
+    def _check_unauthenticated(self, attribute: Any, value: Any) -> None:
+        # An auth request with the longest token must always fit.
+        if type(value) is not int or value < 4096:
+            raise ValueError(f"expected max_unauthenticated >= 4096 bytes, found {value!r}")
 
 
 def _bad(path: str, expected: str, found: str) -> ProtocolError:
@@ -112,7 +124,13 @@ async def _get_state(sup: Supervisor, req: dict[str, Any], limits: ControlLimits
     return state_data(stage, p.machine(stage), p.state(stage))
 
 
+async def _auth(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) -> Any:
+    # The token was checked before any handler runs: saying so is all.
+    return {"authenticated": True, "max_request": limits.max_request}
+
+
 _HANDLERS: Final[dict[str, Handler]] = {
+    "auth": _auth,
     "upgrade": _upgrade,
     "rollback": _rollback,
     "status": _status,
@@ -191,7 +209,7 @@ async def serve_control_connection(
     opened (an unauthenticated connection cannot sit on the port), and
     after ``idle_timeout`` seconds without a request once authenticated.
     """
-    reader = LineReader(stream, limits.max_request)
+    reader = LineReader(stream, min(limits.max_unauthenticated, limits.max_request))
     authed = False
     auth_deadline = None if auth_timeout is None else anyio.current_time() + auth_timeout
     while True:
@@ -208,15 +226,25 @@ async def serve_control_connection(
             if line is _TIMED_OUT:
                 return  # closed: unauthenticated too long, or idle
         except LineTooLong as exc:
-            err = _bad("$", f"a request of at most {exc.limit} bytes", f"{exc.size} bytes")
-            reply, keep = _reply(None, error=error_data(err)), True
+            if authed:
+                err = _bad("$", f"a request of at most {exc.limit} bytes", f"{exc.size} bytes")
+            else:  # nobody known sends this much: answer once, then close
+                err = _bad(
+                    "$",
+                    f"a request of at most {exc.limit} bytes before the token is verified "
+                    '(send {"op": "auth", "token": ...} first)',
+                    f"{exc.size} bytes",
+                )
+            reply, keep = _reply(None, error=error_data(err)), authed
         else:
             if line is None:
                 return
             if not line.strip():
                 continue
             reply, keep, ok = await _handle(sup, token, line, limits)
-            authed = authed or ok
+            if ok and not authed:
+                authed = True
+                reader.max_line = limits.max_request
         try:
             await stream.send(reply)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):

@@ -91,6 +91,10 @@ class StageSpec:
         batch_limit: most items it takes from a backlog in one go.
         on_step_error: what a step that raises does to the stage
             (:class:`OnStepError`; ``"keep"`` or ``"restart"`` also accepted).
+        max_state_size: if set, a step whose new state is larger (one per
+            scalar, per character, per element; see ``_budget.py``) fails
+            like a raising step, and the stage keeps its state. ``None``:
+            no budget (and no cost). Steps are never preempted.
     """
 
     name: str = attrs.field(validator=lambda _, __, v: check_name(v, "stage name"))
@@ -98,6 +102,12 @@ class StageSpec:
     capacity: int = attrs.field(default=DEFAULT_CAPACITY, validator=_positive("capacity"))
     batch_limit: int = attrs.field(default=DEFAULT_BATCH_LIMIT, validator=_positive("batch_limit"))
     on_step_error: OnStepError = attrs.field(default=OnStepError.KEEP, converter=_on_step_error)
+    max_state_size: int | None = attrs.field(default=None)
+
+    @max_state_size.validator
+    def _check_budget(self, attribute: Any, value: Any) -> None:
+        if value is not None and (type(value) is not int or value < 1):
+            raise ValueError(f"expected max_state_size to be an integer >= 1, found {value!r}")
 
     def __rshift__(self, other: Any) -> Any:
         return PipelineSpec((self,)) >> other
@@ -110,16 +120,24 @@ def stage(
     capacity: int = DEFAULT_CAPACITY,
     batch_limit: int = DEFAULT_BATCH_LIMIT,
     on_step_error: OnStepError | str = OnStepError.KEEP,
+    max_state_size: int | None = None,
 ) -> StageSpec:
     """A stage named ``name`` running ``machine`` (``stage("a", m1) >> stage("b", m2)``).
 
     Raises:
         TypeDefinitionError: ``name`` is not an identifier.
         TypeError: ``machine`` is not a machine.
-        ValueError: ``capacity`` or ``batch_limit`` is not a positive integer,
-            or ``on_step_error`` is not a policy.
+        ValueError: ``capacity``, ``batch_limit`` or ``max_state_size`` is not
+            a positive integer, or ``on_step_error`` is not a policy.
     """
-    return StageSpec(name, machine, capacity, batch_limit, on_step_error)
+    return StageSpec(
+        name,
+        machine,
+        capacity,
+        batch_limit,
+        on_step_error,
+        max_state_size,
+    )
 
 
 @attrs.frozen

@@ -22,6 +22,7 @@ import attrs
 
 from arrowloop.errors import StepError, UpgradeError, ValidationError
 from arrowloop.machine import AnyMachine, NativeMachine
+from arrowloop.runtime._budget import with_budget
 from arrowloop.runtime._channel import ChannelStatistics, ReceiveChannel, SendChannel
 from arrowloop.runtime._deadletter import DeadLetter, DeadLetterSink
 from arrowloop.runtime._envelope import Control, EndMsg, Routed, SpliceMsg, UpgradeMsg
@@ -123,6 +124,7 @@ class StageActor:
         self.dead = dead
         self.machine: AnyMachine = spec.machine
         self.state: Any = spec.machine.init
+        self.budget = spec.max_state_size
         self.step = self._step_of(spec.machine)
         self.processed = 0
         self.failed = 0
@@ -130,11 +132,10 @@ class StageActor:
         self.last_upgrade_pause_ns: int | None = None
         self._pause_t0: int | None = None
 
-    @staticmethod
-    def _step_of(machine: AnyMachine) -> Callable[[Any, Any], tuple[Any, Any]]:
-        if isinstance(machine, NativeMachine):
-            return _native_step(machine)
-        return machine.step
+    def _step_of(self, machine: AnyMachine) -> Callable[[Any, Any], tuple[Any, Any]]:
+        step = _native_step(machine) if isinstance(machine, NativeMachine) else machine.step
+        # Only stages with a budget pay for measuring their state.
+        return step if self.budget is None else with_budget(step, self.budget)
 
     def statistics(self) -> StageStatistics:
         """A snapshot of this stage."""

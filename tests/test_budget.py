@@ -59,3 +59,20 @@ def test_max_state_size_is_checked() -> None:
     """A budget must be a positive integer."""
     with pytest.raises(ValueError, match="max_state_size"):
         stage("d", native(_double, "x"), max_state_size=0)
+
+
+def test_a_server_bound_applies_to_every_stage_and_keeps_smaller_ones() -> None:
+    """with_state_budget bounds every stage, nested supervisors included."""
+    from arrowloop.server import with_state_budget
+    from arrowloop.supervisor import supervisor
+
+    m = native(_double, "x")
+    inner = supervisor(
+        "inner", stage("c", native(lambda x, s: (s, x), 0, input=int, output=int, state=int))
+    )
+    spec = supervisor("top", stage("a", m), stage("b", m, max_state_size=10), inner)
+    bounded = with_state_budget(spec, 100)
+    sizes = [c.start.max_state_size for c in bounded.children[:2]]  # type: ignore[union-attr]
+    assert sizes == [100, 10]
+    nested = bounded.children[2].start.children[0].start  # type: ignore[union-attr]
+    assert nested.max_state_size == 100  # type: ignore[union-attr]

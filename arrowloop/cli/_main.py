@@ -92,6 +92,13 @@ def _parser() -> argparse.ArgumentParser:
         help="most data connections at once (default: what the open-file limit allows)",
     )
     p.add_argument(
+        "--max-state-size",
+        type=int,
+        default=0,
+        help="bound every stage's state (scalars, characters, elements); a step over it "
+        "fails and the state is kept (0: no bound, the default)",
+    )
+    p.add_argument(
         "--idle-timeout",
         type=float,
         default=300.0,

@@ -23,6 +23,7 @@ from arrowloop.server import (
     load_object,
     open_server,
     server_token,
+    with_state_budget,
 )
 from arrowloop.wire import Limits
 
@@ -66,6 +67,8 @@ async def serve(args: argparse.Namespace) -> int:
     configure_logging(getattr(args, "log_level", "info"))
     obj, name = load_object(args.target)
     spec = as_supervisor_spec(obj, name)
+    if args.max_state_size > 0:
+        spec = with_state_budget(spec, args.max_state_size)
     token = server_token(Path(args.token_file) if args.token_file else None)
     config = ServerConfig(
         host=args.host,

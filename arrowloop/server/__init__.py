@@ -26,7 +26,13 @@ from arrowloop.server._serve import (
     connection_limits,
     open_server,
 )
-from arrowloop.server._target import TargetError, as_supervisor_spec, load_module, load_object
+from arrowloop.server._target import (
+    TargetError,
+    as_supervisor_spec,
+    load_module,
+    load_object,
+    with_state_budget,
+)
 
 __all__ = [
     "Server",
@@ -49,4 +55,5 @@ __all__ = [
     "load_module",
     "load_object",
     "as_supervisor_spec",
+    "with_state_budget",
 ]

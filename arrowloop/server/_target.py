@@ -16,13 +16,21 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import attrs
+
 from arrowloop.errors import ArrowloopError
 from arrowloop.frontend import PyMachine
 from arrowloop.machine import Machine, NativeMachine
 from arrowloop.runtime import PipelineSpec, StageSpec, stage
 from arrowloop.supervisor import SupervisorSpec, supervisor
 
-__all__ = ["TargetError", "load_module", "load_object", "as_supervisor_spec"]
+__all__ = [
+    "TargetError",
+    "load_module",
+    "load_object",
+    "as_supervisor_spec",
+    "with_state_budget",
+]
 
 
 class TargetError(ArrowloopError):
@@ -155,3 +163,20 @@ def as_supervisor_spec(obj: Any, name: str) -> SupervisorSpec:
         f"{name!r} is a {type(obj).__name__}; expected a supervisor spec (supervisor(...)), "
         "a pipeline (stage(...) >> stage(...)), a stage or a machine"
     )
+
+
+def with_state_budget(spec: SupervisorSpec, budget: int) -> SupervisorSpec:
+    """``spec`` with every stage's ``max_state_size`` at most ``budget``
+    (nested supervisors included): a server's bound on what any stage keeps,
+    whatever code a change brings (the budget belongs to the stage, so it
+    outlives upgrades)."""
+    children = []
+    for c in spec.children:
+        start = c.start
+        if isinstance(start, SupervisorSpec):
+            start = with_state_budget(start, budget)
+        else:
+            own = start.max_state_size
+            start = attrs.evolve(start, max_state_size=budget if own is None else min(own, budget))
+        children.append(attrs.evolve(c, start=start))
+    return attrs.evolve(spec, children=tuple(children))

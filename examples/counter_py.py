@@ -1,4 +1,4 @@
-"""The counter of DESIGN.md written in plain, annotated Python.
+"""The counter example written in plain, annotated Python.
 
 The same three versions and migrations as :mod:`examples.counter` (which
 builds them from combinators, and whose message classes these reuse), under

@@ -1,4 +1,4 @@
-"""The counter example of DESIGN.md, written with combinators, end to end in-process."""
+"""The counter example, written with combinators, end to end in-process."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def _run(m: Machine, state: Any, script: list[tuple[Any, Any]], *, interpreted: 
 
 @pytest.mark.parametrize("interpreted", [False, True])
 def test_transcript_matches_design(interpreted: bool) -> None:
-    """v1 -> v2 -> v3 through the wire format reproduces DESIGN.md's transcript."""
+    """v1 -> v2 -> v3 through the wire format reproduces the counter's reference transcript."""
     v1 = _ship(Machine.build(c.counter_v1, c.InputV1, c.Output))
     v2 = _ship(Machine.build(c.counter_v2, c.InputV2, c.Output))
     v3 = _ship(Machine.build(c.counter_v3, c.InputV3, c.Output))

@@ -29,7 +29,7 @@ def test_cli_runs_the_demo() -> None:
     assert done.returncode == 0, out + done.stderr
     assert "FAILED" not in out
     assert "MISMATCH" not in out
-    # The transcript of DESIGN.md, read from the TCP replies.
+    # The counter's reference transcript (README), read from the TCP replies.
     reads = [line.strip() for line in out.splitlines() if line.strip().startswith("read -> ")]
     # v1: read, incr, incr, read; v2: read, reset, read; the refused upgrade
     # leaves the state alone; v3: read, incr, incr, read, toggle, incr, read;

@@ -78,7 +78,7 @@ def _run(m: Machine, state: Any, script: list[tuple[Any, Any]]) -> Any:
 
 
 def test_transcript_over_the_wire() -> None:
-    """DESIGN.md's transcript holds with the Python-written machines shipped as data."""
+    """The counter's reference transcript holds with the Python-written machines shipped as data."""
     v1 = Machine.from_wire(p.counter_v1.machine.to_wire())
     v2 = Machine.from_wire(p.counter_v2.machine.to_wire())
     v3 = Machine.from_wire(p.counter_v3.machine.to_wire())

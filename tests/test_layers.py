@@ -1,7 +1,7 @@
 """The package's layers: each imports only from layers below it, and every public name
 that ``__all__`` promises exists (anyio's test_all_attributes).
 
-Layers, bottom up (DESIGN.md): errors, typesys, arrows, check, compiler, wire,
+Layers, bottom up (docs/architecture.md): errors, typesys, arrows, check, compiler, wire,
 machine, frontend, runtime, supervisor, upgrade, endpoints/io, server/cli.
 Modules outside them (``arrowloop/__init__.py``, ``__main__.py``) are the
 top and may import anything.

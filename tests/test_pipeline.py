@@ -34,7 +34,7 @@ def _other_tasks() -> set[asyncio.Task[Any]]:
 
 
 async def test_counter_transcript_with_live_upgrades() -> None:
-    """DESIGN.md's transcript, upgrading the running counter twice."""
+    """The counter's reference transcript, upgrading the running counter twice."""
     async with open_pipeline(stage("count", V1)) as p:
         assert await p.call(c.ReadCount()) == c.Count(0)
         assert await p.call(c.IncrCount()) == c.Ack()

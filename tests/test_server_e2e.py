@@ -1,7 +1,7 @@
 """End to end: the real ``python -m arrowloop serve`` process on 127.0.0.1,
 driven by plain sockets and by the CLI as a user would.
 
-Covers the counter transcript of DESIGN.md exactly, with both upgrades
+Covers the counter's reference transcript (README) exactly, with both upgrades
 made by ``python -m arrowloop upgrade``; the refused ill-typed upgrade; a
 wrong token; a stale expected version; an oversized payload; rollback; the
 CLI's output forms and exit codes; the token generated on first start; and

@@ -1,5 +1,5 @@
 """The supervisor's code-change protocol: checks, history, rollback, adapters,
-auto-rollback and introspection, with the counter of DESIGN.md."""
+auto-rollback and introspection, with the counter example."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 Starts ``python -m arrowloop serve examples.counter.service:pipeline`` on
 loopback (ephemeral ports, a fresh token), then:
 
-1. replays the transcript of DESIGN.md as a TCP client, upgrading the
-   running counter v1 -> v2 -> v3 with the CLI in between, and shows the
+1. replays the counter's reference transcript (see the README) as a TCP
+   client, upgrading the running counter v1 -> v2 -> v3 with the CLI in between, and shows the
    refusals that change nothing (an ill-typed migration, a wrong token, a
    stale expected version);
 2. rolls the counter back to v1 with the CLI and upgrades it to v2 and v3
@@ -180,7 +180,7 @@ class _Demo:
 
     async def transcript(self) -> None:
         self.say("")
-        self.say("part 1: the transcript of DESIGN.md, over TCP, upgraded live by the CLI")
+        self.say("part 1: the counter's reference transcript, over TCP, upgraded live by the CLI")
         async with DataClient(*self.data) as client:
             self.say(f"client connected to the data port {self.data[0]}:{self.data[1]}")
             await self.steps(

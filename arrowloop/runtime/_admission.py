@@ -96,17 +96,14 @@ class Door:
         Raises:
             PipelineClosed: the channel was sealed or torn down first.
         """
-        entry = self.entry
         try:
-            entry.send_nowait(message)
+            self.put_nowait(message)
             return
         except anyio.WouldBlock:
             pass
-        except GONE:
-            raise closed() from None
         self._entering += 1
         try:
-            await entry.send(message)
+            await self.entry.send(message)
         except GONE:
             raise closed() from None
         finally:

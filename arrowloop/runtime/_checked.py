@@ -153,13 +153,6 @@ class CheckedChange:
         """The last changed stage in pipeline order (where the cut commits)."""
         return self.plans[-1].stage
 
-    def plan(self, stage: str) -> StagePlan:
-        """The plan of ``stage`` (KeyError if it is not changed)."""
-        for p in self.plans:
-            if p.stage == stage:
-                return p
-        raise KeyError(stage)
-
 
 def _refuse(
     stage: str, reason: str, detail: str, cause: BaseException | None = None
@@ -185,25 +178,22 @@ def _as_machine(u: StageUpgrade, old: AnyMachine) -> AnyMachine:
     return m
 
 
-def _check_fn(
-    stage: str, what: str, fn: Function | Arrow, src: Type, dst: Type
-) -> Callable[[Any], Any]:
-    # A Function may be wider than needed: it must accept every src value and
-    # produce only dst values.
+#: Makes the refusal of one function of a change from a detail (and a cause).
+Refuse = Callable[..., UpgradeError]
+
+
+def _check_fn(fn: Function | Arrow, src: Type, dst: Type, refuse: Refuse) -> Callable[[Any], Any]:
+    """A Function's or arrow program's compiled form, proved to map ``src`` to ``dst``."""
     if isinstance(fn, Function):
+        # A Function may be wider than needed: it must accept every src
+        # value and produce only dst values.
         if not (is_subtype(src, fn.input) and is_subtype(fn.output, dst)):
-            raise _refuse(
-                stage,
-                f"{what} types",
-                f"the {what} must map {src!r} to {dst!r}, found {fn.input!r} -> {fn.output!r}",
-            )
+            raise refuse(f"expected {src!r} -> {dst!r}, found {fn.input!r} -> {fn.output!r}")
         return fn.fn
     try:
         return Function.build(fn, src, dst).fn
     except ArrowloopError as exc:
-        raise _refuse(
-            stage, f"{what} types", f"the {what} does not check as {src!r} -> {dst!r}: {exc}", exc
-        ) from exc
+        raise refuse(f"does not check as {src!r} -> {dst!r}: {exc}", exc) from exc
 
 
 def _check_state_map(
@@ -224,26 +214,15 @@ def _check_state_map(
         if what == "migration" and src != dst:
             raise refuse(f"is missing: the state type changes from {src!r} to {dst!r}")
         return None
-    if isinstance(fn, Function):
-        # A Function may be wider than needed: it must accept every src
-        # value and produce only dst values.
-        if not (is_subtype(src, fn.input) and is_subtype(fn.output, dst)):
-            raise refuse(f"expected {src!r} -> {dst!r}, found {fn.input!r} -> {fn.output!r}")
-        return fn.fn
-    if isinstance(fn, Arrow):
-        try:
-            return Function.build(fn, src, dst).fn
-        except ArrowloopError as exc:
-            raise refuse(f"does not check as {src!r} -> {dst!r}: {exc}", exc) from exc
+    if isinstance(fn, Function | Arrow):
+        return _check_fn(fn, src, dst, refuse)
     if callable(fn):
         _check_annotations(fn, src, dst, refuse)
         return fn
     raise refuse(f"expected a Function, an Arrow or a callable, found {type(fn).__name__}")
 
 
-def _check_annotations(
-    fn: Callable[[Any], Any], old: Type, new: Type, refuse: Callable[..., UpgradeError]
-) -> None:
+def _check_annotations(fn: Callable[[Any], Any], old: Type, new: Type, refuse: Refuse) -> None:
     try:
         hints = typing.get_type_hints(fn)
         params = list(inspect.signature(fn).parameters)
@@ -283,7 +262,11 @@ def _check_adapter(
             f"expected the {what} as a Function or an Arrow (its types must be provable), "
             f"found {type(fn).__name__}",
         )
-    return _check_fn(u.stage, what, fn, src, dst), True
+
+    def refuse(detail: str, cause: BaseException | None = None) -> UpgradeError:
+        return _refuse(u.stage, f"{what} types", f"the {what} {detail}", cause)
+
+    return _check_fn(fn, src, dst, refuse), True
 
 
 def _finish(running: Running, plans: list[StagePlan], change_interface: bool) -> CheckedChange:

@@ -146,6 +146,7 @@ class Pipeline:
 
     def view(self) -> ClientView:
         """The pipeline's own interface now, as a :class:`ClientView`."""
+        # Cached while the types it holds are the ones running.
         v = self._own_view
         if v is None or v.input is not self.input or v.output is not self.output:
             v = self._own_view = ClientView(None, self.input, self.output)
@@ -219,7 +220,7 @@ class Pipeline:
             await door.wait_open()
         if self.validate_inputs:
             validate(self.input, item, "item")
-        try:
+        try:  # Door.put_nowait inlined: this is the per-item path
             door.entry.send_nowait([item])
         except anyio.WouldBlock:
             await door.put([item])
@@ -332,8 +333,6 @@ class Pipeline:
                 raise anyio.EndOfStream from None
             for m in messages:
                 self._buffer.extend(m)
-            if not self._buffer:  # pragma: no cover - messages are never empty
-                raise anyio.EndOfStream
         return self._buffer.popleft()
 
     async def receive_batch(self) -> list[Any]:
@@ -501,13 +500,8 @@ class Pipeline:
             if resume is not None:
                 resume()
 
-        def committed() -> None:
-            self._own_view = None
-            if on_commit is not None:
-                on_commit()
-
         reply = Reply(decided)
-        msg = UpgradeMsg(prepared, change.last, reply, committed)
+        msg = UpgradeMsg(prepared, change.last, reply, on_commit)
         pending.add(reply)
         try:
             if resume is not None:

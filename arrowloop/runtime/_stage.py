@@ -124,7 +124,6 @@ class StageActor:
         self.dead = dead
         self.machine: AnyMachine = spec.machine
         self.state: Any = spec.machine.init
-        self.budget = spec.max_state_size
         self.step = self._step_of(spec.machine)
         self.processed = 0
         self.failed = 0
@@ -135,7 +134,8 @@ class StageActor:
     def _step_of(self, machine: AnyMachine) -> Callable[[Any, Any], tuple[Any, Any]]:
         step = _native_step(machine) if isinstance(machine, NativeMachine) else machine.step
         # Only stages with a budget pay for measuring their state.
-        return step if self.budget is None else with_budget(step, self.budget)
+        budget = self.spec.max_state_size
+        return step if budget is None else with_budget(step, budget)
 
     def statistics(self) -> StageStatistics:
         """A snapshot of this stage."""

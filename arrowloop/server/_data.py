@@ -173,13 +173,12 @@ class _Stuck(Exception):
 
 
 async def _write_replies(
-    sup: Supervisor,
     stream: ByteStream,
     pending: MemoryObjectReceiveStream[_Pending],
     send_timeout: float | None,
 ) -> None:
     try:
-        await _write_loop(sup, stream, pending, send_timeout)
+        await _write_loop(stream, pending, send_timeout)
     finally:
         _forget_rest(pending)
 
@@ -198,7 +197,6 @@ def _forget_rest(pending: MemoryObjectReceiveStream[_Pending]) -> None:
 
 
 async def _write_loop(
-    sup: Supervisor,
     stream: ByteStream,
     pending: MemoryObjectReceiveStream[_Pending],
     send_timeout: float | None,
@@ -340,7 +338,7 @@ async def serve_data_connection(
     reader = LineReader(stream, max_line)
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_write_replies, sup, stream, receive, send_timeout)
+            tg.start_soon(_write_replies, stream, receive, send_timeout)
             async with send:
                 with anyio.CancelScope() as reading:
                     if drain is not None:

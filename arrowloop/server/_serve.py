@@ -353,22 +353,13 @@ async def open_server(
             anyio.create_task_group() as connections,
             anyio.create_task_group() as listening,
         ):
-            for listener in data.listeners:
-                listening.start_soon(
-                    _accept_loop,
-                    server,
-                    listener,
-                    _guard(server, "data", cfg, data_conn),
-                    connections,
-                )
-            for listener in control.listeners:
-                listening.start_soon(
-                    _accept_loop,
-                    server,
-                    listener,
-                    _guard(server, "control", cfg, control_conn),
-                    connections,
-                )
+            for port, multi, conn in (
+                ("data", data, data_conn),
+                ("control", control, control_conn),
+            ):
+                handle = _guard(server, port, cfg, conn)
+                for listener in multi.listeners:
+                    listening.start_soon(_accept_loop, server, listener, handle, connections)
             try:
                 yield server
             finally:

@@ -117,23 +117,29 @@ class Restarts:
         if abnormal and not c.spec.is_supervisor:
             self._note_crash(c, now)
         if self._intensity.add(now):
-            log.error(
-                "%s: restart intensity exceeded (child %s: %s); giving up",
-                self.name,
-                c.name,
-                msg.error,
-                extra={"supervisor": self.name, "stage": c.name, "reason": str(msg.error)},
-            )
-            raise EscalationError(
-                f"supervisor {self.name!r}: more than {self.spec.intensity} restart(s) within "
-                f"{self.spec.period:g}s (the latest for child {c.name!r}: {msg.error}); "
+            raise self._escalation(
+                c,
+                f"more than {self.spec.intensity} restart(s) within {self.spec.period:g}s "
+                f"(the latest for child {c.name!r}: {msg.error}); "
                 f"it terminated its children and gave up",
-                supervisor=self.name,
-                child=c.name,
-                restarts=self.spec.intensity,
-                period=self.spec.period,
             )
         await self._restart(c)
+
+    def _escalation(self, c: ChildRecord, why: str) -> EscalationError:
+        """The error this supervisor gives up with (logged here, once)."""
+        log.error(
+            "%s: giving up: %s",
+            self.name,
+            why,
+            extra={"supervisor": self.name, "stage": c.name, "reason": why},
+        )
+        return EscalationError(
+            f"supervisor {self.name!r}: {why}",
+            supervisor=self.name,
+            child=c.name,
+            restarts=self.spec.intensity,
+            period=self.spec.period,
+        )
 
     async def _restart(self, failed: ChildRecord) -> None:
         strategy = self.spec.strategy
@@ -172,14 +178,11 @@ class Restarts:
                 # OTP: a child that fails to start counts as another restart;
                 # retry until it starts or the intensity gives out.
                 if self._intensity.add(self._clock()):
-                    raise EscalationError(
-                        f"supervisor {self.name!r}: stage {c.name!r} could not be restarted: "
-                        f"its restore hook failed ({type(exc).__name__}: {exc}) more than "
-                        f"{self.spec.intensity} time(s) within {self.spec.period:g}s",
-                        supervisor=self.name,
-                        child=c.name,
-                        restarts=self.spec.intensity,
-                        period=self.spec.period,
+                    raise self._escalation(
+                        c,
+                        f"stage {c.name!r} could not be restarted: its restore hook failed "
+                        f"({type(exc).__name__}: {exc}) more than {self.spec.intensity} "
+                        f"time(s) within {self.spec.period:g}s",
                     ) from exc
         c.running = True
         c.restarts += 1

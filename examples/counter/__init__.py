@@ -1,4 +1,4 @@
-"""The counter of DESIGN.md, written with the arrow combinators.
+"""The counter example, written with the arrow combinators.
 
 * v1: input ``ReadCount | IncrCount``, state ``int`` (starts at 0), output
   ``Count | Ack``.

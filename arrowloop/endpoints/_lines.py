@@ -73,6 +73,29 @@ class LineReader:
             raise LineTooLong(len(line), self._max)
         return line
 
+    def take_lines(self, limit: int) -> list[bytes | LineTooLong]:
+        """Up to ``limit`` complete lines already received, without reading.
+
+        Each is a line without its newline (``\\r\\n`` accepted), or, in its
+        place, the :class:`LineTooLong` of a line over the limit (skipped):
+        a server reading a batch answers each line in order. Blank lines are
+        left out. Empty when no complete line is buffered.
+        """
+        out: list[bytes | LineTooLong] = []
+        while len(out) < limit:
+            try:
+                line = self.buffered_line()
+            except LineTooLong as exc:
+                out.append(exc)
+                continue
+            if line is None:
+                break
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if line.strip():
+                out.append(line)
+        return out
+
     async def _fill(self) -> bool:
         try:
             chunk = await self._stream.receive(READ_CHUNK)

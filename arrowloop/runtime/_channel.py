@@ -26,6 +26,8 @@ from anyio import WouldBlock
 from anyio.lowlevel import checkpoint_if_cancelled
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from arrowloop.runtime._envelope import Calls
+
 __all__ = [
     "SendChannel",
     "ReceiveChannel",
@@ -33,10 +35,17 @@ __all__ = [
     "MemoryReceiveChannel",
     "ChannelStatistics",
     "open_channel",
+    "size",
     "DEFAULT_CAPACITY",
 ]
 
 DEFAULT_CAPACITY: Final = 1024
+
+
+def size(message: Any) -> int:
+    """How many items ``message`` counts for: a batch's length, an envelope 1."""
+    t = type(message)
+    return len(message) if t is list or t is Calls else 1
 
 
 @attrs.frozen
@@ -52,8 +61,9 @@ class ChannelStatistics:
 class SendChannel(Protocol):
     """What a stage needs from the channel it feeds.
 
-    A *message* is either a list of plain items or one envelope; a list
-    counts for its length against the capacity, an envelope for one.
+    A *message* is either a list of plain items, a :class:`Calls` batch or
+    one envelope; a batch counts for its length against the capacity, an
+    envelope for one (see :func:`size`).
     """
 
     def send_nowait(self, message: Any) -> None:
@@ -150,7 +160,7 @@ class MemorySendChannel:
             anyio.BrokenResourceError: the receiving half was closed.
         """
         s = self._s
-        n = len(message) if type(message) is list else 1
+        n = size(message)
         if s.items and s.items + n > s.capacity:
             if s.closed:  # no room will ever come: say so, do not wait
                 raise anyio.ClosedResourceError
@@ -182,7 +192,7 @@ class MemorySendChannel:
         """
         s = self._s
         s.send.send_nowait(last)
-        s.items += len(last) if type(last) is list else 1
+        s.items += size(last)
         self.close()
 
     def close(self) -> None:
@@ -234,7 +244,7 @@ class MemoryReceiveChannel:
 
     def _took(self, first: Any, limit: int) -> list[Any]:
         s = self._s
-        taken = len(first) if type(first) is list else 1
+        taken = size(first)
         messages = [first]
         left = s.items - taken
         if left > 0 and taken < limit:
@@ -247,7 +257,7 @@ class MemoryReceiveChannel:
                     more = recv.receive_nowait()
                 except WouldBlock:
                     break
-                n = len(more) if type(more) is list else 1
+                n = size(more)
                 taken += n
                 left -= n
                 messages.append(more)

@@ -6,6 +6,7 @@ unwrapped, the common case and the cheapest) or envelopes:
 * :class:`Routed` - an item with a reply route: whoever is waiting for it
   gets exactly this item's output (or its error), however many callers are
   concurrently waiting;
+* :class:`Calls` - several routed items admitted together, in order;
 * :class:`UpgradeMsg` - an in-band code change for one or more stages;
 * :class:`SpliceMsg` - re-route the last stage's output through a new stage;
 * :class:`EndMsg` - end of stream: drain and stop.
@@ -21,10 +22,20 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from arrowloop.machine import AnyMachine
 
-__all__ = ["Reply", "Routed", "Control", "UpgradeMsg", "StageChange", "SpliceMsg", "EndMsg"]
+__all__ = [
+    "Reply",
+    "Routed",
+    "Calls",
+    "Control",
+    "UpgradeMsg",
+    "StageChange",
+    "SpliceMsg",
+    "EndMsg",
+]
 
 
 class Reply:
@@ -34,38 +45,54 @@ class Reply:
     delivery (whoever delivers it: a stage, or the pipeline's teardown).
     """
 
-    __slots__ = ("_done", "error", "then", "value")
+    # The event is made only by a waiter that finds nothing delivered yet:
+    # one reply per request is the data path's hot spot, and most replies of
+    # a pipelined batch are in before anyone looks at them.
+    __slots__ = ("_event", "done", "error", "then", "value")
 
     def __init__(self, then: Callable[[], None] | None = None) -> None:
-        self._done = anyio.Event()
+        #: Whether a value or error was delivered.
+        self.done = False
+        self._event: anyio.Event | None = None
         self.value: Any = None
         self.error: BaseException | None = None
         self.then = then
 
+    def _deliver(self) -> None:
+        self.done = True
+        if self._event is not None:
+            self._event.set()
+        if self.then is not None:
+            self.then()
+
     def set(self, value: Any) -> None:
         """Deliver the value (first delivery wins)."""
-        if not self._done.is_set():
+        if not self.done:
             self.value = value
-            self._done.set()
-            if self.then is not None:
-                self.then()
+            self._deliver()
 
     def fail(self, error: BaseException) -> None:
         """Deliver an error instead of a value (first delivery wins)."""
-        if not self._done.is_set():
+        if not self.done:
             self.error = error
-            self._done.set()
-            if self.then is not None:
-                self.then()
+            self._deliver()
 
-    @property
-    def done(self) -> bool:
-        """Whether a value or error was delivered."""
-        return self._done.is_set()
+    def get(self) -> Any:
+        """The delivered value, or raise the delivered error (only once ``done``)."""
+        if self.error is not None:
+            raise self.error
+        return self.value
 
     async def wait(self) -> Any:
         """Wait for the delivery; return the value or raise the error."""
-        await self._done.wait()
+        if not self.done:
+            if self._event is None:
+                self._event = anyio.Event()
+            await self._event.wait()
+        else:
+            # Even when the reply is in: a waiter must stay cancellable and
+            # must not starve the loop when every reply is ready at once.
+            await anyio.lowlevel.checkpoint()
         if self.error is not None:
             raise self.error
         return self.value
@@ -79,6 +106,17 @@ class Routed:
     def __init__(self, value: Any, reply: Reply) -> None:
         self.value = value
         self.reply = reply
+
+
+class Calls(list[Routed]):
+    """Routed items admitted together (a connection's batch of requests).
+
+    One message for many calls: a stage steps them in order in one go and
+    passes them on as one message, and the pipeline's end delivers each
+    reply; a channel counts each call as an item.
+    """
+
+    __slots__ = ()
 
 
 class Control:

@@ -14,7 +14,7 @@ import anyio
 
 from arrowloop.errors import UpgradeError
 from arrowloop.runtime._channel import ChannelStatistics, open_channel
-from arrowloop.runtime._envelope import EndMsg, Routed, SpliceMsg
+from arrowloop.runtime._envelope import Calls, EndMsg, Routed, SpliceMsg
 
 __all__ = ["OutputPort"]
 
@@ -40,7 +40,10 @@ class OutputPort:
                 return None
             plain: list[Any] = message
             return plain
-        if tm is Routed:
+        if tm is Calls:
+            for r in message:
+                r.reply.set(r.value)
+        elif tm is Routed:
             message.reply.set(message.value)
         elif tm is EndMsg:
             self._queue.close()

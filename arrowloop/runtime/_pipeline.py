@@ -12,7 +12,7 @@ with (``_view.py``).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -39,7 +39,15 @@ from arrowloop.runtime._checked import (
     check_change,
 )
 from arrowloop.runtime._deadletter import DeadLetters, DeadLetterSink
-from arrowloop.runtime._envelope import EndMsg, Reply, Routed, SpliceMsg, StageChange, UpgradeMsg
+from arrowloop.runtime._envelope import (
+    Calls,
+    EndMsg,
+    Reply,
+    Routed,
+    SpliceMsg,
+    StageChange,
+    UpgradeMsg,
+)
 from arrowloop.runtime._output import OutputPort
 from arrowloop.runtime._spec import PipelineSpec, StageSpec
 from arrowloop.runtime._stage import StageActor, StageCrashed, StageStatistics
@@ -317,6 +325,52 @@ class Pipeline:
             pending.discard(reply)
             raise
         return Ticket(reply, pending, v, v.emit if v is not None and v.adapt_out else None)
+
+    async def submit_many(
+        self, items: Sequence[Any], *, view: ViewSource | None = None, decode: bool = False
+    ) -> list[Ticket | Exception]:
+        """Send several items in together; a ticket or an error for each, in order.
+
+        The batch form of :meth:`submit`, for a connection that read many
+        requests at once: the view is resolved once, each item is checked
+        (or decoded) and adapted in on its own, and those that fit enter as
+        one message, in order, each with its own ticket. An item that does
+        not fit gets its :class:`~arrowloop.errors.ValidationError` in its
+        place (or whatever its input adapter raised) instead of a ticket and
+        does not enter; the others still do.
+
+        Raises:
+            PipelineClosed: the pipeline is closing (no item entered).
+        """
+        door = self._door
+        if door.shut:
+            await door.wait_open()
+        v = self.view() if view is None else view()
+        take = v.decode if decode else v.admit
+        out: list[Ticket | Exception] = []
+        calls = Calls()
+        pending = self._pending
+        after = v.emit if v.adapt_out else None
+        for item in items:
+            try:
+                value = take(item)
+            except Exception as exc:  # this item's fault: the batch goes on
+                out.append(exc)
+                continue
+            reply = Reply()
+            calls.append(Routed(value, reply))
+            out.append(Ticket(reply, pending, v, after))
+        if not calls:
+            return out
+        for r in calls:
+            pending.add(r.reply)
+        try:
+            await door.put(calls)
+        except BaseException:
+            for r in calls:
+                pending.discard(r.reply)
+            raise
+        return out
 
     # -- receiving ------------------------------------------------------------
 

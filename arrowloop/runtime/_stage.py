@@ -25,7 +25,7 @@ from arrowloop.machine import AnyMachine, NativeMachine
 from arrowloop.runtime._budget import with_budget
 from arrowloop.runtime._channel import ChannelStatistics, ReceiveChannel, SendChannel
 from arrowloop.runtime._deadletter import DeadLetter, DeadLetterSink
-from arrowloop.runtime._envelope import Control, EndMsg, Routed, SpliceMsg, UpgradeMsg
+from arrowloop.runtime._envelope import Calls, Control, EndMsg, Routed, SpliceMsg, UpgradeMsg
 from arrowloop.runtime._spec import OnStepError, StageSpec
 from arrowloop.typesys import validate
 
@@ -239,6 +239,36 @@ class StageActor:
                             continue
                         append(y)
                     done += len(m)
+                elif tm is Calls:
+                    # A connection's batch of requests: stepped in one go and
+                    # passed on as one message, after the outputs before it.
+                    passed = Calls()
+                    calls = iter(m)
+                    for r in calls:
+                        try:
+                            state, r.value = step(r.value, state)
+                        except Exception as exc:
+                            self._crash(r.value, exc, r)
+                            if self.reset_on_crash:
+                                state = self._reset_after_crash()
+                            if self.exit_on_crash:
+                                left = Calls(calls)
+                                if outs:
+                                    await self._send(outs)
+                                    outs = []
+                                if passed:
+                                    await self._send(passed)
+                                self._exit(
+                                    done, outs, ([left] if left else []) + list(rest), r.value, exc
+                                )
+                            continue
+                        done += 1
+                        passed.append(r)
+                    if outs:
+                        await self._send(outs)
+                        outs = []
+                    if passed:
+                        await self._send(passed)
                 elif tm is Routed:
                     try:
                         state, m.value = step(m.value, state)

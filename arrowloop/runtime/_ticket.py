@@ -57,6 +57,18 @@ class Ticket:
             self._pending.discard(self._reply)
         return value if self._after is None else self._after(value)
 
+    def get(self) -> Any:
+        """The output of a ticket that is :attr:`done`, without waiting (as
+        :meth:`result`, for a caller collecting many outputs at once).
+
+        Raises:
+            StepError, PipelineClosed: as :meth:`result`.
+        """
+        assert self._reply.done, "Ticket.get before the output arrived"
+        self._pending.discard(self._reply)
+        value = self._reply.get()
+        return value if self._after is None else self._after(value)
+
     def forget(self) -> None:
         """Give up on the output (the pipeline stops tracking it)."""
         self._pending.discard(self._reply)

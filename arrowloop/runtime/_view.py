@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from arrowloop.typesys import Type, from_json, to_json, validate
+from arrowloop.typesys import Type, json_reader, json_writer, validate
 
 __all__ = ["ClientView"]
 
@@ -52,7 +52,7 @@ class ClientView:
         Raises:
             ValidationError: naming the place in ``data`` that does not fit.
         """
-        return self._in(from_json(self.input, data, where))
+        return self._in(json_reader(self.input)(data, where))
 
     def _in(self, item: Any) -> Any:
         for f in self.adapt_in:
@@ -72,5 +72,4 @@ class ClientView:
             ValidationError: the output is not of the output type (a native
                 machine returned something its type does not allow).
         """
-        validate(self.output, output, "output")
-        return to_json(self.output, output)
+        return json_writer(self.output)(output, "output")

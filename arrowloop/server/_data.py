@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import deque
+from itertools import islice
 from typing import Any, Final
 
 import anyio
 import orjson
 from anyio.abc import ByteStream
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from arrowloop.endpoints import LineReader, LineTooLong
 from arrowloop.errors import ProtocolError, error_data
@@ -39,8 +40,6 @@ MAX_ID: Final = 256
 _REQUEST_FIELDS: Final = ("item", "id", "version")
 #: Most replies written in one send.
 _BATCH: Final = 64
-#: Longest wait to hand a request's ticket to the writer with no send timeout.
-_HANDOVER: Final = 60.0
 #: What sending to a client that went away raises.
 _GONE: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
@@ -118,21 +117,6 @@ def _id_of(line: bytes) -> Any:
     return rid if type(rid) is int or (type(rid) is str and len(rid) <= MAX_ID) else None
 
 
-async def _submit(sup: Supervisor, line: bytes) -> _Pending:
-    try:
-        rid, raw, version = _parse(line)
-    except ProtocolError as exc:
-        return _Pending(_id_of(line), error=error_data(exc))
-    try:
-        # Decoded through the client's view as it stands when the item is
-        # admitted; the item then enters before any change that would make
-        # that view wrong, so its reply is encoded through the same view.
-        ticket = await sup.submit(raw, version=version, decode=True)
-    except Exception as exc:
-        return _Pending(rid, error=error_data(exc))
-    return _Pending(rid, ticket)
-
-
 def _encode_output(p: _Pending, out: Any) -> bytes:
     assert p.ticket is not None
     assert p.ticket.view is not None
@@ -140,6 +124,134 @@ def _encode_output(p: _Pending, out: Any) -> bytes:
         return _reply(p, p.ticket.view.encode(out))
     except Exception as exc:
         return _reply(p, error=error_data(exc))
+
+
+class _Replies:
+    """A connection's requests in reply order: what the reader has admitted
+    and the writer has not written yet, at most ``window`` of them.
+
+    The reader appends and the writer pops only once a reply is written, so
+    the window bounds exactly the replies a client owes the server a read
+    of. Handing a request over never waits: the reader waits for room
+    before it reads (and admits) more.
+    """
+
+    __slots__ = ("_reader", "_writer", "queue", "reading", "window")
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.queue: deque[_Pending] = deque()
+        self.reading = True
+        self._writer: anyio.Event | None = None
+        self._reader: anyio.Event | None = None
+
+    @property
+    def room(self) -> int:
+        """How many more requests the reader may admit now."""
+        return self.window - len(self.queue)
+
+    def push(self, p: _Pending) -> None:
+        """Hand an admitted request to the writer."""
+        self.queue.append(p)
+        if self._writer is not None:
+            self._writer.set()
+            self._writer = None
+
+    def done_reading(self) -> None:
+        """No more requests will come; the writer ends once the queue is empty."""
+        self.reading = False
+        if self._writer is not None:
+            self._writer.set()
+            self._writer = None
+
+    def written(self, n: int) -> None:
+        """The first ``n`` replies are written: make room for the reader."""
+        popleft = self.queue.popleft
+        for _ in range(n):
+            popleft()
+        if self._reader is not None:
+            self._reader.set()
+            self._reader = None
+
+    async def wait_room(self) -> None:
+        """Wait until the writer has made room."""
+        while self.room <= 0:
+            if self._reader is None:
+                self._reader = anyio.Event()
+            await self._reader.wait()
+
+    async def wait_work(self) -> None:
+        """Wait until there is a request to answer or reading has ended."""
+        while not self.queue and self.reading:
+            if self._writer is None:
+                self._writer = anyio.Event()
+            await self._writer.wait()
+
+    def forget_all(self) -> None:
+        """Stop tracking the outputs of requests that will get no reply."""
+        for p in self.queue:
+            if p.ticket is not None:
+                p.ticket.forget()
+        self.queue.clear()
+        self.reading = False
+
+
+async def _admit(sup: Supervisor, lines: list[bytes | LineTooLong], replies: _Replies) -> None:
+    """Parse a batch of request lines and admit them, handing each to the
+    writer in order as soon as its fate is known.
+
+    Consecutive requests for the same client version enter the pipeline
+    together (one message), which is what makes a pipelining client cheap.
+    A request that does not parse gets its error in its place.
+    """
+    group: list[Any] = []
+    ids: list[Any] = []
+    version: str | None = None
+
+    async def flush() -> None:
+        try:
+            # Decoded through the client's view as it stands when the items
+            # are admitted; they then enter before any change that would make
+            # that view wrong, so their replies are encoded through it.
+            tickets = await sup.submit_many(group, version=version, decode=True)
+        except Exception as exc:
+            err = error_data(exc)
+            for rid in ids:
+                replies.push(_Pending(rid, error=err))
+        else:
+            for rid, t in zip(ids, tickets, strict=True):
+                if isinstance(t, Ticket):
+                    replies.push(_Pending(rid, t))
+                else:
+                    replies.push(_Pending(rid, error=error_data(t)))
+        group.clear()
+        ids.clear()
+
+    for line in lines:
+        if type(line) is not bytes:
+            assert isinstance(line, LineTooLong)
+            p = _Pending(None, error=error_data(_too_long(line)))
+        else:
+            try:
+                rid, raw, v = _parse(line)
+            except ProtocolError as exc:
+                p = _Pending(_id_of(line), error=error_data(exc))
+            else:
+                if group and v != version:
+                    await flush()
+                version = v
+                group.append(raw)
+                ids.append(rid)
+                continue
+        if group:
+            await flush()
+        replies.push(p)
+    if group:
+        await flush()
+
+
+def _too_long(exc: LineTooLong) -> ProtocolError:
+    return _protocol_error("$", f"a line of at most {exc.limit} bytes", f"{exc.size} bytes")
 
 
 class Drain:
@@ -172,146 +284,100 @@ class _Stuck(Exception):
     """The client has not taken a reply for ``send_timeout`` seconds."""
 
 
-async def _write_replies(
-    stream: ByteStream,
-    pending: MemoryObjectReceiveStream[_Pending],
-    send_timeout: float | None,
-) -> None:
-    try:
-        await _write_loop(stream, pending, send_timeout)
-    finally:
-        _forget_rest(pending)
-
-
-def _forget_rest(pending: MemoryObjectReceiveStream[_Pending]) -> None:
-    """Stop tracking the outputs of requests that will get no reply, and
-    close the queue so the reader stops handing over more."""
-    while True:
-        try:
-            left = pending.receive_nowait()
-        except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-            break
-        if left.ticket is not None:
-            left.ticket.forget()
-    pending.close()
-
-
-async def _write_loop(
-    stream: ByteStream,
-    pending: MemoryObjectReceiveStream[_Pending],
-    send_timeout: float | None,
-) -> None:
+async def _write_replies(stream: ByteStream, replies: _Replies, send_timeout: float | None) -> None:
+    """Write each request's reply in order until reading has ended and every
+    admitted request is answered."""
     alive = True
-
-    async def flush(chunks: list[bytes]) -> bool:
-        if not alive or not chunks:
-            return alive
-        with anyio.move_on_after(send_timeout if send_timeout is not None else math.inf) as scope:
-            try:
-                await stream.send(b"".join(chunks))
-            except _GONE:
-                return False  # the client went away: keep draining its tickets, write nothing
-        if scope.cancelled_caught:
-            raise _Stuck
-        return True
-
-    async for p in pending:
-        chunks: list[bytes] = []
-        while True:
-            if p.error is not None:
-                chunks.append(_reply(p, error=p.error))
-            else:
-                assert p.ticket is not None
-                if not alive:
-                    p.ticket.forget()
-                else:
-                    try:
-                        out = await p.ticket.result()
-                    except Exception as exc:
-                        chunks.append(_reply(p, error=error_data(exc)))
-                    else:
-                        chunks.append(_encode_output(p, out))
-            # Write replies that are ready together: one send, not one per line.
-            try:
-                nxt = pending.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream):
-                break
-            # Flush before waiting, and at most _BATCH replies at a time: the
-            # writer must not take requests out of the window faster than
-            # the client takes replies, or the window would bound nothing.
-            if len(chunks) >= _BATCH or (nxt.ticket is not None and not nxt.ticket.done):
-                alive = await flush(chunks)
-                chunks = []
-            p = nxt
-        alive = await flush(chunks)
-
-
-def _owes_nothing(send: MemoryObjectSendStream[_Pending]) -> bool:
-    """Whether every request read so far has had its reply written: nothing
-    waits for the writer and the writer waits for work."""
-    st = send.statistics()
-    return st.current_buffer_used == 0 and st.tasks_waiting_receive > 0
-
-
-async def _next_line(
-    reader: LineReader, send: MemoryObjectSendStream[_Pending], idle_timeout: float | None
-) -> bytes | None:
-    """The next request line; ``None`` at the end, or once the client has been
-    idle (no request, no reply owed) for ``idle_timeout`` seconds."""
-    if idle_timeout is None:
-        return await reader.receive_line()
+    queue = replies.queue
+    timeout = send_timeout if send_timeout is not None else math.inf
     while True:
-        with anyio.move_on_after(idle_timeout):
-            return await reader.receive_line()  # a partial line stays buffered
-        if _owes_nothing(send):
+        if not queue:
+            if not replies.reading:
+                return
+            await replies.wait_work()
+            continue
+        chunks: list[bytes] = []
+        n = 0
+        head = queue[0].ticket
+        if alive and head is not None and not head.done:
+            try:  # the oldest reply is not in yet: wait for it alone
+                out = await head.result()
+            except Exception as exc:
+                chunks.append(_reply(queue[0], error=error_data(exc)))
+            else:
+                chunks.append(_encode_output(queue[0], out))
+            n = 1
+        # Then every reply that is ready goes out with it, at most _BATCH per
+        # send: the writer must not empty the window faster than the client
+        # reads its replies, or the window would bound nothing. (No await in
+        # this loop: the reader appends to the queue meanwhile.)
+        for p in islice(queue, n, _BATCH):
+            t = p.ticket
+            if t is None:
+                if alive:
+                    assert p.error is not None
+                    chunks.append(_reply(p, error=p.error))
+            elif not alive:
+                t.forget()  # the client is gone: nobody will read it
+            elif t.done:
+                try:
+                    out = t.get()
+                except Exception as exc:
+                    chunks.append(_reply(p, error=error_data(exc)))
+                else:
+                    chunks.append(_encode_output(p, out))
+            else:
+                break
+            n += 1
+        if chunks:
+            with anyio.move_on_after(timeout) as scope:
+                try:
+                    await stream.send(b"".join(chunks))
+                except _GONE:
+                    alive = False  # keep draining its tickets, write nothing
+            if scope.cancelled_caught:
+                raise _Stuck
+        replies.written(n)
+
+
+async def _next_lines(
+    reader: LineReader, replies: _Replies, limit: int, idle_timeout: float | None
+) -> list[bytes | LineTooLong] | None:
+    """The next request lines (at least one, at most ``limit``); ``None`` at
+    the end, or once the client has been idle (no request, no reply owed)
+    for ``idle_timeout`` seconds."""
+    lines = reader.take_lines(limit)
+    if lines:
+        return lines  # already buffered: no await, no timer
+    while True:
+        with anyio.move_on_after(math.inf if idle_timeout is None else idle_timeout):
+            try:
+                line = await reader.receive_line()  # a partial line stays buffered
+            except LineTooLong as exc:
+                return [exc, *reader.take_lines(limit - 1)]
+            if line is None:
+                return None
+            if not line.strip():
+                lines = reader.take_lines(limit)
+                if lines:
+                    return lines
+                continue
+            return [line, *reader.take_lines(limit - 1)]
+        if not replies.queue:
             return None  # idle: end the connection as if the client had
         # Replies are still owed (a slow pipeline): the client is waiting, not idle.
 
 
 async def _read_requests(
-    sup: Supervisor,
-    reader: LineReader,
-    send: MemoryObjectSendStream[_Pending],
-    send_timeout: float | None,
-    idle_timeout: float | None = None,
+    sup: Supervisor, reader: LineReader, replies: _Replies, idle_timeout: float | None
 ) -> None:
     while True:
-        try:
-            line = await _next_line(reader, send, idle_timeout)
-        except LineTooLong as exc:
-            err = _protocol_error("$", f"a line of at most {exc.limit} bytes", f"{exc.size} bytes")
-            p = _Pending(None, error=error_data(err))
-        else:
-            if line is None:
-                return
-            if not line.strip():
-                continue
-            p = await _submit(sup, line)
-        try:
-            send.send_nowait(p)  # the common case: room in the window, no await
-            continue
-        except anyio.WouldBlock:
-            pass
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            if p.ticket is not None:
-                p.ticket.forget()
+        if replies.room <= 0:
+            await replies.wait_room()
+        lines = await _next_lines(reader, replies, replies.room, idle_timeout)
+        if lines is None:
             return
-        # Shielded: once an item is in the pipeline its ticket must reach
-        # the writer, even when reading stops (the writer keeps draining);
-        # bounded, because a writer facing a client that reads nothing
-        # frees no room until it gives up on the client.
-        with anyio.CancelScope(shield=True) as handing:
-            handing.deadline = anyio.current_time() + (send_timeout or _HANDOVER)
-            try:
-                await send.send(p)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass  # the writer gave up on this client
-            else:
-                continue
-        if p.ticket is not None:
-            p.ticket.forget()
-        if not handing.cancelled_caught:
-            return
+        await _admit(sup, lines, replies)
 
 
 async def serve_data_connection(
@@ -334,26 +400,26 @@ async def serve_data_connection(
     answers every request it has admitted, then closes; requests it had not
     read were not processed.
     """
-    send, receive = anyio.create_memory_object_stream[_Pending](window)
+    replies = _Replies(window)
     reader = LineReader(stream, max_line)
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_write_replies, stream, receive, send_timeout)
-            async with send:
-                with anyio.CancelScope() as reading:
+            tg.start_soon(_write_replies, stream, replies, send_timeout)
+            with anyio.CancelScope() as reading:
+                if drain is not None:
+                    drain.watch(reading)
+                try:
+                    await _read_requests(sup, reader, replies, idle_timeout)
+                finally:
                     if drain is not None:
-                        drain.watch(reading)
-                    try:
-                        await _read_requests(sup, reader, send, send_timeout, idle_timeout)
-                    finally:
-                        if drain is not None:
-                            drain.forget(reading)
+                        drain.forget(reading)
+                    replies.done_reading()
     except* _Stuck:
         stuck = True  # the caller closes the connection
     else:
         stuck = False
     finally:
-        _forget_rest(receive)  # requests the writer never reached
+        replies.forget_all()  # requests the writer never reached
     if not stuck:
         # RuntimeError: uvloop's transport when the peer has already gone.
         with contextlib.suppress(*_GONE, NotImplementedError, RuntimeError):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -180,6 +180,19 @@ class Supervisor(Restarts, Orchestration):
         if version is None and not decode:
             return await p.submit(item)  # the pipeline's own types, as it validates them
         return await p.submit(item, view=lambda: self.view(version), decode=decode)
+
+    async def submit_many(
+        self, items: Sequence[Any], *, version: str | None = None, decode: bool = False
+    ) -> list[Ticket | Exception]:
+        """Send several items in as clients of ``version``; a ticket or an
+        error for each, in order (see :meth:`Pipeline.submit_many`).
+
+        Raises:
+            PipelineClosed: the pipeline is closing (no item entered).
+        """
+        return await self.pipeline.submit_many(
+            items, view=lambda: self.view(version), decode=decode
+        )
 
     # -- control requests -------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from arrowloop.typesys._annotations import TypeLike, from_annotation
+from arrowloop.typesys._jsonform import json_reader, json_writer
 from arrowloop.typesys._repr import (
     CaseRepr,
     Tagged,
@@ -75,5 +76,7 @@ __all__ = [
     "validate",
     "to_json",
     "from_json",
+    "json_reader",
+    "json_writer",
     "describe",
 ]

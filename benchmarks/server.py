@@ -18,17 +18,33 @@ are measured in the same run (the machine is shared and noisy). The run
 fails (exit status 1) if any request got an error reply or no reply, if a
 change failed, or if the final count differs from the number of Acks.
 
-Run: ``.venv/bin/python benchmarks/server.py [--quick] [--clients N] [--window W]``;
-writes ``benchmarks/results/server.json``.
+External mode (on by default; ``--no-external`` skips it) is the honest
+comparison: the server runs as its own process (``python -m arrowloop
+serve``) and the load comes from another (``benchmarks/loadgen.py``), as a
+real client would, each pinned to its own core when ``taskset`` exists.
+The baseline is ``benchmarks/handwritten.py``, a hand-written uvloop
+``asyncio.Protocol`` counter speaking the same protocol, measured the same
+way in the same run; the two are measured in alternation, ``--rounds``
+times each, and the median of each is kept, so the machine's noise falls
+on both. ``ratio_vs_handwritten`` is arrowloop's requests/s over the
+hand-written server's (and ``p99_ratio_vs_handwritten`` the same for p99
+latency).
+
+Run: ``.venv/bin/python benchmarks/server.py [--quick] [--clients N] [--window W]
+[--rounds R] [--no-external]``; writes ``benchmarks/results/server.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from array import array
 from bisect import bisect_left, bisect_right
@@ -71,6 +87,8 @@ __all__ = [
     "apply_changes",
     "Incrementer",
     "read_count",
+    "run_external",
+    "external",
 ]
 
 SERVICE: Final = "examples.counter.service:pipeline"
@@ -408,6 +426,148 @@ async def measure(clients: int, window: int, warmup: float, steady: float) -> di
     return r
 
 
+# -- external: separate processes, against the hand-written server ----------------------
+
+
+def _pinned(cpu: int) -> list[str]:
+    """A ``taskset`` prefix running a command on ``cpu``, if that can be done here."""
+    if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
+        return []
+    return ["taskset", "-c", str(cpu)]
+
+
+def _server_command(kind: str, ready: Path, token: Path) -> list[str]:
+    if kind == "handwritten":
+        return [
+            sys.executable,
+            str(ROOT / "benchmarks" / "handwritten.py"),
+            "--ready-file",
+            str(ready),
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "arrowloop",
+        "serve",
+        SERVICE,
+        "--port",
+        "0",
+        "--control-port",
+        "0",
+        "--ready-file",
+        str(ready),
+        "--token-file",
+        str(token),
+        "--log-level",
+        "warning",
+    ]
+
+
+def run_external(
+    kind: str, clients: int, window: int, warmup: float, duration: float
+) -> dict[str, Any]:
+    """Start the ``kind`` server (``arrowloop`` or ``handwritten``) as a
+    process on core 0, load it from a load-generator process on core 1, and
+    return the load generator's figures.
+
+    Raises:
+        RuntimeError: a process failed or the server did not start.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        ready, token = Path(tmp) / "ready.json", Path(tmp) / "token"
+        errors = Path(tmp) / "stderr"
+        with (
+            errors.open("wb") as err,
+            subprocess.Popen(
+                _pinned(0) + _server_command(kind, ready, token),
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            ) as server,
+        ):
+            try:
+                deadline = time.monotonic() + 30
+                while not ready.exists():
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        said = errors.read_text(errors="replace")[-400:]
+                        raise RuntimeError(f"the {kind} server did not start: {said}")
+                    time.sleep(0.05)
+                port = json.loads(ready.read_text())["data"]["port"]
+                return _load(port, clients, window, warmup, duration)
+            finally:
+                server.terminate()
+                try:
+                    server.wait(30)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
+
+
+def _load(port: int, clients: int, window: int, warmup: float, duration: float) -> dict[str, Any]:
+    load = subprocess.run(
+        [
+            *_pinned(1),
+            sys.executable,
+            str(ROOT / "benchmarks" / "loadgen.py"),
+            "127.0.0.1",
+            str(port),
+            f"--clients={clients}",
+            f"--window={window}",
+            f"--warmup={warmup}",
+            f"--duration={duration}",
+        ],
+        capture_output=True,
+        check=False,
+        timeout=warmup + duration + 120,
+    )
+    if load.returncode != 0:
+        raise RuntimeError(f"the load generator failed: {load.stderr.decode()[-400:]}")
+    figures: dict[str, Any] = json.loads(load.stdout)
+    return figures
+
+
+def external(
+    clients: int, window: int, warmup: float, duration: float, rounds: int
+) -> dict[str, Any]:
+    """arrowloop against the hand-written server, ``rounds`` times each in
+    alternation; the medians, their ratios, and every run's figures."""
+    runs: dict[str, list[dict[str, Any]]] = {"handwritten": [], "arrowloop": []}
+    for _ in range(rounds):
+        for kind in runs:
+            runs[kind].append(run_external(kind, clients, window, warmup, duration))
+
+    def median(kind: str, key: str) -> float:
+        return float(statistics.median(r[key] for r in runs[kind]))
+
+    r: dict[str, Any] = {
+        "pinned": bool(_pinned(0)),
+        "rounds": rounds,
+        "duration_s": duration,
+        "handwritten_rps": round(median("handwritten", "rps")),
+        "arrowloop_rps": round(median("arrowloop", "rps")),
+        "handwritten_p99_ms": median("handwritten", "p99_ms"),
+        "arrowloop_p99_ms": median("arrowloop", "p99_ms"),
+    }
+    r["ratio_vs_handwritten"] = _ratio(r["arrowloop_rps"], r["handwritten_rps"])
+    r["p99_ratio_vs_handwritten"] = _ratio(r["arrowloop_p99_ms"], r["handwritten_p99_ms"])
+    r["runs"] = runs
+    r["problems"] = [
+        f"{kind}: {p}" for kind, rs in runs.items() for one in rs for p in _load_problems(one)
+    ]
+    return r
+
+
+def _load_problems(r: dict[str, Any]) -> list[str]:
+    problems = []
+    if r["failed"]:
+        problems.append(f"{r['failed']} error replies, e.g. {r['errors'][:2]}")
+    if r["lost"]:
+        problems.append(f"{r['lost']} requests without a reply")
+    if r["count"] != r["acked"]:
+        problems.append(f"the count is {r['count']}, but {r['acked']} increments were acked")
+    return problems
+
+
 def _problems(r: dict[str, Any], load: Sequence[Incrementer], failure: str | None) -> list[str]:
     problems = [] if failure is None else [failure]
     if r["failed"]:
@@ -447,16 +607,44 @@ def _show(r: dict[str, Any]) -> None:
     )
 
 
+def _show_external(e: dict[str, Any]) -> None:
+    where = "pinned to cores 0 and 1" if e["pinned"] else "not pinned"
+    print(
+        f"external ({where}; median of {e['rounds']} x {e['duration_s']} s each, "
+        "server and load generator in separate processes):"
+    )
+    print(f"{'':12} {'req/s':>9} {'p99 ms':>8}")
+    print(f"{'handwritten':12} {e['handwritten_rps']:>9} {e['handwritten_p99_ms']:>8}")
+    print(f"{'arrowloop':12} {e['arrowloop_rps']:>9} {e['arrowloop_p99_ms']:>8}")
+    print(
+        f"arrowloop / handwritten: req/s x{e['ratio_vs_handwritten']}, "
+        f"p99 x{e['p99_ratio_vs_handwritten']}"
+    )
+
+
 def main() -> None:
     """Measure, print, write benchmarks/results/server.json; exit 1 on a problem."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="a shorter steady phase (a smoke run)")
+    ap.add_argument("--quick", action="store_true", help="shorter phases (a smoke run)")
     ap.add_argument("--clients", type=int, default=CLIENTS, help="data connections")
     ap.add_argument("--window", type=int, default=WINDOW, help="requests in flight per client")
+    ap.add_argument("--rounds", type=int, default=3, help="external runs of each server")
+    ap.add_argument(
+        "--no-external", action="store_true", help="skip the separate-process comparison"
+    )
     args = ap.parse_args()
     warmup, steady = (0.3, 1.0) if args.quick else (1.0, 5.0)
     r = run(measure, args.clients, args.window, warmup, steady)
     _show(r)
+    if not args.no_external:
+        e = external(args.clients, args.window, warmup, steady / 2, args.rounds)
+        _show_external(e)
+        r["handwritten_rps"] = e["handwritten_rps"]
+        r["external_rps"] = e["arrowloop_rps"]
+        r["ratio_vs_handwritten"] = e["ratio_vs_handwritten"]
+        r["p99_ratio_vs_handwritten"] = e["p99_ratio_vs_handwritten"]
+        r["external"] = e
+        r["problems"] += [f"external: {p}" for p in e["problems"]]
     out = ROOT / "benchmarks" / "results" / "server.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(r, indent=2) + "\n")

@@ -23,6 +23,7 @@ from benchmarks.server import (
     change_plan,
     counter_server,
     read_count,
+    run_external,
 )
 from examples.counter import v1
 
@@ -75,3 +76,14 @@ async def test_upgrades_and_rollbacks_under_load_lose_nothing() -> None:
     assert [r["to_versions"] for r in history] == [[step.version] for step in plan]
     assert status["children"][0]["name"] == STAGE
     assert status["children"][0]["version"] == v1.machine.version
+
+
+@pytest.mark.parametrize("kind", ["arrowloop", "handwritten"])
+def test_the_external_benchmark_loads_each_server_from_its_own_process(kind: str) -> None:
+    """benchmarks/server.py's external mode, briefly: the server as its own
+    process, a load-generator process, and no request lost or miscounted."""
+    r = run_external(kind, clients=2, window=8, warmup=0.1, duration=0.3)
+    assert r["acked"] > 0
+    assert r["failed"] == 0
+    assert r["lost"] == 0
+    assert r["count"] == r["acked"]

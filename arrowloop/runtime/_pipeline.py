@@ -346,7 +346,7 @@ class Pipeline:
         if door.shut:
             await door.wait_open()
         v = self.view() if view is None else view()
-        take = v.decode if decode else v.admit
+        take = v.decoder() if decode else v.admit
         out: list[Ticket | Exception] = []
         calls = Calls()
         pending = self._pending

@@ -54,6 +54,14 @@ class ClientView:
         """
         return self._in(json_reader(self.input)(data, where))
 
+    def decoder(self) -> Callable[[Any], Any]:
+        """:meth:`decode` as one function, for decoding many items in a row."""
+        read = json_reader(self.input)
+        adapt = self.adapt_in
+        if not adapt:
+            return lambda data: read(data, "$.item")
+        return lambda data: self._in(read(data, "$.item"))
+
     def _in(self, item: Any) -> Any:
         for f in self.adapt_in:
             item = f(item)

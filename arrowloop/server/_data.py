@@ -14,9 +14,12 @@ to sockets.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
+import time
 from collections import deque
+from collections.abc import Coroutine
 from itertools import islice
 from typing import Any, Final
 
@@ -136,12 +139,24 @@ class _Replies:
     before it reads (and admits) more.
     """
 
-    __slots__ = ("_reader", "_writer", "queue", "reading", "window")
+    __slots__ = (
+        "_reader",
+        "_writer",
+        "last_written",
+        "queue",
+        "reading",
+        "waiting_since",
+        "window",
+    )
 
     def __init__(self, window: int) -> None:
         self.window = window
         self.queue: deque[_Pending] = deque()
         self.reading = True
+        #: Since when the reader has been waiting on the socket (None: it is not).
+        self.waiting_since: float | None = None
+        #: When the writer last made room (time.monotonic()).
+        self.last_written = time.monotonic()
         self._writer: anyio.Event | None = None
         self._reader: anyio.Event | None = None
 
@@ -169,6 +184,7 @@ class _Replies:
         popleft = self.queue.popleft
         for _ in range(n):
             popleft()
+        self.last_written = time.monotonic()
         if self._reader is not None:
             self._reader.set()
             self._reader = None
@@ -284,12 +300,69 @@ class _Stuck(Exception):
     """The client has not taken a reply for ``send_timeout`` seconds."""
 
 
+class _Sender:
+    """Writes a connection's replies, straight to the socket's transport when
+    it takes them now.
+
+    anyio's ``send`` costs two checkpoints, a guard and (for the send
+    timeout) a cancel scope per call; for a pipelining client that is more
+    than the replies themselves. When the transport is not holding unsent
+    data (its protocol's write event is set; anyio pauses writing as soon as
+    anything is buffered), a write cannot wait, so it is made directly and
+    needs no timeout. Otherwise, and with a stream that is not anyio's
+    asyncio socket stream, the reply goes through ``send`` under the send
+    timeout. Like the server's pausing of accepted sockets, this reaches
+    into anyio's stream, guarded: without those attributes nothing changes.
+    """
+
+    __slots__ = ("_protocol", "_stream", "_timeout", "_transport")
+
+    def __init__(self, stream: ByteStream, send_timeout: float | None) -> None:
+        self._stream = stream
+        self._timeout = send_timeout if send_timeout is not None else math.inf
+        transport = getattr(stream, "_transport", None)
+        protocol = getattr(stream, "_protocol", None)
+        direct = (
+            isinstance(getattr(protocol, "write_event", None), asyncio.Event)
+            and callable(getattr(transport, "write", None))
+            and callable(getattr(transport, "is_closing", None))
+            and hasattr(protocol, "exception")
+        )
+        self._transport: Any = transport if direct else None
+        self._protocol: Any = protocol
+
+    async def send(self, data: bytes) -> bool:
+        """Send ``data``; False if the client has gone.
+
+        Raises:
+            _Stuck: the client took nothing for the send timeout.
+        """
+        transport = self._transport
+        # Looked up each time: anyio replaces the event when writing pauses.
+        if transport is not None and self._protocol.write_event.is_set():
+            if transport.is_closing() or self._protocol.exception is not None:
+                return False
+            try:
+                transport.write(data)
+            except (RuntimeError, OSError):
+                return False
+            return True
+        with anyio.move_on_after(self._timeout) as scope:
+            try:
+                await self._stream.send(data)
+            except _GONE:
+                return False
+        if scope.cancelled_caught:
+            raise _Stuck
+        return True
+
+
 async def _write_replies(stream: ByteStream, replies: _Replies, send_timeout: float | None) -> None:
     """Write each request's reply in order until reading has ended and every
     admitted request is answered."""
     alive = True
     queue = replies.queue
-    timeout = send_timeout if send_timeout is not None else math.inf
+    sender = _Sender(stream, send_timeout)
     while True:
         if not queue:
             if not replies.reading:
@@ -329,55 +402,70 @@ async def _write_replies(stream: ByteStream, replies: _Replies, send_timeout: fl
             else:
                 break
             n += 1
-        if chunks:
-            with anyio.move_on_after(timeout) as scope:
-                try:
-                    await stream.send(b"".join(chunks))
-                except _GONE:
-                    alive = False  # keep draining its tickets, write nothing
-            if scope.cancelled_caught:
-                raise _Stuck
+        if chunks and not await sender.send(b"".join(chunks)):
+            alive = False  # the client is gone: keep draining its tickets, write nothing
         replies.written(n)
 
 
 async def _next_lines(
-    reader: LineReader, replies: _Replies, limit: int, idle_timeout: float | None
+    reader: LineReader, replies: _Replies, limit: int
 ) -> list[bytes | LineTooLong] | None:
     """The next request lines (at least one, at most ``limit``); ``None`` at
-    the end, or once the client has been idle (no request, no reply owed)
-    for ``idle_timeout`` seconds."""
+    the end. While it waits on the socket, ``replies.waiting_since`` says
+    since when (for the idle watch)."""
     lines = reader.take_lines(limit)
     if lines:
-        return lines  # already buffered: no await, no timer
-    while True:
-        with anyio.move_on_after(math.inf if idle_timeout is None else idle_timeout):
+        return lines  # already buffered: no await
+    replies.waiting_since = time.monotonic()
+    try:
+        while True:
             try:
                 line = await reader.receive_line()  # a partial line stays buffered
             except LineTooLong as exc:
                 return [exc, *reader.take_lines(limit - 1)]
             if line is None:
                 return None
-            if not line.strip():
-                lines = reader.take_lines(limit)
-                if lines:
-                    return lines
-                continue
-            return [line, *reader.take_lines(limit - 1)]
-        if not replies.queue:
-            return None  # idle: end the connection as if the client had
-        # Replies are still owed (a slow pipeline): the client is waiting, not idle.
+            if line.strip():
+                return [line, *reader.take_lines(limit - 1)]
+            lines = reader.take_lines(limit)
+            if lines:
+                return lines
+    finally:
+        replies.waiting_since = None
 
 
-async def _read_requests(
-    sup: Supervisor, reader: LineReader, replies: _Replies, idle_timeout: float | None
-) -> None:
+async def _watch_idle(replies: _Replies, reading: anyio.CancelScope, idle_timeout: float) -> None:
+    """Stop reading once the client has been idle for ``idle_timeout``: the
+    reader waiting on the socket, no complete request since, and no reply
+    owed or written since.
+
+    One sleeping task per connection instead of a timer around every read,
+    which on a busy connection cost more than the request it guarded.
+    """
+    interval = min(max(idle_timeout / 4, 0.01), 1.0)
+    while True:
+        await anyio.sleep(interval)
+        since = replies.waiting_since
+        if since is None or replies.queue:
+            continue  # reading or admitting, or replies are owed: not idle
+        if time.monotonic() - max(since, replies.last_written) >= idle_timeout:
+            reading.cancel()  # ends reading as if the client had closed
+            return
+
+
+async def _read_requests(sup: Supervisor, reader: LineReader, replies: _Replies) -> None:
     while True:
         if replies.room <= 0:
             await replies.wait_room()
-        lines = await _next_lines(reader, replies, replies.room, idle_timeout)
+        lines = await _next_lines(reader, replies, replies.room)
         if lines is None:
             return
         await _admit(sup, lines, replies)
+
+
+async def _run_in(scope: anyio.CancelScope, work: Coroutine[Any, Any, None]) -> None:
+    with scope:
+        await work
 
 
 async def serve_data_connection(
@@ -405,12 +493,16 @@ async def serve_data_connection(
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_write_replies, stream, replies, send_timeout)
+            watching = anyio.CancelScope()
             with anyio.CancelScope() as reading:
+                if idle_timeout is not None:
+                    tg.start_soon(_run_in, watching, _watch_idle(replies, reading, idle_timeout))
                 if drain is not None:
                     drain.watch(reading)
                 try:
-                    await _read_requests(sup, reader, replies, idle_timeout)
+                    await _read_requests(sup, reader, replies)
                 finally:
+                    watching.cancel()
                     if drain is not None:
                         drain.forget(reading)
                     replies.done_reading()

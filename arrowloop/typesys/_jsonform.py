@@ -281,56 +281,59 @@ _Coder = Callable[[Any, str], Any]
 _cache: OrderedDict[tuple[str, Type, int], _Coder] = OrderedDict()
 
 
-def _cached(kind: str, t: Type, make: Callable[[], _Coder]) -> _Coder:
+def _cached(kind: str, t: Type) -> _Coder:
     # Keyed by the binding epoch too: the closures hold record classes.
     key = (kind, t, bindings_epoch())
     fn = _cache.get(key)
     if fn is None:
-        fn = _cache[key] = make()
+        fn = _cache[key] = _make_reader_fn(t) if kind == "read" else _make_writer_fn(t)
         if len(_cache) > JSON_CACHE_SIZE:
             _cache.popitem(last=False)
     return fn
 
 
-def json_reader(t: Type) -> Callable[[Any, str], Any]:
+def _make_reader_fn(t: Type) -> _Coder:
+    fast = _reader(t, {})
+
+    def read(data: Any, path: str = "value") -> Any:
+        try:
+            return fast(data)
+        except _Slow:
+            return from_json(t, data, path)
+
+    return read
+
+
+def _make_writer_fn(t: Type) -> _Coder:
+    fast = _writer(t, {})
+
+    def write(value: Any, path: str = "value") -> Any:
+        try:
+            return fast(value)
+        except _Slow:
+            validate(t, value, path)
+            return to_json(t, value)
+
+    return write
+
+
+def json_reader(t: Type) -> _Coder:
     """A function ``(data, path) -> value`` equal to ``from_json(t, data, path)``.
+
+    Made once per type (and class binding) and kept: callers may ask for it
+    per value.
 
     Raises (the function):
         ValidationError: as :func:`from_json`.
     """
-
-    def make() -> _Coder:
-        fast = _reader(t, {})
-
-        def read(data: Any, path: str = "value") -> Any:
-            try:
-                return fast(data)
-            except _Slow:
-                return from_json(t, data, path)
-
-        return read
-
-    return _cached("read", t, make)
+    return _cached("read", t)
 
 
-def json_writer(t: Type) -> Callable[[Any, str], Any]:
+def json_writer(t: Type) -> _Coder:
     """A function ``(value, path) -> data`` equal to ``validate(t, value, path)``
-    followed by ``to_json(t, value)``.
+    followed by ``to_json(t, value)`` (made once per type, as :func:`json_reader`).
 
     Raises (the function):
         ValidationError: as :func:`validate` and :func:`to_json`.
     """
-
-    def make() -> _Coder:
-        fast = _writer(t, {})
-
-        def write(value: Any, path: str = "value") -> Any:
-            try:
-                return fast(value)
-            except _Slow:
-                validate(t, value, path)
-                return to_json(t, value)
-
-        return write
-
-    return _cached("write", t, make)
+    return _cached("write", t)

@@ -31,6 +31,7 @@ from arrowloop.cli._commands import (
 from arrowloop.cli._format import show_error, show_json
 from arrowloop.cli._load import FUNCTION_PARTS
 from arrowloop.cli._serving import serve
+from arrowloop.endpoints import DEFAULT_MAX_BUFFERED
 from arrowloop.errors import AuthenticationError
 from arrowloop.runtime import run
 from arrowloop.server import DEFAULT_CONTROL_PORT, DEFAULT_PORT, DEFAULT_WINDOW, TargetError
@@ -117,6 +118,28 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=16,
         help="control connections reserved for operators (%(default)s)",
+    )
+    p.add_argument(
+        "--max-buffered-bytes",
+        type=int,
+        default=DEFAULT_MAX_BUFFERED,
+        help="most unprocessed input all connections may hold together; over it the "
+        "connections holding most are closed (%(default)s)",
+    )
+    p.add_argument(
+        "--max-per-address",
+        type=int,
+        default=None,
+        help="most connections one client address may hold on a port (default: a quarter "
+        "of the port's cap)",
+    )
+    p.add_argument(
+        "--per-address-exempt",
+        action="append",
+        default=None,
+        metavar="ADDRESS",
+        help="an address not limited per address, e.g. a load balancer (repeatable; "
+        "default: loopback; 'none' exempts nothing)",
     )
     p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="(%(default)s)")
     p.add_argument(

@@ -17,6 +17,7 @@ import orjson
 from arrowloop.cli._commands import EXIT_OK, say
 from arrowloop.cli._format import short
 from arrowloop.server import (
+    LOOPBACK,
     ControlLimits,
     ServerConfig,
     as_supervisor_spec,
@@ -62,6 +63,12 @@ def _write_ready(path: str, data: dict[str, Any]) -> None:
     os.replace(tmp, path)  # readers never see a half-written file
 
 
+def _exempt(given: list[str] | None) -> frozenset[str]:
+    if given is None:
+        return LOOPBACK
+    return frozenset(a for a in given if a != "none")
+
+
 async def serve(args: argparse.Namespace) -> int:
     """Serve ``args.target`` until SIGINT or SIGTERM, then stop gracefully."""
     configure_logging(getattr(args, "log_level", "info"))
@@ -83,6 +90,9 @@ async def serve(args: argparse.Namespace) -> int:
         auth_timeout=args.auth_timeout if args.auth_timeout > 0 else None,
         send_timeout=args.send_timeout if args.send_timeout > 0 else None,
         drain_timeout=args.drain_timeout,
+        max_buffered=args.max_buffered_bytes,
+        max_per_address=args.max_per_address,
+        per_address_exempt=_exempt(args.per_address_exempt),
         control=ControlLimits(
             max_request=args.max_request_bytes,
             program=Limits(max_bytes=args.max_request_bytes, max_nodes=args.max_program_nodes),

@@ -1,11 +1,26 @@
 """Layer 11, endpoints: how items and requests get in and out of a process.
 
 For now the JSON-lines framing the server protocols use (docs/protocol.md):
-a bounded line reader that survives an over-long line.
+a bounded line reader that survives an over-long line, and a budget bounding
+what many readers hold together.
 """
 
 from __future__ import annotations
 
-from arrowloop.endpoints._lines import DEFAULT_MAX_LINE, READ_CHUNK, LineReader, LineTooLong
+from arrowloop.endpoints._lines import (
+    DEFAULT_MAX_BUFFERED,
+    DEFAULT_MAX_LINE,
+    READ_CHUNK,
+    BufferBudget,
+    LineReader,
+    LineTooLong,
+)
 
-__all__ = ["LineReader", "LineTooLong", "DEFAULT_MAX_LINE", "READ_CHUNK"]
+__all__ = [
+    "LineReader",
+    "LineTooLong",
+    "BufferBudget",
+    "DEFAULT_MAX_LINE",
+    "DEFAULT_MAX_BUFFERED",
+    "READ_CHUNK",
+]

@@ -9,17 +9,27 @@ read normally.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 import anyio
 from anyio.abc import ByteReceiveStream
 
-__all__ = ["LineReader", "LineTooLong", "DEFAULT_MAX_LINE", "READ_CHUNK"]
+__all__ = [
+    "LineReader",
+    "LineTooLong",
+    "BufferBudget",
+    "DEFAULT_MAX_LINE",
+    "DEFAULT_MAX_BUFFERED",
+    "READ_CHUNK",
+]
 
 #: Default longest line, in bytes (the newline excluded).
 DEFAULT_MAX_LINE: Final = 1 << 20
 #: How much one read asks the socket for.
 READ_CHUNK: Final = 1 << 16
+#: Default most bytes all the readers sharing a budget may hold together.
+DEFAULT_MAX_BUFFERED: Final = 128 * 1024 * 1024
 
 
 class LineTooLong(Exception):
@@ -34,12 +44,62 @@ class LineTooLong(Exception):
         self.limit = limit
 
 
+class BufferBudget:
+    """A bound on the bytes held by many :class:`LineReader` s together.
+
+    Each reader bounds its own buffer by its line limit, but a server with
+    a thousand connections each holding most of a long partial line holds
+    gigabytes. A reader tells its budget what it holds after each read;
+    when the total goes over ``limit``, the readers holding the most are
+    evicted (their buffers dropped, their ``on_evict`` called, their next
+    read an end of stream) until the total is back under three quarters of
+    the limit, so a flood is cut back in one go rather than one victim per
+    read. ``evicted`` counts them.
+    """
+
+    def __init__(self, limit: int = DEFAULT_MAX_BUFFERED) -> None:
+        if limit < 1:
+            raise ValueError(f"expected a buffer budget >= 1 byte, found {limit}")
+        self.limit = limit
+        self.total = 0
+        self.evicted = 0
+        self._held: dict[LineReader, int] = {}
+
+    def update(self, reader: LineReader, held: int) -> None:
+        """``reader`` now holds ``held`` bytes; evict if that is too much."""
+        old = self._held.get(reader, 0)
+        if held == old:
+            return
+        self.total += held - old
+        if held:
+            self._held[reader] = held
+        else:
+            del self._held[reader]
+        if self.total > self.limit:
+            self._evict()
+
+    def _evict(self) -> None:
+        target = self.limit * 3 // 4
+        for victim in sorted(self._held, key=self._held.__getitem__, reverse=True):
+            if self.total <= target:
+                break
+            self.evicted += 1
+            victim.evict()  # calls update(victim, 0)
+
+
 class LineReader:
     """Reads ``\\n``-terminated lines of at most ``max_line`` bytes from a stream."""
 
-    __slots__ = ("_buf", "_eof", "_max", "_scan", "_stream")
+    __slots__ = ("_budget", "_buf", "_eof", "_max", "_on_evict", "_scan", "_stream", "evicted")
 
-    def __init__(self, stream: ByteReceiveStream, max_line: int = DEFAULT_MAX_LINE) -> None:
+    def __init__(
+        self,
+        stream: ByteReceiveStream,
+        max_line: int = DEFAULT_MAX_LINE,
+        *,
+        budget: BufferBudget | None = None,
+        on_evict: Callable[[], None] | None = None,
+    ) -> None:
         if max_line < 1:
             raise ValueError(f"expected max_line >= 1, found {max_line}")
         self._stream = stream
@@ -47,6 +107,25 @@ class LineReader:
         self._buf = bytearray()
         self._scan = 0  # bytes of _buf known to hold no newline
         self._eof = False
+        self._budget = budget
+        self._on_evict = on_evict
+        #: Whether the budget evicted this reader (it then reads nothing more).
+        self.evicted = False
+
+    def evict(self) -> None:
+        """Drop what is buffered and end the stream here (a budget's decision)."""
+        self.evicted = True
+        self._eof = True
+        self._buf = bytearray()
+        self._scan = 0
+        self.release()
+        if self._on_evict is not None:
+            self._on_evict()
+
+    def release(self) -> None:
+        """Stop counting against the budget (the connection is done)."""
+        if self._budget is not None:
+            self._budget.update(self, 0)
 
     @property
     def max_line(self) -> int:
@@ -97,12 +176,23 @@ class LineReader:
         return out
 
     async def _fill(self) -> bool:
+        if self._eof:
+            return False
+        budget = self._budget
+        if budget is not None:
+            budget.update(self, len(self._buf))  # what it holds while it waits
         try:
             chunk = await self._stream.receive(READ_CHUNK)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
             self._eof = True
             return False
+        if self._eof:  # evicted while waiting
+            return False
         self._buf += chunk
+        if budget is not None:
+            budget.update(self, len(self._buf))
+            if self._eof:
+                return False
         return True
 
     async def receive_line(self) -> bytes | None:

@@ -18,6 +18,7 @@ from arrowloop.server._auth import (
 )
 from arrowloop.server._control import OPERATIONS, ControlLimits
 from arrowloop.server._data import DEFAULT_WINDOW
+from arrowloop.server._guards import LOOPBACK, AddressCounts, AuthThrottle
 from arrowloop.server._serve import (
     DEFAULT_CONTROL_PORT,
     DEFAULT_PORT,
@@ -25,6 +26,7 @@ from arrowloop.server._serve import (
     ServerConfig,
     connection_limits,
     open_server,
+    per_address_limit,
 )
 from arrowloop.server._target import (
     TargetError,
@@ -40,6 +42,10 @@ __all__ = [
     "ControlLimits",
     "open_server",
     "connection_limits",
+    "per_address_limit",
+    "AddressCounts",
+    "AuthThrottle",
+    "LOOPBACK",
     "DEFAULT_PORT",
     "DEFAULT_CONTROL_PORT",
     "DEFAULT_WINDOW",

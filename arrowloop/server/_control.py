@@ -19,13 +19,14 @@ import attrs
 import orjson
 from anyio.abc import ByteStream
 
-from arrowloop.endpoints import LineReader, LineTooLong
+from arrowloop.endpoints import BufferBudget, LineReader, LineTooLong
 from arrowloop.errors import (
     AuthenticationError,
     ProtocolError,
     error_data,
 )
 from arrowloop.server._auth import Token, check_token
+from arrowloop.server._guards import AuthThrottle
 from arrowloop.supervisor import Supervisor
 from arrowloop.typesys import describe
 from arrowloop.upgrade import decode_change, record_data, state_data, status_data
@@ -152,7 +153,12 @@ def _reply(rid: Any, result: Any = None, error: dict[str, Any] | None = None) ->
 
 
 async def _handle(
-    sup: Supervisor, token: Token, line: bytes, limits: ControlLimits
+    sup: Supervisor,
+    token: Token,
+    line: bytes,
+    limits: ControlLimits,
+    throttle: AuthThrottle | None = None,
+    address: str | None = None,
 ) -> tuple[bytes, bool, bool]:
     """The reply to one request line, whether to keep the connection, and
     whether the request carried the right token."""
@@ -171,6 +177,15 @@ async def _handle(
     try:
         check_token(req.get("token"), token)
     except AuthenticationError as exc:
+        delay = throttle.failed(address) if throttle is not None else 0.0
+        if delay > 0:
+            # Slow the guesses of an address that keeps failing; a right
+            # token (checked above) is never delayed.
+            exc = AuthenticationError(
+                f"{exc} (wrong tokens keep coming from your address: each refusal "
+                f"is now delayed by {delay:.2f} s)"
+            )
+            await anyio.sleep(delay)
         return _reply(rid, error=error_data(exc)), False, False
     try:
         if bad_id:  # as on the data port: an id is echoed back, so keep it a small scalar
@@ -200,6 +215,9 @@ async def serve_control_connection(
     *,
     auth_timeout: float | None = None,
     idle_timeout: float | None = None,
+    budget: BufferBudget | None = None,
+    throttle: AuthThrottle | None = None,
+    address: str | None = None,
 ) -> None:
     """Serve one control connection: requests one at a time, in order.
 
@@ -208,8 +226,37 @@ async def serve_control_connection(
     request with the right token has come ``auth_timeout`` seconds after it
     opened (an unauthenticated connection cannot sit on the port), and
     after ``idle_timeout`` seconds without a request once authenticated.
+    Refusals of wrong tokens from an ``address`` that keeps sending them
+    are delayed by ``throttle``; ``budget`` may evict the connection (it is
+    then closed) when the server's readers hold too much together.
     """
-    reader = LineReader(stream, min(limits.max_unauthenticated, limits.max_request))
+    scope = anyio.CancelScope()
+    reader = LineReader(
+        stream,
+        min(limits.max_unauthenticated, limits.max_request),
+        budget=budget,
+        on_evict=scope.cancel,
+    )
+    try:
+        with scope:
+            await _serve_requests(
+                sup, stream, reader, token, limits, throttle, address, auth_timeout, idle_timeout
+            )
+    finally:
+        reader.release()
+
+
+async def _serve_requests(
+    sup: Supervisor,
+    stream: ByteStream,
+    reader: LineReader,
+    token: Token,
+    limits: ControlLimits,
+    throttle: AuthThrottle | None,
+    address: str | None,
+    auth_timeout: float | None,
+    idle_timeout: float | None,
+) -> None:
     authed = False
     auth_deadline = None if auth_timeout is None else anyio.current_time() + auth_timeout
     while True:
@@ -241,7 +288,7 @@ async def serve_control_connection(
                 return
             if not line.strip():
                 continue
-            reply, keep, ok = await _handle(sup, token, line, limits)
+            reply, keep, ok = await _handle(sup, token, line, limits, throttle, address)
             if ok and not authed:
                 authed = True
                 reader.max_line = limits.max_request

@@ -27,7 +27,7 @@ import anyio
 import orjson
 from anyio.abc import ByteStream
 
-from arrowloop.endpoints import LineReader, LineTooLong
+from arrowloop.endpoints import BufferBudget, LineReader, LineTooLong
 from arrowloop.errors import ProtocolError, error_data
 from arrowloop.runtime import Ticket
 from arrowloop.supervisor import Supervisor
@@ -477,6 +477,7 @@ async def serve_data_connection(
     send_timeout: float | None = None,
     drain: Drain | None = None,
     idle_timeout: float | None = None,
+    budget: BufferBudget | None = None,
 ) -> None:
     """Serve one data connection until the client closes it or goes away.
 
@@ -486,15 +487,20 @@ async def serve_data_connection(
     one that sends no complete request for ``idle_timeout`` seconds while no
     reply is owed to it. When ``drain`` stops reading, the connection
     answers every request it has admitted, then closes; requests it had not
-    read were not processed.
+    read were not processed. The same happens when ``budget`` (shared by
+    the server's connections) evicts this one for holding the most
+    unprocessed bytes while the total is over it.
     """
     replies = _Replies(window)
-    reader = LineReader(stream, max_line)
+    reading = anyio.CancelScope()
+    # Evicted by the budget: stop reading (as on a drain), answer what was
+    # admitted, close.
+    reader = LineReader(stream, max_line, budget=budget, on_evict=reading.cancel)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_write_replies, stream, replies, send_timeout)
             watching = anyio.CancelScope()
-            with anyio.CancelScope() as reading:
+            with reading:
                 if idle_timeout is not None:
                     tg.start_soon(_run_in, watching, _watch_idle(replies, reading, idle_timeout))
                 if drain is not None:
@@ -512,6 +518,7 @@ async def serve_data_connection(
         stuck = False
     finally:
         replies.forget_all()  # requests the writer never reached
+        reader.release()
     if not stuck:
         # RuntimeError: uvloop's transport when the peer has already gone.
         with contextlib.suppress(*_GONE, NotImplementedError, RuntimeError):

@@ -13,7 +13,7 @@ import errno
 import logging
 import resource
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -22,10 +22,11 @@ import attrs
 import orjson
 from anyio.abc import ByteStream, Listener, SocketAttribute, TaskGroup
 
-from arrowloop.endpoints import DEFAULT_MAX_LINE
+from arrowloop.endpoints import DEFAULT_MAX_BUFFERED, DEFAULT_MAX_LINE, BufferBudget
 from arrowloop.server._auth import Token
 from arrowloop.server._control import ControlLimits, serve_control_connection
 from arrowloop.server._data import DEFAULT_WINDOW, Drain, serve_data_connection
+from arrowloop.server._guards import LOOPBACK, AddressCounts, AuthThrottle
 from arrowloop.supervisor import Supervisor, SupervisorSpec, open_supervisor
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Server",
     "open_server",
     "connection_limits",
+    "per_address_limit",
     "DEFAULT_PORT",
     "DEFAULT_CONTROL_PORT",
 ]
@@ -53,6 +55,12 @@ def _port(_: Any, attribute: Any, value: Any) -> None:
 def _positive(_: Any, attribute: Any, value: Any) -> None:
     if type(value) is not int or value < 1:
         raise ValueError(f"expected {attribute.name} to be an integer >= 1, found {value!r}")
+
+
+def _addresses(value: Iterable[str]) -> frozenset[str]:
+    if isinstance(value, str):  # one address, not its characters
+        return frozenset({value})
+    return frozenset(value)
 
 
 @attrs.frozen
@@ -85,6 +93,16 @@ class ServerConfig:
         auth_timeout: seconds a control connection has, from opening, to
             send a request with the right token before it is closed
             (``None``: no limit).
+        max_buffered: most bytes all connections together may hold in
+            unprocessed input (partial and unread lines); over it, the
+            connections holding the most are closed until the total is
+            back under three quarters of it.
+        max_per_address: most connections one client address may hold on
+            a port. ``None`` (the default) derives it: a quarter of the
+            port's cap (at least 2), so one host cannot take a port alone.
+        per_address_exempt: addresses not limited per address: loopback
+            by default, where every local client has the same address; add
+            a load balancer or proxy whose clients all arrive from it.
         socket_buffer: kernel send and receive buffer size, in bytes, for
             each accepted connection (``None``: the system's default, which
             on Linux grows to several MiB per connection). Smaller buffers
@@ -106,6 +124,9 @@ class ServerConfig:
     drain_timeout: float = 10.0
     idle_timeout: float | None = attrs.field(default=300.0)
     auth_timeout: float | None = attrs.field(default=10.0)
+    max_buffered: int = attrs.field(default=DEFAULT_MAX_BUFFERED, validator=_positive)
+    max_per_address: int | None = attrs.field(default=None)
+    per_address_exempt: frozenset[str] = attrs.field(default=LOOPBACK, converter=_addresses)
 
     @idle_timeout.validator
     @auth_timeout.validator
@@ -122,6 +143,7 @@ class ServerConfig:
             _positive(self, attribute, value)
 
     @max_connections.validator
+    @max_per_address.validator
     def _check_connections(self, attribute: Any, value: Any) -> None:
         if value is not None:
             _positive(self, attribute, value)
@@ -149,6 +171,14 @@ def connection_limits(cfg: ServerConfig, nofile: int | None = None) -> tuple[int
     if cfg.max_connections is not None:
         data = min(data, cfg.max_connections)
     return data, control
+
+
+def per_address_limit(cfg: ServerConfig, cap: int) -> int:
+    """The most connections one (non-exempt) address may hold on a port
+    whose cap is ``cap``."""
+    if cfg.max_per_address is not None:
+        return min(cfg.max_per_address, cap)
+    return max(2, cap // 4)
 
 
 class Server:
@@ -180,6 +210,12 @@ class Server:
         self.limits = {"data": 0, "control": 0}
         #: Times accept() failed for want of file descriptors (and was retried).
         self.accept_failures = 0
+        #: What all connections hold in unprocessed input, bounded together.
+        self.buffers = BufferBudget()
+        #: Open connections per client address, per port.
+        self.per_address = {"data": AddressCounts(None), "control": AddressCounts(None)}
+        #: Slows down addresses that keep sending wrong tokens.
+        self.auth = AuthThrottle()
 
 
 def _address(listener: Listener[Any]) -> tuple[str, int]:
@@ -189,17 +225,21 @@ def _address(listener: Listener[Any]) -> tuple[str, int]:
 
 
 _GONE: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
-_BUSY: Final = (
-    orjson.dumps(
-        {
-            "error": {
-                "type": "ServerBusy",
-                "message": "the server has too many connections open; try again later",
-            }
-        }
-    )
-    + b"\n"
+
+
+def _busy(message: str) -> bytes:
+    return orjson.dumps({"error": {"type": "ServerBusy", "message": message}}) + b"\n"
+
+
+_BUSY: Final = _busy("the server has too many connections open; try again later")
+_BUSY_ADDRESS: Final = _busy(
+    "too many connections from your address are open on this port; close some, or try again later"
 )
+
+
+def _peer(stream: ByteStream) -> str | None:
+    address = stream.extra(SocketAttribute.remote_address, None)
+    return str(address[0]) if isinstance(address, tuple) and address else None
 
 
 def _pause_reading(stream: ByteStream) -> None:
@@ -262,9 +302,10 @@ def _guard(
     server: Server,
     port: str,
     cfg: ServerConfig,
-    serve: Callable[[ByteStream], Awaitable[None]],
+    serve: Callable[[ByteStream, str | None], Awaitable[None]],
 ) -> Callable[[ByteStream], Coroutine[Any, Any, None]]:
     limit = server.limits[port]
+    addresses = server.per_address[port]
 
     async def handle(stream: ByteStream) -> None:
         _pause_reading(stream)
@@ -278,14 +319,20 @@ def _guard(
                 with contextlib.suppress(*_GONE):
                     await stream.send(_BUSY)
                 return
+            peer = _peer(stream)
+            if not addresses.enter(peer):
+                with contextlib.suppress(*_GONE):
+                    await stream.send(_BUSY_ADDRESS)
+                return
             server.connections[port] += 1
             server.accepted[port] += 1
             try:
-                await serve(stream)
+                await serve(stream, peer)
             except _GONE:
                 pass  # the client went away mid-request
             finally:
                 server.connections[port] -= 1
+                addresses.leave(peer)
 
     return handle
 
@@ -318,11 +365,16 @@ async def open_server(
             raise
         server = Server(sup, _address(data.listeners[0]), _address(control.listeners[0]), token)
         server.limits["data"], server.limits["control"] = connection_limits(cfg)
+        server.buffers = BufferBudget(cfg.max_buffered)
+        for port in ("data", "control"):
+            server.per_address[port] = AddressCounts(
+                per_address_limit(cfg, server.limits[port]), cfg.per_address_exempt
+            )
 
         drain = Drain()
         idle = anyio.Event()  # set when draining and no data connection is left
 
-        async def data_conn(stream: ByteStream) -> None:
+        async def data_conn(stream: ByteStream, peer: str | None) -> None:
             try:
                 await serve_data_connection(
                     sup,
@@ -332,12 +384,13 @@ async def open_server(
                     send_timeout=cfg.send_timeout,
                     drain=drain,
                     idle_timeout=cfg.idle_timeout,
+                    budget=server.buffers,
                 )
             finally:
                 if drain.draining and server.connections["data"] <= 1:
                     idle.set()
 
-        async def control_conn(stream: ByteStream) -> None:
+        async def control_conn(stream: ByteStream, peer: str | None) -> None:
             await serve_control_connection(
                 sup,
                 stream,
@@ -345,6 +398,9 @@ async def open_server(
                 cfg.control,
                 auth_timeout=cfg.auth_timeout,
                 idle_timeout=cfg.idle_timeout,
+                budget=server.buffers,
+                throttle=server.auth,
+                address=peer,
             )
 
         async with (

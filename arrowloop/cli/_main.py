@@ -77,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", help="control token file (made on first start if missing)")
     p.add_argument("--ready-file", help="write the bound ports here (JSON) once listening")
     p.add_argument(
+        "--http-port",
+        type=int,
+        default=None,
+        help="serve the dashboard (/) and Prometheus metrics (/metrics) on this port, "
+        "0 for any (default: off; needs the web extra)",
+    )
+    p.add_argument("--http-host", default="127.0.0.1", help="dashboard address (%(default)s)")
+    p.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
         default="info",

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import orjson
 
-from arrowloop.cli._commands import EXIT_OK, say
+from arrowloop.cli._commands import EXIT_OK, UsageError, say
 from arrowloop.cli._format import short
 from arrowloop.server import (
     LOOPBACK,
@@ -23,6 +23,7 @@ from arrowloop.server import (
     as_supervisor_spec,
     load_object,
     open_server,
+    serve_http,
     server_token,
     with_state_budget,
 )
@@ -98,8 +99,20 @@ async def serve(args: argparse.Namespace) -> int:
             program=Limits(max_bytes=args.max_request_bytes, max_nodes=args.max_program_nodes),
         ),
     )
+    if args.http_port is not None:
+        try:
+            import starlette  # noqa: F401
+            import uvicorn  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "--http-port needs the web extra (Starlette and uvicorn): "
+                "pip install 'arrowloop[web]'"
+            ) from None
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_server(spec, token, config) as srv:
+        async with open_server(spec, token, config) as srv, anyio.create_task_group() as web:
+            http = None
+            if args.http_port is not None:
+                http = await web.start(serve_http, srv, args.http_host, args.http_port)
             sup = srv.supervisor
             dh, dp = srv.data_address
             ch, cp = srv.control_address
@@ -114,6 +127,8 @@ async def serve(args: argparse.Namespace) -> int:
                 )
             if ch not in ("127.0.0.1", "::1", "localhost"):
                 say(f"  warning: the control port listens on {ch}, not only on loopback")
+            if http is not None:
+                say(f"  http     http://{http[0]}:{http[1]}/  (dashboard; /metrics for Prometheus)")
             lim = srv.limits
             say(f"  connections: up to {lim['data']} data, {lim['control']} control")
             for s in stages:
@@ -127,6 +142,7 @@ async def serve(args: argparse.Namespace) -> int:
                         "control": {"host": ch, "port": cp},
                         "token_file": token.source if not token.source.startswith("$") else None,
                         "stages": stages,
+                        "http": None if http is None else {"host": http[0], "port": http[1]},
                     },
                 )
             async for signum in signals:
@@ -135,5 +151,6 @@ async def serve(args: argparse.Namespace) -> int:
                     "requests already admitted, then draining the pipeline)"
                 )
                 break
+            web.cancel_scope.cancel()
     say("arrowloop: stopped")
     return EXIT_OK

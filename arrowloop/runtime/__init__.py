@@ -21,6 +21,14 @@ from arrowloop.runtime._checked import (
     check_rollback,
 )
 from arrowloop.runtime._deadletter import DeadLetter, DeadLetters, DeadLetterSink
+from arrowloop.runtime._histogram import (
+    BATCH_SIZES,
+    LATENCY_SECONDS,
+    PAUSE_SECONDS,
+    STEP_SECONDS,
+    Histogram,
+    HistogramSnapshot,
+)
 from arrowloop.runtime._pipeline import (
     DEFAULT_OUTPUT_CAPACITY,
     NO_STATE,
@@ -60,6 +68,12 @@ __all__ = [
     "OnStepError",
     "StageSpec",
     "StageStatistics",
+    "Histogram",
+    "HistogramSnapshot",
+    "STEP_SECONDS",
+    "BATCH_SIZES",
+    "PAUSE_SECONDS",
+    "LATENCY_SECONDS",
     "stage",
     "PipelineSpec",
     "pipeline",

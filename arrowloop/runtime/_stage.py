@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from time import perf_counter_ns
 from typing import Any
 
 import anyio
@@ -26,6 +27,13 @@ from arrowloop.runtime._budget import with_budget
 from arrowloop.runtime._channel import ChannelStatistics, ReceiveChannel, SendChannel
 from arrowloop.runtime._deadletter import DeadLetter, DeadLetterSink
 from arrowloop.runtime._envelope import Calls, Control, EndMsg, Routed, SpliceMsg, UpgradeMsg
+from arrowloop.runtime._histogram import (
+    BATCH_SIZES,
+    PAUSE_SECONDS,
+    STEP_SECONDS,
+    Histogram,
+    HistogramSnapshot,
+)
 from arrowloop.runtime._spec import OnStepError, StageSpec
 from arrowloop.typesys import validate
 
@@ -50,6 +58,11 @@ class StageStatistics:
     queue: ChannelStatistics
     last_upgrade_pause_ns: int | None
     restarts: int = 0
+    #: Seconds per step (each wake-up's mean), items per wake-up, and the
+    #: pauses upgrades caused, as histograms.
+    step_seconds: HistogramSnapshot | None = None
+    batch_sizes: HistogramSnapshot | None = None
+    upgrade_pauses: HistogramSnapshot | None = None
 
 
 class StageCrashed(Exception):
@@ -130,6 +143,10 @@ class StageActor:
         self.upgrades = 0
         self.last_upgrade_pause_ns: int | None = None
         self._pause_t0: int | None = None
+        # One observation per wake-up, never per item: the loop stays tight.
+        self.step_seconds = Histogram(STEP_SECONDS)
+        self.batch_sizes = Histogram(BATCH_SIZES)
+        self.upgrade_pauses = Histogram(PAUSE_SECONDS)
 
     def _step_of(self, machine: AnyMachine) -> Callable[[Any, Any], tuple[Any, Any]]:
         step = _native_step(machine) if isinstance(machine, NativeMachine) else machine.step
@@ -153,6 +170,9 @@ class StageActor:
             self.inbox.statistics(),
             self.last_upgrade_pause_ns,
             self.restarts,
+            self.step_seconds.snapshot(),
+            self.batch_sizes.snapshot(),
+            self.upgrade_pauses.snapshot(),
         )
 
     def take_over(self, previous: StageActor) -> None:
@@ -165,6 +185,9 @@ class StageActor:
         self.upgrades = previous.upgrades
         self.restarts = previous.restarts + 1
         self.last_upgrade_pause_ns = previous.last_upgrade_pause_ns
+        self.step_seconds = previous.step_seconds
+        self.batch_sizes = previous.batch_sizes
+        self.upgrade_pauses = previous.upgrade_pauses
 
     def reset(self, state: Any = None, version: str | None = None) -> None:
         """Restart in place: the initial state of the current machine.
@@ -215,6 +238,7 @@ class StageActor:
             state = self.state
             outs: list[Any] = []  # plain outputs not yet sent
             done = 0
+            t0 = perf_counter_ns()
             rest = iter(messages)
             for m in rest:
                 tm = type(m)
@@ -301,6 +325,9 @@ class StageActor:
                         self._end_pause()
             self.state = state
             self.processed += done
+            if done:
+                self.step_seconds.observe((perf_counter_ns() - t0) / done / 1e9)
+                self.batch_sizes.observe(done)
             if outs:
                 outbox = self.outbox
                 try:
@@ -363,6 +390,7 @@ class StageActor:
     def _end_pause(self) -> None:
         assert self._pause_t0 is not None
         self.last_upgrade_pause_ns = time.perf_counter_ns() - self._pause_t0
+        self.upgrade_pauses.observe(self.last_upgrade_pause_ns / 1e9)
         self._pause_t0 = None
 
     # -- control messages -----------------------------------------------------

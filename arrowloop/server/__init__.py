@@ -19,6 +19,8 @@ from arrowloop.server._auth import (
 from arrowloop.server._control import OPERATIONS, ControlLimits
 from arrowloop.server._data import DEFAULT_WINDOW
 from arrowloop.server._guards import LOOPBACK, AddressCounts, AuthThrottle
+from arrowloop.server._http import WebUnavailable, dashboard_app, serve_http, status_snapshot
+from arrowloop.server._metrics import ServerCollector, metrics_registry
 from arrowloop.server._serve import (
     DEFAULT_CONTROL_PORT,
     DEFAULT_PORT,
@@ -43,6 +45,12 @@ __all__ = [
     "open_server",
     "connection_limits",
     "per_address_limit",
+    "serve_http",
+    "dashboard_app",
+    "status_snapshot",
+    "WebUnavailable",
+    "ServerCollector",
+    "metrics_registry",
     "AddressCounts",
     "AuthThrottle",
     "LOOPBACK",

@@ -218,6 +218,7 @@ async def serve_control_connection(
     budget: BufferBudget | None = None,
     throttle: AuthThrottle | None = None,
     address: str | None = None,
+    refusals: dict[str, int] | None = None,
 ) -> None:
     """Serve one control connection: requests one at a time, in order.
 
@@ -228,7 +229,8 @@ async def serve_control_connection(
     after ``idle_timeout`` seconds without a request once authenticated.
     Refusals of wrong tokens from an ``address`` that keeps sending them
     are delayed by ``throttle``; ``budget`` may evict the connection (it is
-    then closed) when the server's readers hold too much together.
+    then closed) when the server's readers hold too much together. Error
+    replies are counted by type in ``refusals``.
     """
     scope = anyio.CancelScope()
     reader = LineReader(
@@ -240,7 +242,16 @@ async def serve_control_connection(
     try:
         with scope:
             await _serve_requests(
-                sup, stream, reader, token, limits, throttle, address, auth_timeout, idle_timeout
+                sup,
+                stream,
+                reader,
+                token,
+                limits,
+                throttle,
+                address,
+                auth_timeout,
+                idle_timeout,
+                {} if refusals is None else refusals,
             )
     finally:
         reader.release()
@@ -256,6 +267,7 @@ async def _serve_requests(
     address: str | None,
     auth_timeout: float | None,
     idle_timeout: float | None,
+    refusals: dict[str, int],
 ) -> None:
     authed = False
     auth_deadline = None if auth_timeout is None else anyio.current_time() + auth_timeout
@@ -292,6 +304,9 @@ async def _serve_requests(
             if ok and not authed:
                 authed = True
                 reader.max_line = limits.max_request
+        if b'"ok":false' in reply:
+            kind = str(orjson.loads(reply)["error"].get("type"))
+            refusals[kind] = refusals.get(kind, 0) + 1
         try:
             await stream.send(reply)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):

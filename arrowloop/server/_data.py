@@ -29,11 +29,11 @@ from anyio.abc import ByteStream
 
 from arrowloop.endpoints import BufferBudget, LineReader, LineTooLong
 from arrowloop.errors import ProtocolError, error_data
-from arrowloop.runtime import Ticket
+from arrowloop.runtime import LATENCY_SECONDS, Histogram, Ticket
 from arrowloop.supervisor import Supervisor
 from arrowloop.typesys import describe
 
-__all__ = ["serve_data_connection", "Drain", "DEFAULT_WINDOW", "MAX_ID"]
+__all__ = ["serve_data_connection", "Drain", "DataStats", "DEFAULT_WINDOW", "MAX_ID"]
 
 #: Default most requests of one connection in flight at once.
 DEFAULT_WINDOW: Final = 256
@@ -50,7 +50,7 @@ _GONE: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 class _Pending:
     """One request's place in a connection's reply order."""
 
-    __slots__ = ("error", "id", "ticket")
+    __slots__ = ("at", "error", "id", "ticket")
 
     def __init__(
         self,
@@ -61,6 +61,32 @@ class _Pending:
         self.id = rid
         self.ticket = ticket
         self.error = error
+        self.at = 0.0  # when its batch was read (time.monotonic())
+
+
+class DataStats:
+    """What a server's data connections have done, counted per batch.
+
+    Attributes:
+        requests: request lines read.
+        replies: replies written.
+        errors: error replies written, by error type.
+        latency: seconds from reading a batch of requests to writing the
+            reply of its first request, one observation per write.
+    """
+
+    __slots__ = ("errors", "latency", "replies", "requests")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.replies = 0
+        self.errors: dict[str, int] = {}
+        self.latency = Histogram(LATENCY_SECONDS)
+
+    def error(self, data: dict[str, Any]) -> None:
+        """Count an error reply."""
+        kind = str(data.get("type", "InternalError"))
+        self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
 def _protocol_error(path: str, expected: str, found: str) -> ProtocolError:
@@ -120,13 +146,15 @@ def _id_of(line: bytes) -> Any:
     return rid if type(rid) is int or (type(rid) is str and len(rid) <= MAX_ID) else None
 
 
-def _encode_output(p: _Pending, out: Any) -> bytes:
+def _encode_output(p: _Pending, out: Any, stats: DataStats) -> bytes:
     assert p.ticket is not None
     assert p.ticket.view is not None
     try:
         return _reply(p, p.ticket.view.encode(out))
     except Exception as exc:
-        return _reply(p, error=error_data(exc))
+        data = error_data(exc)
+        stats.error(data)
+        return _reply(p, error=data)
 
 
 class _Replies:
@@ -143,6 +171,7 @@ class _Replies:
         "_reader",
         "_writer",
         "last_written",
+        "now",
         "queue",
         "reading",
         "waiting_since",
@@ -157,6 +186,8 @@ class _Replies:
         self.waiting_since: float | None = None
         #: When the writer last made room (time.monotonic()).
         self.last_written = time.monotonic()
+        #: When the batch being admitted was read.
+        self.now = self.last_written
         self._writer: anyio.Event | None = None
         self._reader: anyio.Event | None = None
 
@@ -167,6 +198,7 @@ class _Replies:
 
     def push(self, p: _Pending) -> None:
         """Hand an admitted request to the writer."""
+        p.at = self.now
         self.queue.append(p)
         if self._writer is not None:
             self._writer.set()
@@ -212,7 +244,9 @@ class _Replies:
         self.reading = False
 
 
-async def _admit(sup: Supervisor, lines: list[bytes | LineTooLong], replies: _Replies) -> None:
+async def _admit(
+    sup: Supervisor, lines: list[bytes | LineTooLong], replies: _Replies, stats: DataStats
+) -> None:
     """Parse a batch of request lines and admit them, handing each to the
     writer in order as soon as its fate is known.
 
@@ -223,6 +257,8 @@ async def _admit(sup: Supervisor, lines: list[bytes | LineTooLong], replies: _Re
     group: list[Any] = []
     ids: list[Any] = []
     version: str | None = None
+    replies.now = time.monotonic()
+    stats.requests += len(lines)
 
     async def flush() -> None:
         try:
@@ -357,12 +393,19 @@ class _Sender:
         return True
 
 
-async def _write_replies(stream: ByteStream, replies: _Replies, send_timeout: float | None) -> None:
+async def _write_replies(
+    stream: ByteStream, replies: _Replies, send_timeout: float | None, stats: DataStats
+) -> None:
     """Write each request's reply in order until reading has ended and every
     admitted request is answered."""
     alive = True
     queue = replies.queue
     sender = _Sender(stream, send_timeout)
+
+    def failed(p: _Pending, data: dict[str, Any]) -> bytes:
+        stats.error(data)
+        return _reply(p, error=data)
+
     while True:
         if not queue:
             if not replies.reading:
@@ -376,9 +419,9 @@ async def _write_replies(stream: ByteStream, replies: _Replies, send_timeout: fl
             try:  # the oldest reply is not in yet: wait for it alone
                 out = await head.result()
             except Exception as exc:
-                chunks.append(_reply(queue[0], error=error_data(exc)))
+                chunks.append(failed(queue[0], error_data(exc)))
             else:
-                chunks.append(_encode_output(queue[0], out))
+                chunks.append(_encode_output(queue[0], out, stats))
             n = 1
         # Then every reply that is ready goes out with it, at most _BATCH per
         # send: the writer must not empty the window faster than the client
@@ -389,21 +432,25 @@ async def _write_replies(stream: ByteStream, replies: _Replies, send_timeout: fl
             if t is None:
                 if alive:
                     assert p.error is not None
-                    chunks.append(_reply(p, error=p.error))
+                    chunks.append(failed(p, p.error))
             elif not alive:
                 t.forget()  # the client is gone: nobody will read it
             elif t.done:
                 try:
                     out = t.get()
                 except Exception as exc:
-                    chunks.append(_reply(p, error=error_data(exc)))
+                    chunks.append(failed(p, error_data(exc)))
                 else:
-                    chunks.append(_encode_output(p, out))
+                    chunks.append(_encode_output(p, out, stats))
             else:
                 break
             n += 1
-        if chunks and not await sender.send(b"".join(chunks)):
-            alive = False  # the client is gone: keep draining its tickets, write nothing
+        if chunks:
+            stats.latency.observe(time.monotonic() - queue[0].at)
+            if await sender.send(b"".join(chunks)):
+                stats.replies += len(chunks)
+            else:
+                alive = False  # the client is gone: keep draining its tickets, write nothing
         replies.written(n)
 
 
@@ -453,14 +500,16 @@ async def _watch_idle(replies: _Replies, reading: anyio.CancelScope, idle_timeou
             return
 
 
-async def _read_requests(sup: Supervisor, reader: LineReader, replies: _Replies) -> None:
+async def _read_requests(
+    sup: Supervisor, reader: LineReader, replies: _Replies, stats: DataStats
+) -> None:
     while True:
         if replies.room <= 0:
             await replies.wait_room()
         lines = await _next_lines(reader, replies, replies.room)
         if lines is None:
             return
-        await _admit(sup, lines, replies)
+        await _admit(sup, lines, replies, stats)
 
 
 async def _run_in(scope: anyio.CancelScope, work: Coroutine[Any, Any, None]) -> None:
@@ -478,6 +527,7 @@ async def serve_data_connection(
     drain: Drain | None = None,
     idle_timeout: float | None = None,
     budget: BufferBudget | None = None,
+    stats: DataStats | None = None,
 ) -> None:
     """Serve one data connection until the client closes it or goes away.
 
@@ -492,13 +542,14 @@ async def serve_data_connection(
     unprocessed bytes while the total is over it.
     """
     replies = _Replies(window)
+    stats = DataStats() if stats is None else stats
     reading = anyio.CancelScope()
     # Evicted by the budget: stop reading (as on a drain), answer what was
     # admitted, close.
     reader = LineReader(stream, max_line, budget=budget, on_evict=reading.cancel)
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_write_replies, stream, replies, send_timeout)
+            tg.start_soon(_write_replies, stream, replies, send_timeout, stats)
             watching = anyio.CancelScope()
             with reading:
                 if idle_timeout is not None:
@@ -506,7 +557,7 @@ async def serve_data_connection(
                 if drain is not None:
                     drain.watch(reading)
                 try:
-                    await _read_requests(sup, reader, replies)
+                    await _read_requests(sup, reader, replies, stats)
                 finally:
                     watching.cancel()
                     if drain is not None:

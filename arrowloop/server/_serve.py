@@ -25,7 +25,7 @@ from anyio.abc import ByteStream, Listener, SocketAttribute, TaskGroup
 from arrowloop.endpoints import DEFAULT_MAX_BUFFERED, DEFAULT_MAX_LINE, BufferBudget
 from arrowloop.server._auth import Token
 from arrowloop.server._control import ControlLimits, serve_control_connection
-from arrowloop.server._data import DEFAULT_WINDOW, Drain, serve_data_connection
+from arrowloop.server._data import DEFAULT_WINDOW, DataStats, Drain, serve_data_connection
 from arrowloop.server._guards import LOOPBACK, AddressCounts, AuthThrottle
 from arrowloop.supervisor import Supervisor, SupervisorSpec, open_supervisor
 
@@ -216,6 +216,10 @@ class Server:
         self.per_address = {"data": AddressCounts(None), "control": AddressCounts(None)}
         #: Slows down addresses that keep sending wrong tokens.
         self.auth = AuthThrottle()
+        #: What the data connections have done (requests, replies, errors, latency).
+        self.data_stats = DataStats()
+        #: Error replies on the control port, by error type.
+        self.refusals: dict[str, int] = {}
 
 
 def _address(listener: Listener[Any]) -> tuple[str, int]:
@@ -385,6 +389,7 @@ async def open_server(
                     drain=drain,
                     idle_timeout=cfg.idle_timeout,
                     budget=server.buffers,
+                    stats=server.data_stats,
                 )
             finally:
                 if drain.draining and server.connections["data"] <= 1:
@@ -401,6 +406,7 @@ async def open_server(
                 budget=server.buffers,
                 throttle=server.auth,
                 address=peer,
+                refusals=server.refusals,
             )
 
         async with (

@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/step_cost.py
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/server.py
+	$(BIN)/python benchmarks/plot.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
 
 from arrowloop import Function, Machine, const, fanout, fst, id_, loop, prim, snd  # noqa: E402
 from arrowloop.runtime import open_pipeline, pipeline, stage, uvloop_available  # noqa: E402
+from benchmarks._progress import progress  # noqa: E402
 
 STAGES = 4
 BUFFER = 128
@@ -216,7 +217,7 @@ async def _arrowloop(batched: bool, n: int, validate: bool = False) -> float:
     return n / elapsed
 
 
-async def _upgrade_pauses(upgrades: int) -> dict[str, float]:
+async def _upgrade_pauses(upgrades: int) -> dict[str, Any]:
     """Upgrade the middle stage `upgrades` times under a steady load."""
     versions = [counting(1), counting(2)]
     identity = Function.build(id_, int, int)
@@ -258,6 +259,7 @@ async def _upgrade_pauses(upgrades: int) -> dict[str, float]:
         "median": round(statistics.median(pauses), 2),
         "p99": round(pauses[min(len(pauses) - 1, int(len(pauses) * 0.99))], 2),
         "samples": len(pauses),
+        "all": [round(x, 2) for x in pauses],
         "lost": lost + (0 if in_order else 1),
     }
 
@@ -289,11 +291,17 @@ def main() -> None:
     n, repeat, upgrades = (20_000, 1, 20) if args.quick else (200_000, 3, 100)
     loops: dict[str, Any] = {}
     backends = [("asyncio", False)] + ([("uvloop", True)] if uvloop_available() else [])
-    for name, use_uvloop in backends:
-        loops[name] = anyio.run(
-            measure_loop, n, repeat, backend="asyncio", backend_options={"use_uvloop": use_uvloop}
-        )
-        print(name, json.dumps(loops[name], indent=2))
+    with progress(len(backends), "throughput") as advance:
+        for name, use_uvloop in backends:
+            loops[name] = anyio.run(
+                measure_loop,
+                n,
+                repeat,
+                backend="asyncio",
+                backend_options={"use_uvloop": use_uvloop},
+            )
+            print(name, json.dumps(loops[name], indent=2))
+            advance(f"{name} done")
     pause = anyio.run(
         _upgrade_pauses,
         upgrades,
@@ -310,6 +318,7 @@ def main() -> None:
             "median": pause["median"],
             "p99": pause["p99"],
             "samples": pause["samples"],
+            "all": pause["all"],
         },
         "lost": pause["lost"],
     }

@@ -73,6 +73,7 @@ from arrowloop.server import (  # noqa: E402
 )
 from arrowloop.supervisor import code_change  # noqa: E402
 from arrowloop.upgrade import encode_change  # noqa: E402
+from benchmarks._progress import progress  # noqa: E402
 from examples.counter import v1, v2, v3  # noqa: E402
 
 __all__ = [
@@ -532,9 +533,11 @@ def external(
     """arrowloop against the hand-written server, ``rounds`` times each in
     alternation; the medians, their ratios, and every run's figures."""
     runs: dict[str, list[dict[str, Any]]] = {"handwritten": [], "arrowloop": []}
-    for _ in range(rounds):
-        for kind in runs:
-            runs[kind].append(run_external(kind, clients, window, warmup, duration))
+    with progress(rounds * len(runs), "external") as advance:
+        for i in range(rounds):
+            for kind in runs:
+                runs[kind].append(run_external(kind, clients, window, warmup, duration))
+                advance(f"round {i + 1} of {rounds}, {kind} done")
 
     def median(kind: str, key: str) -> float:
         return float(statistics.median(r[key] for r in runs[kind]))

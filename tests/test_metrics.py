@@ -155,3 +155,33 @@ def test_serve_with_an_http_port_serves_metrics(tmp_path: Path) -> None:
             out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out.decode()
     assert b"dashboard" in out
+
+
+async def test_status_watch_draws_rates_and_changes() -> None:
+    """The live terminal view: the stage, its version, a rate from two polls,
+    and the change history."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from arrowloop.cli._watch import watch_status
+
+    async with serving() as (server, _):
+        async with DataClient(*server.data_address) as client:
+            for _ in range(3):
+                await client.call(INCR)
+        change = encode_change(
+            code_change("counter", v1.machine.version, v2.machine.machine, v2.migrate)
+        )
+        out = StringIO()
+        async with ControlClient(*server.control_address, TOKEN.value) as ctl:
+            await ctl.request("upgrade", change=change, requested_by="watcher")
+            await watch_status(
+                ctl, interval=0.05, count=2, console=Console(file=out, width=140, color_system=None)
+            )
+    text = out.getvalue()
+    assert "counter" in text
+    assert v2.machine.version[:12] in text
+    assert "items/s" in text
+    assert "watcher" in text
+    assert "succeeded" in text

@@ -235,7 +235,13 @@ async def rollback(args: argparse.Namespace) -> int:
 
 
 async def status(args: argparse.Namespace) -> int:
-    """Print the supervisor's status."""
+    """Print the supervisor's status (or, with ``--watch``, keep redrawing it)."""
+    if getattr(args, "watch", False):
+        from arrowloop.cli._watch import watch_status
+
+        async with _control(args) as ctl:
+            await watch_status(ctl, args.interval, args.count)
+        return EXIT_OK
     return await _query(args, "status", show_status)
 
 

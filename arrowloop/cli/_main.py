@@ -199,6 +199,14 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         _common(p, control=True)
         p.set_defaults(run=fn)
+        if name == "status":
+            p.add_argument(
+                "--watch", action="store_true", help="keep redrawing a live view (Ctrl-C ends it)"
+            )
+            p.add_argument(
+                "--interval", type=float, default=1.0, help="seconds between redraws (%(default)s)"
+            )
+            p.add_argument("--count", type=int, default=None, help="stop after this many redraws")
 
     p = sub.add_parser("state", help="a stage's current state")
     p.add_argument("stage", nargs="?", help="the stage (default: the only one)")
@@ -237,4 +245,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # e.g. a port already in use
         complain(f"error: {exc}")
         return EXIT_USAGE
+    except KeyboardInterrupt:  # e.g. ending `status --watch`
+        return EXIT_OK
     return code

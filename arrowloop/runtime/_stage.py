@@ -50,6 +50,9 @@ class StageStatistics:
     queue: ChannelStatistics
     last_upgrade_pause_ns: int | None
     restarts: int = 0
+    #: Items answered with PipelineClosed (or dropped, if plain) because the
+    #: stage was stopped for good while its pipeline closed.
+    abandoned: int = 0
 
 
 class StageCrashed(Exception):
@@ -118,6 +121,16 @@ class StageActor:
         self.reset_to: tuple[Any, str] | None = None
         self.restarts = 0
         self.running = False
+        # Paused by its supervisor (terminate_child): the actor holds the
+        # batch it receives next, unstepped, until it is resumed.
+        self.paused = False
+        self._resumed: anyio.Event | None = None
+        # Set when the stage is stopped for good while the pipeline closes:
+        # what reaches it is then answered with PipelineClosed and counted.
+        self.abandoning = False
+        self.abandoned = 0
+        self.scope: anyio.CancelScope | None = None
+        self.alive = False  # whether its task is still running
         self.batch_limit = spec.batch_limit
         self.inbox = inbox
         self.outbox = outbox
@@ -153,6 +166,7 @@ class StageActor:
             self.inbox.statistics(),
             self.last_upgrade_pause_ns,
             self.restarts,
+            self.abandoned,
         )
 
     def take_over(self, previous: StageActor) -> None:
@@ -163,6 +177,7 @@ class StageActor:
         self.processed = previous.processed
         self.failed = previous.failed
         self.upgrades = previous.upgrades
+        self.abandoned = previous.abandoned
         self.restarts = previous.restarts + 1
         self.last_upgrade_pause_ns = previous.last_upgrade_pause_ns
 
@@ -177,6 +192,24 @@ class StageActor:
         """
         self.reset_requested = True
         self.reset_to = (state, version) if version is not None else None
+
+    def pause(self) -> None:
+        """Step nothing more until :meth:`resume`; the batch in hand is finished
+        and the next one is held, unstepped (so nothing queued is lost)."""
+        self.paused = True
+
+    def resume(self) -> None:
+        """Go on after :meth:`pause` (with a reset requested first, if any)."""
+        self.paused = False
+        if self._resumed is not None:
+            self._resumed.set()
+            self._resumed = None
+
+    async def _hold(self, messages: list[Any]) -> None:
+        self.leftover = messages
+        while self.paused:
+            self._resumed = anyio.Event()
+            await self._resumed.wait()
 
     # -- the loop -------------------------------------------------------------
 
@@ -201,6 +234,9 @@ class StageActor:
                 except anyio.EndOfStream:
                     self.running = False
                     return
+            if self.paused:
+                await self._hold(messages)
+                continue
             if self._pause_t0 is not None:
                 self._end_pause()
             if self.reset_requested:
@@ -216,59 +252,69 @@ class StageActor:
             outs: list[Any] = []  # plain outputs not yet sent
             done = 0
             rest = iter(messages)
-            for m in rest:
-                tm = type(m)
-                if tm is list:
-                    # The hot loop: plain items only, nothing to dispatch on.
-                    append = outs.append
-                    items = iter(m)
-                    for x in items:
+            m: Any = None
+            try:
+                for m in rest:
+                    tm = type(m)
+                    if tm is list:
+                        # The hot loop: plain items only, nothing to dispatch on.
+                        append = outs.append
+                        items = iter(m)
+                        for x in items:
+                            try:
+                                state, y = step(x, state)
+                            except Exception as exc:
+                                self._crash(x, exc, None)
+                                if self.reset_on_crash:
+                                    state = self._reset_after_crash()
+                                if self.exit_on_crash:
+                                    left = list(items)
+                                    done += len(m) - len(left) - 1
+                                    self._exit(
+                                        done, outs, ([left] if left else []) + list(rest), x, exc
+                                    )
+                                done -= 1
+                                continue
+                            append(y)
+                        done += len(m)
+                    elif tm is Routed:
                         try:
-                            state, y = step(x, state)
+                            state, m.value = step(m.value, state)
                         except Exception as exc:
-                            self._crash(x, exc, None)
+                            self._crash(m.value, exc, m)
                             if self.reset_on_crash:
                                 state = self._reset_after_crash()
                             if self.exit_on_crash:
-                                left = list(items)
-                                done += len(m) - len(left) - 1
-                                self._exit(
-                                    done, outs, ([left] if left else []) + list(rest), x, exc
-                                )
-                            done -= 1
+                                self._exit(done, outs, list(rest), m.value, exc)
                             continue
-                        append(y)
-                    done += len(m)
-                elif tm is Routed:
-                    try:
-                        state, m.value = step(m.value, state)
-                    except Exception as exc:
-                        self._crash(m.value, exc, m)
-                        if self.reset_on_crash:
-                            state = self._reset_after_crash()
-                        if self.exit_on_crash:
-                            self._exit(done, outs, list(rest), m.value, exc)
-                        continue
-                    done += 1
-                    if outs:
-                        await self._send(outs)
-                        outs = []
-                    await self._send(m)
-                else:
-                    self.state = state
-                    if outs:
-                        await self._send(outs)
-                        outs = []
-                    if tm is EndMsg:
-                        self.processed += done
-                        await self.outbox.send(m)
-                        self.running = False
-                        return
-                    await self._control(m)
-                    step = self.step
-                    state = self.state
-                    if self._pause_t0 is not None and m is not messages[-1]:
-                        self._end_pause()
+                        done += 1
+                        if outs:
+                            await self._send(outs)
+                            outs = []
+                        await self._send(m)
+                    else:
+                        self.state = state
+                        if outs:
+                            await self._send(outs)
+                            outs = []
+                        if tm is EndMsg:
+                            self.processed += done
+                            await self.outbox.send(m)
+                            self.running = False
+                            return
+                        await self._control(m)
+                        step = self.step
+                        state = self.state
+                        if self._pause_t0 is not None and m is not messages[-1]:
+                            self._end_pause()
+            except anyio.get_cancelled_exc_class():
+                # Stopped for good mid-batch (the pipeline closes): keep what
+                # it still held, so it is answered and counted, not lost.
+                kept: list[Any] = [outs] if outs else []
+                if type(m) is Routed and not m.reply.done:
+                    kept.append(m)
+                self.leftover = kept + list(rest)
+                raise
             self.state = state
             self.processed += done
             if outs:

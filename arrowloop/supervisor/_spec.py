@@ -23,6 +23,7 @@ from arrowloop.typesys import check_name
 __all__ = [
     "Restart",
     "Strategy",
+    "AutoShutdown",
     "AutoRollback",
     "ChildSpec",
     "SupervisorSpec",
@@ -60,6 +61,18 @@ class Strategy(enum.Enum):
     #: The child that stopped and every child after it in start order (for a
     #: pipeline: the stage and everything downstream of it).
     REST_FOR_ONE = "rest_for_one"
+
+
+class AutoShutdown(enum.Enum):
+    """Whether a supervisor stops itself when significant children end
+    (OTP's ``auto_shutdown``)."""
+
+    #: Never (the default): significant children are not special.
+    NEVER = "never"
+    #: When any significant child ends by itself and is not restarted.
+    ANY_SIGNIFICANT = "any_significant"
+    #: When every significant child has ended and none is restarted.
+    ALL_SIGNIFICANT = "all_significant"
 
 
 def _fail(path: str, expected: str, value: Any) -> ChildSpecError:
@@ -119,6 +132,10 @@ class ChildSpec:
             stage starts from instead of its machine's initial state.
         auto_rollback: stages only: roll back a fresh code change that keeps
             crashing (:class:`AutoRollback`).
+        significant: whether its ending (not restarted, not terminated by
+            the supervisor) may stop the supervisor (see
+            :class:`AutoShutdown`); only for transient and temporary
+            children, as in OTP.
 
     Raises:
         ChildSpecError: a field is invalid (its name is the error's ``path``).
@@ -129,6 +146,7 @@ class ChildSpec:
     shutdown: float | None = DEFAULT_SHUTDOWN
     restore: RestoreHook | None = None
     auto_rollback: AutoRollback | None = None
+    significant: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.start, StageSpec | SupervisorSpec):
@@ -142,6 +160,10 @@ class ChildSpec:
             raise _fail("auto_rollback", "an AutoRollback or None", self.auto_rollback)
         if self.is_supervisor and (self.restore is not None or self.auto_rollback is not None):
             raise _fail("restore", "no restore or auto_rollback for a nested supervisor", "set")
+        if type(self.significant) is not bool:
+            raise _fail("significant", "True or False", self.significant)
+        if self.significant and self.restart is Restart.PERMANENT:
+            raise _fail("significant", "a transient or temporary child", "a permanent one")
 
     @property
     def name(self) -> str:
@@ -161,13 +183,14 @@ def child(
     shutdown: float | None = DEFAULT_SHUTDOWN,
     restore: RestoreHook | None = None,
     auto_rollback: AutoRollback | None = None,
+    significant: bool = False,
 ) -> ChildSpec:
     """A child spec (see :class:`ChildSpec` for the fields).
 
     Raises:
         ChildSpecError: a field is invalid.
     """
-    return ChildSpec(start, restart, shutdown, restore, auto_rollback)
+    return ChildSpec(start, restart, shutdown, restore, auto_rollback, significant)
 
 
 @attrs.frozen
@@ -190,6 +213,8 @@ class SupervisorSpec:
         period: the window, in seconds.
         mailbox: most control requests queued for the supervisor.
         history_limit: most code-change records (and rollback steps) kept.
+        auto_shutdown: whether it stops when significant children end
+            (:class:`AutoShutdown`).
 
     Raises:
         ChildSpecError: a field or a child is invalid, two children share a
@@ -204,6 +229,7 @@ class SupervisorSpec:
     period: float = 5.0
     mailbox: int = DEFAULT_MAILBOX
     history_limit: int = DEFAULT_HISTORY
+    auto_shutdown: AutoShutdown = AutoShutdown.NEVER
 
     def __attrs_post_init__(self) -> None:
         try:
@@ -214,6 +240,8 @@ class SupervisorSpec:
             raise _fail("children", "a tuple of child specs", self.children)
         if not isinstance(self.strategy, Strategy):
             raise _fail("strategy", "a Strategy", self.strategy)
+        if not isinstance(self.auto_shutdown, AutoShutdown):
+            raise _fail("auto_shutdown", "an AutoShutdown", self.auto_shutdown)
         if type(self.intensity) is not int or self.intensity < 0:
             raise _fail("intensity", "an int >= 0", self.intensity)
         _non_negative_number("period", self.period, allow_none=False)
@@ -259,6 +287,7 @@ def supervisor(
     period: float = 5.0,
     mailbox: int = DEFAULT_MAILBOX,
     history_limit: int = DEFAULT_HISTORY,
+    auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
 ) -> SupervisorSpec:
     """A supervisor spec; bare stages and supervisors become permanent children.
 
@@ -267,4 +296,6 @@ def supervisor(
         CheckError: the stages do not fit together as a pipeline.
     """
     kids = tuple(c if isinstance(c, ChildSpec) else child(c) for c in children)
-    return SupervisorSpec(name, kids, strategy, intensity, period, mailbox, history_limit)
+    return SupervisorSpec(
+        name, kids, strategy, intensity, period, mailbox, history_limit, auto_shutdown
+    )

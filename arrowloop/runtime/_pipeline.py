@@ -585,6 +585,9 @@ class Pipeline:
 
     def _spawn(self, actor: StageActor) -> None:
         assert self._tg is not None
+        # Running from now on, not from when its task first runs: a restart
+        # or reset in between must apply to this actor, not replace it.
+        actor.running = True
         self._tg.start_soon(self._run_actor, actor, name=f"arrowloop stage {actor.name}")
 
     async def _run_actor(self, actor: StageActor) -> None:

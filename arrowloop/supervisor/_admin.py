@@ -220,7 +220,10 @@ class Administration:
     def _admin_error(self, error: BaseException) -> BaseException:
         if isinstance(error, StartFailed):
             err = self._child_error(
-                error.child, "a failed start", "a child that starts", error.what
+                error.child,
+                "a failed start",
+                "a child that starts",
+                f"could not be started: {error.what}",
             )
             err.__cause__ = error.error
             return err

@@ -35,6 +35,7 @@ __all__ = [
     "Started",
     "StartFailed",
     "Plan",
+    "Lineage",
     "ChildRecord",
     "Refused",
 ]
@@ -194,6 +195,15 @@ class Plan:
     reply: Reply
 
 
+class Lineage:
+    """What outlives the incarnations of one supervisor: its change book (the
+    history, undo stack and adapters) and its nested children's lineages."""
+
+    def __init__(self) -> None:
+        self.book: ChangeBook | None = None
+        self.children: dict[str, Lineage] = {}
+
+
 class ChildRecord:
     """The supervisor's running record of one child."""
 
@@ -207,9 +217,9 @@ class ChildRecord:
         # `restarting`); neither running nor terminated.
         self.restarting = False
         self.restarts = 0
-        # Nested supervisors: the change book every incarnation shares, so
-        # a restart by this supervisor keeps the child's history.
-        self.book: ChangeBook | None = None
+        # Nested supervisors: what every incarnation shares (its history,
+        # and its own nested children's), so a restart keeps them.
+        self.lineage: Lineage | None = None
         # Nested supervisors: the running handle, its cancel scope, and an
         # event set when its task has ended.
         self.handle: Supervisor | None = None

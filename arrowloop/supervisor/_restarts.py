@@ -40,13 +40,13 @@ from anyio.abc import TaskGroup, TaskStatus
 from arrowloop.errors import EscalationError
 from arrowloop.machine import AnyMachine
 from arrowloop.runtime import NO_STATE, DeadLetterSink, Pipeline
-from arrowloop.supervisor._changes import ChangeBook
 from arrowloop.supervisor._intensity import Clock, Window
 from arrowloop.supervisor._messages import (
     Attempt,
     ChildRecord,
     Done,
     Exit,
+    Lineage,
     Reply,
     Request,
     Retry,
@@ -99,6 +99,11 @@ class AutoShutdownDue(Exception):
 
 
 def _describe(exc: BaseException) -> str:
+    # A failed start surfaces through task groups: name what actually failed.
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if isinstance(exc, StartFailed):
+        return exc.what
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -117,6 +122,7 @@ class Restarts:
     _dead_letters: DeadLetterSink | None
     _deferred: deque[Request | Exit | Retry]
     _attempt: Attempt | None
+    _lineage: Lineage
 
     if TYPE_CHECKING:
 
@@ -368,6 +374,7 @@ class Restarts:
         self._children.pop(c.name, None)
         if c in self._order:
             self._order.remove(c)
+        self._lineage.children.pop(c.name, None)  # a new child of that name starts afresh
 
     async def _start_nested(self, c: ChildRecord, *, restoring: bool) -> None:
         """Start a nested supervisor from its current spec (the one its
@@ -394,10 +401,10 @@ class Restarts:
         error: BaseException | None = None
         spec = c.spec.start
         assert isinstance(spec, SupervisorSpec)
-        if c.book is None:
-            c.book = ChangeBook(spec.history_limit)
+        if c.lineage is None:
+            c.lineage = self._lineage.children.setdefault(c.name, Lineage())
         cls, run = _nested_runner()
-        inner = cls(spec, clock=self._clock, dead_letters=self._dead_letters, book=c.book)
+        inner = cls(spec, clock=self._clock, dead_letters=self._dead_letters, lineage=c.lineage)
         inner._restoring = restoring
         started = False
         try:

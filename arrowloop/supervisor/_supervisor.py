@@ -48,6 +48,7 @@ from arrowloop.supervisor._messages import (
     ChildRecord,
     Done,
     Exit,
+    Lineage,
     Refused,
     Reply,
     Request,
@@ -87,9 +88,9 @@ class Supervisor(Administration, Restarts, Orchestration):
     :meth:`count_children`). Upgrade the pipeline only through the
     supervisor, so that its specs and history stay true.
 
-    ``book`` is the change book to keep the history in (a parent passes the
-    one every incarnation of a nested supervisor shares); by default a new
-    one.
+    ``lineage`` is what a parent keeps for every incarnation of a nested
+    supervisor (its history, and its own children's): internal, by
+    default a new one.
     """
 
     def __init__(
@@ -100,7 +101,7 @@ class Supervisor(Administration, Restarts, Orchestration):
         dead_letters: DeadLetterSink | None = None,
         validate_inputs: bool = True,
         output_capacity: int = DEFAULT_OUTPUT_CAPACITY,
-        book: ChangeBook | None = None,
+        lineage: Lineage | None = None,
     ) -> None:
         if not isinstance(spec, SupervisorSpec):
             raise ChildSpecError(
@@ -133,7 +134,10 @@ class Supervisor(Administration, Restarts, Orchestration):
         self._restoring = False
         self._pipeline: Pipeline | None = None
         self._tg: TaskGroup | None = None
-        self._book = ChangeBook(spec.history_limit) if book is None else book
+        self._lineage = Lineage() if lineage is None else lineage
+        if self._lineage.book is None:
+            self._lineage.book = ChangeBook(spec.history_limit)
+        self._book = self._lineage.book
         self._adapters = self._book.adapters
         self._accepting = True
         self._stopping = False

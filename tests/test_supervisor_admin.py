@@ -180,7 +180,7 @@ async def test_terminate_child_pauses_a_stage_and_restart_child_resumes_it() -> 
         await anyio.wait_all_tasks_blocked()
         st = await top.status()
         assert (st.children[1].state, st.children[1].running) == ("terminated", False)
-        assert st.children[1].processed == 1
+        assert (st.children[1].processed, st.children[1].queue_depth) == (1, 3)
         assert not any(t.done for t in tickets)
         assert await top.restart_child("b") is None
         assert [await t.result() for t in tickets] == [(0, 2, 1), (0, 3, 2), (0, 4, 3)]
@@ -198,3 +198,21 @@ async def test_a_restarted_stage_uses_its_restore_hook() -> None:
         await top.terminate_child("a")
         await top.restart_child("a")
         assert await top.pipeline.call(2) == (0, 2, 41)
+
+
+async def test_the_status_data_carries_the_listing_fields() -> None:
+    """The control port's status JSON keeps its fields and adds the listing's."""
+    from arrowloop.upgrade import status_data
+
+    async with open_supervisor(_top()) as top:
+        await top.terminate_child("s1")
+        data = status_data(await top.status())
+        a, _, s1 = data["children"]
+        assert {"name", "kind", "restart", "running", "restarts", "version"} <= set(a)
+        assert (a["state"], a["shutdown"], a["abandoned"], a["significant"]) == (
+            "running",
+            2.0,
+            0,
+            False,
+        )
+        assert (s1["state"], s1["running"]) == ("terminated", False)

@@ -53,6 +53,8 @@ class StageStatistics:
     #: Items answered with PipelineClosed (or dropped, if plain) because the
     #: stage was stopped for good while its pipeline closed.
     abandoned: int = 0
+    #: Items the actor holds unstepped (the batch a paused stage received).
+    held: int = 0
 
 
 class StageCrashed(Exception):
@@ -167,6 +169,7 @@ class StageActor:
             self.last_upgrade_pause_ns,
             self.restarts,
             self.abandoned,
+            sum(len(m) if type(m) is list else 1 for m in self.leftover) if self.paused else 0,
         )
 
     def take_over(self, previous: StageActor) -> None:

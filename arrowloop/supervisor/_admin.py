@@ -215,7 +215,7 @@ class Administration:
         self._drop(c)
 
     def _attempt_for(self, work: Callable[[], Awaitable[Any]]) -> Attempt:
-        return Attempt(work, None, restart=False)
+        return Attempt(work, None)
 
     def _admin_error(self, error: BaseException) -> BaseException:
         if isinstance(error, StartFailed):

@@ -136,14 +136,13 @@ class Attempt:
     own so the supervisor's loop goes on meanwhile.
 
     ``work`` is what the task runs; it raises :class:`StartFailed` naming
-    the child that failed. ``reply``, if any, is answered when it ends
-    (``start_child`` and friends); ``restart`` tells a restart (which is
-    retried on failure) from an administrative start (which is not).
+    the child that failed. ``reply`` is set for an administrative request
+    (``start_child`` and friends), answered when it ends; a restart has
+    none, and is retried if it fails.
     """
 
     work: Callable[[], Awaitable[Any]]
     reply: Reply | None
-    restart: bool
     failed: str = ""
     scope: anyio.CancelScope | None = None
     ended: anyio.Event = attrs.Factory(anyio.Event)

@@ -131,6 +131,8 @@ class Restarts:
 
         def _post(self, msg: Exit | Done | Wake | Started | Retry) -> None: ...
 
+        def _admin_error(self, error: BaseException) -> BaseException: ...
+
     # -- notices from the children ------------------------------------------------
 
     def _stage_exit(self, name: str, error: BaseException | None) -> None:
@@ -222,13 +224,13 @@ class Restarts:
             # anything else (as OTP's supervisor does).
             for t in targets:
                 if t is c or t.running or t.spec.restart is not Restart.TEMPORARY:
-                    self._stage_restarted(t, None)
+                    self._stage_restarted(t, NO_STATE)
             return
         c.restarting = True
         for t in targets:
             if t.spec.is_supervisor and t.running and t is not c:
                 t.restarting = t.spec.restart is not Restart.TEMPORARY
-        self._begin_attempt(Attempt(lambda: self._restart_group(c, targets), None, restart=True))
+        self._begin_attempt(Attempt(lambda: self._restart_group(c, targets), None))
 
     def _group(self, c: ChildRecord) -> list[ChildRecord]:
         strategy = self.spec.strategy
@@ -275,7 +277,7 @@ class Restarts:
 
     def _stage_restarted(self, c: ChildRecord, state: Any) -> None:
         p = self.pipeline
-        if state is None or state is NO_STATE:
+        if state is NO_STATE:
             p.restart_stage(c.name)
         else:
             p.restart_stage(c.name, state=state)
@@ -338,9 +340,6 @@ class Restarts:
         # OTP: a child that fails to start counts as another restart, tried
         # again after whatever is already in the mailbox.
         self._post(Retry(msg.child, msg.error))
-
-    def _admin_error(self, error: BaseException) -> BaseException:
-        return error
 
     async def _cancel_attempt(self) -> None:
         a = self._attempt

@@ -114,7 +114,9 @@ class AutoRollback:
 
 
 #: A snapshot hook: given the machine a stage restarts with, the state to
-#: restart from (validated against the machine's state type).
+#: restart from (validated against the machine's state type). An ``async``
+#: hook is awaited on the event loop; a plain function runs in a worker
+#: thread, so a slow snapshot store never freezes the supervisor.
 RestoreHook = Callable[[AnyMachine], Any]
 
 
@@ -129,7 +131,9 @@ class ChildSpec:
         shutdown: seconds it gets to stop before it is cancelled; ``0`` is
             OTP's ``brutal_kill``, ``None`` is ``infinity``.
         restore: stages only: a snapshot hook giving the state a restarted
-            stage starts from instead of its machine's initial state.
+            stage (or a stage of a restarted supervisor) starts from instead
+            of its machine's initial state; ``async def`` or plain (run in a
+            worker thread).
         auto_rollback: stages only: roll back a fresh code change that keeps
             crashing (:class:`AutoRollback`).
         significant: whether its ending (not restarted, not terminated by

@@ -29,7 +29,8 @@ class ChildStatus:
         restarts: how often the supervisor restarted (or reset) it.
         version: stages: the version (content hash) of the machine it runs.
         state_type: stages: its state type, rendered.
-        queue_depth: stages: items waiting in its channel.
+        queue_depth: stages: items waiting in its channel (and, for a
+            terminated stage, the batch it holds unstepped).
         processed: stages: items it has stepped.
         failed: stages: items it crashed on.
         upgrades: stages: code changes applied to it (rollbacks included).

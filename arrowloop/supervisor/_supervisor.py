@@ -631,7 +631,7 @@ class Supervisor(Administration, Restarts, Orchestration):
                     c.restarts,
                     s.version,
                     s.state_type,
-                    s.queue.items,
+                    s.queue.items + s.held,
                     s.processed,
                     s.failed,
                     s.upgrades,

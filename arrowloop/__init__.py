@@ -57,6 +57,9 @@ from arrowloop.frontend import PyFunction, PyMachine, arrow, statemachine
 from arrowloop.machine import AnyMachine, Function, Machine, NativeMachine, native
 from arrowloop.supervisor import (
     AutoRollback,
+    AutoShutdown,
+    ChildCounts,
+    ChildInfo,
     ChildSpec,
     ChildStatus,
     CodeChange,
@@ -126,6 +129,7 @@ __all__ = [
     "Restart",
     "Strategy",
     "AutoRollback",
+    "AutoShutdown",
     "ChildSpec",
     "SupervisorSpec",
     "child",
@@ -138,6 +142,8 @@ __all__ = [
     "UpgradeRecord",
     "ChildStatus",
     "SupervisorStatus",
+    "ChildInfo",
+    "ChildCounts",
     # types and wire
     "Type",
     "Tagged",

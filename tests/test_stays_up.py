@@ -383,8 +383,9 @@ async def test_a_restart_right_behind_an_upgrade_restores_with_the_new_machine()
 # -- stopping while a stage fails ---------------------------------------------------------
 
 
-async def test_stop_drains_past_a_stage_that_crashes_while_stopping() -> None:
-    """A restart-policy stage failing during stop's drain still serves the items behind it."""
+async def test_stop_answers_what_is_behind_a_stage_that_crashes_while_stopping() -> None:
+    """A restart-policy stage failing during stop's drain is done (as in OTP): the
+    items behind it get PipelineClosed, are counted, and stop does not wait."""
     with anyio.fail_after(20):
         async with open_supervisor(
             supervisor("sup", counter(on_step_error="restart")), output_capacity=1
@@ -396,7 +397,12 @@ async def test_stop_drains_past_a_stage_that_crashes_while_stopping() -> None:
             await sup.stop()
     with pytest.raises(StepError):
         await poison.result()
-    assert [await t.result() for t in behind] == [1, 2, 3, 4, 5]
+    for t in behind:
+        with pytest.raises(PipelineClosed):
+            await t.result()
+    (stats,) = p.statistics()
+    assert stats.abandoned == 5
+    assert stats.restarts == 0
 
 
 async def test_a_refused_upgrade_in_a_closing_pipeline_says_closed() -> None:

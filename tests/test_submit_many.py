@@ -164,3 +164,17 @@ async def test_concurrent_batches_keep_their_own_order() -> None:
         assert await p.call(0) == 5 * 20 * 7
     for got in seen.values():
         assert got == sorted(got)
+
+
+async def test_a_batch_behind_a_stage_stopped_at_close_is_answered_and_counted() -> None:
+    """A paused stage stopped for good at close: every call of the batch
+    queued for it gets PipelineClosed, and the stage counts them abandoned."""
+    async with open_pipeline(_counter()) as p:
+        p.pause_stage("c")
+        tickets = await p.submit_many([1, 2, 3])
+        await p.close(shutdown={"c": 0})
+        for t in tickets:
+            assert isinstance(t, Ticket)
+            with pytest.raises(PipelineClosed):
+                await t.result()
+        assert p.statistics()[0].abandoned == 3

@@ -55,7 +55,8 @@ def show_status(status: dict[str, Any], indent: str = "") -> list[str]:
         f"{status['history']} change(s) in history"
     ]
     for c in status["children"]:
-        state = "running" if c["running"] else "stopped"
+        # `state` (running, restarting, terminated) is absent from older servers.
+        state = printable(c.get("state") or ("running" if c["running"] else "stopped"))
         if c["kind"] == "stage":
             lines.append(
                 f"{indent}  stage {printable(c['name'])}: {state}, "

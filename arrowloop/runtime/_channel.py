@@ -110,7 +110,7 @@ class ReceiveChannel(Protocol):
 class _Shared:
     """What the two halves of one memory channel share."""
 
-    __slots__ = ("capacity", "closed", "items", "low", "recv", "send", "space")
+    __slots__ = ("capacity", "closed", "items", "low", "readable", "recv", "send", "space")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -125,6 +125,10 @@ class _Shared:
         # waiting receiver that has not run yet.
         self.items = 0
         self.space: anyio.Event | None = None
+        # Receivers wait on this, never inside the stream: a receiver
+        # cancelled while waiting (a stage stopped at shutdown) must not
+        # take a message with it.
+        self.readable: anyio.Event | None = None
         self.closed = False
 
     def statistics(self) -> ChannelStatistics:
@@ -136,6 +140,12 @@ class _Shared:
         if space is not None:
             self.space = None
             space.set()
+
+    def wake_receivers(self) -> None:
+        readable = self.readable
+        if readable is not None:
+            self.readable = None
+            readable.set()
 
 
 class MemorySendChannel:
@@ -167,6 +177,8 @@ class MemorySendChannel:
             raise WouldBlock
         s.send.send_nowait(message)
         s.items += n
+        if s.readable is not None:
+            s.wake_receivers()
 
     async def send(self, message: Any) -> None:
         """Queue ``message``, waiting while the channel is full."""
@@ -193,7 +205,7 @@ class MemorySendChannel:
         s = self._s
         s.send.send_nowait(last)
         s.items += size(last)
-        self.close()
+        self.close()  # wakes the receivers
 
     def close(self) -> None:
         """Close the sending side; queued messages can still be received."""
@@ -201,6 +213,7 @@ class MemorySendChannel:
         s.closed = True
         s.send.close()
         s.wake_senders()
+        s.wake_receivers()
 
     def statistics(self) -> ChannelStatistics:
         """Queued items and messages, capacity, and whether it is closed."""
@@ -235,12 +248,14 @@ class MemoryReceiveChannel:
     async def receive(self, limit: int) -> list[Any]:
         """Wait for a message, then take whatever else is waiting up to ``limit`` items."""
         s = self._s
-        if s.items:
+        while True:
             try:
                 return self._took(s.recv.receive_nowait(), limit)
             except WouldBlock:
                 pass
-        return self._took(await s.recv.receive(), limit)
+            if s.readable is None:
+                s.readable = anyio.Event()
+            await s.readable.wait()
 
     def _took(self, first: Any, limit: int) -> list[Any]:
         s = self._s
@@ -249,9 +264,9 @@ class MemoryReceiveChannel:
         left = s.items - taken
         if left > 0 and taken < limit:
             recv = s.recv
-            # Another receiver may have been handed a message straight from a
-            # sender and not run yet, so what `items` counts can be short of
-            # what is buffered: stop there rather than lose what was taken.
+            # `items` counts what is buffered (receivers never take messages
+            # inside the stream's own wait); should it ever be short, stop
+            # there rather than lose what was taken.
             while left > 0 and taken < limit:
                 try:
                     more = recv.receive_nowait()
@@ -280,6 +295,7 @@ class MemoryReceiveChannel:
         s.recv.close()
         s.items = 0
         s.wake_senders()
+        s.wake_receivers()
 
     def statistics(self) -> ChannelStatistics:
         """Queued items and messages, capacity, and whether it is closed."""

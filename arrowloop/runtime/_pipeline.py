@@ -11,6 +11,7 @@ with (``_view.py``).
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -129,6 +130,8 @@ class Pipeline:
         self._buffer: deque[Any] = deque()
         self._control_lock = anyio.Lock()
         self._own_view: ClientView | None = None
+        # Set per stage once it has passed end of stream on (or was abandoned).
+        self._finished: dict[str, anyio.Event] = {}
 
     def _actor_of(self, spec: StageSpec, inbox: ReceiveChannel, outbox: SendChannel) -> StageActor:
         return StageActor(
@@ -636,19 +639,119 @@ class Pipeline:
 
     def _spawn(self, actor: StageActor) -> None:
         assert self._tg is not None
+        # Running from now on, not from when its task first runs: a restart
+        # or reset in between must apply to this actor, not replace it.
+        actor.running = True
         self._tg.start_soon(self._run_actor, actor, name=f"arrowloop stage {actor.name}")
 
     async def _run_actor(self, actor: StageActor) -> None:
+        actor.alive = True
         try:
-            await actor.run()
-        except StageCrashed as exc:
-            actor.running = False
-            if self._on_exit is None:  # pragma: no cover - only supervised actors exit
-                raise
-            self._on_exit(actor.name, exc)
+            with anyio.CancelScope() as scope:
+                actor.scope = scope
+                try:
+                    await actor.run()
+                except StageCrashed as exc:
+                    actor.running = False
+                    if self._on_exit is None:  # pragma: no cover - only supervised actors exit
+                        raise
+                    self._on_exit(actor.name, exc)  # may abandon it: reaped below
+                else:
+                    self._stage_finished(actor.name)
+                    if self._on_exit is not None:
+                        self._on_exit(actor.name, None)
+        finally:
+            actor.alive = False
+        if actor.abandoning:
+            await self._reap(actor)
+
+    def _stage_finished(self, stage: str) -> None:
+        self._finished.setdefault(stage, anyio.Event()).set()
+
+    def abandon(self, stage: str) -> None:
+        """Stop ``stage`` for good while the pipeline closes (a shutdown
+        timeout ran out, or it crashed while closing).
+
+        Its actor is cancelled if it runs; end of stream is passed on
+        downstream (the stages after it finish with what they hold); what it
+        held, what is queued for it and whatever still reaches it is
+        answered: callers get :class:`PipelineClosed`, plain items are
+        dropped, and both are counted in its statistics' ``abandoned``.
+        Doing it twice, or to a stage that has finished, does nothing.
+
+        Raises:
+            UpgradeError: there is no stage of that name.
+        """
+        actor = self._actor(stage)
+        finished = self._finished.get(stage)
+        if actor.abandoning or (finished is not None and finished.is_set()):
             return
-        if self._on_exit is not None:
-            self._on_exit(actor.name, None)
+        actor.abandoning = True
+        actor.running = False
+        if actor.alive:
+            assert actor.scope is not None
+            actor.scope.cancel()  # its task reaps once the actor has stopped
+        else:
+            assert self._tg is not None
+            self._tg.start_soon(self._reap, actor, name=f"arrowloop stage {stage} (closed)")
+
+    async def _reap(self, actor: StageActor) -> None:
+        self._stage_finished(actor.name)
+        err = PipelineClosed(
+            f"the pipeline stopped stage {actor.name!r} while closing, before this request "
+            "got through it"
+        )
+        held = actor.leftover + ([actor.unsent] if actor.unsent else [])
+        actor.leftover, actor.unsent = [], []
+        self._answer(actor, held, err)
+        with contextlib.suppress(*GONE):
+            await actor.outbox.send(EndMsg())
+        while True:
+            try:
+                messages = await actor.inbox.receive(1 << 16)
+            except (anyio.EndOfStream, *GONE):
+                return
+            if self._answer(actor, messages, err):
+                return
+
+    def _answer(self, actor: StageActor, messages: list[Any], err: PipelineClosed) -> bool:
+        """Answer what reached a stopped stage; whether end of stream was among it."""
+        end = False
+        for m in messages:
+            tm = type(m)
+            if tm is list:
+                actor.abandoned += len(m)
+            elif tm is Routed:
+                actor.abandoned += 1
+                m.reply.fail(err)
+            elif tm is Calls:
+                actor.abandoned += len(m)
+                for r in m:
+                    r.reply.fail(err)
+            elif tm is UpgradeMsg:
+                m.failure = (actor.name, "closed", err)
+                m.decided.set()
+                m.reply.fail(err)
+            elif tm is SpliceMsg:
+                m.reply.fail(err)
+            elif tm is EndMsg:
+                end = True
+        return end
+
+    def pause_stage(self, stage: str) -> None:
+        """Hold ``stage``: it finishes the batch in hand, then steps nothing
+        until :meth:`restart_stage` resumes it; items queue in its channel
+        (and, once that is full, upstream). Used by a supervisor's
+        ``terminate_child``.
+
+        Raises:
+            UpgradeError: there is no stage of that name.
+        """
+        self._actor(stage).pause()
+
+    def is_paused(self, stage: str) -> bool:
+        """Whether ``stage`` is paused (see :meth:`pause_stage`)."""
+        return self._actor(stage).paused
 
     def is_running(self, stage: str) -> bool:
         """Whether the actor of ``stage`` is running (not crashed or finished)."""
@@ -660,7 +763,8 @@ class Pipeline:
         A crashed stage gets a new actor on the same channels, which first
         delivers what the old one held (the outputs it had not sent and the
         rest of its batch), so no queued item is lost. A running stage is
-        reset in place between two batches. Used by supervisors.
+        reset in place between two batches (a paused one is resumed so).
+        Used by supervisors.
 
         Args:
             stage: the stage's name.
@@ -680,6 +784,7 @@ class Pipeline:
                 old.reset()
             else:
                 old.reset(state, old.machine.version)
+            old.resume()
             return
         spec = attrs.evolve(old.spec, machine=old.machine)
         new = self._actor_of(spec, old.inbox, old.outbox)
@@ -690,14 +795,51 @@ class Pipeline:
         self._actors[self._actors.index(old)] = new
         self._spawn(new)
 
-    async def close(self) -> None:
+    async def close(
+        self,
+        *,
+        shutdown: Mapping[str, float | None] | None = None,
+        discard_outputs: bool = False,
+    ) -> None:
         """Stop accepting items, let everything in flight drain, stop the stages.
 
-        Plain outputs already produced stay readable with ``receive``.
+        Plain outputs already produced stay readable with ``receive``, unless
+        ``discard_outputs`` (nobody will read them: a stage is then never
+        held up by a full output channel).
+
+        Args:
+            shutdown: seconds each named stage gets, from now, to pass end of
+                stream on; one that has not is stopped for good
+                (:meth:`abandon`): ``0`` at once, ``None`` never. Stages
+                not named wait as long as it takes.
+            discard_outputs: drop plain outputs from now on.
         """
-        if not self._door.closing:
-            await self._door.seal(EndMsg())
-        await self._port.finished.wait()
+        if discard_outputs:
+            self._port.start_discarding()
+        budgets = {} if shutdown is None else dict(shutdown)
+        for name in budgets:
+            self._actor(name)  # an unknown name is a caller's bug: say so now
+        if not budgets:
+            if not self._door.closing:
+                await self._door.seal(EndMsg())
+            await self._port.finished.wait()
+            return
+        async with anyio.create_task_group() as tg:
+            for name, budget in budgets.items():
+                if budget is not None:
+                    tg.start_soon(self._deadline, name, budget)
+            if not self._door.closing:
+                await self._door.seal(EndMsg())
+            await self._port.finished.wait()
+            tg.cancel_scope.cancel()
+
+    async def _deadline(self, stage: str, budget: float) -> None:
+        finished = self._finished.setdefault(stage, anyio.Event())
+        if budget > 0:
+            with anyio.move_on_after(budget):
+                await finished.wait()
+        if not finished.is_set():
+            self.abandon(stage)
 
     def _teardown(self) -> None:
         self._door.close_now()

@@ -24,7 +24,7 @@ import attrs
 from arrowloop.errors import StepError, UpgradeError, ValidationError
 from arrowloop.machine import AnyMachine, NativeMachine
 from arrowloop.runtime._budget import with_budget
-from arrowloop.runtime._channel import ChannelStatistics, ReceiveChannel, SendChannel
+from arrowloop.runtime._channel import ChannelStatistics, ReceiveChannel, SendChannel, size
 from arrowloop.runtime._deadletter import DeadLetter, DeadLetterSink
 from arrowloop.runtime._envelope import Calls, Control, EndMsg, Routed, SpliceMsg, UpgradeMsg
 from arrowloop.runtime._histogram import (
@@ -58,6 +58,11 @@ class StageStatistics:
     queue: ChannelStatistics
     last_upgrade_pause_ns: int | None
     restarts: int = 0
+    #: Items answered with PipelineClosed (or dropped, if plain) because the
+    #: stage was stopped for good while its pipeline closed.
+    abandoned: int = 0
+    #: Items the actor holds unstepped (the batch a paused stage received).
+    held: int = 0
     #: Seconds per step (each wake-up's mean), items per wake-up, and the
     #: pauses upgrades caused, as histograms.
     step_seconds: HistogramSnapshot | None = None
@@ -131,6 +136,16 @@ class StageActor:
         self.reset_to: tuple[Any, str] | None = None
         self.restarts = 0
         self.running = False
+        # Paused by its supervisor (terminate_child): the actor holds the
+        # batch it receives next, unstepped, until it is resumed.
+        self.paused = False
+        self._resumed: anyio.Event | None = None
+        # Set when the stage is stopped for good while the pipeline closes:
+        # what reaches it is then answered with PipelineClosed and counted.
+        self.abandoning = False
+        self.abandoned = 0
+        self.scope: anyio.CancelScope | None = None
+        self.alive = False  # whether its task is still running
         self.batch_limit = spec.batch_limit
         self.inbox = inbox
         self.outbox = outbox
@@ -170,6 +185,8 @@ class StageActor:
             self.inbox.statistics(),
             self.last_upgrade_pause_ns,
             self.restarts,
+            self.abandoned,
+            sum(size(m) for m in self.leftover) if self.paused else 0,
             self.step_seconds.snapshot(),
             self.batch_sizes.snapshot(),
             self.upgrade_pauses.snapshot(),
@@ -183,6 +200,7 @@ class StageActor:
         self.processed = previous.processed
         self.failed = previous.failed
         self.upgrades = previous.upgrades
+        self.abandoned = previous.abandoned
         self.restarts = previous.restarts + 1
         self.last_upgrade_pause_ns = previous.last_upgrade_pause_ns
         self.step_seconds = previous.step_seconds
@@ -200,6 +218,24 @@ class StageActor:
         """
         self.reset_requested = True
         self.reset_to = (state, version) if version is not None else None
+
+    def pause(self) -> None:
+        """Step nothing more until :meth:`resume`; the batch in hand is finished
+        and the next one is held, unstepped (so nothing queued is lost)."""
+        self.paused = True
+
+    def resume(self) -> None:
+        """Go on after :meth:`pause` (with a reset requested first, if any)."""
+        self.paused = False
+        if self._resumed is not None:
+            self._resumed.set()
+            self._resumed = None
+
+    async def _hold(self, messages: list[Any]) -> None:
+        self.leftover = messages
+        while self.paused:
+            self._resumed = anyio.Event()
+            await self._resumed.wait()
 
     # -- the loop -------------------------------------------------------------
 
@@ -224,6 +260,9 @@ class StageActor:
                 except anyio.EndOfStream:
                     self.running = False
                     return
+            if self.paused:
+                await self._hold(messages)
+                continue
             if self._pause_t0 is not None:
                 self._end_pause()
             if self.reset_requested:
@@ -240,89 +279,108 @@ class StageActor:
             done = 0
             t0 = perf_counter_ns()
             rest = iter(messages)
-            for m in rest:
-                tm = type(m)
-                if tm is list:
-                    # The hot loop: plain items only, nothing to dispatch on.
-                    append = outs.append
-                    items = iter(m)
-                    for x in items:
+            m: Any = None
+            try:
+                for m in rest:
+                    tm = type(m)
+                    if tm is list:
+                        # The hot loop: plain items only, nothing to dispatch on.
+                        append = outs.append
+                        items = iter(m)
+                        for x in items:
+                            try:
+                                state, y = step(x, state)
+                            except Exception as exc:
+                                self._crash(x, exc, None)
+                                if self.reset_on_crash:
+                                    state = self._reset_after_crash()
+                                if self.exit_on_crash:
+                                    left = list(items)
+                                    done += len(m) - len(left) - 1
+                                    self._exit(
+                                        done, outs, ([left] if left else []) + list(rest), x, exc
+                                    )
+                                done -= 1
+                                continue
+                            append(y)
+                        done += len(m)
+                    elif tm is Calls:
+                        # A connection's batch of requests: stepped in one go
+                        # and passed on as one message, after the outputs
+                        # before it.
+                        passed = Calls()
+                        calls = iter(m)
+                        for r in calls:
+                            try:
+                                state, r.value = step(r.value, state)
+                            except Exception as exc:
+                                self._crash(r.value, exc, r)
+                                if self.reset_on_crash:
+                                    state = self._reset_after_crash()
+                                if self.exit_on_crash:
+                                    left = Calls(calls)
+                                    if outs:
+                                        await self._send(outs)
+                                        outs = []
+                                    if passed:
+                                        await self._send(passed)
+                                    self._exit(
+                                        done,
+                                        outs,
+                                        ([left] if left else []) + list(rest),
+                                        r.value,
+                                        exc,
+                                    )
+                                continue
+                            done += 1
+                            passed.append(r)
+                        if outs:
+                            await self._send(outs)
+                            outs = []
+                        if passed:
+                            await self._send(passed)
+                    elif tm is Routed:
                         try:
-                            state, y = step(x, state)
+                            state, m.value = step(m.value, state)
                         except Exception as exc:
-                            self._crash(x, exc, None)
+                            self._crash(m.value, exc, m)
                             if self.reset_on_crash:
                                 state = self._reset_after_crash()
                             if self.exit_on_crash:
-                                left = list(items)
-                                done += len(m) - len(left) - 1
-                                self._exit(
-                                    done, outs, ([left] if left else []) + list(rest), x, exc
-                                )
-                            done -= 1
-                            continue
-                        append(y)
-                    done += len(m)
-                elif tm is Calls:
-                    # A connection's batch of requests: stepped in one go and
-                    # passed on as one message, after the outputs before it.
-                    passed = Calls()
-                    calls = iter(m)
-                    for r in calls:
-                        try:
-                            state, r.value = step(r.value, state)
-                        except Exception as exc:
-                            self._crash(r.value, exc, r)
-                            if self.reset_on_crash:
-                                state = self._reset_after_crash()
-                            if self.exit_on_crash:
-                                left = Calls(calls)
-                                if outs:
-                                    await self._send(outs)
-                                    outs = []
-                                if passed:
-                                    await self._send(passed)
-                                self._exit(
-                                    done, outs, ([left] if left else []) + list(rest), r.value, exc
-                                )
+                                self._exit(done, outs, list(rest), m.value, exc)
                             continue
                         done += 1
-                        passed.append(r)
-                    if outs:
-                        await self._send(outs)
-                        outs = []
-                    if passed:
-                        await self._send(passed)
-                elif tm is Routed:
-                    try:
-                        state, m.value = step(m.value, state)
-                    except Exception as exc:
-                        self._crash(m.value, exc, m)
-                        if self.reset_on_crash:
-                            state = self._reset_after_crash()
-                        if self.exit_on_crash:
-                            self._exit(done, outs, list(rest), m.value, exc)
-                        continue
-                    done += 1
-                    if outs:
-                        await self._send(outs)
-                        outs = []
-                    await self._send(m)
-                else:
-                    self.state = state
-                    if outs:
-                        await self._send(outs)
-                        outs = []
-                    if tm is EndMsg:
-                        self.processed += done
-                        await self.outbox.send(m)
-                        self.running = False
-                        return
-                    await self._control(m)
-                    step = self.step
-                    state = self.state
-                    if self._pause_t0 is not None and m is not messages[-1]:
-                        self._end_pause()
+                        if outs:
+                            await self._send(outs)
+                            outs = []
+                        await self._send(m)
+                    else:
+                        self.state = state
+                        if outs:
+                            await self._send(outs)
+                            outs = []
+                        if tm is EndMsg:
+                            self.processed += done
+                            await self.outbox.send(m)
+                            self.running = False
+                            return
+                        await self._control(m)
+                        step = self.step
+                        state = self.state
+                        if self._pause_t0 is not None and m is not messages[-1]:
+                            self._end_pause()
+            except anyio.get_cancelled_exc_class():
+                # Stopped for good mid-batch (the pipeline closes): keep what
+                # it still held, so it is answered and counted, not lost.
+                kept: list[Any] = [outs] if outs else []
+                if type(m) is Routed and not m.reply.done:
+                    kept.append(m)
+                elif type(m) is Calls:
+                    unanswered = Calls(r for r in m if not r.reply.done)
+                    if unanswered:
+                        kept.append(unanswered)
+                self.leftover = kept + list(rest)
+                raise
             self.state = state
             self.processed += done
             if done:

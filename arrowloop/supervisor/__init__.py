@@ -1,7 +1,8 @@
 """Layer 9, supervisor: OTP-style supervision of pipelines and code changes.
 
 Children (the stages of one pipeline, and nested supervisors) with restart
-types and shutdown timeouts; strategies one-for-one, one-for-all and
+types and shutdown timeouts, administered at run time (start, terminate,
+restart, delete, list); strategies one-for-one, one-for-all and
 rest-for-one; restart intensity with escalation; code changes checked
 before they enter the pipeline, with a bounded history, rollback,
 auto-rollback and adapters for clients of older versions; status as data.
@@ -22,6 +23,7 @@ from arrowloop.supervisor._intensity import Clock
 from arrowloop.supervisor._spec import (
     DEFAULT_SHUTDOWN,
     AutoRollback,
+    AutoShutdown,
     ChildSpec,
     Restart,
     Strategy,
@@ -29,7 +31,7 @@ from arrowloop.supervisor._spec import (
     child,
     supervisor,
 )
-from arrowloop.supervisor._status import ChildStatus, SupervisorStatus
+from arrowloop.supervisor._status import ChildCounts, ChildInfo, ChildStatus, SupervisorStatus
 from arrowloop.supervisor._supervisor import Supervisor, open_supervisor
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "Restart",
     "Strategy",
     "AutoRollback",
+    "AutoShutdown",
     "ChildSpec",
     "SupervisorSpec",
     "child",
@@ -56,4 +59,6 @@ __all__ = [
     # introspection
     "ChildStatus",
     "SupervisorStatus",
+    "ChildInfo",
+    "ChildCounts",
 ]

@@ -7,6 +7,7 @@ send, and the running record of one child.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -18,6 +19,7 @@ from arrowloop.supervisor._intensity import Window
 from arrowloop.supervisor._spec import ChildSpec
 
 if TYPE_CHECKING:  # the running supervisor refers to these records, not the reverse
+    from arrowloop.supervisor._changes import ChangeBook
     from arrowloop.supervisor._supervisor import Supervisor
 
 __all__ = [
@@ -28,7 +30,12 @@ __all__ = [
     "Exit",
     "Done",
     "Wake",
+    "Retry",
+    "Attempt",
+    "Started",
+    "StartFailed",
     "Plan",
+    "Lineage",
     "ChildRecord",
     "Refused",
 ]
@@ -64,9 +71,33 @@ class Reply:
         return self.value
 
 
-RequestKind = Literal["change", "rollback", "status", "history", "state", "stop"]
-# Requests that change code or stop run one at a time, after any change in flight.
-SERIAL: frozenset[str] = frozenset({"change", "rollback", "stop"})
+RequestKind = Literal[
+    "change",
+    "rollback",
+    "status",
+    "history",
+    "state",
+    "stop",
+    "which_children",
+    "count_children",
+    "start_child",
+    "terminate_child",
+    "restart_child",
+    "delete_child",
+]
+# Requests that change code, children or stop run one at a time: after any
+# change in flight and any restart attempt (stop cancels the attempt).
+SERIAL: frozenset[str] = frozenset(
+    {
+        "change",
+        "rollback",
+        "stop",
+        "start_child",
+        "terminate_child",
+        "restart_child",
+        "delete_child",
+    }
+)
 
 
 @attrs.define
@@ -88,6 +119,55 @@ class Exit:
 class Wake:
     """Wakes the actor to look at its deferred requests (an auto-rollback
     decided outside its loop)."""
+
+
+@attrs.define
+class Retry:
+    """Try a failed restart again (OTP's ``try_again_restart``): posted
+    behind whatever is in the mailbox, so other messages go first."""
+
+    child: str
+    error: BaseException | None = None
+
+
+@attrs.define(eq=False)
+class Attempt:
+    """One restart (or start) of a group of children, run by a task of its
+    own so the supervisor's loop goes on meanwhile.
+
+    ``work`` is what the task runs; it raises :class:`StartFailed` naming
+    the child that failed. ``reply`` is set for an administrative request
+    (``start_child`` and friends), answered when it ends; a restart has
+    none, and is retried if it fails.
+    """
+
+    work: Callable[[], Awaitable[Any]]
+    reply: Reply | None
+    failed: str = ""
+    scope: anyio.CancelScope | None = None
+    ended: anyio.Event = attrs.Factory(anyio.Event)
+
+
+@attrs.define
+class Started:
+    """An attempt ended (posted by its task): its value, or the error and the
+    child whose start failed."""
+
+    attempt: Attempt
+    value: Any
+    error: BaseException | None
+    child: str
+
+
+class StartFailed(Exception):
+    """Internal: starting ``child`` failed with ``error`` (its ``__cause__``);
+    ``what`` says how, for messages."""
+
+    def __init__(self, child: str, error: BaseException, what: str) -> None:
+        super().__init__(f"child {child!r} could not be started: {what}")
+        self.child = child
+        self.error = error
+        self.what = what
 
 
 @attrs.define
@@ -114,6 +194,15 @@ class Plan:
     reply: Reply
 
 
+class Lineage:
+    """What outlives the incarnations of one supervisor: its change book (the
+    history, undo stack and adapters) and its nested children's lineages."""
+
+    def __init__(self) -> None:
+        self.book: ChangeBook | None = None
+        self.children: dict[str, Lineage] = {}
+
+
 class ChildRecord:
     """The supervisor's running record of one child."""
 
@@ -123,7 +212,13 @@ class ChildRecord:
         self.name = spec.name
         self.incarnation = 0
         self.running = False
+        # Between a crash and the end of its restart (OTP lists the child as
+        # `restarting`); neither running nor terminated.
+        self.restarting = False
         self.restarts = 0
+        # Nested supervisors: what every incarnation shares (its history,
+        # and its own nested children's), so a restart keeps them.
+        self.lineage: Lineage | None = None
         # Nested supervisors: the running handle, its cancel scope, and an
         # event set when its task has ended.
         self.handle: Supervisor | None = None
@@ -134,6 +229,14 @@ class ChildRecord:
         self.upgraded_at: float | None = None
         self.crashes: Window | None = None
         self.rollback_pending = False
+
+    @property
+    def state(self) -> str:
+        """``running``, ``restarting`` or ``terminated`` (OTP's pid, ``restarting``
+        or ``undefined``)."""
+        if self.running:
+            return "running"
+        return "restarting" if self.restarting else "terminated"
 
 
 class Refused(Exception):

@@ -23,6 +23,7 @@ from arrowloop.typesys import check_name
 __all__ = [
     "Restart",
     "Strategy",
+    "AutoShutdown",
     "AutoRollback",
     "ChildSpec",
     "SupervisorSpec",
@@ -60,6 +61,18 @@ class Strategy(enum.Enum):
     #: The child that stopped and every child after it in start order (for a
     #: pipeline: the stage and everything downstream of it).
     REST_FOR_ONE = "rest_for_one"
+
+
+class AutoShutdown(enum.Enum):
+    """Whether a supervisor stops itself when significant children end
+    (OTP's ``auto_shutdown``)."""
+
+    #: Never (the default): significant children are not special.
+    NEVER = "never"
+    #: When any significant child ends by itself and is not restarted.
+    ANY_SIGNIFICANT = "any_significant"
+    #: When every significant child has ended and none is restarted.
+    ALL_SIGNIFICANT = "all_significant"
 
 
 def _fail(path: str, expected: str, value: Any) -> ChildSpecError:
@@ -101,7 +114,9 @@ class AutoRollback:
 
 
 #: A snapshot hook: given the machine a stage restarts with, the state to
-#: restart from (validated against the machine's state type).
+#: restart from (validated against the machine's state type). An ``async``
+#: hook is awaited on the event loop; a plain function runs in a worker
+#: thread, so a slow snapshot store never freezes the supervisor.
 RestoreHook = Callable[[AnyMachine], Any]
 
 
@@ -116,9 +131,15 @@ class ChildSpec:
         shutdown: seconds it gets to stop before it is cancelled; ``0`` is
             OTP's ``brutal_kill``, ``None`` is ``infinity``.
         restore: stages only: a snapshot hook giving the state a restarted
-            stage starts from instead of its machine's initial state.
+            stage (or a stage of a restarted supervisor) starts from instead
+            of its machine's initial state; ``async def`` or plain (run in a
+            worker thread).
         auto_rollback: stages only: roll back a fresh code change that keeps
             crashing (:class:`AutoRollback`).
+        significant: whether its ending (not restarted, not terminated by
+            the supervisor) may stop the supervisor (see
+            :class:`AutoShutdown`); only for transient and temporary
+            children, as in OTP.
 
     Raises:
         ChildSpecError: a field is invalid (its name is the error's ``path``).
@@ -129,6 +150,7 @@ class ChildSpec:
     shutdown: float | None = DEFAULT_SHUTDOWN
     restore: RestoreHook | None = None
     auto_rollback: AutoRollback | None = None
+    significant: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.start, StageSpec | SupervisorSpec):
@@ -142,6 +164,10 @@ class ChildSpec:
             raise _fail("auto_rollback", "an AutoRollback or None", self.auto_rollback)
         if self.is_supervisor and (self.restore is not None or self.auto_rollback is not None):
             raise _fail("restore", "no restore or auto_rollback for a nested supervisor", "set")
+        if type(self.significant) is not bool:
+            raise _fail("significant", "True or False", self.significant)
+        if self.significant and self.restart is Restart.PERMANENT:
+            raise _fail("significant", "a transient or temporary child", "a permanent one")
 
     @property
     def name(self) -> str:
@@ -161,13 +187,14 @@ def child(
     shutdown: float | None = DEFAULT_SHUTDOWN,
     restore: RestoreHook | None = None,
     auto_rollback: AutoRollback | None = None,
+    significant: bool = False,
 ) -> ChildSpec:
     """A child spec (see :class:`ChildSpec` for the fields).
 
     Raises:
         ChildSpecError: a field is invalid.
     """
-    return ChildSpec(start, restart, shutdown, restore, auto_rollback)
+    return ChildSpec(start, restart, shutdown, restore, auto_rollback, significant)
 
 
 @attrs.frozen
@@ -190,6 +217,8 @@ class SupervisorSpec:
         period: the window, in seconds.
         mailbox: most control requests queued for the supervisor.
         history_limit: most code-change records (and rollback steps) kept.
+        auto_shutdown: whether it stops when significant children end
+            (:class:`AutoShutdown`).
 
     Raises:
         ChildSpecError: a field or a child is invalid, two children share a
@@ -204,6 +233,7 @@ class SupervisorSpec:
     period: float = 5.0
     mailbox: int = DEFAULT_MAILBOX
     history_limit: int = DEFAULT_HISTORY
+    auto_shutdown: AutoShutdown = AutoShutdown.NEVER
 
     def __attrs_post_init__(self) -> None:
         try:
@@ -214,6 +244,8 @@ class SupervisorSpec:
             raise _fail("children", "a tuple of child specs", self.children)
         if not isinstance(self.strategy, Strategy):
             raise _fail("strategy", "a Strategy", self.strategy)
+        if not isinstance(self.auto_shutdown, AutoShutdown):
+            raise _fail("auto_shutdown", "an AutoShutdown", self.auto_shutdown)
         if type(self.intensity) is not int or self.intensity < 0:
             raise _fail("intensity", "an int >= 0", self.intensity)
         _non_negative_number("period", self.period, allow_none=False)
@@ -259,6 +291,7 @@ def supervisor(
     period: float = 5.0,
     mailbox: int = DEFAULT_MAILBOX,
     history_limit: int = DEFAULT_HISTORY,
+    auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
 ) -> SupervisorSpec:
     """A supervisor spec; bare stages and supervisors become permanent children.
 
@@ -267,4 +300,6 @@ def supervisor(
         CheckError: the stages do not fit together as a pipeline.
     """
     kids = tuple(c if isinstance(c, ChildSpec) else child(c) for c in children)
-    return SupervisorSpec(name, kids, strategy, intensity, period, mailbox, history_limit)
+    return SupervisorSpec(
+        name, kids, strategy, intensity, period, mailbox, history_limit, auto_shutdown
+    )

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
+import attrs
 from anyio.abc import TaskGroup, TaskStatus
 
 from arrowloop.errors import (
@@ -36,26 +38,31 @@ from arrowloop.runtime import (
     Ticket,
     open_pipeline,
 )
+from arrowloop.supervisor._admin import Administration
 from arrowloop.supervisor._changes import ChangeBook
 from arrowloop.supervisor._codechange import CodeChange, UpgradeRecord
 from arrowloop.supervisor._intensity import Clock, Window
 from arrowloop.supervisor._messages import (
     SERIAL,
+    Attempt,
     ChildRecord,
     Done,
     Exit,
+    Lineage,
     Refused,
     Reply,
     Request,
     RequestKind,
+    Retry,
+    Started,
     Wake,
 )
 from arrowloop.supervisor._orchestration import Orchestration
-from arrowloop.supervisor._restarts import Restarts
-from arrowloop.supervisor._spec import SupervisorSpec
-from arrowloop.supervisor._status import ChildStatus, SupervisorStatus
+from arrowloop.supervisor._restarts import AutoShutdownDue, Restarts, call_restore
+from arrowloop.supervisor._spec import ChildSpec, SupervisorSpec
+from arrowloop.supervisor._status import ChildCounts, ChildInfo, ChildStatus, SupervisorStatus
 
-__all__ = ["Supervisor", "open_supervisor"]
+__all__ = ["Supervisor", "open_supervisor", "running"]
 
 log = logging.getLogger("arrowloop.supervisor")
 
@@ -69,15 +76,21 @@ def _no_stages(name: str) -> SupervisorError:
     )
 
 
-class Supervisor(Restarts, Orchestration):
+class Supervisor(Administration, Restarts, Orchestration):
     """A running supervisor (made by :func:`open_supervisor`).
 
     Items go straight to :attr:`pipeline` (the supervisor is not on the data
     path), or through :meth:`call` for clients of an older version. Control
     goes through the mailbox: :meth:`code_change`, :meth:`rollback`,
-    :meth:`status`, :meth:`history`, :meth:`get_state`, :meth:`stop`.
-    Upgrade the pipeline only through the supervisor, so that its specs
-    and history stay true.
+    :meth:`status`, :meth:`history`, :meth:`get_state`, :meth:`stop`, and
+    child administration (:meth:`start_child`, :meth:`terminate_child`,
+    :meth:`restart_child`, :meth:`delete_child`, :meth:`which_children`,
+    :meth:`count_children`). Upgrade the pipeline only through the
+    supervisor, so that its specs and history stay true.
+
+    ``lineage`` is what a parent keeps for every incarnation of a nested
+    supervisor (its history, and its own children's): internal, by
+    default a new one.
     """
 
     def __init__(
@@ -88,6 +101,7 @@ class Supervisor(Restarts, Orchestration):
         dead_letters: DeadLetterSink | None = None,
         validate_inputs: bool = True,
         output_capacity: int = DEFAULT_OUTPUT_CAPACITY,
+        lineage: Lineage | None = None,
     ) -> None:
         if not isinstance(spec, SupervisorSpec):
             raise ChildSpecError(
@@ -104,20 +118,26 @@ class Supervisor(Restarts, Orchestration):
         self._children = {c.name: ChildRecord(c, i) for i, c in enumerate(spec.children)}
         self._order = list(self._children.values())
         self._intensity = Window(spec.intensity, spec.period)
-        # Room for every control request (a semaphore keeps callers to their
-        # share) plus every notice the supervisor posts to itself: each child
-        # incarnation exits at most once and is replaced only after its
-        # notice is handled (stale notices of terminated nested supervisors
-        # at most double that), and at most one change is in flight.
-        # Auto-rollback wakes: at most one per stage until its rollback runs.
-        room = spec.mailbox + 3 * len(self._order) + 2
-        self._send, self._recv = anyio.create_memory_object_stream[Any](room)
+        # Control requests are bounded by a semaphore (callers wait for their
+        # share); the notices the supervisor posts to itself must never
+        # block a stage's task or a restart, and are bounded by what they
+        # report (each child incarnation exits once, one attempt and one
+        # change at a time, one retry per failed attempt), which
+        # start_child can grow: so the mailbox itself is unbounded.
+        self._send, self._recv = anyio.create_memory_object_stream[Any](math.inf)
         self._slots = anyio.Semaphore(spec.mailbox)
-        self._deferred: deque[Request] = deque()
+        self._deferred: deque[Request | Exit | Retry] = deque()
         self._inflight = False
+        self._attempt: Attempt | None = None
+        # Whether to start the stages from their restore hooks (a restart
+        # of this supervisor by its parent, or restart_child).
+        self._restoring = False
         self._pipeline: Pipeline | None = None
         self._tg: TaskGroup | None = None
-        self._book = ChangeBook(spec.history_limit)
+        self._lineage = Lineage() if lineage is None else lineage
+        if self._lineage.book is None:
+            self._lineage.book = ChangeBook(spec.history_limit)
+        self._book = self._lineage.book
         self._adapters = self._book.adapters
         self._accepting = True
         self._stopping = False
@@ -270,6 +290,87 @@ class Supervisor(Restarts, Orchestration):
         """
         return await self._request("state", stage)
 
+    async def which_children(self) -> tuple[ChildInfo, ...]:
+        """Every child in start order, with its state (``running``,
+        ``restarting``, ``terminated``), kind, restart type, shutdown and,
+        for stages, version (OTP's ``which_children``)."""
+        result: tuple[ChildInfo, ...] = await self._request("which_children")
+        return result
+
+    async def count_children(self) -> ChildCounts:
+        """How many child specs, running children, nested supervisors and
+        stages (OTP's ``count_children``)."""
+        result: ChildCounts = await self._request("count_children")
+        return result
+
+    async def start_child(self, spec: ChildSpec | SupervisorSpec) -> Supervisor:
+        """Add a nested supervisor and start it (OTP's ``start_child``);
+        returns its running handle. A child that fails to start is not added.
+
+        Raises:
+            SupervisorError: a child of that name is already started, or
+                already present (terminated: delete it first); ``spec`` is
+                a stage (a stage joins the pipeline by a code change); or it
+                failed to start (the error is the ``__cause__``).
+            ChildSpecError: ``spec`` is not a child spec.
+        """
+        result: Supervisor = await self._request("start_child", spec)
+        return result
+
+    async def terminate_child(self, name: str) -> None:
+        """Stop child ``name`` and keep its spec (OTP's ``terminate_child``);
+        it is not restarted until :meth:`restart_child`.
+
+        A nested supervisor is stopped by its shutdown spec (a temporary
+        one's spec is then dropped, as in OTP). A stage is paused: it
+        finishes the batch in hand, then what reaches it waits in its
+        channel (upstream waits once that is full). A child that was
+        restarting is left terminated. Terminating a terminated child does
+        nothing.
+
+        Raises:
+            SupervisorError: no child of that name.
+        """
+        await self._request("terminate_child", name)
+
+    async def restart_child(self, name: str) -> Supervisor | None:
+        """Start the terminated child ``name`` again from its spec (OTP's
+        ``restart_child``), with the latest code recorded for it and the
+        state from its restore hooks. Returns the nested supervisor's new
+        handle, or ``None`` for a stage (resumed on its channel).
+
+        Raises:
+            SupervisorError: no child of that name; it is running or
+                restarting; or it failed to start (the error is the
+                ``__cause__``).
+        """
+        result: Supervisor | None = await self._request("restart_child", name)
+        return result
+
+    async def delete_child(self, name: str) -> None:
+        """Forget the terminated nested supervisor ``name`` (OTP's
+        ``delete_child``).
+
+        Raises:
+            SupervisorError: no child of that name; it is still running or
+                restarting; or it is a stage (removing one changes the
+                pipeline's types).
+        """
+        await self._request("delete_child", name)
+
+    def current_spec(self) -> SupervisorSpec:
+        """The supervisor's spec as it is now: every code change applied to
+        its stages and to nested supervisors' stages, and the children
+        added or deleted since it started. A restart by a parent starts
+        from this."""
+        kids = []
+        for c in self._order:
+            spec = c.spec
+            if spec.is_supervisor and c.handle is not None:
+                spec = attrs.evolve(spec, start=c.handle.current_spec())
+            kids.append(spec)
+        return attrs.evolve(self.spec, children=tuple(kids))
+
     def child(self, name: str) -> Supervisor:
         """The running handle of the nested supervisor ``name`` (a restart
         makes a new one: ask again after restarts).
@@ -288,10 +389,14 @@ class Supervisor(Restarts, Orchestration):
         return c.handle
 
     async def stop(self) -> None:
-        """Stop: nested supervisors in reverse order, then the pipeline,
-        which drains what is in flight; each within its shutdown timeout,
-        after which it is cancelled. Returns once stopped (at once if it
-        already has, normally or by escalation)."""
+        """Stop: a restart in progress is cancelled; nested supervisors stop
+        in reverse start order, each by its shutdown spec; then the
+        pipeline drains what is in flight, each stage within its own
+        shutdown spec (``0``: stopped at once; ``N``: after N seconds;
+        ``None``: as long as it takes). A stage stopped so, or crashing
+        meanwhile, is done: what was queued behind it is answered with
+        PipelineClosed and counted in its ``abandoned``. Returns once
+        stopped (at once if it already has, normally or by escalation)."""
         if self._accepting:
             with contextlib.suppress(SupervisorError):  # stopped meanwhile: as wanted
                 await self._request("stop")
@@ -310,62 +415,74 @@ class Supervisor(Restarts, Orchestration):
 
     async def _serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         try:
-            with anyio.CancelScope() as shutdown:
-                async with AsyncExitStack() as stack:
-                    stages = self.spec.stages
-                    if stages:
-                        pspec = PipelineSpec(tuple(c.start for c in stages))  # type: ignore[misc]
-                        self._pipeline = await stack.enter_async_context(
-                            open_pipeline(
-                                pspec,
-                                dead_letters=self._dead_letters,
-                                validate_inputs=self._validate_inputs,
-                                output_capacity=self._output_capacity,
-                                on_exit=self._stage_exit,
-                                on_failure=self._stage_failure,
-                            )
+            async with AsyncExitStack() as stack:
+                stages = self.spec.stages
+                if stages:
+                    pspec = PipelineSpec(tuple(c.start for c in stages))  # type: ignore[misc]
+                    self._pipeline = await stack.enter_async_context(
+                        open_pipeline(
+                            pspec,
+                            dead_letters=self._dead_letters,
+                            validate_inputs=self._validate_inputs,
+                            output_capacity=self._output_capacity,
+                            on_exit=self._stage_exit,
+                            on_failure=self._stage_failure,
                         )
-                        for c in self._order[: len(stages)]:
-                            c.running = True
-                    escalation: EscalationError | None = None
-                    async with anyio.create_task_group() as tg:
-                        self._tg = tg
-                        for c in self._order[len(stages) :]:
-                            await self._start_nested(c)
-                        task_status.started()
-                        try:
-                            await self._loop()
-                        except EscalationError as exc:
-                            escalation = exc
-                            self.exit_reason = exc
-                        self._stopping = True
-                        self._accepting = False
-                        await self._terminate_nested(reversed(self._order[len(stages) :]))
-                        tg.cancel_scope.cancel()  # a change in flight when escalating
-                    if escalation is not None:
-                        raise escalation  # the pipeline is cancelled on the way out
-                    shutdown.deadline = anyio.current_time() + self._pipeline_shutdown()
+                    )
+                    if self._restoring:
+                        await self._restore_stages()
+                    for c in self._order[: len(stages)]:
+                        c.running = True
+                escalation: EscalationError | None = None
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    for c in self._order[len(stages) :]:
+                        await self._start_nested(c, restoring=self._restoring)
+                    task_status.started()
+                    try:
+                        await self._loop()
+                    except EscalationError as exc:
+                        escalation = exc
+                        self.exit_reason = exc
+                    self._stopping = True
+                    self._accepting = False
+                    await self._cancel_attempt()
+                    nested = [c for c in self._order if c.spec.is_supervisor]
+                    await self._terminate_nested(reversed(nested))
+                    tg.cancel_scope.cancel()  # a change in flight when escalating
+                if escalation is not None:
+                    raise escalation  # the pipeline is cancelled on the way out
+                await self._close_pipeline()
         finally:
             self._finish()
 
-    def _pipeline_shutdown(self) -> float:
-        # The stages drain together (end of stream follows the items through
-        # every stage), so the pipeline gets the longest of their timeouts.
+    async def _restore_stages(self) -> None:
+        # A restarted supervisor's stages start from their restore hooks, as
+        # a restarted stage does; a failing hook fails the start.
+        p = self.pipeline
+        for c in self.spec.stages:
+            if c.restore is not None:
+                p.restart_stage(c.name, state=await call_restore(c.restore, p.machine(c.name)))
+
+    async def _close_pipeline(self) -> None:
         p = self._pipeline
-        if p is not None and not all(p.is_running(n) for n in p.stage_names):
-            # A stage that was not restarted (temporary) can never pass the
-            # end of stream on: nothing upstream of it can drain, so do not wait.
-            return 0.0
-        budgets = [c.shutdown for c in self.spec.stages]
-        if not budgets or any(b is None for b in budgets):
-            return float("inf")
-        return max(b for b in budgets if b is not None)
+        if p is None:
+            return
+        # A stage that is not running (crashed and not restarted, restarting,
+        # or terminated) will never pass end of stream on: it is done, and
+        # what is queued for it is answered now rather than waited for.
+        for name in p.stage_names:
+            if not p.is_running(name) or p.is_paused(name):
+                p.abandon(name)
+        budgets = {c.name: c.spec.shutdown for c in self._order if not c.spec.is_supervisor}
+        await p.close(shutdown=budgets, discard_outputs=True)
 
     def _finish(self) -> None:
         self._accepting = False
         self._stopping = True
         for c in self._order:
             c.running = False
+            c.restarting = False
         err = self._stopped_error()
         for reply in list(self._pending):
             reply.fail(err)
@@ -376,19 +493,32 @@ class Supervisor(Restarts, Orchestration):
 
     async def _loop(self) -> None:
         while True:
-            msg: Any
-            if self._deferred and not self._inflight:
-                msg = self._deferred.popleft()
-            else:
+            msg: Any = self._take_deferred()
+            if msg is None:
                 msg = await self._recv.receive()
-            if isinstance(msg, Exit):
-                await self._on_exit(msg)
-            elif isinstance(msg, Wake):
-                pass  # only there to get a deferred request looked at
+            if isinstance(msg, Started):
+                self._end_attempt(msg)
             elif isinstance(msg, Done):
                 self._finish_change(msg)
-            elif msg.kind in SERIAL and self._inflight:
-                self._deferred.append(msg)  # it keeps its mailbox slot while it waits
+            elif isinstance(msg, Wake):
+                pass  # only there to get a deferred request looked at
+            elif self._must_wait(msg):
+                self._deferred.append(msg)  # a request keeps its mailbox slot while it waits
+            elif isinstance(msg, Exit | Retry):
+                try:
+                    if isinstance(msg, Exit):
+                        self._on_exit(msg)
+                    else:
+                        self._on_retry(msg)
+                except AutoShutdownDue as due:
+                    log.info(
+                        "%s: significant child %s ended: shutting down (auto_shutdown %s)",
+                        self.name,
+                        due,
+                        self.spec.auto_shutdown.value,
+                        extra={"supervisor": self.name, "stage": str(due)},
+                    )
+                    return
             else:
                 if msg.holds_slot:
                     msg.holds_slot = False
@@ -398,7 +528,26 @@ class Supervisor(Restarts, Orchestration):
                     return
                 self._handle(msg)
 
-    def _post(self, msg: Exit | Done | Wake) -> None:
+    def _must_wait(self, msg: Request | Exit | Retry) -> bool:
+        # One restart attempt at a time, as OTP handles one message at a
+        # time; stop does not wait for one (it cancels it), only for a
+        # change in flight.
+        if isinstance(msg, Exit | Retry):
+            return self._attempt is not None
+        if msg.kind == "stop":
+            return self._inflight
+        if msg.kind in SERIAL:
+            return self._inflight or self._attempt is not None
+        return False
+
+    def _take_deferred(self) -> Request | Exit | Retry | None:
+        for i, msg in enumerate(self._deferred):
+            if not self._must_wait(msg):
+                del self._deferred[i]
+                return msg
+        return None
+
+    def _post(self, msg: Exit | Done | Wake | Started | Retry) -> None:
         try:
             self._send.send_nowait(msg)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -417,6 +566,17 @@ class Supervisor(Restarts, Orchestration):
                 req.reply.set(tuple(self._book.history))
             elif req.kind == "state":
                 req.reply.set(self._state_of(req.arg))
+            elif req.kind == "which_children":
+                req.reply.set(self._which_children())
+            elif req.kind == "count_children":
+                req.reply.set(self._count_children())
+            elif req.kind.endswith("_child"):
+                attempt = self._admin(req.kind, req.arg)
+                if attempt is None:
+                    req.reply.set(None)
+                else:
+                    attempt.reply = req.reply
+                    self._begin_attempt(attempt)
             elif req.kind == "change":
                 self._begin(self._plan_change(req.arg, req.reply))
             else:
@@ -431,7 +591,7 @@ class Supervisor(Restarts, Orchestration):
                 refused.error,
                 extra={"supervisor": self.name, "reason": str(refused.error)},
             )
-        except SupervisorError as exc:
+        except (SupervisorError, ChildSpecError) as exc:
             req.reply.fail(exc)
         except Exception as exc:  # a bug: fail this request, keep supervising
             req.reply.fail(self._internal(f"handling a {req.kind} request", exc))
@@ -455,6 +615,11 @@ class Supervisor(Restarts, Orchestration):
         stats = {s.name: s for s in p.statistics()} if p is not None else {}
         children = []
         for c in self._order:
+            common: dict[str, Any] = {
+                "state": c.state,
+                "shutdown": c.spec.shutdown,
+                "significant": c.spec.significant,
+            }
             if c.spec.is_supervisor:
                 nested = c.handle._snapshot() if c.running and c.handle is not None else None
                 children.append(
@@ -465,6 +630,7 @@ class Supervisor(Restarts, Orchestration):
                         c.running,
                         c.restarts,
                         supervisor=nested,
+                        **common,
                     )
                 )
                 continue
@@ -474,14 +640,16 @@ class Supervisor(Restarts, Orchestration):
                     c.name,
                     "stage",
                     c.spec.restart.value,
-                    p is not None and p.is_running(c.name),
+                    c.running and p is not None and p.is_running(c.name),
                     c.restarts,
                     s.version,
                     s.state_type,
-                    s.queue.items,
+                    s.queue.items + s.held,
                     s.processed,
                     s.failed,
                     s.upgrades,
+                    abandoned=s.abandoned,
+                    **common,
                 )
             )
         return SupervisorStatus(
@@ -544,6 +712,18 @@ async def open_supervisor(
         validate_inputs=validate_inputs,
         output_capacity=output_capacity,
     )
+    async with running(sup):
+        yield sup
+
+
+@asynccontextmanager
+async def running(sup: Supervisor) -> AsyncIterator[Supervisor]:
+    """Run a supervisor made already (see :func:`open_supervisor`, which
+    this is the body of; a parent runs its nested supervisors with it).
+
+    Raises:
+        EscalationError: the supervisor gave up.
+    """
     body_error: BaseException | None = None
     try:
         async with anyio.create_task_group() as tg:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,7 +80,7 @@ def _browser() -> Any:
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        "--window-size=1280,900",
+        "--window-size=1280,1300",
     ):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(str(DRIVER)), options=options)
@@ -90,12 +92,35 @@ def _wait_for(driver: Any, condition: Any, what: str, timeout: float = 20.0) -> 
     WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition, message=what)
 
 
+class _Load:
+    """A data client in a thread, sending increments in batches until stopped."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.address = address
+        self.stop = threading.Event()
+        self.replies = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        batch = b'{"item": {"tag": "IncrCount"}}\n' * 50
+        with socket.create_connection(self.address, timeout=10) as s:
+            while not self.stop.is_set():
+                s.sendall(batch)
+                got = 0
+                while got < 50:
+                    got += s.recv(65536).count(b"\n")
+                self.replies += got
+                time.sleep(0.005)  # a steady trickle, not a flood
+
+
 def test_the_dashboard_shows_an_upgrade_made_from_the_cli(server: dict[str, Any]) -> None:
     from selenium.webdriver.common.by import By
 
     from examples.counter import v1, v2
 
     http = server["http"]
+    load = _Load((server["data"]["host"], server["data"]["port"]))
+    load.thread.start()
     driver = _browser()
     try:
         driver.get(f"http://{http['host']}:{http['port']}/")
@@ -137,8 +162,17 @@ def test_the_dashboard_shows_an_upgrade_made_from_the_cli(server: dict[str, Any]
             ),
             "the page shows the history line",
         )
+        _wait_for(
+            driver,
+            lambda d: d.find_element(By.ID, "rps").text not in ("", "-", "0"),
+            "the page shows the load",
+        )
+        time.sleep(2)  # a few points on the charts for the screenshot
         shot = ROOT / "docs" / "img" / "dashboard.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
         assert driver.save_screenshot(str(shot))
     finally:
         driver.quit()
+        load.stop.set()
+        load.thread.join(timeout=10)
+    assert load.replies > 0

@@ -67,6 +67,8 @@ def _stage_rows(server: Server) -> list[dict[str, Any]]:
                 "upgrades": s.upgrades,
                 "restarts": s.restarts,
                 "step_seconds_mean": step.sum / step.count if step and step.count else None,
+                "step_seconds_sum": step.sum if step else 0.0,
+                "step_seconds_count": step.count if step else 0,
                 "last_pause_seconds": (
                     None if s.last_upgrade_pause_ns is None else s.last_upgrade_pause_ns / 1e9
                 ),
@@ -92,6 +94,8 @@ async def status_snapshot(server: Server) -> dict[str, Any]:
             "requests": stats.requests,
             "replies": stats.replies,
             "errors": dict(stats.errors),
+            "latency_seconds_sum": stats.latency.sum,
+            "latency_seconds_count": stats.latency.count,
             "control_errors": dict(server.refusals),
         },
         "history": history[-50:],

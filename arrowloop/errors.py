@@ -30,6 +30,7 @@ __all__ = [
     "EscalationError",
     "InternalError",
     "ProtocolError",
+    "StoreError",
     "AuthenticationError",
     "error_data",
 ]
@@ -230,6 +231,12 @@ class InternalError(ArrowloopError):
     the service goes on. ``__cause__`` holds the original exception, which
     is also logged with its traceback.
     """
+
+
+class StoreError(LocatedError):
+    """A state store cannot be used: the file is not an arrowloop store, is
+    corrupt or of a newer format, or the disk refused a write. ``path`` names
+    the file; nothing was overwritten."""
 
 
 class ProtocolError(LocatedError):

@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "machine": 6,
     "frontend": 7,
     "runtime": 8,
+    "store": 8,
     "supervisor": 9,
     "upgrade": 10,
     "endpoints": 11,

@@ -1,0 +1,84 @@
+"""What a state store keeps, and the interface every store implements.
+
+A store holds, for one supervisor, what it takes to resume after the
+process is gone: per stage the machine it runs (its wire document, when it
+has one, and its version), its state in the canonical wire form, and how
+many items it had applied; the change history; and the undo stack that
+rollback uses. Everything is plain JSON data here: the supervisor turns
+machines, states and records into it and back, so a store knows nothing of
+types and can be inspected with any SQLite or JSON tool.
+
+Stores are synchronous (a write returns once it is durable); the
+supervisor calls them from a worker thread, one call at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Protocol
+
+import attrs
+
+__all__ = ["StageRecord", "Stored", "StateStore", "FORMAT"]
+
+#: The version of the stores' format; a store of a newer format is refused.
+FORMAT: Final = 1
+
+
+@attrs.frozen
+class StageRecord:
+    """One stage as recorded.
+
+    Attributes:
+        stage: its name.
+        version: the version of the machine it runs.
+        machine: the machine's wire document (``None`` for a native machine,
+            which only runs in the process that defines it).
+        state: its state, in the canonical wire form of the machine's state type.
+        seq: how many items it had applied when the state was recorded.
+    """
+
+    stage: str
+    version: str
+    machine: dict[str, Any] | None
+    state: Any
+    seq: int
+
+
+@attrs.frozen
+class Stored:
+    """Everything a store holds for one supervisor."""
+
+    stages: dict[str, StageRecord]
+    history: list[dict[str, Any]]
+    undo: list[dict[str, Any]]
+
+
+class StateStore(Protocol):
+    """A place that keeps a supervisor's state across process restarts."""
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages (a file path, or ``memory``)."""
+
+    def load(self) -> Stored | None:
+        """What was recorded, or ``None`` for a store never written.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+
+    def save_stage(self, record: StageRecord) -> None:
+        """Record one stage's machine and state (a new version, or a restart)."""
+
+    def save_states(self, states: list[tuple[str, Any, int]]) -> None:
+        """Record ``(stage, state, seq)`` for several stages in one transaction
+        (group commit: one call per batch)."""
+
+    def append_history(self, record: dict[str, Any]) -> None:
+        """Add a change-history record."""
+
+    def save_undo(self, undo: list[dict[str, Any]]) -> None:
+        """Replace the undo stack."""
+
+    def close(self) -> None:
+        """Release the store (later calls fail)."""

@@ -1,0 +1,247 @@
+"""The embedded default store: one SQLite database file per supervisor.
+
+The file is marked as arrowloop's (SQLite's ``application_id``) and carries
+the format version (``user_version``), so a foreign or newer file is refused
+before anything is written to it. It runs in WAL mode: a commit appends to
+the log, readers never block writers, and a process killed at any moment
+leaves the last committed transaction intact. ``synchronous`` chooses what
+a commit survives: ``full`` (the default) syncs the log at every commit and
+survives power loss; ``normal`` syncs only at checkpoints and survives a
+crash of the process (``kill -9``) but may lose the last commits on power
+loss, for several times the commit rate.
+
+Tables: ``stages`` (name, version, machine document, state, seq), ``history``
+(seq, record), ``meta`` (the undo stack). JSON columns hold canonical
+orjson text.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import orjson
+
+from arrowloop.errors import StoreError
+from arrowloop.store._api import FORMAT, StageRecord, Stored
+
+__all__ = ["SqliteStore", "APPLICATION_ID"]
+
+#: SQLite's application_id of an arrowloop store ("ARLP").
+APPLICATION_ID: Final = 0x41524C50
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS stages (
+    name TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    machine TEXT,
+    state TEXT NOT NULL,
+    seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+def _fail(path: Path, problem: str, found: str) -> StoreError:
+    return StoreError(
+        f"cannot use the state store {path}: {problem}",
+        path=str(path),
+        expected=f"an arrowloop state database of format {FORMAT} or older",
+        found=found,
+    )
+
+
+class SqliteStore:
+    """A :class:`~arrowloop.store.StateStore` in one SQLite file.
+
+    Opening checks the file: a new or empty file becomes a store; a file
+    that is not SQLite, another application's database, or a store of a
+    newer format is refused (:class:`StoreError`, nothing written).
+    """
+
+    def __init__(
+        self, path: str | Path, *, synchronous: Literal["full", "normal"] = "full"
+    ) -> None:
+        self.path = Path(path)
+        if synchronous not in ("full", "normal"):
+            raise ValueError(f"expected synchronous 'full' or 'normal', found {synchronous!r}")
+        self.synchronous = synchronous
+        # One connection, used from whichever worker thread the caller is in,
+        # one call at a time (the lock makes that so even if it is not).
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise _fail(self.path, "it cannot be opened", str(exc)) from None
+        try:
+            self._check_and_init()
+        except BaseException:
+            self._db.close()
+            raise
+
+    @property
+    def location(self) -> str:
+        """The database file."""
+        return str(self.path)
+
+    def _check_and_init(self) -> None:
+        db = self._db
+        try:
+            app = db.execute("PRAGMA application_id").fetchone()[0]
+            fmt = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise _fail(
+                self.path, "it is not a SQLite database (or it is corrupt)", str(exc)
+            ) from None
+        if app == 0 and tables == 0:
+            self._create()
+            return
+        if app != APPLICATION_ID:
+            raise _fail(
+                self.path,
+                "it is another application's database",
+                f"application_id {app:#x} with {tables} objects",
+            )
+        if fmt > FORMAT:
+            raise _fail(
+                self.path,
+                f"it was written by a newer arrowloop (format {fmt}; this one reads {FORMAT})",
+                f"format {fmt}",
+            )
+        self._configure()
+        try:
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise _fail(self.path, "it is corrupt", str(exc)) from None
+        if check != "ok":
+            raise _fail(self.path, "it is corrupt", str(check)[:200])
+
+    def _configure(self) -> None:
+        db = self._db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+
+    def _create(self) -> None:
+        db = self._db
+        self._configure()
+        with self._transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version={FORMAT}")
+
+    class _Tx:
+        def __init__(self, store: SqliteStore) -> None:
+            self.store = store
+
+        def __enter__(self) -> None:
+            self.store._db.execute("BEGIN IMMEDIATE")
+
+        def __exit__(self, kind: object, exc: object, tb: object) -> None:
+            db = self.store._db
+            if kind is None:
+                db.execute("COMMIT")
+            else:
+                db.execute("ROLLBACK")
+
+    def _transaction(self) -> SqliteStore._Tx:
+        return SqliteStore._Tx(self)
+
+    def _write(self, what: str, work: Any) -> None:
+        with self._lock:
+            try:
+                with self._transaction():
+                    work(self._db)
+            except sqlite3.Error as exc:  # disk full, read-only, I/O error
+                raise _fail(self.path, f"{what} failed", str(exc)) from None
+
+    def load(self) -> Stored | None:
+        """What was recorded, or ``None`` for a store never written."""
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    "SELECT name, version, machine, state, seq FROM stages"
+                ).fetchall()
+                history = self._db.execute("SELECT record FROM history ORDER BY seq").fetchall()
+                undo = self._db.execute("SELECT value FROM meta WHERE key = 'undo'").fetchone()
+            except sqlite3.Error as exc:
+                raise _fail(self.path, "reading it failed", str(exc)) from None
+        if not rows and not history:
+            return None
+        try:
+            stages = {
+                name: StageRecord(
+                    name,
+                    version,
+                    None if machine is None else orjson.loads(machine),
+                    orjson.loads(state),
+                    seq,
+                )
+                for name, version, machine, state, seq in rows
+            }
+            return Stored(
+                stages,
+                [orjson.loads(r) for (r,) in history],
+                [] if undo is None else orjson.loads(undo[0]),
+            )
+        except orjson.JSONDecodeError as exc:
+            raise _fail(self.path, "a record in it is not JSON", str(exc)) from None
+
+    def save_stage(self, record: StageRecord) -> None:
+        """Record one stage's machine and state."""
+        machine = None if record.machine is None else orjson.dumps(record.machine).decode()
+        state = orjson.dumps(record.state).decode()
+        self._write(
+            f"recording stage {record.stage!r}",
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO stages (name, version, machine, state, seq) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (record.stage, record.version, machine, state, record.seq),
+            ),
+        )
+
+    def save_states(self, states: list[tuple[str, Any, int]]) -> None:
+        """Record the states of several stages in one transaction."""
+        rows = [(orjson.dumps(state).decode(), seq, name) for name, state, seq in states]
+
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany("UPDATE stages SET state = ?, seq = ? WHERE name = ?", rows)
+
+        self._write("recording states", work)
+
+    def append_history(self, record: dict[str, Any]) -> None:
+        """Add a change-history record (keyed by its ``seq``)."""
+        text = orjson.dumps(record).decode()
+        self._write(
+            "recording the history",
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO history (seq, record) VALUES (?, ?)",
+                (record["seq"], text),
+            ),
+        )
+
+    def save_undo(self, undo: list[dict[str, Any]]) -> None:
+        """Replace the undo stack."""
+        text = orjson.dumps(undo).decode()
+        self._write(
+            "recording the undo stack",
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('undo', ?)", (text,)
+            ),
+        )
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()

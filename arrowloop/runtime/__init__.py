@@ -49,7 +49,7 @@ from arrowloop.runtime._spec import (
     pipeline,
     stage,
 )
-from arrowloop.runtime._stage import StageCrashed, StageStatistics
+from arrowloop.runtime._stage import Persist, StageCrashed, StageStatistics
 from arrowloop.runtime._ticket import Ticket
 from arrowloop.runtime._view import ClientView
 
@@ -68,6 +68,7 @@ __all__ = [
     "OnStepError",
     "StageSpec",
     "StageStatistics",
+    "Persist",
     "Histogram",
     "HistogramSnapshot",
     "STEP_SECONDS",

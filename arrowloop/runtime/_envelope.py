@@ -163,6 +163,7 @@ class UpgradeMsg(Control):
         "changes",
         "commits",
         "decided",
+        "durable",
         "failure",
         "last",
         "on_commit",
@@ -186,6 +187,9 @@ class UpgradeMsg(Control):
         self.decided = anyio.Event()
         self.versions: dict[str, str] = {}
         self.commits: list[Callable[[], None]] = []
+        #: ``(stage, machine, migrated state, items applied)`` of each
+        #: prepared stage: made durable together before any commits.
+        self.durable: list[tuple[str, Any, Any, int]] = []
 
 
 class SpliceMsg(Control):

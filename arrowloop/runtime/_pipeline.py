@@ -51,7 +51,7 @@ from arrowloop.runtime._envelope import (
 )
 from arrowloop.runtime._output import OutputPort
 from arrowloop.runtime._spec import PipelineSpec, StageSpec
-from arrowloop.runtime._stage import StageActor, StageCrashed, StageStatistics
+from arrowloop.runtime._stage import Persist, StageActor, StageCrashed, StageStatistics
 from arrowloop.runtime._ticket import Ticket
 from arrowloop.runtime._view import ClientView
 from arrowloop.typesys import Type, validate
@@ -111,7 +111,9 @@ class Pipeline:
         validate_inputs: bool = True,
         on_exit: ExitHook | None = None,
         on_failure: FailureHook | None = None,
+        persist: Persist | None = None,
     ) -> None:
+        self._persist = persist
         self.dead_letters: DeadLetterSink = DeadLetters() if dead_letters is None else dead_letters
         # A supervisor passes on_exit: stages with the restart policy then
         # stop on a failing step and it decides about restarts.
@@ -141,6 +143,7 @@ class Pipeline:
             self.dead_letters,
             supervised=self._on_exit is not None,
             on_failure=self._on_failure,
+            persist=self._persist,
         )
 
     # -- introspection --------------------------------------------------------
@@ -867,6 +870,7 @@ async def open_pipeline(
     validate_inputs: bool = True,
     on_exit: ExitHook | None = None,
     on_failure: FailureHook | None = None,
+    persist: Persist | None = None,
 ) -> AsyncIterator[Pipeline]:
     """Deploy ``spec`` on a task group for the duration of an ``async with``.
 
@@ -888,6 +892,12 @@ async def open_pipeline(
         on_failure: called with a stage's name each time its step fails on
             an item and it goes on (a supervisor's auto-rollback counts
             these).
+        persist: makes stages' states durable (a supervisor's store): a
+            stage awaits it with its new state before releasing the outputs
+            of a batch, and with every changed stage's new machine and
+            migrated state before an upgrade commits. If it raises, the
+            outputs are withheld (their callers get the error) and the
+            stage goes on from its last durable state.
     """
     if isinstance(spec, StageSpec):
         spec = PipelineSpec((spec,))
@@ -898,6 +908,7 @@ async def open_pipeline(
         validate_inputs=validate_inputs,
         on_exit=on_exit,
         on_failure=on_failure,
+        persist=persist,
     )
     error: BaseException | None = None
     try:

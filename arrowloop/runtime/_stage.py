@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from time import perf_counter_ns
 from typing import Any
 
@@ -39,7 +39,11 @@ from arrowloop.typesys import validate
 
 log = logging.getLogger("arrowloop.runtime")
 
-__all__ = ["StageStatistics", "StageActor", "StageCrashed"]
+__all__ = ["StageStatistics", "StageActor", "StageCrashed", "Persist"]
+
+#: Makes ``(stage, machine, state, items applied)`` durable, for several
+#: stages in one go; raises if it cannot (the store's error).
+Persist = Callable[[list[tuple[str, AnyMachine, Any, int]]], Awaitable[None]]
 
 
 @attrs.frozen
@@ -115,8 +119,14 @@ class StageActor:
         *,
         supervised: bool = False,
         on_failure: Callable[[str], None] | None = None,
+        persist: Persist | None = None,
     ) -> None:
         self.name = spec.name
+        # With a store: the state is made durable before any output that
+        # depends on it leaves the stage (see _release).
+        self.persist = persist
+        self._persisted = 0  # items applied as of the last durable state
+        self.not_durable = 0  # outputs withheld because the store refused
         self.spec = spec
         restart = spec.on_step_error is OnStepError.RESTART
         # A failing step is the item's fault: by default the stage keeps its
@@ -152,6 +162,7 @@ class StageActor:
         self.dead = dead
         self.machine: AnyMachine = spec.machine
         self.state: Any = spec.machine.init
+        self._durable_state: Any = self.state
         self.step = self._step_of(spec.machine)
         self.processed = 0
         self.failed = 0
@@ -272,7 +283,9 @@ class StageActor:
                     self.state = to[0]
                 else:
                     self.state = self.machine.init
+                self._durable_state = self.state  # restored from the store, or the initial
                 self.restarts += 1
+            persist = self.persist
             step = self.step
             state = self.state
             outs: list[Any] = []  # plain outputs not yet sent
@@ -319,6 +332,10 @@ class StageActor:
                                     state = self._reset_after_crash()
                                 if self.exit_on_crash:
                                     left = Calls(calls)
+                                    if persist is not None:
+                                        state, ok = await self._durable(state, done, [outs, passed])
+                                        if not ok:
+                                            outs, passed = [], Calls()
                                     if outs:
                                         await self._send(outs)
                                         outs = []
@@ -334,6 +351,10 @@ class StageActor:
                                 continue
                             done += 1
                             passed.append(r)
+                        if persist is not None:
+                            state, ok = await self._durable(state, done, [outs, passed])
+                            if not ok:
+                                outs, passed = [], Calls()
                         if outs:
                             await self._send(outs)
                             outs = []
@@ -350,11 +371,20 @@ class StageActor:
                                 self._exit(done, outs, list(rest), m.value, exc)
                             continue
                         done += 1
+                        if persist is not None:
+                            state, ok = await self._durable(state, done, [outs, m])
+                            if not ok:
+                                outs = []
+                                continue
                         if outs:
                             await self._send(outs)
                             outs = []
                         await self._send(m)
                     else:
+                        if persist is not None:
+                            state, ok = await self._durable(state, done, [outs])
+                            if not ok:
+                                outs = []
                         self.state = state
                         if outs:
                             await self._send(outs)
@@ -381,6 +411,10 @@ class StageActor:
                         kept.append(unanswered)
                 self.leftover = kept + list(rest)
                 raise
+            if persist is not None and outs:
+                state, ok = await self._durable(state, done, [outs])
+                if not ok:
+                    outs = []
             self.state = state
             self.processed += done
             if done:
@@ -394,6 +428,48 @@ class StageActor:
                     self.unsent = outs
                     await outbox.send(outs)
                     self.unsent = []
+
+    async def _durable(self, state: Any, done: int, messages: list[Any]) -> tuple[Any, bool]:
+        """Make ``state`` durable before ``messages`` (outputs that depend on
+        it) leave the stage: one write per release point, so per batch.
+
+        Returns the state to go on with and whether the messages may go. If
+        the store refuses, their callers get its error, plain outputs are
+        withheld (counted in ``not_durable``), and the stage goes on from its
+        last durable state: nothing is ever answered that is not durable.
+        """
+        if state is self._durable_state:
+            return state, True  # nothing changed since the last write
+        seq = self.processed + done
+        assert self.persist is not None
+        try:
+            await self.persist([(self.name, self.machine, state, seq)])
+        except Exception as exc:
+            self._withhold(messages, exc)
+            return self._durable_state, False
+        self._persisted = seq
+        self._durable_state = state
+        return state, True
+
+    def _withhold(self, messages: list[Any], exc: Exception) -> None:
+        err = StepError(
+            f"stage {self.name!r} could not make its state durable, so these items were not "
+            f"applied: {type(exc).__name__}: {exc}",
+            stage=self.name,
+            version=self.machine.version,
+            item=None,
+        )
+        err.__cause__ = exc
+        log.warning("stage %s: the store refused a write: %s", self.name, exc)
+        for m in messages:
+            tm = type(m)
+            if tm is list:
+                self.not_durable += len(m)
+            elif tm is Routed:
+                m.reply.fail(err)
+            elif tm is Calls:
+                for r in m:
+                    r.reply.fail(err)
 
     def _exit(
         self, done: int, outs: list[Any], leftover: list[Any], item: Any, exc: Exception
@@ -483,12 +559,30 @@ class StageActor:
         def commit() -> None:
             self.machine = machine
             self.state = new_state
+            self._durable_state = new_state  # made durable below, before any commit
             self.step = self._step_of(machine)
             self.upgrades += 1
             self._pause_t0 = t0
 
         msg.versions[self.name] = machine.version
+        msg.durable.append((self.name, machine, new_state, self.processed))
         if msg.last == self.name:
+            if self.persist is not None:
+                try:
+                    # Every changed stage's new machine and migrated state in
+                    # one write: durable together, or the change fails whole.
+                    await self.persist(msg.durable)
+                except Exception as exc:
+                    err = UpgradeError(
+                        f"stage {self.name!r}: the change could not be made durable "
+                        f"({type(exc).__name__}: {exc}); every stage keeps its code",
+                        stage=self.name,
+                        reason="not durable",
+                    )
+                    msg.failure = (self.name, "not durable", err)
+                    msg.decided.set()
+                    msg.reply.fail(err)
+                    return
             commit()
             for other in msg.commits:
                 other()

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from arrowloop.arrows._budget import (
+    DEFAULT_BUDGET,
+    ChangeBudget,
+    Meter,
+    current_meter,
+    metered,
+)
 from arrowloop.arrows._build import (
     case,
     compose,
@@ -62,6 +69,11 @@ from arrowloop.arrows._simplify import droppable, map_children, simplify, simpli
 
 __all__ = [
     "Arrow",
+    "ChangeBudget",
+    "DEFAULT_BUDGET",
+    "Meter",
+    "metered",
+    "current_meter",
     "Id",
     "Compose",
     "Split",

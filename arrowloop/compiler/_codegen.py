@@ -7,6 +7,11 @@ immediately analysed by a ``case`` picks its branch statically, and a
 building the distributed value. What remains is the code a person would
 write: unpacking, operators, one ``if``/``elif`` chain per ``case``.
 
+A symbolic value may be used more than once (``fanout(id, id)`` makes a pair
+of one value, and doing that n times makes 2^n uses of it), so materializing
+one binds it to a name once and later uses refer to the name: the generated
+source is linear in the program, whatever its types stand for.
+
 Generated source only ever contains names it made up itself (``_v3``,
 ``_k7``), Python operators from the primitive templates, and literals for
 validated ``int``/``bool``/``None``/finite ``float`` constants. Everything
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import math
 import operator
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
@@ -41,6 +47,7 @@ from arrowloop.arrows import (
     Proj,
     SetField,
     Split,
+    current_meter,
 )
 from arrowloop.check import Typed, TypedLoop
 from arrowloop.errors import CompileError
@@ -52,6 +59,7 @@ from arrowloop.typesys import (
     VariantT,
     bindings_epoch,
     case_repr,
+    on_reclaim,
     record_class,
 )
 
@@ -132,7 +140,13 @@ class _Gen:
         self.lines: list[str] = []
         self.depth = 1
         self.unpacked: dict[str, tuple[_Sym, ...]] = {}
+        # id(symbolic value) -> (it, the name it was bound to): materialized
+        # once, referred to by name after (the value is kept so its id stays).
+        self.made: dict[int, tuple[_Sym, str]] = {}
+        # What was added to ``unpacked`` and ``made``, in order (see branch).
+        self.log: list[tuple[dict[Any, Any], Any]] = []
         self.const_names: dict[int, str] = {}
+        self.meter = current_meter()
 
     # -- names and lines ---------------------------------------------------
 
@@ -170,14 +184,24 @@ class _Gen:
     # -- symbolic values ---------------------------------------------------
 
     def materialize(self, sym: _Sym) -> str:
+        if isinstance(sym, _V):
+            return sym.code
+        known = self.made.get(id(sym))
+        if known is not None:
+            return known[1]
+        name = self._materialize(sym)
+        self.made[id(sym)] = (sym, name)
+        self.log.append((self.made, id(sym)))
+        return name
+
+    def _materialize(self, sym: _Sym) -> str:
         match sym:
-            case _V(code=code):
-                return code
             case _Tup(items=items):
                 parts = [self.materialize(x) for x in items]
                 inner = ", ".join(parts) + ("," if len(parts) == 1 else "")
                 v = self.bind(f"({inner})")
                 self.unpacked[v.code] = tuple(_V(p) for p in parts)
+                self.log.append((self.unpacked, v.code))
                 return v.code
             case _Inj(tag=tag, payload=payload, variant=vt):
                 rep = case_repr(vt, tag)
@@ -217,20 +241,26 @@ class _Gen:
         self.emit(f"{lhs} = {name}")
         comps = tuple(_V(x) for x in names)
         self.unpacked[name] = comps
+        self.log.append((self.unpacked, name))
         return comps
 
     # -- control flow helpers ----------------------------------------------
 
     def branch(self, header: str, body: Callable[[], None]) -> None:
         self.emit(header)
-        saved = dict(self.unpacked)
+        # Names bound inside the branch are not bound on the other paths:
+        # forget them after it (an undo log, not a copy per branch, keeps
+        # this linear in programs with many branches).
+        mark = len(self.log)
         self.depth += 1
         before = len(self.lines)
         body()
         if len(self.lines) == before:
             self.emit("pass")
         self.depth -= 1
-        self.unpacked = saved
+        for table, key in reversed(self.log[mark:]):
+            del table[key]
+        del self.log[mark:]
 
     def dispatch(
         self,
@@ -310,6 +340,8 @@ class _Gen:
     # -- the nodes -----------------------------------------------------------
 
     def gen(self, t: Typed, sym: _Sym) -> _Sym:
+        if self.meter is not None:
+            self.meter.tick("compile")
         node = t.node
         if self.depth > _MAX_NESTING and isinstance(node, If | Case | Fold):
             return self.bind(f"{self.helper(t)}({self.materialize(sym)})")
@@ -470,6 +502,8 @@ def _finish(
     gen: _Gen, helpers: list[str], header: str, ret: str, label: str
 ) -> tuple[Callable[..., Any], str]:
     source = "\n".join([*helpers, header, *gen.lines, f"    return {ret}", ""])
+    if gen.meter is not None:
+        gen.meter.source(len(source), "compile")
     code = compile(source, f"<arrowloop {label}>", "exec")
     exec(code, gen.ns)  # our own generated source: see the module docstring
     fn = gen.ns["_step"]
@@ -493,22 +527,45 @@ def _build_arrow(t: Typed) -> tuple[ArrowFn, str]:
 
 _cache: OrderedDict[Any, tuple[Callable[..., Any], str]] = OrderedDict()
 _stats = {"hits": 0, "misses": 0}
+# Changes are checked and compiled in worker threads; the cache is shared.
+_lock = threading.Lock()
 
 
 def _cached(
     key: Any, build: Callable[[], tuple[Callable[..., Any], str]]
 ) -> tuple[Callable[..., Any], str]:
-    hit = _cache.get(key)
-    if hit is not None:
-        _cache.move_to_end(key)
-        _stats["hits"] += 1
-        return hit
-    _stats["misses"] += 1
-    made = build()
-    _cache[key] = made
-    if len(_cache) > CACHE_SIZE:
-        _cache.popitem(last=False)
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            _stats["hits"] += 1
+            return hit
+        _stats["misses"] += 1
+    made = build()  # outside the lock: building may take long
+    with _lock:
+        _cache[key] = made
+        if len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    meter = current_meter()
+    if meter is not None:
+        # Compiled code holds the classes of its record types: the code of
+        # a refused change must not keep them bound.
+        meter.on_refusal(lambda: _forget(key, made))
     return made
+
+
+def _forget(key: Any, made: tuple[Callable[..., Any], str]) -> None:
+    with _lock:
+        if _cache.get(key) is made:
+            del _cache[key]
+
+
+def _clear() -> None:
+    with _lock:
+        _cache.clear()
+
+
+on_reclaim(_clear)
 
 
 def _prims_of(t: Typed) -> tuple[int, ...]:

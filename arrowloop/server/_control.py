@@ -5,12 +5,18 @@ connection. Every request carries the token; a request without the right
 token is refused (and the connection closed) before anything else is
 looked at. A request is decoded and checked completely before the
 supervisor acts on it, so a malformed, oversized or ill-typed request
-changes nothing.
+changes nothing. A change document is first held against the running
+versions (a stale one is refused before any program in it is decoded),
+then decoded, checked and compiled within the change budget in a worker
+thread, one change at a time per supervisor: the event loop goes on
+serving the data port meanwhile.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -19,10 +25,12 @@ import attrs
 import orjson
 from anyio.abc import ByteStream
 
+from arrowloop.arrows import DEFAULT_BUDGET, ChangeBudget
 from arrowloop.endpoints import LineReader, LineTooLong
 from arrowloop.errors import (
     AuthenticationError,
     ProtocolError,
+    UpgradeError,
     error_data,
 )
 from arrowloop.server._auth import Token, check_token
@@ -50,12 +58,16 @@ class ControlLimits:
             ``{"op": "auth"}``).
         program: limits on each machine or function document inside a change.
         max_record_types: most distinct record types one change may declare.
+        budget: what decoding, checking and compiling one change document
+            may cost (``None``: no limit); the supervisor's own
+            ``change_budget`` bounds its check of the decoded change.
     """
 
     max_request: int = 4 * 1024 * 1024
     max_unauthenticated: int = attrs.field(default=64 * 1024)
     program: Limits = DEFAULT_LIMITS
     max_record_types: int = 64
+    budget: ChangeBudget | None = DEFAULT_BUDGET
 
     @max_unauthenticated.validator
     def _check_unauthenticated(self, attribute: Any, value: Any) -> None:
@@ -88,14 +100,39 @@ def _requester(req: dict[str, Any], default: str) -> str:
 Handler = Callable[[Supervisor, dict[str, Any], ControlLimits], Awaitable[Any]]
 
 
+# One change document decoded at a time per supervisor: several control
+# connections cannot take every core (or every worker thread) between them.
+_decoding: weakref.WeakKeyDictionary[Supervisor, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _decoder_of(sup: Supervisor) -> anyio.CapacityLimiter:
+    limiter = _decoding.get(sup)
+    if limiter is None:
+        limiter = _decoding[sup] = anyio.CapacityLimiter(1)
+    return limiter
+
+
 async def _upgrade(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) -> Any:
     change_doc = _field(req, "change", dict, "a change document (an object)")
-    change = decode_change(
+    p = sup.pipeline
+    decode = functools.partial(
+        decode_change,
         change_doc,
         limits=limits.program,
         max_record_types=limits.max_record_types,
         path="$.change",
+        running={name: p.version(name) for name in p.stage_names},
+        budget=limits.budget,
     )
+    try:
+        change = await anyio.to_thread.run_sync(decode, limiter=_decoder_of(sup))
+    except UpgradeError as exc:  # stale: refused before decoding, recorded as the supervisor would
+        stages = tuple(s["stage"] for s in change_doc["stages"])
+        who = change_doc.get("requested_by", "unknown")
+        sup.record_refused(stages, _requester(req, who) if "requested_by" in req else who, exc)
+        raise
     if "requested_by" in req:  # the request's own word wins over the document's
         change = attrs.evolve(change, requested_by=_requester(req, "control"))
     versions = await sup.code_change(change)

@@ -92,9 +92,10 @@ class Wake:
 
 @attrs.define
 class Done:
-    """A code change came back from the pipeline (posted by its sending task)."""
+    """A code change came back from the pipeline (posted by its sending
+    task); ``plan`` is ``None`` for a change refused while it was planned."""
 
-    plan: Plan
+    plan: Plan | None
     versions: dict[str, str] | None
     error: BaseException | None
 

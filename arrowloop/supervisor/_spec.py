@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import attrs
 
+from arrowloop.arrows import DEFAULT_BUDGET, ChangeBudget
 from arrowloop.errors import ChildSpecError
 from arrowloop.machine import AnyMachine
 from arrowloop.runtime import PipelineSpec, StageSpec
@@ -190,6 +191,8 @@ class SupervisorSpec:
         period: the window, in seconds.
         mailbox: most control requests queued for the supervisor.
         history_limit: most code-change records (and rollback steps) kept.
+        change_budget: what checking and compiling one code change may cost
+            (:class:`~arrowloop.arrows.ChangeBudget`); ``None`` for no limit.
 
     Raises:
         ChildSpecError: a field or a child is invalid, two children share a
@@ -204,6 +207,7 @@ class SupervisorSpec:
     period: float = 5.0
     mailbox: int = DEFAULT_MAILBOX
     history_limit: int = DEFAULT_HISTORY
+    change_budget: ChangeBudget | None = DEFAULT_BUDGET
 
     def __attrs_post_init__(self) -> None:
         try:
@@ -223,6 +227,8 @@ class SupervisorSpec:
             v = getattr(self, field)
             if type(v) is not int or v < 1:
                 raise _fail(field, "an int >= 1", v)
+        if self.change_budget is not None and not isinstance(self.change_budget, ChangeBudget):
+            raise _fail("change_budget", "a ChangeBudget or None", self.change_budget)
         seen: set[str] = set()
         after_supervisor = False
         for i, c in enumerate(self.children):
@@ -259,6 +265,7 @@ def supervisor(
     period: float = 5.0,
     mailbox: int = DEFAULT_MAILBOX,
     history_limit: int = DEFAULT_HISTORY,
+    change_budget: ChangeBudget | None = DEFAULT_BUDGET,
 ) -> SupervisorSpec:
     """A supervisor spec; bare stages and supervisors become permanent children.
 
@@ -267,4 +274,6 @@ def supervisor(
         CheckError: the stages do not fit together as a pipeline.
     """
     kids = tuple(c if isinstance(c, ChildSpec) else child(c) for c in children)
-    return SupervisorSpec(name, kids, strategy, intensity, period, mailbox, history_limit)
+    return SupervisorSpec(
+        name, kids, strategy, intensity, period, mailbox, history_limit, change_budget
+    )

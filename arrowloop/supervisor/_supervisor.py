@@ -405,7 +405,7 @@ class Supervisor(Restarts, Orchestration):
             elif req.kind == "state":
                 req.reply.set(self._state_of(req.arg))
             elif req.kind == "change":
-                self._begin(self._plan_change(req.arg, req.reply))
+                self._begin_change(req.arg, req.reply)
             else:
                 stage, who = req.arg
                 self._begin(self._plan_rollback(stage, who, req.reply, auto=req.internal))

@@ -34,6 +34,7 @@ from arrowloop.arrows import (
     Registry,
     SetField,
     Split,
+    current_meter,
 )
 from arrowloop.errors import ArrowloopError, DecodeError, TypeDefinitionError, ValidationError
 from arrowloop.typesys import (
@@ -194,6 +195,8 @@ class Decoder:
     def __init__(self, max_nodes: int, registry: Registry = PRIMITIVES) -> None:
         self.budget = max_nodes
         self.registry = registry
+        # The change's budget, if one is being decoded (for its wall time).
+        self.meter = current_meter()
 
     def fail(self, path: str, expected: str, found: str) -> DecodeError:
         return DecodeError(
@@ -204,6 +207,8 @@ class Decoder:
         self.budget -= cost
         if self.budget < 0:
             raise self.fail(path, "fewer program nodes and type terms (node limit reached)", "more")
+        if self.meter is not None:
+            self.meter.tick(path)
 
     def obj(
         self, data: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()

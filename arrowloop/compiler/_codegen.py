@@ -80,16 +80,27 @@ ArrowFn = Callable[[Any], Any]
 # -- symbolic values -------------------------------------------------------
 
 
+#: Deepest nesting of symbolic values: a program composing many fanouts
+#: nests them one level per step, and materializing recurses once per level,
+#: so a value nested deeper is bound to a name at once.
+_MAX_SYM_DEPTH: Final = 16
+
+
 @attrs.frozen
 class _V:
     """An expression that is cheap and safe to repeat: a name or a literal."""
 
     code: str
+    depth = 0
 
 
 @attrs.frozen
 class _Tup:
     items: tuple[_Sym, ...]
+    depth: int = attrs.field(init=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "depth", 1 + max((x.depth for x in self.items), default=0))
 
 
 @attrs.frozen
@@ -97,6 +108,10 @@ class _Inj:
     tag: str
     payload: _Sym
     variant: VariantT
+    depth: int = attrs.field(init=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "depth", 1 + self.payload.depth)
 
 
 @attrs.frozen
@@ -104,6 +119,10 @@ class _Dist:
     sum: _Sym
     other: _Sym
     variant: VariantT
+    depth: int = attrs.field(init=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "depth", 1 + max(self.sum.depth, self.other.depth))
 
 
 _Sym = _V | _Tup | _Inj | _Dist
@@ -342,6 +361,12 @@ class _Gen:
     def gen(self, t: Typed, sym: _Sym) -> _Sym:
         if self.meter is not None:
             self.meter.tick("compile")
+        out = self._gen(t, sym)
+        if out.depth > _MAX_SYM_DEPTH:
+            return _V(self.materialize(out))
+        return out
+
+    def _gen(self, t: Typed, sym: _Sym) -> _Sym:
         node = t.node
         if self.depth > _MAX_NESTING and isinstance(node, If | Case | Fold):
             return self.bind(f"{self.helper(t)}({self.materialize(sym)})")

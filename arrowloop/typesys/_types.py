@@ -20,7 +20,7 @@ from __future__ import annotations
 import keyword
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Final
 
 import attrs
@@ -421,18 +421,19 @@ def _labels(t: Type) -> object:
     return None
 
 
-def _type_eq(a: Type, b: object) -> Any:
+#: Types of at most this many nodes (as a tree) are compared by attrs'
+#: generated ``__eq__``: their tree is small whatever they share.
+_SMALL: Final = 64
+
+
+def _dag_eq(a: Type, b: Type) -> bool:
     """Structural equality comparing each pair of nodes at most once.
 
-    The generated ``__eq__`` would compare a shared sub-term once per
-    occurrence: exponential on two equal types built apart (two branches
-    that each double a tuple n times). Hashes are cached, so unequal types
-    are almost always told apart by their hashes at once.
+    The generated ``__eq__`` compares a shared sub-term once per occurrence:
+    exponential on two equal types built apart (two branches that each
+    double a tuple n times). Hashes are cached, so unequal types are almost
+    always told apart by their hashes at once.
     """
-    if a is b:
-        return True
-    if not isinstance(b, Type):
-        return NotImplemented  # hence Any: bool or NotImplemented, as for __eq__
     seen: set[tuple[int, int]] = set()
     stack: list[tuple[Type, Type]] = [(a, b)]
     while stack:
@@ -451,16 +452,31 @@ def _type_eq(a: Type, b: object) -> Any:
     return True
 
 
-def _type_ne(a: Type, b: object) -> Any:
-    eq = _type_eq(a, b)
-    return eq if eq is NotImplemented else not eq
+_Eq = Callable[[Any, Any], Any]
 
 
-# attrs generates __eq__ from the fields; the composite types replace it
-# (hashing stays attrs', which is linear: each node caches its hash).
+def _linear_eq(generated: _Eq) -> tuple[_Eq, _Eq]:
+    def eq(a: Type, b: object) -> Any:  # bool, or NotImplemented as __eq__ may
+        if a is b:
+            return True
+        if type(b) is not type(a):
+            return NotImplemented if not isinstance(b, Type) else False
+        if a._size <= _SMALL:
+            return generated(a, b)
+        return _dag_eq(a, b)
+
+    def ne(a: Type, b: object) -> Any:
+        r = eq(a, b)
+        return r if r is NotImplemented else not r
+
+    return eq, ne
+
+
+# attrs generates __eq__ from the fields; the composite types wrap it so that
+# big types compare linearly (hashing stays attrs', which is linear: each
+# node caches its hash).
 for _cls in (TupleT, ListT, MapT, OptionT, RecordT, VariantT):
-    _cls.__eq__ = _type_eq  # type: ignore[assignment,method-assign]
-    _cls.__ne__ = _type_ne  # type: ignore[assignment,method-assign]
+    _cls.__eq__, _cls.__ne__ = _linear_eq(_cls.__eq__)  # type: ignore[method-assign]
 
 
 def render_type(t: Type, limit: int | None = REPR_LIMIT) -> str:

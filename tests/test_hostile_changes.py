@@ -47,7 +47,7 @@ from arrowloop.errors import (
     UpgradeError,
     error_data,
 )
-from arrowloop.runtime import stage
+from arrowloop.runtime import check_change, stage
 from arrowloop.supervisor import CodeChange, StageUpgrade, code_change, open_supervisor, supervisor
 from arrowloop.typesys import (
     BOOL,
@@ -171,8 +171,6 @@ def test_each_limit_of_the_budget_refuses_with_its_name() -> None:
 
 def test_an_in_process_change_over_budget_is_refused_as_an_upgrade_error() -> None:
     """check_change refuses with reason "budget", the BudgetError as its cause."""
-    from arrowloop.runtime import check_change
-
     with pytest.raises(UpgradeError) as info:
         check_change([("sum", SUM)], [StageUpgrade("sum", None, summing(doubling(40)))])
     assert info.value.reason == "budget"
@@ -227,12 +225,28 @@ def _refuse(doc: dict[str, Any], expected: type[Exception]) -> None:
     raise AssertionError("the change was not refused")
 
 
+def _refuse_running(doc: dict[str, Any]) -> None:
+    # Decoded and compiled, then refused: the state type changes, no migration.
+    upgrades = decode_change(doc).upgrades
+    try:
+        check_change([("sum", SUM)], upgrades)
+    except UpgradeError as exc:
+        reason = exc.reason
+    else:
+        raise AssertionError("the change was not refused")
+    assert reason == "migration types"
+
+
 def test_refused_changes_leave_no_bindings_behind() -> None:
     """Classes synthesised for refused changes go with them: the table is back where it was."""
     baseline = reclaim_bindings()
-    for i in range(50):
-        _refuse(record_doc(1000 + i, ill_typed=True), CheckError)
-    assert bindings_count() >= baseline  # garbage until collected
+    gc.disable()  # the bindings are there until collected: see them first
+    try:
+        for i in range(50):
+            _refuse(record_doc(1000 + i, ill_typed=True), CheckError)
+        assert bindings_count() >= baseline + 50
+    finally:
+        gc.enable()
     gc.collect()
     assert bindings_count() <= baseline
 
@@ -240,7 +254,9 @@ def test_refused_changes_leave_no_bindings_behind() -> None:
 def test_a_full_table_is_reclaimed_before_a_legit_change_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """1,000 refused changes with fresh record types, then a legit one with a new type succeeds."""
+    """1,000 refused changes with fresh record types (half refused by the checker while
+    decoded, half decoded and compiled, then refused against the running stage), then
+    a legit one with a new type succeeds."""
     monkeypatch.setattr(bindings, "MAX_BINDINGS", reclaim_bindings() + 100)
     reclaims = []
 
@@ -252,7 +268,10 @@ def test_a_full_table_is_reclaimed_before_a_legit_change_is_refused(
     gc.disable()  # only the table's own reclaiming may collect
     try:
         for i in range(1000):
-            _refuse(record_doc(2000 + i, ill_typed=True), CheckError)
+            if i % 2:
+                _refuse(record_doc(2000 + i, ill_typed=True), CheckError)
+            else:
+                _refuse_running(record_doc(2000 + i, ill_typed=False))
         legit = decode_change(record_doc(5000, ill_typed=False))
     finally:
         gc.enable()

@@ -127,7 +127,9 @@ async def _upgrade(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) 
         budget=limits.budget,
     )
     try:
-        change = await anyio.to_thread.run_sync(decode, limiter=_decoder_of(sup))
+        change = await anyio.to_thread.run_sync(
+            decode, limiter=_decoder_of(sup), abandon_on_cancel=True
+        )
     except UpgradeError as exc:  # stale: refused before decoding, recorded as the supervisor would
         stages = tuple(s["stage"] for s in change_doc["stages"])
         who = change_doc.get("requested_by", "unknown")

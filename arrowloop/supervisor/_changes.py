@@ -120,7 +120,9 @@ class ChangeBook:
                 change_interface=change.change_interface,
                 budget=budget,
             )
-            checked = await anyio.to_thread.run_sync(check)
+            # Abandoned if the supervisor is cancelled (escalation): nobody
+            # would use the result, and the thread finishes on its own.
+            checked = await anyio.to_thread.run_sync(check, abandon_on_cancel=True)
         except (UpgradeError, PipelineClosed) as exc:
             raise self._refuse("upgrade", change.requested_by, pipeline, stages, to, exc) from exc
         return Plan("upgrade", change.requested_by, checked, None, reply)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import keyword
 import math
+import operator
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Final
@@ -421,8 +422,8 @@ def _labels(t: Type) -> object:
     return None
 
 
-#: Types of at most this many nodes (as a tree) are compared by attrs'
-#: generated ``__eq__``: their tree is small whatever they share.
+#: Types of at most this many nodes (as a tree) are compared field by
+#: field, recursively: their tree is small whatever they share.
 _SMALL: Final = 64
 
 
@@ -455,28 +456,43 @@ def _dag_eq(a: Type, b: Type) -> bool:
 _Eq = Callable[[Any, Any], Any]
 
 
-def _linear_eq(generated: _Eq) -> tuple[_Eq, _Eq]:
+def _linear_eq(fields: Callable[[Any], Any]) -> tuple[_Eq, _Eq]:
+    """``__eq__`` and ``__ne__`` comparing ``fields`` (an attrgetter: no
+    Python call) for small types, and through :func:`_dag_eq` for big ones."""
+
     def eq(a: Type, b: object) -> Any:  # bool, or NotImplemented as __eq__ may
         if a is b:
             return True
         if type(b) is not type(a):
             return NotImplemented if not isinstance(b, Type) else False
         if a._size <= _SMALL:
-            return generated(a, b)
+            return fields(a) == fields(b)
         return _dag_eq(a, b)
 
-    def ne(a: Type, b: object) -> Any:
-        r = eq(a, b)
-        return r if r is NotImplemented else not r
+    def ne(a: Type, b: object) -> Any:  # eq's negation, without a call more
+        if a is b:
+            return False
+        if type(b) is not type(a):
+            return NotImplemented if not isinstance(b, Type) else True
+        if a._size <= _SMALL:
+            return fields(a) != fields(b)
+        return not _dag_eq(a, b)
 
     return eq, ne
 
 
-# attrs generates __eq__ from the fields; the composite types wrap it so that
-# big types compare linearly (hashing stays attrs', which is linear: each
-# node caches its hash).
-for _cls in (TupleT, ListT, MapT, OptionT, RecordT, VariantT):
-    _cls.__eq__, _cls.__ne__ = _linear_eq(_cls.__eq__)  # type: ignore[method-assign]
+# attrs generates __eq__ from the fields; the composite types replace it so
+# that big types compare linearly (hashing stays attrs', which is linear:
+# each node caches its hash).
+for _cls, _fields in (
+    (TupleT, operator.attrgetter("items")),
+    (ListT, operator.attrgetter("item")),
+    (MapT, operator.attrgetter("value")),
+    (OptionT, operator.attrgetter("item")),
+    (RecordT, operator.attrgetter("name", "fields")),
+    (VariantT, operator.attrgetter("name", "cases")),
+):
+    _cls.__eq__, _cls.__ne__ = _linear_eq(_fields)  # type: ignore[method-assign]
 
 
 def render_type(t: Type, limit: int | None = REPR_LIMIT) -> str:

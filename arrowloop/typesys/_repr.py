@@ -44,6 +44,7 @@ __all__ = [
     "bindings_epoch",
     "record_class",
     "record_type_of_class",
+    "bound_record_type",
     "enum_class",
     "case_repr",
     "tag_and_payload",
@@ -219,6 +220,21 @@ def _synthesise(t: RecordT) -> type:
 
     _synthesised[t] = weakref.ref(made, gone)
     return made
+
+
+def bound_record_type(t: RecordT) -> RecordT:
+    """The record type object a class is bound with if it equals ``t``,
+    else ``t``: a decoder returns it so that values checked against a
+    received type meet their class's own type object (compared by identity
+    at once, where an equal copy is compared node by node)."""
+    cls = _record_classes.get(t)
+    if cls is None:
+        ref = _synthesised.get(t)
+        cls = None if ref is None else ref()
+    if cls is None:
+        return t
+    bound = record_type_of_class(cls)
+    return t if bound is None else bound
 
 
 def record_type_of_class(cls: type) -> RecordT | None:

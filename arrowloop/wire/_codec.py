@@ -50,6 +50,7 @@ from arrowloop.typesys import (
     TupleT,
     Type,
     VariantT,
+    bound_record_type,
     from_json,
     to_json,
     validate,
@@ -301,7 +302,8 @@ class Decoder:
                     raise self.fail(p, "a pair [name, type]", f"an array of {len(arr)}")
                 pairs.append((self.string(arr[0], f"{p}[0]"), self.type(arr[1], f"{p}[1]")))
             if k == "record":
-                return self.build(path, lambda: RecordT(name, tuple(pairs)))
+                rt = self.build(path, lambda: RecordT(name, tuple(pairs)))
+                return bound_record_type(rt)
             if k == "variant" and [c for c, _ in pairs] != sorted(c for c, _ in pairs):
                 raise self.fail(
                     f"{path}.cases", "cases sorted by tag (canonical form)", "them unsorted"

@@ -20,7 +20,9 @@ from it.
 from __future__ import annotations
 
 import contextvars
+import gc
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -152,6 +154,36 @@ def current_meter() -> Meter | None:
     return _meter.get()
 
 
+_deferring = [0]
+_deferring_lock = threading.Lock()
+_saved_threshold = [0]
+
+
+@contextmanager
+def _full_collections_deferred() -> Iterator[None]:
+    # Building a big change allocates millions of objects, and every so
+    # many allocations CPython runs a full collection, whichever thread
+    # allocates: it holds the interpreter for as long as the whole heap
+    # takes to scan (hundreds of ms), stopping the event loop a worker
+    # thread was meant to spare. While changes are built, only the young
+    # generations are collected; what the build leaves is mostly freed by
+    # reference counting, and the rest waits for the next full collection.
+    with _deferring_lock:
+        _deferring[0] += 1
+        if _deferring[0] == 1:
+            t0, t1, t2 = gc.get_threshold()
+            _saved_threshold[0] = t2
+            gc.set_threshold(t0, t1, 1 << 30)
+    try:
+        yield
+    finally:
+        with _deferring_lock:
+            _deferring[0] -= 1
+            if _deferring[0] == 0:
+                t0, t1, _ = gc.get_threshold()
+                gc.set_threshold(t0, t1, _saved_threshold[0])
+
+
 @contextmanager
 def metered(budget: ChangeBudget | None) -> Iterator[Meter | None]:
     """Spend from ``budget`` inside the block (no limit with ``None``).
@@ -168,7 +200,8 @@ def metered(budget: ChangeBudget | None) -> Iterator[Meter | None]:
     meter = Meter(budget)
     token = _meter.set(meter)
     try:
-        yield meter
+        with _full_collections_deferred():
+            yield meter
     except BaseException:
         for undo in reversed(meter._undo):
             undo()

@@ -169,6 +169,17 @@ def test_each_limit_of_the_budget_refuses_with_its_name() -> None:
     assert info.value.limit == "max_seconds"
 
 
+def test_full_collections_wait_while_changes_are_built() -> None:
+    """Building a change defers full collections (they stop every thread), then restores them."""
+    before = gc.get_threshold()
+    with metered(ChangeBudget()):
+        assert gc.get_threshold()[2] > 1_000_000
+        with metered(ChangeBudget()):  # nested: one budget, one deferral
+            pass
+        assert gc.get_threshold()[2] > 1_000_000
+    assert gc.get_threshold() == before
+
+
 def test_an_in_process_change_over_budget_is_refused_as_an_upgrade_error() -> None:
     """check_change refuses with reason "budget", the BudgetError as its cause."""
     with pytest.raises(UpgradeError) as info:

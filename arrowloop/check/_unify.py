@@ -223,7 +223,3 @@ def _children(t: Type) -> tuple[Type, ...]:
         case VariantT(cases=cases):
             return tuple(p for _, p in cases)
     return ()
-
-
-def _has_vars(t: Type) -> bool:
-    return has_vars(t)

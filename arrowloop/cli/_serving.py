@@ -96,7 +96,6 @@ async def serve(args: argparse.Namespace) -> int:
         control=ControlLimits(
             max_request=args.max_request_bytes,
             program=Limits(max_bytes=args.max_request_bytes, max_nodes=args.max_program_nodes),
-            budget=budget,
         ),
     )
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -25,7 +25,6 @@ import attrs
 import orjson
 from anyio.abc import ByteStream
 
-from arrowloop.arrows import DEFAULT_BUDGET, ChangeBudget
 from arrowloop.endpoints import LineReader, LineTooLong
 from arrowloop.errors import (
     AuthenticationError,
@@ -58,16 +57,15 @@ class ControlLimits:
             ``{"op": "auth"}``).
         program: limits on each machine or function document inside a change.
         max_record_types: most distinct record types one change may declare.
-        budget: what decoding, checking and compiling one change document
-            may cost (``None``: no limit); the supervisor's own
-            ``change_budget`` bounds its check of the decoded change.
+
+    What decoding one change document may cost is the supervisor's
+    ``change_budget`` (its spec), which also bounds its check of the change.
     """
 
     max_request: int = 4 * 1024 * 1024
     max_unauthenticated: int = attrs.field(default=64 * 1024)
     program: Limits = DEFAULT_LIMITS
     max_record_types: int = 64
-    budget: ChangeBudget | None = DEFAULT_BUDGET
 
     @max_unauthenticated.validator
     def _check_unauthenticated(self, attribute: Any, value: Any) -> None:
@@ -124,7 +122,7 @@ async def _upgrade(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) 
         max_record_types=limits.max_record_types,
         path="$.change",
         running={name: p.version(name) for name in p.stage_names},
-        budget=limits.budget,
+        budget=sup.spec.change_budget,
     )
     try:
         change = await anyio.to_thread.run_sync(

@@ -44,6 +44,7 @@ from arrowloop.errors import (
     BudgetError,
     CheckError,
     DecodeError,
+    SupervisorError,
     UpgradeError,
     error_data,
 )
@@ -416,3 +417,14 @@ async def test_a_stale_change_over_the_control_port_is_refused_and_recorded() ->
             ("refused", "alice", [""])
         ]
         assert history[0]["from_versions"] == [v1.machine.version]
+
+
+@pytest.mark.anyio
+async def test_a_change_to_a_supervisor_without_stages_is_refused_at_once() -> None:
+    """Planning moved off the actor; a supervisor of supervisors still says it has no stages."""
+    inner = supervisor("inner", stage("sum", SUM))
+    with anyio.fail_after(60):  # a bound against hangs, not a timing check
+        async with open_supervisor(supervisor("top", inner)) as top:
+            with pytest.raises(SupervisorError, match="no stage children"):
+                await top.code_change(code_change("sum", SUM.version, SUM))
+            assert await top.history() == ()

@@ -149,16 +149,19 @@ class Orchestration:
         # change counts as in flight from now on, so code-changing requests
         # wait their turn behind it as they do behind its sending.
         assert self._tg is not None
+        pipeline = self.pipeline  # no stages: SupervisorError to the caller, now
         self._inflight = True
         self._tg.start_soon(
-            self._plan_and_send, change, reply, name=f"arrowloop {self.name} code change"
+            self._plan_and_send,
+            change,
+            pipeline,
+            reply,
+            name=f"arrowloop {self.name} code change",
         )
 
-    async def _plan_and_send(self, change: CodeChange, reply: Reply) -> None:
+    async def _plan_and_send(self, change: CodeChange, pipeline: Pipeline, reply: Reply) -> None:
         try:
-            plan = await self._book.plan_change(
-                change, self.pipeline, reply, self.spec.change_budget
-            )
+            plan = await self._book.plan_change(change, pipeline, reply, self.spec.change_budget)
         except Refused as refused:
             reply.fail(refused.error)
             log.info(

@@ -13,6 +13,9 @@ found by the layers that do the work through :func:`current_meter` (a
 context variable, so it follows the work into a worker thread started with
 the context, and concurrent changes have meters of their own). Without a
 meter nothing is counted: programs built in-process are the user's own.
+While a meter is active, full garbage collections wait (see
+``_full_collections_deferred``), and if its change is refused, the caches
+forget what the change put in them (:meth:`Meter.on_refusal`).
 Part of layer 2; the checker (3), compiler (4) and wire decoder (5) spend
 from it.
 """
@@ -189,8 +192,9 @@ def metered(budget: ChangeBudget | None) -> Iterator[Meter | None]:
     """Spend from ``budget`` inside the block (no limit with ``None``).
 
     A block inside another one spends from the outer meter: one change has
-    one budget, however its parts are built. When the block raises (the
-    change is refused), what the change left in caches is forgotten (see
+    one budget, however its parts are built. Full garbage collections wait
+    until the block ends. When the block raises (the change is refused),
+    what the change left in caches is forgotten (see
     :meth:`Meter.on_refusal`).
     """
     outer = _meter.get()

@@ -53,10 +53,17 @@ from arrowloop.supervisor import CodeChange, StageUpgrade, code_change, open_sup
 from arrowloop.typesys import (
     BOOL,
     INT,
+    REPR_LIMIT,
     ListT,
+    MapT,
+    OptionT,
     RecordT,
+    TupleT,
+    Type,
+    VariantT,
     bindings_count,
     reclaim_bindings,
+    render_type,
     type_size,
 )
 from arrowloop.upgrade import decode_change, encode_change
@@ -127,6 +134,22 @@ def test_error_messages_about_huge_types_are_bounded() -> None:
     assert "..." in message
     assert len(message) < 4096
     assert len(orjson.dumps(error_data(info.value))) < 8192
+
+
+def test_types_render_within_a_kilobyte_however_big() -> None:
+    """repr elides with ... past REPR_LIMIT characters or a depth; render_type(t, None) is all."""
+    t: Type = INT
+    for _ in range(100):
+        t = TupleT((t, t))
+    wide = RecordT("Wide", tuple((f"f{i}", t) for i in range(50)))
+    v = VariantT("", (("Wide", wide), ("other", ListT(t))))
+    for big in (t, wide, v, MapT(v), OptionT(wide)):
+        text = repr(big)
+        assert "..." in text
+        assert len(text) <= REPR_LIMIT + 200
+    count, ack = RecordT("Count", (("n", INT),)), RecordT("Ack", ())
+    small = VariantT("", (("Count", count), ("Ack", ack)))
+    assert repr(small) == render_type(small, None) == "<Ack{} | Count{n: int}>"
 
 
 # -- the budget ---------------------------------------------------------------------------

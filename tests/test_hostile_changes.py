@@ -110,6 +110,17 @@ def test_generated_source_grows_linearly_with_a_doubling_program() -> None:
     assert sizes[64] < 4_000
 
 
+def test_a_long_program_is_compiled_as_many_short_functions() -> None:
+    """No generated function is long (compile holds the interpreter while it runs), and
+    the split code computes what the one long function would."""
+    step = Compose((Fanout((Id(), Id())), Prim("add")))
+    m = Machine.build(summing(Compose((step,) * 3000), last="sum"), LIST, INT)
+    functions = generated_source(m.typed).split("\ndef ")
+    assert len(functions) > 10
+    assert max(f.count("\n") for f in functions) < 2 * 1024
+    assert m.step([1, 0, 2], 5) == (5, 3 * 2**3000)
+
+
 def test_equal_types_built_apart_compare_hash_and_subtype_in_linear_work() -> None:
     """Two branches doubling 200 times: equal types of 2^201 nodes, compared by shared nodes."""
     typed = check_arrow(If(Const(BOOL, True), doubling(200), doubling(200)), INT)

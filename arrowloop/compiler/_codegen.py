@@ -80,6 +80,16 @@ ArrowFn = Callable[[Any], Any]
 # -- symbolic values -------------------------------------------------------
 
 
+#: A function generated for more program nodes than this keeps only small
+#: parts inline (at most _INLINE nodes each); bigger parts, and runs of a
+#: long ``compose`` of about this many nodes, become helper functions.
+#: Each function is compiled on its own: ``compile`` holds the interpreter
+#: for as long as it runs (about a third of a second per MB of source), and
+#: the code of a change is compiled in a worker thread while the event loop
+#: waits for the interpreter, so no single call may be long.
+_BIG: Final = 1024
+_INLINE: Final = 64
+
 #: Deepest nesting of symbolic values: a program composing many fanouts
 #: nests them one level per step, and materializing recurses once per level,
 #: so a value nested deeper is bound to a name at once.
@@ -152,10 +162,23 @@ def record_setter(rt: RecordT, field: str) -> Callable[[Any, Any], Any]:
 
 
 class _Gen:
-    def __init__(self, ns: dict[str, Any], counter: list[int], helpers: list[str]) -> None:
+    def __init__(
+        self,
+        ns: dict[str, Any],
+        counter: list[int],
+        helpers: list[str],
+        root: Typed,
+        sizes: dict[int, tuple[Typed, int]],
+    ) -> None:
         self.ns = ns
         self.counter = counter
+        # The source of each helper function, compiled one by one.
         self.helpers = helpers
+        # What this function computes, and the size of every typed subtree
+        # (by id, with the node kept so that its id stays its own).
+        self.root = root
+        self.sizes = sizes
+        self.big = self.size(root) > _BIG
         self.lines: list[str] = []
         self.depth = 1
         self.unpacked: dict[str, tuple[_Sym, ...]] = {}
@@ -358,9 +381,29 @@ class _Gen:
 
     # -- the nodes -----------------------------------------------------------
 
+    def size(self, t: Typed) -> int:
+        """Program nodes in the typed subtree ``t``."""
+        known = self.sizes.get(id(t))
+        if known is not None:
+            return known[1]
+        stack = [(t, False)]
+        while stack:
+            node, done = stack.pop()
+            if id(node) in self.sizes:
+                continue
+            if done:
+                n = 1 + sum(self.sizes[id(k)][1] for k in node.children)
+                self.sizes[id(node)] = (node, n)
+            else:
+                stack.append((node, True))
+                stack.extend((k, False) for k in node.children)
+        return self.sizes[id(t)][1]
+
     def gen(self, t: Typed, sym: _Sym) -> _Sym:
         if self.meter is not None:
             self.meter.tick("compile")
+        if self.big and t is not self.root and self.size(t) > _INLINE:
+            return self.bind(f"{self.helper(t)}({self.materialize(sym)})")
         out = self._gen(t, sym)
         if out.depth > _MAX_SYM_DEPTH:
             return _V(self.materialize(out))
@@ -374,6 +417,8 @@ class _Gen:
             case Id():
                 return sym
             case Compose():
+                if self.big:
+                    return self.compose_in_runs(t, sym)
                 for k in t.children:
                     sym = self.gen(k, sym)
                 return sym
@@ -507,15 +552,33 @@ class _Gen:
         )
         return _V(acc)
 
+    def compose_in_runs(self, t: Typed, sym: _Sym) -> _Sym:
+        """A long ``compose`` as runs of steps of about :data:`_BIG` nodes,
+        each a helper function (a single step is generated in place)."""
+        kids = t.children
+        start = 0
+        while start < len(kids):
+            end, nodes = start, 0
+            while end < len(kids) and (end == start or nodes + self.size(kids[end]) <= _BIG):
+                nodes += self.size(kids[end])
+                end += 1
+            run = kids[start:end]
+            if len(run) == 1 or (start == 0 and end == len(kids)):
+                for k in run:
+                    sym = self.gen(k, sym)
+            else:
+                part = Typed(Compose(tuple(k.node for k in run)), run[0].input, run[-1].output, run)
+                sym = self.bind(f"{self.helper(part)}({self.materialize(sym)})")
+            start = end
+        return sym
+
     def helper(self, t: Typed) -> str:
         """Compile ``t`` as a separate one-argument function; return its name."""
         name = self.fresh("f")
-        sub = _Gen(self.ns, self.counter, self.helpers)
+        sub = _Gen(self.ns, self.counter, self.helpers, t, self.sizes)
         sub.const_names = self.const_names
         res = sub.materialize(sub.gen(t, _V("x")))
-        self.helpers.append(f"def {name}(x):")
-        self.helpers.extend(sub.lines)
-        self.helpers.append(f"    return {res}")
+        self.helpers.append("\n".join([f"def {name}(x):", *sub.lines, f"    return {res}"]))
         return name
 
 
@@ -526,18 +589,20 @@ def _namespace() -> dict[str, Any]:
 def _finish(
     gen: _Gen, helpers: list[str], header: str, ret: str, label: str
 ) -> tuple[Callable[..., Any], str]:
-    source = "\n".join([*helpers, header, *gen.lines, f"    return {ret}", ""])
+    step = "\n".join([header, *gen.lines, f"    return {ret}"])
+    source = "\n".join([*helpers, step, ""])
     if gen.meter is not None:
         gen.meter.source(len(source), "compile")
-    code = compile(source, f"<arrowloop {label}>", "exec")
-    exec(code, gen.ns)  # our own generated source: see the module docstring
+    for part in [*helpers, step]:  # one by one: see _BIG
+        code = compile(part, f"<arrowloop {label}>", "exec")
+        exec(code, gen.ns)  # our own generated source: see the module docstring
     fn = gen.ns["_step"]
     return fn, source
 
 
 def _build_loop(tl: TypedLoop) -> tuple[StepFn, str]:
     helpers: list[str] = []
-    g = _Gen(_namespace(), [0], helpers)
+    g = _Gen(_namespace(), [0], helpers, tl.body, {})
     res = g.gen(tl.body, _Tup((_V("i"), _V("s"))))
     state, out = (g.materialize(c) for c in g.components(res, 2))
     return _finish(g, helpers, "def _step(i, s):", f"({state}, {out})", "machine")
@@ -545,7 +610,7 @@ def _build_loop(tl: TypedLoop) -> tuple[StepFn, str]:
 
 def _build_arrow(t: Typed) -> tuple[ArrowFn, str]:
     helpers: list[str] = []
-    g = _Gen(_namespace(), [0], helpers)
+    g = _Gen(_namespace(), [0], helpers, t, {})
     res = g.materialize(g.gen(t, _V("x")))
     return _finish(g, helpers, "def _step(x):", res, "arrow")
 

@@ -7,6 +7,7 @@ from arrowloop.arrows._budget import (
     ChangeBudget,
     Meter,
     current_meter,
+    deferred_full_collections,
     metered,
 )
 from arrowloop.arrows._build import (
@@ -74,6 +75,7 @@ __all__ = [
     "Meter",
     "metered",
     "current_meter",
+    "deferred_full_collections",
     "Id",
     "Compose",
     "Split",

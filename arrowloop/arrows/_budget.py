@@ -14,7 +14,7 @@ context variable, so it follows the work into a worker thread started with
 the context, and concurrent changes have meters of their own). Without a
 meter nothing is counted: programs built in-process are the user's own.
 While a meter is active, full garbage collections wait (see
-``_full_collections_deferred``), and if its change is refused, the caches
+:func:`deferred_full_collections`), and if its change is refused, the caches
 forget what the change put in them (:meth:`Meter.on_refusal`).
 Part of layer 2; the checker (3), compiler (4) and wire decoder (5) spend
 from it.
@@ -35,7 +35,14 @@ import attrs
 
 from arrowloop.errors import BudgetError
 
-__all__ = ["ChangeBudget", "DEFAULT_BUDGET", "Meter", "metered", "current_meter"]
+__all__ = [
+    "ChangeBudget",
+    "DEFAULT_BUDGET",
+    "Meter",
+    "metered",
+    "current_meter",
+    "deferred_full_collections",
+]
 
 
 def _positive(instance: Any, attribute: Any, value: Any) -> None:
@@ -163,14 +170,17 @@ _saved_threshold = [0]
 
 
 @contextmanager
-def _full_collections_deferred() -> Iterator[None]:
-    # Building a big change allocates millions of objects, and every so
-    # many allocations CPython runs a full collection, whichever thread
-    # allocates: it holds the interpreter for as long as the whole heap
-    # takes to scan (hundreds of ms), stopping the event loop a worker
-    # thread was meant to spare. While changes are built, only the young
-    # generations are collected; what the build leaves is mostly freed by
-    # reference counting, and the rest waits for the next full collection.
+def deferred_full_collections() -> Iterator[None]:
+    """Only young generations are collected inside the block (in every thread).
+
+    Reading and building a big change allocates millions of objects, and
+    every so many allocations CPython runs a full collection, whichever
+    thread allocates: it holds the interpreter for as long as the whole heap
+    takes to scan (hundreds of ms), stopping the event loop a worker thread
+    was meant to spare. What a change leaves is mostly freed by reference
+    counting; the rest waits for the first full collection after the block.
+    Blocks may overlap, in any threads.
+    """
     with _deferring_lock:
         _deferring[0] += 1
         if _deferring[0] == 1:
@@ -204,7 +214,7 @@ def metered(budget: ChangeBudget | None) -> Iterator[Meter | None]:
     meter = Meter(budget)
     token = _meter.set(meter)
     try:
-        with _full_collections_deferred():
+        with deferred_full_collections():
             yield meter
     except BaseException:
         for undo in reversed(meter._undo):

@@ -25,6 +25,7 @@ import attrs
 import orjson
 from anyio.abc import ByteStream
 
+from arrowloop.arrows import deferred_full_collections
 from arrowloop.endpoints import LineReader, LineTooLong
 from arrowloop.errors import (
     AuthenticationError,
@@ -124,6 +125,10 @@ async def _upgrade(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) 
         running={name: p.version(name) for name in p.stage_names},
         budget=sup.spec.change_budget,
     )
+    # The parsed document may be millions of objects: let it go once it is
+    # decoded, before the supervisor checks the change (collections scan
+    # what is alive).
+    del req["change"]
     try:
         change = await anyio.to_thread.run_sync(
             decode, limiter=_decoder_of(sup), abandon_on_cancel=True
@@ -133,6 +138,8 @@ async def _upgrade(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) 
         who = change_doc.get("requested_by", "unknown")
         sup.record_refused(stages, _requester(req, who) if "requested_by" in req else who, exc)
         raise
+    finally:
+        del decode, change_doc
     if "requested_by" in req:  # the request's own word wins over the document's
         change = attrs.evolve(change, requested_by=_requester(req, "control"))
     versions = await sup.code_change(change)
@@ -175,6 +182,8 @@ _HANDLERS: Final[dict[str, Handler]] = {
     "get_state": _get_state,
 }
 _FIELDS: Final = ("id", "token", "op", "change", "stage", "requested_by")
+#: Requests at least this long are handled with full collections deferred.
+_BIG_REQUEST: Final = 64 * 1024
 #: What a wait for a request line gives when its deadline passed.
 _TIMED_OUT: Final = b"\x00timed out"
 
@@ -193,6 +202,18 @@ async def _handle(
 ) -> tuple[bytes, bool, bool]:
     """The reply to one request line, whether to keep the connection, and
     whether the request carried the right token."""
+    if len(line) < _BIG_REQUEST:
+        return await _answer(sup, token, line, limits)
+    # Parsed on the loop (the token comes first): a big request is millions
+    # of objects, and a full collection while it is alive would scan them
+    # all with the loop stopped.
+    with deferred_full_collections():
+        return await _answer(sup, token, line, limits)
+
+
+async def _answer(
+    sup: Supervisor, token: Token, line: bytes, limits: ControlLimits
+) -> tuple[bytes, bool, bool]:
     try:
         req = orjson.loads(line)
     except orjson.JSONDecodeError as exc:

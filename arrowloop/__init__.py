@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from arrowloop.arrows import (
     Arrow,
+    ChangeBudget,
     Loop,
     case,
     compose,
@@ -42,6 +43,7 @@ from arrowloop.arrows import (
 from arrowloop.check import check_arrow, check_loop, infer
 from arrowloop.errors import (
     ArrowloopError,
+    BudgetError,
     CheckError,
     ChildSpecError,
     CompileError,
@@ -149,6 +151,7 @@ __all__ = [
     "Tagged",
     "from_annotation",
     "Limits",
+    "ChangeBudget",
     # errors
     "ArrowloopError",
     "LocatedError",
@@ -157,6 +160,7 @@ __all__ = [
     "CheckError",
     "DecodeError",
     "CompileError",
+    "BudgetError",
     "FrontendError",
     "SupervisorError",
     "ChildSpecError",

@@ -20,6 +20,7 @@ __all__ = [
     "CheckError",
     "DecodeError",
     "CompileError",
+    "BudgetError",
     "PipelineError",
     "PipelineClosed",
     "StepError",
@@ -110,6 +111,28 @@ class DecodeError(LocatedError, ValueError):
 
 class CompileError(ArrowloopError):
     """Code generation failed for a program that passed the checker (a bug)."""
+
+
+class BudgetError(LocatedError):
+    """A code change would cost more than its budget allows (a
+    :class:`~arrowloop.arrows.ChangeBudget`): too many program nodes once
+    shared parts are expanded, a type too big, too much generated code, or
+    too long to decode, check and compile. Nothing was changed.
+
+    ``limit`` names the limit (``max_nodes``, ``max_type_size``,
+    ``max_source_bytes``, ``max_seconds``) and ``value`` its value;
+    ``found`` says what was found and ``path`` where.
+    """
+
+    def __init__(self, *, limit: str, value: float, found: str, path: str = "") -> None:
+        super().__init__(
+            f"expected a change within its budget ({limit} = {value:g}), found {found}",
+            path=path,
+            expected=f"{limit} <= {value:g}",
+            found=found,
+        )
+        self.limit = limit
+        self.value = value
 
 
 class PipelineError(ArrowloopError):
@@ -254,9 +277,10 @@ def error_data(exc: BaseException) -> dict[str, Any]:
 
     ``type`` and ``message`` always; ``path``, ``expected`` and ``found``
     for errors about a place; ``stage`` and ``reason`` where the error names
-    a stage; ``cause`` for the located error behind it (the check that
-    refused an upgrade). An error that is not an :class:`ArrowloopError` is a bug on the
-    server's side and is reported with the type ``InternalError``.
+    a stage; ``limit`` for a change over its budget; ``cause`` for the
+    located error behind it (the check that refused an upgrade). An error
+    that is not an :class:`ArrowloopError` is a bug on the server's side and
+    is reported with the type ``InternalError``.
     """
     data: dict[str, Any] = {
         "type": type(exc).__name__ if isinstance(exc, ArrowloopError) else "InternalError",
@@ -264,7 +288,7 @@ def error_data(exc: BaseException) -> dict[str, Any]:
     }
     if isinstance(exc, LocatedError):
         data.update(path=exc.path, expected=exc.expected, found=exc.found)
-    for attr in ("stage", "reason"):
+    for attr in ("stage", "reason", "limit"):
         value = getattr(exc, attr, None)
         if isinstance(value, str):
             data[attr] = value

@@ -11,7 +11,8 @@ for one of another type makes the checker refuse the program with a path.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 from arrowloop.arrows import Arrow, Const, Inject, Loop, Prim
 from arrowloop.check import Typed, check_arrow, check_loop, has_type_vars
+from arrowloop.compiler import _codegen as codegen
 from arrowloop.compiler import compile_arrow, interpret
 from arrowloop.errors import CheckError
 from arrowloop.machine import Function, Machine
@@ -149,6 +151,53 @@ def test_machine_steps_equal_interpreted_steps(
         if a[0] == "raised":
             break
         s1, _ = machine.step(x, s1)
+        s2, _ = machine.interpret(x, s2)
+
+
+@contextmanager
+def _split_into_helpers() -> Iterator[None]:
+    """Code generation as for a big program, on small ones: every part of
+    more than one node, and every run of compose steps, a helper function."""
+    saved = codegen._BIG, codegen._INLINE
+    codegen._BIG, codegen._INLINE = 1, 1  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        codegen._BIG, codegen._INLINE = saved  # type: ignore[misc]
+
+
+@SETTINGS
+@given(programs(), st.data())
+def test_code_split_into_helpers_equals_interpreted(
+    p: tuple[Arrow, Type, Type], data: st.DataObject
+) -> None:
+    """Big programs are compiled as many small functions; they compute what the interpreter does."""
+    prog, src, dst = p
+    typed = check_arrow(prog, src, dst)
+    with _split_into_helpers():
+        fn, _ = codegen._build_arrow(typed)
+    for x in data.draw(st.lists(values(src), min_size=1, max_size=3)):
+        assert _outcome(dst, fn, x) == _outcome(dst, interpret, typed, x)
+
+
+@SETTINGS
+@given(loops(), st.data())
+def test_machines_split_into_helpers_step_as_interpreted(
+    m: tuple[Loop, Type, Type], data: st.DataObject
+) -> None:
+    """The same for machines, step after step."""
+    lp, src, dst = m
+    machine = Machine.build(lp, src, dst)
+    with _split_into_helpers():
+        step, _ = codegen._build_loop(machine.typed)
+    state_t = TupleT((machine.state, dst))
+    s1 = s2 = machine.init
+    for x in data.draw(st.lists(values(src), min_size=1, max_size=4)):
+        a = _outcome(state_t, step, x, s1)
+        assert a == _outcome(state_t, machine.interpret, x, s2)
+        if a[0] == "raised":
+            break
+        s1, _ = step(x, s1)
         s2, _ = machine.interpret(x, s2)
 
 

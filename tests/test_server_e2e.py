@@ -245,6 +245,22 @@ def test_an_oversized_payload_is_refused(tmp_path: Path) -> None:
         assert running.stop() == 0
 
 
+def test_the_change_budget_flags_bound_what_a_change_may_cost(tmp_path: Path) -> None:
+    """serve --change-max-type-size: the counter's v2 infers bigger types, and is refused."""
+    running = Running(tmp_path, "--change-max-type-size", "5")
+    try:
+        done = running.cli("upgrade", "examples/counter/v2.py", "--json")
+        assert done.returncode == EXIT_REFUSED
+        error = json.loads(done.stdout)["error"]
+        assert error["type"] == "BudgetError"
+        assert error["limit"] == "max_type_size"
+        assert error["path"].startswith("$.change.stages[0].machine: body")
+        status = json.loads(running.cli("status", "--json").stdout)
+        assert status["children"][0]["version"] == v1.machine.version
+    finally:
+        assert running.stop() == 0
+
+
 def test_cli_call_prints_outputs_and_errors(server: Running) -> None:
     done = server.cli("call", "IncrCount", '{"tag": "ReadCount"}')
     assert done.returncode == EXIT_OK, done.stderr

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from arrowloop.arrows._budget import (
+    DEFAULT_BUDGET,
+    ChangeBudget,
+    Meter,
+    current_meter,
+    deferred_full_collections,
+    metered,
+)
 from arrowloop.arrows._build import (
     case,
     compose,
@@ -62,6 +70,12 @@ from arrowloop.arrows._simplify import droppable, map_children, simplify, simpli
 
 __all__ = [
     "Arrow",
+    "ChangeBudget",
+    "DEFAULT_BUDGET",
+    "Meter",
+    "metered",
+    "current_meter",
+    "deferred_full_collections",
     "Id",
     "Compose",
     "Split",

@@ -36,6 +36,7 @@ from arrowloop.arrows import (
     SetField,
     Signature,
     Split,
+    current_meter,
 )
 from arrowloop.check._unify import Subst
 from arrowloop.errors import CheckError, ValidationError
@@ -50,6 +51,8 @@ from arrowloop.typesys import (
     VariantT,
     either,
     from_annotation,
+    has_vars,
+    type_size,
     validate,
 )
 
@@ -95,9 +98,7 @@ class TypedLoop:
 
 def has_type_vars(t: Type) -> bool:
     """Whether ``t`` still mentions a type variable."""
-    from arrowloop.check._unify import _has_vars
-
-    return _has_vars(t)
+    return has_vars(t)
 
 
 class _Checker:
@@ -106,8 +107,11 @@ class _Checker:
         self.s = Subst()
         self.all: list[Typed] = []
         self.depth = 0
+        # The budget of the change being built, if any (see arrows._budget).
+        self.meter = current_meter()
 
     def fail(self, path: str, what: str, expected: Type | str, found: Type | str) -> CheckError:
+        # Types render bounded (Type.__repr__), so messages stay small.
         e = expected if isinstance(expected, str) else repr(self.s.resolve(expected))
         f = found if isinstance(found, str) else repr(self.s.resolve(found))
         return CheckError(f"expected {what} {e}, found {f}", path=path, expected=e, found=f)
@@ -134,11 +138,15 @@ class _Checker:
                 expected=f"<= {MAX_NESTING} levels",
                 found=f"> {MAX_NESTING} levels",
             )
+        if self.meter is not None:
+            self.meter.node(path)
         self.depth += 1
         try:
             out, kids, sig = self._infer(node, t, path)
         finally:
             self.depth -= 1
+        if self.meter is not None:
+            self.meter.type_size(type_size(out), path)
         typed = Typed(node, t, out, kids, sig)
         self.all.append(typed)
         return typed
@@ -309,9 +317,14 @@ class _Checker:
         raise self.fail(path, f"input of {name}:", accepted, t)
 
     def finish(self) -> None:
+        # One memo for the whole tree: neighbouring nodes share their types.
+        memo: dict[int, Type] = {}
         for typed in self.all:
-            typed.input = self.s.resolve(typed.input)
-            typed.output = self.s.resolve(typed.output)
+            typed.input = self.s.resolve(typed.input, memo)
+            typed.output = self.s.resolve(typed.output, memo)
+            if self.meter is not None:
+                # A variable may have grown into a big type since it was met.
+                self.meter.type_size(type_size(typed.output), "program")
 
 
 def infer(

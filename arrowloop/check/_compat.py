@@ -20,26 +20,39 @@ __all__ = ["is_subtype"]
 
 def is_subtype(a: Type, b: Type) -> bool:
     """Whether every value of ``a`` is also a value of ``b``."""
-    if a == b:
+    return _sub(a, b, {})
+
+
+def _sub(a: Type, b: Type, memo: dict[tuple[int, int], bool]) -> bool:
+    # Types share sub-terms; each pair of nodes is decided once (a pair being
+    # decided counts as a subtype: types are finite, so it cannot recur).
+    if a is b or a == b:
         return True
+    key = (id(a), id(b))
+    known = memo.get(key)
+    if known is not None:
+        return known
+    memo[key] = True
+    result = False
     match a, b:
         case VariantT(name=an, cases=ac), VariantT(name=bn, cases=bc):
-            if an != bn:
-                return False
-            wider = dict(bc)
-            for tag, payload in ac:
-                other = wider.get(tag)
-                if other is None or not is_subtype(payload, other):
-                    return False
-            return True
+            if an == bn:
+                wider = dict(bc)
+                result = all(
+                    (other := wider.get(tag)) is not None and _sub(payload, other, memo)
+                    for tag, payload in ac
+                )
         case TupleT(items=ai), TupleT(items=bi):
-            return len(ai) == len(bi) and all(is_subtype(x, y) for x, y in zip(ai, bi, strict=True))
+            result = len(ai) == len(bi) and all(
+                _sub(x, y, memo) for x, y in zip(ai, bi, strict=True)
+            )
         case ListT(item=ai), ListT(item=bi):
-            return is_subtype(ai, bi)
+            result = _sub(ai, bi, memo)
         case MapT(value=av), MapT(value=bv):
-            return is_subtype(av, bv)
+            result = _sub(av, bv, memo)
         case OptionT(item=ai), OptionT(item=bi):
-            return is_subtype(ai, bi)
+            result = _sub(ai, bi, memo)
         case _, OptionT(item=bi):
-            return is_subtype(a, bi)
-    return False
+            result = _sub(a, bi, memo)
+    memo[key] = result
+    return result

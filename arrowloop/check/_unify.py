@@ -6,11 +6,14 @@ tentative bindings, which is how overloaded primitives are tried in turn.
 A variable that stands for the item of an option (``some : a -> a | None``)
 may not become an option or unit: ``OptionT`` refuses those items (``None``
 would be ambiguous), so such a binding is a unification failure.
+
+Types may share sub-terms (``fanout(id, id)`` makes ``(t, t)`` from one
+``t``), so every walk here remembers the nodes (or pairs of nodes) it has
+been through: the work is linear in the distinct nodes, not in the size of
+the tree they stand for.
 """
 
 from __future__ import annotations
-
-import functools
 
 from arrowloop.typesys import (
     ListT,
@@ -22,6 +25,7 @@ from arrowloop.typesys import (
     Type,
     UnitT,
     VariantT,
+    has_vars,
 )
 
 __all__ = ["Subst"]
@@ -52,30 +56,39 @@ class Subst:
             t = nxt
         return t
 
-    def resolve(self, t: Type) -> Type:
-        """``t`` with every bound variable replaced, all the way down."""
+    def resolve(self, t: Type, memo: dict[int, Type] | None = None) -> Type:
+        """``t`` with every bound variable replaced, all the way down.
+
+        ``memo`` (by node identity) may be shared across calls that resolve
+        related types, so that shared parts are rebuilt once.
+        """
         t = self.walk(t)
-        if not isinstance(t, TVar) and not _has_vars(t):
+        if not has_vars(t):
             return t  # most types are concrete: nothing to rebuild
+        if memo is None:
+            memo = {}
+        done = memo.get(id(t))
+        if done is not None:
+            return done
+        r: Type = t
         match t:
             case TupleT(items=items):
-                return TupleT(tuple(self.resolve(i) for i in items))
+                r = TupleT(tuple(self.resolve(i, memo) for i in items))
             case ListT(item=item):
-                return ListT(self.resolve(item))
+                r = ListT(self.resolve(item, memo))
             case MapT(value=v):
-                return MapT(self.resolve(v))
+                r = MapT(self.resolve(v, memo))
             case OptionT(item=item):
-                r = self.resolve(item)
-                return t if r is item else OptionT(r)
+                ri = self.resolve(item, memo)
+                r = t if ri is item else OptionT(ri)
             case RecordT(name=name, fields=fields):
-                if not _has_vars(t):
-                    return t
-                return RecordT(name, tuple((f, self.resolve(ft)) for f, ft in fields))
+                r = RecordT(name, tuple((f, self.resolve(ft, memo)) for f, ft in fields))
             case VariantT(name=name, cases=cases):
-                if not _has_vars(t):
-                    return t
-                return VariantT(name, tuple((c, self.resolve(p)) for c, p in cases))
-        return t
+                r = VariantT(name, tuple((c, self.resolve(p, memo)) for c, p in cases))
+        # Keyed by id: keep ``t`` alive with its result so the id stays its own.
+        memo[id(t)] = r
+        memo[~id(t)] = t
+        return r
 
     def instantiate(self, t: Type, fresh: dict[int, TVar]) -> Type:
         """``t`` with its variables renamed to fresh ones (shared via ``fresh``)."""
@@ -117,10 +130,22 @@ class Subst:
         use :meth:`mark` and :meth:`rollback`.
         """
         stack = [(a, b)]
+        seen: set[tuple[int, int]] = set()
+        keep: list[tuple[Type, Type]] = []  # the ids in ``seen`` stay theirs
         while stack:
             x, y = stack.pop()
             x, y = self.walk(x), self.walk(y)
-            if x is y or x == y:
+            if x is y:
+                continue
+            if not isinstance(x, TVar) and not isinstance(y, TVar):
+                # A pair met before was unified then (or failed, and we
+                # returned): shared parts are unified once.
+                key = (id(x), id(y))
+                if key in seen:
+                    continue
+                seen.add(key)
+                keep.append((x, y))
+            if x == y:
                 continue
             if isinstance(x, TVar):
                 if self._occurs(x, y) or not self._bind(x, y):
@@ -172,12 +197,15 @@ class Subst:
 
     def _occurs(self, v: TVar, t: Type) -> bool:
         stack = [t]
+        seen: set[int] = set()
         while stack:
             x = self.walk(stack.pop())
             if isinstance(x, TVar):
                 if x.id == v.id:
                     return True
-            else:
+            elif has_vars(x) and id(x) not in seen:
+                # concrete parts cannot hold v; every node is held by t
+                seen.add(id(x))
                 stack.extend(_children(x))
         return False
 
@@ -195,16 +223,3 @@ def _children(t: Type) -> tuple[Type, ...]:
         case VariantT(cases=cases):
             return tuple(p for _, p in cases)
     return ()
-
-
-@functools.lru_cache(maxsize=8192)
-def _has_vars(t: Type) -> bool:
-    # Types are immutable values with cached hashes, so the answer for one
-    # is cached: checking resolves the same concrete types over and over.
-    stack = [t]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, TVar):
-            return True
-        stack.extend(_children(x))
-    return False

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from arrowloop.arrows import DEFAULT_BUDGET
 from arrowloop.cli._client import RemoteError, Unreachable
 from arrowloop.cli._commands import (
     EXIT_OK,
@@ -40,6 +41,17 @@ __all__ = ["main", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "EXIT_UNREACHABLE"]
 
 
 # -- the parser ----------------------------------------------------------------------
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a number > 0, found {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def _common(p: argparse.ArgumentParser, *, control: bool) -> None:
@@ -94,6 +106,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-line-bytes", type=int, default=1 << 20, help="(%(default)s)")
     p.add_argument("--max-request-bytes", type=int, default=4 << 20, help="(%(default)s)")
     p.add_argument("--max-program-nodes", type=int, default=200_000, help="(%(default)s)")
+    # The change budget (docs/protocol.md, Limits): what one code change may cost.
+    p.add_argument(
+        "--change-max-nodes",
+        type=_positive(int),
+        default=DEFAULT_BUDGET.max_nodes,
+        help="program nodes checked per change, shared parts expanded (%(default)s)",
+    )
+    p.add_argument(
+        "--change-max-type-size",
+        type=_positive(int),
+        default=DEFAULT_BUDGET.max_type_size,
+        help="nodes of the largest type a change's programs infer (%(default)s)",
+    )
+    p.add_argument(
+        "--change-max-source-bytes",
+        type=_positive(int),
+        default=DEFAULT_BUDGET.max_source_bytes,
+        help="bytes of Python generated per change (%(default)s)",
+    )
+    p.add_argument(
+        "--change-max-seconds",
+        type=_positive(float),
+        default=DEFAULT_BUDGET.max_seconds,
+        help="seconds to decode, or to check and compile, one change (%(default)s)",
+    )
     p.add_argument(
         "--max-connections",
         type=int,

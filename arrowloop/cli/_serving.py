@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import orjson
 
+from arrowloop.arrows import ChangeBudget
 from arrowloop.cli._commands import EXIT_OK, UsageError, say
 from arrowloop.cli._format import short
 from arrowloop.server import (
@@ -77,6 +79,14 @@ async def serve(args: argparse.Namespace) -> int:
     spec = as_supervisor_spec(obj, name)
     if args.max_state_size > 0:
         spec = with_state_budget(spec, args.max_state_size)
+    budget = ChangeBudget(
+        max_nodes=args.change_max_nodes,
+        max_type_size=args.change_max_type_size,
+        max_source_bytes=args.change_max_source_bytes,
+        max_seconds=args.change_max_seconds,
+    )
+    # Decoding a change (control port) and checking it (supervisor) each get it.
+    spec = attrs.evolve(spec, change_budget=budget)
     token = server_token(Path(args.token_file) if args.token_file else None)
     config = ServerConfig(
         host=args.host,

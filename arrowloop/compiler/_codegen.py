@@ -7,6 +7,11 @@ immediately analysed by a ``case`` picks its branch statically, and a
 building the distributed value. What remains is the code a person would
 write: unpacking, operators, one ``if``/``elif`` chain per ``case``.
 
+A symbolic value may be used more than once (``fanout(id, id)`` makes a pair
+of one value, and doing that n times makes 2^n uses of it), so materializing
+one binds it to a name once and later uses refer to the name: the generated
+source is linear in the program, whatever its types stand for.
+
 Generated source only ever contains names it made up itself (``_v3``,
 ``_k7``), Python operators from the primitive templates, and literals for
 validated ``int``/``bool``/``None``/finite ``float`` constants. Everything
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import math
 import operator
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
@@ -41,6 +47,7 @@ from arrowloop.arrows import (
     Proj,
     SetField,
     Split,
+    current_meter,
 )
 from arrowloop.check import Typed, TypedLoop
 from arrowloop.errors import CompileError
@@ -52,6 +59,7 @@ from arrowloop.typesys import (
     VariantT,
     bindings_epoch,
     case_repr,
+    on_reclaim,
     record_class,
 )
 
@@ -72,16 +80,37 @@ ArrowFn = Callable[[Any], Any]
 # -- symbolic values -------------------------------------------------------
 
 
+#: A function generated for more program nodes than this keeps only small
+#: parts inline (at most _INLINE nodes each); bigger parts, and runs of a
+#: long ``compose`` of about this many nodes, become helper functions.
+#: Each function is compiled on its own: ``compile`` holds the interpreter
+#: for as long as it runs (about a third of a second per MB of source), and
+#: the code of a change is compiled in a worker thread while the event loop
+#: waits for the interpreter, so no single call may be long.
+_BIG: Final = 1024
+_INLINE: Final = 64
+
+#: Deepest nesting of symbolic values: a program composing many fanouts
+#: nests them one level per step, and materializing recurses once per level,
+#: so a value nested deeper is bound to a name at once.
+_MAX_SYM_DEPTH: Final = 16
+
+
 @attrs.frozen
 class _V:
     """An expression that is cheap and safe to repeat: a name or a literal."""
 
     code: str
+    depth = 0
 
 
 @attrs.frozen
 class _Tup:
     items: tuple[_Sym, ...]
+    depth: int = attrs.field(init=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "depth", 1 + max((x.depth for x in self.items), default=0))
 
 
 @attrs.frozen
@@ -89,6 +118,10 @@ class _Inj:
     tag: str
     payload: _Sym
     variant: VariantT
+    depth: int = attrs.field(init=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "depth", 1 + self.payload.depth)
 
 
 @attrs.frozen
@@ -96,6 +129,10 @@ class _Dist:
     sum: _Sym
     other: _Sym
     variant: VariantT
+    depth: int = attrs.field(init=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "depth", 1 + max(self.sum.depth, self.other.depth))
 
 
 _Sym = _V | _Tup | _Inj | _Dist
@@ -125,14 +162,33 @@ def record_setter(rt: RecordT, field: str) -> Callable[[Any, Any], Any]:
 
 
 class _Gen:
-    def __init__(self, ns: dict[str, Any], counter: list[int], helpers: list[str]) -> None:
+    def __init__(
+        self,
+        ns: dict[str, Any],
+        counter: list[int],
+        helpers: list[str],
+        root: Typed,
+        sizes: dict[int, tuple[Typed, int]],
+    ) -> None:
         self.ns = ns
         self.counter = counter
+        # The source of each helper function, compiled one by one.
         self.helpers = helpers
+        # What this function computes, and the size of every typed subtree
+        # (by id, with the node kept so that its id stays its own).
+        self.root = root
+        self.sizes = sizes
+        self.big = self.size(root) > _BIG
         self.lines: list[str] = []
         self.depth = 1
         self.unpacked: dict[str, tuple[_Sym, ...]] = {}
+        # id(symbolic value) -> (it, the name it was bound to): materialized
+        # once, referred to by name after (the value is kept so its id stays).
+        self.made: dict[int, tuple[_Sym, str]] = {}
+        # What was added to ``unpacked`` and ``made``, in order (see branch).
+        self.log: list[tuple[dict[Any, Any], Any]] = []
         self.const_names: dict[int, str] = {}
+        self.meter = current_meter()
 
     # -- names and lines ---------------------------------------------------
 
@@ -170,14 +226,24 @@ class _Gen:
     # -- symbolic values ---------------------------------------------------
 
     def materialize(self, sym: _Sym) -> str:
+        if isinstance(sym, _V):
+            return sym.code
+        known = self.made.get(id(sym))
+        if known is not None:
+            return known[1]
+        name = self._materialize(sym)
+        self.made[id(sym)] = (sym, name)
+        self.log.append((self.made, id(sym)))
+        return name
+
+    def _materialize(self, sym: _Sym) -> str:
         match sym:
-            case _V(code=code):
-                return code
             case _Tup(items=items):
                 parts = [self.materialize(x) for x in items]
                 inner = ", ".join(parts) + ("," if len(parts) == 1 else "")
                 v = self.bind(f"({inner})")
                 self.unpacked[v.code] = tuple(_V(p) for p in parts)
+                self.log.append((self.unpacked, v.code))
                 return v.code
             case _Inj(tag=tag, payload=payload, variant=vt):
                 rep = case_repr(vt, tag)
@@ -217,20 +283,26 @@ class _Gen:
         self.emit(f"{lhs} = {name}")
         comps = tuple(_V(x) for x in names)
         self.unpacked[name] = comps
+        self.log.append((self.unpacked, name))
         return comps
 
     # -- control flow helpers ----------------------------------------------
 
     def branch(self, header: str, body: Callable[[], None]) -> None:
         self.emit(header)
-        saved = dict(self.unpacked)
+        # Names bound inside the branch are not bound on the other paths:
+        # forget them after it (an undo log, not a copy per branch, keeps
+        # this linear in programs with many branches).
+        mark = len(self.log)
         self.depth += 1
         before = len(self.lines)
         body()
         if len(self.lines) == before:
             self.emit("pass")
         self.depth -= 1
-        self.unpacked = saved
+        for table, key in reversed(self.log[mark:]):
+            del table[key]
+        del self.log[mark:]
 
     def dispatch(
         self,
@@ -309,7 +381,35 @@ class _Gen:
 
     # -- the nodes -----------------------------------------------------------
 
+    def size(self, t: Typed) -> int:
+        """Program nodes in the typed subtree ``t``."""
+        known = self.sizes.get(id(t))
+        if known is not None:
+            return known[1]
+        stack = [(t, False)]
+        while stack:
+            node, done = stack.pop()
+            if id(node) in self.sizes:
+                continue
+            if done:
+                n = 1 + sum(self.sizes[id(k)][1] for k in node.children)
+                self.sizes[id(node)] = (node, n)
+            else:
+                stack.append((node, True))
+                stack.extend((k, False) for k in node.children)
+        return self.sizes[id(t)][1]
+
     def gen(self, t: Typed, sym: _Sym) -> _Sym:
+        if self.meter is not None:
+            self.meter.tick("compile")
+        if self.big and t is not self.root and self.size(t) > _INLINE:
+            return self.bind(f"{self.helper(t)}({self.materialize(sym)})")
+        out = self._gen(t, sym)
+        if out.depth > _MAX_SYM_DEPTH:
+            return _V(self.materialize(out))
+        return out
+
+    def _gen(self, t: Typed, sym: _Sym) -> _Sym:
         node = t.node
         if self.depth > _MAX_NESTING and isinstance(node, If | Case | Fold):
             return self.bind(f"{self.helper(t)}({self.materialize(sym)})")
@@ -317,6 +417,8 @@ class _Gen:
             case Id():
                 return sym
             case Compose():
+                if self.big:
+                    return self.compose_in_runs(t, sym)
                 for k in t.children:
                     sym = self.gen(k, sym)
                 return sym
@@ -450,15 +552,33 @@ class _Gen:
         )
         return _V(acc)
 
+    def compose_in_runs(self, t: Typed, sym: _Sym) -> _Sym:
+        """A long ``compose`` as runs of steps of about :data:`_BIG` nodes,
+        each a helper function (a single step is generated in place)."""
+        kids = t.children
+        start = 0
+        while start < len(kids):
+            end, nodes = start, 0
+            while end < len(kids) and (end == start or nodes + self.size(kids[end]) <= _BIG):
+                nodes += self.size(kids[end])
+                end += 1
+            run = kids[start:end]
+            if len(run) == 1 or (start == 0 and end == len(kids)):
+                for k in run:
+                    sym = self.gen(k, sym)
+            else:
+                part = Typed(Compose(tuple(k.node for k in run)), run[0].input, run[-1].output, run)
+                sym = self.bind(f"{self.helper(part)}({self.materialize(sym)})")
+            start = end
+        return sym
+
     def helper(self, t: Typed) -> str:
         """Compile ``t`` as a separate one-argument function; return its name."""
         name = self.fresh("f")
-        sub = _Gen(self.ns, self.counter, self.helpers)
+        sub = _Gen(self.ns, self.counter, self.helpers, t, self.sizes)
         sub.const_names = self.const_names
         res = sub.materialize(sub.gen(t, _V("x")))
-        self.helpers.append(f"def {name}(x):")
-        self.helpers.extend(sub.lines)
-        self.helpers.append(f"    return {res}")
+        self.helpers.append("\n".join([f"def {name}(x):", *sub.lines, f"    return {res}"]))
         return name
 
 
@@ -469,16 +589,20 @@ def _namespace() -> dict[str, Any]:
 def _finish(
     gen: _Gen, helpers: list[str], header: str, ret: str, label: str
 ) -> tuple[Callable[..., Any], str]:
-    source = "\n".join([*helpers, header, *gen.lines, f"    return {ret}", ""])
-    code = compile(source, f"<arrowloop {label}>", "exec")
-    exec(code, gen.ns)  # our own generated source: see the module docstring
+    step = "\n".join([header, *gen.lines, f"    return {ret}"])
+    source = "\n".join([*helpers, step, ""])
+    if gen.meter is not None:
+        gen.meter.source(len(source), "compile")
+    for part in [*helpers, step]:  # one by one: see _BIG
+        code = compile(part, f"<arrowloop {label}>", "exec")
+        exec(code, gen.ns)  # our own generated source: see the module docstring
     fn = gen.ns["_step"]
     return fn, source
 
 
 def _build_loop(tl: TypedLoop) -> tuple[StepFn, str]:
     helpers: list[str] = []
-    g = _Gen(_namespace(), [0], helpers)
+    g = _Gen(_namespace(), [0], helpers, tl.body, {})
     res = g.gen(tl.body, _Tup((_V("i"), _V("s"))))
     state, out = (g.materialize(c) for c in g.components(res, 2))
     return _finish(g, helpers, "def _step(i, s):", f"({state}, {out})", "machine")
@@ -486,29 +610,52 @@ def _build_loop(tl: TypedLoop) -> tuple[StepFn, str]:
 
 def _build_arrow(t: Typed) -> tuple[ArrowFn, str]:
     helpers: list[str] = []
-    g = _Gen(_namespace(), [0], helpers)
+    g = _Gen(_namespace(), [0], helpers, t, {})
     res = g.materialize(g.gen(t, _V("x")))
     return _finish(g, helpers, "def _step(x):", res, "arrow")
 
 
 _cache: OrderedDict[Any, tuple[Callable[..., Any], str]] = OrderedDict()
 _stats = {"hits": 0, "misses": 0}
+# Changes are checked and compiled in worker threads; the cache is shared.
+_lock = threading.Lock()
 
 
 def _cached(
     key: Any, build: Callable[[], tuple[Callable[..., Any], str]]
 ) -> tuple[Callable[..., Any], str]:
-    hit = _cache.get(key)
-    if hit is not None:
-        _cache.move_to_end(key)
-        _stats["hits"] += 1
-        return hit
-    _stats["misses"] += 1
-    made = build()
-    _cache[key] = made
-    if len(_cache) > CACHE_SIZE:
-        _cache.popitem(last=False)
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            _stats["hits"] += 1
+            return hit
+        _stats["misses"] += 1
+    made = build()  # outside the lock: building may take long
+    with _lock:
+        _cache[key] = made
+        if len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    meter = current_meter()
+    if meter is not None:
+        # Compiled code holds the classes of its record types: the code of
+        # a refused change must not keep them bound.
+        meter.on_refusal(lambda: _forget(key, made))
     return made
+
+
+def _forget(key: Any, made: tuple[Callable[..., Any], str]) -> None:
+    with _lock:
+        if _cache.get(key) is made:
+            del _cache[key]
+
+
+def _clear() -> None:
+    with _lock:
+        _cache.clear()
+
+
+on_reclaim(_clear)
 
 
 def _prims_of(t: Typed) -> tuple[int, ...]:

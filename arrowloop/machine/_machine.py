@@ -19,11 +19,19 @@ from typing import Any
 
 import attrs
 
-from arrowloop.arrows import PRIMITIVES, Arrow, Loop, Registry
+from arrowloop.arrows import (
+    DEFAULT_BUDGET,
+    PRIMITIVES,
+    Arrow,
+    ChangeBudget,
+    Loop,
+    Registry,
+    metered,
+)
 from arrowloop.check import Typed, TypedLoop, check_arrow, check_loop
 from arrowloop.compiler import compile_arrow, compile_loop, interpret, interpret_step
 from arrowloop.errors import TypeDefinitionError
-from arrowloop.typesys import TupleT, Type, TypeLike, from_annotation, validate
+from arrowloop.typesys import TupleT, Type, TypeLike, from_annotation, render_type, validate
 from arrowloop.wire import (
     DEFAULT_LIMITS,
     Limits,
@@ -102,15 +110,19 @@ class Machine:
         *,
         limits: Limits = DEFAULT_LIMITS,
         registry: Registry = PRIMITIVES,
+        budget: ChangeBudget | None = DEFAULT_BUDGET,
     ) -> Machine:
-        """Decode, check and compile a machine received as a wire document.
+        """Decode, check and compile a machine received as a wire document,
+        within ``budget`` (``None``: no budget).
 
         Raises:
             DecodeError: the document is malformed, too big or too deep.
             CheckError: the program does not have the types it declares.
+            BudgetError: building it would cost more than ``budget`` allows.
         """
-        input, output, loop = decode_machine_doc(raw, limits, registry)
-        return cls.build(loop, input, output, registry=registry)
+        with metered(budget):
+            input, output, loop = decode_machine_doc(raw, limits, registry)
+            return cls.build(loop, input, output, registry=registry)
 
     def interpret(self, item: Any, state: Any) -> tuple[Any, Any]:
         """One step with the reference interpreter (for differential tests)."""
@@ -150,7 +162,7 @@ def _native_version(fn: Callable[..., Any], types: tuple[Type, ...]) -> str:
         h.update(code.co_code)
         h.update(repr(code.co_consts).encode())
     for t in types:
-        h.update(repr(t).encode())
+        h.update(render_type(t, None).encode())  # all of it: repr elides
     return h.hexdigest()
 
 
@@ -289,12 +301,16 @@ class Function:
         *,
         limits: Limits = DEFAULT_LIMITS,
         registry: Registry = PRIMITIVES,
+        budget: ChangeBudget | None = DEFAULT_BUDGET,
     ) -> Function:
-        """Decode, check and compile a function document.
+        """Decode, check and compile a function document, within ``budget``
+        (``None``: no budget).
 
         Raises:
             DecodeError: the document is malformed.
             CheckError: the program does not have the types it declares.
+            BudgetError: building it would cost more than ``budget`` allows.
         """
-        input, output, arrow = decode_function_doc(raw, limits, registry)
-        return cls.build(arrow, input, output, registry=registry)
+        with metered(budget):
+            input, output, arrow = decode_function_doc(raw, limits, registry)
+            return cls.build(arrow, input, output, registry=registry)

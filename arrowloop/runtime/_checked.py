@@ -21,9 +21,15 @@ from typing import Any
 
 import attrs
 
-from arrowloop.arrows import Arrow, Loop
+from arrowloop.arrows import DEFAULT_BUDGET, Arrow, ChangeBudget, Loop, metered
 from arrowloop.check import is_subtype
-from arrowloop.errors import ArrowloopError, CheckError, TypeDefinitionError, UpgradeError
+from arrowloop.errors import (
+    ArrowloopError,
+    BudgetError,
+    CheckError,
+    TypeDefinitionError,
+    UpgradeError,
+)
 from arrowloop.frontend import PyFunction, PyMachine
 from arrowloop.machine import AnyMachine, Function, Machine, NativeMachine
 from arrowloop.runtime._spec import check_chain
@@ -301,7 +307,11 @@ def _finish(running: Running, plans: list[StagePlan], change_interface: bool) ->
 
 
 def check_change(
-    running: Running, upgrades: Sequence[StageUpgrade], *, change_interface: bool = False
+    running: Running,
+    upgrades: Sequence[StageUpgrade],
+    *,
+    change_interface: bool = False,
+    budget: ChangeBudget | None = DEFAULT_BUDGET,
 ) -> CheckedChange:
     """Check a requested change against the machines running now.
 
@@ -310,13 +320,33 @@ def check_change(
         upgrades: the requested parts, each stage at most once.
         change_interface: allow the pipeline's own input or output type to
             change incompatibly (its clients are ready for it).
+        budget: what building the parts (loops and arrows are checked and
+            compiled here) may cost; ``None`` for no limit.
 
     Raises:
         UpgradeError: refused; ``reason`` says why (``empty``, ``duplicate``,
             ``unknown stage``, ``version mismatch``, ``not a machine``,
             ``types``, ``migration types``, ``inverse types``, ``input
-            adapter types``, ``output adapter types``, ``interface change``).
+            adapter types``, ``output adapter types``, ``interface change``,
+            ``budget``: its ``__cause__`` is the
+            :class:`~arrowloop.errors.BudgetError`).
     """
+    try:
+        with metered(budget):
+            return _check_change(running, upgrades, change_interface)
+    except UpgradeError as exc:
+        if isinstance(exc.__cause__, BudgetError):
+            exc.reason = "budget"
+        raise
+    except BudgetError as exc:
+        raise UpgradeError(
+            f"refused: {exc}", stage=",".join(u.stage for u in upgrades), reason="budget"
+        ) from exc
+
+
+def _check_change(
+    running: Running, upgrades: Sequence[StageUpgrade], change_interface: bool
+) -> CheckedChange:
     if not upgrades:
         raise UpgradeError(
             "expected at least one stage to change, found none", stage="", reason="empty"

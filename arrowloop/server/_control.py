@@ -5,12 +5,18 @@ connection. Every request carries the token; a request without the right
 token is refused (and the connection closed) before anything else is
 looked at. A request is decoded and checked completely before the
 supervisor acts on it, so a malformed, oversized or ill-typed request
-changes nothing.
+changes nothing. A change document is first held against the running
+versions (a stale one is refused before any program in it is decoded),
+then decoded, checked and compiled within the change budget in a worker
+thread, one change at a time per supervisor: the event loop goes on
+serving the data port meanwhile.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -19,10 +25,12 @@ import attrs
 import orjson
 from anyio.abc import ByteStream
 
+from arrowloop.arrows import deferred_full_collections
 from arrowloop.endpoints import BufferBudget, LineReader, LineTooLong
 from arrowloop.errors import (
     AuthenticationError,
     ProtocolError,
+    UpgradeError,
     error_data,
 )
 from arrowloop.server._auth import Token, check_token
@@ -51,6 +59,9 @@ class ControlLimits:
             ``{"op": "auth"}``).
         program: limits on each machine or function document inside a change.
         max_record_types: most distinct record types one change may declare.
+
+    What decoding one change document may cost is the supervisor's
+    ``change_budget`` (its spec), which also bounds its check of the change.
     """
 
     max_request: int = 4 * 1024 * 1024
@@ -89,14 +100,47 @@ def _requester(req: dict[str, Any], default: str) -> str:
 Handler = Callable[[Supervisor, dict[str, Any], ControlLimits], Awaitable[Any]]
 
 
+# One change document decoded at a time per supervisor: several control
+# connections cannot take every core (or every worker thread) between them.
+_decoding: weakref.WeakKeyDictionary[Supervisor, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _decoder_of(sup: Supervisor) -> anyio.CapacityLimiter:
+    limiter = _decoding.get(sup)
+    if limiter is None:
+        limiter = _decoding[sup] = anyio.CapacityLimiter(1)
+    return limiter
+
+
 async def _upgrade(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) -> Any:
     change_doc = _field(req, "change", dict, "a change document (an object)")
-    change = decode_change(
+    p = sup.pipeline
+    decode = functools.partial(
+        decode_change,
         change_doc,
         limits=limits.program,
         max_record_types=limits.max_record_types,
         path="$.change",
+        running={name: p.version(name) for name in p.stage_names},
+        budget=sup.spec.change_budget,
     )
+    # The parsed document may be millions of objects: let it go once it is
+    # decoded, before the supervisor checks the change (collections scan
+    # what is alive).
+    del req["change"]
+    try:
+        change = await anyio.to_thread.run_sync(
+            decode, limiter=_decoder_of(sup), abandon_on_cancel=True
+        )
+    except UpgradeError as exc:  # stale: refused before decoding, recorded as the supervisor would
+        stages = tuple(s["stage"] for s in change_doc["stages"])
+        who = change_doc.get("requested_by", "unknown")
+        sup.record_refused(stages, _requester(req, who) if "requested_by" in req else who, exc)
+        raise
+    finally:
+        del decode, change_doc
     if "requested_by" in req:  # the request's own word wins over the document's
         change = attrs.evolve(change, requested_by=_requester(req, "control"))
     versions = await sup.code_change(change)
@@ -139,6 +183,8 @@ _HANDLERS: Final[dict[str, Handler]] = {
     "get_state": _get_state,
 }
 _FIELDS: Final = ("id", "token", "op", "change", "stage", "requested_by")
+#: Requests at least this long are handled with full collections deferred.
+_BIG_REQUEST: Final = 64 * 1024
 #: What a wait for a request line gives when its deadline passed.
 _TIMED_OUT: Final = b"\x00timed out"
 
@@ -162,6 +208,23 @@ async def _handle(
 ) -> tuple[bytes, bool, bool]:
     """The reply to one request line, whether to keep the connection, and
     whether the request carried the right token."""
+    if len(line) < _BIG_REQUEST:
+        return await _answer(sup, token, line, limits, throttle, address)
+    # Parsed on the loop (the token comes first): a big request is millions
+    # of objects, and a full collection while it is alive would scan them
+    # all with the loop stopped.
+    with deferred_full_collections():
+        return await _answer(sup, token, line, limits, throttle, address)
+
+
+async def _answer(
+    sup: Supervisor,
+    token: Token,
+    line: bytes,
+    limits: ControlLimits,
+    throttle: AuthThrottle | None,
+    address: str | None,
+) -> tuple[bytes, bool, bool]:
     try:
         req = orjson.loads(line)
     except orjson.JSONDecodeError as exc:

@@ -4,7 +4,11 @@ The supervisor's actor asks the book to plan a change or a rollback (the one
 check, :func:`~arrowloop.runtime.check_change` or
 :func:`~arrowloop.runtime.check_rollback`, made before anything enters the
 pipeline; a refusal is recorded and raised as :class:`Refused`), and sends
-the plan in-band. When the pipeline commits it, :meth:`ChangeBook.applied`
+the plan in-band. Checking a change builds its loops and arrows (check and
+compile, within the supervisor's change budget), which can take a while, so
+it runs in a worker thread on a snapshot of what runs; the event loop, and
+with it every client, goes on meanwhile. Everything else happens on the
+loop. When the pipeline commits it, :meth:`ChangeBook.applied`
 records it in that same step (the history, how to undo it, which adapters
 serve clients of the version it replaced), so what runs and what the book
 says never differ; :meth:`ChangeBook.failed` records a change the pipeline
@@ -13,10 +17,14 @@ refused. Part of layer 9 (the supervisor).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from typing import Final
 
+import anyio
+
+from arrowloop.arrows import ChangeBudget
 from arrowloop.errors import PipelineClosed, UpgradeError
 from arrowloop.runtime import CheckedChange, Pipeline, check_change, check_rollback
 from arrowloop.supervisor._adapters import AdapterTable, Edge
@@ -35,7 +43,7 @@ __all__ = ["ChangeBook"]
 _IN_STAGE: Final = frozenset({"stale", "migration failed", "invalid migrated state"})
 
 
-def _versions(pipeline: Pipeline, stages: tuple[str, ...]) -> tuple[str, ...]:
+def running_versions(pipeline: Pipeline, stages: tuple[str, ...]) -> tuple[str, ...]:
     names = set(pipeline.stage_names)
     return tuple(pipeline.version(s) if s in names else "" for s in stages)
 
@@ -75,11 +83,19 @@ class ChangeBook:
         to: tuple[str, ...],
         error: Exception,
     ) -> Refused:
-        self.record(kind, who, stages, _versions(pipeline, stages), to, "refused", str(error))
+        before = running_versions(pipeline, stages)
+        self.record(kind, who, stages, before, to, "refused", str(error))
         return Refused(error)
 
-    def plan_change(self, change: CodeChange, pipeline: Pipeline, reply: Reply) -> Plan:
-        """Check ``change`` completely against what runs; the plan to send.
+    async def plan_change(
+        self, change: CodeChange, pipeline: Pipeline, reply: Reply, budget: ChangeBudget | None
+    ) -> Plan:
+        """Check ``change`` completely against what runs (in a worker thread,
+        within ``budget``); the plan to send.
+
+        The caller makes sure no other change is planned or applied
+        meanwhile, so what runs when the check ends is what it checked
+        against.
 
         Raises:
             Refused: a check failed (recorded as refused).
@@ -97,9 +113,16 @@ class ChangeBook:
         try:
             if pipeline.closing:
                 raise PipelineClosed("the pipeline is closing: no more upgrades are accepted")
-            checked = check_change(
-                pipeline.running(), change.upgrades, change_interface=change.change_interface
+            check = functools.partial(
+                check_change,
+                pipeline.running(),
+                change.upgrades,
+                change_interface=change.change_interface,
+                budget=budget,
             )
+            # Abandoned if the supervisor is cancelled (escalation): nobody
+            # would use the result, and the thread finishes on its own.
+            checked = await anyio.to_thread.run_sync(check, abandon_on_cancel=True)
         except (UpgradeError, PipelineClosed) as exc:
             raise self._refuse("upgrade", change.requested_by, pipeline, stages, to, exc) from exc
         return Plan("upgrade", change.requested_by, checked, None, reply)

@@ -172,9 +172,10 @@ class StartFailed(Exception):
 
 @attrs.define
 class Done:
-    """A code change came back from the pipeline (posted by its sending task)."""
+    """A code change came back from the pipeline (posted by its sending
+    task); ``plan`` is ``None`` for a change refused while it was planned."""
 
-    plan: Plan
+    plan: Plan | None
     versions: dict[str, str] | None
     error: BaseException | None
 

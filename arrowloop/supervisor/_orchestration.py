@@ -22,10 +22,11 @@ from anyio.abc import TaskGroup
 from arrowloop.errors import InternalError, PipelineClosed, SupervisorError, UpgradeError
 from arrowloop.runtime import ClientView, Pipeline, StageSpec
 from arrowloop.supervisor._adapters import AdapterTable, Edge
-from arrowloop.supervisor._changes import ChangeBook
+from arrowloop.supervisor._changes import ChangeBook, running_versions
 from arrowloop.supervisor._codechange import CodeChange
 from arrowloop.supervisor._intensity import Clock, Window
-from arrowloop.supervisor._messages import ChildRecord, Done, Exit, Plan, Reply, Wake
+from arrowloop.supervisor._messages import ChildRecord, Done, Exit, Plan, Refused, Reply, Wake
+from arrowloop.supervisor._spec import SupervisorSpec
 from arrowloop.typesys import Type
 
 __all__ = ["Orchestration"]
@@ -37,6 +38,7 @@ class Orchestration:
     """Code changes and client views (mixed into the supervisor)."""
 
     name: str
+    spec: SupervisorSpec
     _children: dict[str, ChildRecord]
     _clock: Clock
     _tg: TaskGroup | None
@@ -122,8 +124,59 @@ class Orchestration:
             )
         return path
 
-    def _plan_change(self, change: CodeChange, reply: Reply) -> Plan:
-        return self._book.plan_change(change, self.pipeline, reply)
+    def record_refused(self, stages: tuple[str, ...], requested_by: str, error: Exception) -> None:
+        """Record in the history a code change refused before it was sent
+        to the supervisor (a server refuses a stale change before decoding
+        its programs), as the supervisor records the changes it refuses."""
+        self._book.record(
+            "upgrade",
+            requested_by,
+            stages,
+            running_versions(self.pipeline, stages),
+            ("",) * len(stages),
+            "refused",
+            str(error),
+        )
+        log.info(
+            "%s: change refused: %s",
+            self.name,
+            error,
+            extra={"supervisor": self.name, "reason": str(error)},
+        )
+
+    def _begin_change(self, change: CodeChange, reply: Reply) -> None:
+        # Planning builds the change's programs off the event loop; the
+        # change counts as in flight from now on, so code-changing requests
+        # wait their turn behind it as they do behind its sending.
+        assert self._tg is not None
+        pipeline = self.pipeline  # no stages: SupervisorError to the caller, now
+        self._inflight = True
+        self._tg.start_soon(
+            self._plan_and_send,
+            change,
+            pipeline,
+            reply,
+            name=f"arrowloop {self.name} code change",
+        )
+
+    async def _plan_and_send(self, change: CodeChange, pipeline: Pipeline, reply: Reply) -> None:
+        try:
+            plan = await self._book.plan_change(change, pipeline, reply, self.spec.change_budget)
+        except Refused as refused:
+            reply.fail(refused.error)
+            log.info(
+                "%s: change refused: %s",
+                self.name,
+                refused.error,
+                extra={"supervisor": self.name, "reason": str(refused.error)},
+            )
+            self._post(Done(None, None, refused.error))
+            return
+        except Exception as exc:  # a bug: fail this change, keep supervising
+            reply.fail(self._internal("planning a change", exc))
+            self._post(Done(None, None, exc))
+            return
+        await self._send_change(plan)
 
     def _plan_rollback(self, stage: str, who: str, reply: Reply, *, auto: bool) -> Plan:
         return self._book.plan_rollback(stage, who, reply, self.pipeline, auto=auto)
@@ -181,6 +234,8 @@ class Orchestration:
     def _finish_change(self, done: Done) -> None:
         self._inflight = False
         plan = done.plan
+        if plan is None:
+            return  # refused while planning: answered and recorded already
         if done.error is not None:
             self._book.failed(plan, done.error)
             log.info(

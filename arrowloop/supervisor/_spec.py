@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import attrs
 
+from arrowloop.arrows import DEFAULT_BUDGET, ChangeBudget
 from arrowloop.errors import ChildSpecError
 from arrowloop.machine import AnyMachine
 from arrowloop.runtime import PipelineSpec, StageSpec
@@ -219,6 +220,8 @@ class SupervisorSpec:
         history_limit: most code-change records (and rollback steps) kept.
         auto_shutdown: whether it stops when significant children end
             (:class:`AutoShutdown`).
+        change_budget: what checking and compiling one code change may cost
+            (:class:`~arrowloop.arrows.ChangeBudget`); ``None`` for no limit.
 
     Raises:
         ChildSpecError: a field or a child is invalid, two children share a
@@ -234,6 +237,7 @@ class SupervisorSpec:
     mailbox: int = DEFAULT_MAILBOX
     history_limit: int = DEFAULT_HISTORY
     auto_shutdown: AutoShutdown = AutoShutdown.NEVER
+    change_budget: ChangeBudget | None = DEFAULT_BUDGET
 
     def __attrs_post_init__(self) -> None:
         try:
@@ -255,6 +259,8 @@ class SupervisorSpec:
             v = getattr(self, field)
             if type(v) is not int or v < 1:
                 raise _fail(field, "an int >= 1", v)
+        if self.change_budget is not None and not isinstance(self.change_budget, ChangeBudget):
+            raise _fail("change_budget", "a ChangeBudget or None", self.change_budget)
         seen: set[str] = set()
         after_supervisor = False
         for i, c in enumerate(self.children):
@@ -292,6 +298,7 @@ def supervisor(
     mailbox: int = DEFAULT_MAILBOX,
     history_limit: int = DEFAULT_HISTORY,
     auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
+    change_budget: ChangeBudget | None = DEFAULT_BUDGET,
 ) -> SupervisorSpec:
     """A supervisor spec; bare stages and supervisors become permanent children.
 
@@ -301,5 +308,13 @@ def supervisor(
     """
     kids = tuple(c if isinstance(c, ChildSpec) else child(c) for c in children)
     return SupervisorSpec(
-        name, kids, strategy, intensity, period, mailbox, history_limit, auto_shutdown
+        name,
+        kids,
+        strategy,
+        intensity,
+        period,
+        mailbox,
+        history_limit,
+        auto_shutdown,
+        change_budget,
     )

@@ -578,7 +578,7 @@ class Supervisor(Administration, Restarts, Orchestration):
                     attempt.reply = req.reply
                     self._begin_attempt(attempt)
             elif req.kind == "change":
-                self._begin(self._plan_change(req.arg, req.reply))
+                self._begin_change(req.arg, req.reply)
             else:
                 stage, who = req.arg
                 self._begin(self._plan_rollback(stage, who, req.reply, auto=req.internal))

@@ -12,12 +12,23 @@ represented according to its case:
 * any other case is a :class:`Tagged` pair ``(tag, value)``.
 
 Bindings are per process, keyed by the structural type, first binding wins,
-and the table is bounded.
+and the table is bounded. A user's class is bound for good; a synthesised
+class is held weakly, so it stays bound exactly as long as something uses
+it (compiled code, a machine, a value) and a change that was refused leaves
+nothing behind once it is collected. When the table is full, it is first
+reclaimed (:func:`reclaim_bindings`: caches of compiled code are dropped and
+garbage collected) before a new type is refused. The tables are shared by
+every thread (changes are checked in a worker thread) and guarded by a lock;
+looking a binding up takes no lock.
 """
 
 from __future__ import annotations
 
 import enum
+import gc
+import threading
+import weakref
+from collections.abc import Callable
 from typing import Any, Final
 
 import attrs
@@ -33,10 +44,14 @@ __all__ = [
     "bindings_epoch",
     "record_class",
     "record_type_of_class",
+    "bound_record_type",
     "enum_class",
     "case_repr",
     "tag_and_payload",
     "MAX_BINDINGS",
+    "bindings_count",
+    "reclaim_bindings",
+    "on_reclaim",
 ]
 
 MAX_BINDINGS: Final = 10_000
@@ -50,22 +65,57 @@ class Tagged:
     value: Any
 
 
+# User classes, bound for good.
 _record_classes: dict[RecordT, type] = {}
 _class_records: dict[type, RecordT] = {}
+# Synthesised classes, held weakly (each also names its type, see _SYNTH).
+_synthesised: dict[RecordT, weakref.ref[type]] = {}
 _enum_classes: dict[VariantT, type[enum.Enum]] = {}
 _enum_variants: dict[type[enum.Enum], VariantT] = {}
-_synthesised: set[type] = set()
 _epoch = [0]
+_lock = threading.RLock()
+_reclaimers: list[Callable[[], None]] = []
+#: The class attribute naming a synthesised class's record type: its
+#: instances are recognised even after a user's class replaced it.
+_SYNTH: Final = "_arrowloop_record"
 
 
-def _room(table: dict[Any, Any]) -> None:
-    if len(table) >= MAX_BINDINGS:
-        raise TypeDefinitionError(
-            f"expected at most {MAX_BINDINGS} distinct record/enum types in one process, "
-            "found more (the class binding table is full)",
-            expected=f"<= {MAX_BINDINGS} bindings",
-            found="table full",
-        )
+def bindings_count() -> int:
+    """How many record and enum types have a class bound (dead synthesised
+    classes not yet collected included)."""
+    return len(_record_classes) + len(_synthesised) + len(_enum_classes)
+
+
+def on_reclaim(hook: Callable[[], None]) -> None:
+    """Call ``hook`` when the binding table is reclaimed: a cache above this
+    layer that keeps classes alive (compiled code) lets go of them."""
+    _reclaimers.append(hook)
+
+
+def reclaim_bindings() -> int:
+    """Drop the bindings of synthesised classes nothing uses any more.
+
+    Runs the :func:`on_reclaim` hooks, then a garbage collection (classes
+    live in reference cycles). Returns the number of bindings left.
+    """
+    with _lock:
+        for hook in _reclaimers:
+            hook()
+        gc.collect()
+        return bindings_count()
+
+
+def _room() -> None:
+    if bindings_count() < MAX_BINDINGS:
+        return
+    if reclaim_bindings() < MAX_BINDINGS:
+        return
+    raise TypeDefinitionError(
+        f"expected at most {MAX_BINDINGS} distinct record/enum types in use in one process, "
+        "found more (the class binding table is full)",
+        expected=f"<= {MAX_BINDINGS} bindings",
+        found="table full",
+    )
 
 
 def bindings_epoch() -> int:
@@ -97,14 +147,15 @@ def bind_record(cls: type, t: RecordT) -> None:
     """
     if _class_records.get(cls) == t:
         return
-    old = _record_classes.get(t)
-    if old is not None and old not in _synthesised:
-        raise _conflict(t, old, cls)
-    _room(_class_records)
-    _class_records[cls] = t
-    _record_classes[t] = cls
-    if old is not None:
-        _epoch[0] += 1
+    with _lock:
+        old = _record_classes.get(t)
+        if old is not None:
+            raise _conflict(t, old, cls)
+        _room()
+        _class_records[cls] = t
+        _record_classes[t] = cls
+        if _synthesised.pop(t, None) is not None:
+            _epoch[0] += 1
 
 
 def bind_enum(cls: type[enum.Enum], t: VariantT) -> None:
@@ -115,41 +166,83 @@ def bind_enum(cls: type[enum.Enum], t: VariantT) -> None:
     """
     if _enum_variants.get(cls) == t:
         return
-    old = _enum_classes.get(t)
-    if old is not None:
-        raise _conflict(t, old, cls)
-    _room(_enum_variants)
-    _enum_variants[cls] = t
-    _enum_classes[t] = cls
-    _epoch[0] += 1
+    with _lock:
+        old = _enum_classes.get(t)
+        if old is not None:
+            raise _conflict(t, old, cls)
+        _room()
+        _enum_variants[cls] = t
+        _enum_classes[t] = cls
+        _epoch[0] += 1
 
 
 def record_class(t: RecordT) -> type:
     """The class whose instances represent values of ``t`` (synthesised if unbound)."""
     cls = _record_classes.get(t)
+    if cls is not None:
+        return cls
+    ref = _synthesised.get(t)
+    cls = None if ref is None else ref()
+    if cls is not None:
+        return cls
+    with _lock:
+        return _synthesise(t)
+
+
+def _synthesise(t: RecordT) -> type:
+    # Looked up again under the lock: another thread may have made it.
+    cls = _record_classes.get(t)
+    if cls is not None:
+        return cls
+    ref = _synthesised.get(t)
+    cls = None if ref is None else ref()
+    if cls is not None:
+        return cls
+    _room()
+    # Explicit aliases: attrs would otherwise name the __init__ parameters
+    # after the fields with leading underscores stripped, so fields such
+    # as ``self``, ``_`` or both ``_a`` and ``a`` (all valid field names)
+    # would break the generated __init__. Values are always built
+    # positionally, so the parameter names are never seen.
+    made = attrs.make_class(
+        t.name,
+        {name: attrs.field(alias=f"f{i}") for i, (name, _) in enumerate(t.fields)},
+        frozen=True,
+        slots=True,
+    )
+    made.__module__ = "arrowloop.typesys.synthesised"
+    setattr(made, _SYNTH, t)
+
+    def gone(ref: weakref.ref[type], t: RecordT = t) -> None:
+        # Called when the class is collected; a newer class may hold the slot.
+        if _synthesised.get(t) is ref:
+            del _synthesised[t]
+
+    _synthesised[t] = weakref.ref(made, gone)
+    return made
+
+
+def bound_record_type(t: RecordT) -> RecordT:
+    """The record type object a class is bound with if it equals ``t``,
+    else ``t``: a decoder returns it so that values checked against a
+    received type meet their class's own type object (compared by identity
+    at once, where an equal copy is compared node by node)."""
+    cls = _record_classes.get(t)
     if cls is None:
-        _room(_record_classes)
-        # Explicit aliases: attrs would otherwise name the __init__ parameters
-        # after the fields with leading underscores stripped, so fields such
-        # as ``self``, ``_`` or both ``_a`` and ``a`` (all valid field names)
-        # would break the generated __init__. Values are always built
-        # positionally, so the parameter names are never seen.
-        cls = attrs.make_class(
-            t.name,
-            {name: attrs.field(alias=f"f{i}") for i, (name, _) in enumerate(t.fields)},
-            frozen=True,
-            slots=True,
-        )
-        cls.__module__ = "arrowloop.typesys.synthesised"
-        _record_classes[t] = cls
-        _class_records[cls] = t
-        _synthesised.add(cls)
-    return cls
+        ref = _synthesised.get(t)
+        cls = None if ref is None else ref()
+    if cls is None:
+        return t
+    bound = record_type_of_class(cls)
+    return t if bound is None else bound
 
 
 def record_type_of_class(cls: type) -> RecordT | None:
     """The record type bound to ``cls``, if any."""
-    return _class_records.get(cls)
+    rt = _class_records.get(cls)
+    if rt is None:
+        rt = cls.__dict__.get(_SYNTH)
+    return rt
 
 
 def enum_class(t: VariantT) -> type[enum.Enum] | None:
@@ -193,7 +286,7 @@ def tag_and_payload(value: object) -> tuple[str, object]:
         return value.tag, value.value
     if isinstance(value, enum.Enum):
         return value.name, None
-    rt = _class_records.get(type(value))
+    rt = record_type_of_class(type(value))
     if rt is not None:
         return rt.name, value
     raise TypeError(f"expected a variant value, found {type(value).__name__}")

@@ -5,14 +5,24 @@ Types are frozen values compared structurally. Names that appear in types
 (record names, field names, variant tags) are restricted to plain ASCII
 identifiers so that they can never smuggle anything into generated code or
 into error messages.
+
+Types are immutable and may share sub-terms: the checker builds ``(t, t)``
+from one ``t``, so a type written in a few bytes can stand for a tree of
+millions of nodes. Everything here is linear in the number of *distinct*
+nodes, never in the size of the tree they stand for: equality compares each
+pair of nodes once, ``size`` (the tree size, counted when a type is made)
+lets callers refuse a type too big to work with, and ``repr`` renders at
+most :data:`REPR_LIMIT` characters, eliding the rest with ``...``.
 """
 
 from __future__ import annotations
 
 import keyword
+import math
+import operator
 import re
-from collections.abc import Iterable
-from typing import ClassVar
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Final
 
 import attrs
 
@@ -40,9 +50,17 @@ __all__ = [
     "either",
     "check_name",
     "MAX_NAME_LENGTH",
+    "REPR_LIMIT",
+    "render_type",
+    "type_size",
+    "has_vars",
 ]
 
 MAX_NAME_LENGTH = 64
+#: Most characters ``repr`` of a type renders (error messages stay small).
+REPR_LIMIT: Final = 1000
+#: Deepest nesting ``repr`` of a type renders.
+_REPR_DEPTH: Final = 24
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -75,6 +93,9 @@ class Type:
 
     __slots__ = ()
     kind: ClassVar[str]
+    # Set when the type is made, from the children (see type_size, has_vars).
+    _size: int
+    _vars: bool
 
 
 @attrs.frozen(cache_hash=True, repr=False)
@@ -82,6 +103,9 @@ class UnitT(Type):
     """The type with one value, ``None`` (annotation ``None``)."""
 
     kind: ClassVar[str] = "unit"
+
+    _size = 1
+    _vars = False
 
     def __repr__(self) -> str:
         return "unit"
@@ -93,6 +117,9 @@ class BoolT(Type):
 
     kind: ClassVar[str] = "bool"
 
+    _size = 1
+    _vars = False
+
     def __repr__(self) -> str:
         return "bool"
 
@@ -102,6 +129,9 @@ class IntT(Type):
     """Arbitrary-precision integers (``bool`` is not an ``int`` here)."""
 
     kind: ClassVar[str] = "int"
+
+    _size = 1
+    _vars = False
 
     def __repr__(self) -> str:
         return "int"
@@ -113,6 +143,9 @@ class FloatT(Type):
 
     kind: ClassVar[str] = "float"
 
+    _size = 1
+    _vars = False
+
     def __repr__(self) -> str:
         return "float"
 
@@ -122,6 +155,9 @@ class StrT(Type):
     """Unicode strings."""
 
     kind: ClassVar[str] = "str"
+
+    _size = 1
+    _vars = False
 
     def __repr__(self) -> str:
         return "str"
@@ -141,10 +177,14 @@ class TupleT(Type):
     kind: ClassVar[str] = "tuple"
     items: tuple[Type, ...]
 
+    _size: int = attrs.field(init=False, eq=False, repr=False)
+    _vars: bool = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        _measure(self, self.items)
+
     def __repr__(self) -> str:
-        if len(self.items) == 1:
-            return f"({self.items[0]!r},)"
-        return "(" + ", ".join(repr(t) for t in self.items) + ")"
+        return render_type(self)
 
 
 @attrs.frozen(cache_hash=True, repr=False)
@@ -154,8 +194,14 @@ class ListT(Type):
     kind: ClassVar[str] = "list"
     item: Type
 
+    _size: int = attrs.field(init=False, eq=False, repr=False)
+    _vars: bool = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        _measure(self, (self.item,))
+
     def __repr__(self) -> str:
-        return f"list[{self.item!r}]"
+        return render_type(self)
 
 
 @attrs.frozen(cache_hash=True, repr=False)
@@ -165,8 +211,14 @@ class MapT(Type):
     kind: ClassVar[str] = "map"
     value: Type
 
+    _size: int = attrs.field(init=False, eq=False, repr=False)
+    _vars: bool = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        _measure(self, (self.value,))
+
     def __repr__(self) -> str:
-        return f"dict[str, {self.value!r}]"
+        return render_type(self)
 
 
 @attrs.frozen(cache_hash=True, repr=False)
@@ -180,6 +232,9 @@ class OptionT(Type):
     kind: ClassVar[str] = "option"
     item: Type
 
+    _size: int = attrs.field(init=False, eq=False, repr=False)
+    _vars: bool = attrs.field(init=False, eq=False, repr=False)
+
     def __attrs_post_init__(self) -> None:
         if isinstance(self.item, OptionT | UnitT):
             raise TypeDefinitionError(
@@ -188,9 +243,10 @@ class OptionT(Type):
                 expected="non-optional item type",
                 found=repr(self.item),
             )
+        _measure(self, (self.item,))
 
     def __repr__(self) -> str:
-        return f"{self.item!r} | None"
+        return render_type(self)
 
 
 @attrs.frozen(cache_hash=True, repr=False)
@@ -206,6 +262,9 @@ class RecordT(Type):
     name: str
     fields: tuple[tuple[str, Type], ...]
 
+    _size: int = attrs.field(init=False, eq=False, repr=False)
+    _vars: bool = attrs.field(init=False, eq=False, repr=False)
+
     def __attrs_post_init__(self) -> None:
         check_name(self.name, "record name")
         seen: set[str] = set()
@@ -218,6 +277,7 @@ class RecordT(Type):
                     found=field,
                 )
             seen.add(field)
+        _measure(self, tuple(t for _, t in self.fields))
 
     def field_type(self, name: str) -> Type | None:
         """The type of field ``name``, or ``None`` if there is no such field."""
@@ -234,8 +294,7 @@ class RecordT(Type):
         return -1
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{f}: {t!r}" for f, t in self.fields)
-        return f"{self.name}{{{inner}}}"
+        return render_type(self)
 
 
 def _sorted_cases(cases: Iterable[tuple[str, Type]]) -> tuple[tuple[str, Type], ...]:
@@ -253,6 +312,9 @@ class VariantT(Type):
     kind: ClassVar[str] = "variant"
     name: str
     cases: tuple[tuple[str, Type], ...] = attrs.field(converter=_sorted_cases)
+
+    _size: int = attrs.field(init=False, eq=False, repr=False)
+    _vars: bool = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.name:
@@ -273,6 +335,7 @@ class VariantT(Type):
                     found=tag,
                 )
             prev = tag
+        _measure(self, tuple(p for _, p in self.cases))
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -287,11 +350,7 @@ class VariantT(Type):
         return None
 
     def __repr__(self) -> str:
-        inner = " | ".join(
-            repr(p) if isinstance(p, RecordT) and p.name == tag else f"{tag}({p!r})"
-            for tag, p in self.cases
-        )
-        return f"{self.name}<{inner}>" if self.name else f"<{inner}>"
+        return render_type(self)
 
 
 @attrs.frozen(cache_hash=True, repr=False)
@@ -301,6 +360,9 @@ class TVar(Type):
     kind: ClassVar[str] = "var"
     id: int
 
+    _size = 1
+    _vars = True
+
     def __repr__(self) -> str:
         return f"?{self.id}"
 
@@ -308,3 +370,193 @@ class TVar(Type):
 def either(left: Type, right: Type) -> VariantT:
     """The sum type ``Either left right``: tags ``left`` and ``right``."""
     return VariantT("Either", (("left", left), ("right", right)))
+
+
+# -- linear in distinct nodes ---------------------------------------------------
+
+
+def _measure(t: Type, children: tuple[Type, ...]) -> None:
+    # O(children) per node made, so asking a type its size or whether it
+    # mentions a variable never walks it.
+    object.__setattr__(t, "_size", 1 + sum(c._size for c in children))
+    object.__setattr__(t, "_vars", any(c._vars for c in children))
+
+
+def type_size(t: Type) -> int:
+    """The number of nodes of ``t`` as a tree: a shared sub-term counts once
+    per occurrence (``(t, t)`` is ``1 + 2 * type_size(t)``). Constant time."""
+    return t._size
+
+
+def has_vars(t: Type) -> bool:
+    """Whether ``t`` mentions a type variable. Constant time."""
+    return t._vars
+
+
+def _children(t: Type) -> tuple[Type, ...]:
+    match t:
+        case TupleT(items=items):
+            return items
+        case ListT(item=item) | OptionT(item=item):
+            return (item,)
+        case MapT(value=v):
+            return (v,)
+        case RecordT(fields=fields):
+            return tuple(ft for _, ft in fields)
+        case VariantT(cases=cases):
+            return tuple(p for _, p in cases)
+    return ()
+
+
+def _labels(t: Type) -> object:
+    """What two types of one class must share besides their children."""
+    match t:
+        case RecordT(name=name, fields=fields):
+            return (name, tuple(f for f, _ in fields))
+        case VariantT(name=name, cases=cases):
+            return (name, tuple(c for c, _ in cases))
+        case TVar(id=i):
+            return i
+        case TupleT(items=items):
+            return len(items)
+    return None
+
+
+#: Types of at most this many nodes (as a tree) are compared field by
+#: field, recursively: their tree is small whatever they share.
+_SMALL: Final = 64
+
+
+def _dag_eq(a: Type, b: Type) -> bool:
+    """Structural equality comparing each pair of nodes at most once.
+
+    The generated ``__eq__`` compares a shared sub-term once per occurrence:
+    exponential on two equal types built apart (two branches that each
+    double a tuple n times). Hashes are cached, so unequal types are almost
+    always told apart by their hashes at once.
+    """
+    seen: set[tuple[int, int]] = set()
+    stack: list[tuple[Type, Type]] = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if x is y:
+            continue
+        if type(x) is not type(y) or x._size != y._size or hash(x) != hash(y):
+            return False
+        key = (id(x), id(y))
+        if key in seen:
+            continue
+        seen.add(key)
+        if _labels(x) != _labels(y):
+            return False
+        stack.extend(zip(_children(x), _children(y), strict=True))
+    return True
+
+
+_Eq = Callable[[Any, Any], Any]
+
+
+def _linear_eq(fields: Callable[[Any], Any]) -> tuple[_Eq, _Eq]:
+    """``__eq__`` and ``__ne__`` comparing ``fields`` (an attrgetter: no
+    Python call) for small types, and through :func:`_dag_eq` for big ones."""
+
+    def eq(a: Type, b: object) -> Any:  # bool, or NotImplemented as __eq__ may
+        if a is b:
+            return True
+        if type(b) is not type(a):
+            return NotImplemented if not isinstance(b, Type) else False
+        if a._size <= _SMALL:
+            return fields(a) == fields(b)
+        return _dag_eq(a, b)
+
+    def ne(a: Type, b: object) -> Any:  # eq's negation, without a call more
+        if a is b:
+            return False
+        if type(b) is not type(a):
+            return NotImplemented if not isinstance(b, Type) else True
+        if a._size <= _SMALL:
+            return fields(a) != fields(b)
+        return not _dag_eq(a, b)
+
+    return eq, ne
+
+
+# attrs generates __eq__ from the fields; the composite types replace it so
+# that big types compare linearly (hashing stays attrs', which is linear:
+# each node caches its hash).
+for _cls, _fields in (
+    (TupleT, operator.attrgetter("items")),
+    (ListT, operator.attrgetter("item")),
+    (MapT, operator.attrgetter("value")),
+    (OptionT, operator.attrgetter("item")),
+    (RecordT, operator.attrgetter("name", "fields")),
+    (VariantT, operator.attrgetter("name", "cases")),
+):
+    _cls.__eq__, _cls.__ne__ = _linear_eq(_fields)  # type: ignore[method-assign]
+
+
+def render_type(t: Type, limit: int | None = REPR_LIMIT) -> str:
+    """``t`` as text, as ``repr`` shows it: at most about ``limit`` characters
+    and :data:`_REPR_DEPTH` levels, the rest elided as ``...``; ``limit=None``
+    renders it all (beware: a type with shared parts may be huge as text)."""
+    out: list[str] = []
+    room = [math.inf if limit is None else limit]
+    max_depth = math.inf if limit is None else _REPR_DEPTH
+
+    def put(s: str) -> None:
+        out.append(s)
+        room[0] -= len(s)
+
+    def seq(items: Iterable[tuple[str, Type]], sep: str, depth: int) -> None:
+        for i, (prefix, item) in enumerate(items):
+            if i:
+                put(sep)
+            if room[0] <= 0:
+                put("...")
+                return
+            put(prefix)
+            go(item, depth)
+            if prefix.endswith("("):
+                put(")")
+
+    def go(t: Type, depth: int) -> None:
+        if room[0] <= 0 or depth > max_depth:
+            put("...")
+            return
+        d = depth + 1
+        match t:
+            case TupleT(items=items):
+                put("(")
+                seq((("", x) for x in items), ", ", d)
+                put(",)" if len(items) == 1 else ")")
+            case ListT(item=item):
+                put("list[")
+                go(item, d)
+                put("]")
+            case MapT(value=v):
+                put("dict[str, ")
+                go(v, d)
+                put("]")
+            case OptionT(item=item):
+                go(item, d)
+                put(" | None")
+            case RecordT(name=name, fields=fields):
+                put(name + "{")
+                seq(((f"{f}: ", ft) for f, ft in fields), ", ", d)
+                put("}")
+            case VariantT(name=name, cases=cases):
+                put(name + "<")
+                seq(
+                    (
+                        ("" if isinstance(p, RecordT) and p.name == tag else f"{tag}(", p)
+                        for tag, p in cases
+                    ),
+                    " | ",
+                    d,
+                )
+                put(">")
+            case _:
+                put(repr(t))
+
+    go(t, 0)
+    return "".join(out)

@@ -19,12 +19,22 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from arrowloop.arrows import PRIMITIVES, Arrow, Loop, Registry
+from arrowloop.arrows import (
+    DEFAULT_BUDGET,
+    PRIMITIVES,
+    Arrow,
+    ChangeBudget,
+    Loop,
+    Registry,
+    metered,
+)
 from arrowloop.errors import (
+    BudgetError,
     CheckError,
     DecodeError,
     LocatedError,
     TypeDefinitionError,
+    UpgradeError,
     ValidationError,
 )
 from arrowloop.frontend import PyFunction, PyMachine
@@ -165,6 +175,9 @@ def _rebase(exc: LocatedError, prefix: str) -> LocatedError:
         new_path = prefix + path[1:]
     else:  # a program path from the checker (body.case[IncrCount])
         new_path = f"{prefix}: {path}"
+    if isinstance(exc, BudgetError):
+        assert exc.found is not None
+        return BudgetError(limit=exc.limit, value=exc.value, found=exc.found, path=new_path)
     cls = type(exc)
     if cls not in (DecodeError, CheckError, ValidationError, TypeDefinitionError):
         cls = DecodeError
@@ -217,7 +230,7 @@ def _decode_part(
         decode = decoders.get(kind)
         if decode is not None:
             return decode(data)
-    except (DecodeError, CheckError, TypeDefinitionError) as exc:
+    except (DecodeError, CheckError, TypeDefinitionError, BudgetError) as exc:
         raise _rebase(exc, path) from None
     raise _fail(f"{path}.kind", what, repr(kind)[:40])
 
@@ -250,7 +263,9 @@ def _decode_function(data: Any, path: str, limits: Limits, registry: Registry) -
     return result
 
 
-def _decode_stage(data: Any, path: str, limits: Limits, registry: Registry) -> StageUpgrade:
+def _stage_head(data: Any, path: str) -> tuple[str, str]:
+    """The stage a stage change names and the version it expects (nothing
+    else of it is looked at)."""
     if type(data) is not dict:
         raise _fail(path, "an object (one stage's change)", _show(data))
     unknown = [k for k in data if k not in _STAGE_FIELDS]
@@ -272,6 +287,32 @@ def _decode_stage(data: Any, path: str, limits: Limits, registry: Registry) -> S
         )
     if "machine" not in data:
         raise _fail(f"{path}.machine", "the new machine (a machine or loop document)", "nothing")
+    return stage, expect
+
+
+def _check_running(heads: list[tuple[str, str]], running: Mapping[str, str]) -> None:
+    """Refuse a change naming a stage that does not run, or a version that
+    does not run there, the way the supervisor would (before anything is
+    decoded: a stale change costs almost nothing)."""
+    for stage, expect in heads:
+        now = running.get(stage)
+        if now is None:
+            raise UpgradeError(
+                f"refused: no stage named {stage!r}; the stages are {list(running)}",
+                stage=stage,
+                reason="unknown stage",
+            )
+        if now != expect:
+            raise UpgradeError(
+                f"refused: stage {stage!r}: expected to replace version {expect[:12]}, "
+                f"found {now[:12]} running",
+                stage=stage,
+                reason="version mismatch",
+            )
+
+
+def _decode_stage(data: Any, path: str, limits: Limits, registry: Registry) -> StageUpgrade:
+    stage, expect = _stage_head(data, path)
     machine = _decode_machine(data["machine"], f"{path}.machine", limits, registry)
     fns: dict[str, Function | Arrow | None] = {}
     for name in _FUNCTION_FIELDS:
@@ -297,17 +338,27 @@ def decode_change(
     registry: Registry = PRIMITIVES,
     max_record_types: int = MAX_RECORD_TYPES,
     path: str = "$",
+    running: Mapping[str, str] | None = None,
+    budget: ChangeBudget | None = DEFAULT_BUDGET,
 ) -> CodeChange:
     """Decode and check a change document (already parsed JSON data).
 
     Every machine and function document is decoded within ``limits`` and
-    checked against its own declared types; the result still has to pass
-    the supervisor's checks against the running versions.
+    checked against its own declared types, all within ``budget`` (``None``:
+    no budget); the result still has to pass the supervisor's checks against
+    the running versions. With ``running`` (each running stage's version),
+    the stages named and the versions they expect are checked first, before
+    any program is decoded.
 
     Raises:
         DecodeError: the document is malformed, too big, names a stage twice
             or declares too many record types (``path`` says where).
+        UpgradeError: ``running`` was given and a named stage does not run
+            there (``unknown stage``) or runs another version (``version
+            mismatch``).
         CheckError: a machine or function does not have its declared types.
+        BudgetError: decoding, checking and compiling it would cost more
+            than ``budget`` allows.
     """
     check_depth(data, limits.max_depth)  # before anything walks or renders it
     check_header(data, "change", path)
@@ -331,12 +382,16 @@ def decode_change(
     if type(stages) is not list or not 1 <= len(stages) <= MAX_STAGES:
         found = f"an array of {len(stages)}" if type(stages) is list else _show(stages)
         raise _fail(f"{path}.stages", f"an array of 1 to {MAX_STAGES} stage changes", found)
-    _count_record_types(stages, max_record_types, f"{path}.stages")
-    ups = tuple(
-        _decode_stage(s, f"{path}.stages[{i}]", limits, registry) for i, s in enumerate(stages)
-    )
-    names = [u.stage for u in ups]
+    heads = [_stage_head(s, f"{path}.stages[{i}]") for i, s in enumerate(stages)]
+    names = [stage for stage, _ in heads]
     for i, name in enumerate(names):
         if name in names[:i]:
             raise _fail(f"{path}.stages[{i}].stage", "each stage named once", repr(name))
+    if running is not None:
+        _check_running(heads, running)
+    _count_record_types(stages, max_record_types, f"{path}.stages")
+    with metered(budget):
+        ups = tuple(
+            _decode_stage(s, f"{path}.stages[{i}]", limits, registry) for i, s in enumerate(stages)
+        )
     return CodeChange(ups, who, iface)

@@ -34,6 +34,7 @@ from arrowloop.arrows import (
     Registry,
     SetField,
     Split,
+    current_meter,
 )
 from arrowloop.errors import ArrowloopError, DecodeError, TypeDefinitionError, ValidationError
 from arrowloop.typesys import (
@@ -49,6 +50,7 @@ from arrowloop.typesys import (
     TupleT,
     Type,
     VariantT,
+    bound_record_type,
     from_json,
     to_json,
     validate,
@@ -194,6 +196,8 @@ class Decoder:
     def __init__(self, max_nodes: int, registry: Registry = PRIMITIVES) -> None:
         self.budget = max_nodes
         self.registry = registry
+        # The change's budget, if one is being decoded (for its wall time).
+        self.meter = current_meter()
 
     def fail(self, path: str, expected: str, found: str) -> DecodeError:
         return DecodeError(
@@ -204,6 +208,8 @@ class Decoder:
         self.budget -= cost
         if self.budget < 0:
             raise self.fail(path, "fewer program nodes and type terms (node limit reached)", "more")
+        if self.meter is not None:
+            self.meter.tick(path)
 
     def obj(
         self, data: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
@@ -296,7 +302,8 @@ class Decoder:
                     raise self.fail(p, "a pair [name, type]", f"an array of {len(arr)}")
                 pairs.append((self.string(arr[0], f"{p}[0]"), self.type(arr[1], f"{p}[1]")))
             if k == "record":
-                return self.build(path, lambda: RecordT(name, tuple(pairs)))
+                rt = self.build(path, lambda: RecordT(name, tuple(pairs)))
+                return bound_record_type(rt)
             if k == "variant" and [c for c, _ in pairs] != sorted(c for c, _ in pairs):
                 raise self.fail(
                     f"{path}.cases", "cases sorted by tag (canonical form)", "them unsorted"

@@ -33,7 +33,7 @@ from arrowloop.cli._format import show_error, show_json
 from arrowloop.cli._load import FUNCTION_PARTS
 from arrowloop.cli._serving import serve
 from arrowloop.endpoints import DEFAULT_MAX_BUFFERED
-from arrowloop.errors import AuthenticationError
+from arrowloop.errors import AuthenticationError, StoreError
 from arrowloop.runtime import run
 from arrowloop.server import DEFAULT_CONTROL_PORT, DEFAULT_PORT, DEFAULT_WINDOW, TargetError
 
@@ -96,6 +96,18 @@ def _parser() -> argparse.ArgumentParser:
         "0 for any (default: off; needs the web extra)",
     )
     p.add_argument("--http-host", default="127.0.0.1", help="dashboard address (%(default)s)")
+    p.add_argument(
+        "--state-dir",
+        help="keep the stages' machines and states and the change history here (one SQLite "
+        "file per supervisor) and resume from it on start; replies are durable first",
+    )
+    p.add_argument(
+        "--fsync",
+        choices=("full", "normal"),
+        default="full",
+        help="with --state-dir: full survives power loss, normal only a crash of the "
+        "process, for a higher commit rate (%(default)s)",
+    )
     p.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
@@ -276,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Unreachable as exc:
         complain(f"unreachable: {exc}")
         return EXIT_UNREACHABLE
-    except (UsageError, TargetError, AuthenticationError) as exc:
+    except (UsageError, TargetError, AuthenticationError, StoreError) as exc:
         complain(f"error: {exc}")
         return EXIT_USAGE
     except OSError as exc:  # e.g. a port already in use

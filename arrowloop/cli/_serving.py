@@ -29,6 +29,7 @@ from arrowloop.server import (
     server_token,
     with_state_budget,
 )
+from arrowloop.store import SqliteStore
 from arrowloop.wire import Limits
 
 __all__ = ["serve"]
@@ -64,6 +65,14 @@ def _write_ready(path: str, data: dict[str, Any]) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     Path(tmp).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
     os.replace(tmp, path)  # readers never see a half-written file
+
+
+def _open_store(state_dir: str, name: str, fsync: str) -> SqliteStore:
+    """The supervisor's store file in ``state_dir`` (made if missing)."""
+    Path(state_dir).mkdir(parents=True, exist_ok=True)
+    return SqliteStore(
+        Path(state_dir) / f"{name}.db", synchronous="normal" if fsync == "normal" else "full"
+    )
 
 
 def _exempt(given: list[str] | None) -> frozenset[str]:
@@ -118,8 +127,13 @@ async def serve(args: argparse.Namespace) -> int:
                 "--http-port needs the web extra (Starlette and uvicorn): "
                 "pip install 'arrowloop[web]'"
             ) from None
+    store = _open_store(args.state_dir, spec.name, args.fsync) if args.state_dir else None
+    fresh = store is None or store.load() is None
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_server(spec, token, config) as srv, anyio.create_task_group() as web:
+        async with (
+            open_server(spec, token, config, store=store) as srv,
+            anyio.create_task_group() as web,
+        ):
             http = None
             if args.http_port is not None:
                 http = await web.start(serve_http, srv, args.http_host, args.http_port)
@@ -139,6 +153,9 @@ async def serve(args: argparse.Namespace) -> int:
                 say(f"  warning: the control port listens on {ch}, not only on loopback")
             if http is not None:
                 say(f"  http     http://{http[0]}:{http[1]}/  (dashboard; /metrics for Prometheus)")
+            if store is not None:
+                how = "starting fresh" if fresh else "resumed"
+                say(f"  state    {store.location}  ({how}; fsync {args.fsync})")
             lim = srv.limits
             say(f"  connections: up to {lim['data']} data, {lim['control']} control")
             for s in stages:

@@ -760,6 +760,21 @@ class Pipeline:
         """Whether the actor of ``stage`` is running (not crashed or finished)."""
         return self._actor(stage).running
 
+    def seed(self, stage: str, state: Any, applied: int = 0) -> None:
+        """Start ``stage`` from ``state`` (a supervisor resuming from its
+        store), counting ``applied`` items as already stepped.
+
+        Raises:
+            UpgradeError: there is no stage of that name.
+            ValidationError: ``state`` is not of the stage's state type.
+            RuntimeError: the stage has stepped items already.
+        """
+        actor = self._actor(stage)
+        validate(actor.machine.state, state, f"state of stage {stage!r}")
+        if actor.processed or actor.failed:
+            raise RuntimeError(f"stage {stage!r} has stepped items: it cannot be seeded")
+        actor.seed(state, applied)
+
     def restart_stage(self, stage: str, *, state: Any = NO_STATE) -> None:
         """Restart ``stage`` with the initial state of its current machine.
 

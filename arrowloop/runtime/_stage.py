@@ -429,6 +429,13 @@ class StageActor:
                     await outbox.send(outs)
                     self.unsent = []
 
+    def seed(self, state: Any, applied: int) -> None:
+        """Start from ``state``, already durable, after ``applied`` items."""
+        self.state = state
+        self._durable_state = state
+        self.processed = applied
+        self._persisted = applied
+
     async def _durable(self, state: Any, done: int, messages: list[Any]) -> tuple[Any, bool]:
         """Make ``state`` durable before ``messages`` (outputs that depend on
         it) leave the stage: one write per release point, so per batch.

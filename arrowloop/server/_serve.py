@@ -27,6 +27,7 @@ from arrowloop.server._auth import Token
 from arrowloop.server._control import ControlLimits, serve_control_connection
 from arrowloop.server._data import DEFAULT_WINDOW, DataStats, Drain, serve_data_connection
 from arrowloop.server._guards import LOOPBACK, AddressCounts, AuthThrottle
+from arrowloop.store import StateStore
 from arrowloop.supervisor import Supervisor, SupervisorSpec, open_supervisor
 
 __all__ = [
@@ -343,7 +344,11 @@ def _guard(
 
 @asynccontextmanager
 async def open_server(
-    spec: SupervisorSpec, token: Token, config: ServerConfig | None = None
+    spec: SupervisorSpec,
+    token: Token,
+    config: ServerConfig | None = None,
+    *,
+    store: StateStore | None = None,
 ) -> AsyncIterator[Server]:
     """Run ``spec`` under a supervisor and serve it for the block's duration.
 
@@ -351,12 +356,16 @@ async def open_server(
     each data connection answers every request it admitted (within
     ``drain_timeout``), then the supervisor stops and the pipeline drains.
 
+    With a ``store``, the supervisor resumes from it and every reply is
+    durable before it is sent (docs/durability.md).
+
     Raises:
         OSError: a port cannot be bound.
         EscalationError: the supervisor gave up (as :func:`open_supervisor`).
+        StoreError: the store cannot be used.
     """
     cfg = config or ServerConfig()
-    async with open_supervisor(spec) as sup:
+    async with open_supervisor(spec, store=store) as sup:
         # Listeners are bound before anything is yielded, so a port in use
         # fails the start rather than the first client.
         data = await anyio.create_tcp_listener(local_host=cfg.host, local_port=cfg.port)

@@ -70,6 +70,10 @@ class StateStore(Protocol):
     def save_stage(self, record: StageRecord) -> None:
         """Record one stage's machine and state (a new version, or a restart)."""
 
+    def save_stages(self, records: list[StageRecord]) -> None:
+        """Record several stages whole in one transaction (a change of
+        several stages, or seeding a fresh store)."""
+
     def save_states(self, states: list[tuple[str, Any, int]]) -> None:
         """Record ``(stage, state, seq)`` for several stages in one transaction
         (group commit: one call per batch)."""

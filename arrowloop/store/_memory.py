@@ -55,14 +55,19 @@ class MemoryStore:
 
     def save_stage(self, record: StageRecord) -> None:
         """Record one stage's machine and state."""
+        self.save_stages([record])
+
+    def save_stages(self, records: list[StageRecord]) -> None:
+        """Record several stages whole, at once."""
         self._check()
-        machine = None if record.machine is None else orjson.dumps(record.machine)
-        self._stages[record.stage] = (
-            record.version,
-            machine,
-            orjson.dumps(record.state),
-            record.seq,
-        )
+        for record in records:
+            machine = None if record.machine is None else orjson.dumps(record.machine)
+            self._stages[record.stage] = (
+                record.version,
+                machine,
+                orjson.dumps(record.state),
+                record.seq,
+            )
 
     def save_states(self, states: list[tuple[str, Any, int]]) -> None:
         """Record the states of several stages at once."""

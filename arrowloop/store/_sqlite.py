@@ -200,16 +200,29 @@ class SqliteStore:
 
     def save_stage(self, record: StageRecord) -> None:
         """Record one stage's machine and state."""
-        machine = None if record.machine is None else orjson.dumps(record.machine).decode()
-        state = orjson.dumps(record.state).decode()
-        self._write(
-            f"recording stage {record.stage!r}",
-            lambda db: db.execute(
+        self.save_stages([record])
+
+    def save_stages(self, records: list[StageRecord]) -> None:
+        """Record several stages whole, in one transaction."""
+        rows = [
+            (
+                r.stage,
+                r.version,
+                None if r.machine is None else orjson.dumps(r.machine).decode(),
+                orjson.dumps(r.state).decode(),
+                r.seq,
+            )
+            for r in records
+        ]
+
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(
                 "INSERT OR REPLACE INTO stages (name, version, machine, state, seq) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (record.stage, record.version, machine, state, record.seq),
-            ),
-        )
+                rows,
+            )
+
+        self._write("recording stages", work)
 
     def save_states(self, states: list[tuple[str, Any, int]]) -> None:
         """Record the states of several stages in one transaction."""

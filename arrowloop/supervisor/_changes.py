@@ -20,7 +20,8 @@ from __future__ import annotations
 import functools
 import time
 from collections import deque
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 import anyio
 
@@ -57,6 +58,26 @@ class ChangeBook:
         self.undo: deque[CheckedChange] = deque(maxlen=limit)
         self.adapters = AdapterTable(limit)
         self._seq = 0
+        #: Told of every new history record (a supervisor's store keeps them).
+        self.on_record: Callable[[UpgradeRecord], None] | None = None
+
+    def restore_history(self, records: list[dict[str, Any]]) -> None:
+        """Take back the history a store kept (records as JSON data, oldest
+        first); numbering goes on after the last."""
+        for d in records:
+            r = UpgradeRecord(
+                d["seq"],
+                d["kind"],
+                d["requested_by"],
+                d["at"],
+                tuple(d["stages"]),
+                tuple(d["from_versions"]),
+                tuple(d["to_versions"]),
+                d["result"],
+                d.get("reason", ""),
+            )
+            self.history.append(r)
+            self._seq = max(self._seq, r.seq)
 
     def record(
         self,
@@ -70,9 +91,10 @@ class ChangeBook:
     ) -> None:
         """Append one record to the history."""
         self._seq += 1
-        self.history.append(
-            UpgradeRecord(self._seq, kind, who, time.time(), stages, before, to, result, reason)
-        )
+        r = UpgradeRecord(self._seq, kind, who, time.time(), stages, before, to, result, reason)
+        self.history.append(r)
+        if self.on_record is not None:
+            self.on_record(r)
 
     def _refuse(
         self,

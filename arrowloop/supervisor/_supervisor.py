@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import attrs
 from anyio.abc import TaskGroup, TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from arrowloop.errors import (
     ChildSpecError,
@@ -35,12 +36,15 @@ from arrowloop.runtime import (
     DeadLetterSink,
     Pipeline,
     PipelineSpec,
+    StageSpec,
     Ticket,
     open_pipeline,
 )
+from arrowloop.store import StateStore
 from arrowloop.supervisor._admin import Administration
 from arrowloop.supervisor._changes import ChangeBook
 from arrowloop.supervisor._codechange import CodeChange, UpgradeRecord
+from arrowloop.supervisor._durability import Durability, Resumed
 from arrowloop.supervisor._intensity import Clock, Window
 from arrowloop.supervisor._messages import (
     SERIAL,
@@ -102,6 +106,7 @@ class Supervisor(Administration, Restarts, Orchestration):
         validate_inputs: bool = True,
         output_capacity: int = DEFAULT_OUTPUT_CAPACITY,
         lineage: Lineage | None = None,
+        store: StateStore | None = None,
     ) -> None:
         if not isinstance(spec, SupervisorSpec):
             raise ChildSpecError(
@@ -139,6 +144,10 @@ class Supervisor(Administration, Restarts, Orchestration):
             self._lineage.book = ChangeBook(spec.history_limit)
         self._book = self._lineage.book
         self._adapters = self._book.adapters
+        # With a store: stages resume from it and make their states durable
+        # before replying; the history is kept there too.
+        self._durability = None if store is None else Durability(store)
+        self._history: MemoryObjectReceiveStream[dict[str, Any]] | None = None
         self._accepting = True
         self._stopping = False
         self._stopped = anyio.Event()
@@ -417,8 +426,12 @@ class Supervisor(Administration, Restarts, Orchestration):
         try:
             async with AsyncExitStack() as stack:
                 stages = self.spec.stages
+                resumed = await self._resume(stages, stack)
                 if stages:
-                    pspec = PipelineSpec(tuple(c.start for c in stages))  # type: ignore[misc]
+                    pspec = PipelineSpec(
+                        tuple(self._children[c.name].spec.start for c in stages)  # type: ignore[misc]
+                    )
+                    durable = self._durability
                     self._pipeline = await stack.enter_async_context(
                         open_pipeline(
                             pspec,
@@ -427,8 +440,11 @@ class Supervisor(Administration, Restarts, Orchestration):
                             output_capacity=self._output_capacity,
                             on_exit=self._stage_exit,
                             on_failure=self._stage_failure,
+                            persist=None if durable is None else durable.persist,
                         )
                     )
+                    for name, r in resumed.items():
+                        self._pipeline.seed(name, r.state, r.seq)
                     if self._restoring:
                         await self._restore_stages()
                     for c in self._order[: len(stages)]:
@@ -436,6 +452,8 @@ class Supervisor(Administration, Restarts, Orchestration):
                 escalation: EscalationError | None = None
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
+                    if self._history is not None:
+                        tg.start_soon(self._write_history, self._history)
                     for c in self._order[len(stages) :]:
                         await self._start_nested(c, restoring=self._restoring)
                     task_status.started()
@@ -455,6 +473,36 @@ class Supervisor(Administration, Restarts, Orchestration):
                 await self._close_pipeline()
         finally:
             self._finish()
+
+    async def _resume(self, stages: Any, stack: AsyncExitStack) -> dict[str, Resumed]:
+        """Resume from the store, if there is one: what each stage starts
+        with, its recorded machine put in its spec (what restarts run)."""
+        self._history = None
+        if self._durability is None:
+            return {}
+        resumed = await self._durability.resume([c.start for c in stages])
+        for name, r in resumed.items():
+            c = self._children[name]
+            start = c.spec.start
+            assert isinstance(start, StageSpec)
+            if r.machine is not start.machine:
+                c.spec = attrs.evolve(c.spec, start=attrs.evolve(start, machine=r.machine))
+        self._book.restore_history(self._durability.history)
+        out, into = anyio.create_memory_object_stream[dict[str, Any]](math.inf)
+        stack.enter_context(out)
+        self._history = stack.enter_context(into)
+        self._book.on_record = lambda r: out.send_nowait(attrs.asdict(r))
+        return resumed
+
+    async def _write_history(self, records: MemoryObjectReceiveStream[dict[str, Any]]) -> None:
+        # Written in order, shortly after each record is made (see
+        # docs/durability.md for the window this leaves).
+        assert self._durability is not None
+        async for record in records:
+            try:
+                await self._durability.append_history(record)
+            except Exception:
+                log.exception("%s: the store refused a history record", self.name)
 
     async def _restore_stages(self) -> None:
         # A restarted supervisor's stages start from their restore hooks, as
@@ -682,6 +730,7 @@ async def open_supervisor(
     dead_letters: DeadLetterSink | None = None,
     validate_inputs: bool = True,
     output_capacity: int = DEFAULT_OUTPUT_CAPACITY,
+    store: StateStore | None = None,
 ) -> AsyncIterator[Supervisor]:
     """Run a supervisor for the duration of an ``async with``.
 
@@ -701,9 +750,14 @@ async def open_supervisor(
             default).
         validate_inputs: validate items sent into the pipeline.
         output_capacity: most plain outputs queued for ``receive``.
+        store: where the stages' machines and states and the change history
+            are kept (:class:`~arrowloop.store.SqliteStore`): the stages
+            resume from it, and each makes its state durable before its
+            outputs are released (docs/durability.md).
 
     Raises:
         EscalationError: the supervisor gave up.
+        StoreError: the store cannot be used.
     """
     sup = Supervisor(
         spec,
@@ -711,6 +765,7 @@ async def open_supervisor(
         dead_letters=dead_letters,
         validate_inputs=validate_inputs,
         output_capacity=output_capacity,
+        store=store,
     )
     async with running(sup):
         yield sup

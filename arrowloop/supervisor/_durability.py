@@ -1,0 +1,149 @@
+"""A supervisor's link to its state store: resuming from it, writing to it.
+
+On start, what the store recorded decides what each stage runs: the
+recorded machine (compiled from its recorded wire document, so a served
+module with newer code does not silently replace an upgraded stage), its
+recorded state and how many items it had applied. A fresh store is seeded
+with the spec's machines and initial states. While running, the pipeline's
+persist hook lands here: states are encoded on the loop (they are the
+stages' live values) and written in a worker thread, one write at a time;
+a stage whose machine changed since its last write is written whole
+(machine document and state) in the same transaction as the others.
+
+docs/durability.md describes the guarantees.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import attrs
+
+from arrowloop.errors import StoreError
+from arrowloop.machine import AnyMachine, Machine
+from arrowloop.runtime import StageSpec
+from arrowloop.store import StageRecord, StateStore, Stored
+from arrowloop.wire import decode_value, encode_value
+
+__all__ = ["Durability", "Resumed"]
+
+
+@attrs.frozen
+class Resumed:
+    """One stage as it resumes from the store."""
+
+    machine: AnyMachine
+    state: Any
+    seq: int
+
+
+def _record(stage: str, machine: AnyMachine, state: Any, seq: int) -> StageRecord:
+    doc = machine.to_wire_data() if isinstance(machine, Machine) else None
+    return StageRecord(stage, machine.version, doc, encode_value(machine.state, state), seq)
+
+
+class Durability:
+    """What a supervisor keeps in its store (see the module docstring)."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self._limiter = anyio.CapacityLimiter(1)  # one write at a time, in order
+        self._versions: dict[str, str] = {}
+        #: History records loaded from the store (oldest first).
+        self.history: list[dict[str, Any]] = []
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+
+    async def resume(self, stages: list[StageSpec]) -> dict[str, Resumed]:
+        """What each stage resumes with (empty for a fresh store, which is
+        then seeded with ``stages`` as they are).
+
+        Raises:
+            StoreError: the store cannot be read, or a recorded stage cannot
+                be resumed (its machine does not decode, or a native
+                machine's recorded version is not the one served).
+        """
+        stored: Stored | None = await self._call(self.store.load)
+        if stored is None:
+            seed = [_record(s.name, s.machine, s.machine.init, 0) for s in stages]
+            await self._call(self.store.save_stages, seed)
+            self._versions = {s.name: s.machine.version for s in stages}
+            return {}
+        self.history = stored.history
+        resumed: dict[str, Resumed] = {}
+        fresh: list[StageRecord] = []
+        for s in stages:
+            rec = stored.stages.get(s.name)
+            if rec is None:  # a stage added to the service since: it starts fresh
+                fresh.append(_record(s.name, s.machine, s.machine.init, 0))
+                self._versions[s.name] = s.machine.version
+                continue
+            machine = self._machine_of(rec, s)
+            try:
+                state = decode_value(machine.state, rec.state, f"$.stages.{s.name}.state")
+            except Exception as exc:
+                raise self._unusable(f"the recorded state of stage {s.name!r}", exc) from None
+            resumed[s.name] = Resumed(machine, state, rec.seq)
+            self._versions[s.name] = machine.version
+        if fresh:
+            await self._call(self.store.save_stages, fresh)
+        return resumed
+
+    def _machine_of(self, rec: StageRecord, spec: StageSpec) -> AnyMachine:
+        if rec.version == spec.machine.version:
+            return spec.machine  # the served code is the recorded one
+        if rec.machine is None:
+            raise StoreError(
+                f"stage {rec.stage!r} was recorded running the native machine "
+                f"{rec.version[:12]}, which only the module that defines it can provide; the "
+                f"served module has {spec.machine.version[:12]}. Serve the module of that "
+                "version, or start from a fresh state directory",
+                path=self.store.location,
+                expected=f"native version {rec.version[:12]}",
+                found=spec.machine.version[:12],
+            )
+        try:
+            machine = Machine.from_wire(rec.machine, budget=None)
+        except Exception as exc:
+            raise self._unusable(f"the recorded machine of stage {rec.stage!r}", exc) from None
+        if machine.version != rec.version:
+            raise StoreError(
+                f"the recorded machine of stage {rec.stage!r} has version "
+                f"{machine.version[:12]}, not the recorded {rec.version[:12]}",
+                path=self.store.location,
+                expected=rec.version[:12],
+                found=machine.version[:12],
+            )
+        return machine
+
+    def _unusable(self, what: str, exc: Exception) -> StoreError:
+        return StoreError(
+            f"{what} in {self.store.location} cannot be used: {type(exc).__name__}: {exc}",
+            path=self.store.location,
+            expected="a record this arrowloop can decode",
+            found=type(exc).__name__,
+        )
+
+    async def persist(self, records: list[tuple[str, AnyMachine, Any, int]]) -> None:
+        """The pipeline's persist hook: make these stages' states durable.
+
+        Raises:
+            StoreError: the store refused the write.
+        """
+        whole = any(self._versions.get(stage) != m.version for stage, m, _, _ in records)
+        if whole:
+            full = [_record(stage, m, state, seq) for stage, m, state, seq in records]
+            await self._call(self.store.save_stages, full)
+            for stage, m, _, _ in records:
+                self._versions[stage] = m.version
+        else:
+            states = [
+                (stage, encode_value(m.state, state), seq) for stage, m, state, seq in records
+            ]
+            await self._call(self.store.save_states, states)
+
+    async def append_history(self, record: dict[str, Any]) -> None:
+        """Record a change-history entry."""
+        await self._call(self.store.append_history, record)

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench wheel-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ unit: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# The built wheel, installed into a fresh virtualenv outside the checkout,
+# runs the demo from an empty directory (.ci/run runs it after the tests).
+wheel-check:
+	PYTHON=$(PYTHON) bash .ci/wheel-check
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/step_cost.py

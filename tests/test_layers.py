@@ -2,7 +2,8 @@
 that ``__all__`` promises exists (anyio's test_all_attributes).
 
 Layers, bottom up (docs/architecture.md): errors, typesys, arrows, check, compiler, wire,
-machine, frontend, runtime, supervisor, upgrade, endpoints/io, server/cli.
+machine, frontend, runtime, supervisor, upgrade, endpoints/io, server/cli, and the
+examples that ship in the package above them all (nothing in the library imports them).
 Modules outside them (``arrowloop/__init__.py``, ``__main__.py``) are the
 top and may import anything.
 """
@@ -38,6 +39,9 @@ LAYERS: dict[str, int] = {
     "cli": 12,
 }
 TOP = len(LAYERS)
+# The shipped examples use the library as an application does, through the top-level
+# API, so they sit with it at the top: no layer may import them.
+LAYERS["examples"] = TOP
 
 
 def _module_name(path: Path) -> str:

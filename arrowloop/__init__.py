@@ -42,19 +42,37 @@ from arrowloop.arrows import (
 from arrowloop.check import check_arrow, check_loop, infer
 from arrowloop.errors import (
     ArrowloopError,
+    AuthenticationError,
     CheckError,
     ChildSpecError,
     CompileError,
     DecodeError,
     EscalationError,
     FrontendError,
+    InternalError,
     LocatedError,
+    PipelineClosed,
+    PipelineError,
+    ProtocolError,
+    StepError,
     SupervisorError,
     TypeDefinitionError,
+    UpgradeError,
     ValidationError,
 )
 from arrowloop.frontend import PyFunction, PyMachine, arrow, statemachine
 from arrowloop.machine import AnyMachine, Function, Machine, NativeMachine, native
+from arrowloop.runtime import (
+    OnStepError,
+    Pipeline,
+    PipelineSpec,
+    StageSpec,
+    Ticket,
+    open_pipeline,
+    pipeline,
+    run,
+    stage,
+)
 from arrowloop.supervisor import (
     AutoRollback,
     ChildSpec,
@@ -70,7 +88,6 @@ from arrowloop.supervisor import (
     child,
     code_change,
     open_supervisor,
-    supervisor,
 )
 from arrowloop.typesys import Tagged, Type, from_annotation
 from arrowloop.wire import Limits
@@ -122,6 +139,16 @@ __all__ = [
     "arrow",
     "PyMachine",
     "PyFunction",
+    # pipelines
+    "stage",
+    "pipeline",
+    "StageSpec",
+    "PipelineSpec",
+    "OnStepError",
+    "open_pipeline",
+    "Pipeline",
+    "Ticket",
+    "run",
     # supervision
     "Restart",
     "Strategy",
@@ -129,7 +156,7 @@ __all__ = [
     "ChildSpec",
     "SupervisorSpec",
     "child",
-    "supervisor",
+    "supervisor",  # the package, callable as its factory (docs/architecture.md)
     "Supervisor",
     "open_supervisor",
     "CodeChange",
@@ -152,7 +179,14 @@ __all__ = [
     "DecodeError",
     "CompileError",
     "FrontendError",
+    "PipelineError",
+    "PipelineClosed",
+    "StepError",
+    "UpgradeError",
     "SupervisorError",
     "ChildSpecError",
     "EscalationError",
+    "InternalError",
+    "ProtocolError",
+    "AuthenticationError",
 ]

@@ -165,7 +165,8 @@ def _packages() -> list[str]:
     return [
         name
         for name in _modules()
-        if hasattr(importlib.import_module(name), "__path__") and _layer(name) != LAYERS["examples"]
+        if hasattr(importlib.import_module(name), "__path__")
+        and not name.startswith("arrowloop.examples")
     ]
 
 

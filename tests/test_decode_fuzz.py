@@ -1,7 +1,7 @@
 """Fuzzing the wire decoders: bad input gives one clear error type, never a crash.
 
 The bulk test mutates real machine and function documents (the counter of
-examples/counter.py and a machine that uses every node kind) tens of
+arrowloop/examples/counter/__init__.py and a machine that uses every node kind) tens of
 thousands of times with a seeded ``random.Random``: dropped and extra keys,
 changed kinds, swapped types and subtrees, deep nesting, huge payloads,
 wrong versions, and bytes that are not JSON at all. ``wire.parse`` and the

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench wheel-check clean
+.PHONY: demo test test-long lint typecheck unit bench wheel-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Coverage, with its floor (pyproject.toml), makes the suite about three
+# quarters slower, so `make test` leaves it out and CI asks for it with
+# `make test COVERAGE=1`.
+COVERAGE ?=
+COV_ARGS := $(if $(COVERAGE),--cov --cov-report=term,)
+
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(COV_ARGS)
+
+# The long hypothesis profile (tests/profiles.py): ten times the examples, at random.
+test-long: $(STAMP)
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest -q
 
 test: lint typecheck unit
 

@@ -73,6 +73,7 @@ async def _versions(ctl: ControlClient) -> str:
     return version
 
 
+@pytest.mark.slow
 async def test_http_requests_survive_an_upgrade_and_a_rollback(tmp_path: Path) -> None:
     """Four HTTP clients send increments while the control port upgrades the counter
     to v2 and rolls it back: every request is answered with Ack, none fails, and the

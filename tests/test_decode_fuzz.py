@@ -68,6 +68,7 @@ from arrowloop.wire import (
     parse,
 )
 from examples import counter as c
+from tests.profiles import examples
 
 # -- a corpus of real documents ------------------------------------------------------
 
@@ -501,6 +502,7 @@ def _serialise(doc: Any) -> bytes | None:
         return None
 
 
+@pytest.mark.slow
 def test_tens_of_thousands_of_mutated_documents_raise_only_decode_errors() -> None:
     """20,000 mutated documents: the decoders raise DecodeError or succeed, nothing else."""
     rng = random.Random(20240601)
@@ -566,7 +568,8 @@ _json = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@pytest.mark.slow
+@settings(max_examples=examples(300), deadline=None, derandomize=True)
 @given(st.sampled_from(("machine", "function")), st.data())
 def test_random_json_in_any_field_raises_only_decode_or_check_errors(
     kind: str, data: st.DataObject

@@ -111,6 +111,7 @@ def _nc(payload: str, port: int) -> list[str]:
     return received.decode().splitlines()
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_readme_sessions_run_as_printed(tmp_path: Path) -> None:
     """The README's server banner and every shell session after it, run in the order

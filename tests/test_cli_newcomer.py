@@ -186,3 +186,24 @@ def test_serve_help_shows_the_port_defaults(capsys: pytest.CaptureFixture[str]) 
     text = " ".join(capsys.readouterr().out.split())
     assert "data port, 0 for any (7400)" in text
     assert "control port, 0 for any (7401)" in text
+
+
+def test_upgrade_takes_modules_from_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``upgrade --path DIR MODULE`` builds the change from a module kept in DIR; without
+    ``--path`` the module is not found, and the error says how to find it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [*sys.path])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "al_upgrade_elsewhere.py").write_text(
+        "from arrowloop.examples.counter.v2 import inverse, machine, migrate\n"
+    )
+    args = ["upgrade", "al_upgrade_elsewhere", "--dump", "--stage", "counter", "--expect", V1]
+    assert main(args) == EXIT_USAGE
+    assert "--path DIR adds a directory" in capsys.readouterr().err
+    assert main([*args, "--path", str(elsewhere)]) == EXIT_OK
+    stage = json.loads(capsys.readouterr().out)["stages"][0]
+    assert set(stage) == {"stage", "expect_version", "machine", "migrate", "inverse"}
+    sys.modules.pop("al_upgrade_elsewhere", None)

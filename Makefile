@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean browser
+.PHONY: demo test test-long lint typecheck unit bench wheel-check clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,25 @@ typecheck: $(STAMP)
 browser:
 	@scripts/install-browser.sh
 
+# Coverage, with its floor (pyproject.toml), makes the suite about three
+# quarters slower, so `make test` leaves it out and CI asks for it with
+# `make test COVERAGE=1`.
+COVERAGE ?=
+COV_ARGS := $(if $(COVERAGE),--cov --cov-report=term,)
+
 unit: $(STAMP) browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(COV_ARGS)
+
+# The long hypothesis profile (tests/profiles.py): ten times the examples, at random.
+test-long: $(STAMP)
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# The built wheel, installed into a fresh virtualenv outside the checkout,
+# runs the demo from an empty directory (.ci/run runs it after the tests).
+wheel-check:
+	PYTHON=$(PYTHON) bash .ci/wheel-check
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/step_cost.py

@@ -43,6 +43,7 @@ from arrowloop.arrows import (
 from arrowloop.check import check_arrow, check_loop, infer
 from arrowloop.errors import (
     ArrowloopError,
+    AuthenticationError,
     BudgetError,
     CheckError,
     ChildSpecError,
@@ -50,13 +51,30 @@ from arrowloop.errors import (
     DecodeError,
     EscalationError,
     FrontendError,
+    InternalError,
     LocatedError,
+    PipelineClosed,
+    PipelineError,
+    ProtocolError,
+    StepError,
     SupervisorError,
     TypeDefinitionError,
+    UpgradeError,
     ValidationError,
 )
 from arrowloop.frontend import PyFunction, PyMachine, arrow, statemachine
 from arrowloop.machine import AnyMachine, Function, Machine, NativeMachine, native
+from arrowloop.runtime import (
+    OnStepError,
+    Pipeline,
+    PipelineSpec,
+    StageSpec,
+    Ticket,
+    open_pipeline,
+    pipeline,
+    run,
+    stage,
+)
 from arrowloop.supervisor import (
     AutoRollback,
     AutoShutdown,
@@ -75,7 +93,6 @@ from arrowloop.supervisor import (
     child,
     code_change,
     open_supervisor,
-    supervisor,
 )
 from arrowloop.typesys import Tagged, Type, from_annotation
 from arrowloop.wire import Limits
@@ -127,6 +144,16 @@ __all__ = [
     "arrow",
     "PyMachine",
     "PyFunction",
+    # pipelines
+    "stage",
+    "pipeline",
+    "StageSpec",
+    "PipelineSpec",
+    "OnStepError",
+    "open_pipeline",
+    "Pipeline",
+    "Ticket",
+    "run",
     # supervision
     "Restart",
     "Strategy",
@@ -135,7 +162,7 @@ __all__ = [
     "ChildSpec",
     "SupervisorSpec",
     "child",
-    "supervisor",
+    "supervisor",  # the package, callable as its factory (docs/architecture.md)
     "Supervisor",
     "open_supervisor",
     "CodeChange",
@@ -162,7 +189,14 @@ __all__ = [
     "CompileError",
     "BudgetError",
     "FrontendError",
+    "PipelineError",
+    "PipelineClosed",
+    "StepError",
+    "UpgradeError",
     "SupervisorError",
     "ChildSpecError",
     "EscalationError",
+    "InternalError",
+    "ProtocolError",
+    "AuthenticationError",
 ]

@@ -19,7 +19,7 @@
 
 Names are drawn from small pools so that the process-wide table binding
 record types to classes stays small, and never clash with the classes of
-``examples/counter.py``.
+``arrowloop/examples/counter/__init__.py``.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from arrowloop.server import (
     server_token,
 )
 from arrowloop.server._auth import MAX_TOKEN, MIN_TOKEN
+from tests.profiles import examples
 
 GOOD = "s3cr3t-t0ken-of-some-length"
 OTHER = "another-token-of-some-length"
@@ -361,7 +362,7 @@ def test_wrong_token_is_refused(given: str) -> None:
         check_token(given, Token(GOOD, "x"))
 
 
-@settings(max_examples=200, derandomize=True, deadline=None)
+@settings(max_examples=examples(200), derandomize=True, deadline=None)
 @given(st.text(min_size=1, max_size=40))
 def test_only_the_exact_token_passes(given: str) -> None:
     """For any non-empty string, check_token accepts exactly the server's token."""

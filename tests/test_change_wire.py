@@ -56,11 +56,12 @@ from arrowloop.wire import (
 from examples import counter as c
 from examples.counter import v2, v3
 from tests.machines import migration, tagged
+from tests.profiles import examples
 from tests.strategies import loops, programs
 from tests.test_decode_fuzz import _json, _mutate, _objects, _serialise, _slots, _types_in
 
 SETTINGS = settings(
-    max_examples=60,
+    max_examples=examples(60),
     derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -702,7 +703,7 @@ def _bases() -> list[dict[str, Any]]:
 _OTHER_TYPES: tuple[Any, ...] = (None, True, 0, -1, 2.5, "", "x", "0" * 64, [], {}, {"kind": "id"})
 
 
-@settings(max_examples=250, derandomize=True, deadline=None)
+@settings(max_examples=examples(250), derandomize=True, deadline=None)
 @given(
     st.integers(0, 2),
     st.lists(st.sampled_from(["drop", "retype", "truncate", "json"]), min_size=1, max_size=3),

@@ -26,7 +26,13 @@ from arrowloop.errors import ArrowloopError
 from arrowloop.frontend import PyMachine
 from arrowloop.machine import NativeMachine
 from arrowloop.runtime import pipeline, stage
-from arrowloop.server import TargetError, as_supervisor_spec, load_module, load_object
+from arrowloop.server import (
+    TargetError,
+    add_import_paths,
+    as_supervisor_spec,
+    load_module,
+    load_object,
+)
 from arrowloop.supervisor import SupervisorSpec, code_change
 from arrowloop.upgrade import decode_change, encode_change
 from arrowloop.wire import Limits, encode_arrow_doc, encode_loop_doc
@@ -161,8 +167,86 @@ def test_missing_module_is_named() -> None:
     with pytest.raises(TargetError) as info:
         load_object("al_no_such_module.sub:thing")
     assert str(info.value) == (
-        "cannot import 'al_no_such_module.sub': No module named 'al_no_such_module'"
+        "cannot import 'al_no_such_module.sub': No module named 'al_no_such_module' (modules "
+        f"are looked for in the working directory, {ROOT}, and on the import path; --path DIR "
+        "adds a directory)"
     )
+
+
+#: A service in a package of its own, outside the project: messages in one module,
+#: an upgrade file beside them that imports them absolutely and relatively.
+SERVICE_MESSAGES = """
+import attrs
+
+@attrs.frozen
+class AlPing:
+    n: int
+"""
+SERVICE_UPGRADE = """
+from arrowloop import statemachine
+from al_service.messages import AlPing
+from . import messages
+
+@statemachine(init=0)
+def machine(msg: AlPing, total: int) -> tuple[int, int]:
+    return total + msg.n, total + msg.n
+
+SAME = messages.AlPing is AlPing
+"""
+
+
+def _service(tmp_path: Path, message: str) -> Path:
+    """The service package, with its message class called ``message`` (a record type
+    is bound to one class per process, so each test names its own)."""
+    _module(tmp_path, "elsewhere/al_service/__init__.py", "")
+    _module(
+        tmp_path, "elsewhere/al_service/messages.py", SERVICE_MESSAGES.replace("AlPing", message)
+    )
+    return _module(
+        tmp_path, "elsewhere/al_service/v2.py", SERVICE_UPGRADE.replace("AlPing", message)
+    )
+
+
+def test_upgrade_file_in_a_package_elsewhere_is_imported_with_its_package(
+    tmp_path: Path,
+) -> None:
+    """A file of a package outside the working directory is found from its own
+    location: it imports its package, absolutely and relatively."""
+    path = _service(tmp_path, "AlPing")
+    module = load_module(str(path))
+    assert module is sys.modules["al_service.v2"]
+    assert module.SAME
+    entry = _stage(build_change(_options(str(path))))
+    assert entry["machine"]["input"]["name"] == "AlPing"
+
+
+def test_path_makes_a_module_elsewhere_importable_by_name(tmp_path: Path) -> None:
+    """``--path DIR`` puts DIR on the import path, so dotted names resolve there."""
+    _service(tmp_path, "AlPong")
+    with pytest.raises(TargetError, match="--path DIR adds a directory"):
+        load_object("al_service.v2:machine")
+    add_import_paths([str(tmp_path / "elsewhere")])
+    obj, _ = load_object("al_service.v2:machine")
+    assert isinstance(obj, PyMachine)
+
+
+def test_path_must_be_a_directory(tmp_path: Path) -> None:
+    """A ``--path`` that is not a directory is refused by name."""
+    with pytest.raises(TargetError, match=r"^--path .*nowhere: no such directory$"):
+        add_import_paths([str(tmp_path / "nowhere")])
+
+
+def test_a_package_shadowed_by_another_of_its_name_is_refused(tmp_path: Path) -> None:
+    """A file whose package name is already imported from elsewhere is not confused
+    with that other module: the error says where each is."""
+    _module(tmp_path, "one/al_twin/__init__.py", "")
+    _module(tmp_path, "one/al_twin/v.py", "VALUE = 1\n")
+    other = _module(tmp_path, "two/al_twin/v.py", "VALUE = 2\n")
+    _module(tmp_path, "two/al_twin/__init__.py", "")
+    add_import_paths([str(tmp_path / "one")])
+    assert load_object("al_twin.v:VALUE") == (1, "VALUE")
+    with pytest.raises(TargetError, match=r"is module al_twin\.v of the package in"):
+        load_module(str(other))
 
 
 def test_missing_file_is_named() -> None:

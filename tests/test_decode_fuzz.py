@@ -1,7 +1,7 @@
 """Fuzzing the wire decoders: bad input gives one clear error type, never a crash.
 
 The bulk test mutates real machine and function documents (the counter of
-examples/counter.py and a machine that uses every node kind) tens of
+arrowloop/examples/counter/__init__.py and a machine that uses every node kind) tens of
 thousands of times with a seeded ``random.Random``: dropped and extra keys,
 changed kinds, swapped types and subtrees, deep nesting, huge payloads,
 wrong versions, and bytes that are not JSON at all. ``wire.parse`` and the
@@ -69,6 +69,7 @@ from arrowloop.wire import (
     parse,
 )
 from examples import counter as c
+from tests.profiles import examples
 
 # -- a corpus of real documents ------------------------------------------------------
 
@@ -502,6 +503,7 @@ def _serialise(doc: Any) -> bytes | None:
         return None
 
 
+@pytest.mark.slow
 def test_tens_of_thousands_of_mutated_documents_raise_only_decode_errors() -> None:
     """20,000 mutated documents: the decoders raise DecodeError or succeed, nothing else."""
     rng = random.Random(20240601)
@@ -567,7 +569,8 @@ _json = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@pytest.mark.slow
+@settings(max_examples=examples(300), deadline=None, derandomize=True)
 @given(st.sampled_from(("machine", "function")), st.data())
 def test_random_json_in_any_field_raises_only_decode_or_check_errors(
     kind: str, data: st.DataObject

@@ -14,7 +14,10 @@ from arrowloop.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
+pytestmark = pytest.mark.e2e
 
+
+@pytest.mark.slow
 def test_cli_runs_the_demo() -> None:
     """``python -m arrowloop demo`` exits 0 from the project root with every check held."""
     done = subprocess.run(

@@ -36,6 +36,7 @@ from arrowloop.typesys import (
     record_class,
     validate,
 )
+from tests.profiles import examples
 
 # -- the types the corpus uses --------------------------------------------------
 
@@ -779,7 +780,7 @@ def test_corpus_is_broad() -> None:
 
 
 @pytest.mark.parametrize("fn", CORPUS, ids=lambda f: f.fn.__name__)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_compiled_matches_python(fn: PyFunction | PyMachine, data: st.DataObject) -> None:
     """On random typed inputs the compiled program does what the Python function does."""

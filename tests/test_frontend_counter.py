@@ -12,6 +12,7 @@ from arrowloop.compiler import generated_source
 from arrowloop.typesys import BOOL, INT, TupleT
 from examples import counter as c
 from examples import counter_py as p
+from tests.profiles import examples
 
 V1 = [c.ReadCount(), c.IncrCount()]
 V2 = [*V1, c.ResetCount()]
@@ -26,7 +27,7 @@ def _pairs() -> list[tuple[PyMachine, Machine, list[Any]]]:
     ]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.data())
 def test_frontend_counters_match_combinator_counters(data: st.DataObject) -> None:
     """On random message sequences every version gives the same outputs and states."""
@@ -42,7 +43,7 @@ def test_frontend_counters_match_combinator_counters(data: st.DataObject) -> Non
             assert py.machine.interpret(msg, s1) == combinators.interpret(msg, s2)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.integers(), st.booleans())
 def test_frontend_migrations_match_combinator_migrations(n: int, down: bool) -> None:
     """The migrations written in Python compute what the combinator ones do."""

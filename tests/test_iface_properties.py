@@ -53,11 +53,12 @@ from tests.iface_machines import (
     replay,
     summing,
 )
+from tests.profiles import examples
 
 pytestmark = pytest.mark.anyio
 
 PROPS = settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],  # racy failures shrink slowly
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -28,6 +28,7 @@ from arrowloop.typesys import (
     to_json,
     validate,
 )
+from tests.profiles import examples
 from tests.strategies import types, value_key, values
 
 _JSON = st.recursive(
@@ -57,7 +58,7 @@ def _data_outcome(f: Any, *args: Any) -> tuple[str, Any]:
     return (kind, orjson.dumps(got)) if kind == "ok" else (kind, got)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=examples(300), deadline=None, derandomize=True)
 @given(types(3).flatmap(lambda t: st.tuples(st.just(t), values(t))))
 def test_well_typed_values_encode_and_decode_as_the_reference(tv: tuple[Type, Any]) -> None:
     """For every value of its type, the writer gives the reference's data and
@@ -70,7 +71,7 @@ def test_well_typed_values_encode_and_decode_as_the_reference(tv: tuple[Type, An
     assert value_key(json_reader(t)(wire, "$.item")) == value_key(from_json(t, wire, "$.item"))
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=examples(400), deadline=None, derandomize=True)
 @given(types(3), _JSON)
 def test_arbitrary_data_is_read_as_the_reference_reads_it(t: Type, data: Any) -> None:
     """Data that may not fit: the same value, or the same error in the same place."""
@@ -82,7 +83,7 @@ def test_arbitrary_data_is_read_as_the_reference_reads_it(t: Type, data: Any) ->
         assert fast == ref
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=examples(300), deadline=None, derandomize=True)
 @given(st.tuples(types(2), types(2)).flatmap(lambda ab: st.tuples(st.just(ab[0]), values(ab[1]))))
 def test_values_of_other_types_are_refused_as_validate_refuses_them(tv: tuple[Type, Any]) -> None:
     """A value of some other type: written as the reference writes it, or

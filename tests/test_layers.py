@@ -2,17 +2,20 @@
 that ``__all__`` promises exists (anyio's test_all_attributes).
 
 Layers, bottom up (docs/architecture.md): errors, typesys, arrows, check, compiler, wire,
-machine, frontend, runtime, supervisor, upgrade, endpoints/io, server/cli.
+machine, frontend, runtime, supervisor, upgrade, endpoints/io, server/cli, and the
+examples that ship in the package above them all (nothing in the library imports them).
 Modules outside them (``arrowloop/__init__.py``, ``__main__.py``) are the
 top and may import anything.
 """
 
 from __future__ import annotations
+import __future__
 
 import ast
 import importlib
 import pkgutil
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -39,6 +42,9 @@ LAYERS: dict[str, int] = {
     "cli": 12,
 }
 TOP = len(LAYERS)
+# The shipped examples use the library as an application does, through the top-level
+# API, so they sit with it at the top: no layer may import them.
+LAYERS["examples"] = TOP
 
 
 def _module_name(path: Path) -> str:
@@ -153,3 +159,39 @@ def test_top_level_api_is_the_curated_one() -> None:
     assert arrowloop.check_loop is check.check_loop
     assert arrowloop.Machine is machine.Machine
     assert arrowloop.DecodeError is errors.DecodeError
+
+
+def _packages() -> list[str]:
+    """The top-level package and every layer package (the shipped examples are user code)."""
+    return [
+        name
+        for name in _modules()
+        if hasattr(importlib.import_module(name), "__path__")
+        and not name.startswith("arrowloop.examples")
+    ]
+
+
+@pytest.mark.parametrize("name", _packages())
+def test_all_lists_every_public_name(name: str) -> None:
+    """The other direction (as anyio's test does): every public name a package binds,
+    other than its submodules, is in its ``__all__``, so nothing is exported by accident
+    and nothing the docs use is missing from the list."""
+    module = importlib.import_module(name)
+    unlisted = [
+        attr
+        for attr, value in vars(module).items()
+        if not attr.startswith("_")
+        and not isinstance(value, ModuleType | __future__._Feature)
+        and attr not in module.__all__
+    ]
+    assert not unlisted, f"{name} binds public names missing from __all__: {unlisted}"
+
+
+def test_top_level_api_has_the_names_the_docs_use() -> None:
+    """What the README and docs import from the layers is also in the top-level API."""
+    from arrowloop import errors, runtime
+
+    for attr in ("stage", "pipeline", "open_pipeline", "run", "Pipeline", "PipelineSpec"):
+        assert getattr(arrowloop, attr) is getattr(runtime, attr)
+    for attr in ("UpgradeError", "StepError", "PipelineClosed", "ValidationError"):
+        assert getattr(arrowloop, attr) is getattr(errors, attr)

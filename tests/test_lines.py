@@ -20,8 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arrowloop.endpoints import DEFAULT_MAX_LINE, READ_CHUNK, LineReader, LineTooLong
+from tests.profiles import examples
 
-SETTINGS = settings(max_examples=300, derandomize=True, deadline=None)
+SETTINGS = settings(max_examples=examples(300), derandomize=True, deadline=None)
 
 #: What a read of the model gives: a line, or ``("too long", size)``.
 Event = bytes | tuple[str, int]

@@ -20,6 +20,7 @@ from arrowloop import Machine, const, fanout, fst, loop
 from arrowloop.errors import UpgradeError
 from arrowloop.runtime import Pipeline, open_pipeline, stage
 from tests.machines import migration, reader, tagged, wide
+from tests.profiles import examples
 
 PRODUCER = 1_000_000  # item = producer * PRODUCER + sequence number
 
@@ -113,7 +114,7 @@ async def _run_single(script: list[Op], producers: int, per_producer: int) -> No
         assert mine == list(range(per_producer))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     script=ops,
     producers=st.integers(0, 3),
@@ -166,7 +167,7 @@ async def _run_pair(script: list[Op], producers: int, per_producer: int) -> None
     assert len(outputs) == sends + producers * per_producer
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     script=ops,
     producers=st.integers(0, 2),

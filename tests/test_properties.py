@@ -49,6 +49,7 @@ from arrowloop.wire import (
     encode_type,
     encode_value,
 )
+from tests.profiles import examples
 from tests.strategies import (
     arrows_to,
     loops,
@@ -64,7 +65,7 @@ from tests.strategies import (
 # derandomize: every run checks the same examples (tests are deterministic); raise
 # max_examples locally to hunt for new counterexamples.
 SETTINGS = settings(
-    max_examples=120,
+    max_examples=examples(120),
     derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -201,7 +202,7 @@ def test_machines_split_into_helpers_step_as_interpreted(
         s2, _ = machine.interpret(x, s2)
 
 
-@settings(SETTINGS, max_examples=60)
+@settings(SETTINGS, max_examples=examples(60))
 @given(types(1), types(1), st.data())
 def test_deep_programs_compile_like_they_interpret(
     src: Type, dst: Type, data: st.DataObject

@@ -28,6 +28,8 @@ from arrowloop.machine import Machine
 from examples import counter
 from examples.counter import v1, v2, v3
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parent.parent
 READ = {"tag": "ReadCount"}
 INCR = {"tag": "IncrCount"}

@@ -20,6 +20,8 @@ import pytest
 from arrowloop.server import ServerConfig, connection_limits
 from tests.test_server_e2e import ROOT, _env
 
+pytestmark = pytest.mark.e2e
+
 NOFILE = 128
 
 

@@ -32,7 +32,7 @@ from arrowloop.server import (
     per_address_limit,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 TOKEN = Token("a-test-token-of-enough-length", "test")
 INCR = {"tag": "IncrCount"}
@@ -130,6 +130,7 @@ async def test_a_released_reader_holds_nothing() -> None:
     assert budget.total == 0
 
 
+@pytest.mark.slow
 async def test_partial_lines_on_many_connections_stay_within_the_budget() -> None:
     """Twelve data connections each park 60 KiB of a line: the server closes
     the biggest holders, stays under its budget, and serves a new client."""

@@ -27,7 +27,7 @@ from benchmarks.server import (
 )
 from examples.counter import v1
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 CLIENTS = 4
 WINDOW = 16

@@ -19,7 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.test_server_e2e import ROOT, _env
+
+pytestmark = pytest.mark.e2e
 
 #: Address space for the server: its baseline is about 200 MiB (mostly
 #: mapped, not used), the flood below is 1.2 GB.
@@ -46,6 +50,7 @@ def _call(address: tuple[str, int], line: bytes) -> dict[str, object]:
     return reply
 
 
+@pytest.mark.slow
 def test_a_flood_of_partial_lines_under_a_memory_limit_leaves_the_server_up(
     tmp_path: Path,
 ) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,9 @@ from arrowloop.server import ServerConfig, Token, as_supervisor_spec, load_objec
 from arrowloop.supervisor import code_change
 from arrowloop.upgrade import encode_change
 from examples.counter import v1, v2, v3
+from tests.profiles import examples
+
+pytestmark = pytest.mark.e2e
 
 TOKEN = Token("a-test-token-of-enough-length", "test")
 INCR = {"tag": "IncrCount"}
@@ -95,7 +99,7 @@ async def _run(schedule: list[Step]) -> None:
     assert status["children"][0]["version"] == VERSIONS[level].machine.version
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(steps, min_size=1, max_size=12))
 def test_pipelined_requests_across_live_changes_lose_nothing(schedule: list[Step]) -> None:
     anyio.run(_run, schedule, backend="asyncio", backend_options={"use_uvloop": True})

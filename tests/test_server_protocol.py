@@ -44,7 +44,7 @@ from arrowloop.upgrade import encode_change
 from arrowloop.wire import Limits
 from examples.counter import Ack, Count, Output, v1, v2, v3
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 TOKEN = Token("a-test-token-of-enough-length", "test")
 READ = {"tag": "ReadCount"}
@@ -215,6 +215,7 @@ async def test_a_client_that_takes_no_replies_is_disconnected_after_the_send_tim
         assert server.connections["data"] == 0
 
 
+@pytest.mark.slow
 async def test_backpressure_stops_reading_from_a_client_that_does_not_read() -> None:
     async with (
         serving(window=8, socket_buffer=32768) as server,

@@ -15,7 +15,7 @@ from arrowloop.endpoints import LineReader
 from arrowloop.server import ServerConfig
 from tests.test_server_protocol import TOKEN, serving
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 SHORT = 0.3  # seconds: small so the tests are quick; they check that it happens
 

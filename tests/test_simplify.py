@@ -56,6 +56,7 @@ from arrowloop.typesys import (
     record_class,
 )
 from examples import counter as c
+from tests.profiles import examples
 
 
 @attrs.frozen
@@ -216,10 +217,11 @@ def outcome(fn: Callable[[Any], Any], x: Any) -> tuple[str, Any]:
 
 
 @settings(
-    max_examples=300,
+    max_examples=examples(300),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+@pytest.mark.slow
 @given(st.data())
 def test_simplify_preserves_type_and_behaviour(data: st.DataObject) -> None:
     """On random well-typed programs the simplified one has the same type and results."""

@@ -22,6 +22,7 @@ from arrowloop.machine import native
 from arrowloop.runtime import Ticket, open_pipeline, pipeline, run, stage
 from arrowloop.supervisor import open_supervisor, supervisor
 from examples.counter import Ack, Count, IncrCount, ReadCount, v1
+from tests.profiles import examples
 
 pytestmark = pytest.mark.anyio
 
@@ -118,7 +119,7 @@ async def test_a_batch_larger_than_the_channel_enters() -> None:
         assert p.statistics()[0].queue.capacity == 4
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=examples(40), deadline=None, derandomize=True)
 @given(st.lists(st.lists(st.integers(-2, 3), max_size=12), max_size=6))
 def test_batches_and_single_calls_agree(batches: list[list[int]]) -> None:
     """Any mix of batches (with poison items) gives the replies that calling

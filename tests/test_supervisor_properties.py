@@ -26,6 +26,7 @@ from arrowloop.runtime import StageSpec
 from arrowloop.runtime import stage as plain_stage
 from arrowloop.supervisor import Supervisor, code_change, open_supervisor, supervisor
 from tests.machines import migration
+from tests.profiles import examples
 from tests.test_supervisor import FakeClock, counting
 
 
@@ -180,7 +181,7 @@ async def _run(script: list[Op], producers: int, per_producer: int) -> None:
         assert outputs[-1][2] == expected_count
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     script=ops,
     producers=st.integers(0, 2),

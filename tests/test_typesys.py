@@ -38,6 +38,7 @@ from arrowloop.typesys import (
     to_json,
     validate,
 )
+from tests.profiles import examples
 from tests.strategies import types, value_key, values
 
 
@@ -312,7 +313,7 @@ def test_validate_accepts_well_typed_values() -> None:
 # -- the JSON value form ----------------------------------------------------------------------
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+@settings(max_examples=examples(200), deadline=None, derandomize=True)
 @given(types(3).flatmap(lambda t: st.tuples(st.just(t), values(t))))
 def test_json_form_round_trips(tv: tuple[Type, Any]) -> None:
     """from_json(to_json(v)) is v, also through the JSON bytes (NaN, infinities, -0.0)."""

@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+import anyio
 import orjson
 
 from arrowloop.cli._client import ControlClient, DataClient
@@ -122,38 +124,126 @@ def _item(text: str) -> Any:
         ) from None
 
 
+def _show_reply(args: argparse.Namespace, reply: dict[str, Any]) -> bool:
+    """Print one reply; whether it was an error."""
+    if args.json:
+        say(show_json(reply))
+    elif "error" in reply:
+        for line in show_error(reply["error"]):
+            complain(line)
+    else:
+        say(show_json(reply.get("output")))
+    return "error" in reply
+
+
 async def call(args: argparse.Namespace) -> int:
-    """Send items to the data port; print each output (or error)."""
+    """Send items to the data port; print each output (or error). ``-`` streams
+    stdin: each line is sent as it arrives and its reply printed as it comes."""
     texts = list(args.items)
     if texts == ["-"]:
-        texts = [line for line in sys.stdin.read().splitlines() if line.strip()]
+        return await _call_stream(args)
     items = [_item(t) for t in texts]
     host, port = _data_address(args)
     failed = 0
     async with DataClient(host, port, timeout=args.timeout) as client:
         await client.send(items, version=args.version)
         for _ in items:
-            reply = await client.reply()
-            if args.json:
-                say(show_json(reply))
-            elif "error" in reply:
-                for line in show_error(reply["error"]):
-                    complain(line)
-            else:
-                say(show_json(reply.get("output")))
-            failed += "error" in reply
+            failed += _show_reply(args, await client.reply())
     return EXIT_REFUSED if failed else EXIT_OK
+
+
+async def _call_stream(args: argparse.Namespace) -> int:
+    """``call -``: a feed, not a batch. A reader sends each stdin line as soon
+    as it is read, so ``call -`` can sit at the end of a live pipe; the
+    replies are printed in order as they come. A line that is not an item is
+    reported and skipped (the feed goes on), and makes the exit code 2."""
+    host, port = _data_address(args)
+    counts = {"failed": 0, "bad": 0}
+    sent, owed = anyio.create_memory_object_stream[None](256)
+
+    async def feed(client: DataClient) -> None:
+        async with sent:
+            number = 0
+            while line := await anyio.to_thread.run_sync(
+                sys.stdin.readline, abandon_on_cancel=True
+            ):
+                number += 1
+                if not line.strip():
+                    continue
+                try:
+                    item = _item(line.strip())
+                except UsageError as exc:
+                    complain(f"stdin line {number}: {exc}")
+                    counts["bad"] += 1
+                    continue
+                await client.send([item], version=args.version)
+                await sent.send(None)  # one reply owed, in order
+
+    async with (
+        DataClient(host, port, timeout=args.timeout) as client,
+        anyio.create_task_group() as tg,
+        owed,
+    ):
+        tg.start_soon(feed, client)
+        async for _ in owed:
+            counts["failed"] += _show_reply(args, await client.reply())
+    if counts["bad"]:
+        return EXIT_USAGE
+    return EXIT_REFUSED if counts["failed"] else EXIT_OK
 
 
 # -- control port --------------------------------------------------------------------
 
 
-def _only_stage(status: dict[str, Any], what: str) -> dict[str, Any]:
+def _only_stage(status: dict[str, Any], what: str, how: str) -> dict[str, Any]:
+    """The one stage, or a UsageError saying how to name one (``how``: the
+    command's own way, ``--stage NAME`` or a positional ``STAGE``)."""
     stages: list[dict[str, Any]] = [c for c in status["children"] if c["kind"] == "stage"]
     if len(stages) != 1:
         names = [c["name"] for c in stages]
-        raise UsageError(f"the pipeline has the stages {names}: say which to {what} with --stage")
+        raise UsageError(f"the pipeline has the stages {names}: say which to {what}: {how}")
     return stages[0]
+
+
+_VERSION = re.compile(r"[0-9a-f]{64}")
+_PREFIX = re.compile(r"[0-9a-f]{12,64}")
+
+
+def _check_expect(expect: str, *, known: list[str] | None) -> str:
+    """``--expect`` as a full version: 64 lowercase hex digits, or a prefix of
+    at least 12 (as the CLI prints them) that one of the ``known`` versions
+    starts with (without a server to ask, ``known`` is ``None``).
+
+    Raises:
+        UsageError: not a version, or no single known version has that prefix.
+    """
+    if _VERSION.fullmatch(expect):
+        return expect
+    if known is None or not _PREFIX.fullmatch(expect):
+        shape = "64 lowercase hex digits" + (
+            "" if known is None else ", or a unique prefix of at least 12"
+        )
+        raise UsageError(f"--expect: expected a version ({shape}), found {expect!r:.80}")
+    matches = sorted({v for v in known if v.startswith(expect)})
+    if len(matches) != 1:
+        found = "none" if not matches else f"{len(matches)} versions"
+        raise UsageError(
+            f"--expect {expect}: expected one version of the stage (current or in the "
+            f"history) starting with it, found {found}; give more digits or all 64"
+        )
+    return matches[0]
+
+
+async def _stage_versions(ctl: ControlClient, stage: str, status: dict[str, Any]) -> list[str]:
+    """Every version the stage runs or has run, as far as status and history tell."""
+    known = [c["version"] for c in status["children"] if c["name"] == stage and c["version"]]
+    for record in await ctl.request("history"):
+        for name, old, new in zip(
+            record["stages"], record["from_versions"], record["to_versions"], strict=False
+        ):
+            if name == stage:
+                known += [v for v in (old, new) if v]
+    return known
 
 
 async def upgrade(args: argparse.Namespace) -> int:
@@ -174,15 +264,16 @@ async def upgrade(args: argparse.Namespace) -> int:
     if args.no_migrate:
         parts["migrate"] = "none"
     if args.dump and args.stage and args.expect:
-        doc = build_change(_options(args, args.stage, args.expect, parts))
+        expect = _check_expect(args.expect, known=None)
+        doc = build_change(_options(args, args.stage, expect, parts))
         say(show_json(doc))
         return EXIT_OK
     async with _control(args) as ctl:
         stage, expect = args.stage, args.expect
-        if stage is None or expect is None:
+        if stage is None or expect is None or not _VERSION.fullmatch(expect):
             status = await ctl.request("status")
             if stage is None:
-                stage = _only_stage(status, "upgrade")["name"]
+                stage = _only_stage(status, "upgrade", "--stage NAME")["name"]
             if expect is None:
                 match = [c for c in status["children"] if c["name"] == stage]
                 if not match or match[0]["kind"] != "stage":
@@ -190,6 +281,9 @@ async def upgrade(args: argparse.Namespace) -> int:
                 expect = match[0]["version"]
                 if not args.json and not args.dump:
                     say(f"stage {stage} runs {short(expect)}: replacing that version")
+            elif not _VERSION.fullmatch(expect):
+                known = await _stage_versions(ctl, stage, status)
+                expect = _check_expect(expect, known=known)
         doc = build_change(_options(args, stage, expect, parts))
         if args.dump:
             say(show_json(doc))
@@ -228,7 +322,7 @@ async def rollback(args: argparse.Namespace) -> int:
         stage = args.stage
         status = await ctl.request("status")
         if stage is None:
-            stage = _only_stage(status, "roll back")["name"]
+            stage = _only_stage(status, "roll back", "rollback STAGE")["name"]
         before = {c["name"]: c["version"] for c in status["children"] if c["kind"] == "stage"}
         result = await ctl.request("rollback", stage=stage, requested_by=args.by)
     return _report_change(args, "rollback", result, before)
@@ -263,7 +357,7 @@ async def state(args: argparse.Namespace) -> int:
     async with _control(args) as ctl:
         stage = args.stage
         if stage is None:
-            stage = _only_stage(await ctl.request("status"), "read")["name"]
+            stage = _only_stage(await ctl.request("status"), "read", "state STAGE")["name"]
         result = await ctl.request("get_state", stage=stage)
     for line in [show_json(result)] if args.json else show_state(result):
         say(line)

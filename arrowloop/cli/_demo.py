@@ -1,7 +1,7 @@
 """The counter demo over TCP (``python -m arrowloop demo``, ``make demo``).
 
-Starts ``python -m arrowloop serve examples.counter.service:pipeline`` on
-loopback (ephemeral ports, a fresh token), then:
+Starts ``python -m arrowloop serve arrowloop.examples.counter.service:pipeline``
+on loopback (ephemeral ports, a fresh token), then:
 
 1. replays the counter's reference transcript (see the README) as a TCP
    client, upgrading the running counter v1 -> v2 -> v3 with the CLI in between, and shows the
@@ -12,10 +12,15 @@ loopback (ephemeral ports, a fresh token), then:
    that every request got its reply, none failed, and the count equals the
    increments acknowledged;
 3. stops the server with SIGTERM and checks it exits cleanly.
+
+The counter ships inside the package (:mod:`arrowloop.examples.counter`)
+and the server and CLI processes name it by its dotted names, from a
+temporary directory: the demo needs nothing but an installed arrowloop.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -33,7 +38,10 @@ from arrowloop.runtime import run
 
 __all__ = ["run_demo"]
 
-TARGET: Final = "examples.counter.service:pipeline"
+TARGET: Final = "arrowloop.examples.counter.service:pipeline"
+#: The upgrade files the demo sends, as module names (they resolve anywhere).
+V2: Final = "arrowloop.examples.counter.v2"
+V3: Final = "arrowloop.examples.counter.v3"
 CLIENTS: Final = 4
 WINDOW: Final = 32
 
@@ -53,31 +61,34 @@ _SHORT: Final = {
 }
 
 
-def _project_root() -> Path | None:
-    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        if (base / "examples" / "counter" / "service.py").is_file():
-            return base
-    return None
+def _child_env() -> dict[str, str]:
+    """The environment of the server and CLI processes: the demo's own, with
+    the directory this arrowloop was imported from first on the path when it
+    is a source tree (a checkout run without installing), so the children
+    run the same code wherever their working directory is."""
+    env = dict(os.environ)
+    home = Path(__file__).resolve().parents[2]
+    if home.name not in ("site-packages", "dist-packages"):
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(home), env.get("PYTHONPATH")]))
+    return env
 
 
 def run_demo(say: Say) -> int:
     """Run the demo, reporting through ``say``; 0 if every check held, else 1."""
-    root = _project_root()
-    if root is None:
-        say("the demo needs the project's examples/ package: run it from the project root")
-        return 1
-    # The server's output goes to a file that the demo shows as it goes.
+    # The server's output goes to a file that the demo shows as it goes; the
+    # processes run in the temporary directory, so nothing depends on where
+    # the demo was started.
     with (
         tempfile.TemporaryDirectory(prefix="arrowloop-demo-") as tmp,
         open(Path(tmp) / "server.log", "wb") as log_file,
     ):
-        return run(_Demo(root, Path(tmp), say, log_file).main)
+        return run(_Demo(Path(tmp), say, log_file).main)
 
 
 class _Demo:
-    def __init__(self, root: Path, tmp: Path, say: Say, log_file: BinaryIO) -> None:
+    def __init__(self, tmp: Path, say: Say, log_file: BinaryIO) -> None:
         self.log_file = log_file
-        self.root = root
+        self.env = _child_env()
         self.tmp = tmp
         self.say = say
         self.ready = tmp / "ready.json"
@@ -98,7 +109,7 @@ class _Demo:
         cmd += ["--ready-file", str(self.ready)]
         self.say(f"$ python -m arrowloop serve {TARGET} --port 0 --control-port 0")
         proc = await anyio.open_process(
-            cmd, cwd=self.root, stdout=self.log_file, stderr=subprocess.STDOUT
+            cmd, cwd=self.tmp, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT
         )
         try:
             if not await self._wait_ready(proc):
@@ -160,7 +171,7 @@ class _Demo:
         if echo:
             self.say(f"$ python -m arrowloop {' '.join(args)}")
         cmd = [sys.executable, "-m", "arrowloop", *args, "--ready-file", str(self.ready)]
-        done = await anyio.run_process(cmd, cwd=self.root, check=False)
+        done = await anyio.run_process(cmd, cwd=self.tmp, env=self.env, check=False)
         if echo:
             for line in (done.stdout + done.stderr).decode(errors="replace").splitlines():
                 self.say(f"  | {line}")
@@ -192,7 +203,7 @@ class _Demo:
                     ("ReadCount", _count(2)),
                 ],
             )
-            await self.cli("upgrade", "examples/counter/v2.py")
+            await self.cli("upgrade", V2)
             await self.steps(
                 client, [("ReadCount", _count(2)), ("ResetCount", ACK), ("ReadCount", _count(0))]
             )
@@ -201,9 +212,9 @@ class _Demo:
             )
             await self.cli(
                 "upgrade",
-                "examples/counter/v3.py",
+                V3,
                 "--migrate",
-                "examples/counter/v2.py:migrate",
+                f"{V2}:migrate",
                 expect=1,
             )
             await self.steps(client, [("ReadCount", _count(0))])
@@ -215,8 +226,8 @@ class _Demo:
             self.say("an upgrade expecting a version the stage no longer runs (v1's)")
             history = orjson.loads(await self.cli("history", "--json", echo=False))
             v1 = history[0]["from_versions"][0]  # what the first upgrade replaced
-            await self.cli("upgrade", "examples/counter/v3.py", "--expect", v1, expect=1)
-            await self.cli("upgrade", "examples/counter/v3.py")
+            await self.cli("upgrade", V3, "--expect", v1, expect=1)
+            await self.cli("upgrade", V3)
             await self.steps(
                 client,
                 [
@@ -249,9 +260,9 @@ class _Demo:
                 tg.start_soon(self._incrementer, stop, t)
             self.say(f"{CLIENTS} clients sending IncrCount continuously, {WINDOW} in flight each")
             await anyio.sleep(0.5)
-            await self.cli("upgrade", "examples/counter/v2.py")
+            await self.cli("upgrade", V2)
             await anyio.sleep(0.3)
-            await self.cli("upgrade", "examples/counter/v3.py")
+            await self.cli("upgrade", V3)
             await anyio.sleep(0.3)
             stop.set()
         sent, acked, failed, lost = (sum(t[i] for t in tallies) for i in range(4))

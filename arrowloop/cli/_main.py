@@ -35,7 +35,13 @@ from arrowloop.cli._serving import serve
 from arrowloop.endpoints import DEFAULT_MAX_BUFFERED
 from arrowloop.errors import AuthenticationError, StoreError
 from arrowloop.runtime import run
-from arrowloop.server import DEFAULT_CONTROL_PORT, DEFAULT_PORT, DEFAULT_WINDOW, TargetError
+from arrowloop.server import (
+    DEFAULT_CONTROL_PORT,
+    DEFAULT_PORT,
+    DEFAULT_WINDOW,
+    TargetError,
+    add_import_paths,
+)
 
 __all__ = ["main", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "EXIT_UNREACHABLE"]
 
@@ -71,6 +77,17 @@ def _common(p: argparse.ArgumentParser, *, control: bool) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
+def _import_path(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also import the user's modules from DIR (repeatable; the working directory "
+        "always counts, and a file inside a package is found from its own location)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m arrowloop",
@@ -83,9 +100,16 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve a pipeline over TCP")
     p.add_argument("target", metavar="MODULE:NAME", help="a supervisor spec, pipeline or machine")
     p.add_argument("--host", default="127.0.0.1", help="data port address (%(default)s)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="data port, 0 for any")
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="data port, 0 for any (%(default)s)"
+    )
     p.add_argument("--control-host", default="127.0.0.1", help="control address (%(default)s)")
-    p.add_argument("--control-port", type=int, default=DEFAULT_CONTROL_PORT, help="0 for any")
+    p.add_argument(
+        "--control-port",
+        type=int,
+        default=DEFAULT_CONTROL_PORT,
+        help="control port, 0 for any (%(default)s)",
+    )
     p.add_argument("--token-file", help="control token file (made on first start if missing)")
     p.add_argument("--ready-file", help="write the bound ports here (JSON) once listening")
     p.add_argument(
@@ -212,6 +236,7 @@ def _parser() -> argparse.ArgumentParser:
         help="on stop, seconds to answer requests already admitted (%(default)s)",
     )
     p.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
+    _import_path(p)
     p.set_defaults(run=serve)
 
     p = sub.add_parser("call", help="send items to the data port and print the outputs")
@@ -223,7 +248,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("upgrade", help="change a stage's code, checked at the server")
     p.add_argument("source", nargs="?", metavar="SOURCE", help="upgrade file, MODULE:NAME or .json")
     p.add_argument("--stage", help="the stage to change (default: the only one)")
-    p.add_argument("--expect", help="the version it must run (default: the one it runs now)")
+    p.add_argument(
+        "--expect",
+        metavar="VERSION",
+        help="the version it must run: 64 hex digits, or a unique prefix of at least 12 "
+        "(default: the one it runs now)",
+    )
     for part in FUNCTION_PARTS:
         flag = "--" + part.replace("_", "-")
         p.add_argument(flag, dest=part, metavar="REF", help="MODULE:NAME, .json, or none")
@@ -232,6 +262,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--change-interface", action="store_true", help="allow a new interface")
     p.add_argument("--by", default=os.environ.get("USER", "cli"), help="recorded as requester")
     p.add_argument("--dump", action="store_true", help="print the change document, send nothing")
+    _import_path(p)
     _common(p, control=True)
     p.set_defaults(run=upgrade)
 
@@ -276,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(say)
     command: Callable[[argparse.Namespace], Any] = args.run
     try:
+        add_import_paths(getattr(args, "path", []))
         code: int = run(
             command, args, use_uvloop=False if getattr(args, "no_uvloop", False) else None
         )

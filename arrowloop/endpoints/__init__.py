@@ -14,6 +14,7 @@ from arrowloop.endpoints._lines import (
     BufferBudget,
     LineReader,
     LineTooLong,
+    describe_json,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "DEFAULT_MAX_LINE",
     "DEFAULT_MAX_BUFFERED",
     "READ_CHUNK",
+    "describe_json",
 ]

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_MAX_LINE",
     "DEFAULT_MAX_BUFFERED",
     "READ_CHUNK",
+    "describe_json",
 ]
 
 #: Default longest line, in bytes (the newline excluded).
@@ -234,3 +235,22 @@ class LineReader:
                 raise LineTooLong(size, self._max)
             size += len(self._buf)
             self._buf.clear()
+
+
+def describe_json(value: object) -> str:
+    """What a parsed JSON value is, in JSON's own terms (``an array``, ``the
+    number 7``), for the ``found`` of an error about a request: clients in
+    other languages know JSON's names, not Python's (``list``, ``int``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value!r:.40}"
+    if isinstance(value, str):
+        return f"the string {value!r:.60}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__  # pragma: no cover - a JSON parser makes nothing else

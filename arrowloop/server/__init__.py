@@ -32,6 +32,7 @@ from arrowloop.server._serve import (
 )
 from arrowloop.server._target import (
     TargetError,
+    add_import_paths,
     as_supervisor_spec,
     load_module,
     load_object,
@@ -66,6 +67,7 @@ __all__ = [
     "server_token",
     "check_token",
     "TargetError",
+    "add_import_paths",
     "load_module",
     "load_object",
     "as_supervisor_spec",

@@ -26,7 +26,7 @@ import orjson
 from anyio.abc import ByteStream
 
 from arrowloop.arrows import deferred_full_collections
-from arrowloop.endpoints import BufferBudget, LineReader, LineTooLong
+from arrowloop.endpoints import BufferBudget, LineReader, LineTooLong, describe_json
 from arrowloop.errors import (
     AuthenticationError,
     ProtocolError,
@@ -36,7 +36,6 @@ from arrowloop.errors import (
 from arrowloop.server._auth import Token, check_token
 from arrowloop.server._guards import AuthThrottle
 from arrowloop.supervisor import Supervisor
-from arrowloop.typesys import describe
 from arrowloop.upgrade import decode_change, record_data, state_data, status_data
 from arrowloop.wire import DEFAULT_LIMITS, Limits
 
@@ -85,7 +84,7 @@ def _bad(path: str, expected: str, found: str) -> ProtocolError:
 def _field(req: dict[str, Any], name: str, kind: type, what: str) -> Any:
     value = req.get(name)
     if type(value) is not kind:
-        found = "nothing" if value is None else type(value).__name__
+        found = "nothing" if value is None else describe_json(value)
         raise _bad(f"$.{name}", what, found)
     return value
 
@@ -231,9 +230,9 @@ async def _answer(
         err = _bad("$", "a JSON object per line", f"invalid JSON ({exc})")
         return _reply(None, error=error_data(err)), True, False
     if type(req) is not dict:
-        err = _bad("$", "an object", type(req).__name__)
+        err = _bad("$", "an object", describe_json(req))
         return _reply(None, error=error_data(err)), True, False
-    rid = req.get("id")
+    rid = given_id = req.get("id")
     bad_id = not (rid is None or type(rid) is int or (type(rid) is str and len(rid) <= 256))
     if bad_id:
         rid = None
@@ -252,7 +251,7 @@ async def _answer(
         return _reply(rid, error=error_data(exc)), False, False
     try:
         if bad_id:  # as on the data port: an id is echoed back, so keep it a small scalar
-            raise _bad("$.id", "an integer or a string of at most 256", describe(rid))
+            raise _bad("$.id", "an integer or a string of at most 256", describe_json(given_id))
         unknown = [k for k in req if k not in _FIELDS]
         if unknown:
             raise _bad(

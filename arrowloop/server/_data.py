@@ -27,11 +27,10 @@ import anyio
 import orjson
 from anyio.abc import ByteStream
 
-from arrowloop.endpoints import BufferBudget, LineReader, LineTooLong
+from arrowloop.endpoints import BufferBudget, LineReader, LineTooLong, describe_json
 from arrowloop.errors import ProtocolError, error_data
 from arrowloop.runtime import LATENCY_SECONDS, Histogram, Ticket
 from arrowloop.supervisor import Supervisor
-from arrowloop.typesys import describe
 
 __all__ = ["serve_data_connection", "Drain", "DataStats", "DEFAULT_WINDOW", "MAX_ID"]
 
@@ -106,12 +105,14 @@ def _parse(line: bytes) -> tuple[Any, Any, str | None]:
     except orjson.JSONDecodeError as exc:
         raise _protocol_error("$", "a JSON object per line", f"invalid JSON ({exc})") from None
     if type(req) is not dict:
-        raise _protocol_error("$", 'an object {"item": ...}', type(req).__name__)
+        raise _protocol_error("$", 'an object {"item": ...}', describe_json(req))
     rid = req.get("id")
     if not (
         rid is None or type(rid) is int or (type(rid) is str and len(rid) <= MAX_ID)
     ):  # an id is echoed back: keep it a small scalar
-        raise _protocol_error("$.id", f"an integer or a string of at most {MAX_ID}", describe(rid))
+        raise _protocol_error(
+            "$.id", f"an integer or a string of at most {MAX_ID}", describe_json(rid)
+        )
     for key in req:
         if key not in _REQUEST_FIELDS:
             raise _protocol_error(
@@ -123,7 +124,9 @@ def _parse(line: bytes) -> tuple[Any, Any, str | None]:
         raise _protocol_error("$.item", "the item to send", "nothing")
     version = req.get("version")
     if version is not None and type(version) is not str:
-        raise _protocol_error("$.version", "a machine version (a hex string)", describe(version))
+        raise _protocol_error(
+            "$.version", "a machine version (a hex string)", describe_json(version)
+        )
     return rid, req["item"], version
 
 

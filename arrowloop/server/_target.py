@@ -2,7 +2,10 @@
 
 ``MODULE`` is a dotted module name (``examples.counter.service``) or a path
 to a ``.py`` file (``examples/counter/v2.py``); ``NAME`` is an attribute of
-it. The current directory is importable, as with ``python -m``.
+it. The current directory is importable, as with ``python -m``, and so are
+the directories given with ``--path`` (:func:`add_import_paths`); a file
+that belongs to a package is imported as part of that package, found from
+the file's own location, wherever the command runs.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import importlib.util
 import inspect
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,6 +30,7 @@ from arrowloop.supervisor import SupervisorSpec, supervisor
 
 __all__ = [
     "TargetError",
+    "add_import_paths",
     "load_module",
     "load_object",
     "as_supervisor_spec",
@@ -39,6 +44,71 @@ class TargetError(ArrowloopError):
 
 def _is_path(ref: str) -> bool:
     return ref.endswith(".py") or os.sep in ref or "/" in ref
+
+
+def add_import_paths(directories: Iterable[str]) -> None:
+    """Put ``directories`` first on the import path, in the order given (what
+    ``--path DIR`` does for a service or upgrade whose modules live elsewhere).
+
+    Raises:
+        TargetError: one of them is not a directory.
+    """
+    found = []
+    for d in directories:
+        path = Path(d)
+        if not path.is_dir():
+            raise TargetError(f"--path {d}: no such directory")
+        found.append(str(path.resolve()))
+    for d in reversed(found):
+        if d not in sys.path:
+            sys.path.insert(0, d)
+
+
+def _package_root(path: Path) -> Path | None:
+    """The directory above the outermost package ``path`` belongs to, or
+    ``None`` for a file that is in no package."""
+    d = path.parent
+    if not (d / "__init__.py").is_file():
+        return None
+    while (d.parent / "__init__.py").is_file() and d.parent != d:
+        d = d.parent
+    return d.parent
+
+
+def _dotted(rel: Path) -> str:
+    parts = rel.with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_from_package(path: Path, root: Path) -> ModuleType:
+    """Import the file ``path`` of a package under ``root`` by its dotted name,
+    so its relative and absolute imports of its package work and its classes
+    are the package's own."""
+    name = _dotted(path.relative_to(root))
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    module = _import(name, str(path))
+    where = getattr(module, "__file__", None)
+    if where is None or Path(where).resolve() != path:
+        raise TargetError(
+            f"{path} is module {name} of the package in {root}, but {name} is imported "
+            f"from {where or 'elsewhere'}: run from {root}, or rename the package"
+        )
+    return module
+
+
+def _import(name: str, ref: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        raise TargetError(
+            f"cannot import {ref!r}: {exc} (modules are looked for in the working "
+            f"directory, {os.getcwd()}, and on the import path; --path DIR adds a directory)"
+        ) from exc
+    except ArrowloopError as exc:
+        raise TargetError(f"{ref}: {exc}") from exc
+    except Exception as exc:
+        raise TargetError(f"importing {ref!r} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def load_module(ref: str) -> ModuleType:
@@ -69,18 +139,13 @@ def load_module(ref: str) -> ModuleType:
             (Path.cwd() / Path(*rel.parts[: i + 1]) / "__init__.py").is_file()
             for i in range(len(rel.parts) - 1)
         ):
-            parts = rel.with_suffix("").parts
-            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            name = _dotted(rel)
         else:
+            root = _package_root(path.resolve())
+            if root is not None:
+                return _import_from_package(path.resolve(), root)
             return _load_file(path)
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        raise TargetError(f"cannot import {ref!r}: {exc}") from exc
-    except ArrowloopError as exc:
-        raise TargetError(f"{ref}: {exc}") from exc
-    except Exception as exc:
-        raise TargetError(f"importing {ref!r} failed: {type(exc).__name__}: {exc}") from exc
+    return _import(name, ref)
 
 
 def _load_file(path: Path) -> ModuleType:

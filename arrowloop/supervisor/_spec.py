@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 
@@ -25,6 +25,8 @@ __all__ = [
     "Restart",
     "Strategy",
     "AutoShutdown",
+    "RestartName",
+    "StrategyName",
     "AutoRollback",
     "ChildSpec",
     "SupervisorSpec",
@@ -76,10 +78,39 @@ class AutoShutdown(enum.Enum):
     ALL_SIGNIFICANT = "all_significant"
 
 
+#: A :class:`Restart` by its value, as in OTP's child specs (``"transient"``).
+RestartName: TypeAlias = Literal["permanent", "transient", "temporary"]
+#: A :class:`Strategy` by its value, as in OTP's supervisor flags (``"rest_for_one"``).
+StrategyName: TypeAlias = Literal["one_for_one", "one_for_all", "rest_for_one"]
+
+
 def _fail(path: str, expected: str, value: Any) -> ChildSpecError:
     return ChildSpecError(
         f"expected {expected}, found {value!r}", path=path, expected=expected, found=repr(value)
     )
+
+
+def _member(kind: type[enum.Enum], field: str, value: object) -> Any:
+    """``value`` as a member of ``kind``: a member, or the string of one (the
+    names users know from OTP); anything else is refused with where the enum
+    lives, since a bare string is what people try first."""
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str):
+        for member in kind:
+            if member.value == value:
+                return member
+    choices = ", ".join(repr(m.value) for m in kind)
+    name = kind.__name__
+    raise _fail(field, f"a {name} (from arrowloop import {name}) or one of {choices}", value)
+
+
+def _as_restart(value: object) -> Restart:
+    return _member(Restart, "restart", value)  # type: ignore[no-any-return]
+
+
+def _as_strategy(value: object) -> Strategy:
+    return _member(Strategy, "strategy", value)  # type: ignore[no-any-return]
 
 
 def _non_negative_number(path: str, value: Any, *, allow_none: bool) -> None:
@@ -128,7 +159,8 @@ class ChildSpec:
     Attributes:
         start: what to run: a :class:`~arrowloop.runtime.StageSpec` (the
             child's name is the stage's) or a :class:`SupervisorSpec`.
-        restart: when it is restarted (:class:`Restart`).
+        restart: when it is restarted (:class:`Restart`, or its value:
+            ``"transient"``).
         shutdown: seconds it gets to stop before it is cancelled; ``0`` is
             OTP's ``brutal_kill``, ``None`` is ``infinity``.
         restore: stages only: a snapshot hook giving the state a restarted
@@ -147,7 +179,7 @@ class ChildSpec:
     """
 
     start: StageSpec | SupervisorSpec
-    restart: Restart = Restart.PERMANENT
+    restart: Restart = attrs.field(default=Restart.PERMANENT, converter=_as_restart)
     shutdown: float | None = DEFAULT_SHUTDOWN
     restore: RestoreHook | None = None
     auto_rollback: AutoRollback | None = None
@@ -156,8 +188,6 @@ class ChildSpec:
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.start, StageSpec | SupervisorSpec):
             raise _fail("start", "a StageSpec (stage(...)) or a SupervisorSpec", self.start)
-        if not isinstance(self.restart, Restart):
-            raise _fail("restart", "Restart.PERMANENT, TRANSIENT or TEMPORARY", self.restart)
         _non_negative_number("shutdown", self.shutdown, allow_none=True)
         if self.restore is not None and not callable(self.restore):
             raise _fail("restore", "a callable (machine) -> state, or None", self.restore)
@@ -184,7 +214,7 @@ class ChildSpec:
 def child(
     start: StageSpec | SupervisorSpec,
     *,
-    restart: Restart = Restart.PERMANENT,
+    restart: Restart | RestartName = Restart.PERMANENT,
     shutdown: float | None = DEFAULT_SHUTDOWN,
     restore: RestoreHook | None = None,
     auto_rollback: AutoRollback | None = None,
@@ -212,7 +242,7 @@ class SupervisorSpec:
         name: the supervisor's name (an identifier).
         children: child specs (a bare StageSpec or SupervisorSpec is taken
             as a permanent child with the default shutdown).
-        strategy: :class:`Strategy`.
+        strategy: :class:`Strategy`, or its value (``"rest_for_one"``).
         intensity: most restarts allowed within ``period`` seconds; one more
             and the supervisor terminates its children and escalates.
         period: the window, in seconds.
@@ -231,7 +261,7 @@ class SupervisorSpec:
 
     name: str
     children: tuple[ChildSpec, ...]
-    strategy: Strategy = Strategy.ONE_FOR_ONE
+    strategy: Strategy = attrs.field(default=Strategy.ONE_FOR_ONE, converter=_as_strategy)
     intensity: int = 1
     period: float = 5.0
     mailbox: int = DEFAULT_MAILBOX
@@ -246,8 +276,6 @@ class SupervisorSpec:
             raise _fail("name", "an identifier", self.name) from exc
         if not isinstance(self.children, tuple):
             raise _fail("children", "a tuple of child specs", self.children)
-        if not isinstance(self.strategy, Strategy):
-            raise _fail("strategy", "a Strategy", self.strategy)
         if not isinstance(self.auto_shutdown, AutoShutdown):
             raise _fail("auto_shutdown", "an AutoShutdown", self.auto_shutdown)
         if type(self.intensity) is not int or self.intensity < 0:
@@ -292,7 +320,7 @@ class SupervisorSpec:
 def supervisor(
     name: str,
     *children: ChildSpec | StageSpec | SupervisorSpec,
-    strategy: Strategy = Strategy.ONE_FOR_ONE,
+    strategy: Strategy | StrategyName = Strategy.ONE_FOR_ONE,
     intensity: int = 1,
     period: float = 5.0,
     mailbox: int = DEFAULT_MAILBOX,

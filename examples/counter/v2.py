@@ -1,37 +1,23 @@
-"""Counter v2, in the Python subset: v1 plus ResetCount.
+"""Counter v2, an upgrade file (re-exported from :mod:`arrowloop.examples.counter.v2`).
 
-An upgrade file: ``python -m arrowloop upgrade examples/counter/v2.py``
-sends ``machine`` with ``migrate`` (and ``inverse``, for rollback). The
-state type is unchanged, so both migrations are the identity.
+Besides the version, it re-exports the message classes the module held when
+the version was defined here, for code that imports them from it.
 """
 
 from __future__ import annotations
 
-from arrowloop import arrow, statemachine
-from examples.counter import Ack, Count, IncrCount, InputV2, Output, ReadCount, ResetCount
+from arrowloop.examples.counter import Ack, Count, IncrCount, InputV2, Output, ReadCount, ResetCount
+from arrowloop.examples.counter.v2 import inverse, machine, migrate
 
-__all__ = ["machine", "migrate", "inverse"]
-
-
-@statemachine(init=0)
-def machine(msg: InputV2, count: int) -> tuple[int, Output]:
-    """v1 plus ResetCount, which sets the count to zero."""
-    match msg:
-        case ReadCount():
-            return count, Count(count)
-        case IncrCount():
-            return count + 1, Ack()
-        case ResetCount():
-            return 0, Ack()
-
-
-@arrow
-def migrate(count: int) -> int:
-    """v1 -> v2: the state type is unchanged."""
-    return count
-
-
-@arrow
-def inverse(count: int) -> int:
-    """v2 -> v1: the state type is unchanged."""
-    return count
+__all__ = [
+    "machine",
+    "migrate",
+    "inverse",
+    "Ack",
+    "Count",
+    "IncrCount",
+    "InputV2",
+    "Output",
+    "ReadCount",
+    "ResetCount",
+]

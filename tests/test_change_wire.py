@@ -143,7 +143,7 @@ def test_document_kind_names_each_document(doc: dict[str, Any], kind: str) -> No
 @pytest.mark.parametrize(
     ("doc", "path", "message"),
     [
-        ([], "$.x", "expected an arrowloop document (an object), found list"),
+        ([], "$.x", "expected an arrowloop document (an object), found an array"),
         ({"version": 1, "kind": "loop"}, "$.x.format", 'expected "format": "arrowloop"'),
         ({"format": "arrowloop", "version": 2, "kind": "loop"}, "$.x.version", "newer"),
         ({"format": "arrowloop", "version": True, "kind": "loop"}, "$.x.version", "found True"),
@@ -424,7 +424,7 @@ BAD: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ("change_interface 1", _set(["change_interface"], 1), "$.change_interface", "a boolean"),
     ("no stages", _drop(["stages"]), "$.stages", "found None"),
     ("empty stages", _set(["stages"], []), "$.stages", "found an array of 0"),
-    ("stages object", _set(["stages"], {}), "$.stages", "found dict"),
+    ("stages object", _set(["stages"], {}), "$.stages", "found an object"),
     ("stage not object", _set(S0, [1]), "$.stages[0]", "an object (one stage's change)"),
     ("stage field", _set([*S0, "colour"], 1), "$.stages[0].colour", "expected only the fields"),
     ("stage name", _set([*S0, "stage"], "not a name"), "$.stages[0].stage", "an identifier"),
@@ -509,7 +509,7 @@ def test_change_that_is_not_an_object_is_refused() -> None:
     err = _decode_error([_v3_doc()])
     assert type(err) is DecodeError
     assert err.path == "$"
-    assert "an arrowloop change document (an object), found list" in err.message
+    assert "an arrowloop change document (an object), found an array" in err.message
 
 
 def test_stage_named_twice_is_refused_at_the_second() -> None:
@@ -626,7 +626,7 @@ def test_part_that_is_not_an_object_is_refused_at_the_part() -> None:
     doc["stages"][0]["machine"] = [1, 2]
     err = _decode_error(doc)
     assert err.path == "$.stages[0].machine"
-    assert "found list" in err.message
+    assert "found an array" in err.message
 
 
 def test_path_argument_prefixes_stage_errors() -> None:

@@ -54,6 +54,7 @@ from arrowloop.wire import (
     document_kind,
     encode_arrow_doc,
     encode_loop_doc,
+    json_kind,
 )
 
 __all__ = [
@@ -163,7 +164,8 @@ def _fail(path: str, expected: str, found: str) -> DecodeError:
 
 
 def _show(value: Any) -> str:
-    return repr(value)[:40] if not isinstance(value, dict | list) else type(value).__name__
+    # In JSON's terms: the reader may be a client in another language.
+    return repr(value)[:40] if not isinstance(value, dict | list) else json_kind(value)
 
 
 def _rebase(exc: LocatedError, prefix: str) -> LocatedError:

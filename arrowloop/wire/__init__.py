@@ -16,6 +16,7 @@ from arrowloop.wire._codec import (
     encode_loop,
     encode_type,
     encode_value,
+    json_kind,
 )
 from arrowloop.wire._documents import (
     check_header,
@@ -41,6 +42,7 @@ from arrowloop.wire._json import (
 )
 
 __all__ = [
+    "json_kind",
     "Limits",
     "DEFAULT_LIMITS",
     "FORMAT",

@@ -174,7 +174,8 @@ def encode_loop(lp: Loop) -> Any:
 # -- decoding ----------------------------------------------------------------
 
 
-def _kind_of(data: Any) -> str:
+def json_kind(data: Any) -> str:
+    """What a parsed JSON value is, in JSON's terms (``an array``), for ``found``."""
     if data is None:
         return "null"
     if isinstance(data, bool):
@@ -215,7 +216,7 @@ class Decoder:
         self, data: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
     ) -> dict[str, Any]:
         if type(data) is not dict:
-            raise self.fail(path, "an object", _kind_of(data))
+            raise self.fail(path, "an object", json_kind(data))
         for key in required:
             if key not in data:
                 raise self.fail(path, f'a field "{key}"', "it missing")
@@ -230,27 +231,27 @@ class Decoder:
 
     def string(self, data: Any, path: str) -> str:
         if type(data) is not str:
-            raise self.fail(path, "a string", _kind_of(data))
+            raise self.fail(path, "a string", json_kind(data))
         return data
 
     def integer(self, data: Any, path: str) -> int:
         if type(data) is not int:
-            raise self.fail(path, "an integer", _kind_of(data))
+            raise self.fail(path, "an integer", json_kind(data))
         return data
 
     def array(self, data: Any, path: str, min_len: int = 0) -> list[Any]:
         if type(data) is not list:
-            raise self.fail(path, "an array", _kind_of(data))
+            raise self.fail(path, "an array", json_kind(data))
         if len(data) < min_len:
             raise self.fail(path, f"an array of at least {min_len}", f"an array of {len(data)}")
         return data
 
     def kind(self, data: Any, path: str) -> str:
         if type(data) is not dict:
-            raise self.fail(path, 'an object with a "kind"', _kind_of(data))
+            raise self.fail(path, 'an object with a "kind"', json_kind(data))
         k = data.get("kind")
         if type(k) is not str:
-            raise self.fail(f"{path}.kind", "a kind string", _kind_of(k))
+            raise self.fail(f"{path}.kind", "a kind string", json_kind(k))
         return k
 
     def build(self, path: str, make: Callable[[], _T]) -> _T:
@@ -376,7 +377,7 @@ class Decoder:
                 raw = d["branches"]
                 if type(raw) is not dict or not raw:
                     raise self.fail(
-                        f"{path}.branches", "a non-empty object of tag: program", _kind_of(raw)
+                        f"{path}.branches", "a non-empty object of tag: program", json_kind(raw)
                     )
                 branches = tuple(
                     (tag, self.arrow(b, f"{path}.branches.{tag}"[:300])) for tag, b in raw.items()

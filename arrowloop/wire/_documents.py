@@ -18,7 +18,7 @@ from typing import Any
 from arrowloop.arrows import PRIMITIVES, Arrow, Loop, Registry
 from arrowloop.errors import DecodeError
 from arrowloop.typesys import Type
-from arrowloop.wire._codec import Decoder, encode_arrow, encode_loop, encode_type
+from arrowloop.wire._codec import Decoder, encode_arrow, encode_loop, encode_type, json_kind
 from arrowloop.wire._json import (
     DEFAULT_LIMITS,
     FORMAT,
@@ -87,7 +87,7 @@ def document_kind(data: Any, path: str = "$") -> str:
     """
     if type(data) is not dict:
         raise DecodeError(
-            f"expected an arrowloop document (an object), found {type(data).__name__}",
+            f"expected an arrowloop document (an object), found {json_kind(data)}",
             path=path,
         )
     kind = data.get("kind")
@@ -104,7 +104,7 @@ def check_header(data: Any, kind: str, path: str = "$") -> dict[str, Any]:
     """
     if type(data) is not dict:
         raise DecodeError(
-            f"expected an arrowloop {kind} document (an object), found {type(data).__name__}",
+            f"expected an arrowloop {kind} document (an object), found {json_kind(data)}",
             path=path,
         )
     if data.get("format") != FORMAT:

@@ -193,3 +193,72 @@ async def test_seal_is_the_last_message(channels: list[Both]) -> None:
     assert await ch.receive(10) == [["a"], "end"]
     with pytest.raises(anyio.EndOfStream):
         await ch.receive(10)
+
+
+async def test_a_waiting_sender_is_served_before_a_sender_that_did_not_wait() -> None:
+    """Room freed while a sender waits goes to it: a later ``send_nowait``
+    is refused meanwhile, so a producer that never yields cannot starve it."""
+    send, recv = open_channel(2)
+    send.send_nowait(1)
+    send.send_nowait(2)
+    got: list[str] = []
+
+    async def waiter() -> None:
+        await send.send("waited")
+        got.append("sent")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await anyio.wait_all_tasks_blocked()
+        with pytest.raises(anyio.WouldBlock):
+            send.send_nowait(3)  # queued senders first, even once there is room
+        assert recv.receive_nowait(10) == [1, 2]
+        with pytest.raises(anyio.WouldBlock):
+            send.send_nowait(3)
+    assert got == ["sent"]
+    send.send_nowait(3)  # nobody waits any more
+    assert recv.receive_nowait(10) == ["waited", 3]
+    recv.close()
+
+
+async def test_a_cancelled_waiter_does_not_strand_the_ones_behind_it() -> None:
+    send, recv = open_channel(1)
+    send.send_nowait(0)
+    with anyio.move_on_after(0.05):
+        await send.send("cancelled")
+    recv.receive_nowait(10)
+    with anyio.fail_after(5):
+        await send.send("after")  # room, and nobody left waiting: no hang
+    assert recv.receive_nowait(10) == ["after"]
+    recv.close()
+
+
+async def test_a_producer_that_never_yields_does_not_starve_upgrades() -> None:
+    """The pipeline benchmark's upgrade phase: a tight send loop and five
+    in-band upgrades, which must all get in (this used to hang)."""
+    from arrowloop.machine import native
+    from arrowloop.runtime import open_pipeline, stage
+
+    def step(x: int, s: int) -> tuple[int, int]:
+        return s, x
+
+    versions = [native(step, 0), native(lambda x, s: (s, x), 0, input=int, output=int, state=int)]
+    async with open_pipeline(stage("s", versions[0], capacity=8)) as p:
+
+        async def produce() -> None:
+            i = 0
+            while True:
+                await p.send(i)
+                i += 1
+
+        async def consume() -> None:
+            async for _ in p:
+                pass
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(consume)
+                tg.start_soon(produce)
+                for i in range(5):
+                    await p.upgrade("s", versions[(i + 1) % 2])
+                tg.cancel_scope.cancel()

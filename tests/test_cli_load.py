@@ -708,7 +708,7 @@ def test_change_file_of_another_kind_is_refused(tmp_path: Path) -> None:
     ("content", "message"),
     [
         (b"", "expected a JSON document"),
-        (b"[]", "expected an arrowloop document (an object), found list"),
+        (b"[]", "expected an arrowloop document (an object), found an array"),
         (b'{"format": "arrowloop", "version": 9, "kind": "change"}', "expected format version 1"),
     ],
 )

@@ -110,7 +110,17 @@ class ReceiveChannel(Protocol):
 class _Shared:
     """What the two halves of one memory channel share."""
 
-    __slots__ = ("capacity", "closed", "items", "low", "readable", "recv", "send", "space")
+    __slots__ = (
+        "capacity",
+        "closed",
+        "items",
+        "low",
+        "readable",
+        "recv",
+        "send",
+        "space",
+        "waiting",
+    )
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -125,6 +135,11 @@ class _Shared:
         # waiting receiver that has not run yet.
         self.items = 0
         self.space: anyio.Event | None = None
+        # Senders waiting for room. While there are any, a sender that did
+        # not wait is refused: room goes to those who waited first, so a
+        # producer that never yields cannot starve an upgrade (or another
+        # client) queued behind it.
+        self.waiting = 0
         # Receivers wait on this, never inside the stream: a receiver
         # cancelled while waiting (a stage stopped at shutdown) must not
         # take a message with it.
@@ -170,6 +185,12 @@ class MemorySendChannel:
             anyio.BrokenResourceError: the receiving half was closed.
         """
         s = self._s
+        if s.waiting and not s.closed:
+            raise WouldBlock  # others are queued for room first
+        self._put(message)
+
+    def _put(self, message: Any) -> None:
+        s = self._s
         t = type(message)  # size(message), inlined: this is the per-message path
         n = len(message) if t is list or t is Calls else 1
         if s.items and s.items + n > s.capacity:
@@ -187,14 +208,31 @@ class MemorySendChannel:
         # pending cancellation would never see it: check explicitly.
         await checkpoint_if_cancelled()
         s = self._s
-        while True:
+        if not s.waiting:
             try:
-                self.send_nowait(message)
+                self._put(message)
                 return
             except WouldBlock:
+                pass
+        s.waiting += 1
+        try:
+            while True:
                 if s.space is None:
                     s.space = anyio.Event()
                 await s.space.wait()
+                try:
+                    self._put(message)
+                    return
+                except WouldBlock:
+                    pass
+        except BaseException:
+            # Leaving without sending (cancelled, closed): whoever queued
+            # behind this sender must not wait for a wake-up it would have
+            # caused by sending.
+            s.wake_senders()
+            raise
+        finally:
+            s.waiting -= 1
 
     def seal(self, last: Any) -> None:
         """Queue ``last`` whatever the room, then close this half.

@@ -222,9 +222,14 @@ class MemorySendChannel:
                 await s.space.wait()
                 try:
                     self._put(message)
-                    return
                 except WouldBlock:
-                    pass
+                    continue
+                if s.space is not None:
+                    # Senders that queued behind this one while it was being
+                    # woken try now, while there may be room, not at the next
+                    # low-water mark.
+                    s.wake_senders()
+                return
         except BaseException:
             # Leaving without sending (cancelled, closed): whoever queued
             # behind this sender must not wait for a wake-up it would have

@@ -86,6 +86,10 @@ class ReceiveChannel(Protocol):
     def queued(self) -> int:
         """Items waiting now (a hint: 0 means a receive would wait)."""
 
+    @property
+    def senders_waiting(self) -> int:
+        """Senders waiting for room now (a hint for fairness; 0 if unknown)."""
+
     def receive_nowait(self, limit: int) -> list[Any]:
         """Take what is waiting, up to about ``limit`` items, as a list of messages.
 
@@ -279,6 +283,11 @@ class MemoryReceiveChannel:
     def queued(self) -> int:
         """Items waiting in the channel now."""
         return self._s.items
+
+    @property
+    def senders_waiting(self) -> int:
+        """Senders waiting for room now."""
+        return self._s.waiting
 
     def receive_nowait(self, limit: int) -> list[Any]:
         """Take what is waiting (up to about ``limit`` items) without waiting.

@@ -19,6 +19,7 @@ from time import perf_counter_ns
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from arrowloop.errors import StepError, UpgradeError, ValidationError
@@ -264,6 +265,14 @@ class StageActor:
             if self.leftover:
                 messages, self.leftover = self.leftover, []
             elif inbox.queued:
+                if inbox.senders_waiting and inbox.queued <= limit:
+                    # About to run dry while senders wait: let them refill the
+                    # inbox first. Without a yield every stage drains its
+                    # inbox before its feeders run, and the pipeline empties
+                    # (an upgrade's pause then lasts a whole refill).
+                    await anyio.lowlevel.checkpoint()
+                    if not inbox.queued:
+                        continue  # taken or torn down meanwhile: wait as usual
                 messages = receive_nowait(limit)
             else:
                 try:

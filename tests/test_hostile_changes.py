@@ -372,6 +372,7 @@ async def test_items_are_answered_while_a_change_is_checked(
     changes = importlib.import_module("arrowloop.supervisor._changes")
     gate = Gate()
     monkeypatch.setattr(changes, "check_change", gate.wrap(changes.check_change))
+    monkeypatch.setattr(changes, "SMALL_PROGRAM", 0)  # small ones are checked on the loop
     v1 = Machine.build(c.counter_v1, c.InputV1, c.Output)
     v2 = Machine.build(c.counter_v2, c.InputV2, c.Output)
     v3 = Machine.build(c.counter_v3, c.InputV3, c.Output)
@@ -411,6 +412,7 @@ async def test_the_data_port_answers_while_a_change_document_is_decoded(
     control_module = importlib.import_module("arrowloop.server._control")
     gate = Gate()
     monkeypatch.setattr(control_module, "decode_change", gate.wrap(decode_change))
+    monkeypatch.setattr(control_module, "SMALL_CHANGE", 0)  # small ones are decoded on the loop
     change = encode_change(
         code_change("counter", v1.machine.version, v2.machine.machine, v2.migrate)
     )
@@ -462,3 +464,16 @@ async def test_a_change_to_a_supervisor_without_stages_is_refused_at_once() -> N
             with pytest.raises(SupervisorError, match="no stage children"):
                 await top.code_change(code_change("sum", SUM.version, SUM))
             assert await top.history() == ()
+
+
+def test_small_changes_stay_on_the_loop_and_big_ones_go_to_a_thread() -> None:
+    """The split between checking on the loop and in a worker thread: by the
+    distinct program nodes left to build, and by the JSON values decoded."""
+    changes = importlib.import_module("arrowloop.supervisor._changes")
+    control_module = importlib.import_module("arrowloop.server._control")
+    from examples.counter import v1, v2
+
+    built = code_change("counter", v1.machine.version, v2.machine.machine, v2.migrate)
+    assert changes._small(built)
+    assert control_module._small(encode_change(built))
+    assert not control_module._small({"xs": list(range(control_module.SMALL_CHANGE + 1))})

@@ -113,6 +113,31 @@ def _decoder_of(sup: Supervisor) -> anyio.CapacityLimiter:
     return limiter
 
 
+#: Most JSON values in a change document decoded on the event loop itself
+#: (a counter's change is a few hundred; bigger ones go to a worker thread).
+SMALL_CHANGE: Final = 4000
+
+
+def _small(doc: Any) -> bool:
+    """Whether ``doc`` holds at most ``SMALL_CHANGE`` JSON values (stops
+    counting there; 0: no document is small)."""
+    limit = SMALL_CHANGE
+    if limit <= 0:
+        return False
+    stack = [doc]
+    seen = 0
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > limit:
+            return False
+        if type(value) is dict:
+            stack.extend(value.values())
+        elif type(value) is list:
+            stack.extend(value)
+    return True
+
+
 async def _upgrade(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) -> Any:
     change_doc = _field(req, "change", dict, "a change document (an object)")
     p = sup.pipeline
@@ -130,9 +155,14 @@ async def _upgrade(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) 
     # what is alive).
     del req["change"]
     try:
-        change = await anyio.to_thread.run_sync(
-            decode, limiter=_decoder_of(sup), abandon_on_cancel=True
-        )
+        if _small(change_doc):
+            # A few milliseconds on the loop cost less than a thread hop:
+            # under load the loop then waits for the GIL at every switch.
+            change = decode()
+        else:
+            change = await anyio.to_thread.run_sync(
+                decode, limiter=_decoder_of(sup), abandon_on_cancel=True
+            )
     except UpgradeError as exc:  # stale: refused before decoding, recorded as the supervisor would
         stages = tuple(s["stage"] for s in change_doc["stages"])
         who = change_doc.get("requested_by", "unknown")

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import anyio
 
-from arrowloop.arrows import ChangeBudget
+from arrowloop.arrows import Arrow, ChangeBudget, Loop
 from arrowloop.errors import PipelineClosed, UpgradeError
 from arrowloop.runtime import CheckedChange, Pipeline, check_change, check_rollback
 from arrowloop.supervisor._adapters import AdapterTable, Edge
@@ -47,6 +47,37 @@ _IN_STAGE: Final = frozenset({"stale", "migration failed", "invalid migrated sta
 def running_versions(pipeline: Pipeline, stages: tuple[str, ...]) -> tuple[str, ...]:
     names = set(pipeline.stage_names)
     return tuple(pipeline.version(s) if s in names else "" for s in stages)
+
+
+#: Most program nodes a change may still have to check and compile for it to
+#: be checked on the event loop itself; bigger ones go to a worker thread.
+SMALL_PROGRAM: Final = 2000
+
+
+def _small(change: CodeChange) -> bool:
+    """Whether the programs of ``change`` not yet built (bare loops and
+    arrows) have at most ``SMALL_PROGRAM`` distinct nodes in all (0: no
+    change is small; tests use it to hold checks in their thread)."""
+    limit = SMALL_PROGRAM
+    if limit <= 0:
+        return False
+    stack: list[Arrow] = []
+    for u in change.upgrades:
+        for part in (u.machine, u.migrate, u.inverse, u.input_adapter, u.output_adapter):
+            if isinstance(part, Loop):
+                stack.append(part.body)
+            elif isinstance(part, Arrow):
+                stack.append(part)
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if len(seen) > limit:
+            return False
+        stack.extend(child for _, child in node.children())
+    return True
 
 
 class ChangeBook:
@@ -142,9 +173,16 @@ class ChangeBook:
                 change_interface=change.change_interface,
                 budget=budget,
             )
-            # Abandoned if the supervisor is cancelled (escalation): nobody
-            # would use the result, and the thread finishes on its own.
-            checked = await anyio.to_thread.run_sync(check, abandon_on_cancel=True)
+            if _small(change):
+                # Parts already built, or programs of a few hundred nodes:
+                # checking them on the loop takes about a millisecond, less
+                # than a thread hop costs the loop under load (it waits for
+                # the GIL at every switch).
+                checked = check()
+            else:
+                # Abandoned if the supervisor is cancelled (escalation):
+                # nobody would use the result; the thread finishes on its own.
+                checked = await anyio.to_thread.run_sync(check, abandon_on_cancel=True)
         except (UpgradeError, PipelineClosed) as exc:
             raise self._refuse("upgrade", change.requested_by, pipeline, stages, to, exc) from exc
         return Plan("upgrade", change.requested_by, checked, None, reply)

@@ -6,6 +6,7 @@ tests/test_durable_server.py."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,3 +80,42 @@ async def test_a_store_that_cannot_be_used_stops_the_start(tmp_path: Path) -> No
             err = err.exceptions[0]
     assert isinstance(err, StoreError)
     assert "recorded state of stage 'counter'" in str(err)
+
+
+async def test_a_change_is_answered_once_its_history_record_is_durable() -> None:
+    """The upgrade's reply waits for its history record's write, not only
+    for its machines and states."""
+    import threading
+
+    import anyio
+
+    class SlowHistory(MemoryStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.entered = threading.Event()
+            self.release = threading.Event()
+
+        def append_history(self, record: dict[str, Any]) -> None:
+            self.entered.set()
+            assert self.release.wait(30)
+            super().append_history(record)
+
+    store = SlowHistory()
+    answered: list[object] = []
+    async with open_supervisor(_spec(), store=store) as sup:  # type: ignore[arg-type]
+        change = code_change("counter", v1.machine.version, v2.machine.machine, v2.migrate)
+
+        async def upgrade() -> None:
+            answered.append(await sup.code_change(change))
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(upgrade)
+                await anyio.to_thread.run_sync(store.entered.wait)
+                await anyio.sleep(0.05)
+                assert answered == []  # committed, but its record is not written yet
+                store.release.set()
+    assert answered == [{"counter": v2.machine.version}]
+    got = store.load()
+    assert got is not None
+    assert [r["kind"] for r in got.history] == ["upgrade"]

@@ -52,6 +52,10 @@ class Durability:
         self._versions: dict[str, str] = {}
         #: History records loaded from the store (oldest first).
         self.history: list[dict[str, Any]] = []
+        #: History records handed to the writer, and those it has finished.
+        self.recorded = 0
+        self.written = 0
+        self._progress = anyio.Event()
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
@@ -145,5 +149,16 @@ class Durability:
             await self._call(self.store.save_states, states)
 
     async def append_history(self, record: dict[str, Any]) -> None:
-        """Record a change-history entry."""
-        await self._call(self.store.append_history, record)
+        """Record a change-history entry (counted as written even if the
+        store refused it, so nobody waits for it for ever)."""
+        try:
+            await self._call(self.store.append_history, record)
+        finally:
+            self.written += 1
+            self._progress.set()
+            self._progress = anyio.Event()
+
+    async def flushed(self, upto: int) -> None:
+        """Wait until the first ``upto`` history records are written."""
+        while self.written < upto:
+            await self._progress.wait()

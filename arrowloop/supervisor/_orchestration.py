@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import anyio
 import attrs
 from anyio.abc import TaskGroup
 
@@ -24,6 +25,7 @@ from arrowloop.runtime import ClientView, Pipeline, StageSpec
 from arrowloop.supervisor._adapters import AdapterTable, Edge
 from arrowloop.supervisor._changes import ChangeBook, running_versions
 from arrowloop.supervisor._codechange import CodeChange
+from arrowloop.supervisor._durability import Durability
 from arrowloop.supervisor._intensity import Clock, Window
 from arrowloop.supervisor._messages import ChildRecord, Done, Exit, Plan, Refused, Reply, Wake
 from arrowloop.supervisor._spec import SupervisorSpec
@@ -45,6 +47,7 @@ class Orchestration:
     _book: ChangeBook
     _adapters: AdapterTable
     _inflight: bool
+    _durability: Durability | None
 
     if TYPE_CHECKING:
 
@@ -253,7 +256,21 @@ class Orchestration:
             plan.reply.fail(done.error)
             return
         assert done.versions is not None
+        durable = self._durability
+        if durable is not None and self._tg is not None and durable.written < durable.recorded:
+            # With a store, the requester hears of the change once its history
+            # record is durable too, not only its machines and states.
+            self._tg.start_soon(self._reply_when_recorded, plan, done.versions, durable.recorded)
+            return
         plan.reply.set(done.versions)
+
+    async def _reply_when_recorded(self, plan: Plan, versions: dict[str, str], upto: int) -> None:
+        assert self._durability is not None
+        # Shielded and bounded: a stopping supervisor still answers, and a
+        # store that has stopped answering does not hold the reply for ever.
+        with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+            await self._durability.flushed(upto)
+        plan.reply.set(versions)
 
     def _internal(self, doing: str, exc: Exception) -> InternalError:
         log.error(

@@ -491,7 +491,13 @@ class Supervisor(Administration, Restarts, Orchestration):
         out, into = anyio.create_memory_object_stream[dict[str, Any]](math.inf)
         stack.enter_context(out)
         self._history = stack.enter_context(into)
-        self._book.on_record = lambda r: out.send_nowait(attrs.asdict(r))
+        durable = self._durability
+
+        def on_record(r: UpgradeRecord) -> None:
+            durable.recorded += 1
+            out.send_nowait(attrs.asdict(r))
+
+        self._book.on_record = on_record
         return resumed
 
     async def _write_history(self, records: MemoryObjectReceiveStream[dict[str, Any]]) -> None:

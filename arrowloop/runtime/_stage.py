@@ -341,18 +341,10 @@ class StageActor:
                                     state = self._reset_after_crash()
                                 if self.exit_on_crash:
                                     left = Calls(calls)
-                                    if persist is not None:
-                                        state, ok = await self._durable(state, done, [outs, passed])
-                                        if not ok:
-                                            outs, passed = [], Calls()
-                                    if outs:
-                                        await self._send(outs)
-                                        outs = []
-                                    if passed:
-                                        await self._send(passed)
+                                    state, _ = await self._release(state, done, outs, passed)
                                     self._exit(
                                         done,
-                                        outs,
+                                        [],
                                         ([left] if left else []) + list(rest),
                                         r.value,
                                         exc,
@@ -360,15 +352,8 @@ class StageActor:
                                 continue
                             done += 1
                             passed.append(r)
-                        if persist is not None:
-                            state, ok = await self._durable(state, done, [outs, passed])
-                            if not ok:
-                                outs, passed = [], Calls()
-                        if outs:
-                            await self._send(outs)
-                            outs = []
-                        if passed:
-                            await self._send(passed)
+                        state, _ = await self._release(state, done, outs, passed)
+                        outs = []
                     elif tm is Routed:
                         try:
                             state, m.value = step(m.value, state)
@@ -380,24 +365,12 @@ class StageActor:
                                 self._exit(done, outs, list(rest), m.value, exc)
                             continue
                         done += 1
-                        if persist is not None:
-                            state, ok = await self._durable(state, done, [outs, m])
-                            if not ok:
-                                outs = []
-                                continue
-                        if outs:
-                            await self._send(outs)
-                            outs = []
-                        await self._send(m)
+                        state, _ = await self._release(state, done, outs, m)
+                        outs = []
                     else:
-                        if persist is not None:
-                            state, ok = await self._durable(state, done, [outs])
-                            if not ok:
-                                outs = []
+                        state, _ = await self._release(state, done, outs)
+                        outs = []
                         self.state = state
-                        if outs:
-                            await self._send(outs)
-                            outs = []
                         if tm is EndMsg:
                             self.processed += done
                             await self.outbox.send(m)
@@ -444,6 +417,21 @@ class StageActor:
         self._durable_state = state
         self.processed = applied
         self._persisted = applied
+
+    async def _release(self, state: Any, done: int, *messages: Any) -> tuple[Any, bool]:
+        """Send ``messages`` on, in order (empty batches skipped), once the
+        ``state`` they depend on is durable (with a store, see _durable).
+
+        Returns the state to go on with and whether they were sent.
+        """
+        ok = True
+        if self.persist is not None:
+            state, ok = await self._durable(state, done, list(messages))
+        if ok:
+            for m in messages:
+                if m:
+                    await self._send(m)
+        return state, ok
 
     async def _durable(self, state: Any, done: int, messages: list[Any]) -> tuple[Any, bool]:
         """Make ``state`` durable before ``messages`` (outputs that depend on

@@ -57,7 +57,7 @@ class _Slow(Exception):
 _SLOW: Final = _Slow()
 
 
-def _raise_slow() -> Any:
+def _raise_slow(*_: Any) -> Any:
     raise _SLOW
 
 
@@ -151,7 +151,7 @@ def _variant_reader(t: VariantT, memo: dict[Type, _Fn]) -> _Fn:
         elif rep.how == "enum":
             wrap = _constant(rep.member)
         else:
-            wrap = _raise_slow_1  # Tagged values are rare: the reference builds them
+            wrap = _raise_slow  # Tagged values are rare: the reference builds them
         cases[tag] = (_reader(pt, memo), default, wrap)
 
     def read_variant(d: Any) -> Any:
@@ -182,10 +182,6 @@ def _constant(value: Any) -> Callable[[Any], Any]:
 
 def _identity(x: Any) -> Any:
     return x
-
-
-def _raise_slow_1(_x: Any) -> Any:
-    raise _SLOW
 
 
 def _writer(t: Type, memo: dict[Type, _Fn]) -> _Fn:

@@ -9,48 +9,7 @@ upgrade file.
 
 from __future__ import annotations
 
-from arrowloop.examples.counter import (
-    Ack,
-    Count,
-    IncrCount,
-    InputV1,
-    InputV2,
-    InputV3,
-    Output,
-    ReadCount,
-    ResetCount,
-    ToggleCount,
-    ack,
-    count_reply,
-    counter_v1,
-    counter_v2,
-    counter_v3,
-    migrate_v1_v2,
-    migrate_v2_v3,
-    migrate_v3_v2,
-    minus_one,
-    plus_one,
-)
+from arrowloop.examples import counter as _counter
+from arrowloop.examples.counter import *  # noqa: F403 - the same names, the same objects
 
-__all__ = [
-    "ReadCount",
-    "IncrCount",
-    "ResetCount",
-    "ToggleCount",
-    "Count",
-    "Ack",
-    "InputV1",
-    "InputV2",
-    "InputV3",
-    "Output",
-    "count_reply",
-    "ack",
-    "plus_one",
-    "minus_one",
-    "counter_v1",
-    "counter_v2",
-    "counter_v3",
-    "migrate_v1_v2",
-    "migrate_v2_v3",
-    "migrate_v3_v2",
-]
+__all__ = list(_counter.__all__)

@@ -34,6 +34,7 @@ LAYER_OF: dict[str, str] = {
     "test_simplify": "arrows",
     "test_checker": "check",
     "test_properties": "compiler",
+    "test_semantics": "compiler",
     "test_decode_fuzz": "wire",
     "test_counter": "machine",
     "test_channel": "runtime",

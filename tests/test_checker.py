@@ -182,7 +182,8 @@ CASES: list[tuple[str, Arrow, TypeLike, TypeLike | None, str, str]] = [
         int | None,
         None,
         "program",
-        "expected input of some: ?0, found int | None",
+        "expected input of some: ?0 (with an item that is not an option or unit: use a variant "
+        "for those), found int | None",
     ),
     (
         "get-on-a-non-record",

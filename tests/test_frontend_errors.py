@@ -250,6 +250,14 @@ def bare_return(n: int) -> int:
     return n
 
 
+def huge_literal(n: int) -> int:
+    return n + 100000000000000000000000000  # here
+
+
+def negative_huge_literal(n: int) -> int:
+    return n + -9223372036854775809  # here
+
+
 CASES: list[tuple[Callable[..., Any], str, str]] = [
     (while_loop, "while", "while loops are not supported; loop over a list with for x in xs"),
     (global_statement, "global", "global is not supported"),
@@ -291,6 +299,8 @@ CASES: list[tuple[Callable[..., Any], str, str]] = [
     (recursion, "recursion(", "recursion is not supported"),
     (star_args, "ns", "*args, **kwargs and keyword-only parameters are not supported"),
     (bare_return, "return", "a return needs a value"),
+    (huge_literal, "1000", "literal cannot be part of a program: expected an int within the wire"),
+    (negative_huge_literal, "-9", "literal cannot be part of a program"),
 ]
 
 

@@ -130,10 +130,12 @@ def const(value: Any, type: TypeLike | None = None) -> Arrow:
     """``a -> T``: the constant ``value`` of type ``type`` (guessed if omitted).
 
     Raises:
-        ValidationError: when ``value`` is not a value of ``type``.
+        ValidationError: when ``value`` is not a value of ``type``, or one
+            the wire cannot carry (an int outside the 64-bit range, a string
+            with a lone surrogate).
     """
     t = type_of_value(value) if type is None else from_annotation(type)
-    validate(t, value, "const")
+    validate(t, value, "const", wire=True)
     return Const(t, value)
 
 
@@ -238,8 +240,9 @@ def loop(body: Arrow, init: Any, state: TypeLike | None = None) -> Loop:
     """Close ``body : (input, state) -> (state, output)`` into a machine.
 
     Raises:
-        ValidationError: when ``init`` is not a value of ``state``.
+        ValidationError: when ``init`` is not a value of ``state``, or one
+            the wire cannot carry (see :func:`const`).
     """
     t = type_of_value(init) if state is None else from_annotation(state)
-    validate(t, init, "init")
+    validate(t, init, "init", wire=True)
     return Loop(body, t, init)

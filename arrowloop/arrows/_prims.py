@@ -32,6 +32,8 @@ from arrowloop.typesys import (
     Type,
     TypeLike,
     from_annotation,
+    identity_blind,
+    values_equal,
 )
 
 __all__ = ["Signature", "Primitive", "Registry", "PRIMITIVES", "primitive", "MAX_PRIMITIVES"]
@@ -59,13 +61,20 @@ class Signature:
 
     ``fn`` takes the components of a tuple input as positional arguments,
     or the whole input as one argument otherwise. ``template``, if given, is
-    a format string over the same arguments that the compiler inlines.
+    a format string over the same arguments that the compiler inlines, for
+    the input types ``inline`` accepts (all when it is ``None``); ``fn`` is
+    called for the others.
     """
 
     input: Type
     output: Type
     fn: Callable[..., Any] = attrs.field(eq=False)
     template: str | None = None
+    inline: Callable[[Type], bool] | None = attrs.field(default=None, eq=False)
+
+    def inlines(self, input: Type) -> bool:
+        """Whether the compiler may paste ``template`` for this (resolved) input type."""
+        return self.template is not None and (self.inline is None or self.inline(input))
 
     @property
     def arity(self) -> int:
@@ -96,6 +105,7 @@ class Registry:
         fn: Callable[..., Any],
         *,
         template: str | None = None,
+        inline: Callable[[Type], bool] | None = None,
         doc: str = "",
     ) -> Primitive:
         """Add an overload of ``name``; returns the updated primitive.
@@ -106,7 +116,7 @@ class Registry:
                 registry is full.
         """
         _check_prim_name(name)
-        sig = Signature(from_annotation(input), from_annotation(output), fn, template)
+        sig = Signature(from_annotation(input), from_annotation(output), fn, template, inline)
         old = self._prims.get(name)
         if old is None and len(self._prims) >= MAX_PRIMITIVES:
             raise ValueError(f"the primitive registry is full ({MAX_PRIMITIVES} names)")
@@ -152,6 +162,30 @@ def _int_of_float(x: float) -> int:
     return int(x)
 
 
+def _sum_floats(xs: list[float]) -> float:
+    """The sum of ``xs`` as a left fold from ``0.0``: ``((0.0 + x0) + x1) + ...``.
+
+    Pinned so that a machine computes the same on every Python it may run
+    on: Python 3.12 made the builtin ``sum`` of floats compensated
+    (``sum([0.1] * 10)`` is ``1.0`` there, ``0.9999999999999999`` on 3.11).
+    A left fold is what Python 3.11's ``sum`` and a ``for`` loop with a float
+    accumulator compute, costs one addition per item, and never raises
+    (``math.fsum`` raises on ``inf + -inf`` and on intermediate overflow).
+    """
+    total = 0.0
+    for x in xs:
+        total += x
+    return total
+
+
+def _values_differ(x: Any, y: Any) -> bool:
+    return not values_equal(x, y)
+
+
+def _identity_blind_pair(input: Type) -> bool:
+    return isinstance(input, TupleT) and identity_blind(input.items[0])
+
+
 def _float_min(x: float, y: float) -> float:
     return float(min(x, y))
 
@@ -194,8 +228,19 @@ def _install_builtins(r: Registry) -> None:
         )
         for x, y in pairs:
             reg(name, _pair(x, y), BOOL, _compare(op), template=template, doc=f"a {op} b")
-    reg("eq", _pair(_A, _A), BOOL, lambda x, y: x == y, template="({0} == {1})", doc="a == b")
-    reg("ne", _pair(_A, _A), BOOL, lambda x, y: x != y, template="({0} != {1})", doc="a != b")
+    # Python's == decides a NaN inside a container by identity, which no
+    # value carries (see typesys/_equality.py): IEEE equality at any depth,
+    # and the plain operator only where it computes the same.
+    for name, fn, op in (("eq", values_equal, "=="), ("ne", _values_differ, "!=")):
+        reg(
+            name,
+            _pair(_A, _A),
+            BOOL,
+            fn,
+            template="({0} " + op + " {1})",
+            inline=_identity_blind_pair,
+            doc=f"a {op} b (IEEE on floats, inside structures too)",
+        )
     reg("and", _pair(BOOL, BOOL), BOOL, lambda x, y: x and y, template="({0} and {1})")
     reg("or", _pair(BOOL, BOOL), BOOL, lambda x, y: x or y, template="({0} or {1})")
     reg("not", BOOL, BOOL, lambda x: not x, template="(not {0})")
@@ -219,7 +264,7 @@ def _install_builtins(r: Registry) -> None:
     reg("item", _pair(ListT(_A), INT), _A, lambda xs, i: xs[i], template="{0}[{1}]")
     reg("reverse", ListT(_A), ListT(_A), lambda xs: xs[::-1], template="{0}[::-1]")
     reg("sum", ListT(INT), INT, sum)
-    reg("sum", ListT(FLOAT), FLOAT, lambda xs: float(sum(xs)))
+    reg("sum", ListT(FLOAT), FLOAT, _sum_floats, doc="a left fold from 0.0 (not compensated)")
     reg("map_get", _pair(MapT(_A), STR), OptionT(_A), lambda d, k: d.get(k))
     reg("map_put", TupleT((MapT(_A), STR, _A)), MapT(_A), lambda d, k, v: {**d, k: v})
     reg(

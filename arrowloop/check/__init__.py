@@ -13,6 +13,7 @@ from arrowloop.check._checker import (
 )
 from arrowloop.check._compat import is_subtype
 from arrowloop.check._unify import Subst
+from arrowloop.check._widen import widening
 
 __all__ = [
     "Typed",
@@ -23,5 +24,6 @@ __all__ = [
     "has_type_vars",
     "Subst",
     "is_subtype",
+    "widening",
     "MAX_NESTING",
 ]

@@ -43,11 +43,14 @@ from arrowloop.errors import CheckError, ValidationError
 from arrowloop.typesys import (
     BOOL,
     ListT,
+    MapT,
+    OptionT,
     RecordT,
     TupleT,
     TVar,
     Type,
     TypeLike,
+    UnitT,
     VariantT,
     either,
     from_annotation,
@@ -179,7 +182,7 @@ class _Checker:
                 # const() and the wire decoder validate; a Const built
                 # directly might not, and the program would then lie.
                 try:
-                    validate(ct, value, "const")
+                    validate(ct, value, "const", wire=True)
                 except ValidationError as exc:
                     raise CheckError(
                         f"expected a constant of type {ct!r}: {exc.message}",
@@ -314,6 +317,10 @@ class _Checker:
                 return sout, [], sig
             self.s.rollback(mark)
         accepted = " or ".join(repr(s.input) for s in prim.signatures)
+        if any(isinstance(s.output, OptionT) for s in prim.signatures) and _optional_item(t):
+            # some(x) or map_get(d, k) on an option (or unit) item would make
+            # an option of an option, which has no representation.
+            accepted += " (with an item that is not an option or unit: use a variant for those)"
         raise self.fail(path, f"input of {name}:", accepted, t)
 
     def finish(self) -> None:
@@ -325,6 +332,13 @@ class _Checker:
             if self.meter is not None:
                 # A variable may have grown into a big type since it was met.
                 self.meter.type_size(type_size(typed.output), "program")
+
+
+def _optional_item(t: Type) -> bool:
+    """Whether ``t`` (or the values of a map first in a tuple) is an option or unit."""
+    if isinstance(t, TupleT) and t.items and isinstance(t.items[0], MapT):
+        t = t.items[0].value
+    return isinstance(t, OptionT | UnitT)
 
 
 def infer(
@@ -378,7 +392,7 @@ def check_loop(
         CheckError: naming the node (under ``body``) or ``init``.
     """
     try:
-        validate(loop.state, loop.init, "init")
+        validate(loop.state, loop.init, "init", wire=True)
     except ValidationError as exc:
         raise CheckError(
             f"expected an initial state of type {loop.state!r}: {exc.message}",

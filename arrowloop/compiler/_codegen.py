@@ -485,7 +485,7 @@ class _Gen:
             args = [self.materialize(c) for c in self.components(sym, len(sig.input.items))]
         else:
             args = [self.materialize(sym)]
-        if sig.template is not None:
+        if sig.template is not None and sig.inlines(t.input):
             if " is " in sig.template:
                 # ``0 is None`` draws a SyntaxWarning from CPython (an error
                 # under -W error): give literal operands of ``is`` a name.

@@ -149,7 +149,7 @@ def statemachine(
                 expected=f"tuple[{state_t!r}, Output]",
                 found=repr(ret),
             )
-        validate(state_t, init, "init")
+        validate(state_t, init, "init", wire=True)
         body = _translate(src, registry, names, types, ret, Id())
         try:
             machine = Machine.build(

@@ -115,7 +115,7 @@ class Exprs(Operators):
             t = expected if isinstance(expected, OptionT) else UNIT
             return Val(Const(t, None), t)
         if type(value) in (bool, int, float, str):
-            return Val(Const(type_of_value(value), value), type_of_value(value))
+            return self.literal(node, value)
         self.fail(
             node,
             f"{type(value).__name__} literals are not supported; use int, float, str, bool or None",
@@ -166,7 +166,7 @@ class Exprs(Operators):
             )
         try:
             t = type_of_value(obj)
-            validate(t, obj, name)
+            validate(t, obj, name, wire=True)
         except (TypeDefinitionError, ValidationError):
             self.fail(
                 node,

@@ -12,9 +12,22 @@ from __future__ import annotations
 import ast
 
 from arrowloop.arrows import Arrow, Const, If, Prim, type_of_value
+from arrowloop.errors import ValidationError
 from arrowloop.frontend._env import Env, Val
 from arrowloop.frontend._typing import FALSE, TRUE, Typing, show
-from arrowloop.typesys import BOOL, FLOAT, INT, STR, UNIT, ListT, MapT, OptionT, Type, UnitT
+from arrowloop.typesys import (
+    BOOL,
+    FLOAT,
+    INT,
+    STR,
+    UNIT,
+    ListT,
+    MapT,
+    OptionT,
+    Type,
+    UnitT,
+    validate,
+)
 
 __all__ = ["Operators"]
 
@@ -38,6 +51,15 @@ _CMPOPS: dict[type[ast.cmpop], tuple[str, str]] = {
 
 class Operators(Typing):
     """Operator translation, on top of :class:`Typing`."""
+
+    def literal(self, node: ast.expr, value: bool | int | float | str) -> Val:
+        """The constant of a literal (``-5`` included), which the wire must carry."""
+        t = type_of_value(value)
+        try:
+            validate(t, value, "literal", wire=True)
+        except ValidationError as exc:
+            self.fail(node, f"this literal cannot be part of a program: {exc.message}")
+        return Val(Const(t, value), t)
 
     def boolop(self, op: ast.boolop, values: list[ast.expr], env: Env) -> Val:
         """``a and b``, ``a or b`` on bools, stopping as soon as the result is known."""
@@ -70,8 +92,7 @@ class Operators(Typing):
         if isinstance(op, ast.USub | ast.UAdd):
             literal = operand.value if isinstance(operand, ast.Constant) else None
             if isinstance(op, ast.USub) and isinstance(literal, int | float):
-                value = -literal
-                return Val(Const(type_of_value(value), value), type_of_value(value))
+                return self.literal(node, -literal)
             v = self.expr(operand, env)
             if v.type not in (INT, FLOAT):
                 self.mismatch(node, "an int or float operand of unary - or +", v.type)

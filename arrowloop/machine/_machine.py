@@ -26,11 +26,12 @@ from arrowloop.arrows import (
     ChangeBudget,
     Loop,
     Registry,
+    id_,
     metered,
 )
-from arrowloop.check import Typed, TypedLoop, check_arrow, check_loop
+from arrowloop.check import Typed, TypedLoop, check_arrow, check_loop, is_subtype, widening
 from arrowloop.compiler import compile_arrow, compile_loop, interpret, interpret_step
-from arrowloop.errors import TypeDefinitionError
+from arrowloop.errors import CheckError, TypeDefinitionError
 from arrowloop.typesys import TupleT, Type, TypeLike, from_annotation, render_type, validate
 from arrowloop.wire import (
     DEFAULT_LIMITS,
@@ -129,10 +130,29 @@ class Machine:
         return interpret_step(self.typed, item, state)
 
     def __rshift__(self, other: Machine) -> Machine:
-        """Run ``self`` then ``other`` in one stage; the state is the pair of states."""
+        """Run ``self`` then ``other`` in one stage; the state is the pair of states.
+
+        ``other`` is checked against its declared input, which must accept
+        every output of ``self`` (``is_subtype``); where the two types
+        differ, a widening (the identity, typed from one to the other) joins
+        them, so ``other``'s body is never typed at another input.
+
+        Raises:
+            CheckError: ``self``'s outputs are not all inputs of ``other``.
+        """
         if not isinstance(other, Machine):
             return NotImplemented
-        return Machine.build(self.loop >> other.loop, self.input, other.output)
+        if not is_subtype(self.output, other.input):
+            raise CheckError(
+                f"expected a second machine whose input {other.input!r} accepts every output "
+                f"of the first, found outputs {self.output!r}",
+                path="machine >> machine",
+                expected=repr(other.input),
+                found=repr(self.output),
+            )
+        widen = widening(self.output, other.input, "machine >> machine")
+        first = self.loop if widen == id_ else self.loop >> widen
+        return Machine.build(first >> other.loop, self.input, other.output)
 
 
 @attrs.frozen(eq=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from arrowloop.typesys._annotations import TypeLike, from_annotation
+from arrowloop.typesys._equality import identity_blind, values_equal
 from arrowloop.typesys._jsonform import json_reader, json_writer
 from arrowloop.typesys._repr import (
     CaseRepr,
@@ -49,6 +50,8 @@ from arrowloop.typesys._types import (
 from arrowloop.typesys._values import describe, from_json, to_json, validate
 
 __all__ = [
+    "identity_blind",
+    "values_equal",
     "Type",
     "UnitT",
     "BoolT",

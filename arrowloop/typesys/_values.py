@@ -40,11 +40,18 @@ from arrowloop.typesys._types import (
 __all__ = ["validate", "to_json", "from_json", "describe"]
 
 
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+
 def describe(value: object) -> str:
     """A short rendering of a value's Python type for error messages."""
     if value is None:
         return "None"
     name = type(value).__name__
+    if type(value) is int and not _INT64_MIN <= value <= _INT64_MAX:
+        # str() of a huge int is slow, and refused past 4,300 digits.
+        return f"int of {value.bit_length()} bits"
     if isinstance(value, bool | int | float):
         return f"{name} {value!r:.40}"
     return name
@@ -57,8 +64,27 @@ def _fail(path: str, expected: str, value: object) -> ValidationError:
     )
 
 
-def validate(t: Type, value: object, path: str = "value") -> None:
+_WIRE_INT = "an int within the wire's 64-bit signed range (-2**63 <= n < 2**63)"
+_WIRE_STR = "a str that UTF-8 can encode (no lone surrogates such as '\\ud800')"
+
+
+def _wire_str(s: str) -> bool:
+    if s.isascii():
+        return True
+    try:
+        s.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def validate(t: Type, value: object, path: str = "value", *, wire: bool = False) -> None:
     """Check that the runtime value ``value`` has type ``t``.
+
+    With ``wire``, also that the wire can carry it: ints in the 64-bit
+    range, strings (map keys too) encodable as UTF-8. Constants and
+    initial states are checked so when they are made, since a machine's
+    version is the digest of its wire form.
 
     Raises:
         ValidationError: naming the place inside ``value`` that does not fit.
@@ -73,56 +99,62 @@ def validate(t: Type, value: object, path: str = "value") -> None:
         case IntT():
             if type(value) is not int:
                 raise _fail(path, "int", value)
+            if wire and not _INT64_MIN <= value <= _INT64_MAX:
+                raise _fail(path, _WIRE_INT, value)
         case FloatT():
             if type(value) is not float:
                 raise _fail(path, "float", value)
         case StrT():
             if type(value) is not str:
                 raise _fail(path, "str", value)
+            if wire and not _wire_str(value):
+                raise _fail(path, _WIRE_STR, value)
         case TupleT(items=items):
             if type(value) is not tuple or len(value) != len(items):
                 raise _fail(path, f"a tuple of {len(items)} {t!r}", value)
             for i, (it, v) in enumerate(zip(items, value, strict=True)):
-                validate(it, v, f"{path}[{i}]")
+                validate(it, v, f"{path}[{i}]", wire=wire)
         case ListT(item=item):
             if type(value) is not list:
                 raise _fail(path, f"a list {t!r}", value)
             for i, v in enumerate(value):
-                validate(item, v, f"{path}[{i}]")
+                validate(item, v, f"{path}[{i}]", wire=wire)
         case MapT(value=vt):
             if type(value) is not dict:
                 raise _fail(path, f"a dict {t!r}", value)
             for k, v in value.items():
                 if type(k) is not str:
                     raise _fail(f"{path}.<key>", "a str key", k)
-                validate(vt, v, f"{path}[{k!r:.40}]")
+                if wire and not _wire_str(k):
+                    raise _fail(f"{path}.<key>", _WIRE_STR, k)
+                validate(vt, v, f"{path}[{k!r:.40}]", wire=wire)
         case OptionT(item=item):
             if value is not None:
-                validate(item, value, path)
+                validate(item, value, path, wire=wire)
         case RecordT():
-            _validate_record(t, value, path)
+            _validate_record(t, value, path, wire)
         case VariantT():
-            _validate_variant(t, value, path)
+            _validate_variant(t, value, path, wire)
         case TVar():
             raise _fail(path, f"a value of a resolved type, not {t!r}", value)
         case _:  # pragma: no cover - every type kind is matched above
             raise _fail(path, repr(t), value)
 
 
-def _validate_record(t: RecordT, value: object, path: str) -> None:
+def _validate_record(t: RecordT, value: object, path: str, wire: bool) -> None:
     rt = record_type_of_class(type(value))
     if rt != t:
         raise _fail(path, f"a record {t!r}", value)
     for name, ft in t.fields:
-        validate(ft, getattr(value, name), f"{path}.{name}")
+        validate(ft, getattr(value, name), f"{path}.{name}", wire=wire)
 
 
-def _validate_variant(t: VariantT, value: object, path: str) -> None:
+def _validate_variant(t: VariantT, value: object, path: str, wire: bool) -> None:
     if type(value) is Tagged:
         payload = t.payload(value.tag)
         if payload is None or case_repr(t, value.tag).how != "tagged":
             raise _fail(path, f"a case of {t!r}", value)
-        validate(payload, value.value, f"{path}.{value.tag}")
+        validate(payload, value.value, f"{path}.{value.tag}", wire=wire)
         return
     if isinstance(value, enum.Enum):
         payload = t.payload(value.name)
@@ -132,11 +164,7 @@ def _validate_variant(t: VariantT, value: object, path: str) -> None:
     rt = record_type_of_class(type(value))
     if rt is None or t.payload(rt.name) != rt:
         raise _fail(path, f"a case of {t!r}", value)
-    _validate_record(rt, value, path)
-
-
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
+    _validate_record(rt, value, path, wire)
 
 
 def to_json(t: Type, value: Any) -> Any:
@@ -146,11 +174,7 @@ def to_json(t: Type, value: Any) -> Any:
             return None
         case IntT():
             if not _INT64_MIN <= value <= _INT64_MAX:
-                raise ValidationError(
-                    f"expected an int within the wire's 64-bit signed range, found {value}",
-                    expected="-2**63 <= n < 2**63",
-                    found=str(value)[:40],
-                )
+                raise _fail("value", _WIRE_INT, value)
             return value
         case BoolT() | StrT():
             return value

@@ -110,7 +110,7 @@ def encode_value(t: Type, value: Any) -> Any:
     Raises:
         ValidationError: ``value`` is not a value of ``t``.
     """
-    validate(t, value)
+    validate(t, value, wire=True)
     return to_json(t, value)
 
 

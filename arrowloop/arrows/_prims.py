@@ -273,6 +273,14 @@ def _install_builtins(r: Registry) -> None:
         MapT(_A),
         lambda d, k: {x: v for x, v in d.items() if x != k},
     )
+    reg(
+        "map_update",
+        _pair(MapT(_A), MapT(_A)),
+        MapT(_A),
+        lambda d, e: {**d, **e},
+        template="{{**{0}, **{1}}}",
+        doc="a new dict: d's entries updated with e's ({**d, **e})",
+    )
     reg("map_has", _pair(MapT(_A), STR), BOOL, lambda d, k: k in d, template="({1} in {0})")
     reg("map_keys", MapT(_A), ListT(STR), lambda d: sorted(d))
     reg("some", _A, OptionT(_A), lambda x: x, template="{0}")

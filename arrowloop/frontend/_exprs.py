@@ -19,6 +19,7 @@ from arrowloop.arrows import Const, GetField, Prim, Proj, type_of_value
 from arrowloop.errors import TypeDefinitionError, ValidationError
 from arrowloop.frontend._env import Env, Val, tuple_of
 from arrowloop.frontend._operators import Operators
+from arrowloop.frontend._shapes import BALANCE_FROM, balanced
 from arrowloop.frontend._source import MISSING
 from arrowloop.frontend._typing import show
 from arrowloop.typesys import (
@@ -202,6 +203,8 @@ class Exprs(Operators):
                 "[]",
             )
         lt = ListT(item)
+        if len(node.elts) >= BALANCE_FROM:
+            return self.long_list(node, env, lt)
         acc: Val | None = None
         for e in node.elts:
             if isinstance(e, ast.Starred):
@@ -212,6 +215,18 @@ class Exprs(Operators):
                 base = acc if acc is not None else Val(Const(lt, []), lt)
                 acc = self.prim("append", [base, x], e, "a list display")
         return acc if acc is not None else Val(Const(lt, []), lt)
+
+    def long_list(self, node: ast.List, env: Env, lt: ListT) -> Val:
+        """A long list display as a balanced tree of ``+`` over its pieces
+        (``[x]`` for an item, ``xs`` for ``*xs``), evaluated left to right."""
+        empty = Val(Const(lt, []), lt)
+        pieces = [
+            self.expr(e.value, env, lt)
+            if isinstance(e, ast.Starred)
+            else self.prim("append", [empty, self.expr(e, env, lt.item)], e, "a list display")
+            for e in node.elts
+        ]
+        return balanced(pieces, lambda a, b: self.prim("add", [a, b], node, "a list display"))
 
     def _list_type(self, node: ast.expr, t: Type) -> ListT:
         if not isinstance(t, ListT):
@@ -237,17 +252,34 @@ class Exprs(Operators):
                 "{}",
             )
         mt = MapT(vt)
+        if len(node.keys) >= BALANCE_FROM:
+            return self.long_dict(node, env, mt)
         acc = Val(Const(mt, {}), mt)
         for i, (k, v) in enumerate(zip(node.keys, node.values, strict=True)):
             if k is None:
                 d = self.expr(v, env, mt)
-                if i == 0:
-                    acc = d
-                    continue
-                self.fail(v, "**d is only supported first in a dict display ({**d, 'k': v})")
+                acc = d if i == 0 else self.prim("map_update", [acc, d], v, "a dict display")
+                continue
             key = self.expr(k, env, STR)
             acc = self.prim("map_put", [acc, key, self.expr(v, env, vt)], k, "a dict display")
         return acc
+
+    def long_dict(self, node: ast.Dict, env: Env, mt: MapT) -> Val:
+        """A long dict display as a balanced tree of ``{**a, **b}`` over its
+        pieces (``{k: v}`` for an entry, ``d`` for ``**d``): keys keep the
+        place of their first occurrence and the value of their last, as in
+        Python, and everything is evaluated left to right."""
+        empty = Val(Const(mt, {}), mt)
+        pieces = []
+        for k, v in zip(node.keys, node.values, strict=True):
+            if k is None:
+                pieces.append(self.expr(v, env, mt))
+                continue
+            entry = [empty, self.expr(k, env, STR), self.expr(v, env, mt.value)]
+            pieces.append(self.prim("map_put", entry, k, "a dict display"))
+        return balanced(
+            pieces, lambda a, b: self.prim("map_update", [a, b], node, "a dict display")
+        )
 
     def attribute(self, node: ast.Attribute, env: Env) -> Val:
         """A record field (``msg.n``), or a constant named by a dotted name (``Color.RED``)."""

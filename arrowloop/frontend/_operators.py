@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import ast
 
-from arrowloop.arrows import Arrow, Const, If, Prim, type_of_value
+from arrowloop.arrows import Arrow, Compose, Const, Id, If, Prim, Proj, type_of_value
 from arrowloop.errors import ValidationError
-from arrowloop.frontend._env import Env, Val
+from arrowloop.frontend._env import Env, Val, tuple_of
+from arrowloop.frontend._shapes import BALANCE_FROM, balanced
 from arrowloop.frontend._typing import FALSE, TRUE, Typing, show
 from arrowloop.typesys import (
     BOOL,
@@ -64,6 +65,11 @@ class Operators(Typing):
     def boolop(self, op: ast.boolop, values: list[ast.expr], env: Env) -> Val:
         """``a and b``, ``a or b`` on bools, stopping as soon as the result is known."""
         conds = [self.condition(v, env) for v in values]
+        if len(conds) >= BALANCE_FROM:
+            # and/or are associative, evaluation order and stopping included.
+            both = isinstance(op, ast.And)
+            tree = balanced(conds, lambda a, b: If(a, b, FALSE) if both else If(a, TRUE, b))
+            return Val(tree, BOOL)
         out = conds[-1]
         for c in reversed(conds[:-1]):
             out = If(c, out, FALSE) if isinstance(op, ast.And) else If(c, TRUE, out)
@@ -81,9 +87,38 @@ class Operators(Typing):
                 "(register a primitive for anything else)",
                 found=_op_text(op),
             )
+        links = [(node, op, right)]
+        first = left
+        while isinstance(first, ast.BinOp) and type(first.op) in _BINOPS:
+            links.append((first, first.op, first.right))
+            first = first.left
+        if len(links) >= BALANCE_FROM:
+            return self.binop_chain(first, links[::-1], env)
         a = self.expr(left, env)
         b = self.expr(right, env, a.type if isinstance(a.type, ListT) else None)
         return self.prim(entry[0], [a, b], node, f"the operator {entry[1]}")
+
+    def binop_chain(
+        self,
+        first: ast.expr,
+        links: list[tuple[ast.AST, ast.operator, ast.expr]],
+        env: Env,
+    ) -> Val:
+        """``a + b - c ...`` (a left fold, not associative on floats) threaded
+        through a flat composition of ``(result so far, environment)`` steps,
+        so that the program does not nest one level per operator."""
+        acc = self.expr(first, env)
+        steps: list[Arrow] = [tuple_of([acc.arrow, Id()])]
+        for node, op, right in links:
+            name, text = _BINOPS[type(op)]
+            b = self.expr(right, env, acc.type if isinstance(acc.type, ListT) else None)
+            parts = [Val(Proj(0, 2), acc.type), Val(Proj(1, 2) >> b.arrow, b.type)]
+            # The result comes first in the pair: the simplifier then leaves
+            # the steps side by side (it fuses a step into the next only when
+            # that cannot reorder two that may raise).
+            acc = self.prim(name, parts, node, f"the operator {text}")
+            steps.append(tuple_of([acc.arrow, Proj(1, 2)]))
+        return Val(Compose((*steps, Proj(0, 2))), acc.type)
 
     def unary(self, node: ast.expr, op: ast.unaryop, operand: ast.expr, env: Env) -> Val:
         """``-x``, ``+x`` on numbers; ``not b`` on bools."""

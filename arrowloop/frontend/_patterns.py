@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from arrowloop.arrows import Arrow, Case, Const, Distribute, GetField, Id, If, Inject, Prim, Proj
 from arrowloop.frontend._env import Env, Slot, Val, assigned, has_return, reads, tuple_of
 from arrowloop.frontend._flow import Exit, Flow, Join
+from arrowloop.frontend._shapes import BALANCE_FROM, match_as_if
 from arrowloop.frontend._source import MISSING
 from arrowloop.frontend._typing import FALSE, TRUE, show
 from arrowloop.typesys import (
@@ -45,6 +46,8 @@ Body = Callable[[ast.match_case, Env], Arrow]
 Fall = Callable[[Env], Arrow]
 
 _BUILTIN_CLASSES: dict[type, Type] = {int: INT, float: FLOAT, str: STR, bool: BOOL}
+#: Subject types whose literal cases a long match turns into an if/elif chain.
+_SCALARS: dict[Type, type] = {INT: int, FLOAT: float, STR: str}
 
 
 def _conj(tests: Sequence[Arrow]) -> Arrow | None:
@@ -63,6 +66,12 @@ class Patterns(Flow):
     def match_(self, s: ast.Match, rest: Sequence[ast.stmt], env: Env, exit: Exit) -> Arrow:
         """Translate ``s`` followed by ``rest``."""
         subj = self.expr(s.subject, env)
+        kind = _SCALARS.get(subj.type)
+        if len(s.cases) >= BALANCE_FROM and kind is not None:
+            # Many literal cases: an if/elif chain, which long_if keeps shallow.
+            chain = match_as_if(s, f"$match{self.new_key()}", kind)
+            if chain is not None:
+                return self.block([*chain, *rest], env, exit, s)
         hidden = f"$match{s.lineno}.{s.col_offset}"
         a0, env1 = env.rebuild(env.names(), [(hidden, subj)])
         join: Join | None = None

@@ -15,7 +15,7 @@ import ast
 from collections.abc import Sequence
 from typing import NoReturn
 
-from arrowloop.arrows import Arrow, Fold, Id, If, Proj
+from arrowloop.arrows import Arrow, Compose, Const, Fold, Id, If, Prim, Proj
 from arrowloop.frontend._env import (
     Env,
     Slot,
@@ -28,8 +28,15 @@ from arrowloop.frontend._env import (
 )
 from arrowloop.frontend._flow import Exit, Join
 from arrowloop.frontend._patterns import Patterns
+from arrowloop.frontend._shapes import (
+    BALANCE_FROM,
+    DISPATCH_PREFIX,
+    dispatch,
+    elif_chain,
+    is_dispatch,
+)
 from arrowloop.frontend._typing import show
-from arrowloop.typesys import ListT, MapT, OptionT, TupleT, Type
+from arrowloop.typesys import INT, ListT, MapT, OptionT, TupleT, Type
 
 __all__ = ["Translator"]
 
@@ -208,6 +215,13 @@ class Translator(Patterns):
 
     def if_(self, s: ast.If, rest: Sequence[ast.stmt], env: Env, exit: Exit) -> Arrow:
         """``if``/``elif``/``else`` as an ``if`` node."""
+        arms, last = elif_chain(s)
+        if (
+            len(arms) >= BALANCE_FROM
+            and not is_dispatch(s)
+            and not any(self.narrows(t, env) for t, _ in arms)
+        ):
+            return self.long_if(s, arms, last, rest, env, exit)
         cond = self.condition(s.test, env)
         env_then, env_else = self.narrow(s.test, env)
         if has_return([*s.body, *s.orelse]):
@@ -218,6 +232,37 @@ class Translator(Patterns):
         then = self.block(s.body, env_then, join, s)
         orelse = self.block(s.orelse, env_else, join, s)
         return self.after_join(If(cond, then, orelse), env, join, rest, exit, s)
+
+    def long_if(
+        self,
+        s: ast.If,
+        arms: Sequence[tuple[ast.expr, list[ast.stmt]]],
+        orelse: list[ast.stmt],
+        rest: Sequence[ast.stmt],
+        env: Env,
+        exit: Exit,
+    ) -> Arrow:
+        """A long ``if``/``elif`` chain: the index of the branch that runs,
+        threaded through a flat composition, then a balanced dispatch on it
+        (see :mod:`arrowloop.frontend._shapes`)."""
+        n = len(arms)
+        index = f"{DISPATCH_PREFIX}{self.new_key()}"
+        k, e, none = Proj(0, 2), Proj(1, 2), Const(INT, n)
+        steps: list[Arrow] = [tuple_of([none, Id()])]
+        for i, (test, _) in enumerate(arms):
+            # A condition is evaluated only while no earlier one has held.
+            cond = e >> self.condition(test, env)
+            pick = If(tuple_of([k, none]) >> Prim("eq"), If(cond, Const(INT, i), none), k)
+            steps.append(tuple_of([pick, e]))
+        found = Val(Compose((*steps, k)), INT)
+        a0, env1 = env.rebuild(env.names(), [(index, found)])
+        leaves = [body for _, body in arms] + [orelse]
+        return a0 >> self.block([*dispatch(s, index, leaves), *rest], env1, exit, s)
+
+    def narrows(self, test: ast.expr, env: Env) -> bool:
+        """Whether ``test`` narrows an optional in one of its branches."""
+        then, orelse = self.narrow(test, env)
+        return then is not env or orelse is not env
 
     def narrow(self, test: ast.expr, env: Env) -> tuple[Env, Env]:
         """The environments of the two branches of ``if x is (not) None``."""

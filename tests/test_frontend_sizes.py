@@ -227,3 +227,19 @@ def test_three_hundred_case_match_on_strings(tmp_path: Path) -> None:
     agrees = checker(f)
     for s in ("k0", "k150", "k299", "k300", ""):
         agrees(s)
+
+
+@pytest.mark.parametrize("kind", ["assign", "if", "for"])
+def test_long_bodies(tmp_path: Path, kind: str) -> None:
+    """1,000 statements in a row (assignments, joined ifs, loops) compile without recursion."""
+    line = {
+        "assign": "    x = x + {i}",
+        "if": "    if x % 3 == {m}:\n        x = x + {i}",
+        "for": "    for y in ys:\n        x = x + y * {m}",
+    }[kind]
+    body = "\n".join(line.format(i=i, m=i % 3) for i in range(1000))
+    source = f"def f(x: int, ys: list[int]) -> int:\n{body}\n    return x\n"
+    f = compile_source(tmp_path, f"long_{kind}", source)
+    agrees = checker(f)
+    for args in ((0, []), (5, [1, 2])):
+        agrees(*args)

@@ -74,8 +74,17 @@ def _translate(
         tuple(Slot(n, t) for n, t in zip(names, types, strict=True)),
         dict(zip(names, types, strict=True)),
     )
-    body = prefix >> tr.block(src.tree.body, env, MustReturn(), None)
-    body = simplify(body)
+    try:
+        body = prefix >> tr.block(src.tree.body, env, MustReturn(), None)
+        body = simplify(body)
+    except RecursionError:
+        # Long chains and long bodies are translated without deep recursion
+        # (_shapes.py, Translator.block); what is left is deep nesting.
+        raise src.error(
+            src.tree,
+            "the function nests too deeply to translate (expressions or blocks nested "
+            "hundreds of levels); name intermediate values, or split it into @arrow functions",
+        ) from None
     _no_holes(body)
     return body
 

@@ -163,10 +163,22 @@ def reads(nodes: Iterable[ast.AST]) -> set[str]:
     """Every name loaded anywhere in ``nodes``."""
     out: set[str] = set()
     for node in nodes:
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
-                out.add(sub.id)
+        out |= _reads_of(node)
     return out
+
+
+def _reads_of(node: ast.AST) -> frozenset[str]:
+    # Asked for every statement about all the statements after it: kept on
+    # the node, so a long body is walked once, not once per statement.
+    known: frozenset[str] | None = getattr(node, "_arrowloop_reads", None)
+    if known is None:
+        known = frozenset(
+            sub.id
+            for sub in ast.walk(node)
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)
+        )
+        setattr(node, "_arrowloop_reads", known)  # noqa: B010 - an attribute ast does not declare
+    return known
 
 
 def assigned(nodes: Iterable[ast.AST]) -> set[str]:

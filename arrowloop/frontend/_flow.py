@@ -11,7 +11,7 @@ that follows it, up to an :class:`Exit`. Two strategies keep that small:
   assigned that are still needed, the branches meet, and the statements
   after run once. The layout of the join is only known when every branch
   is translated, so branch ends are :class:`~arrowloop.frontend._env.Hole`
-  placeholders, filled in :meth:`Flow.after_join`.
+  placeholders, filled in :meth:`Flow.join_env`.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class Flow(Calls):
             )
         self.fail(after, f"the function can end after this statement without returning {none}")
 
-    def after_join(
+    def join_env(
         self,
         arrow: Arrow,
         env: Env,
@@ -128,8 +128,9 @@ class Flow(Calls):
         rest: Sequence[ast.stmt],
         exit: Exit,
         stmt: ast.stmt,
-    ) -> Arrow:
-        """Fill the holes of ``arrow``'s branches, then translate ``rest`` once.
+    ) -> tuple[Arrow, Env]:
+        """Fill the holes of ``arrow``'s branches: the arrow to the joined
+        environment (for ``rest``), and that environment.
 
         ``arrow`` maps ``env`` to the joined tuple; a name comes out of the
         join when every branch binds it with one type. Others are recorded
@@ -171,7 +172,7 @@ class Flow(Calls):
         narrowed = env.narrowed - set(join.names) - joined
         after_env = Env(slots, declared, unbound, narrowed)
         glue = tuple_of([Id(), arrow]) >> tuple_of(parts)
-        return glue >> self.block(rest, after_env, exit, stmt)
+        return glue, after_env
 
 
 def _what(stmt: ast.stmt) -> str:

@@ -63,7 +63,9 @@ def _conj(tests: Sequence[Arrow]) -> Arrow | None:
 class Patterns(Flow):
     """``match`` statements, on top of :class:`Flow`."""
 
-    def match_(self, s: ast.Match, rest: Sequence[ast.stmt], env: Env, exit: Exit) -> Arrow:
+    def match_(
+        self, s: ast.Match, rest: Sequence[ast.stmt], env: Env, exit: Exit
+    ) -> Arrow | tuple[Arrow, Env]:
         """Translate ``s`` followed by ``rest``."""
         subj = self.expr(s.subject, env)
         kind = _SCALARS.get(subj.type)
@@ -103,7 +105,8 @@ class Patterns(Flow):
             arrow = self.value_match(s, env1, hidden, subj.type, body, fall, leaks)
         if join is None:
             return a0 >> arrow
-        return a0 >> self.after_join(arrow, env1, join, rest, exit, s)
+        glue, after_env = self.join_env(arrow, env1, join, rest, exit, s)
+        return a0 >> glue, after_env
 
     # -- variants ------------------------------------------------------------
 

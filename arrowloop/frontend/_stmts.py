@@ -78,10 +78,25 @@ class Translator(Patterns):
         self, stmts: Sequence[ast.stmt], env: Env, exit: Exit, after: ast.stmt | None
     ) -> Arrow:
         """``stmts`` then ``exit``, as an arrow from ``env``'s tuple."""
-        if not stmts:
-            return exit.finish(self, env, after)
-        s, rest = stmts[0], stmts[1:]
-        self.count(s)
+        # Statements after which the code goes on (assignments, joined ifs,
+        # loops) are taken in a loop, not by recursion, so that a long
+        # function body does not exhaust Python's stack.
+        done: list[Arrow] = []
+        for i, s in enumerate(stmts):
+            self.count(s)
+            out = self.statement(s, stmts[i + 1 :], env, exit)
+            if isinstance(out, Arrow):
+                return _sequence(done, out)
+            arrow, env = out
+            done.append(arrow)
+            after = s
+        return _sequence(done, exit.finish(self, env, after))
+
+    def statement(
+        self, s: ast.stmt, rest: Sequence[ast.stmt], env: Env, exit: Exit
+    ) -> Arrow | tuple[Arrow, Env]:
+        """``s`` with ``rest`` and ``exit`` (an arrow), or ``s`` alone: the arrow
+        to the environment after it, and that environment."""
         match s:
             case ast.Return(value=None):
                 self.fail(s, "a return needs a value: return (state, output) or the result")
@@ -89,19 +104,17 @@ class Translator(Patterns):
                 assert value is not None
                 return self.expr(value, env, self.ret_type).arrow
             case ast.Assign() | ast.AnnAssign() | ast.AugAssign():
-                arrow, env2 = self.assign(s, rest, env, exit)
-                return arrow >> self.block(rest, env2, exit, s)
+                return self.assign(s, rest, env, exit)
+            case ast.Pass():
+                return Id(), env
+            case ast.Expr(value=ast.Constant(value=v)) if isinstance(v, str) or v is Ellipsis:
+                return Id(), env  # docstrings and ``...``: no effect
             case ast.If():
                 return self.if_(s, rest, env, exit)
             case ast.Match():
                 return self.match_(s, rest, env, exit)
             case ast.For():
                 return self.for_(s, rest, env, exit)
-            case ast.Pass():
-                return self.block(rest, env, exit, s)
-            case ast.Expr(value=ast.Constant(value=v)) if isinstance(v, str) or v is Ellipsis:
-                # docstrings and ``...``: no effect
-                return self.block(rest, env, exit, s)
             case ast.Expr(value=ast.Yield() | ast.YieldFrom() | ast.Await() | ast.Call() as v):
                 self.expr(v, env)  # refused with the reason, if there is a specific one
                 self.fail(
@@ -213,7 +226,9 @@ class Translator(Patterns):
 
     # -- if -----------------------------------------------------------------------
 
-    def if_(self, s: ast.If, rest: Sequence[ast.stmt], env: Env, exit: Exit) -> Arrow:
+    def if_(
+        self, s: ast.If, rest: Sequence[ast.stmt], env: Env, exit: Exit
+    ) -> Arrow | tuple[Arrow, Env]:
         """``if``/``elif``/``else`` as an ``if`` node."""
         arms, last = elif_chain(s)
         if (
@@ -231,7 +246,7 @@ class Translator(Patterns):
         join = Join(sorted(self.live(rest, exit) & assigned([*s.body, *s.orelse])))
         then = self.block(s.body, env_then, join, s)
         orelse = self.block(s.orelse, env_else, join, s)
-        return self.after_join(If(cond, then, orelse), env, join, rest, exit, s)
+        return self.join_env(If(cond, then, orelse), env, join, rest, exit, s)
 
     def long_if(
         self,
@@ -283,7 +298,7 @@ class Translator(Patterns):
 
     # -- for ----------------------------------------------------------------------
 
-    def for_(self, s: ast.For, rest: Sequence[ast.stmt], env: Env, exit: Exit) -> Arrow:
+    def for_(self, s: ast.For, rest: Sequence[ast.stmt], env: Env, exit: Exit) -> tuple[Arrow, Env]:
         """``for x in xs:`` over a list, as a ``fold`` over the names it updates."""
         if s.orelse:
             self.fail(s.orelse[0], "for ... else is not supported")
@@ -349,7 +364,16 @@ class Translator(Patterns):
             env.narrowed - changed,
         )
         glue = tuple_of([Id(), fold]) >> tuple_of(parts)
-        return glue >> self.block(rest, after_env, exit, s)
+        return glue, after_env
+
+
+def _sequence(done: Sequence[Arrow], tail: Arrow) -> Arrow:
+    """``done[0] >> ... >> tail``, built at once (the operator copies its steps)."""
+    if not done:
+        return tail
+    steps = [x for a in (*done, tail) for x in (a.steps if isinstance(a, Compose) else (a,))]
+    steps = [x for x in steps if not isinstance(x, Id)] or [Id()]
+    return steps[0] if len(steps) == 1 else Compose(tuple(steps))
 
 
 def _op(op: ast.operator) -> str:

@@ -185,7 +185,17 @@ class FrontendError(LocatedError, SyntaxError):
     ``path`` is ``file:line:column`` (both 1-based). It is also a
     :class:`SyntaxError`, with ``filename``, ``lineno``, ``offset`` and
     ``text`` set, so tracebacks show the offending source line with a caret.
+
+    The front end reports every refusal it finds in a function (up to
+    :data:`MAX_REFUSALS`) at once: ``refusals`` holds one error per refusal,
+    each with its own ``path``, ``construct`` (the source it is about) and
+    ``reason`` (what was found and what to write instead). When there are
+    several, ``str()`` is the whole block, one refusal per line, and the
+    located fields (``path``, ``lineno``, ...) are those of the first.
     """
+
+    #: The most refusals reported for one function.
+    MAX_REFUSALS = 20
 
     def __init__(
         self,
@@ -200,6 +210,8 @@ class FrontendError(LocatedError, SyntaxError):
         text: str | None = None,
         end_lineno: int | None = None,
         end_offset: int | None = None,
+        construct: str = "",
+        reason: str | None = None,
     ) -> None:
         super().__init__(message, path=path, expected=expected, found=found)
         self.msg = message
@@ -209,6 +221,43 @@ class FrontendError(LocatedError, SyntaxError):
         self.text = text
         self.end_lineno = end_lineno
         self.end_offset = end_offset
+        self.construct = construct
+        self.reason = message if reason is None else reason
+        self.refusals: tuple[FrontendError, ...] = (self,)
+
+    @classmethod
+    def combine(cls, function: str, refusals: list[FrontendError]) -> FrontendError:
+        """One error for all of ``refusals`` (in source order), about ``function``."""
+        if len(refusals) == 1:
+            return refusals[0]
+        ordered = sorted(refusals, key=lambda e: (e.lineno or 0, e.offset or 0))
+        first = ordered[0]
+        more = " (the first ones)" if len(refusals) >= cls.MAX_REFUSALS else ""
+        lines = [f"in {function}: {len(refusals)} refusals{more}; each says what to write instead:"]
+        for e in ordered:
+            about = f" `{e.construct}`:" if e.construct else ""
+            lines.append(f"  {e.path}:{about} {e.reason}")
+        err = cls(
+            "\n".join(lines),
+            path=first.path,
+            expected=first.expected,
+            found=first.found,
+            filename=first.filename,
+            lineno=first.lineno,
+            offset=first.offset,
+            text=first.text,
+            end_lineno=first.end_lineno,
+            end_offset=first.end_offset,
+            construct=first.construct,
+            reason=first.reason,
+        )
+        err.refusals = tuple(ordered)
+        return err
+
+    def __str__(self) -> str:
+        if len(self.refusals) > 1:
+            return self.message
+        return super().__str__()
 
 
 class SupervisorError(LocatedError):

@@ -404,3 +404,120 @@ def test_branches_with_different_types_need_a_declaration() -> None:
         def f(msg: ReadCount | IncrCount, n: int) -> tuple[int, Output]:
             reply = Count(n) if n > 0 else Ack()
             return n, reply
+
+
+# -- several refusals at once ---------------------------------------------------------
+
+
+def many_refusals(xs: list[int], b: Box, d: dict[str, int]) -> int:
+    total = 0
+    while total < 3:  # here: while
+        total += 1
+    y = plain_function(total)  # here: plain_function
+    z = y + 1
+    xs.append(3)  # here: xs.append
+    d["k"] = 1  # here: d["k"]
+    b.n = 2  # type: ignore[misc]  # here: b.n
+    w = [x + z for x in xs]  # here: [x + z
+    s = "a" + 1  # type: ignore[operator]  # here: "a" + 1
+    return total + z + len(w) + len(s)
+
+
+def marked(fn: Callable[..., Any]) -> list[tuple[int, int, str]]:
+    """The lines marked ``# here: snippet`` in ``fn``, with the snippet's column."""
+    lines, start = inspect.getsourcelines(fn)
+    out = []
+    for k, line in enumerate(lines):
+        if "# here: " in line:
+            snippet = line.rsplit("# here: ", 1)[1].strip()
+            out.append((start + k, line.index(snippet) + 1, snippet))
+    return out
+
+
+def test_every_refusal_is_reported_at_once() -> None:
+    """All the refusals of a function come in one FrontendError, in source order, each
+    located and saying what to write instead; reading a name a refused statement
+    assigns (z, from y) is not reported again."""
+    with pytest.raises(FrontendError) as info:
+        arrow(many_refusals)
+    err = info.value
+    expected = marked(many_refusals)
+    assert [(r.lineno, r.offset) for r in err.refusals] == [(ln, col) for ln, col, _ in expected]
+    for r, (line, col, snippet) in zip(err.refusals, expected, strict=True):
+        assert r.path.endswith(f"test_frontend_errors.py:{line}:{col}")
+        assert r.construct.startswith(snippet)
+        assert r.reason
+    lines = str(err).splitlines()
+    assert lines[0] == "in many_refusals: 7 refusals; each says what to write instead:"
+    assert len(lines) == 1 + len(expected)
+    for text, r in zip(lines[1:], err.refusals, strict=True):
+        assert text == f"  {r.path}: `{r.construct}`: {r.reason}"
+    assert "while loops are not supported; loop over a list" in lines[1]
+    assert "build a new list (xs + [x], [*xs, x])" in lines[3]
+    # The first refusal is the located one (the traceback's caret).
+    assert (err.lineno, err.offset) == (expected[0][0], expected[0][1])
+    assert err.__cause__ is None
+    assert err.__suppress_context__
+
+
+def test_refusals_are_capped() -> None:
+    """A function with more refusals than FrontendError.MAX_REFUSALS reports the first ones."""
+    limit = FrontendError.MAX_REFUSALS
+
+    def many(n: int) -> int:
+        a1 = n**1
+        a2 = n**2
+        a3 = n**3
+        a4 = n**4
+        a5 = n**5
+        a6 = n**6
+        a7 = n**7
+        a8 = n**8
+        a9 = n**9
+        a10 = n**10
+        a11 = n**11
+        a12 = n**12
+        a13 = n**13
+        a14 = n**14
+        a15 = n**15
+        a16 = n**16
+        a17 = n**17
+        a18 = n**18
+        a19 = n**19
+        a20 = n**20
+        a21 = n**21
+        a22 = n**22
+        return (
+            a1
+            + a2
+            + a3
+            + a4
+            + a5
+            + a6
+            + a7
+            + a8
+            + a9
+            + a10
+            + a11
+            + a12
+            + a13
+            + a14
+            + a15
+            + (a16 + a17 + a18 + a19 + a20 + a21 + a22)
+        )
+
+    with pytest.raises(FrontendError) as info:
+        arrow(many)
+    assert len(info.value.refusals) == limit
+    assert str(info.value).splitlines()[0] == (
+        f"in {many.__qualname__}: {limit} refusals (the first ones); each says what to write "
+        "instead:"
+    )
+
+
+def test_a_single_refusal_keeps_its_one_line_form() -> None:
+    """One refusal: str() is 'at path: message', and refusals holds the error itself."""
+    with pytest.raises(FrontendError) as info:
+        arrow(power)
+    assert info.value.refusals == (info.value,)
+    assert str(info.value) == f"at {info.value.path}: {info.value.message}"

@@ -14,13 +14,14 @@ the subpackage that defines :class:`~arrowloop.machine.Machine`.
 from __future__ import annotations
 
 import ast
+import contextlib
 from collections.abc import Callable
 from typing import Any, Final, TypeVar, overload
 
 from arrowloop.arrows import PRIMITIVES, Arrow, Fanout, Id, Loop, Registry, map_children, simplify
-from arrowloop.errors import CheckError
+from arrowloop.errors import CheckError, FrontendError
 from arrowloop.frontend._env import Env, Hole, Slot, assigned
-from arrowloop.frontend._flow import MustReturn
+from arrowloop.frontend._flow import Enough, MustReturn
 from arrowloop.frontend._objects import PyFunction, PyMachine
 from arrowloop.frontend._source import Source
 from arrowloop.frontend._stmts import Translator
@@ -70,12 +71,25 @@ def _translate(
     local = set(names) | assigned(src.tree.body)
     tr = Translator(src, registry, local)
     tr.ret_type = ret
+    tr.refusals = []
     env = Env(
         tuple(Slot(n, t) for n, t in zip(names, types, strict=True)),
         dict(zip(names, types, strict=True)),
     )
     try:
-        body = prefix >> tr.block(src.tree.body, env, MustReturn(), None)
+        try:
+            body = prefix >> tr.block(src.tree.body, env, MustReturn(), None)
+        except FrontendError as err:
+            with contextlib.suppress(Enough):
+                tr.record(err)
+        except Enough:
+            pass
+        except Exception:
+            # Translating on after a refusal may meet what it left behind.
+            if not tr.refusals:
+                raise
+        if tr.refusals:
+            raise FrontendError.combine(src.name, tr.refusals).with_traceback(None) from None
         body = simplify(body)
     except RecursionError:
         # Long chains and long bodies are translated without deep recursion

@@ -21,15 +21,24 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from arrowloop.arrows import Arrow, Id, Proj
+from arrowloop.errors import FrontendError
 from arrowloop.frontend._calls import Calls
 from arrowloop.frontend._env import Env, Hole, Slot, fill_holes, reads, tuple_of
 from arrowloop.frontend._typing import show
 
-__all__ = ["Exit", "MustReturn", "Join", "Flow", "MAX_STATEMENTS"]
+__all__ = ["Exit", "MustReturn", "Join", "Flow", "MAX_STATEMENTS", "REFUSED_ABOVE", "Enough"]
 
 #: Statements translated per function, after expanding branches (a guard
 #: against exponential growth of duplicated continuations).
 MAX_STATEMENTS = 5_000
+
+#: Why a name is unbound after a statement that was refused: reading it is a
+#: consequence of that refusal, not another one, and is not reported.
+REFUSED_ABOVE = "(assigned by a statement refused above)"
+
+
+class Enough(Exception):
+    """Raised when a function has :data:`FrontendError.MAX_REFUSALS` refusals."""
 
 
 class Exit:
@@ -72,6 +81,20 @@ class Flow(Calls):
 
     statements = 0
     keys = 0
+    #: The refusals found so far; the translation goes on after each.
+    refusals: list[FrontendError]
+
+    def record(self, err: FrontendError) -> None:
+        """Keep ``err`` (unless it follows from an earlier refusal).
+
+        Raises:
+            Enough: the function has as many refusals as are reported.
+        """
+        if err.reason.endswith(REFUSED_ABOVE):
+            return
+        self.refusals.append(err)
+        if len(self.refusals) >= FrontendError.MAX_REFUSALS:
+            raise Enough
 
     def block(
         self, stmts: Sequence[ast.stmt], env: Env, exit: Exit, after: ast.stmt | None
@@ -140,6 +163,9 @@ class Flow(Calls):
         common: list[Slot] = []
         unbound = {k: v for k, v in env.unbound.items() if k not in join.names}
         for name in join.names:
+            if any(e.unbound.get(name) == REFUSED_ABOVE for e in ends):
+                unbound[name] = REFUSED_ABOVE
+                continue
             bound = [e.type_of(name) for e in ends if e.find(name) is not None]
             if len(bound) == len(ends) and all(name not in e.unbound for e in ends):
                 if all(t == bound[0] for t in bound):

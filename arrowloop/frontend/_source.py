@@ -122,6 +122,10 @@ class Source:
         end_rel: int = getattr(node, "end_lineno", None) or rel_line
         end_col = getattr(node, "end_col_offset", None)
         end_offset = _char_col(self._line(end_rel), end_col) + 1 if end_col is not None else None
+        stop = end_offset - 1 if end_offset is not None and end_rel == rel_line else None
+        construct = text_line[col:stop].strip()
+        if len(construct) > 60:
+            construct = construct[:57] + "..."
         return FrontendError(
             f"in {self.name}: {message}",
             path=self._where(lineno, col),
@@ -133,6 +137,8 @@ class Source:
             text=text_line,
             end_lineno=end_rel + self.line_offset,
             end_offset=end_offset,
+            construct=construct,
+            reason=message,
         )
 
     def file_line(self, node: ast.AST) -> int:

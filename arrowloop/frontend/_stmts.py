@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from arrowloop.arrows import Arrow, Compose, Const, Fold, Id, If, Prim, Proj
+from arrowloop.errors import FrontendError
 from arrowloop.frontend._env import (
     Env,
     Slot,
@@ -26,7 +27,7 @@ from arrowloop.frontend._env import (
     reads,
     tuple_of,
 )
-from arrowloop.frontend._flow import Exit, Join
+from arrowloop.frontend._flow import REFUSED_ABOVE, Exit, Join, MustReturn
 from arrowloop.frontend._patterns import Patterns
 from arrowloop.frontend._shapes import (
     BALANCE_FROM,
@@ -82,14 +83,32 @@ class Translator(Patterns):
         # loops) are taken in a loop, not by recursion, so that a long
         # function body does not exhaust Python's stack.
         done: list[Arrow] = []
+        refused = False
         for i, s in enumerate(stmts):
             self.count(s)
-            out = self.statement(s, stmts[i + 1 :], env, exit)
+            try:
+                out = self.statement(s, stmts[i + 1 :], env, exit)
+            except FrontendError as err:
+                # Refused: note it and go on after the statement, its names
+                # unbound, to find the other refusals (the program is never used).
+                self.record(err)
+                refused = True
+                if has_return([s]):
+                    return _sequence(done, Id())
+                out = (
+                    Id(),
+                    env.with_info(
+                        unbound={**env.unbound, **dict.fromkeys(assigned([s]), REFUSED_ABOVE)}
+                    ),
+                )
             if isinstance(out, Arrow):
                 return _sequence(done, out)
             arrow, env = out
             done.append(arrow)
             after = s
+        if refused and isinstance(exit, MustReturn):
+            # Whether a refused statement would have returned is unknown.
+            return _sequence(done, Id())
         return _sequence(done, exit.finish(self, env, after))
 
     def statement(
@@ -335,6 +354,8 @@ class Translator(Patterns):
         body = prefix >> bind >> self.block(s.body, env_body, join, s)
         ((key, end),) = join.ends
         for n in carried:
+            if end.unbound.get(n) == REFUSED_ABOVE:
+                self.fail(s, REFUSED_ABOVE)
             if end.find(n) is None or n in end.unbound:
                 self.fail(s, f"{n} may be unbound at the end of the loop body")
             if end.type_of(n) != env.type_of(n):
@@ -353,6 +374,8 @@ class Translator(Patterns):
         line = self.src.file_line(s)
         unbound = dict(env.unbound)
         for n in changed - set(carried):
+            if unbound.get(n) == REFUSED_ABOVE:
+                continue
             unbound[n] = (
                 f"{n} is not available after the for loop at line {line} (it is assigned only "
                 f"inside it, and the list may be empty); assign it before the loop"

@@ -35,6 +35,7 @@ LAYER_OF: dict[str, str] = {
     "test_checker": "check",
     "test_properties": "compiler",
     "test_semantics": "compiler",
+    "test_same_names": "typesys",
     "test_decode_fuzz": "wire",
     "test_counter": "machine",
     "test_channel": "runtime",

@@ -34,6 +34,7 @@ from arrowloop.typesys import (
     from_annotation,
     from_json,
     record_class,
+    record_classes,
     record_type_of_class,
     to_json,
     validate,
@@ -245,17 +246,24 @@ def test_bad_names_in_types_are_refused(make: Any, fragment: str) -> None:
         make()
 
 
-def test_two_classes_cannot_share_one_record_type() -> None:
-    """A second user class with the same name and fields as a bound one is refused."""
+def test_two_classes_of_one_structure_are_one_record_type() -> None:
+    """A second user class with the same name and fields is an alias of the type:
+    its instances are values of it, and the first class still builds values."""
 
     @attrs.frozen
     class TsPoint:  # the same structure as the module-level TsPoint
         x: int
         y: int
 
-    from_annotation(globals()["TsPoint"])
-    with pytest.raises(TypeDefinitionError, match="already represented by"):
-        from_annotation(TsPoint)
+    first = globals()["TsPoint"]
+    t = from_annotation(first)
+    assert isinstance(t, RecordT)
+    assert from_annotation(TsPoint) is t
+    assert record_class(t) is first
+    assert record_classes(t) == (first, TsPoint)
+    validate(t, TsPoint(1, 2))
+    assert to_json(t, TsPoint(1, 2)) == {"x": 1, "y": 2}
+    assert type(from_json(t, {"x": 1, "y": 2})) is first
 
 
 def test_variants_are_equal_whatever_the_order_of_cases() -> None:

@@ -326,7 +326,12 @@ class _Gen:
         tag_var: str | None = None
         for pos, i in enumerate(order):
             rep = reprs[i]
-            if rep.how == "record":
+            if rep.how == "record" and rep.live is not None:
+                # The live set of the type's user classes: a class of another
+                # module with the same name and fields, bound later, is in it
+                # too (as fast as ``is`` for a set of classes).
+                cond = f"{type_var} in {self.const(rep.live)}"
+            elif rep.how == "record":
                 cond = f"{type_var} is {self.const(rep.cls)}"
             elif rep.how == "enum":
                 cond = f"{scrutinee} is {self.const(rep.member)}"

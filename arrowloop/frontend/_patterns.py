@@ -33,7 +33,7 @@ from arrowloop.typesys import (
     Type,
     VariantT,
     enum_class,
-    record_class,
+    record_classes,
 )
 
 __all__ = ["Patterns"]
@@ -203,7 +203,7 @@ class Patterns(Flow):
                     for tag, pt in vt.cases
                     if isinstance(pt, RecordT)
                     and pt.name == tag
-                    and issubclass(record_class(pt), cls)
+                    and any(issubclass(k, cls) for k in record_classes(pt))
                 ]
                 if not tags:
                     self.fail(
@@ -394,7 +394,11 @@ class Patterns(Flow):
                 return tests, []
             qt, qb = self.pattern(p.patterns[0], builtin, value)
             return tests + qt, qb
-        if isinstance(t, RecordT) and isinstance(cls, type) and issubclass(record_class(t), cls):
+        if (
+            isinstance(t, RecordT)
+            and isinstance(cls, type)
+            and any(issubclass(k, cls) for k in record_classes(t))
+        ):
             return self.class_fields(p, t, acc)
         if isinstance(t, VariantT):
             self.fail(

@@ -18,8 +18,10 @@ from arrowloop.typesys._repr import (
     on_reclaim,
     reclaim_bindings,
     record_class,
+    record_classes,
     record_type_of_class,
     tag_and_payload,
+    user_classes,
 )
 from arrowloop.typesys._types import (
     BOOL,
@@ -87,6 +89,8 @@ __all__ = [
     "reclaim_bindings",
     "on_reclaim",
     "record_class",
+    "record_classes",
+    "user_classes",
     "record_type_of_class",
     "bound_record_type",
     "enum_class",

@@ -130,7 +130,8 @@ def _union(a: Any, args: tuple[Any, ...], path: str, active: tuple[type, ...]) -
             )
         rt = _record(x, f"{path}|{i}", active)
         assert isinstance(rt, RecordT)
-        cases.append((rt.name, rt))
+        if (rt.name, rt) not in cases:  # a.Get | b.Get, one type: one case
+            cases.append((rt.name, rt))
     try:
         return VariantT("", tuple(cases))
     except TypeDefinitionError as exc:
@@ -171,4 +172,5 @@ def _record(cls: type, path: str, active: tuple[type, ...]) -> Type:
     except TypeDefinitionError as exc:
         raise _bad(cls, path, exc.message) from None
     bind_record(cls, t)
-    return t
+    # The bound type object (the first class's, when cls is an alias).
+    return record_type_of_class(cls) or t

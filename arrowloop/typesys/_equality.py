@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from arrowloop.typesys._repr import record_type_of_class
 from arrowloop.typesys._types import (
     FLOAT,
     FloatT,
@@ -39,6 +40,11 @@ def values_equal(a: Any, b: Any) -> bool:
     if t is float:
         return bool(a == b)
     if t is not type(b):
+        ra = record_type_of_class(t)
+        if ra is not None and ra == record_type_of_class(type(b)):
+            # Two classes of one record type (same name and fields, two
+            # modules): one type, so equal by fields.
+            return all(values_equal(getattr(a, f), getattr(b, f)) for f, _ in ra.fields)
         return bool(a == b)
     if t is tuple or t is list:
         return len(a) == len(b) and all(values_equal(x, y) for x, y in zip(a, b, strict=True))
@@ -57,16 +63,17 @@ def identity_blind(t: Type) -> bool:
     """Whether Python's ``==`` on two values of ``t`` is :func:`values_equal`.
 
     It is unless a float sits inside a container (an item, field, payload
-    or value), where identity would decide a NaN; a type variable might
-    stand for such a type. A float, or an optional float, is compared
-    directly, by IEEE rules.
+    or value), where identity would decide a NaN, or a record type has
+    several classes (whose instances Python's ``==`` tells apart); a type
+    variable might stand for such a type. A float, or an optional float, is
+    compared directly, by IEEE rules.
     """
     if t == FLOAT or t == OptionT(FLOAT):
         return True
-    return not _holds_float(t, {})
+    return not _by_identity(t, {})
 
 
-def _holds_float(t: Type, seen: dict[int, bool]) -> bool:
+def _by_identity(t: Type, seen: dict[int, bool]) -> bool:
     # Types may share sub-terms (a tuple of a tuple of ... n times is a
     # tree of 2^n nodes): visit each distinct node once.
     known = seen.get(id(t))
@@ -77,13 +84,15 @@ def _holds_float(t: Type, seen: dict[int, bool]) -> bool:
         case FloatT() | TVar():
             found = True
         case TupleT(items=items):
-            found = any(_holds_float(x, seen) for x in items)
+            found = any(_by_identity(x, seen) for x in items)
         case ListT(item=x) | OptionT(item=x) | MapT(value=x):
-            found = _holds_float(x, seen)
-        case RecordT(fields=fields):
-            found = any(_holds_float(x, seen) for _, x in fields)
+            found = _by_identity(x, seen)
+        case RecordT():
+            # Another module's class of the type may be bound after the code
+            # is compiled, and Python's == tells the two classes apart.
+            found = True
         case VariantT(cases=cases):
-            found = any(_holds_float(x, seen) for _, x in cases)
+            found = any(_by_identity(x, seen) for _, x in cases)
         case _:
             found = False
     seen[id(t)] = found

@@ -22,7 +22,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
 
-from arrowloop.typesys._repr import bindings_epoch, case_repr, record_class
+from arrowloop.typesys._repr import (
+    bindings_epoch,
+    case_repr,
+    record_class,
+    record_classes,
+    user_classes,
+)
 from arrowloop.typesys._types import (
     BoolT,
     FloatT,
@@ -244,10 +250,10 @@ def _make_writer(t: Type, memo: dict[Type, _Fn]) -> _Fn:
 
 def _record_writer(t: RecordT, memo: dict[Type, _Fn]) -> _Fn:
     fields = tuple((name, _writer(ft, memo)) for name, ft in t.fields)
-    cls = record_class(t)
+    classes = user_classes(t) or set(record_classes(t))
 
     def write_record(v: Any) -> Any:
-        if type(v) is not cls:
+        if type(v) not in classes:
             raise _SLOW  # e.g. an instance of a class the type was bound to before
         return {name: w(getattr(v, name)) for name, w in fields}
 
@@ -260,8 +266,8 @@ def _variant_writer(t: VariantT, memo: dict[Type, _Fn]) -> _Fn:
         rep = case_repr(t, tag)
         if rep.how == "record":
             assert isinstance(pt, RecordT)
-            assert rep.cls is not None
-            by_class[rep.cls] = (tag, _writer(pt, memo))
+            for cls in rep.classes:
+                by_class[cls] = (tag, _writer(pt, memo))
 
     def write_variant(v: Any) -> Any:
         case = by_class.get(type(v))

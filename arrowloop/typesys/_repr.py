@@ -12,10 +12,15 @@ represented according to its case:
 * any other case is a :class:`Tagged` pair ``(tag, value)``.
 
 Bindings are per process, keyed by the structural type, first binding wins,
-and the table is bounded. A user's class is bound for good; a synthesised
-class is held weakly, so it stays bound exactly as long as something uses
-it (compiled code, a machine, a value) and a change that was refused leaves
-nothing behind once it is collected. When the table is full, it is first
+and the table is bounded. A record type is its structure (name and fields),
+not the module that defines a class for it: a second user class with the
+same name and fields (``Get`` in two modules) is accepted as an *alias*, one
+more class whose instances are values of the type; values the language
+builds are instances of the first class (docs/arrows.md, section 1.3).
+A user's class is bound for good; a synthesised class is held weakly, so
+it stays bound exactly as long as something uses it (compiled code, a
+machine, a value) and a change that was refused leaves nothing behind once
+it is collected. When the table is full, it is first
 reclaimed (:func:`reclaim_bindings`: caches of compiled code are dropped and
 garbage collected) before a new type is refused. The tables are shared by
 every thread (changes are checked in a worker thread) and guarded by a lock;
@@ -43,6 +48,8 @@ __all__ = [
     "bind_enum",
     "bindings_epoch",
     "record_class",
+    "record_classes",
+    "user_classes",
     "record_type_of_class",
     "bound_record_type",
     "enum_class",
@@ -68,6 +75,13 @@ class Tagged:
 # User classes, bound for good.
 _record_classes: dict[RecordT, type] = {}
 _class_records: dict[type, RecordT] = {}
+# Further user classes of a bound record type, in the order they came.
+_aliases: dict[RecordT, tuple[type, ...]] = {}
+# Every user class of a record type, as one set per type that grows with its
+# aliases: compiled code tests membership in it, so code compiled before an
+# alias was bound (a machine built when its module was imported) accepts
+# the alias's instances too.
+_class_sets: dict[RecordT, set[type]] = {}
 # Synthesised classes, held weakly (each also names its type, see _SYNTH).
 _synthesised: dict[RecordT, weakref.ref[type]] = {}
 _enum_classes: dict[VariantT, type[enum.Enum]] = {}
@@ -130,8 +144,8 @@ def _conflict(t: object, old: type, new: type) -> TypeDefinitionError:
     return TypeDefinitionError(
         f"the type {t!r} is already represented by {old.__module__}.{old.__qualname__}; "
         f"{new.__module__}.{new.__qualname__} has the same name and fields. Give one of "
-        "them another name (two classes cannot share one arrowloop type)",
-        expected="one class per record or enum type",
+        "them another name (two enum classes cannot share one arrowloop type)",
+        expected="one class per enum type",
         found=f"{new.__module__}.{new.__qualname__}",
     )
 
@@ -140,20 +154,26 @@ def bind_record(cls: type, t: RecordT) -> None:
     """Bind the attrs class ``cls`` to the record type ``t``.
 
     A class synthesised for ``t`` earlier (for data received before the
-    user's class was known) is replaced; its instances stay valid.
-
-    Raises:
-        TypeDefinitionError: another user class is already bound to ``t``.
+    user's class was known) is replaced; its instances stay valid. When a
+    user class is bound to ``t`` already, ``cls`` becomes an alias: its
+    instances are values of ``t`` too (compiled code recognises both), and
+    values built by programs stay instances of the first class.
     """
     if _class_records.get(cls) == t:
         return
     with _lock:
         old = _record_classes.get(t)
         if old is not None:
-            raise _conflict(t, old, cls)
+            # One type object for both classes: values meet it by identity.
+            _class_records[cls] = _class_records.get(old, t)
+            _aliases[t] = (*_aliases.get(t, ()), cls)
+            _class_sets[t].add(cls)
+            _epoch[0] += 1
+            return
         _room()
         _class_records[cls] = t
         _record_classes[t] = cls
+        _class_sets[t] = {cls}
         if _synthesised.pop(t, None) is not None:
             _epoch[0] += 1
 
@@ -187,6 +207,17 @@ def record_class(t: RecordT) -> type:
         return cls
     with _lock:
         return _synthesise(t)
+
+
+def record_classes(t: RecordT) -> tuple[type, ...]:
+    """Every user class of ``t``: :func:`record_class` first, then its aliases."""
+    return (record_class(t), *_aliases.get(t, ()))
+
+
+def user_classes(t: RecordT) -> set[type] | None:
+    """The live set of ``t``'s user classes (aliases are added to it as they
+    are bound), or ``None`` while no user class represents ``t``."""
+    return _class_sets.get(t)
 
 
 def _synthesise(t: RecordT) -> type:
@@ -254,21 +285,26 @@ def enum_class(t: VariantT) -> type[enum.Enum] | None:
 class CaseRepr:
     """How one case of a variant is represented.
 
-    ``how`` is ``"record"`` (the value is an instance of ``cls``), ``"enum"``
-    (the value is ``member``) or ``"tagged"`` (a :class:`Tagged`).
+    ``how`` is ``"record"`` (the value is an instance of ``cls``, or of
+    another of ``classes``, its aliases included), ``"enum"`` (the value is
+    ``member``) or ``"tagged"`` (a :class:`Tagged`).
     """
 
     how: str
     tag: str
     cls: type | None = None
     member: enum.Enum | None = None
+    classes: tuple[type, ...] = ()
+    live: set[type] | None = attrs.field(default=None, eq=False)
 
 
 def case_repr(t: VariantT, tag: str) -> CaseRepr:
     """The representation of case ``tag`` of variant ``t``."""
     payload: Type | None = t.payload(tag)
     if isinstance(payload, RecordT) and payload.name == tag:
-        return CaseRepr("record", tag, cls=record_class(payload))
+        classes = record_classes(payload)
+        live = user_classes(payload)
+        return CaseRepr("record", tag, cls=classes[0], classes=classes, live=live)
     if isinstance(payload, UnitT):
         ecls = enum_class(t)
         if ecls is not None:

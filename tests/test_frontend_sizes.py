@@ -22,12 +22,13 @@ from hypothesis import strategies as st
 
 from arrowloop import Function, PyFunction
 from tests.profiles import examples
+from tests.samename_a import Get, Put
 
 
-def compile_source(tmp_path: Path, name: str, source: str) -> PyFunction:
-    """The ``@arrow`` function ``f`` of a module written from ``source``."""
+def compile_source(tmp_path: Path, name: str, source: str, header: str = "") -> PyFunction:
+    """The ``@arrow`` function ``f`` of a module written from ``source`` (after ``header``)."""
     path = tmp_path / f"{name}.py"
-    path.write_text("import arrowloop\n\n\n@arrowloop.arrow\n" + source)
+    path.write_text(f"import arrowloop\n{header}\n\n@arrowloop.arrow\n" + source)
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
@@ -243,3 +244,41 @@ def test_long_bodies(tmp_path: Path, kind: str) -> None:
     agrees = checker(f)
     for args in ((0, []), (5, [1, 2])):
         agrees(*args)
+
+
+def test_three_hundred_case_match_on_a_variant(tmp_path: Path) -> None:
+    """300 cases for one tag of a variant (class patterns with literal fields and
+    captures), then other tags, agree with Python."""
+    lines = ["def f(m: Get | Put) -> int:", "    match m:"]
+    for i in range(300):
+        lines += [f'        case Get(key="k{i}"):', f"            return {i}"]
+    lines += [
+        "        case Put(key=k, value=v) if v > 100:",
+        "            return -v",
+        "        case Put(key=k, value=0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11):",
+        "            return len(k)",
+        "        case Put(value=v):",
+        "            return v",
+        "        case _:",
+        "            return -1",
+    ]
+    header = "from tests.samename_a import Get, Put"
+    f = compile_source(tmp_path, "match_variant", "\n".join(lines) + "\n", header)
+    agrees = checker(f)
+    for m in (Get("k0"), Get("k150"), Get("k299"), Get("k300"), Put("ab", 5), Put("ab", 500)):
+        agrees(m)
+    agrees(Put("abc", 11))
+
+
+def test_many_tuple_patterns_and_alternatives(tmp_path: Path) -> None:
+    """A match on a tuple with 200 cases and a 100-way or-pattern agrees with Python."""
+    lines = ["def f(p: tuple[int, str]) -> int:", "    match p:"]
+    alternatives = " | ".join(f"(-{i}, _)" for i in range(1, 101))
+    lines += [f"        case {alternatives}:", "            return -1"]
+    for i in range(200):
+        lines += [f'        case ({i}, "s") | ({i}, "t"):', f"            return {i}"]
+    lines += ["        case (n, s):", "            return n * 1000 + len(s)"]
+    f = compile_source(tmp_path, "match_tuple", "\n".join(lines) + "\n")
+    agrees = checker(f)
+    for p in ((0, "s"), (199, "t"), (5, "u"), (-50, "x"), (-101, "x"), (300, "s")):
+        agrees(p)

@@ -16,10 +16,22 @@ import ast
 import enum
 from collections.abc import Callable, Mapping, Sequence
 
-from arrowloop.arrows import Arrow, Case, Const, Distribute, GetField, Id, If, Inject, Prim, Proj
+from arrowloop.arrows import (
+    Arrow,
+    Case,
+    Compose,
+    Const,
+    Distribute,
+    GetField,
+    Id,
+    If,
+    Inject,
+    Prim,
+    Proj,
+)
 from arrowloop.frontend._env import Env, Slot, Val, assigned, has_return, reads, tuple_of
 from arrowloop.frontend._flow import Exit, Flow, Join
-from arrowloop.frontend._shapes import BALANCE_FROM, match_as_if
+from arrowloop.frontend._shapes import BALANCE_FROM, balanced, match_as_if
 from arrowloop.frontend._source import MISSING
 from arrowloop.frontend._typing import FALSE, TRUE, show
 from arrowloop.typesys import (
@@ -54,6 +66,8 @@ def _conj(tests: Sequence[Arrow]) -> Arrow | None:
     """All of ``tests``, stopping at the first false one."""
     if not tests:
         return None
+    if len(tests) >= BALANCE_FROM:
+        return balanced(tests, lambda a, b: If(a, b, FALSE))
     out = tests[-1]
     for t in reversed(tests[:-1]):
         out = If(t, out, FALSE)
@@ -151,29 +165,71 @@ class Patterns(Flow):
         """The cases that can match ``tag``, tried in order."""
         if not items:
             return fall(env)
+        if len(items) >= BALANCE_FROM and all(c.guard is None for c, _ in items):
+            arms = []
+            for c, a in items:
+                tests, binds = self.tag_tests(c, a, env.read(subject), tag, vt)
+                ext, env_ext = env.rebuild(env.names(), binds)
+                arms.append((_conj(tests), lambda c=c, ext=ext, e=env_ext: ext >> body(c, e)))
+            return self.indexed(arms, lambda: fall(env))
         case, alts = items[0]
-        acc = env.read(subject)
-        results = [self.tag_alt(p, names, tag, vt, acc) for p, names in alts]
-        if len(results) == 1:
-            tests, binds = results[0]
-        else:
-            if any(b for _, b in results):
-                self.fail(
-                    case.pattern,
-                    "alternatives (|) that bind names must each match a different case",
-                )
-            conds = [_conj(t) for t, _ in results]
-            tests = [] if any(c is None for c in conds) else [self.disj(conds)]
-            binds = []
+        tests, binds = self.tag_tests(case, alts, env.read(subject), tag, vt)
 
         def rest(e: Env) -> Arrow:
             return self.tag_chain(items[1:], e, subject, tag, vt, body, fall, leaks)
 
         return self.arm(case, tests, binds, env, rest, body, leaks)
 
+    def tag_tests(
+        self, case: ast.match_case, alts: Alts, acc: Arrow, tag: str, vt: VariantT
+    ) -> Compiled:
+        """The tests and bindings of ``case`` for a value of case ``tag`` at ``acc``."""
+        results = [self.tag_alt(p, names, tag, vt, acc) for p, names in alts]
+        if len(results) == 1:
+            return results[0]
+        if any(b for _, b in results):
+            self.fail(
+                case.pattern,
+                "alternatives (|) that bind names must each match a different case",
+            )
+        conds = [_conj(t) for t, _ in results]
+        return ([] if any(c is None for c in conds) else [self.disj(conds)]), []
+
+    def indexed(
+        self,
+        arms: Sequence[tuple[Arrow | None, Callable[[], Arrow]]],
+        fall: Callable[[], Arrow],
+    ) -> Arrow:
+        """Run the arm of the first condition that holds (``None`` always
+        does), else ``fall``: a long chain of cases kept shallow, as
+        ``long_if`` does for ``elif`` (the index of the arm threaded through a
+        flat composition, then a balanced dispatch on it)."""
+        cut = next((i for i, (c, _) in enumerate(arms) if c is None), None)
+        if cut is not None:  # the cases after one that always matches never run
+            arms, fall = arms[:cut], arms[cut][1]
+        n = len(arms)
+        k, e, none = Proj(0, 2), Proj(1, 2), Const(INT, n)
+        steps: list[Arrow] = [tuple_of([none, Id()])]
+        for i, (cond, _) in enumerate(arms):
+            assert cond is not None
+            pick = If(tuple_of([k, none]) >> Prim("eq"), If(e >> cond, Const(INT, i), none), k)
+            steps.append(tuple_of([pick, e]))
+        leaves = [e >> make() for _, make in arms] + [e >> fall()]
+
+        def tree(lo: int, hi: int) -> Arrow:
+            if hi - lo == 1:
+                return leaves[lo]
+            mid = (lo + hi) // 2
+            below = tuple_of([k, Const(INT, mid)]) >> Prim("lt")
+            return If(below, tree(lo, mid), tree(mid, hi))
+
+        return Compose((*steps, tree(0, n + 1)))
+
     def disj(self, conds: Sequence[Arrow | None]) -> Arrow:
         """Any of ``conds`` (none of which is ``None``), stopping at the first true one."""
         parts = [c for c in conds if c is not None]
+        if len(parts) >= BALANCE_FROM:
+            return balanced(parts, lambda a, b: If(a, TRUE, b))
         out = parts[-1]
         for c in reversed(parts[:-1]):
             out = If(c, TRUE, out)
@@ -267,6 +323,15 @@ class Patterns(Flow):
             if case.guard is None and cover is not None:
                 covered |= cover
             total.append(covered == full and case.guard is None and cover is not None)
+
+        if len(s.cases) >= BALANCE_FROM and all(c.guard is None for c in s.cases):
+            arms = []
+            for i, case in enumerate(s.cases):
+                tests, binds = self.pattern(case.pattern, t, env.read(subject))
+                ext, env_ext = env.rebuild(env.names(), binds)
+                cond = None if total[i] else _conj(tests)
+                arms.append((cond, lambda c=case, ext=ext, e=env_ext: ext >> body(c, e)))
+            return self.indexed(arms, lambda: fall(env))
 
         def chain(i: int, e: Env) -> Arrow:
             if i == len(s.cases):

@@ -521,3 +521,23 @@ def test_a_single_refusal_keeps_its_one_line_form() -> None:
         arrow(power)
     assert info.value.refusals == (info.value,)
     assert str(info.value) == f"at {info.value.path}: {info.value.message}"
+
+
+def refused_condition(n: int, xs: list[int]) -> int:
+    if n**2 > 4:  # here: n**2
+        xs.append(n)  # here: xs.append
+        return 1
+    else:
+        while n > 0:  # here: while
+            n -= 1
+    return n
+
+
+def test_a_refused_condition_still_reports_its_branches() -> None:
+    """An if whose condition is refused is still translated, so the refusals in
+    its branches are reported too."""
+    with pytest.raises(FrontendError) as info:
+        arrow(refused_condition)
+    expected = marked(refused_condition)
+    got = [(r.lineno, r.offset) for r in info.value.refusals]
+    assert got == [(line, col) for line, col, _ in expected]

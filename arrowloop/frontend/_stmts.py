@@ -36,7 +36,7 @@ from arrowloop.frontend._shapes import (
     elif_chain,
     is_dispatch,
 )
-from arrowloop.frontend._typing import show
+from arrowloop.frontend._typing import TRUE, show
 from arrowloop.typesys import INT, ListT, MapT, OptionT, TupleT, Type
 
 __all__ = ["Translator"]
@@ -256,7 +256,7 @@ class Translator(Patterns):
             and not any(self.narrows(t, env) for t, _ in arms)
         ):
             return self.long_if(s, arms, last, rest, env, exit)
-        cond = self.condition(s.test, env)
+        cond = self.test(s.test, env)
         env_then, env_else = self.narrow(s.test, env)
         if has_return([*s.body, *s.orelse]):
             then = self.block([*s.body, *rest], env_then, exit, s)
@@ -285,13 +285,22 @@ class Translator(Patterns):
         steps: list[Arrow] = [tuple_of([none, Id()])]
         for i, (test, _) in enumerate(arms):
             # A condition is evaluated only while no earlier one has held.
-            cond = e >> self.condition(test, env)
+            cond = e >> self.test(test, env)
             pick = If(tuple_of([k, none]) >> Prim("eq"), If(cond, Const(INT, i), none), k)
             steps.append(tuple_of([pick, e]))
         found = Val(Compose((*steps, k)), INT)
         a0, env1 = env.rebuild(env.names(), [(index, found)])
         leaves = [body for _, body in arms] + [orelse]
         return a0 >> self.block([*dispatch(s, index, leaves), *rest], env1, exit, s)
+
+    def test(self, test: ast.expr, env: Env) -> Arrow:
+        """The condition of an ``if``; a refused one is noted, and the branches
+        are still translated (for their own refusals) as if it held."""
+        try:
+            return self.condition(test, env)
+        except FrontendError as err:
+            self.record(err)
+            return TRUE
 
     def narrows(self, test: ast.expr, env: Env) -> bool:
         """Whether ``test`` narrows an optional in one of its branches."""

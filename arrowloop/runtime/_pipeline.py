@@ -194,8 +194,9 @@ class Pipeline:
         return [(a.name, a.machine) for a in self._actors]
 
     def state(self, stage: str) -> Any:
-        """The current state of ``stage`` (like OTP's ``sys:get_state``)."""
-        return self._actor(stage).state
+        """The current state of ``stage`` (like OTP's ``sys:get_state``): a
+        copy that later steps do not change."""
+        return self._actor(stage).state_copy()
 
     def statistics(self) -> list[StageStatistics]:
         """A snapshot of every stage, in order."""

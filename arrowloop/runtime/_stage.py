@@ -22,8 +22,9 @@ import anyio
 import anyio.lowlevel
 import attrs
 
+from arrowloop.compiler import undo
 from arrowloop.errors import StepError, UpgradeError, ValidationError
-from arrowloop.machine import AnyMachine, NativeMachine
+from arrowloop.machine import AnyMachine, Machine, NativeMachine
 from arrowloop.runtime._budget import with_budget
 from arrowloop.runtime._channel import ChannelStatistics, ReceiveChannel, SendChannel, size
 from arrowloop.runtime._deadletter import DeadLetter, DeadLetterSink
@@ -162,8 +163,15 @@ class StageActor:
         self.outbox = outbox
         self.dead = dead
         self.machine: AnyMachine = spec.machine
-        self.state: Any = spec.machine.init
-        self._durable_state: Any = self.state
+        # A portable machine's step updates the state in place (see
+        # Machine.owned_step): the actor owns its state, so a state handed
+        # to it (the initial one, a migrated or restored one) is copied
+        # before the first step, and one handed out is a copy.
+        self._log: list[Any] | None = None
+        self._copy: Callable[[Any], Any] | None = None
+        self._adopted = False
+        self._state: Any = spec.machine.init
+        self._durable_state: Any = self._state
         self.step = self._step_of(spec.machine)
         self.processed = 0
         self.failed = 0
@@ -176,10 +184,45 @@ class StageActor:
         self.upgrade_pauses = Histogram(PAUSE_SECONDS)
 
     def _step_of(self, machine: AnyMachine) -> Callable[[Any, Any], tuple[Any, Any]]:
-        step = _native_step(machine) if isinstance(machine, NativeMachine) else machine.step
-        # Only stages with a budget pay for measuring their state.
+        self._log = None
+        self._copy = None
+        # Only stages with a budget pay for measuring their state; they keep
+        # the step that never updates in place (a step over the budget must
+        # leave the state as it was).
         budget = self.spec.max_state_size
+        if isinstance(machine, Machine) and budget is None:
+            step, self._log = machine.owned_step()
+            self._copy = machine.copy_state
+            return step
+        step = _native_step(machine) if isinstance(machine, NativeMachine) else machine.step
         return step if budget is None else with_budget(step, budget)
+
+    @property
+    def state(self) -> Any:
+        """The stage's state (its own: do not change it; see :meth:`state_copy`)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        # From outside: copied before a step may update it in place.
+        self._state = value
+        self._adopted = False
+        if self._log:
+            self._log.clear()
+
+    def _own_state(self) -> Any:
+        """The state, made the actor's own (copied once if it came from outside)."""
+        if not self._adopted:
+            if self._copy is not None:
+                self._state = self._copy(self._state)
+            self._adopted = True
+        return self._state
+
+    def state_copy(self) -> Any:
+        """The state as of now, that later steps do not change."""
+        if self._adopted and self._copy is not None:
+            return self._copy(self._state)
+        return self._state
 
     def statistics(self) -> StageStatistics:
         """A snapshot of this stage."""
@@ -296,7 +339,7 @@ class StageActor:
                 self.restarts += 1
             persist = self.persist
             step = self.step
-            state = self.state
+            state = self._own_state()
             outs: list[Any] = []  # plain outputs not yet sent
             done = 0
             t0 = perf_counter_ns()
@@ -370,7 +413,7 @@ class StageActor:
                     else:
                         state, _ = await self._release(state, done, outs)
                         outs = []
-                        self.state = state
+                        self._state = state
                         if tm is EndMsg:
                             self.processed += done
                             await self.outbox.send(m)
@@ -378,7 +421,7 @@ class StageActor:
                             return
                         await self._control(m)
                         step = self.step
-                        state = self.state
+                        state = self._own_state()
                         if self._pause_t0 is not None and m is not messages[-1]:
                             self._end_pause()
             except anyio.get_cancelled_exc_class():
@@ -397,7 +440,9 @@ class StageActor:
                 state, ok = await self._durable(state, done, [outs])
                 if not ok:
                     outs = []
-            self.state = state
+            self._state = state
+            if persist is None and self._log:
+                self._log.clear()  # no going back past a batch without a store
             self.processed += done
             if done:
                 self.step_seconds.observe((perf_counter_ns() - t0) / done / 1e9)
@@ -442,7 +487,8 @@ class StageActor:
         withheld (counted in ``not_durable``), and the stage goes on from its
         last durable state: nothing is ever answered that is not durable.
         """
-        if state is self._durable_state:
+        log = self._log
+        if state is self._durable_state and not log:
             return state, True  # nothing changed since the last write
         seq = self.processed + done
         assert self.persist is not None
@@ -450,7 +496,13 @@ class StageActor:
             await self.persist([(self.name, self.machine, state, seq)])
         except Exception as exc:
             self._withhold(messages, exc)
-            return self._durable_state, False
+            if log:
+                # The steps since the last write updated it in place.
+                undo(log, 0)
+            self.state = self._durable_state
+            return self._own_state(), False
+        if log:
+            log.clear()
         self._persisted = seq
         self._durable_state = state
         return state, True
@@ -523,7 +575,8 @@ class StageActor:
 
     def _reset_after_crash(self) -> Any:
         self.restarts += 1
-        return self.machine.init
+        self.state = self.machine.init
+        return self._own_state()
 
     def _end_pause(self) -> None:
         assert self._pause_t0 is not None

@@ -186,6 +186,8 @@ class Plan:
 
     ``change`` is the one checked value the pipeline applies; ``undoes`` is,
     for a rollback, the applied change it undoes (an entry of the undo stack).
+    ``undo_doc`` is, for an upgrade, its undo entry as a wire document
+    (``None`` if a part is plain Python), which a store keeps.
     """
 
     kind: RecordKind
@@ -193,6 +195,7 @@ class Plan:
     change: CheckedChange
     undoes: CheckedChange | None
     reply: Reply
+    undo_doc: dict[str, Any] | None = None
 
 
 class Lineage:

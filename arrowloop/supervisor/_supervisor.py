@@ -488,6 +488,10 @@ class Supervisor(Administration, Restarts, Orchestration):
             if r.machine is not start.machine:
                 c.spec = attrs.evolve(c.spec, start=attrs.evolve(start, machine=r.machine))
         self._book.restore_history(self._durability.history)
+        if not self._book.undo:  # a fresh book (not a nested incarnation's)
+            self._book.restore_undo(
+                self._durability.undo_entries([c.start for c in stages], self.spec.history_limit)
+            )
         out, into = anyio.create_memory_object_stream[dict[str, Any]](math.inf)
         stack.enter_context(out)
         self._history = stack.enter_context(into)

@@ -27,7 +27,15 @@ from arrowloop.machine import AnyMachine, NativeMachine
 from arrowloop.runtime._budget import with_budget
 from arrowloop.runtime._channel import ChannelStatistics, ReceiveChannel, SendChannel, size
 from arrowloop.runtime._deadletter import DeadLetter, DeadLetterSink
-from arrowloop.runtime._envelope import Calls, Control, EndMsg, Routed, SpliceMsg, UpgradeMsg
+from arrowloop.runtime._envelope import (
+    Calls,
+    Control,
+    CutMsg,
+    EndMsg,
+    Routed,
+    SpliceMsg,
+    UpgradeMsg,
+)
 from arrowloop.runtime._histogram import (
     BATCH_SIZES,
     PAUSE_SECONDS,
@@ -376,6 +384,10 @@ class StageActor:
                             await self.outbox.send(m)
                             self.running = False
                             return
+                        if tm is CutMsg:
+                            # Everything before the marker is applied (and,
+                            # with a store, durable), nothing after it.
+                            m.stages.append((self.name, self.machine, state, self.processed + done))
                         await self._control(m)
                         step = self.step
                         state = self.state
@@ -536,6 +548,8 @@ class StageActor:
     async def _control(self, msg: Control) -> None:
         if isinstance(msg, UpgradeMsg):
             await self._upgrade(msg)
+        elif isinstance(msg, CutMsg):
+            await self.outbox.send(msg)
         elif isinstance(msg, SpliceMsg):
             if msg.stage == self.name:
                 self.outbox = msg.channel

@@ -29,7 +29,7 @@ from arrowloop.store import StageRecord, StateStore, Stored
 from arrowloop.supervisor._undo import decode_undo
 from arrowloop.wire import decode_value, encode_value
 
-__all__ = ["Durability", "Resumed"]
+__all__ = ["Durability", "Resumed", "stage_record"]
 
 
 @attrs.frozen
@@ -41,7 +41,8 @@ class Resumed:
     seq: int
 
 
-def _record(stage: str, machine: AnyMachine, state: Any, seq: int) -> StageRecord:
+def stage_record(stage: str, machine: AnyMachine, state: Any, seq: int) -> StageRecord:
+    """One stage as a store (or a savepoint) records it."""
     doc = machine.to_wire_data() if isinstance(machine, Machine) else None
     return StageRecord(stage, machine.version, doc, encode_value(machine.state, state), seq)
 
@@ -79,7 +80,7 @@ class Durability:
         """
         stored: Stored | None = await self._call(self.store.load)
         if stored is None:
-            seed = [_record(s.name, s.machine, s.machine.init, 0) for s in stages]
+            seed = [stage_record(s.name, s.machine, s.machine.init, 0) for s in stages]
             await self._call(self.store.save_stages, seed)
             self._versions = {s.name: s.machine.version for s in stages}
             return {}
@@ -90,7 +91,7 @@ class Durability:
         for s in stages:
             rec = stored.stages.get(s.name)
             if rec is None:  # a stage added to the service since: it starts fresh
-                fresh.append(_record(s.name, s.machine, s.machine.init, 0))
+                fresh.append(stage_record(s.name, s.machine, s.machine.init, 0))
                 self._versions[s.name] = s.machine.version
                 continue
             machine = self._machine_of(rec, s)
@@ -172,7 +173,7 @@ class Durability:
         """
         whole = any(self._versions.get(stage) != m.version for stage, m, _, _ in records)
         if whole:
-            full = [_record(stage, m, state, seq) for stage, m, state, seq in records]
+            full = [stage_record(stage, m, state, seq) for stage, m, state, seq in records]
             undo = None
             change = self._change
             if change is not None and change[0] == {(s, m.version) for s, m, _, _ in records}:

@@ -84,9 +84,12 @@ RequestKind = Literal[
     "terminate_child",
     "restart_child",
     "delete_child",
+    "savepoint",
 ]
 # Requests that change code, children or stop run one at a time: after any
-# change in flight and any restart attempt (stop cancels the attempt).
+# change in flight and any restart attempt (stop cancels the attempt). A
+# savepoint too: its cut and the history and undo stack it records must
+# belong together.
 SERIAL: frozenset[str] = frozenset(
     {
         "change",
@@ -96,6 +99,7 @@ SERIAL: frozenset[str] = frozenset(
         "terminate_child",
         "restart_child",
         "delete_child",
+        "savepoint",
     }
 )
 

@@ -97,11 +97,13 @@ def test_savepoint_kill_and_cold_upgrade_from_it(tmp_path: Path) -> None:
         "--upgrade",
         "examples/counter/v2.py",
     )
-    assert "refused" in err and "examples/counter/v2.py" in err and "migration" in err, err
+    for part in ("refused", "examples/counter/v2.py", "migration", "nothing was written"):
+        assert part in err, err
     assert not second.exists() or not any(second.iterdir())
     # A state directory that holds state is kept.
     err = _refused(tmp_path, "--state-dir", str(first), "--from-savepoint", str(path))
-    assert "holds a service's state already" in err and "--replace-state" in err, err
+    for part in ("holds a service's state already", "--replace-state"):
+        assert part in err, err
     kept = SqliteStore(first / "counter_service.db")
     stored = kept.load()
     kept.close()
@@ -111,7 +113,8 @@ def test_savepoint_kill_and_cold_upgrade_from_it(tmp_path: Path) -> None:
     bad = tmp_path / "bad.savepoint.json"
     bad.write_bytes(path.read_bytes()[:100])
     err = _refused(tmp_path, "--state-dir", str(second), "--from-savepoint", str(bad))
-    assert str(bad) in err and "truncated" in err, err
+    for part in (str(bad), "truncated"):
+        assert part in err, err
 
     proc, info = _start(
         tmp_path,

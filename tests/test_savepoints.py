@@ -12,20 +12,25 @@ import anyio
 import orjson
 import pytest
 
+from arrowloop.cli._client import RemoteError
 from arrowloop.errors import StoreError, SupervisorError
 from arrowloop.machine import native
 from arrowloop.runtime import stage
+from arrowloop.server import ControlLimits
 from arrowloop.store import (
     SAVEPOINT_FORMAT,
     SAVEPOINT_VERSION,
     MemoryStore,
     SqliteStore,
+    Stored,
     read_savepoint,
     seed_store,
     write_savepoint,
 )
 from arrowloop.supervisor import code_change, open_supervisor, supervisor
+from arrowloop.wire import digest
 from examples.counter import Count, IncrCount, ReadCount, v1, v3
+from tests.test_server_protocol import control, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -146,8 +151,6 @@ def test_seeding_a_store_that_holds_state_is_refused() -> None:
 
 
 def _empty() -> Any:
-    from arrowloop.store import Stored
-
     return Stored({}, [], [])
 
 
@@ -215,8 +218,6 @@ def test_a_missing_savepoint_is_refused(tmp_path: Path) -> None:
 async def test_a_malformed_field_is_refused_with_where(tmp_path: Path) -> None:
     """A file with a right digest but a wrong shape (a hand edit that also
     recomputed the digest) names the field."""
-    from arrowloop.wire import digest
-
     data = orjson.loads((await _good(tmp_path)).read_bytes())
     data["stages"][0]["seq"] = "many"
     del data["digest"]
@@ -225,3 +226,27 @@ async def test_a_malformed_field_is_refused_with_where(tmp_path: Path) -> None:
     bad.write_bytes(orjson.dumps(data))
     with pytest.raises(StoreError, match=r"at \$\.stages\[0\]\.seq: expected int"):
         read_savepoint(bad)
+
+
+# -- the control op -----------------------------------------------------------------
+
+
+async def test_the_savepoint_op_writes_a_file_and_replies_with_its_path(tmp_path: Path) -> None:
+    async with serving(control=ControlLimits(savepoint_dir=str(tmp_path))) as server:
+        await server.supervisor.call(IncrCount())
+        async with control(server) as ctl:
+            got = await ctl.request("savepoint", name="op")
+            with pytest.raises(RemoteError) as err:
+                await ctl.request("savepoint", name=7)
+            assert err.value.error["path"] == "$.name"
+    assert got["path"] == str(tmp_path / "op.savepoint.json")
+    assert got["seqs"] == {"counter": 1}
+    assert read_savepoint(got["path"]).stages[0].state == 1
+
+
+async def test_the_savepoint_op_without_a_directory_says_how_to_get_one() -> None:
+    async with serving() as server, control(server) as ctl:
+        with pytest.raises(RemoteError) as err:
+            await ctl.request("savepoint")
+    assert err.value.error["type"] == "StoreError"
+    assert "--savepoint-dir" in err.value.error["message"]

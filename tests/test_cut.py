@@ -52,3 +52,30 @@ async def test_no_cut_of_a_closing_pipeline() -> None:
         await p.close()
         with pytest.raises(PipelineClosed):
             await p.cut()
+
+
+def _double(x: int, total: int) -> tuple[int, int]:
+    return total + 2 * x, x
+
+
+async def test_an_upgrade_records_the_items_applied_before_it_in_its_batch() -> None:
+    """The seq an upgrade writes counts the items of its own batch before
+    it (a restart, and a cut after it, go on from that seq)."""
+    writes: list[tuple[Any, int]] = []
+    gate = anyio.Event()
+
+    async def persist(records: list[tuple[str, AnyMachine, Any, int]]) -> None:
+        await gate.wait()
+        writes.extend((state, seq) for _, _, state, seq in records)
+
+    async with open_pipeline(stage("a", native(_add, 0)), persist=persist) as p:
+        await p.send_batch([1])
+        await anyio.wait_all_tasks_blocked()  # the first batch waits for its write
+        await p.send_batch([1, 1])
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(p.upgrade, "a", native(_double, 0))
+            await anyio.wait_all_tasks_blocked()  # items and the upgrade queued together
+            gate.set()
+        cut = await p.cut()
+    assert writes[-1] == (3, 3)
+    assert cut[0][3] == 3

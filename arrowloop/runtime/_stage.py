@@ -135,6 +135,9 @@ class StageActor:
         # depends on it leaves the stage (see _release).
         self.persist = persist
         self._persisted = 0  # items applied as of the last durable state
+        # Items of the batch in hand applied before the control message
+        # being handled (``processed`` counts them only at the batch's end).
+        self._applied_in_batch = 0
         self.not_durable = 0  # outputs withheld because the store refused
         self.spec = spec
         restart = spec.on_step_error is OnStepError.RESTART
@@ -388,6 +391,7 @@ class StageActor:
                             # Everything before the marker is applied (and,
                             # with a store, durable), nothing after it.
                             m.stages.append((self.name, self.machine, state, self.processed + done))
+                        self._applied_in_batch = done
                         await self._control(m)
                         step = self.step
                         state = self.state
@@ -583,7 +587,7 @@ class StageActor:
             self._pause_t0 = t0
 
         msg.versions[self.name] = machine.version
-        msg.durable.append((self.name, machine, new_state, self.processed))
+        msg.durable.append((self.name, machine, new_state, self.processed + self._applied_in_batch))
         if msg.last == self.name:
             if self.persist is not None:
                 try:

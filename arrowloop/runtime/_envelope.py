@@ -9,6 +9,8 @@ unwrapped, the common case and the cheapest) or envelopes:
 * :class:`Calls` - several routed items admitted together, in order;
 * :class:`UpgradeMsg` - an in-band code change for one or more stages;
 * :class:`SpliceMsg` - re-route the last stage's output through a new stage;
+* :class:`CutMsg` - a marker each stage notes its machine and state at
+  (a consistent cut: every stage after the same prefix of items);
 * :class:`EndMsg` - end of stream: drain and stop.
 
 User values can never be instances of these classes (arrowloop types are
@@ -28,6 +30,7 @@ from arrowloop.machine import AnyMachine
 
 __all__ = [
     "Reply",
+    "CutMsg",
     "Routed",
     "Calls",
     "Control",
@@ -201,6 +204,18 @@ class SpliceMsg(Control):
         self.stage = stage
         self.channel = channel
         self.reply = reply
+
+
+class CutMsg(Control):
+    """A consistent-cut marker: each stage adds ``(stage, machine, state,
+    items applied)`` as it passes, once everything admitted before it is
+    applied and nothing after it; the end of the pipeline replies with them."""
+
+    __slots__ = ("reply", "stages")
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+        self.stages: list[tuple[str, AnyMachine, Any, int]] = []
 
 
 class EndMsg(Control):

@@ -42,6 +42,7 @@ from arrowloop.runtime._checked import (
 from arrowloop.runtime._deadletter import DeadLetters, DeadLetterSink
 from arrowloop.runtime._envelope import (
     Calls,
+    CutMsg,
     EndMsg,
     Reply,
     Routed,
@@ -574,6 +575,37 @@ class Pipeline:
         result: dict[str, str] = await reply.wait()
         return result
 
+    async def cut(self) -> list[tuple[str, AnyMachine, Any, int]]:
+        """A consistent cut: each stage's ``(name, machine, state, items
+        applied)``, every state after exactly the items admitted before
+        this call and none after, in pipeline order.
+
+        Taken in-band, as an upgrade travels: a marker enters behind the
+        items admitted so far and each stage notes its machine and state
+        as the marker passes, then goes on; traffic is not paused. (With
+        a store, each noted state is the durable one.) The marker waits
+        behind a stage that is paused or restarting, as items do.
+
+        Raises:
+            PipelineClosed: the pipeline is closing (or closed meanwhile).
+        """
+        if self._door.closing:
+            raise PipelineClosed("the pipeline is closing: no cut can be taken")
+        pending = self._pending
+
+        def decided() -> None:
+            pending.discard(reply)
+
+        reply = Reply(decided)
+        pending.add(reply)
+        try:
+            await self._door.put(CutMsg(reply))
+        except BaseException as exc:
+            reply.fail(exc)
+            raise
+        result: list[tuple[str, AnyMachine, Any, int]] = await reply.wait()
+        return result
+
     # -- splicing -------------------------------------------------------------
 
     async def prepend(self, spec: StageSpec) -> None:
@@ -736,7 +768,7 @@ class Pipeline:
                 m.failure = (actor.name, "closed", err)
                 m.decided.set()
                 m.reply.fail(err)
-            elif tm is SpliceMsg:
+            elif tm is SpliceMsg or tm is CutMsg:
                 m.reply.fail(err)
             elif tm is EndMsg:
                 end = True

@@ -28,7 +28,15 @@ from arrowloop.machine import AnyMachine, Machine, NativeMachine
 from arrowloop.runtime._budget import with_budget
 from arrowloop.runtime._channel import ChannelStatistics, ReceiveChannel, SendChannel, size
 from arrowloop.runtime._deadletter import DeadLetter, DeadLetterSink
-from arrowloop.runtime._envelope import Calls, Control, EndMsg, Routed, SpliceMsg, UpgradeMsg
+from arrowloop.runtime._envelope import (
+    Calls,
+    Control,
+    CutMsg,
+    EndMsg,
+    Routed,
+    SpliceMsg,
+    UpgradeMsg,
+)
 from arrowloop.runtime._histogram import (
     BATCH_SIZES,
     PAUSE_SECONDS,
@@ -128,6 +136,9 @@ class StageActor:
         # depends on it leaves the stage (see _release).
         self.persist = persist
         self._persisted = 0  # items applied as of the last durable state
+        # Items of the batch in hand applied before the control message
+        # being handled (``processed`` counts them only at the batch's end).
+        self._applied_in_batch = 0
         self.not_durable = 0  # outputs withheld because the store refused
         self.spec = spec
         restart = spec.on_step_error is OnStepError.RESTART
@@ -419,6 +430,11 @@ class StageActor:
                             await self.outbox.send(m)
                             self.running = False
                             return
+                        if tm is CutMsg:
+                            # Everything before the marker is applied (and,
+                            # with a store, durable), nothing after it.
+                            m.stages.append((self.name, self.machine, state, self.processed + done))
+                        self._applied_in_batch = done
                         await self._control(m)
                         step = self.step
                         state = self._own_state()
@@ -589,6 +605,8 @@ class StageActor:
     async def _control(self, msg: Control) -> None:
         if isinstance(msg, UpgradeMsg):
             await self._upgrade(msg)
+        elif isinstance(msg, CutMsg):
+            await self.outbox.send(msg)
         elif isinstance(msg, SpliceMsg):
             if msg.stage == self.name:
                 self.outbox = msg.channel
@@ -622,7 +640,7 @@ class StageActor:
             self._pause_t0 = t0
 
         msg.versions[self.name] = machine.version
-        msg.durable.append((self.name, machine, new_state, self.processed))
+        msg.durable.append((self.name, machine, new_state, self.processed + self._applied_in_batch))
         if msg.last == self.name:
             if self.persist is not None:
                 try:

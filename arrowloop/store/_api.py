@@ -70,9 +70,13 @@ class StateStore(Protocol):
     def save_stage(self, record: StageRecord) -> None:
         """Record one stage's machine and state (a new version, or a restart)."""
 
-    def save_stages(self, records: list[StageRecord]) -> None:
+    def save_stages(
+        self, records: list[StageRecord], undo: list[dict[str, Any]] | None = None
+    ) -> None:
         """Record several stages whole in one transaction (a change of
-        several stages, or seeding a fresh store)."""
+        several stages, or seeding a fresh store); with ``undo``, the undo
+        stack is replaced in that same transaction (a change and the way
+        back from it are durable together)."""
 
     def save_states(self, states: list[tuple[str, Any, int]]) -> None:
         """Record ``(stage, state, seq)`` for several stages in one transaction

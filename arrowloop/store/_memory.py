@@ -57,9 +57,13 @@ class MemoryStore:
         """Record one stage's machine and state."""
         self.save_stages([record])
 
-    def save_stages(self, records: list[StageRecord]) -> None:
-        """Record several stages whole, at once."""
+    def save_stages(
+        self, records: list[StageRecord], undo: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Record several stages whole (and the undo stack, if given), at once."""
         self._check()
+        if undo is not None:
+            self._undo = orjson.dumps(undo)
         for record in records:
             machine = None if record.machine is None else orjson.dumps(record.machine)
             self._stages[record.stage] = (

@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
+_SAVE_UNDO: Final = "INSERT OR REPLACE INTO meta (key, value) VALUES ('undo', ?)"
+
 
 def _fail(path: Path, problem: str, found: str) -> StoreError:
     return StoreError(
@@ -202,8 +204,11 @@ class SqliteStore:
         """Record one stage's machine and state."""
         self.save_stages([record])
 
-    def save_stages(self, records: list[StageRecord]) -> None:
-        """Record several stages whole, in one transaction."""
+    def save_stages(
+        self, records: list[StageRecord], undo: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Record several stages whole (and the undo stack, if given), in
+        one transaction."""
         rows = [
             (
                 r.stage,
@@ -214,6 +219,7 @@ class SqliteStore:
             )
             for r in records
         ]
+        undo_text = None if undo is None else orjson.dumps(undo).decode()
 
         def work(db: sqlite3.Connection) -> None:
             db.executemany(
@@ -221,6 +227,8 @@ class SqliteStore:
                 "VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
+            if undo_text is not None:
+                db.execute(_SAVE_UNDO, (undo_text,))
 
         self._write("recording stages", work)
 
@@ -249,9 +257,7 @@ class SqliteStore:
         text = orjson.dumps(undo).decode()
         self._write(
             "recording the undo stack",
-            lambda db: db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('undo', ?)", (text,)
-            ),
+            lambda db: db.execute(_SAVE_UNDO, (text,)),
         )
 
     def close(self) -> None:

@@ -8,7 +8,9 @@ with the spec's machines and initial states. While running, the pipeline's
 persist hook lands here: states are encoded on the loop (they are the
 stages' live values) and written in a worker thread, one write at a time;
 a stage whose machine changed since its last write is written whole
-(machine document and state) in the same transaction as the others.
+(machine document and state) in the same transaction as the others, and
+with a change's stages goes the undo stack as it is once the change is
+applied (so a crash cannot leave the way back out of step with what runs).
 
 docs/durability.md describes the guarantees.
 """
@@ -22,11 +24,12 @@ import attrs
 
 from arrowloop.errors import StoreError
 from arrowloop.machine import AnyMachine, Machine
-from arrowloop.runtime import StageSpec
+from arrowloop.runtime import CheckedChange, StageSpec
 from arrowloop.store import StageRecord, StateStore, Stored
+from arrowloop.supervisor._undo import decode_undo
 from arrowloop.wire import decode_value, encode_value
 
-__all__ = ["Durability", "Resumed"]
+__all__ = ["Durability", "Resumed", "stage_record"]
 
 
 @attrs.frozen
@@ -38,7 +41,8 @@ class Resumed:
     seq: int
 
 
-def _record(stage: str, machine: AnyMachine, state: Any, seq: int) -> StageRecord:
+def stage_record(stage: str, machine: AnyMachine, state: Any, seq: int) -> StageRecord:
+    """One stage as a store (or a savepoint) records it."""
     doc = machine.to_wire_data() if isinstance(machine, Machine) else None
     return StageRecord(stage, machine.version, doc, encode_value(machine.state, state), seq)
 
@@ -52,6 +56,11 @@ class Durability:
         self._versions: dict[str, str] = {}
         #: History records loaded from the store (oldest first).
         self.history: list[dict[str, Any]] = []
+        #: The undo stack loaded from the store (documents, oldest first).
+        self.undo: list[dict[str, Any]] = []
+        # The change being applied: its stages' new versions, and the undo
+        # stack to write with them.
+        self._change: tuple[frozenset[tuple[str, str]], list[dict[str, Any]]] | None = None
         #: History records handed to the writer, and those it has finished.
         self.recorded = 0
         self.written = 0
@@ -71,17 +80,18 @@ class Durability:
         """
         stored: Stored | None = await self._call(self.store.load)
         if stored is None:
-            seed = [_record(s.name, s.machine, s.machine.init, 0) for s in stages]
+            seed = [stage_record(s.name, s.machine, s.machine.init, 0) for s in stages]
             await self._call(self.store.save_stages, seed)
             self._versions = {s.name: s.machine.version for s in stages}
             return {}
         self.history = stored.history
+        self.undo = stored.undo
         resumed: dict[str, Resumed] = {}
         fresh: list[StageRecord] = []
         for s in stages:
             rec = stored.stages.get(s.name)
             if rec is None:  # a stage added to the service since: it starts fresh
-                fresh.append(_record(s.name, s.machine, s.machine.init, 0))
+                fresh.append(stage_record(s.name, s.machine, s.machine.init, 0))
                 self._versions[s.name] = s.machine.version
                 continue
             machine = self._machine_of(rec, s)
@@ -122,6 +132,24 @@ class Durability:
             )
         return machine
 
+    def undo_entries(
+        self, stages: list[StageSpec], limit: int
+    ) -> list[tuple[CheckedChange, dict[str, Any]]]:
+        """The loaded undo stack compiled again (its latest ``limit``
+        entries), machines the served ``stages`` run taken from them.
+
+        Raises:
+            StoreError: an entry cannot be used.
+        """
+        served = {s.machine.version: s.machine for s in stages}
+        out = []
+        for i, doc in enumerate(self.undo[-limit:] if limit else []):
+            try:
+                out.append((decode_undo(doc, served), doc))
+            except Exception as exc:
+                raise self._unusable(f"entry {i} of the recorded undo stack", exc) from None
+        return out
+
     def _unusable(self, what: str, exc: Exception) -> StoreError:
         return StoreError(
             f"{what} in {self.store.location} cannot be used: {type(exc).__name__}: {exc}",
@@ -129,6 +157,13 @@ class Durability:
             expected="a record this arrowloop can decode",
             found=type(exc).__name__,
         )
+
+    def expect_change(self, versions: dict[str, str], undo: list[dict[str, Any]] | None) -> None:
+        """Tell the next write of exactly these stages on these new
+        ``versions`` (the change being applied) to replace the undo stack
+        with ``undo`` in the same transaction; ``None`` forgets it (the
+        change was decided)."""
+        self._change = None if undo is None else (frozenset(versions.items()), undo)
 
     async def persist(self, records: list[tuple[str, AnyMachine, Any, int]]) -> None:
         """The pipeline's persist hook: make these stages' states durable.
@@ -138,8 +173,13 @@ class Durability:
         """
         whole = any(self._versions.get(stage) != m.version for stage, m, _, _ in records)
         if whole:
-            full = [_record(stage, m, state, seq) for stage, m, state, seq in records]
-            await self._call(self.store.save_stages, full)
+            full = [stage_record(stage, m, state, seq) for stage, m, state, seq in records]
+            undo = None
+            change = self._change
+            if change is not None and change[0] == {(s, m.version) for s, m, _, _ in records}:
+                undo = change[1]
+                self._change = None
+            await self._call(self.store.save_stages, full, undo)
             for stage, m, _, _ in records:
                 self._versions[stage] = m.version
         else:

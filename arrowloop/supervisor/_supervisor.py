@@ -63,6 +63,7 @@ from arrowloop.supervisor._messages import (
 )
 from arrowloop.supervisor._orchestration import Orchestration
 from arrowloop.supervisor._restarts import AutoShutdownDue, Restarts, call_restore
+from arrowloop.supervisor._savepoints import Savepoints
 from arrowloop.supervisor._spec import ChildSpec, SupervisorSpec
 from arrowloop.supervisor._status import ChildCounts, ChildInfo, ChildStatus, SupervisorStatus
 
@@ -80,13 +81,13 @@ def _no_stages(name: str) -> SupervisorError:
     )
 
 
-class Supervisor(Administration, Restarts, Orchestration):
+class Supervisor(Administration, Restarts, Orchestration, Savepoints):
     """A running supervisor (made by :func:`open_supervisor`).
 
     Items go straight to :attr:`pipeline` (the supervisor is not on the data
     path), or through :meth:`call` for clients of an older version. Control
     goes through the mailbox: :meth:`code_change`, :meth:`rollback`,
-    :meth:`status`, :meth:`history`, :meth:`get_state`, :meth:`stop`, and
+    :meth:`savepoint`, :meth:`status`, :meth:`history`, :meth:`get_state`, :meth:`stop`, and
     child administration (:meth:`start_child`, :meth:`terminate_child`,
     :meth:`restart_child`, :meth:`delete_child`, :meth:`which_children`,
     :meth:`count_children`). Upgrade the pipeline only through the
@@ -488,6 +489,10 @@ class Supervisor(Administration, Restarts, Orchestration):
             if r.machine is not start.machine:
                 c.spec = attrs.evolve(c.spec, start=attrs.evolve(start, machine=r.machine))
         self._book.restore_history(self._durability.history)
+        if not self._book.undo:  # a fresh book (not a nested incarnation's)
+            self._book.restore_undo(
+                self._durability.undo_entries([c.start for c in stages], self.spec.history_limit)
+            )
         out, into = anyio.create_memory_object_stream[dict[str, Any]](math.inf)
         stack.enter_context(out)
         self._history = stack.enter_context(into)
@@ -633,6 +638,8 @@ class Supervisor(Administration, Restarts, Orchestration):
                     self._begin_attempt(attempt)
             elif req.kind == "change":
                 self._begin_change(req.arg, req.reply)
+            elif req.kind == "savepoint":
+                self._begin_savepoint(req.arg, req.reply)
             else:
                 stage, who = req.arg
                 self._begin(self._plan_rollback(stage, who, req.reply, auto=req.internal))

@@ -400,3 +400,14 @@ def test_an_accumulator_taken_from_the_list_is_copied_before_it_is_updated() -> 
     step, _ = machine.owned_step()
     _, (acc, first) = step(0, [])
     assert (acc, first) == ([1, 7], [1])
+
+
+@pytest.mark.anyio
+async def test_a_cut_keeps_the_states_it_took() -> None:
+    async with arrowloop.open_pipeline(arrowloop.stage("t", tally.machine)) as p:
+        for w in ["a", "b"]:
+            await p.call(w)
+        [(_, _, state, applied)] = await p.cut()
+        for w in ["a", "c"]:
+            await p.call(w)
+        assert (state, applied) == (Totals({"a": 1, "b": 1}, 2), 2)

@@ -433,7 +433,10 @@ class StageActor:
                         if tm is CutMsg:
                             # Everything before the marker is applied (and,
                             # with a store, durable), nothing after it.
-                            m.stages.append((self.name, self.machine, state, self.processed + done))
+                            # A copy: later steps update the state in place.
+                            m.stages.append(
+                                (self.name, self.machine, self.state_copy(), self.processed + done)
+                            )
                         self._applied_in_batch = done
                         await self._control(m)
                         step = self.step

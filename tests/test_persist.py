@@ -33,7 +33,9 @@ class Durable:
         self.writes: list[list[tuple[str, str, Any, int]]] = []
         self.refuse = False
 
-    async def __call__(self, records: list[tuple[str, AnyMachine, Any, int]]) -> None:
+    async def __call__(
+        self, records: list[tuple[str, AnyMachine, Any, int]], keys: Any = None
+    ) -> None:
         await anyio.lowlevel.checkpoint()  # a real store waits for its disk
         if self.refuse:
             raise OSError("disk full")

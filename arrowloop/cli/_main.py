@@ -34,7 +34,7 @@ from arrowloop.cli._load import FUNCTION_PARTS
 from arrowloop.cli._serving import serve
 from arrowloop.endpoints import DEFAULT_MAX_BUFFERED
 from arrowloop.errors import AuthenticationError, StoreError
-from arrowloop.runtime import run
+from arrowloop.runtime import DEFAULT_REQUEST_KEYS, run
 from arrowloop.server import (
     DEFAULT_CONTROL_PORT,
     DEFAULT_PORT,
@@ -131,6 +131,14 @@ def _parser() -> argparse.ArgumentParser:
         default="full",
         help="with --state-dir: full survives power loss, normal only a crash of the "
         "process, for a higher commit rate (%(default)s)",
+    )
+    p.add_argument(
+        "--request-keys",
+        type=_positive(int),
+        default=DEFAULT_REQUEST_KEYS,
+        metavar="N",
+        help="how many request keys each stage remembers, the most recent (a resent key "
+        "is answered with its first reply; kept in --state-dir) (%(default)s)",
     )
     p.add_argument(
         "--log-level",

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from time import perf_counter_ns
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
@@ -27,7 +27,16 @@ from arrowloop.machine import AnyMachine, NativeMachine
 from arrowloop.runtime._budget import with_budget
 from arrowloop.runtime._channel import ChannelStatistics, ReceiveChannel, SendChannel, size
 from arrowloop.runtime._deadletter import DeadLetter, DeadLetterSink
-from arrowloop.runtime._envelope import Calls, Control, EndMsg, Routed, SpliceMsg, UpgradeMsg
+from arrowloop.runtime._envelope import (
+    Calls,
+    Control,
+    EndMsg,
+    Keyed,
+    KeyedCalls,
+    Routed,
+    SpliceMsg,
+    UpgradeMsg,
+)
 from arrowloop.runtime._histogram import (
     BATCH_SIZES,
     PAUSE_SECONDS,
@@ -35,6 +44,7 @@ from arrowloop.runtime._histogram import (
     Histogram,
     HistogramSnapshot,
 )
+from arrowloop.runtime._keys import DEFAULT_REQUEST_KEYS, Change, KeyWindow
 from arrowloop.runtime._spec import OnStepError, StageSpec
 from arrowloop.typesys import validate
 
@@ -42,9 +52,20 @@ log = logging.getLogger("arrowloop.runtime")
 
 __all__ = ["StageStatistics", "StageActor", "StageCrashed", "Persist"]
 
-#: Makes ``(stage, machine, state, items applied)`` durable, for several
-#: stages in one go; raises if it cannot (the store's error).
-Persist = Callable[[list[tuple[str, AnyMachine, Any, int]]], Awaitable[None]]
+
+class Persist(Protocol):
+    """Makes ``(stage, machine, state, items applied)`` durable, for several
+    stages in one go, with the changes to their windows of request keys
+    (``keys``: per stage, each key applied with its version, output type and
+    output, or ``None`` for a key dropped) in the same transaction; raises if
+    it cannot (the store's error)."""
+
+    def __call__(
+        self,
+        records: list[tuple[str, AnyMachine, Any, int]],
+        keys: dict[str, dict[str, Change]] | None = None,
+    ) -> Awaitable[None]:
+        """Write, and return once it is durable."""
 
 
 @attrs.frozen
@@ -121,8 +142,12 @@ class StageActor:
         supervised: bool = False,
         on_failure: Callable[[str], None] | None = None,
         persist: Persist | None = None,
+        request_keys: int = DEFAULT_REQUEST_KEYS,
     ) -> None:
         self.name = spec.name
+        # The request keys applied recently (see _keys.py); with a store,
+        # committed with the state.
+        self.keys = KeyWindow(request_keys, tracking=persist is not None)
         # With a store: the state is made durable before any output that
         # depends on it leaves the stage (see _release).
         self.persist = persist
@@ -208,6 +233,7 @@ class StageActor:
         """Inherit what a crashed predecessor held (its unsent outputs and the
         rest of its batch) and its counters; its state is not inherited."""
         self.unsent, previous.unsent = previous.unsent, []
+        self.keys = previous.keys  # what was applied stays applied
         self.leftover, previous.leftover = previous.leftover, []
         self.processed = previous.processed
         self.failed = previous.failed
@@ -354,6 +380,9 @@ class StageActor:
                             passed.append(r)
                         state, _ = await self._release(state, done, outs, passed)
                         outs = []
+                    elif tm is KeyedCalls:
+                        state, done = await self._keyed(m, state, done, outs, rest)
+                        outs = []
                     elif tm is Routed:
                         try:
                             state, m.value = step(m.value, state)
@@ -387,8 +416,8 @@ class StageActor:
                 kept: list[Any] = [outs] if outs else []
                 if type(m) is Routed and not m.reply.done:
                     kept.append(m)
-                elif type(m) is Calls:
-                    unanswered = Calls(r for r in m if not r.reply.done)
+                elif type(m) is Calls or type(m) is KeyedCalls:
+                    unanswered = type(m)(r for r in m if not r.reply.done)
                     if unanswered:
                         kept.append(unanswered)
                 self.leftover = kept + list(rest)
@@ -442,13 +471,20 @@ class StageActor:
         withheld (counted in ``not_durable``), and the stage goes on from its
         last durable state: nothing is ever answered that is not durable.
         """
-        if state is self._durable_state:
+        keys = self.keys.take()
+        if state is self._durable_state and keys is None:
             return state, True  # nothing changed since the last write
         seq = self.processed + done
         assert self.persist is not None
         try:
-            await self.persist([(self.name, self.machine, state, seq)])
+            records = [(self.name, self.machine, state, seq)]
+            # Keys only when there are some: hooks written before keys still fit.
+            await (
+                self.persist(records) if keys is None else self.persist(records, {self.name: keys})
+            )
         except Exception as exc:
+            if keys is not None:
+                self.keys.undo(keys)
             self._withhold(messages, exc)
             return self._durable_state, False
         self._persisted = seq
@@ -471,9 +507,53 @@ class StageActor:
                 self.not_durable += len(m)
             elif tm is Routed:
                 m.reply.fail(err)
-            elif tm is Calls:
+            elif tm is Calls or tm is KeyedCalls:
                 for r in m:
                     r.reply.fail(err)
+
+    async def _keyed(
+        self, m: KeyedCalls, state: Any, done: int, outs: list[Any], rest: Any
+    ) -> tuple[Any, int]:
+        """Step a batch of calls some of which carry request keys (the slow
+        path of the Calls branch in :meth:`run`); returns the state and the
+        count of items applied. A key applied already is not stepped: its
+        remembered output goes on. A failing step remembers nothing, so the
+        client may send the key again."""
+        step = self.step
+        window = self.keys
+        machine = self.machine
+        version = machine.version
+        passed = KeyedCalls()
+        calls = iter(m)
+        for r in calls:
+            key = r.key if type(r) is Keyed else None
+            if key is not None:
+                entry = window.entries.get(key)
+                if entry is not None:
+                    try:
+                        r.value = window.replay(self.name, key, entry, version, machine.output)
+                    except Exception as exc:
+                        r.reply.fail(exc)
+                        continue
+                    passed.append(r)
+                    continue
+            try:
+                state, r.value = step(r.value, state)
+            except Exception as exc:
+                self._crash(r.value, exc, r)
+                if self.reset_on_crash:
+                    state = self._reset_after_crash()
+                if self.exit_on_crash:
+                    left = KeyedCalls(calls)
+                    state, _ = await self._release(state, done, outs, passed)
+                    self._exit(done, [], ([left] if left else []) + list(rest), r.value, exc)
+                continue
+            done += 1
+            if key is not None:
+                window.remember(key, version, machine.output, r.value)
+            passed.append(r)
+        state, _ = await self._release(state, done, outs, passed)
+        return state, done
 
     def _exit(
         self, done: int, outs: list[Any], leftover: list[Any], item: Any, exc: Exception

@@ -22,8 +22,9 @@ import attrs
 
 from arrowloop.errors import StoreError
 from arrowloop.machine import AnyMachine, Machine
-from arrowloop.runtime import StageSpec
-from arrowloop.store import StageRecord, StateStore, Stored
+from arrowloop.runtime import Recorded, StageSpec
+from arrowloop.store import KeyRecord, KeyWrites, StageRecord, StateStore, Stored
+from arrowloop.typesys import Type
 from arrowloop.wire import decode_value, encode_value
 
 __all__ = ["Durability", "Resumed"]
@@ -36,11 +37,33 @@ class Resumed:
     machine: AnyMachine
     state: Any
     seq: int
+    #: The request keys it had applied: ``(key, version, output)``, oldest first.
+    keys: list[tuple[str, str, Recorded]] = attrs.field(factory=list)
 
 
 def _record(stage: str, machine: AnyMachine, state: Any, seq: int) -> StageRecord:
     doc = machine.to_wire_data() if isinstance(machine, Machine) else None
     return StageRecord(stage, machine.version, doc, encode_value(machine.state, state), seq)
+
+
+def _key_writes(keys: dict[str, dict[str, tuple[str, Type, Any] | None]]) -> KeyWrites:
+    # Encoded on the loop, like the states: the outputs are live values.
+    writes = KeyWrites()
+    for stage, changes in keys.items():
+        for key, change in changes.items():
+            if change is None:
+                writes.drop.append((stage, key))
+            else:
+                version, out_type, out = change
+                writes.put.append((stage, KeyRecord(key, version, encode_value(out_type, out))))
+    return writes
+
+
+def _recorded(stage: str, rec: KeyRecord) -> tuple[str, str, Recorded]:
+    """A remembered output as it reloads: decoded, with the output type the
+    stage runs, only if its key is sent again."""
+    path = f"$.keys.{stage}[{rec.key!r:.80}].output"
+    return rec.key, rec.version, Recorded(lambda t: decode_value(t, rec.output, path))
 
 
 class Durability:
@@ -89,7 +112,8 @@ class Durability:
                 state = decode_value(machine.state, rec.state, f"$.stages.{s.name}.state")
             except Exception as exc:
                 raise self._unusable(f"the recorded state of stage {s.name!r}", exc) from None
-            resumed[s.name] = Resumed(machine, state, rec.seq)
+            keys = [_recorded(s.name, k) for k in stored.keys.get(s.name, ())]
+            resumed[s.name] = Resumed(machine, state, rec.seq, keys)
             self._versions[s.name] = machine.version
         if fresh:
             await self._call(self.store.save_stages, fresh)
@@ -130,23 +154,29 @@ class Durability:
             found=type(exc).__name__,
         )
 
-    async def persist(self, records: list[tuple[str, AnyMachine, Any, int]]) -> None:
-        """The pipeline's persist hook: make these stages' states durable.
+    async def persist(
+        self,
+        records: list[tuple[str, AnyMachine, Any, int]],
+        keys: dict[str, dict[str, tuple[str, Type, Any] | None]] | None = None,
+    ) -> None:
+        """The pipeline's persist hook: make these stages' states durable,
+        with the changes to their windows of request keys (``keys``).
 
         Raises:
             StoreError: the store refused the write.
         """
+        writes = None if keys is None else _key_writes(keys)
         whole = any(self._versions.get(stage) != m.version for stage, m, _, _ in records)
         if whole:
             full = [_record(stage, m, state, seq) for stage, m, state, seq in records]
-            await self._call(self.store.save_stages, full)
+            await self._call(self.store.save_stages, full, writes)
             for stage, m, _, _ in records:
                 self._versions[stage] = m.version
         else:
             states = [
                 (stage, encode_value(m.state, state), seq) for stage, m, state, seq in records
             ]
-            await self._call(self.store.save_states, states)
+            await self._call(self.store.save_states, states, writes)
 
     async def append_history(self, record: dict[str, Any]) -> None:
         """Record a change-history entry (counted as written even if the

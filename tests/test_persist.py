@@ -117,3 +117,14 @@ async def test_a_refused_upgrade_write_keeps_the_old_code() -> None:
         durable.refuse = False
         assert p.version("c") == old.version
         assert await p.call(1) == 4
+
+
+async def test_the_batches_a_stage_finds_waiting_are_made_durable_in_one_write() -> None:
+    """Group commit across connections: several calls messages waiting in the
+    stage's channel (three connections' reads) cost one write, not three."""
+    durable = Durable()
+    async with open_pipeline(stage("c", native(_count, 0)), persist=durable) as p:
+        batches = [await p.submit_many([1] * 10) for _ in range(3)]
+        outs = [await t.result() for b in batches for t in b if isinstance(t, Ticket)]
+    assert outs == list(range(1, 31))
+    assert [w[0][3] for w in durable.writes] == [30]

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from time import perf_counter_ns
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import anyio
 import anyio.lowlevel
@@ -152,6 +152,8 @@ class StageActor:
         # depends on it leaves the stage (see _release).
         self.persist = persist
         self._persisted = 0  # items applied as of the last durable state
+        # Messages stepped but not sent on yet (see _release).
+        self._outgoing: list[Any] = []
         self.not_durable = 0  # outputs withheld because the store refused
         self.spec = spec
         restart = spec.on_step_error is OnStepError.RESTART
@@ -345,8 +347,13 @@ class StageActor:
                                 if self.exit_on_crash:
                                     left = list(items)
                                     done += len(m) - len(left) - 1
-                                    self._exit(
-                                        done, outs, ([left] if left else []) + list(rest), x, exc
+                                    await self._exit(
+                                        state,
+                                        done,
+                                        outs,
+                                        ([left] if left else []) + list(rest),
+                                        x,
+                                        exc,
                                     )
                                 done -= 1
                                 continue
@@ -367,8 +374,10 @@ class StageActor:
                                     state = self._reset_after_crash()
                                 if self.exit_on_crash:
                                     left = Calls(calls)
-                                    state, _ = await self._release(state, done, outs, passed)
-                                    self._exit(
+                                    self._queue_out(outs, passed)
+                                    outs = []
+                                    await self._exit(
+                                        state,
                                         done,
                                         [],
                                         ([left] if left else []) + list(rest),
@@ -378,11 +387,14 @@ class StageActor:
                                 continue
                             done += 1
                             passed.append(r)
-                        state, _ = await self._release(state, done, outs, passed)
+                        self._queue_out(outs, passed)
                         outs = []
+                        if persist is None:
+                            state, _ = await self._release(state, done)
                     elif tm is KeyedCalls:
-                        state, done = await self._keyed(m, state, done, outs, rest)
+                        self._queue_out(outs)
                         outs = []
+                        state, done = await self._keyed(m, state, done, rest)
                     elif tm is Routed:
                         try:
                             state, m.value = step(m.value, state)
@@ -391,14 +403,17 @@ class StageActor:
                             if self.reset_on_crash:
                                 state = self._reset_after_crash()
                             if self.exit_on_crash:
-                                self._exit(done, outs, list(rest), m.value, exc)
+                                await self._exit(state, done, outs, list(rest), m.value, exc)
                             continue
                         done += 1
-                        state, _ = await self._release(state, done, outs, m)
+                        self._queue_out(outs, m)
                         outs = []
+                        if persist is None:
+                            state, _ = await self._release(state, done)
                     else:
-                        state, _ = await self._release(state, done, outs)
+                        self._queue_out(outs)
                         outs = []
+                        state, _ = await self._release(state, done)
                         self.state = state
                         if tm is EndMsg:
                             self.processed += done
@@ -410,22 +425,17 @@ class StageActor:
                         state = self.state
                         if self._pause_t0 is not None and m is not messages[-1]:
                             self._end_pause()
+                if persist is not None and (outs or self._outgoing):
+                    # With a store, the whole wake-up is made durable in one
+                    # write (group commit), then its outputs go in order.
+                    self._queue_out(outs)
+                    outs = []
+                    state, _ = await self._release(state, done)
             except anyio.get_cancelled_exc_class():
                 # Stopped for good mid-batch (the pipeline closes): keep what
                 # it still held, so it is answered and counted, not lost.
-                kept: list[Any] = [outs] if outs else []
-                if type(m) is Routed and not m.reply.done:
-                    kept.append(m)
-                elif type(m) is Calls or type(m) is KeyedCalls:
-                    unanswered = type(m)(r for r in m if not r.reply.done)
-                    if unanswered:
-                        kept.append(unanswered)
-                self.leftover = kept + list(rest)
+                self.leftover = self._unreleased(outs, m) + list(rest)
                 raise
-            if persist is not None and outs:
-                state, ok = await self._durable(state, done, [outs])
-                if not ok:
-                    outs = []
             self.state = state
             self.processed += done
             if done:
@@ -447,20 +457,64 @@ class StageActor:
         self.processed = applied
         self._persisted = applied
 
-    async def _release(self, state: Any, done: int, *messages: Any) -> tuple[Any, bool]:
-        """Send ``messages`` on, in order (empty batches skipped), once the
-        ``state`` they depend on is durable (with a store, see _durable).
+    def _queue_out(self, *messages: Any) -> None:
+        """Queue ``messages`` (empty batches skipped) for the next :meth:`_release`."""
+        outgoing = self._outgoing
+        for m in messages:
+            if m:
+                outgoing.append(m)
+
+    async def _release(self, state: Any, done: int) -> tuple[Any, bool]:
+        """Send the queued messages on, in order, once the ``state`` they
+        depend on is durable (with a store, see _durable).
+
+        Without a store every batch is released as soon as it is stepped;
+        with one, a wake-up's batches are released together, at its end or
+        before a control message, so the whole wake-up is one write.
 
         Returns the state to go on with and whether they were sent.
         """
-        ok = True
+        outgoing = self._outgoing
         if self.persist is not None:
-            state, ok = await self._durable(state, done, list(messages))
-        if ok:
-            for m in messages:
-                if m:
-                    await self._send(m)
-        return state, ok
+            state, ok = await self._durable(state, done, outgoing)
+            if not ok:
+                outgoing.clear()
+                return state, False
+        while outgoing:
+            await self._send(outgoing[0])
+            del outgoing[0]  # only once sent: a stage stopped meanwhile keeps the rest
+        return state, True
+
+    def _unreleased(self, outs: list[Any], m: Any) -> list[Any]:
+        """What a stage stopped mid-batch still holds, in order: the queued
+        messages not sent yet, its plain outputs, and the unanswered calls of
+        the message it was on (those not queued already)."""
+        kept: list[Any] = []
+        queued: set[int] = set()
+        for q in self._outgoing:
+            tq = type(q)
+            if tq is list:
+                kept.append(q)
+            elif tq is Routed:
+                queued.add(id(q))
+                if not q.reply.done:
+                    kept.append(q)
+            else:  # Calls, KeyedCalls
+                queued.update(id(r) for r in q)
+                unanswered = tq(r for r in q if not r.reply.done)
+                if unanswered:
+                    kept.append(unanswered)
+        self._outgoing = []
+        if outs:
+            kept.append(outs)
+        tm = type(m)
+        if tm is Routed and not m.reply.done and id(m) not in queued:
+            kept.append(m)
+        elif tm is Calls or tm is KeyedCalls:
+            unanswered = tm(r for r in m if not r.reply.done and id(r) not in queued)
+            if unanswered:
+                kept.append(unanswered)
+        return kept
 
     async def _durable(self, state: Any, done: int, messages: list[Any]) -> tuple[Any, bool]:
         """Make ``state`` durable before ``messages`` (outputs that depend on
@@ -511,9 +565,7 @@ class StageActor:
                 for r in m:
                     r.reply.fail(err)
 
-    async def _keyed(
-        self, m: KeyedCalls, state: Any, done: int, outs: list[Any], rest: Any
-    ) -> tuple[Any, int]:
+    async def _keyed(self, m: KeyedCalls, state: Any, done: int, rest: Any) -> tuple[Any, int]:
         """Step a batch of calls some of which carry request keys (the slow
         path of the Calls branch in :meth:`run`); returns the state and the
         count of items applied. A key applied already is not stepped: its
@@ -545,19 +597,32 @@ class StageActor:
                     state = self._reset_after_crash()
                 if self.exit_on_crash:
                     left = KeyedCalls(calls)
-                    state, _ = await self._release(state, done, outs, passed)
-                    self._exit(done, [], ([left] if left else []) + list(rest), r.value, exc)
+                    self._queue_out(passed)
+                    leftover = ([left] if left else []) + list(rest)
+                    await self._exit(state, done, [], leftover, r.value, exc)
                 continue
             done += 1
             if key is not None:
                 window.remember(key, version, machine.output, r.value)
             passed.append(r)
-        state, _ = await self._release(state, done, outs, passed)
+        self._queue_out(passed)
+        if self.persist is None:
+            state, _ = await self._release(state, done)
         return state, done
 
-    def _exit(
-        self, done: int, outs: list[Any], leftover: list[Any], item: Any, exc: Exception
-    ) -> None:
+    async def _exit(
+        self,
+        state: Any,
+        done: int,
+        outs: list[Any],
+        leftover: list[Any],
+        item: Any,
+        exc: Exception,
+    ) -> NoReturn:
+        """End the actor on a crash: release what was stepped before the
+        failing item (durable first, with a store), then hand the rest over."""
+        if self._outgoing:
+            await self._release(state, done)
         self.processed += done
         self.unsent = outs
         self.leftover = leftover

@@ -24,7 +24,7 @@ from arrowloop.errors import StoreError
 from arrowloop.machine import AnyMachine, Machine
 from arrowloop.runtime import Recorded, StageSpec
 from arrowloop.store import KeyRecord, KeyWrites, StageRecord, StateStore, Stored
-from arrowloop.typesys import Type
+from arrowloop.typesys import Type, json_writer
 from arrowloop.wire import decode_value, encode_value
 
 __all__ = ["Durability", "Resumed"]
@@ -47,15 +47,23 @@ def _record(stage: str, machine: AnyMachine, state: Any, seq: int) -> StageRecor
 
 
 def _key_writes(keys: dict[str, dict[str, tuple[str, Type, Any] | None]]) -> KeyWrites:
-    # Encoded on the loop, like the states: the outputs are live values.
+    # Encoded on the loop, like the states (the outputs are live values), by
+    # the data port's writers (encode_value's result, made once per type):
+    # one output per keyed request is the keyed path's main cost.
     writes = KeyWrites()
+    put, drop = writes.put, writes.drop
+    last: Type | None = None
+    write = None
     for stage, changes in keys.items():
         for key, change in changes.items():
             if change is None:
-                writes.drop.append((stage, key))
-            else:
-                version, out_type, out = change
-                writes.put.append((stage, KeyRecord(key, version, encode_value(out_type, out))))
+                drop.append((stage, key))
+                continue
+            version, out_type, out = change
+            if out_type is not last:
+                last, write = out_type, json_writer(out_type)
+            assert write is not None
+            put.append((stage, KeyRecord(key, version, write(out, "output"))))
     return writes
 
 

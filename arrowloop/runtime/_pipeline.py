@@ -765,7 +765,7 @@ class Pipeline:
             elif tm is Routed:
                 actor.abandoned += 1
                 m.reply.fail(err)
-            elif tm is Calls:
+            elif tm is Calls or tm is KeyedCalls:
                 actor.abandoned += len(m)
                 for r in m:
                     r.reply.fail(err)

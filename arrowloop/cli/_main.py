@@ -35,7 +35,7 @@ from arrowloop.cli._load import FUNCTION_PARTS
 from arrowloop.cli._serving import serve
 from arrowloop.endpoints import DEFAULT_MAX_BUFFERED
 from arrowloop.errors import AuthenticationError, StoreError
-from arrowloop.runtime import run
+from arrowloop.runtime import DEFAULT_REQUEST_KEYS, run
 from arrowloop.server import (
     DEFAULT_CONTROL_PORT,
     DEFAULT_PORT,
@@ -154,6 +154,14 @@ def _parser() -> argparse.ArgumentParser:
         "--replace-state",
         action="store_true",
         help="with --from-savepoint: replace what --state-dir holds (refused otherwise)",
+    )
+    p.add_argument(
+        "--request-keys",
+        type=_positive(int),
+        default=DEFAULT_REQUEST_KEYS,
+        metavar="N",
+        help="how many request keys each stage remembers, the most recent (a resent key "
+        "is answered with its first reply; kept in --state-dir) (%(default)s)",
     )
     p.add_argument(
         "--log-level",

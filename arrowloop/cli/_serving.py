@@ -152,7 +152,7 @@ async def serve(args: argparse.Namespace) -> int:
     fresh = store is None or store.load() is None
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with (
-            open_server(spec, token, config, store=store) as srv,
+            open_server(spec, token, config, store=store, request_keys=args.request_keys) as srv,
             anyio.create_task_group() as web,
         ):
             http = None

@@ -7,6 +7,9 @@ unwrapped, the common case and the cheapest) or envelopes:
   gets exactly this item's output (or its error), however many callers are
   concurrently waiting;
 * :class:`Calls` - several routed items admitted together, in order;
+* :class:`KeyedCalls` - the same, some of them with a request key
+  (:class:`Keyed`): stages step them on a path of their own, so items
+  without a key pay nothing for keys;
 * :class:`UpgradeMsg` - an in-band code change for one or more stages;
 * :class:`SpliceMsg` - re-route the last stage's output through a new stage;
 * :class:`CutMsg` - a marker each stage notes its machine and state at
@@ -33,6 +36,8 @@ __all__ = [
     "CutMsg",
     "Routed",
     "Calls",
+    "Keyed",
+    "KeyedCalls",
     "Control",
     "UpgradeMsg",
     "StageChange",
@@ -117,6 +122,28 @@ class Calls(list[Routed]):
     One message for many calls: a stage steps them in order in one go and
     passes them on as one message, and the pipeline's end delivers each
     reply; a channel counts each call as an item.
+    """
+
+    __slots__ = ()
+
+
+class Keyed(Routed):
+    """A routed item with the client's request key (see ``_keys.py``)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, value: Any, reply: Reply, key: str) -> None:
+        self.value = value
+        self.reply = reply
+        self.key = key
+
+
+class KeyedCalls(Calls):
+    """Calls of which some are :class:`Keyed` (the others plain :class:`Routed`).
+
+    A stage steps an item whose key it has not applied and remembers its
+    output; it passes on the remembered output of one it has applied
+    without stepping it again.
     """
 
     __slots__ = ()

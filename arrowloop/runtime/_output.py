@@ -14,7 +14,7 @@ import anyio
 
 from arrowloop.errors import UpgradeError
 from arrowloop.runtime._channel import ChannelStatistics, open_channel
-from arrowloop.runtime._envelope import Calls, CutMsg, EndMsg, Routed, SpliceMsg
+from arrowloop.runtime._envelope import Calls, CutMsg, EndMsg, KeyedCalls, Routed, SpliceMsg
 
 __all__ = ["OutputPort"]
 
@@ -40,7 +40,7 @@ class OutputPort:
                 return None
             plain: list[Any] = message
             return plain
-        if tm is Calls:
+        if tm is Calls or tm is KeyedCalls:
             for r in message:
                 r.reply.set(r.value)
         elif tm is Routed:

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from time import perf_counter_ns
-from typing import Any
+from typing import Any, NoReturn, Protocol
 
 import anyio
 import anyio.lowlevel
@@ -33,6 +33,8 @@ from arrowloop.runtime._envelope import (
     Control,
     CutMsg,
     EndMsg,
+    Keyed,
+    KeyedCalls,
     Routed,
     SpliceMsg,
     UpgradeMsg,
@@ -44,6 +46,7 @@ from arrowloop.runtime._histogram import (
     Histogram,
     HistogramSnapshot,
 )
+from arrowloop.runtime._keys import DEFAULT_REQUEST_KEYS, Change, KeyWindow
 from arrowloop.runtime._spec import OnStepError, StageSpec
 from arrowloop.typesys import validate
 
@@ -51,9 +54,20 @@ log = logging.getLogger("arrowloop.runtime")
 
 __all__ = ["StageStatistics", "StageActor", "StageCrashed", "Persist"]
 
-#: Makes ``(stage, machine, state, items applied)`` durable, for several
-#: stages in one go; raises if it cannot (the store's error).
-Persist = Callable[[list[tuple[str, AnyMachine, Any, int]]], Awaitable[None]]
+
+class Persist(Protocol):
+    """Makes ``(stage, machine, state, items applied)`` durable, for several
+    stages in one go, with the changes to their windows of request keys
+    (``keys``: per stage, each key applied with its version, output type and
+    output, or ``None`` for a key dropped) in the same transaction; raises if
+    it cannot (the store's error)."""
+
+    def __call__(
+        self,
+        records: list[tuple[str, AnyMachine, Any, int]],
+        keys: dict[str, dict[str, Change]] | None = None,
+    ) -> Awaitable[None]:
+        """Write, and return once it is durable."""
 
 
 @attrs.frozen
@@ -130,8 +144,12 @@ class StageActor:
         supervised: bool = False,
         on_failure: Callable[[str], None] | None = None,
         persist: Persist | None = None,
+        request_keys: int = DEFAULT_REQUEST_KEYS,
     ) -> None:
         self.name = spec.name
+        # The request keys applied recently (see _keys.py); with a store,
+        # committed with the state.
+        self.keys = KeyWindow(request_keys, tracking=persist is not None)
         # With a store: the state is made durable before any output that
         # depends on it leaves the stage (see _release).
         self.persist = persist
@@ -139,6 +157,8 @@ class StageActor:
         # Items of the batch in hand applied before the control message
         # being handled (``processed`` counts them only at the batch's end).
         self._applied_in_batch = 0
+        # Messages stepped but not sent on yet (see _release).
+        self._outgoing: list[Any] = []
         self.not_durable = 0  # outputs withheld because the store refused
         self.spec = spec
         restart = spec.on_step_error is OnStepError.RESTART
@@ -262,6 +282,7 @@ class StageActor:
         """Inherit what a crashed predecessor held (its unsent outputs and the
         rest of its batch) and its counters; its state is not inherited."""
         self.unsent, previous.unsent = previous.unsent, []
+        self.keys = previous.keys  # what was applied stays applied
         self.leftover, previous.leftover = previous.leftover, []
         self.processed = previous.processed
         self.failed = previous.failed
@@ -373,8 +394,13 @@ class StageActor:
                                 if self.exit_on_crash:
                                     left = list(items)
                                     done += len(m) - len(left) - 1
-                                    self._exit(
-                                        done, outs, ([left] if left else []) + list(rest), x, exc
+                                    await self._exit(
+                                        state,
+                                        done,
+                                        outs,
+                                        ([left] if left else []) + list(rest),
+                                        x,
+                                        exc,
                                     )
                                 done -= 1
                                 continue
@@ -395,8 +421,10 @@ class StageActor:
                                     state = self._reset_after_crash()
                                 if self.exit_on_crash:
                                     left = Calls(calls)
-                                    state, _ = await self._release(state, done, outs, passed)
-                                    self._exit(
+                                    self._queue_out(outs, passed)
+                                    outs = []
+                                    await self._exit(
+                                        state,
                                         done,
                                         [],
                                         ([left] if left else []) + list(rest),
@@ -406,8 +434,14 @@ class StageActor:
                                 continue
                             done += 1
                             passed.append(r)
-                        state, _ = await self._release(state, done, outs, passed)
+                        self._queue_out(outs, passed)
                         outs = []
+                        if persist is None:
+                            state, _ = await self._release(state, done)
+                    elif tm is KeyedCalls:
+                        self._queue_out(outs)
+                        outs = []
+                        state, done = await self._keyed(m, state, done, rest)
                     elif tm is Routed:
                         try:
                             state, m.value = step(m.value, state)
@@ -416,14 +450,17 @@ class StageActor:
                             if self.reset_on_crash:
                                 state = self._reset_after_crash()
                             if self.exit_on_crash:
-                                self._exit(done, outs, list(rest), m.value, exc)
+                                await self._exit(state, done, outs, list(rest), m.value, exc)
                             continue
                         done += 1
-                        state, _ = await self._release(state, done, outs, m)
+                        self._queue_out(outs, m)
                         outs = []
+                        if persist is None:
+                            state, _ = await self._release(state, done)
                     else:
-                        state, _ = await self._release(state, done, outs)
+                        self._queue_out(outs)
                         outs = []
+                        state, _ = await self._release(state, done)
                         self._state = state
                         if tm is EndMsg:
                             self.processed += done
@@ -443,22 +480,17 @@ class StageActor:
                         state = self._own_state()
                         if self._pause_t0 is not None and m is not messages[-1]:
                             self._end_pause()
+                if persist is not None and (outs or self._outgoing):
+                    # With a store, the whole wake-up is made durable in one
+                    # write (group commit), then its outputs go in order.
+                    self._queue_out(outs)
+                    outs = []
+                    state, _ = await self._release(state, done)
             except anyio.get_cancelled_exc_class():
                 # Stopped for good mid-batch (the pipeline closes): keep what
                 # it still held, so it is answered and counted, not lost.
-                kept: list[Any] = [outs] if outs else []
-                if type(m) is Routed and not m.reply.done:
-                    kept.append(m)
-                elif type(m) is Calls:
-                    unanswered = Calls(r for r in m if not r.reply.done)
-                    if unanswered:
-                        kept.append(unanswered)
-                self.leftover = kept + list(rest)
+                self.leftover = self._unreleased(outs, m) + list(rest)
                 raise
-            if persist is not None and outs:
-                state, ok = await self._durable(state, done, [outs])
-                if not ok:
-                    outs = []
             self._state = state
             if persist is None and self._log:
                 self._log.clear()  # no going back past a batch without a store
@@ -482,20 +514,64 @@ class StageActor:
         self.processed = applied
         self._persisted = applied
 
-    async def _release(self, state: Any, done: int, *messages: Any) -> tuple[Any, bool]:
-        """Send ``messages`` on, in order (empty batches skipped), once the
-        ``state`` they depend on is durable (with a store, see _durable).
+    def _queue_out(self, *messages: Any) -> None:
+        """Queue ``messages`` (empty batches skipped) for the next :meth:`_release`."""
+        outgoing = self._outgoing
+        for m in messages:
+            if m:
+                outgoing.append(m)
+
+    async def _release(self, state: Any, done: int) -> tuple[Any, bool]:
+        """Send the queued messages on, in order, once the ``state`` they
+        depend on is durable (with a store, see _durable).
+
+        Without a store every batch is released as soon as it is stepped;
+        with one, a wake-up's batches are released together, at its end or
+        before a control message, so the whole wake-up is one write.
 
         Returns the state to go on with and whether they were sent.
         """
-        ok = True
+        outgoing = self._outgoing
         if self.persist is not None:
-            state, ok = await self._durable(state, done, list(messages))
-        if ok:
-            for m in messages:
-                if m:
-                    await self._send(m)
-        return state, ok
+            state, ok = await self._durable(state, done, outgoing)
+            if not ok:
+                outgoing.clear()
+                return state, False
+        while outgoing:
+            await self._send(outgoing[0])
+            del outgoing[0]  # only once sent: a stage stopped meanwhile keeps the rest
+        return state, True
+
+    def _unreleased(self, outs: list[Any], m: Any) -> list[Any]:
+        """What a stage stopped mid-batch still holds, in order: the queued
+        messages not sent yet, its plain outputs, and the unanswered calls of
+        the message it was on (those not queued already)."""
+        kept: list[Any] = []
+        queued: set[int] = set()
+        for q in self._outgoing:
+            tq = type(q)
+            if tq is list:
+                kept.append(q)
+            elif tq is Routed:
+                queued.add(id(q))
+                if not q.reply.done:
+                    kept.append(q)
+            else:  # Calls, KeyedCalls
+                queued.update(id(r) for r in q)
+                unanswered = tq(r for r in q if not r.reply.done)
+                if unanswered:
+                    kept.append(unanswered)
+        self._outgoing = []
+        if outs:
+            kept.append(outs)
+        tm = type(m)
+        if tm is Routed and not m.reply.done and id(m) not in queued:
+            kept.append(m)
+        elif tm is Calls or tm is KeyedCalls:
+            unanswered = tm(r for r in m if not r.reply.done and id(r) not in queued)
+            if unanswered:
+                kept.append(unanswered)
+        return kept
 
     async def _durable(self, state: Any, done: int, messages: list[Any]) -> tuple[Any, bool]:
         """Make ``state`` durable before ``messages`` (outputs that depend on
@@ -507,13 +583,20 @@ class StageActor:
         last durable state: nothing is ever answered that is not durable.
         """
         log = self._log
-        if state is self._durable_state and not log:
+        keys = self.keys.take()
+        if state is self._durable_state and keys is None and not log:
             return state, True  # nothing changed since the last write
         seq = self.processed + done
         assert self.persist is not None
         try:
-            await self.persist([(self.name, self.machine, state, seq)])
+            records = [(self.name, self.machine, state, seq)]
+            # Keys only when there are some: hooks written before keys still fit.
+            await (
+                self.persist(records) if keys is None else self.persist(records, {self.name: keys})
+            )
         except Exception as exc:
+            if keys is not None:
+                self.keys.undo(keys)
             self._withhold(messages, exc)
             if log:
                 # The steps since the last write updated it in place.
@@ -542,13 +625,68 @@ class StageActor:
                 self.not_durable += len(m)
             elif tm is Routed:
                 m.reply.fail(err)
-            elif tm is Calls:
+            elif tm is Calls or tm is KeyedCalls:
                 for r in m:
                     r.reply.fail(err)
 
-    def _exit(
-        self, done: int, outs: list[Any], leftover: list[Any], item: Any, exc: Exception
-    ) -> None:
+    async def _keyed(self, m: KeyedCalls, state: Any, done: int, rest: Any) -> tuple[Any, int]:
+        """Step a batch of calls some of which carry request keys (the slow
+        path of the Calls branch in :meth:`run`); returns the state and the
+        count of items applied. A key applied already is not stepped: its
+        remembered output goes on. A failing step remembers nothing, so the
+        client may send the key again."""
+        step = self.step
+        window = self.keys
+        machine = self.machine
+        version = machine.version
+        passed = KeyedCalls()
+        calls = iter(m)
+        for r in calls:
+            key = r.key if type(r) is Keyed else None
+            if key is not None:
+                entry = window.entries.get(key)
+                if entry is not None:
+                    try:
+                        r.value = window.replay(self.name, key, entry, version, machine.output)
+                    except Exception as exc:
+                        r.reply.fail(exc)
+                        continue
+                    passed.append(r)
+                    continue
+            try:
+                state, r.value = step(r.value, state)
+            except Exception as exc:
+                self._crash(r.value, exc, r)
+                if self.reset_on_crash:
+                    state = self._reset_after_crash()
+                if self.exit_on_crash:
+                    left = KeyedCalls(calls)
+                    self._queue_out(passed)
+                    leftover = ([left] if left else []) + list(rest)
+                    await self._exit(state, done, [], leftover, r.value, exc)
+                continue
+            done += 1
+            if key is not None:
+                window.remember(key, version, machine.output, r.value)
+            passed.append(r)
+        self._queue_out(passed)
+        if self.persist is None:
+            state, _ = await self._release(state, done)
+        return state, done
+
+    async def _exit(
+        self,
+        state: Any,
+        done: int,
+        outs: list[Any],
+        leftover: list[Any],
+        item: Any,
+        exc: Exception,
+    ) -> NoReturn:
+        """End the actor on a crash: release what was stepped before the
+        failing item (durable first, with a store), then hand the rest over."""
+        if self._outgoing:
+            await self._release(state, done)
         self.processed += done
         self.unsent = outs
         self.leftover = leftover

@@ -9,7 +9,7 @@ docs/durability.md describes the guarantees and the format.
 
 from __future__ import annotations
 
-from arrowloop.store._api import FORMAT, StageRecord, StateStore, Stored
+from arrowloop.store._api import FORMAT, KeyRecord, KeyWrites, StageRecord, StateStore, Stored
 from arrowloop.store._memory import MemoryStore
 from arrowloop.store._savepoint import (
     SAVEPOINT_FORMAT,
@@ -26,6 +26,8 @@ from arrowloop.store._sqlite import APPLICATION_ID, SqliteStore
 __all__ = [
     "StateStore",
     "StageRecord",
+    "KeyRecord",
+    "KeyWrites",
     "Stored",
     "SqliteStore",
     "MemoryStore",

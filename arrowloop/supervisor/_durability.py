@@ -24,9 +24,10 @@ import attrs
 
 from arrowloop.errors import StoreError
 from arrowloop.machine import AnyMachine, Machine
-from arrowloop.runtime import CheckedChange, StageSpec
-from arrowloop.store import StageRecord, StateStore, Stored
+from arrowloop.runtime import CheckedChange, Recorded, StageSpec
+from arrowloop.store import KeyRecord, KeyWrites, StageRecord, StateStore, Stored
 from arrowloop.supervisor._undo import decode_undo
+from arrowloop.typesys import Type, json_writer
 from arrowloop.wire import decode_value, encode_value
 
 __all__ = ["Durability", "Resumed", "stage_record"]
@@ -39,12 +40,42 @@ class Resumed:
     machine: AnyMachine
     state: Any
     seq: int
+    #: The request keys it had applied: ``(key, version, output)``, oldest first.
+    keys: list[tuple[str, str, Recorded]] = attrs.field(factory=list)
 
 
 def stage_record(stage: str, machine: AnyMachine, state: Any, seq: int) -> StageRecord:
     """One stage as a store (or a savepoint) records it."""
     doc = machine.to_wire_data() if isinstance(machine, Machine) else None
     return StageRecord(stage, machine.version, doc, encode_value(machine.state, state), seq)
+
+
+def _key_writes(keys: dict[str, dict[str, tuple[str, Type, Any] | None]]) -> KeyWrites:
+    # Encoded on the loop, like the states (the outputs are live values), by
+    # the data port's writers (encode_value's result, made once per type):
+    # one output per keyed request is the keyed path's main cost.
+    writes = KeyWrites()
+    put, drop = writes.put, writes.drop
+    last: Type | None = None
+    write = None
+    for stage, changes in keys.items():
+        for key, change in changes.items():
+            if change is None:
+                drop.append((stage, key))
+                continue
+            version, out_type, out = change
+            if out_type is not last:
+                last, write = out_type, json_writer(out_type)
+            assert write is not None
+            put.append((stage, KeyRecord(key, version, write(out, "output"))))
+    return writes
+
+
+def _recorded(stage: str, rec: KeyRecord) -> tuple[str, str, Recorded]:
+    """A remembered output as it reloads: decoded, with the output type the
+    stage runs, only if its key is sent again."""
+    path = f"$.keys.{stage}[{rec.key!r:.80}].output"
+    return rec.key, rec.version, Recorded(lambda t: decode_value(t, rec.output, path))
 
 
 class Durability:
@@ -99,7 +130,8 @@ class Durability:
                 state = decode_value(machine.state, rec.state, f"$.stages.{s.name}.state")
             except Exception as exc:
                 raise self._unusable(f"the recorded state of stage {s.name!r}", exc) from None
-            resumed[s.name] = Resumed(machine, state, rec.seq)
+            keys = [_recorded(s.name, k) for k in stored.keys.get(s.name, ())]
+            resumed[s.name] = Resumed(machine, state, rec.seq, keys)
             self._versions[s.name] = machine.version
         if fresh:
             await self._call(self.store.save_stages, fresh)
@@ -165,12 +197,18 @@ class Durability:
         change was decided)."""
         self._change = None if undo is None else (frozenset(versions.items()), undo)
 
-    async def persist(self, records: list[tuple[str, AnyMachine, Any, int]]) -> None:
-        """The pipeline's persist hook: make these stages' states durable.
+    async def persist(
+        self,
+        records: list[tuple[str, AnyMachine, Any, int]],
+        keys: dict[str, dict[str, tuple[str, Type, Any] | None]] | None = None,
+    ) -> None:
+        """The pipeline's persist hook: make these stages' states durable,
+        with the changes to their windows of request keys (``keys``).
 
         Raises:
             StoreError: the store refused the write.
         """
+        writes = None if keys is None else _key_writes(keys)
         whole = any(self._versions.get(stage) != m.version for stage, m, _, _ in records)
         if whole:
             full = [stage_record(stage, m, state, seq) for stage, m, state, seq in records]
@@ -179,14 +217,14 @@ class Durability:
             if change is not None and change[0] == {(s, m.version) for s, m, _, _ in records}:
                 undo = change[1]
                 self._change = None
-            await self._call(self.store.save_stages, full, undo)
+            await self._call(self.store.save_stages, full, undo, writes)
             for stage, m, _, _ in records:
                 self._versions[stage] = m.version
         else:
             states = [
                 (stage, encode_value(m.state, state), seq) for stage, m, state, seq in records
             ]
-            await self._call(self.store.save_states, states)
+            await self._call(self.store.save_states, states, writes)
 
     async def append_history(self, record: dict[str, Any]) -> None:
         """Record a change-history entry (counted as written even if the

@@ -33,11 +33,13 @@ from arrowloop.errors import (
 )
 from arrowloop.runtime import (
     DEFAULT_OUTPUT_CAPACITY,
+    DEFAULT_REQUEST_KEYS,
     DeadLetterSink,
     Pipeline,
     PipelineSpec,
     StageSpec,
     Ticket,
+    check_window,
     open_pipeline,
 )
 from arrowloop.store import StateStore
@@ -108,6 +110,7 @@ class Supervisor(Administration, Restarts, Orchestration, Savepoints):
         output_capacity: int = DEFAULT_OUTPUT_CAPACITY,
         lineage: Lineage | None = None,
         store: StateStore | None = None,
+        request_keys: int = DEFAULT_REQUEST_KEYS,
     ) -> None:
         if not isinstance(spec, SupervisorSpec):
             raise ChildSpecError(
@@ -121,6 +124,7 @@ class Supervisor(Administration, Restarts, Orchestration, Savepoints):
         self._dead_letters = dead_letters
         self._validate_inputs = validate_inputs
         self._output_capacity = output_capacity
+        self._request_keys = check_window(request_keys)
         self._children = {c.name: ChildRecord(c, i) for i, c in enumerate(spec.children)}
         self._order = list(self._children.values())
         self._intensity = Window(spec.intensity, spec.period)
@@ -170,7 +174,7 @@ class Supervisor(Administration, Restarts, Orchestration, Savepoints):
             raise _no_stages(self.name)
         return self._pipeline
 
-    async def call(self, item: Any, *, version: str | None = None) -> Any:
+    async def call(self, item: Any, *, version: str | None = None, key: str | None = None) -> Any:
         """Send ``item`` and wait for its output, as a client of ``version``.
 
         ``version`` is a version the pipeline's first stage (for the input)
@@ -178,7 +182,7 @@ class Supervisor(Administration, Restarts, Orchestration, Savepoints):
         against that version's input type, adapted in along the recorded
         input adapters to the running version, and the reply adapted out
         along the output adapters. ``None`` (or the running version) calls
-        the pipeline as it is.
+        the pipeline as it is. ``key``: a request key (see :meth:`submit`).
 
         Raises:
             SupervisorError: ``version`` is unknown, or clients of it cannot
@@ -186,11 +190,16 @@ class Supervisor(Administration, Restarts, Orchestration, Savepoints):
             ValidationError: ``item`` is not an input of ``version``.
             StepError, PipelineClosed: as :meth:`Pipeline.call`.
         """
-        ticket = await self.submit(item, version=version)
+        ticket = await self.submit(item, version=version, key=key)
         return await ticket.result()
 
     async def submit(
-        self, item: Any, *, version: str | None = None, decode: bool = False
+        self,
+        item: Any,
+        *,
+        version: str | None = None,
+        decode: bool = False,
+        key: str | None = None,
     ) -> Ticket:
         """Send ``item`` in as a client of ``version``; a ticket for its output.
 
@@ -201,27 +210,35 @@ class Supervisor(Administration, Restarts, Orchestration, Savepoints):
         (``None`` for a plain item of the running version, which the
         pipeline admits as :meth:`Pipeline.submit` does). With
         ``decode=True``, ``item`` is the item's JSON form, built with the
-        view's input type.
+        view's input type. ``key`` is the client's request key: an item
+        whose key the stages applied already is not applied again, and gets
+        the first application's output (see :meth:`Pipeline.submit`).
 
         Raises:
             SupervisorError, ValidationError, PipelineClosed: as :meth:`call`.
         """
         p = self.pipeline
         if version is None and not decode:
-            return await p.submit(item)  # the pipeline's own types, as it validates them
-        return await p.submit(item, view=lambda: self.view(version), decode=decode)
+            return await p.submit(item, key=key)  # the pipeline's own types
+        return await p.submit(item, view=lambda: self.view(version), decode=decode, key=key)
 
     async def submit_many(
-        self, items: Sequence[Any], *, version: str | None = None, decode: bool = False
+        self,
+        items: Sequence[Any],
+        *,
+        version: str | None = None,
+        decode: bool = False,
+        keys: Sequence[str | None] | None = None,
     ) -> list[Ticket | Exception]:
         """Send several items in as clients of ``version``; a ticket or an
-        error for each, in order (see :meth:`Pipeline.submit_many`).
+        error for each, in order (see :meth:`Pipeline.submit_many`; ``keys``:
+        a request key or ``None`` per item).
 
         Raises:
             PipelineClosed: the pipeline is closing (no item entered).
         """
         return await self.pipeline.submit_many(
-            items, view=lambda: self.view(version), decode=decode
+            items, view=lambda: self.view(version), decode=decode, keys=keys
         )
 
     # -- control requests -------------------------------------------------------
@@ -442,10 +459,11 @@ class Supervisor(Administration, Restarts, Orchestration, Savepoints):
                             on_exit=self._stage_exit,
                             on_failure=self._stage_failure,
                             persist=None if durable is None else durable.persist,
+                            request_keys=self._request_keys,
                         )
                     )
                     for name, r in resumed.items():
-                        self._pipeline.seed(name, r.state, r.seq)
+                        self._pipeline.seed(name, r.state, r.seq, r.keys)
                     if self._restoring:
                         await self._restore_stages()
                     for c in self._order[: len(stages)]:
@@ -744,6 +762,7 @@ async def open_supervisor(
     validate_inputs: bool = True,
     output_capacity: int = DEFAULT_OUTPUT_CAPACITY,
     store: StateStore | None = None,
+    request_keys: int = DEFAULT_REQUEST_KEYS,
 ) -> AsyncIterator[Supervisor]:
     """Run a supervisor for the duration of an ``async with``.
 
@@ -767,6 +786,9 @@ async def open_supervisor(
             are kept (:class:`~arrowloop.store.SqliteStore`): the stages
             resume from it, and each makes its state durable before its
             outputs are released (docs/durability.md).
+        request_keys: how many request keys each stage remembers, the most
+            recent (kept in the store with the states; see
+            :meth:`Supervisor.submit`).
 
     Raises:
         EscalationError: the supervisor gave up.
@@ -779,6 +801,7 @@ async def open_supervisor(
         validate_inputs=validate_inputs,
         output_capacity=output_capacity,
         store=store,
+        request_keys=request_keys,
     )
     async with running(sup):
         yield sup

@@ -36,7 +36,7 @@ async def test_a_cut_sees_every_stage_after_the_items_sent_before_it() -> None:
 async def test_a_cut_notes_durable_states() -> None:
     writes: list[tuple[str, Any, int]] = []
 
-    async def persist(records: list[tuple[str, AnyMachine, Any, int]]) -> None:
+    async def persist(records: list[tuple[str, AnyMachine, Any, int]], keys: Any = None) -> None:
         await anyio.lowlevel.checkpoint()
         writes.extend((s, state, seq) for s, _, state, seq in records)
 
@@ -64,7 +64,7 @@ async def test_an_upgrade_records_the_items_applied_before_it_in_its_batch() -> 
     writes: list[tuple[Any, int]] = []
     gate = anyio.Event()
 
-    async def persist(records: list[tuple[str, AnyMachine, Any, int]]) -> None:
+    async def persist(records: list[tuple[str, AnyMachine, Any, int]], keys: Any = None) -> None:
         await gate.wait()
         writes.extend((state, seq) for _, _, state, seq in records)
 

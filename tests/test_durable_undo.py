@@ -92,9 +92,9 @@ async def test_the_undo_stack_is_written_with_the_change() -> None:
     writes: list[tuple[list[str], Any]] = []
 
     class Watching(MemoryStore):
-        def save_stages(self, records: Any, undo: Any = None) -> None:
+        def save_stages(self, records: Any, undo: Any = None, keys: Any = None) -> None:
             writes.append(([r.version for r in records], undo))
-            super().save_stages(records, undo)
+            super().save_stages(records, undo, keys)
 
         def save_undo(self, undo: Any) -> None:  # pragma: no cover - must not be used
             raise AssertionError("the undo stack was written on its own")

@@ -8,11 +8,12 @@ plain Python (examples/counter_py.py) and compiled by the front end: its
 ratio shows what is left of the environment passing after the simplifier
 and the code generator.
 
-``aggregate`` is a per-key aggregator over 10^5 keys written in the Python
-subset (a dict of records, updated by ``{**stats, key: new}``), run as a
-stage runs it (``Machine.owned_step``: the dict is updated in place, each
-write logged for undo, the log cleared every 256 items as a stage clears it
-per batch), against the same code written by hand with ``stats[key] = new``.
+The stateful machines of benchmarks/stateful_machines.py (a per-key
+aggregator, a sessionizer and a token bucket, each over 10^5 keys, written
+in the Python subset with in-place changes) run as a stage runs them
+(``Machine.owned_step``: the state is changed in place, each write logged
+for undo, the log cleared every 256 items as a stage clears it per batch),
+against the same functions run as plain Python: ``<name>_ratio``.
 ``aggregate_copying_ns`` is the plain step (``Machine.step``, which never
 changes its arguments, so it copies the dict), on a few items only.
 
@@ -33,12 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import random  # noqa: E402
-
-import attrs  # noqa: E402
-
-import arrowloop  # noqa: E402
 from arrowloop import Machine  # noqa: E402
+from benchmarks import stateful_machines as sm  # noqa: E402
 from examples import counter as c  # noqa: E402
 from examples import counter_py  # noqa: E402
 
@@ -115,103 +112,65 @@ def measure(repeat: int = 7, number: int = 50) -> dict[str, float]:
     return results
 
 
-@attrs.frozen
-class Stats:
-    """Per key: how many readings, and their sum."""
-
-    count: int
-    total: int
+def _per_item_ns(run: Callable[[], float], items: int, repeat: int) -> float:
+    return min(run() for _ in range(repeat)) / items * 1e9
 
 
-@attrs.frozen
-class Reading:
-    """One reading of a key."""
+def measure_stateful(repeat: int = 5, items: int = 200_000) -> dict[str, float]:
+    """ns per item of each stateful machine (benchmarks/stateful_machines.py)
+    as a stage runs it, against the same code by hand, and their ratio."""
+    results: dict[str, float] = {}
+    for case in sm.CASES:
+        messages = case.messages(items)
+        machine = case.machine.machine
 
-    key: str
-    value: int
+        def by_hand(case: sm.Case = case, messages: list[Any] = messages) -> float:
+            state = case.state()
+            fn = case.by_hand
+            t = timeit.default_timer()
+            for m in messages:
+                state, _ = fn(m, state)
+            return timeit.default_timer() - t
 
+        def owned(
+            case: sm.Case = case, messages: list[Any] = messages, machine: Machine = machine
+        ) -> float:
+            step, log = machine.owned_step()
+            state = machine.copy_state(case.state())
+            t = timeit.default_timer()
+            for start in range(0, len(messages), 256):
+                for m in messages[start : start + 256]:
+                    state, _ = step(m, state)
+                if log is not None:
+                    log.clear()
+            return timeit.default_timer() - t
 
-@arrowloop.statemachine(init={})
-def aggregate(msg: Reading, stats: dict[str, Stats]) -> tuple[dict[str, Stats], Stats]:
-    """The per-key aggregator in the Python subset."""
-    old = stats.get(msg.key)
-    # An if statement: the subset does not narrow ``old`` in a conditional
-    # expression yet.
-    if old is None:  # noqa: SIM108
-        new = Stats(1, msg.value)
-    else:
-        new = Stats(old.count + 1, old.total + msg.value)
-    return {**stats, msg.key: new}, new
-
-
-def aggregate_by_hand(msg: Reading, stats: dict[str, Stats]) -> tuple[dict[str, Stats], Stats]:
-    """The same, as a person would write it, updating the dict in place."""
-    old = stats.get(msg.key)
-    new = Stats(1, msg.value) if old is None else Stats(old.count + 1, old.total + msg.value)
-    stats[msg.key] = new
-    return stats, new
-
-
-KEYS = 100_000
-
-
-def _readings(n: int, seed: int = 7) -> list[Reading]:
-    rnd = random.Random(seed)
-    return [Reading(f"key{rnd.randrange(KEYS)}", rnd.randrange(100)) for _ in range(n)]
-
-
-def _full() -> dict[str, Stats]:
-    return {f"key{k}": Stats(1, k) for k in range(KEYS)}
-
-
-def measure_aggregate(repeat: int = 5, items: int = 200_000) -> dict[str, float]:
-    """ns per item of the aggregator: by hand, as a stage runs it, and copying."""
-    readings = _readings(items)
-    machine = aggregate.machine
-
-    def by_hand() -> float:
-        stats = _full()
-        t = timeit.default_timer()
-        for r in readings:
-            stats, _ = aggregate_by_hand(r, stats)
-        return timeit.default_timer() - t
-
-    def owned() -> float:
-        step, log = machine.owned_step()
-        stats = machine.copy_state(_full())
-        t = timeit.default_timer()
-        for start in range(0, len(readings), 256):
-            for r in readings[start : start + 256]:
-                stats, _ = step(r, stats)
-            if log is not None:
-                log.clear()
-        return timeit.default_timer() - t
+        hand, own = [], []
+        for _ in range(repeat):  # interleaved: drifting load hits both alike
+            hand.append(by_hand())
+            own.append(owned())
+        h, o = min(hand) / items * 1e9, min(own) / items * 1e9
+        results[f"{case.name}_handwritten_ns"] = round(h, 1)
+        results[f"{case.name}_ns"] = round(o, 1)
+        results[f"{case.name}_ratio"] = round(o / h, 3)
+    # The plain step copies the state it changes: a few items of the aggregator.
+    agg = sm.CASES[0]
+    few = agg.messages(50)
 
     def copying() -> float:
-        stats = _full()
+        state = agg.state()
         t = timeit.default_timer()
-        for r in readings[:50]:
-            stats, _ = machine.step(r, stats)
-        return (timeit.default_timer() - t) / 50 * len(readings)
+        for m in few:
+            state, _ = agg.machine.machine.step(m, state)
+        return timeit.default_timer() - t
 
-    runs: dict[str, list[float]] = {"hand": [], "owned": [], "copying": []}
-    for _ in range(repeat):
-        runs["hand"].append(by_hand())
-        runs["owned"].append(owned())
-    runs["copying"].append(copying())
-    hand, own, copy = (min(runs[k]) / items * 1e9 for k in ("hand", "owned", "copying"))
-    return {
-        "aggregate_handwritten_ns": round(hand, 1),
-        "aggregate_ns": round(own, 1),
-        "aggregate_copying_ns": round(copy, 1),
-        "aggregate_ratio": round(own / hand, 3),
-        "aggregate_copying_ratio": round(copy / hand, 1),
-    }
+    results["aggregate_copying_ns"] = round(_per_item_ns(copying, len(few), 1), 1)
+    return results
 
 
 def main() -> None:
     """Print the figures and write them to benchmarks/results/step_cost.json."""
-    results = measure() | measure_aggregate()
+    results = measure() | measure_stateful()
     out = ROOT / "benchmarks" / "results" / "step_cost.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

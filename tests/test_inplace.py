@@ -199,6 +199,27 @@ def _op(draw: st.DrawFn, env: _Env) -> _Env:
         v, c = draw(st.sampled_from(ints)), draw(st.sampled_from(ints))
         then = compose(fanout(p(j), p(v)), prim("append"))
         return _keep(env, {j: if_(compose(fanout(p(c), const(0)), prim("lt")), then, p(j))})
+    if kind == "set":
+        j, i, v = (draw(st.sampled_from(_slots(env, t))) for t in (LI, INT, INT))
+        return _keep(env, {j: compose(fanout(p(j), p(i), p(v)), prim("list_set"))})
+    if kind == "droplast":
+        j = draw(st.sampled_from(_slots(env, LI)))
+        return _keep(env, {j: compose(p(j), prim("drop_last"))})
+    if kind == "take":
+        # (d', v) = take(d, k): d' replaces d, v is a new slot
+        j, k = draw(st.sampled_from(_slots(env, MLI))), draw(st.sampled_from(strs))
+        if draw(st.booleans()):
+            taken = compose(fanout(p(j), p(k)), prim("map_take"))
+        else:
+            taken = compose(fanout(p(j), p(k), const([9], LI)), prim("map_take_or"))
+        m = n + 1
+        both = _keep(env, {}, ((taken, TupleT((MLI, LI))),))
+        rest = [proj(i, m) for i in range(n)]
+        rest[j] = compose(proj(n, m), proj(0, 2))
+        return _Env(
+            compose(both.arrow, fanout(*rest, compose(proj(n, m), proj(1, 2)))),
+            (*env.types, LI),
+        )
     if kind == "fold_alias":
         # A fold whose accumulator becomes one of the items (an alias of a
         # slot) and is appended to in a later iteration.
@@ -411,3 +432,45 @@ async def test_a_cut_keeps_the_states_it_took() -> None:
         for w in ["a", "c"]:
             await p.call(w)
         assert (state, applied) == (Totals({"a": 1, "b": 1}, 2), 2)
+
+
+def _mli_machine(body: Arrow) -> Machine:
+    """A machine over a dict of lists, input a key, output a list."""
+    return Machine.build(Loop(body, MLI, {"a": [1], "b": [2]}), STR, LI)
+
+
+def test_a_taken_entry_still_held_elsewhere_is_copied_before_it_is_changed() -> None:
+    # x = d[k]; (d, v) = take(d, k); v.append(7); d[k] = v; output x
+    k, d = proj(0, 2), proj(1, 2)
+    held = compose(fanout(d, k), prim("map_at"))  # x
+    taken = compose(fanout(d, k), prim("map_take"))  # (d', v)
+    # env: (k, x, (d', v))
+    env = fanout(k, held, taken)
+    v = compose(proj(2, 3), proj(1, 2))
+    pushed = compose(fanout(v, const(7)), prim("append"))
+    put = compose(fanout(compose(proj(2, 3), proj(0, 2)), proj(0, 3), pushed), prim("map_put"))
+    body = compose(env, fanout(put, proj(1, 3)))
+    machine = _mli_machine(body)
+    _run(machine, ["a", "b", "a"], machine.init)
+    step, _ = machine.owned_step()
+    state, out = step("a", machine.copy_state(machine.init))
+    assert (state, out) == ({"a": [1, 7], "b": [2]}, [1])
+
+
+def test_a_failing_step_after_a_take_puts_the_entry_back() -> None:
+    # (d, v) = take(d, k); v.append(7); d[k] = v; then fail on an index
+    k, d = proj(0, 2), proj(1, 2)
+    taken = compose(fanout(d, k), prim("map_take"))
+    pushed = compose(fanout(compose(proj(1, 2), proj(1, 2)), const(7)), prim("append"))
+    put = compose(fanout(compose(proj(1, 2), proj(0, 2)), proj(0, 2), pushed), prim("map_put"))
+    boom = compose(fanout(const([], LI), const(3)), prim("item"))  # IndexError
+    body = compose(fanout(k, taken), fanout(put, compose(fanout(boom, const([], LI)), proj(1, 2))))
+    machine = _mli_machine(body)
+    step, _ = machine.owned_step()
+    state = machine.copy_state(machine.init)
+    with pytest.raises(IndexError):
+        step("a", state)
+    assert state == {"a": [1], "b": [2]}
+    with pytest.raises(KeyError):
+        step("z", state)
+    assert state == {"a": [1], "b": [2]}

@@ -165,6 +165,33 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
+def _list_set(xs: list[Any], i: int, v: Any) -> list[Any]:
+    out = list(xs)
+    out[i] = v
+    return out
+
+
+def _map_take(d: dict[str, Any], k: str) -> tuple[dict[str, Any], Any]:
+    v = d[k]
+    return {x: y for x, y in d.items() if x != k}, v
+
+
+def _map_take_or(d: dict[str, Any], k: str, default: Any) -> tuple[dict[str, Any], Any]:
+    return {x: y for x, y in d.items() if x != k}, d.get(k, default)
+
+
+def _last(xs: list[Any]) -> Any:
+    if not xs:
+        raise IndexError("pop from empty list")
+    return xs[-1]
+
+
+def _drop_last(xs: list[Any]) -> list[Any]:
+    if not xs:
+        raise IndexError("pop from empty list")
+    return xs[:-1]
+
+
 def _int_of_float(x: float) -> int:
     return int(x)
 
@@ -256,6 +283,30 @@ def _install_builtins(r: Registry) -> None:
         result="element",
     )
     reg(
+        "list_set",
+        TupleT((ListT(_A), INT, _A)),
+        ListT(_A),
+        _list_set,
+        update="set",
+        doc="xs with item i replaced (Python's xs[i] = v: negative i counts from the end)",
+    )
+    reg(
+        "last",
+        ListT(_A),
+        _A,
+        _last,
+        result="element",
+        doc="the last item (raises on an empty list, as xs.pop() does)",
+    )
+    reg(
+        "drop_last",
+        ListT(_A),
+        ListT(_A),
+        _drop_last,
+        update="pop",
+        doc="xs without its last item (raises on an empty list, as xs.pop() does)",
+    )
+    reg(
         "reverse",
         ListT(_A),
         ListT(_A),
@@ -281,6 +332,31 @@ def _install_builtins(r: Registry) -> None:
         update="remove",
     )
     reg("map_has", _pair(MapT(_A), STR), BOOL, lambda d, k: k in d, template="({1} in {0})")
+    reg(
+        "map_at",
+        _pair(MapT(_A), STR),
+        _A,
+        lambda d, k: d[k],
+        template="{0}[{1}]",
+        result="element",
+        doc="d[k] (raises KeyError when k is absent)",
+    )
+    reg(
+        "map_take",
+        _pair(MapT(_A), STR),
+        _pair(MapT(_A), _A),
+        _map_take,
+        update="take",
+        doc="(d without k, d[k]) (raises KeyError when k is absent)",
+    )
+    reg(
+        "map_take_or",
+        TupleT((MapT(_A), STR, _A)),
+        _pair(MapT(_A), _A),
+        _map_take_or,
+        update="take_or",
+        doc="(d without k, d[k] or the default when k is absent)",
+    )
     reg("map_keys", MapT(_A), ListT(STR), lambda d: sorted(d), result="fresh")
     reg("some", _A, OptionT(_A), lambda x: x, template="{0}", result="same")
     reg("is_some", OptionT(_A), BOOL, lambda x: x is not None, template="({0} is not None)")

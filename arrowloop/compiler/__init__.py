@@ -13,7 +13,7 @@ from arrowloop.compiler._codegen import (
 )
 from arrowloop.compiler._interp import interpret, interpret_step
 from arrowloop.compiler._ownership import copier as state_copier
-from arrowloop.compiler._ownership import undo
+from arrowloop.compiler._ownership import mutable, undo
 
 __all__ = [
     "compile_arrow",
@@ -22,6 +22,7 @@ __all__ = [
     "owned_step",
     "undo",
     "state_copier",
+    "mutable",
     "generated_source",
     "cache_info",
     "CACHE_SIZE",

@@ -53,6 +53,7 @@ from arrowloop.check import Typed, TypedLoop
 from arrowloop.compiler._ownership import (
     APPEND,
     MISSING,
+    POP,
     UNKNOWN,
     Blob,
     Demand,
@@ -72,6 +73,7 @@ from arrowloop.compiler._ownership import (
     merge,
     mutable,
     needs,
+    relocated,
     self_aliased,
     summary,
     undo,
@@ -194,6 +196,18 @@ def record_setter(rt: RecordT, field: str) -> Callable[[Any, Any], Any]:
         return cls(*args)
 
     return setter
+
+
+#: How many arguments each kind of update takes (the container first).
+_UPDATE_ARITY: Final = {
+    "put": 3,
+    "remove": 2,
+    "append": 2,
+    "set": 3,
+    "pop": 1,
+    "take": 2,
+    "take_or": 3,
+}
 
 
 class _Own:
@@ -698,9 +712,11 @@ class _Gen:
         return self.set_info(out, Blob(shared, owned=False, old=False))
 
     def update(self, t: Typed, sym: _Sym, kind: str) -> _Sym:
-        """``map_put``, ``map_remove`` or ``append``: in place when the
-        container is unique (see _ownership), else on a copy of it."""
-        parts = list(self.components(sym, 3 if kind == "put" else 2))
+        """``map_put``, ``map_remove``, ``append``, ``list_set`` or
+        ``drop_last``: in place when the container is unique (see
+        _ownership), else on a copy of it."""
+        arity = _UPDATE_ARITY[kind]
+        parts = [sym] if arity == 1 else list(self.components(sym, arity))
         args = [self.materialize(c) for c in parts]
         infos = [self.info_of(c) for c in parts]
         box = container(infos[0])
@@ -708,17 +724,18 @@ class _Gen:
         for i in infos[1:]:
             others |= locs_of(i)
         target = args[0]
-        if not (box.owned and disjoint(box.locs, self.own.live) and not (box.locs & others)):
-            copy = self.const(dict if kind != "append" else list)
+        in_place = box.owned and disjoint(box.locs, self.own.live) and not (box.locs & others)
+        if not in_place:
+            copy = self.const(list if kind in ("append", "set", "pop") else dict)
             target = self.bind(f"{copy}({target})").code
             box = Leaf(frozenset({self.own.new_loc()}), True, False, box.elem)
         elem = box.elem
-        if kind != "remove":
+        if kind in ("put", "append", "set"):
             value, vinfo = args[-1], infos[-1]
             if vinfo is not None and not self.unique(vinfo, locs_of(box) | locs_of(infos[0])):
                 # The new element is shared (with the input, or another
                 # element): the container gets a copy of its own.
-                item_t = t.output.item if kind == "append" else t.output.value  # type: ignore[attr-defined]
+                item_t = t.output.value if kind == "put" else t.output.item  # type: ignore[attr-defined]
                 value = self.bind(f"{self.const(copier(item_t))}({value})").code
                 vinfo = self.fresh_info(item_t)
             args[-1] = value
@@ -737,6 +754,36 @@ class _Gen:
                 self.emit(f"_u(({target}, {k}, {target}.pop({k}, _M)))")
             else:
                 self.emit(f"{target}.pop({k}, None)")
+        elif kind == "set":
+            idx, v = args[1], args[2]
+            if log:
+                self.emit(f"_u(({target}, {idx}, {target}[{idx}]))")
+            self.emit(f"{target}[{idx}] = {v}")
+        elif kind in ("take", "take_or"):
+            k, value = args[1], self.fresh()
+            if kind == "take":
+                self.emit(f"{value} = {target}.pop({k})")
+            else:
+                self.emit(f"{value} = {target}.pop({k}, _M)")
+            if log:
+                self.emit(f"_u(({target}, {k}, {value}))")
+            taken = elem
+            if in_place and disjoint(locs_of(elem), self.own.live) and not (locs_of(elem) & others):
+                # No one else holds an element of the container: the one
+                # taken out is held by nothing but this value now.
+                taken = relocated(elem, self.own.new_loc)
+            if kind == "take_or":
+                default, dinfo = args[2], infos[2]
+                self.branch(f"if {value} is _M:", lambda: self.emit(f"{value} = {default}"))
+                taken = merge(taken, dinfo)
+            self.own.info[target] = Leaf(box.locs, box.owned, box.old, elem)
+            if taken is not None:
+                self.own.info[value] = taken
+            return _Tup((_V(target), _V(value)))
+        elif kind == "pop":
+            if log:
+                self.emit(f"_u(({target}, _P, {target}[-1]))")
+            self.emit(f"{target}.pop()")
         else:
             if log:
                 self.emit(f"_u(({target}, _A, None))")
@@ -882,6 +929,7 @@ def _namespace() -> dict[str, Any]:
         "_unexpected": _unexpected,
         "_M": MISSING,
         "_A": APPEND,
+        "_P": POP,
     }
 
 

@@ -42,7 +42,17 @@ from typing import Any, Final
 
 import attrs
 
-from arrowloop.arrows import Compose, Const, Fanout, GetField, Id, Proj, Split
+from arrowloop.arrows import (
+    Compose,
+    Const,
+    Fanout,
+    GetField,
+    Id,
+    MakeRecord,
+    Proj,
+    SetField,
+    Split,
+)
 from arrowloop.check import Typed
 from arrowloop.typesys import (
     ListT,
@@ -73,6 +83,7 @@ __all__ = [
     "deep_owned",
     "any_old",
     "places",
+    "relocated",
     "self_aliased",
     "copier",
     "undo",
@@ -87,6 +98,7 @@ __all__ = [
     "UNKNOWN",
     "MISSING",
     "APPEND",
+    "POP",
 ]
 
 #: A loc that stands for "anything": a value the generator knows nothing
@@ -226,6 +238,18 @@ def merge(a: Info, b: Info) -> Info:
     return Blob(sa.locs | sb.locs, sa.owned and sb.owned, sa.old or sb.old)
 
 
+def relocated(info: Info, new_loc: Callable[[], int]) -> Info:
+    """``info`` with new locs throughout: a value taken out of the only
+    container that held it is no longer shared with that container."""
+    if info is None:
+        return None
+    if isinstance(info, Struct):
+        return Struct(tuple(relocated(x, new_loc) for x in info.items))
+    if isinstance(info, Leaf):
+        return Leaf(frozenset({new_loc()}), info.owned, info.old, relocated(info.elem, new_loc))
+    return Blob(frozenset({new_loc()}), info.owned, info.old)
+
+
 def component(info: Info, i: int) -> Info:
     """The info of component ``i`` of a tuple or record."""
     if info is None:
@@ -340,17 +364,23 @@ class _Missing:
 MISSING: Final = _Missing()
 #: In the undo log, in the key's place: an ``append`` (undone by ``pop``).
 APPEND: Final = _Missing()
+#: In the undo log, in the key's place: a ``pop`` of the last item (undone
+#: by appending the old value back).
+POP: Final = _Missing()
 
 
 def undo(log: list[tuple[Any, Any, Any]], mark: int) -> None:
     """Undo the writes logged from ``mark`` on, newest first, and forget them.
 
     An entry is ``(container, key, old)``: ``old`` was the value at ``key``
-    (:data:`MISSING` if there was none), or ``key`` is :data:`APPEND`.
+    (:data:`MISSING` if there was none), or ``key`` is :data:`APPEND`, or
+    :data:`POP` (``old`` was the last item).
     """
     for c, k, old in reversed(log[mark:]):
         if k is APPEND:
             c.pop()
+        elif k is POP:
+            c.append(old)
         elif old is MISSING:
             c.pop(k, None)
         else:
@@ -396,6 +426,8 @@ def demand_item(d: Demand, i: int) -> Demand:
 
 def _field_index(t: Typed, name: str) -> int | None:
     rt = t.input
+    if isinstance(rt, TupleT) and rt.items:
+        rt = rt.items[0]  # SetField: (record, value)
     if isinstance(rt, RecordT):
         for i, (f, _) in enumerate(rt.fields):
             if f == name:
@@ -434,6 +466,25 @@ def needs(t: Typed, d: Demand, depth: int = 0) -> Demand:
         for k in reversed(t.children):
             d = needs(k, d, depth + 1)
         return d
+    if isinstance(node, SetField):
+        # (record, value) -> record: the value becomes the field, the other
+        # fields stay; the old field is not used.
+        rt = t.output
+        if isinstance(rt, RecordT):
+            i = _field_index(t, node.field)
+            if i is not None:
+                kept = {j: demand_item(d, j) for j in range(len(rt.fields)) if j != i}
+                return {0: kept, 1: demand_item(d, i)}
+        return None
+    if isinstance(node, MakeRecord):
+        n = len(node.record.fields) if isinstance(node.record, RecordT) else -1
+        if n == 0:
+            return NOTHING
+        if n == 1:
+            return demand_item(d, 0)
+        if n > 1:
+            return {j: demand_item(d, j) for j in range(n)}
+        return None
     return None
 
 

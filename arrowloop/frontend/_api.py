@@ -75,6 +75,7 @@ def _translate(
         dict(zip(names, types, strict=True)),
     )
     body = prefix >> tr.block(src.tree.body, env, MustReturn(), None)
+    tr.check_changes()
     body = simplify(body)
     _no_holes(body)
     return body

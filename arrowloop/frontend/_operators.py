@@ -51,6 +51,17 @@ class Operators(Typing):
         self, node: ast.AST, left: ast.expr, op: ast.operator, right: ast.expr, env: Env
     ) -> Val:
         """``+ - * // % /`` on numbers, ``+`` on strings and lists."""
+        self._binop_entry(node, op)
+        a = self.expr(left, env)
+        b = self.expr(right, env, a.type if isinstance(a.type, ListT) else None)
+        return self.combine(node, op, a, b)
+
+    def combine(self, node: ast.AST, op: ast.operator, a: Val, b: Val) -> Val:
+        """``a op b`` of two translated operands."""
+        entry = self._binop_entry(node, op)
+        return self.prim(entry[0], [a, b], node, f"the operator {entry[1]}")
+
+    def _binop_entry(self, node: ast.AST, op: ast.operator) -> tuple[str, str]:
         entry = _BINOPS.get(type(op))
         if entry is None:
             self.fail(
@@ -59,9 +70,7 @@ class Operators(Typing):
                 "(register a primitive for anything else)",
                 found=_op_text(op),
             )
-        a = self.expr(left, env)
-        b = self.expr(right, env, a.type if isinstance(a.type, ListT) else None)
-        return self.prim(entry[0], [a, b], node, f"the operator {entry[1]}")
+        return entry
 
     def unary(self, node: ast.expr, op: ast.unaryop, operand: ast.expr, env: Env) -> Val:
         """``-x``, ``+x`` on numbers; ``not b`` on bools."""

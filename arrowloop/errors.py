@@ -23,6 +23,7 @@ __all__ = [
     "BudgetError",
     "PipelineError",
     "PipelineClosed",
+    "ReplyUnavailable",
     "StepError",
     "UpgradeError",
     "FrontendError",
@@ -141,6 +142,22 @@ class PipelineError(ArrowloopError):
 
 class PipelineClosed(PipelineError):
     """An item or request was sent to a pipeline that is closing or closed."""
+
+
+class ReplyUnavailable(PipelineError):
+    """An item's request key was applied already, but the reply remembered for
+    it no longer fits the stage's output type (an upgrade since changed it).
+
+    The item is not applied again; ``stage`` names the stage, ``key`` the
+    request key and ``version`` the machine version that applied it.
+    """
+
+    def __init__(self, message: str, *, stage: str, key: str, version: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.key = key
+        self.version = version
+        self.reason = "reply unavailable"
 
 
 class StepError(ArrowloopError):

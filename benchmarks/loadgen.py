@@ -14,8 +14,11 @@ It is written as plainly and cheaply as the servers it loads (an
 ``asyncio.Protocol`` on uvloop, replies compared as bytes, not parsed), so
 the client is not what limits the figures.
 
+With ``--keys`` every request carries a request key of its own
+(``"key":"<connection>-<n>"``), as an exactly-once client sends them.
+
 Run: ``python benchmarks/loadgen.py HOST PORT [--clients N] [--window W]
-[--warmup S] [--duration S]``.
+[--warmup S] [--duration S] [--keys]``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import sys
 import time
 from array import array
@@ -39,8 +43,10 @@ ACK_REPLY: Final = b'{"output":{"tag":"Ack","value":{}}}'
 class Connection(asyncio.Protocol):
     """One data connection keeping ``window`` requests in flight."""
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, keys: str | None = None) -> None:
         self.window = window
+        #: With request keys: this connection's prefix for them.
+        self.keys = None if keys is None else keys.encode()
         self.sent_at: array[float] = array("d")
         self.replied_at: array[float] = array("d")
         self.acked = 0
@@ -69,7 +75,16 @@ class Connection(asyncio.Protocol):
     def _send(self, n: int) -> None:
         assert self._transport is not None
         self.sent_at.extend([time.perf_counter()] * n)
-        self._transport.write(REQUEST * n)
+        if self.keys is None:
+            self._transport.write(REQUEST * n)
+            return
+        first, prefix = len(self.sent_at) - n, self.keys
+        self._transport.write(
+            b"".join(
+                b'{"item":{"tag":"IncrCount"},"key":"%s-%d"}\n' % (prefix, i)
+                for i in range(first, first + n)
+            )
+        )
 
     def data_received(self, data: bytes) -> None:
         now = time.perf_counter()
@@ -112,13 +127,22 @@ def _quantile_ms(xs: list[float], q: float) -> float | None:
 
 
 async def measure(
-    host: str, port: int, clients: int, window: int, warmup: float, duration: float
+    host: str,
+    port: int,
+    clients: int,
+    window: int,
+    warmup: float,
+    duration: float,
+    keys: bool = False,
 ) -> dict[str, Any]:
     """Load the server and return the figures (see the module's docstring)."""
     loop = asyncio.get_running_loop()
     conns: list[Connection] = []
-    for _ in range(clients):
-        _, proto = await loop.create_connection(lambda: Connection(window), host, port)
+    for i in range(clients):
+        prefix = f"c{i}" if keys else None
+        _, proto = await loop.create_connection(
+            functools.partial(Connection, window, prefix), host, port
+        )
         conns.append(proto)
     await asyncio.sleep(warmup)
     t0 = time.perf_counter()
@@ -166,8 +190,9 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=32)
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--keys", action="store_true", help="a request key on every request")
     a = ap.parse_args()
-    args = (a.host, a.port, a.clients, a.window, a.warmup, a.duration)
+    args = (a.host, a.port, a.clients, a.window, a.warmup, a.duration, a.keys)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX

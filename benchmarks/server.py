@@ -30,8 +30,16 @@ on both. ``ratio_vs_handwritten`` is arrowloop's requests/s over the
 hand-written server's (and ``p99_ratio_vs_handwritten`` the same for p99
 latency).
 
+The external mode also measures the arrowloop server with a state
+directory (``serve --state-dir``: every reply waits for its batch's commit)
+in the same alternation: with ``--fsync full`` and ``--fsync normal``, and
+with ``full`` again while every request carries a request key of its own
+(``loadgen.py --keys``: the keys are committed with the state).
+``state_full_vs_arrowloop`` (and the others) is that run's requests/s over
+arrowloop's without a state directory; ``--no-state`` skips these runs.
+
 Run: ``.venv/bin/python benchmarks/server.py [--quick] [--clients N] [--window W]
-[--rounds R] [--no-external]``; writes ``benchmarks/results/server.json``.
+[--rounds R] [--no-external] [--no-state]``; writes ``benchmarks/results/server.json``.
 """
 
 from __future__ import annotations
@@ -98,6 +106,15 @@ STAGE: Final = "counter"
 #: Code changes in the upgrading phase.
 CHANGES: Final = 20
 CLIENTS: Final = 8
+#: The external runs: the server, its ``serve`` options with a state
+#: directory (``None``: without one), and whether requests carry keys.
+EXTERNAL: Final[dict[str, tuple[str, list[str] | None, bool]]] = {
+    "handwritten": ("handwritten", None, False),
+    "arrowloop": ("arrowloop", None, False),
+    "state_full": ("arrowloop", ["--fsync", "full"], False),
+    "state_normal": ("arrowloop", ["--fsync", "normal"], False),
+    "state_full_keys": ("arrowloop", ["--fsync", "full"], True),
+}
 WINDOW: Final = 32
 #: The JSON value forms the data port speaks.
 ACK: Final[dict[str, Any]] = {"tag": "Ack", "value": {}}
@@ -438,7 +455,8 @@ def _pinned(cpu: int) -> list[str]:
 
 
 def _server_command(kind: str, ready: Path, token: Path) -> list[str]:
-    if kind == "handwritten":
+    server, state, _ = EXTERNAL[kind]
+    if server == "handwritten":
         return [
             sys.executable,
             str(ROOT / "benchmarks" / "handwritten.py"),
@@ -461,15 +479,16 @@ def _server_command(kind: str, ready: Path, token: Path) -> list[str]:
         str(token),
         "--log-level",
         "warning",
+        *([] if state is None else ["--state-dir", str(ready.parent / "state"), *state]),
     ]
 
 
 def run_external(
     kind: str, clients: int, window: int, warmup: float, duration: float
 ) -> dict[str, Any]:
-    """Start the ``kind`` server (``arrowloop`` or ``handwritten``) as a
-    process on core 0, load it from a load-generator process on core 1, and
-    return the load generator's figures.
+    """Start the ``kind`` server (a key of :data:`EXTERNAL`) as a process
+    on core 0, load it from a load-generator process on core 1, and return
+    the load generator's figures.
 
     Raises:
         RuntimeError: a process failed or the server did not start.
@@ -494,7 +513,7 @@ def run_external(
                         raise RuntimeError(f"the {kind} server did not start: {said}")
                     time.sleep(0.05)
                 port = json.loads(ready.read_text())["data"]["port"]
-                return _load(port, clients, window, warmup, duration)
+                return _load(port, clients, window, warmup, duration, EXTERNAL[kind][2])
             finally:
                 server.terminate()
                 try:
@@ -504,7 +523,9 @@ def run_external(
                     server.wait()
 
 
-def _load(port: int, clients: int, window: int, warmup: float, duration: float) -> dict[str, Any]:
+def _load(
+    port: int, clients: int, window: int, warmup: float, duration: float, keys: bool = False
+) -> dict[str, Any]:
     load = subprocess.run(
         [
             *_pinned(1),
@@ -516,6 +537,7 @@ def _load(port: int, clients: int, window: int, warmup: float, duration: float) 
             f"--window={window}",
             f"--warmup={warmup}",
             f"--duration={duration}",
+            *(["--keys"] if keys else []),
         ],
         capture_output=True,
         check=False,
@@ -528,11 +550,13 @@ def _load(port: int, clients: int, window: int, warmup: float, duration: float) 
 
 
 def external(
-    clients: int, window: int, warmup: float, duration: float, rounds: int
+    clients: int, window: int, warmup: float, duration: float, rounds: int, state: bool = True
 ) -> dict[str, Any]:
-    """arrowloop against the hand-written server, ``rounds`` times each in
+    """arrowloop against the hand-written server (and, with ``state``,
+    against itself with a state directory), ``rounds`` times each in
     alternation; the medians, their ratios, and every run's figures."""
-    runs: dict[str, list[dict[str, Any]]] = {"handwritten": [], "arrowloop": []}
+    kinds = list(EXTERNAL) if state else ["handwritten", "arrowloop"]
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     with progress(rounds * len(runs), "external") as advance:
         for i in range(rounds):
             for kind in runs:
@@ -553,6 +577,10 @@ def external(
     }
     r["ratio_vs_handwritten"] = _ratio(r["arrowloop_rps"], r["handwritten_rps"])
     r["p99_ratio_vs_handwritten"] = _ratio(r["arrowloop_p99_ms"], r["handwritten_p99_ms"])
+    for kind in kinds[2:]:
+        r[f"{kind}_rps"] = round(median(kind, "rps"))
+        r[f"{kind}_p99_ms"] = median(kind, "p99_ms")
+        r[f"{kind}_vs_arrowloop"] = _ratio(r[f"{kind}_rps"], r["arrowloop_rps"])
     r["runs"] = runs
     r["problems"] = [
         f"{kind}: {p}" for kind, rs in runs.items() for one in rs for p in _load_problems(one)
@@ -619,10 +647,20 @@ def _show_external(e: dict[str, Any]) -> None:
     print(f"{'':12} {'req/s':>9} {'p99 ms':>8}")
     print(f"{'handwritten':12} {e['handwritten_rps']:>9} {e['handwritten_p99_ms']:>8}")
     print(f"{'arrowloop':12} {e['arrowloop_rps']:>9} {e['arrowloop_p99_ms']:>8}")
+    for kind in list(EXTERNAL)[2:]:
+        if f"{kind}_rps" in e:
+            print(f"{kind:16} {e[f'{kind}_rps']:>9} {e[f'{kind}_p99_ms']:>8}")
     print(
         f"arrowloop / handwritten: req/s x{e['ratio_vs_handwritten']}, "
         f"p99 x{e['p99_ratio_vs_handwritten']}"
     )
+    for kind, (_, options, keys) in list(EXTERNAL.items())[2:]:
+        if f"{kind}_rps" in e:
+            assert options is not None
+            what = f"--state-dir {' '.join(options)}" + (
+                ", a request key per request" if keys else ""
+            )
+            print(f"with {what} / without: req/s x{e[f'{kind}_vs_arrowloop']}")
 
 
 def main() -> None:
@@ -635,12 +673,17 @@ def main() -> None:
     ap.add_argument(
         "--no-external", action="store_true", help="skip the separate-process comparison"
     )
+    ap.add_argument(
+        "--no-state", action="store_true", help="skip the external runs with --state-dir"
+    )
     args = ap.parse_args()
     warmup, steady = (0.3, 1.0) if args.quick else (1.0, 5.0)
     r = run(measure, args.clients, args.window, warmup, steady)
     _show(r)
     if not args.no_external:
-        e = external(args.clients, args.window, warmup, steady / 2, args.rounds)
+        e = external(
+            args.clients, args.window, warmup, steady / 2, args.rounds, state=not args.no_state
+        )
         _show_external(e)
         r["handwritten_rps"] = e["handwritten_rps"]
         r["external_rps"] = e["arrowloop_rps"]

@@ -46,6 +46,8 @@ LAYER_OF: dict[str, str] = {
     "test_iface_properties": "runtime",
     "test_soak_model": "runtime",
     "test_stays_up": "runtime",
+    "test_request_keys": "runtime",
+    "test_request_keys_model": "supervisor",
     "test_change_wire": "upgrade",
     "test_lines": "endpoints",
     "test_auth": "server",

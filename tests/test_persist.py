@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from arrowloop.errors import StepError, UpgradeError
+from arrowloop.errors import PipelineClosed, StepError, UpgradeError
 from arrowloop.machine import AnyMachine, native
 from arrowloop.runtime import Ticket, open_pipeline, stage
 
@@ -33,7 +33,9 @@ class Durable:
         self.writes: list[list[tuple[str, str, Any, int]]] = []
         self.refuse = False
 
-    async def __call__(self, records: list[tuple[str, AnyMachine, Any, int]]) -> None:
+    async def __call__(
+        self, records: list[tuple[str, AnyMachine, Any, int]], keys: Any = None
+    ) -> None:
         await anyio.lowlevel.checkpoint()  # a real store waits for its disk
         if self.refuse:
             raise OSError("disk full")
@@ -115,3 +117,49 @@ async def test_a_refused_upgrade_write_keeps_the_old_code() -> None:
         durable.refuse = False
         assert p.version("c") == old.version
         assert await p.call(1) == 4
+
+
+async def test_the_batches_a_stage_finds_waiting_are_made_durable_in_one_write() -> None:
+    """Group commit across connections: several calls messages waiting in the
+    stage's channel (three connections' reads) cost one write, not three."""
+    durable = Durable()
+    async with open_pipeline(stage("c", native(_count, 0)), persist=durable) as p:
+        batches = [await p.submit_many([1] * 10) for _ in range(3)]
+        outs = [await t.result() for b in batches for t in b if isinstance(t, Ticket)]
+    assert outs == list(range(1, 31))
+    assert [w[0][3] for w in durable.writes] == [30]
+
+
+class Stuck(Durable):
+    """A store whose writes never finish (a disk that hangs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = anyio.Event()
+
+    async def __call__(
+        self, records: list[tuple[str, AnyMachine, Any, int]], keys: Any = None
+    ) -> None:
+        self.writing.set()
+        await anyio.sleep_forever()
+
+
+async def test_a_stage_stopped_during_its_commit_answers_everything_it_held() -> None:
+    """Stopped for good while a wake-up's write hangs: the calls, keyed calls
+    and plain outputs it held are answered (PipelineClosed) or counted, not lost."""
+    durable = Stuck()
+    async with open_pipeline(stage("c", native(_count, 0)), persist=durable) as p:
+        p.pause_stage("c")
+        plain = [1, 2]
+        await p.send_batch(plain)
+        first = await p.submit_many([1] * 3)
+        keyed = await p.submit_many([1] * 2, keys=["a", "b"])
+        p.restart_stage("c", state=0)  # resumes it: one wake-up takes all of it
+        with anyio.fail_after(10):
+            await durable.writing.wait()
+            await p.close(shutdown={"c": 0})
+        for t in first + keyed:
+            assert isinstance(t, Ticket)
+            with pytest.raises(PipelineClosed):
+                await t.result()
+        assert p.statistics()[0].abandoned == 7

@@ -78,7 +78,7 @@ async def test_upgrades_and_rollbacks_under_load_lose_nothing() -> None:
     assert status["children"][0]["version"] == v1.machine.version
 
 
-@pytest.mark.parametrize("kind", ["arrowloop", "handwritten"])
+@pytest.mark.parametrize("kind", ["arrowloop", "handwritten", "state_full_keys"])
 def test_the_external_benchmark_loads_each_server_from_its_own_process(kind: str) -> None:
     """benchmarks/server.py's external mode, briefly: the server as its own
     process, a load-generator process, and no request lost or miscounted."""

@@ -64,6 +64,18 @@ class Signature:
     a format string over the same arguments that the compiler inlines, for
     the input types ``inline`` accepts (all when it is ``None``); ``fn`` is
     called for the others.
+
+    ``update`` and ``result`` tell the compiler what it may assume, for
+    updating lists and dicts in place (compiler/_ownership.py); only the
+    built-in primitives set them. ``update`` (``"put"``, ``"remove"``,
+    ``"append"``, ``"set"``, ``"pop"``, ``"take"``, ``"take_or"``) marks a
+    primitive returning its first argument with one change (the compiler
+    then makes the change itself). ``result`` says what
+    the output may share with the input: ``"fresh"`` (a new container whose
+    elements may be the inputs' elements), ``"element"`` (an element of the
+    first argument, or None), ``"same"`` (the first argument itself),
+    ``"either"`` (the first or the second argument). ``None`` means nothing
+    is known, and the output is treated as shared.
     """
 
     input: Type
@@ -71,6 +83,8 @@ class Signature:
     fn: Callable[..., Any] = attrs.field(eq=False)
     template: str | None = None
     inline: Callable[[Type], bool] | None = attrs.field(default=None, eq=False)
+    update: str | None = None
+    result: str | None = None
 
     def inlines(self, input: Type) -> bool:
         """Whether the compiler may paste ``template`` for this (resolved) input type."""
@@ -107,6 +121,8 @@ class Registry:
         template: str | None = None,
         inline: Callable[[Type], bool] | None = None,
         doc: str = "",
+        update: str | None = None,
+        result: str | None = None,
     ) -> Primitive:
         """Add an overload of ``name``; returns the updated primitive.
 
@@ -116,7 +132,15 @@ class Registry:
                 registry is full.
         """
         _check_prim_name(name)
-        sig = Signature(from_annotation(input), from_annotation(output), fn, template, inline)
+        sig = Signature(
+            from_annotation(input),
+            from_annotation(output),
+            fn,
+            template,
+            inline,
+            update,
+            result,
+        )
         old = self._prims.get(name)
         if old is None and len(self._prims) >= MAX_PRIMITIVES:
             raise ValueError(f"the primitive registry is full ({MAX_PRIMITIVES} names)")
@@ -156,6 +180,33 @@ def _unwrap(value: Any) -> Any:
     if value is None:
         raise ValueError("unwrap of None: expected a value, found None")
     return value
+
+
+def _list_set(xs: list[Any], i: int, v: Any) -> list[Any]:
+    out = list(xs)
+    out[i] = v
+    return out
+
+
+def _map_take(d: dict[str, Any], k: str) -> tuple[dict[str, Any], Any]:
+    v = d[k]
+    return {x: y for x, y in d.items() if x != k}, v
+
+
+def _map_take_or(d: dict[str, Any], k: str, default: Any) -> tuple[dict[str, Any], Any]:
+    return {x: y for x, y in d.items() if x != k}, d.get(k, default)
+
+
+def _last(xs: list[Any]) -> Any:
+    if not xs:
+        raise IndexError("pop from empty list")
+    return xs[-1]
+
+
+def _drop_last(xs: list[Any]) -> list[Any]:
+    if not xs:
+        raise IndexError("pop from empty list")
+    return xs[:-1]
 
 
 def _int_of_float(x: float) -> int:
@@ -211,7 +262,14 @@ def _install_builtins(r: Registry) -> None:
         reg("min", _pair(a, b), out, lo, doc="the smaller of a and b")
         reg("max", _pair(a, b), out, hi, doc="the larger of a and b")
     reg("add", _pair(STR, STR), STR, lambda x, y: x + y, template="({0} + {1})")
-    reg("add", _pair(ListT(_A), ListT(_A)), ListT(_A), lambda x, y: x + y, template="({0} + {1})")
+    reg(
+        "add",
+        _pair(ListT(_A), ListT(_A)),
+        ListT(_A),
+        lambda x, y: x + y,
+        template="({0} + {1})",
+        result="fresh",
+    )
     reg("min", _pair(STR, STR), STR, min)
     reg("max", _pair(STR, STR), STR, max)
     for t in (INT, FLOAT):
@@ -254,24 +312,76 @@ def _install_builtins(r: Registry) -> None:
     reg("endswith", _pair(STR, STR), BOOL, str.endswith)
     reg("contains", _pair(STR, STR), BOOL, lambda s, sub: sub in s, template="({1} in {0})")
     reg("replace", TupleT((STR, STR, STR)), STR, str.replace)
-    reg("split", _pair(STR, STR), ListT(STR), str.split)
+    reg("split", _pair(STR, STR), ListT(STR), str.split, result="fresh")
     reg("join", _pair(STR, ListT(STR)), STR, str.join)
     reg("str_of_int", INT, STR, str)
     reg("str_of_float", FLOAT, STR, repr)
     reg("float_of_int", INT, FLOAT, float)
     reg("int_of_float", FLOAT, INT, _int_of_float, doc="truncates toward zero")
-    reg("append", _pair(ListT(_A), _A), ListT(_A), lambda xs, x: [*xs, x], template="[*{0}, {1}]")
-    reg("item", _pair(ListT(_A), INT), _A, lambda xs, i: xs[i], template="{0}[{1}]")
-    reg("reverse", ListT(_A), ListT(_A), lambda xs: xs[::-1], template="{0}[::-1]")
+    reg(
+        "append",
+        _pair(ListT(_A), _A),
+        ListT(_A),
+        lambda xs, x: [*xs, x],
+        template="[*{0}, {1}]",
+        update="append",
+    )
+    reg(
+        "item",
+        _pair(ListT(_A), INT),
+        _A,
+        lambda xs, i: xs[i],
+        template="{0}[{1}]",
+        result="element",
+    )
+    reg(
+        "list_set",
+        TupleT((ListT(_A), INT, _A)),
+        ListT(_A),
+        _list_set,
+        update="set",
+        doc="xs with item i replaced (Python's xs[i] = v: negative i counts from the end)",
+    )
+    reg(
+        "last",
+        ListT(_A),
+        _A,
+        _last,
+        result="element",
+        doc="the last item (raises on an empty list, as xs.pop() does)",
+    )
+    reg(
+        "drop_last",
+        ListT(_A),
+        ListT(_A),
+        _drop_last,
+        update="pop",
+        doc="xs without its last item (raises on an empty list, as xs.pop() does)",
+    )
+    reg(
+        "reverse",
+        ListT(_A),
+        ListT(_A),
+        lambda xs: xs[::-1],
+        template="{0}[::-1]",
+        result="fresh",
+    )
     reg("sum", ListT(INT), INT, sum)
     reg("sum", ListT(FLOAT), FLOAT, _sum_floats, doc="a left fold from 0.0 (not compensated)")
-    reg("map_get", _pair(MapT(_A), STR), OptionT(_A), lambda d, k: d.get(k))
-    reg("map_put", TupleT((MapT(_A), STR, _A)), MapT(_A), lambda d, k, v: {**d, k: v})
+    reg("map_get", _pair(MapT(_A), STR), OptionT(_A), lambda d, k: d.get(k), result="element")
+    reg(
+        "map_put",
+        TupleT((MapT(_A), STR, _A)),
+        MapT(_A),
+        lambda d, k, v: {**d, k: v},
+        update="put",
+    )
     reg(
         "map_remove",
         _pair(MapT(_A), STR),
         MapT(_A),
         lambda d, k: {x: v for x, v in d.items() if x != k},
+        update="remove",
     )
     reg(
         "map_update",
@@ -282,12 +392,43 @@ def _install_builtins(r: Registry) -> None:
         doc="a new dict: d's entries updated with e's ({**d, **e})",
     )
     reg("map_has", _pair(MapT(_A), STR), BOOL, lambda d, k: k in d, template="({1} in {0})")
-    reg("map_keys", MapT(_A), ListT(STR), lambda d: sorted(d))
-    reg("some", _A, OptionT(_A), lambda x: x, template="{0}")
+    reg(
+        "map_at",
+        _pair(MapT(_A), STR),
+        _A,
+        lambda d, k: d[k],
+        template="{0}[{1}]",
+        result="element",
+        doc="d[k] (raises KeyError when k is absent)",
+    )
+    reg(
+        "map_take",
+        _pair(MapT(_A), STR),
+        _pair(MapT(_A), _A),
+        _map_take,
+        update="take",
+        doc="(d without k, d[k]) (raises KeyError when k is absent)",
+    )
+    reg(
+        "map_take_or",
+        TupleT((MapT(_A), STR, _A)),
+        _pair(MapT(_A), _A),
+        _map_take_or,
+        update="take_or",
+        doc="(d without k, d[k] or the default when k is absent)",
+    )
+    reg("map_keys", MapT(_A), ListT(STR), lambda d: sorted(d), result="fresh")
+    reg("some", _A, OptionT(_A), lambda x: x, template="{0}", result="same")
     reg("is_some", OptionT(_A), BOOL, lambda x: x is not None, template="({0} is not None)")
     reg("is_none", OptionT(_A), BOOL, lambda x: x is None, template="({0} is None)")
-    reg("unwrap_or", _pair(OptionT(_A), _A), _A, lambda o, d: d if o is None else o)
-    reg("unwrap", OptionT(_A), _A, _unwrap, doc="the value; raises on None")
+    reg(
+        "unwrap_or",
+        _pair(OptionT(_A), _A),
+        _A,
+        lambda o, d: d if o is None else o,
+        result="either",
+    )
+    reg("unwrap", OptionT(_A), _A, _unwrap, doc="the value; raises on None", result="same")
 
 
 def _compare(op: str) -> Callable[[Any, Any], bool]:

@@ -41,6 +41,7 @@ __all__ = [
     "status",
     "history",
     "state",
+    "savepoint",
 ]
 
 EXIT_OK: Final = 0
@@ -349,6 +350,20 @@ async def _query(args: argparse.Namespace, op: str, render: Callable[[Any], list
         result = await ctl.request(op)
     for line in [show_json(result)] if args.json else render(result):
         say(line)
+    return EXIT_OK
+
+
+async def savepoint(args: argparse.Namespace) -> int:
+    """Have the server write a savepoint; print its path."""
+    fields = {} if args.name is None else {"name": args.name}
+    async with _control(args) as ctl:
+        result = await ctl.request("savepoint", **fields)
+    if args.json:
+        say(show_json(result))
+        return EXIT_OK
+    say(f"savepoint {result['name']}: {result['path']}")
+    for stage, seq in result["seqs"].items():
+        say(f"  stage {stage}: after {seq} items")
     return EXIT_OK
 
 

@@ -24,6 +24,7 @@ from arrowloop.cli._commands import (
     complain,
     history,
     rollback,
+    savepoint,
     say,
     state,
     status,
@@ -34,7 +35,7 @@ from arrowloop.cli._load import FUNCTION_PARTS
 from arrowloop.cli._serving import serve
 from arrowloop.endpoints import DEFAULT_MAX_BUFFERED
 from arrowloop.errors import AuthenticationError, StoreError
-from arrowloop.runtime import run
+from arrowloop.runtime import DEFAULT_REQUEST_KEYS, run
 from arrowloop.server import (
     DEFAULT_CONTROL_PORT,
     DEFAULT_PORT,
@@ -131,6 +132,36 @@ def _parser() -> argparse.ArgumentParser:
         default="full",
         help="with --state-dir: full survives power loss, normal only a crash of the "
         "process, for a higher commit rate (%(default)s)",
+    )
+    p.add_argument(
+        "--savepoint-dir",
+        help="where the savepoint command writes (default: the state directory's savepoints/)",
+    )
+    p.add_argument(
+        "--from-savepoint",
+        metavar="FILE",
+        help="start from this savepoint (seeding --state-dir, which must be fresh or absent)",
+    )
+    p.add_argument(
+        "--upgrade",
+        action="append",
+        metavar="SOURCE",
+        help="with --from-savepoint: a cold upgrade (upgrade file, MODULE:NAME, .json; "
+        "STAGE=SOURCE for one of several stages), checked and applied before the ports open; "
+        "repeat for several, applied in order",
+    )
+    p.add_argument(
+        "--replace-state",
+        action="store_true",
+        help="with --from-savepoint: replace what --state-dir holds (refused otherwise)",
+    )
+    p.add_argument(
+        "--request-keys",
+        type=_positive(int),
+        default=DEFAULT_REQUEST_KEYS,
+        metavar="N",
+        help="how many request keys each stage remembers, the most recent (a resent key "
+        "is answered with its first reply; kept in --state-dir) (%(default)s)",
     )
     p.add_argument(
         "--log-level",
@@ -287,6 +318,11 @@ def _parser() -> argparse.ArgumentParser:
                 "--interval", type=float, default=1.0, help="seconds between redraws (%(default)s)"
             )
             p.add_argument("--count", type=int, default=None, help="stop after this many redraws")
+
+    p = sub.add_parser("savepoint", help="write a consistent cut of every stage to a file")
+    p.add_argument("name", nargs="?", help="its name (default: from the time)")
+    _common(p, control=True)
+    p.set_defaults(run=savepoint)
 
     p = sub.add_parser("state", help="a stage's current state")
     p.add_argument("stage", nargs="?", help="the stage (default: the only one)")

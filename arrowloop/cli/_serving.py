@@ -16,6 +16,7 @@ import attrs
 import orjson
 
 from arrowloop.arrows import ChangeBudget
+from arrowloop.cli._coldstart import ColdStart, cold_start, install
 from arrowloop.cli._commands import EXIT_OK, UsageError, say
 from arrowloop.cli._format import short
 from arrowloop.server import (
@@ -29,7 +30,7 @@ from arrowloop.server import (
     server_token,
     with_state_budget,
 )
-from arrowloop.store import SqliteStore
+from arrowloop.store import SqliteStore, StateStore
 from arrowloop.wire import Limits
 
 __all__ = ["serve"]
@@ -97,6 +98,9 @@ async def serve(args: argparse.Namespace) -> int:
     # Decoding a change (control port) and checking it (supervisor) each get it.
     spec = attrs.evolve(spec, change_budget=budget)
     token = server_token(Path(args.token_file) if args.token_file else None)
+    savepoints = args.savepoint_dir or (
+        str(Path(args.state_dir) / "savepoints") if args.state_dir else None
+    )
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -116,6 +120,7 @@ async def serve(args: argparse.Namespace) -> int:
         control=ControlLimits(
             max_request=args.max_request_bytes,
             program=Limits(max_bytes=args.max_request_bytes, max_nodes=args.max_program_nodes),
+            savepoint_dir=savepoints,
         ),
     )
     if args.http_port is not None:
@@ -127,11 +132,27 @@ async def serve(args: argparse.Namespace) -> int:
                 "--http-port needs the web extra (Starlette and uvicorn): "
                 "pip install 'arrowloop[web]'"
             ) from None
-    store = _open_store(args.state_dir, spec.name, args.fsync) if args.state_dir else None
+    cold: ColdStart | None = None
+    if args.from_savepoint:
+        # Everything is checked (and the cold upgrades applied) before any
+        # port opens or anything is written.
+        cold = await cold_start(spec, args.from_savepoint, args.upgrade or [])
+        if args.state_dir:
+            stored = cold.store.load()
+            assert stored is not None  # seeded from the savepoint
+            db = Path(args.state_dir) / f"{spec.name}.db"
+            install(stored, db, fsync=args.fsync, replace=args.replace_state)
+    elif args.upgrade or args.replace_state:
+        raise UsageError("--upgrade and --replace-state go with --from-savepoint FILE")
+    store: StateStore | None = None
+    if args.state_dir:
+        store = _open_store(args.state_dir, spec.name, args.fsync)
+    elif cold is not None:
+        store = cold.store  # the savepoint's state, kept in memory only
     fresh = store is None or store.load() is None
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with (
-            open_server(spec, token, config, store=store) as srv,
+            open_server(spec, token, config, store=store, request_keys=args.request_keys) as srv,
             anyio.create_task_group() as web,
         ):
             http = None
@@ -155,7 +176,13 @@ async def serve(args: argparse.Namespace) -> int:
                 say(f"  http     http://{http[0]}:{http[1]}/  (dashboard; /metrics for Prometheus)")
             if store is not None:
                 how = "starting fresh" if fresh else "resumed"
+                if cold is not None:
+                    how = f"from the savepoint {cold.savepoint}"
+                    if cold.upgrades:
+                        how += f" with {len(cold.upgrades)} cold upgrade(s)"
                 say(f"  state    {store.location}  ({how}; fsync {args.fsync})")
+            if savepoints is not None:
+                say(f"  savepoints go to {savepoints}")
             lim = srv.limits
             say(f"  connections: up to {lim['data']} data, {lim['control']} control")
             for s in stages:

@@ -7,13 +7,22 @@ from arrowloop.compiler._codegen import (
     cache_info,
     compile_arrow,
     compile_loop,
+    compile_owned,
     generated_source,
+    owned_step,
 )
 from arrowloop.compiler._interp import interpret, interpret_step
+from arrowloop.compiler._ownership import copier as state_copier
+from arrowloop.compiler._ownership import mutable, undo
 
 __all__ = [
     "compile_arrow",
     "compile_loop",
+    "compile_owned",
+    "owned_step",
+    "undo",
+    "state_copier",
+    "mutable",
     "generated_source",
     "cache_info",
     "CACHE_SIZE",

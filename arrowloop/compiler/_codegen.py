@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import operator
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -50,6 +50,35 @@ from arrowloop.arrows import (
     current_meter,
 )
 from arrowloop.check import Typed, TypedLoop
+from arrowloop.compiler._ownership import (
+    APPEND,
+    MISSING,
+    POP,
+    UNKNOWN,
+    Blob,
+    Demand,
+    Info,
+    Leaf,
+    Struct,
+    any_old,
+    component,
+    container,
+    copier,
+    deep_owned,
+    demand_item,
+    disjoint,
+    elements,
+    fresh,
+    locs_of,
+    merge,
+    mutable,
+    needs,
+    relocated,
+    self_aliased,
+    summary,
+    undo,
+    used_locs,
+)
 from arrowloop.errors import CompileError
 from arrowloop.typesys import (
     RecordT,
@@ -63,7 +92,15 @@ from arrowloop.typesys import (
     record_class,
 )
 
-__all__ = ["compile_arrow", "compile_loop", "generated_source", "CACHE_SIZE", "cache_info"]
+__all__ = [
+    "compile_arrow",
+    "compile_loop",
+    "compile_owned",
+    "owned_step",
+    "generated_source",
+    "CACHE_SIZE",
+    "cache_info",
+]
 
 CACHE_SIZE: Final = 512
 
@@ -161,6 +198,43 @@ def record_setter(rt: RecordT, field: str) -> Callable[[Any, Any], Any]:
     return setter
 
 
+#: How many arguments each kind of update takes (the container first).
+_UPDATE_ARITY: Final = {
+    "put": 3,
+    "remove": 2,
+    "append": 2,
+    "set": 3,
+    "pop": 1,
+    "take": 2,
+    "take_or": 3,
+}
+
+
+class _Own:
+    """What the generators of one compiled function share about ownership
+    (compiler/_ownership.py): the info of every named value that holds a
+    list or dict, the multiset of live locs, and whether writes are logged."""
+
+    def __init__(self, owned: bool) -> None:
+        #: The step of a stage: its state is owned, and writes to it logged.
+        self.owned = owned
+        self.info: dict[str, Info] = {}
+        self.live: Counter[int] = Counter()
+        self.locs = 0
+        #: Whether any write was logged (the step then needs its undo wrapper).
+        self.logged = False
+
+    def new_loc(self) -> int:
+        self.locs += 1
+        return self.locs
+
+    def hold(self, locs: frozenset[int]) -> None:
+        self.live.update(locs)
+
+    def release(self, locs: frozenset[int]) -> None:
+        self.live.subtract(locs)
+
+
 class _Gen:
     def __init__(
         self,
@@ -169,7 +243,9 @@ class _Gen:
         helpers: list[str],
         root: Typed,
         sizes: dict[int, tuple[Typed, int]],
+        own: _Own,
     ) -> None:
+        self.own = own
         self.ns = ns
         self.counter = counter
         # The source of each helper function, compiled one by one.
@@ -231,10 +307,40 @@ class _Gen:
         known = self.made.get(id(sym))
         if known is not None:
             return known[1]
+        info = self.info_of(sym)
         name = self._materialize(sym)
+        if info is not None and name not in self.own.info:
+            self.own.info[name] = info
         self.made[id(sym)] = (sym, name)
         self.log.append((self.made, id(sym)))
         return name
+
+    # -- ownership (compiler/_ownership.py) ----------------------------------
+
+    def info_of(self, sym: _Sym) -> Info:
+        """What is known of the lists and dicts inside ``sym``."""
+        if isinstance(sym, _V):
+            return self.own.info.get(sym.code)
+        if isinstance(sym, _Tup):
+            items = tuple(self.info_of(x) for x in sym.items)
+            return Struct(items) if any(x is not None for x in items) else None
+        if isinstance(sym, _Inj):
+            return summary(self.info_of(sym.payload))
+        return summary(merge(self.info_of(sym.sum), self.info_of(sym.other)))
+
+    def set_info(self, sym: _V, info: Info) -> _V:
+        if info is not None and sym.code.startswith("_"):
+            self.own.info[sym.code] = info
+        return sym
+
+    def fresh_info(self, t: Type, owned: bool = True, old: bool = False) -> Info:
+        return fresh(t, owned, old, self.own.new_loc)
+
+    def unique(self, info: Info, besides: frozenset[int]) -> bool:
+        """Whether the value ``info`` describes may be changed in place: it
+        is owned, and no value still to be used, nor ``besides``, shares it."""
+        locs = locs_of(info)
+        return deep_owned(info) and disjoint(locs, self.own.live) and not (locs & besides)
 
     def _materialize(self, sym: _Sym) -> str:
         match sym:
@@ -281,6 +387,12 @@ class _Gen:
         names = tuple(self.fresh() for _ in range(n))
         lhs = ", ".join(names) + ("," if n == 1 else "")
         self.emit(f"{lhs} = {name}")
+        whole = self.own.info.get(name)
+        if whole is not None:
+            for i, x in enumerate(names):
+                part = component(whole, i)
+                if part is not None:
+                    self.own.info[x] = part
         comps = tuple(_V(x) for x in names)
         self.unpacked[name] = comps
         self.log.append((self.unpacked, name))
@@ -360,7 +472,7 @@ class _Gen:
             return _V(scrutinee)
         if how == "enum":
             return _V("None")
-        return self.bind(f"{scrutinee}.value")
+        return self.set_info(self.bind(f"{scrutinee}.value"), summary(self.own.info.get(scrutinee)))
 
     def shape(self, t: Type, depth: int = 0) -> _Shape:
         if isinstance(t, TupleT) and depth < 3 and 0 < len(t.items) <= 8:
@@ -375,6 +487,9 @@ class _Gen:
     def assign(self, sym: _Sym, shape: _Shape, names: Any) -> None:
         if shape is None:
             self.emit(f"{names} = {self.materialize(sym)}")
+            info = self.info_of(sym)
+            if info is not None or names in self.own.info:
+                self.own.info[names] = merge(self.own.info.get(names), info)
             return
         for part, s, n in zip(self.components(sym, len(shape)), shape, names, strict=True):
             self.assign(part, s, n)
@@ -404,37 +519,71 @@ class _Gen:
                 stack.extend((k, False) for k in node.children)
         return self.sizes[id(t)][1]
 
-    def gen(self, t: Typed, sym: _Sym) -> _Sym:
+    def gen(self, t: Typed, sym: _Sym, demand: Demand = None) -> _Sym:
+        """The code of ``t`` on ``sym``; ``demand``: what of its result is
+        used afterwards (see _ownership.needs), for liveness."""
         if self.meter is not None:
             self.meter.tick("compile")
         if self.big and t is not self.root and self.size(t) > _INLINE:
-            return self.bind(f"{self.helper(t)}({self.materialize(sym)})")
-        out = self._gen(t, sym)
+            return self.call_helper(t, sym)
+        out = self._gen(t, sym, demand)
+        self.ensure(out, t.output)
         if out.depth > _MAX_SYM_DEPTH:
             return _V(self.materialize(out))
         return out
 
-    def _gen(self, t: Typed, sym: _Sym) -> _Sym:
+    def ensure(self, sym: _Sym, t: Type) -> None:
+        """Give a named value holding lists or dicts that no rule described
+        the info of an unknown value (which is never updated in place and
+        forbids updating anything while it is live)."""
+        if not mutable(t):
+            return
+        if isinstance(sym, _V):
+            if sym.code not in self.own.info and sym.code.startswith("_"):
+                self.own.info[sym.code] = UNKNOWN
+        elif isinstance(sym, _Tup) and isinstance(t, TupleT) and len(t.items) == len(sym.items):
+            for x, xt in zip(sym.items, t.items, strict=True):
+                self.ensure(x, xt)
+
+    def call_helper(self, t: Typed, sym: _Sym) -> _V:
+        """Call ``t`` compiled as a helper function on ``sym``."""
+        arg = self.materialize(sym)
+        name, info = self.helper(t, self.info_of(sym))
+        extra = ", _u" if self.own.owned else ""
+        return self.set_info(self.bind(f"{name}({arg}{extra})"), info)
+
+    def _gen(self, t: Typed, sym: _Sym, demand: Demand) -> _Sym:
         node = t.node
         if self.depth > _MAX_NESTING and isinstance(node, If | Case | Fold):
-            return self.bind(f"{self.helper(t)}({self.materialize(sym)})")
+            return self.call_helper(t, sym)
         match node:
             case Id():
                 return sym
             case Compose():
                 if self.big:
                     return self.compose_in_runs(t, sym)
-                for k in t.children:
-                    sym = self.gen(k, sym)
+                # What each step's result is used for: what the rest uses.
+                wanted = [demand]
+                for k in reversed(t.children[1:]):
+                    wanted.append(needs(k, wanted[-1]))
+                wanted.reverse()
+                for k, d in zip(t.children, wanted, strict=True):
+                    sym = self.gen(k, sym, d)
                 return sym
             case Split(parts=parts):
                 comps = self.components(sym, len(parts))
-                return _Tup(tuple(self.gen(k, c) for k, c in zip(t.children, comps, strict=True)))
+                return self.siblings(t.children, list(comps), demand)
             case Fanout():
-                return _Tup(tuple(self.gen(k, sym) for k in t.children))
+                return self.siblings(t.children, [sym] * len(t.children), demand)
             case Proj(index=i, arity=n):
                 return self.components(sym, n)[i]
             case Const(value=value):
+                if mutable(t.output):
+                    # A constant is shared by every run: what may be updated
+                    # is a copy of it.
+                    cp = self.const(copier(t.output))
+                    made = self.bind(f"{cp}({self.const(value)})")
+                    return self.set_info(made, self.fresh_info(t.output))
                 return self.literal(value)
             case Inject(tag=tag):
                 vt = t.output
@@ -443,7 +592,7 @@ class _Gen:
                     return sym
                 return _Inj(tag, sym, vt)
             case Case():
-                return self.case(t, sym)
+                return self.case(t, sym, demand)
             case Distribute():
                 a, b = self.components(sym, 2)
                 it = t.input
@@ -451,60 +600,209 @@ class _Gen:
                 assert isinstance(it.items[0], VariantT)
                 return _Dist(a, b, it.items[0])
             case If():
-                return self.if_(t, sym)
+                return self.if_(t, sym, demand)
             case MakeRecord(record=rt):
                 cls = record_class(rt)
                 n = len(rt.fields)
                 if n == 0:
                     return _V(self.const(cls()))
-                args = (
-                    [self.materialize(sym)]
-                    if n == 1
-                    else [self.materialize(c) for c in self.components(sym, n)]
-                )
-                return self.bind(f"{self.const(cls)}({', '.join(args)})")
+                fields = [sym] if n == 1 else list(self.components(sym, n))
+                args = [self.materialize(c) for c in fields]
+                infos = tuple(self.info_of(c) for c in fields)
+                made = self.bind(f"{self.const(cls)}({', '.join(args)})")
+                return self.set_info(made, Struct(infos) if any(infos) else None)
             case GetField(field=name):
                 getter = operator.attrgetter(name)
-                return self.bind(f"{self.const(getter)}({self.materialize(sym)})")
+                rec_t = t.input
+                assert isinstance(rec_t, RecordT)
+                field = component(self.info_of(sym), rec_t.field_index(name))
+                got = self.bind(f"{self.const(getter)}({self.materialize(sym)})")
+                return self.set_info(got, field)
             case SetField(field=name):
                 rec, val = self.components(sym, 2)
                 out_t = t.output
                 assert isinstance(out_t, RecordT)
                 setter = record_setter(out_t, name)
-                return self.bind(
+                made = self.bind(
                     f"{self.const(setter)}({self.materialize(rec)}, {self.materialize(val)})"
                 )
+                idx = out_t.field_index(name)
+                whole = self.info_of(rec)
+                kept = tuple(
+                    self.info_of(val) if i == idx else component(whole, i)
+                    for i in range(len(out_t.fields))
+                )
+                return self.set_info(made, Struct(kept) if any(kept) else None)
             case Prim():
                 return self.prim(t, sym)
             case MapList():
-                fn = self.helper(t.children[0])
-                return self.bind(f"[{fn}(_x) for _x in {self.materialize(sym)}]")
+                seq = self.materialize(sym)
+                whole = self.info_of(sym)
+                held = locs_of(whole)
+                self.own.hold(held)  # the list is read while each item is mapped
+                fn, info = self.helper(t.children[0], elements(whole))
+                self.own.release(held)
+                extra = ", _u" if self.own.owned else ""
+                made = self.bind(f"[{fn}(_x{extra}) for _x in {seq}]")
+                return self.set_info(made, self.new_container(info))
             case Fold():
                 return self.fold(t, sym)
         raise CompileError(f"no code generator for {type(node).__name__}")  # pragma: no cover
 
+    def new_container(self, elem: Info) -> Leaf:
+        """The info of a list or dict made in this step."""
+        return Leaf(frozenset({self.own.new_loc()}), True, False, elem)
+
+    def siblings(self, kids: list[Typed], inputs: list[_Sym], demand: Demand) -> _Tup:
+        """The children of a ``fanout`` or ``split``, in order. While one is
+        generated, what the later ones will read and what is used later of
+        what the earlier ones made is live, so it is not updated in place."""
+        wanted = [demand_item(demand, n) for n in range(len(kids))]
+        pending = [
+            used_locs(self.info_of(x), needs(k, d))
+            for k, x, d in zip(kids, inputs, wanted, strict=True)
+        ]
+        for p in pending[1:]:
+            self.own.hold(p)
+        outs: list[_Sym] = []
+        made: list[frozenset[int]] = []
+        for n, (k, x) in enumerate(zip(kids, inputs, strict=True)):
+            if n:
+                self.own.release(pending[n])
+            out = self.gen(k, x, wanted[n])
+            outs.append(out)
+            made.append(used_locs(self.info_of(out), wanted[n]))
+            self.own.hold(made[-1])
+        for m in made:
+            self.own.release(m)
+        return _Tup(tuple(outs))
+
     def prim(self, t: Typed, sym: _Sym) -> _Sym:
         sig = t.signature
         assert sig is not None
+        if sig.update is not None:
+            return self.update(t, sym, sig.update)
         if isinstance(sig.input, TupleT):
-            args = [self.materialize(c) for c in self.components(sym, len(sig.input.items))]
+            parts = list(self.components(sym, len(sig.input.items)))
         else:
-            args = [self.materialize(sym)]
+            parts = [sym]
+        args = [self.materialize(c) for c in parts]
         if sig.template is not None and sig.inlines(t.input):
             if " is " in sig.template:
                 # ``0 is None`` draws a SyntaxWarning from CPython (an error
                 # under -W error): give literal operands of ``is`` a name.
                 args = [a if a.isidentifier() else self.bind(a).code for a in args]
-            return self.bind(sig.template.format(*args))
-        return self.bind(f"{self.const(sig.fn)}({', '.join(args)})")
+            out = self.bind(sig.template.format(*args))
+        else:
+            out = self.bind(f"{self.const(sig.fn)}({', '.join(args)})")
+        if not mutable(t.output):
+            return out
+        infos = [self.info_of(c) for c in parts]
+        match sig.result:
+            case "fresh":
+                elem: Info = None
+                for i in infos:
+                    elem = merge(elem, elements(i))
+                return self.set_info(out, self.new_container(elem))
+            case "element":
+                return self.set_info(out, elements(infos[0]))
+            case "same":
+                return self.set_info(out, infos[0])
+            case "either":
+                return self.set_info(out, merge(infos[0], infos[1]))
+        # Nothing known: the output may share anything with the input.
+        shared: frozenset[int] = frozenset({self.own.new_loc()})
+        for i in infos:
+            shared |= locs_of(i)
+        return self.set_info(out, Blob(shared, owned=False, old=False))
 
-    def case(self, t: Typed, sym: _Sym) -> _Sym:
+    def update(self, t: Typed, sym: _Sym, kind: str) -> _Sym:
+        """``map_put``, ``map_remove``, ``append``, ``list_set`` or
+        ``drop_last``: in place when the container is unique (see
+        _ownership), else on a copy of it."""
+        arity = _UPDATE_ARITY[kind]
+        parts = [sym] if arity == 1 else list(self.components(sym, arity))
+        args = [self.materialize(c) for c in parts]
+        infos = [self.info_of(c) for c in parts]
+        box = container(infos[0])
+        others: frozenset[int] = frozenset()
+        for i in infos[1:]:
+            others |= locs_of(i)
+        target = args[0]
+        in_place = box.owned and disjoint(box.locs, self.own.live) and not (box.locs & others)
+        if not in_place:
+            copy = self.const(list if kind in ("append", "set", "pop") else dict)
+            target = self.bind(f"{copy}({target})").code
+            box = Leaf(frozenset({self.own.new_loc()}), True, False, box.elem)
+        elem = box.elem
+        if kind in ("put", "append", "set"):
+            value, vinfo = args[-1], infos[-1]
+            if vinfo is not None and not self.unique(vinfo, locs_of(box) | locs_of(infos[0])):
+                # The new element is shared (with the input, or another
+                # element): the container gets a copy of its own.
+                item_t = t.output.value if kind == "put" else t.output.item  # type: ignore[attr-defined]
+                value = self.bind(f"{self.const(copier(item_t))}({value})").code
+                vinfo = self.fresh_info(item_t)
+            args[-1] = value
+            elem = merge(elem, vinfo)
+        log = self.own.owned and box.old
+        if log:
+            self.own.logged = True
+        if kind == "put":
+            k, v = args[1], args[2]
+            if log:
+                self.emit(f"_u(({target}, {k}, {target}.get({k}, _M)))")
+            self.emit(f"{target}[{k}] = {v}")
+        elif kind == "remove":
+            k = args[1]
+            if log:
+                self.emit(f"_u(({target}, {k}, {target}.pop({k}, _M)))")
+            else:
+                self.emit(f"{target}.pop({k}, None)")
+        elif kind == "set":
+            idx, v = args[1], args[2]
+            if log:
+                self.emit(f"_u(({target}, {idx}, {target}[{idx}]))")
+            self.emit(f"{target}[{idx}] = {v}")
+        elif kind in ("take", "take_or"):
+            k, value = args[1], self.fresh()
+            if kind == "take":
+                self.emit(f"{value} = {target}.pop({k})")
+            else:
+                self.emit(f"{value} = {target}.pop({k}, _M)")
+            if log:
+                self.emit(f"_u(({target}, {k}, {value}))")
+            taken = elem
+            if in_place and disjoint(locs_of(elem), self.own.live) and not (locs_of(elem) & others):
+                # No one else holds an element of the container: the one
+                # taken out is held by nothing but this value now.
+                taken = relocated(elem, self.own.new_loc)
+            if kind == "take_or":
+                default, dinfo = args[2], infos[2]
+                self.branch(f"if {value} is _M:", lambda: self.emit(f"{value} = {default}"))
+                taken = merge(taken, dinfo)
+            self.own.info[target] = Leaf(box.locs, box.owned, box.old, elem)
+            if taken is not None:
+                self.own.info[value] = taken
+            return _Tup((_V(target), _V(value)))
+        elif kind == "pop":
+            if log:
+                self.emit(f"_u(({target}, _P, {target}[-1]))")
+            self.emit(f"{target}.pop()")
+        else:
+            if log:
+                self.emit(f"_u(({target}, _A, None))")
+            self.emit(f"{target}.append({args[1]})")
+        self.own.info[target] = Leaf(box.locs, box.owned, box.old, elem)
+        return _V(target)
+
+    def case(self, t: Typed, sym: _Sym, demand: Demand) -> _Sym:
         node = t.node
         assert isinstance(node, Case)
         tags = tuple(tag for tag, _ in node.branches)
         kids = dict(zip(tags, t.children, strict=True))
         if isinstance(sym, _Inj):
-            return self.gen(kids[sym.tag], sym.payload)
+            return self.gen(kids[sym.tag], sym.payload, demand)
         shape = self.shape(t.output)
         names = self.alloc(shape)
         if isinstance(sym, _Dist):
@@ -513,7 +811,7 @@ class _Gen:
             vt = sym.variant
 
             def on_case(tag: str, payload: _Sym) -> None:
-                self.assign(self.gen(kids[tag], _Tup((payload, other))), shape, names)
+                self.assign(self.gen(kids[tag], _Tup((payload, other)), demand), shape, names)
         else:
             scrutinee = self.materialize(sym)
             vt_ = t.input
@@ -521,7 +819,7 @@ class _Gen:
             vt = vt_
 
             def on_case(tag: str, payload: _Sym) -> None:
-                self.assign(self.gen(kids[tag], payload), shape, names)
+                self.assign(self.gen(kids[tag], payload, demand), shape, names)
 
         if len(tags) == 1:
             # No branching: the single branch's value is the result as is.
@@ -529,32 +827,65 @@ class _Gen:
             rep = case_repr(vt, tag)
             payload = self._payload(scrutinee, rep.how)
             inner = _Tup((payload, sym.other)) if isinstance(sym, _Dist) else payload
-            return self.gen(kids[tag], inner)
+            return self.gen(kids[tag], inner, demand)
         self.dispatch(scrutinee, vt, vt.tags, on_case)
         return self.as_sym(shape, names)
 
-    def if_(self, t: Typed, sym: _Sym) -> _Sym:
+    def if_(self, t: Typed, sym: _Sym, demand: Demand) -> _Sym:
         cond, then, orelse = t.children
+        held = locs_of(self.info_of(sym))
+        self.own.hold(held)  # a branch gets the input after the condition
         c = self.materialize(self.gen(cond, sym))
+        self.own.release(held)
         shape = self.shape(t.output)
         names = self.alloc(shape)
-        self.branch(f"if {c}:", lambda: self.assign(self.gen(then, sym), shape, names))
-        self.branch("else:", lambda: self.assign(self.gen(orelse, sym), shape, names))
+        self.branch(f"if {c}:", lambda: self.assign(self.gen(then, sym, demand), shape, names))
+        self.branch("else:", lambda: self.assign(self.gen(orelse, sym, demand), shape, names))
         return self.as_sym(shape, names)
 
     def fold(self, t: Typed, sym: _Sym) -> _Sym:
         acc0, xs = self.components(sym, 2)
         acc = self.fresh("a")
         item = self.fresh("e")
-        self.emit(f"{acc} = {self.materialize(acc0)}")
+        acc_t = t.output
+        seq_info = self.info_of(xs)
+        held = locs_of(seq_info)
+        # The accumulator is updated in place across iterations, so it must
+        # be unique from the start (else it starts as a copy) and at the end
+        # of each iteration (else that iteration's result is copied).
+        init = self.materialize(acc0)
+        init_info = self.info_of(acc0)
+        old = False
+        if mutable(acc_t):
+            if self.unique(init_info, held):
+                old = any_old(init_info)
+            else:
+                init = self.bind(f"{self.const(copier(acc_t))}({init})").code
+        self.emit(f"{acc} = {init}")
         seq = self.materialize(xs)
         body = t.children[0]
-        self.branch(
-            f"for {item} in {seq}:",
-            lambda: self.emit(
-                f"{acc} = {self.materialize(self.gen(body, _Tup((_V(acc), _V(item)))))}"
-            ),
-        )
+        head = self.fresh_info(acc_t, True, old)
+        if head is not None:
+            self.own.info[acc] = head
+        item_info = elements(seq_info)
+        if item_info is not None:
+            self.own.info[item] = item_info
+
+        def loop_body() -> None:
+            self.own.hold(held)
+            res = self.gen(body, _Tup((_V(acc), _V(item))))
+            value = self.materialize(res)
+            info = self.info_of(res)
+            if mutable(acc_t) and not self.unique(info, frozenset()):
+                value = self.bind(f"{self.const(copier(acc_t))}({value})").code
+                info = self.fresh_info(acc_t)
+            self.own.release(held)
+            self.emit(f"{acc} = {value}")
+            self.own.info[acc] = merge(head, info)
+
+        self.branch(f"for {item} in {seq}:", loop_body)
+        if head is None:
+            self.own.info.pop(acc, None)
         return _V(acc)
 
     def compose_in_runs(self, t: Typed, sym: _Sym) -> _Sym:
@@ -573,22 +904,38 @@ class _Gen:
                     sym = self.gen(k, sym)
             else:
                 part = Typed(Compose(tuple(k.node for k in run)), run[0].input, run[-1].output, run)
-                sym = self.bind(f"{self.helper(part)}({self.materialize(sym)})")
+                sym = self.call_helper(part, sym)
             start = end
         return sym
 
-    def helper(self, t: Typed) -> str:
-        """Compile ``t`` as a separate one-argument function; return its name."""
+    def helper(self, t: Typed, arg: Info) -> tuple[str, Info]:
+        """Compile ``t`` as a separate function of one argument, described
+        by ``arg``; return its name and what is known of its result."""
         name = self.fresh("f")
-        sub = _Gen(self.ns, self.counter, self.helpers, t, self.sizes)
+        sub = _Gen(self.ns, self.counter, self.helpers, t, self.sizes, self.own)
         sub.const_names = self.const_names
-        res = sub.materialize(sub.gen(t, _V("x")))
-        self.helpers.append("\n".join([f"def {name}(x):", *sub.lines, f"    return {res}"]))
-        return name
+        # Each helper has its own parameter name: infos are kept by name.
+        param = self.fresh("x")
+        if arg is not None:
+            self.own.info[param] = arg
+        out = sub.gen(t, _V(param))
+        res = sub.materialize(out)
+        info = sub.info_of(out)
+        params = f"{param}, _u" if self.own.owned else param
+        self.helpers.append("\n".join([f"def {name}({params}):", *sub.lines, f"    return {res}"]))
+        return name, info
 
 
 def _namespace() -> dict[str, Any]:
-    return {"__builtins__": {}, "_type": type, "_Tagged": Tagged, "_unexpected": _unexpected}
+    return {
+        "__builtins__": {},
+        "_type": type,
+        "_Tagged": Tagged,
+        "_unexpected": _unexpected,
+        "_M": MISSING,
+        "_A": APPEND,
+        "_P": POP,
+    }
 
 
 def _finish(
@@ -605,17 +952,41 @@ def _finish(
     return fn, source
 
 
-def _build_loop(tl: TypedLoop) -> tuple[StepFn, str]:
+def _build_loop(tl: TypedLoop, owned: bool = False) -> tuple[Callable[..., Any], str]:
     helpers: list[str] = []
-    g = _Gen(_namespace(), [0], helpers, tl.body, {})
+    own = _Own(owned)
+    g = _Gen(_namespace(), [0], helpers, tl.body, {}, own)
+    for name, t, mine in (("i", tl.input, False), ("s", tl.state, owned)):
+        info = g.fresh_info(t, owned=mine, old=mine)
+        if info is not None:
+            own.info[name] = info
     res = g.gen(tl.body, _Tup((_V("i"), _V("s"))))
-    state, out = (g.materialize(c) for c in g.components(res, 2))
-    return _finish(g, helpers, "def _step(i, s):", f"({state}, {out})", "machine")
+    st, out = g.components(res, 2)
+    state, output = g.materialize(st), g.materialize(out)
+    if owned and mutable(tl.state):
+        # The stage owns the state it gets back: it may share nothing with
+        # the output, nor one container with another place in it.
+        si = g.info_of(st)
+        if not deep_owned(si) or locs_of(si) & locs_of(g.info_of(out)) or self_aliased(si):
+            state = g.bind(f"{g.const(copier(tl.state))}({state})").code
+    header = "def _step(i, s, _u=None):" if owned else "def _step(i, s):"
+    fn, source = _finish(g, helpers, header, f"({state}, {output})", "machine")
+    return (fn if own.logged else _plain(fn)), source
+
+
+def _plain(fn: Callable[..., Any]) -> Callable[..., Any]:
+    # Marks an owned step that logs nothing: it needs no undo wrapper.
+    fn.__dict__["logs"] = False
+    return fn
 
 
 def _build_arrow(t: Typed) -> tuple[ArrowFn, str]:
     helpers: list[str] = []
-    g = _Gen(_namespace(), [0], helpers, t, {})
+    own = _Own(False)
+    g = _Gen(_namespace(), [0], helpers, t, {}, own)
+    info = g.fresh_info(t.input, owned=False, old=False)
+    if info is not None:
+        own.info["x"] = info
     res = g.materialize(g.gen(t, _V("x")))
     return _finish(g, helpers, "def _step(x):", res, "arrow")
 
@@ -676,14 +1047,9 @@ def _prims_of(t: Typed) -> tuple[int, ...]:
     return tuple(ids)
 
 
-def compile_loop(tl: TypedLoop) -> StepFn:
-    """The step function ``(input, state) -> (state, output)`` of a checked loop.
-
-    Compiled once per distinct program and types (a bounded LRU cache keyed
-    by the program's structural content).
-    """
-    key = (
-        "loop",
+def _loop_key(kind: str, tl: TypedLoop) -> tuple[Any, ...]:
+    return (
+        kind,
         tl.loop.body,
         tl.input,
         tl.output,
@@ -691,8 +1057,57 @@ def compile_loop(tl: TypedLoop) -> StepFn:
         bindings_epoch(),
         _prims_of(tl.body),
     )
-    fn, _ = _cached(key, lambda: _build_loop(tl))
+
+
+def compile_loop(tl: TypedLoop) -> StepFn:
+    """The step function ``(input, state) -> (state, output)`` of a checked loop.
+
+    Compiled once per distinct program and types (a bounded LRU cache keyed
+    by the program's structural content).
+    """
+    fn, _ = _cached(_loop_key("loop", tl), lambda: _build_loop(tl))
     return fn
+
+
+def compile_owned(tl: TypedLoop) -> tuple[Callable[..., Any], bool]:
+    """The step of a checked loop for a stage that owns its state: it may
+    update the state's lists and dicts in place (see compiler/_ownership.py).
+
+    Returns ``(fn, logs)``: ``fn(input, state, log_append)``; when ``logs``
+    is true it records its writes through ``log_append`` (see
+    :func:`owned_step`), else the third argument is unused.
+    """
+    fn, _ = _cached(_loop_key("owned", tl), lambda: _build_loop(tl, owned=True))
+    return fn, fn.__dict__.get("logs", True)
+
+
+def owned_step(tl: TypedLoop) -> tuple[StepFn, list[Any] | None]:
+    """A step ``(input, state) -> (state, output)`` that updates ``state`` in
+    place, and the log of its writes (``None`` if it never writes in place).
+
+    The caller promises that nothing else holds the state or anything in
+    it, and keeps that promise by giving each step the state the previous
+    one returned. A step that raises undoes its own writes first, so the
+    state is as before the item. The log grows by one entry per write:
+    the caller clears it (``log.clear()``) once the states before are no
+    longer needed, or undoes back to a mark with
+    :func:`arrowloop.compiler.undo`.
+    """
+    fn, logs = compile_owned(tl)
+    if not logs:
+        return fn, None
+    log: list[Any] = []
+    append = log.append
+
+    def step(item: Any, state: Any) -> tuple[Any, Any]:
+        mark = len(log)
+        try:
+            return fn(item, state, append)  # type: ignore[no-any-return]
+        except BaseException:
+            undo(log, mark)
+            raise
+
+    return step, log
 
 
 def compile_arrow(t: Typed) -> ArrowFn:
@@ -702,10 +1117,11 @@ def compile_arrow(t: Typed) -> ArrowFn:
     return fn
 
 
-def generated_source(t: Typed | TypedLoop) -> str:
-    """The Python source generated for a checked program (for inspection)."""
+def generated_source(t: Typed | TypedLoop, *, owned: bool = False) -> str:
+    """The Python source generated for a checked program (for inspection);
+    ``owned``: the step a stage runs (see :func:`owned_step`)."""
     if isinstance(t, TypedLoop):
-        return _build_loop(t)[1]
+        return _build_loop(t, owned)[1]
     return _build_arrow(t)[1]
 
 

@@ -88,6 +88,11 @@ def _translate(
             # Translating on after a refusal may meet what it left behind.
             if not tr.refusals:
                 raise
+        if not tr.refusals:
+            try:
+                tr.check_changes()
+            except FrontendError as err:
+                tr.record(err)
         if tr.refusals:
             raise FrontendError.combine(src.name, tr.refusals).with_traceback(None) from None
         body = simplify(body)

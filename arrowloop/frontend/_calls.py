@@ -29,7 +29,7 @@ import attrs
 from arrowloop.arrows import Arrow, Const, Fold, GetField, MakeRecord, Proj, SetField
 from arrowloop.check import has_type_vars
 from arrowloop.errors import ValidationError
-from arrowloop.frontend._env import Env, Val, tuple_of
+from arrowloop.frontend._env import CHANGING_METHODS, Env, Val, tuple_of
 from arrowloop.frontend._exprs import Exprs
 from arrowloop.frontend._objects import PyFunction, PyMachine
 from arrowloop.frontend._source import MISSING
@@ -72,8 +72,9 @@ _LIST_MUTATORS = frozenset(
 
 _SUPPORTED_CALLS = (
     "record classes, attrs.evolve, @arrow and @statemachine functions, primitives registered "
-    "with @arrowloop.primitive, len, abs, min, max, sum, str, int, float, and the methods "
-    "upper, lower, strip, startswith, endswith, replace, split, join of str and get of dict"
+    "with @arrowloop.primitive, len, abs, min, max, sum, str, int, float, list and dict "
+    "(copies), and the methods upper, lower, strip, startswith, endswith, replace, split, "
+    "join of str, get and copy of dict, copy of list"
 )
 
 
@@ -131,6 +132,8 @@ class Calls(Exprs):
         if isinstance(obj, type):
             if obj in (int, float, str):
                 return self.conversion(node, obj, env)
+            if obj in (list, dict):
+                return self.builtin(node, obj.__name__, env)
             if issubclass(obj, enum.Enum):
                 self.fail(node, f"calling the enum {obj.__name__} is not supported; write a member")
             if attrs.has(obj):
@@ -307,7 +310,17 @@ class Calls(Exprs):
         return v if prim is None else self.prim(prim, [v], node, f"{cls.__name__}()")
 
     def builtin(self, node: ast.Call, name: str, env: Env) -> Val:
-        """``len``, ``abs``, ``min``, ``max``, ``sum``."""
+        """``len``, ``abs``, ``min``, ``max``, ``sum``, ``list``, ``dict``."""
+        if name in ("list", "dict"):
+            # A copy: values never share, so it is the value itself (the
+            # compiler copies before a change where the original is still used).
+            (v,) = self.positional(node, env, name, 1)
+            want = ListT if name == "list" else MapT
+            if not isinstance(v.type, want):
+                self.mismatch(
+                    node, f"a {name} to copy ({name}(x) of another type is not supported)", v.type
+                )
+            return v
         if name in ("min", "max"):
             a, b = self.positional(node, env, name, 2)
             if a.type != b.type or a.type not in (INT, FLOAT, STR):
@@ -382,6 +395,9 @@ class Calls(Exprs):
                 )
             args = self.positional(node, env, f"str.{m}", n)
             return self.prim(prim, [recv, *args], node, f"str.{m}")
+        if isinstance(t, ListT | MapT) and m == "copy":
+            self.positional(node, env, f"{show(t)}.copy", 0)
+            return recv  # values never share (see builtin: list, dict)
         if isinstance(t, MapT) and m == "get":
             if node.keywords or len(node.args) not in (1, 2):
                 self.fail(node, "d.get takes a key and optionally a default")
@@ -391,10 +407,20 @@ class Calls(Exprs):
                 return got
             default = self.expr(node.args[1], env, t.value)
             return self.prim("unwrap_or", [got, default], node, "dict.get")
+        if isinstance(t, ListT | MapT) and m in CHANGING_METHODS:
+            recv_text = ast.unparse(f.value)
+            self.fail(
+                node,
+                f"{recv_text}.{m}(...) changes {recv_text}: write it as a statement of its own "
+                f"(the ones supported: xs.append(x), xs.extend(ys), xs.pop(), xs.clear(), "
+                f"d.pop(k), d.setdefault(k, v), d.clear(); also x = xs.pop(), x = d.pop(k))",
+                "a statement",
+                f"{show(t)}.{m}",
+            )
         if isinstance(t, ListT) and m in _LIST_MUTATORS:
             self.fail(
                 node,
-                f"list.{m} changes the list in place, which is not supported; build a new list "
+                f"list.{m} changes the list in place and is not supported; build a new list "
                 "(xs + [x], [*xs, x])",
                 "a new list",
                 f"list.{m}",

@@ -30,6 +30,8 @@ __all__ = [
     "fill_holes",
     "reads",
     "assigned",
+    "place_root",
+    "CHANGING_METHODS",
     "has_return",
     "UNIT_TUPLE",
     "tuple_of",
@@ -181,8 +183,15 @@ def _reads_of(node: ast.AST) -> frozenset[str]:
     return known
 
 
+#: Methods that change a list or dict in place: a statement calling one
+#: rebinds the name it is called through (see frontend/_mutation.py).
+CHANGING_METHODS = frozenset({"append", "extend", "clear", "pop", "setdefault"})
+
+
 def assigned(nodes: Iterable[ast.AST]) -> set[str]:
-    """Every name bound anywhere in ``nodes`` (assignments, loop targets, patterns)."""
+    """Every name bound anywhere in ``nodes`` (assignments, loop targets,
+    patterns), and every name whose list or dict a statement changes in
+    place (``d[k] = v``, ``xs.append(x)``: translated as rebinding it)."""
     out: set[str] = set()
     for node in nodes:
         for sub in ast.walk(node):
@@ -190,7 +199,38 @@ def assigned(nodes: Iterable[ast.AST]) -> set[str]:
                 out.add(sub.id)
             elif isinstance(sub, ast.MatchAs | ast.MatchStar) and sub.name:
                 out.add(sub.name)
+            elif isinstance(sub, ast.Subscript | ast.Attribute) and isinstance(
+                sub.ctx, ast.Store | ast.Del
+            ):
+                root = place_root(sub)
+                if root is not None:
+                    out.add(root)
+            elif (
+                isinstance(sub, ast.Call)
+                and isinstance(sub.func, ast.Attribute)
+                and sub.func.attr in CHANGING_METHODS
+            ):
+                root = place_root(sub.func.value)
+                if root is not None:
+                    out.add(root)
     return out
+
+
+def place_root(node: ast.expr) -> str | None:
+    """The name a place (``a.b[k].c``, ``d.setdefault(k, v)``) starts from."""
+    while True:
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute | ast.Subscript):
+            node = node.value
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "setdefault"
+        ):
+            node = node.func.value
+        else:
+            return None
 
 
 def has_return(nodes: Iterable[ast.AST]) -> bool:

@@ -316,7 +316,7 @@ class Exprs(Operators):
         base = self.expr(node.value, env)
         t = base.type
         if isinstance(t, TupleT):
-            index = _int_literal(node.slice)
+            index = int_literal(node.slice)
             n = len(t.items)
             if index is None or not -n <= index < n:
                 self.fail(
@@ -331,16 +331,14 @@ class Exprs(Operators):
             i = self.expr(node.slice, env, INT)
             return self.prim("item", [base, i], node, "indexing")
         if isinstance(t, MapT):
-            self.fail(
-                node,
-                "d[k] is not supported; write d.get(k, default), or d.get(k) for a value or None",
-                "d.get(k, default)",
-                "d[k]",
-            )
+            # Python's KeyError when k is absent: the step fails, as it would.
+            k = self.expr(node.slice, env, STR)
+            return self.prim("map_at", [base, k], node, "d[k]")
         self.mismatch(node, "a tuple or a list to index", t)
 
 
-def _int_literal(node: ast.expr) -> int | None:
+def int_literal(node: ast.expr) -> int | None:
+    """The value of an int literal (``3``, ``-1``), or ``None``."""
     if isinstance(node, ast.Constant) and type(node.value) is int:
         return node.value
     if (

@@ -79,14 +79,7 @@ class Operators(Typing):
         self, node: ast.AST, left: ast.expr, op: ast.operator, right: ast.expr, env: Env
     ) -> Val:
         """``+ - * // % /`` on numbers, ``+`` on strings and lists."""
-        entry = _BINOPS.get(type(op))
-        if entry is None:
-            self.fail(
-                node,
-                f"the operator {_op_text(op)} is not supported; supported are + - * // % / "
-                "(register a primitive for anything else)",
-                found=_op_text(op),
-            )
+        self._binop_entry(node, op)
         links = [(node, op, right)]
         first = left
         while isinstance(first, ast.BinOp) and type(first.op) in _BINOPS:
@@ -96,7 +89,23 @@ class Operators(Typing):
             return self.binop_chain(first, links[::-1], env)
         a = self.expr(left, env)
         b = self.expr(right, env, a.type if isinstance(a.type, ListT) else None)
+        return self.combine(node, op, a, b)
+
+    def combine(self, node: ast.AST, op: ast.operator, a: Val, b: Val) -> Val:
+        """``a op b`` of two translated operands."""
+        entry = self._binop_entry(node, op)
         return self.prim(entry[0], [a, b], node, f"the operator {entry[1]}")
+
+    def _binop_entry(self, node: ast.AST, op: ast.operator) -> tuple[str, str]:
+        entry = _BINOPS.get(type(op))
+        if entry is None:
+            self.fail(
+                node,
+                f"the operator {_op_text(op)} is not supported; supported are + - * // % / "
+                "(register a primitive for anything else)",
+                found=_op_text(op),
+            )
+        return entry
 
     def binop_chain(
         self,

@@ -28,7 +28,7 @@ from arrowloop.frontend._env import (
     tuple_of,
 )
 from arrowloop.frontend._flow import REFUSED_ABOVE, Exit, Join, MustReturn
-from arrowloop.frontend._patterns import Patterns
+from arrowloop.frontend._mutation import Mutations
 from arrowloop.frontend._shapes import (
     BALANCE_FROM,
     DISPATCH_PREFIX,
@@ -55,7 +55,8 @@ _REFUSED: dict[type[ast.stmt], str] = {
     "returning the new state",
     ast.Nonlocal: "nonlocal is not supported: the function may only change its state by "
     "returning the new state",
-    ast.Delete: "del is not supported; build a new value instead",
+    ast.Delete: "del is supported for dict keys (del d[k]); deleting a name or a list item "
+    "is not (use xs.pop() for the last item)",
     ast.Import: "imports inside the function are not supported; import at module level",
     ast.ImportFrom: "imports inside the function are not supported; import at module level",
     ast.ClassDef: "classes inside the function are not supported; define them at module level",
@@ -70,7 +71,7 @@ if hasattr(ast, "TryStar"):
     _REFUSED[ast.TryStar] = _REFUSED[ast.Try]
 
 
-class Translator(Patterns):
+class Translator(Mutations):
     """The whole translation of one function body."""
 
     ret_type: Type
@@ -116,6 +117,9 @@ class Translator(Patterns):
     ) -> Arrow | tuple[Arrow, Env]:
         """``s`` with ``rest`` and ``exit`` (an arrow), or ``s`` alone: the arrow
         to the environment after it, and that environment."""
+        changed = self.mutation(s, rest, env, exit)
+        if changed is not None:
+            return changed
         match s:
             case ast.Return(value=None):
                 self.fail(s, "a return needs a value: return (state, output) or the result")
@@ -174,6 +178,7 @@ class Translator(Patterns):
                     show(t),
                 )
             env = env.with_info(declared={**env.declared, name: t})
+            self.note_sharing(name, s.value, s, env)
             return env.rebuild(live, [(name, self.expr(s.value, env, t))])
         if isinstance(s, ast.AugAssign):
             if not isinstance(s.target, ast.Name):
@@ -194,6 +199,9 @@ class Translator(Patterns):
         for target in s.targets:
             if not isinstance(target, ast.Name | ast.Tuple | ast.List):
                 self.refuse_target(target)
+        for target in s.targets:
+            for bound in assigned([target]):
+                self.note_sharing(bound, s.value, s, env)
         if len(s.targets) == 1 and isinstance(s.targets[0], ast.Name):
             name = s.targets[0].id
             return env.rebuild(live, [(name, self.expr(s.value, env, env.declared.get(name)))])
@@ -340,6 +348,8 @@ class Translator(Patterns):
             if isinstance(node, ast.Break | ast.Continue):
                 self.fail(node, _REFUSED[type(node)])
         xs = self.expr(s.iter, env)
+        for bound in assigned([s.target]):
+            self.note_sharing(bound, s.iter, s, env)
         if not isinstance(xs.type, ListT):
             self.mismatch(s.iter, "a list to loop over", xs.type)
         live_after = self.live(rest, exit)

@@ -30,7 +30,15 @@ from arrowloop.arrows import (
     metered,
 )
 from arrowloop.check import Typed, TypedLoop, check_arrow, check_loop, is_subtype, widening
-from arrowloop.compiler import compile_arrow, compile_loop, interpret, interpret_step
+from arrowloop.compiler import (
+    compile_arrow,
+    compile_loop,
+    compile_owned,
+    interpret,
+    interpret_step,
+    owned_step,
+    state_copier,
+)
 from arrowloop.errors import CheckError, TypeDefinitionError
 from arrowloop.typesys import TupleT, Type, TypeLike, from_annotation, render_type, validate
 from arrowloop.wire import (
@@ -59,7 +67,8 @@ class Machine:
         state: type of its state.
         init: the initial state.
         loop: the program (``body : (input, state) -> (state, output)``).
-        step: the compiled step function ``(input, state) -> (state, output)``.
+        step: the compiled step function ``(input, state) -> (state, output)``;
+            it never changes its arguments.
         version: SHA-256 (hex) of the canonical wire document.
     """
 
@@ -73,6 +82,23 @@ class Machine:
     version: str
 
     portable = True
+
+    def owned_step(self) -> tuple[StepFn, list[Any] | None]:
+        """A step that updates the lists and dicts of its state in place, for
+        a caller that owns the state (a stage), and the log of its writes
+        (``None`` when it makes none in place).
+
+        The caller must give each step the state the previous one returned
+        (or a state of its own: :meth:`copy_state`), and let no one else hold
+        it. A step that raises leaves the state as it was. The log lets the
+        caller go back further (:func:`arrowloop.compiler.undo`) and must be
+        cleared by it (see :func:`arrowloop.compiler.owned_step`).
+        """
+        return owned_step(self.typed)
+
+    def copy_state(self, state: Any) -> Any:
+        """A copy of ``state`` sharing no list or dict with it."""
+        return state_copier(self.state)(state)
 
     @classmethod
     def build(
@@ -93,6 +119,8 @@ class Machine:
         """
         tl = check_loop(loop, input, output, registry=registry)
         step = compile_loop(tl)
+        # The stage's variant too, here: a change is built off the event loop.
+        compile_owned(tl)
         doc = encode_machine_doc(tl.input, tl.output, loop)
         return cls(tl.input, tl.output, tl.state, loop.init, loop, tl, step, digest(doc))
 

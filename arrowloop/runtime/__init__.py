@@ -29,6 +29,7 @@ from arrowloop.runtime._histogram import (
     Histogram,
     HistogramSnapshot,
 )
+from arrowloop.runtime._keys import DEFAULT_REQUEST_KEYS, MAX_KEY, Recorded, check_key, check_window
 from arrowloop.runtime._pipeline import (
     DEFAULT_OUTPUT_CAPACITY,
     NO_STATE,
@@ -81,6 +82,11 @@ __all__ = [
     "check_chain",
     "Pipeline",
     "Ticket",
+    "Recorded",
+    "check_key",
+    "check_window",
+    "DEFAULT_REQUEST_KEYS",
+    "MAX_KEY",
     "ClientView",
     "ViewSource",
     "open_pipeline",

@@ -26,7 +26,7 @@ from anyio import WouldBlock
 from anyio.lowlevel import checkpoint_if_cancelled
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from arrowloop.runtime._envelope import Calls
+from arrowloop.runtime._envelope import Calls, KeyedCalls
 
 __all__ = [
     "SendChannel",
@@ -45,7 +45,7 @@ DEFAULT_CAPACITY: Final = 1024
 def size(message: Any) -> int:
     """How many items ``message`` counts for: a batch's length, an envelope 1."""
     t = type(message)
-    return len(message) if t is list or t is Calls else 1
+    return len(message) if t is list or t is Calls or t is KeyedCalls else 1
 
 
 @attrs.frozen
@@ -196,7 +196,7 @@ class MemorySendChannel:
     def _put(self, message: Any) -> None:
         s = self._s
         t = type(message)  # size(message), inlined: this is the per-message path
-        n = len(message) if t is list or t is Calls else 1
+        n = len(message) if t is list or t is Calls or t is KeyedCalls else 1
         if s.items and s.items + n > s.capacity:
             if s.closed:  # no room will ever come: say so, do not wait
                 raise anyio.ClosedResourceError
@@ -313,7 +313,7 @@ class MemoryReceiveChannel:
     def _took(self, first: Any, limit: int) -> list[Any]:
         s = self._s
         t = type(first)
-        taken = len(first) if t is list or t is Calls else 1
+        taken = len(first) if t is list or t is Calls or t is KeyedCalls else 1
         messages = [first]
         left = s.items - taken
         if left > 0 and taken < limit:
@@ -327,7 +327,7 @@ class MemoryReceiveChannel:
                 except WouldBlock:
                     break
                 t = type(more)
-                n = len(more) if t is list or t is Calls else 1
+                n = len(more) if t is list or t is Calls or t is KeyedCalls else 1
                 taken += n
                 left -= n
                 messages.append(more)

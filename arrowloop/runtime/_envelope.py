@@ -7,8 +7,13 @@ unwrapped, the common case and the cheapest) or envelopes:
   gets exactly this item's output (or its error), however many callers are
   concurrently waiting;
 * :class:`Calls` - several routed items admitted together, in order;
+* :class:`KeyedCalls` - the same, some of them with a request key
+  (:class:`Keyed`): stages step them on a path of their own, so items
+  without a key pay nothing for keys;
 * :class:`UpgradeMsg` - an in-band code change for one or more stages;
 * :class:`SpliceMsg` - re-route the last stage's output through a new stage;
+* :class:`CutMsg` - a marker each stage notes its machine and state at
+  (a consistent cut: every stage after the same prefix of items);
 * :class:`EndMsg` - end of stream: drain and stop.
 
 User values can never be instances of these classes (arrowloop types are
@@ -28,8 +33,11 @@ from arrowloop.machine import AnyMachine
 
 __all__ = [
     "Reply",
+    "CutMsg",
     "Routed",
     "Calls",
+    "Keyed",
+    "KeyedCalls",
     "Control",
     "UpgradeMsg",
     "StageChange",
@@ -119,6 +127,28 @@ class Calls(list[Routed]):
     __slots__ = ()
 
 
+class Keyed(Routed):
+    """A routed item with the client's request key (see ``_keys.py``)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, value: Any, reply: Reply, key: str) -> None:
+        self.value = value
+        self.reply = reply
+        self.key = key
+
+
+class KeyedCalls(Calls):
+    """Calls of which some are :class:`Keyed` (the others plain :class:`Routed`).
+
+    A stage steps an item whose key it has not applied and remembers its
+    output; it passes on the remembered output of one it has applied
+    without stepping it again.
+    """
+
+    __slots__ = ()
+
+
 class Control:
     """Base class of the control envelopes."""
 
@@ -201,6 +231,18 @@ class SpliceMsg(Control):
         self.stage = stage
         self.channel = channel
         self.reply = reply
+
+
+class CutMsg(Control):
+    """A consistent-cut marker: each stage adds ``(stage, machine, state,
+    items applied)`` as it passes, once everything admitted before it is
+    applied and nothing after it; the end of the pipeline replies with them."""
+
+    __slots__ = ("reply", "stages")
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+        self.stages: list[tuple[str, AnyMachine, Any, int]] = []
 
 
 class EndMsg(Control):

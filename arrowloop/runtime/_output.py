@@ -14,7 +14,7 @@ import anyio
 
 from arrowloop.errors import UpgradeError
 from arrowloop.runtime._channel import ChannelStatistics, open_channel
-from arrowloop.runtime._envelope import Calls, EndMsg, Routed, SpliceMsg
+from arrowloop.runtime._envelope import Calls, CutMsg, EndMsg, KeyedCalls, Routed, SpliceMsg
 
 __all__ = ["OutputPort"]
 
@@ -40,7 +40,7 @@ class OutputPort:
                 return None
             plain: list[Any] = message
             return plain
-        if tm is Calls:
+        if tm is Calls or tm is KeyedCalls:
             for r in message:
                 r.reply.set(r.value)
         elif tm is Routed:
@@ -50,6 +50,8 @@ class OutputPort:
             self.finished.set()
         elif tm is SpliceMsg:
             message.reply.fail(_no_stage(message.stage))
+        elif tm is CutMsg:
+            message.reply.set(message.stages)  # every stage has added its part
         return None
 
     def send_nowait(self, message: Any) -> None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from itertools import repeat
 from typing import Any, Final
 
 import anyio
@@ -42,13 +43,17 @@ from arrowloop.runtime._checked import (
 from arrowloop.runtime._deadletter import DeadLetters, DeadLetterSink
 from arrowloop.runtime._envelope import (
     Calls,
+    CutMsg,
     EndMsg,
+    Keyed,
+    KeyedCalls,
     Reply,
     Routed,
     SpliceMsg,
     StageChange,
     UpgradeMsg,
 )
+from arrowloop.runtime._keys import DEFAULT_REQUEST_KEYS, Recorded, check_key, check_window
 from arrowloop.runtime._output import OutputPort
 from arrowloop.runtime._spec import PipelineSpec, StageSpec
 from arrowloop.runtime._stage import Persist, StageActor, StageCrashed, StageStatistics
@@ -112,8 +117,10 @@ class Pipeline:
         on_exit: ExitHook | None = None,
         on_failure: FailureHook | None = None,
         persist: Persist | None = None,
+        request_keys: int = DEFAULT_REQUEST_KEYS,
     ) -> None:
         self._persist = persist
+        self._request_keys = check_window(request_keys)
         self.dead_letters: DeadLetterSink = DeadLetters() if dead_letters is None else dead_letters
         # A supervisor passes on_exit: stages with the restart policy then
         # stop on a failing step and it decides about restarts.
@@ -144,6 +151,7 @@ class Pipeline:
             supervised=self._on_exit is not None,
             on_failure=self._on_failure,
             persist=self._persist,
+            request_keys=self._request_keys,
         )
 
     # -- introspection --------------------------------------------------------
@@ -194,8 +202,9 @@ class Pipeline:
         return [(a.name, a.machine) for a in self._actors]
 
     def state(self, stage: str) -> Any:
-        """The current state of ``stage`` (like OTP's ``sys:get_state``)."""
-        return self._actor(stage).state
+        """The current state of ``stage`` (like OTP's ``sys:get_state``): a
+        copy that later steps do not change."""
+        return self._actor(stage).state_copy()
 
     def statistics(self) -> list[StageStatistics]:
         """A snapshot of every stage, in order."""
@@ -277,19 +286,24 @@ class Pipeline:
         if items:
             self._door.put_nowait(items)
 
-    async def call(self, item: Any) -> Any:
-        """Send ``item`` and wait for its output.
+    async def call(self, item: Any, *, key: str | None = None) -> Any:
+        """Send ``item`` and wait for its output (``key``: see :meth:`submit`).
 
         Raises:
             StepError: a stage failed on this item (it is in the dead letters).
             PipelineClosed: the pipeline closed before the item got through.
             ValidationError: ``item`` is not of the input type (if validating).
         """
-        ticket = await self.submit(item)
+        ticket = await self.submit(item, key=key)
         return await ticket.result()
 
     async def submit(
-        self, item: Any, *, view: ViewSource | None = None, decode: bool = False
+        self,
+        item: Any,
+        *,
+        view: ViewSource | None = None,
+        decode: bool = False,
+        key: str | None = None,
     ) -> Ticket:
         """Send ``item`` in and return a :class:`Ticket` for its output.
 
@@ -307,10 +321,18 @@ class Pipeline:
         types are used. The item then enters before any change that would
         make the view wrong.
 
+        ``key`` is the client's request key (a string of 1 to 256
+        characters): each stage applies an item of a given key at most once
+        among its most recent ``request_keys`` keys, and answers a key it
+        has applied with the output it produced then (docs/durability.md).
+
         Raises:
             PipelineClosed: the pipeline is closing (the item did not enter).
-            ValidationError: ``item`` does not fit the input type.
+            ValidationError: ``item`` does not fit the input type, or ``key``
+                is not a usable request key.
         """
+        if key is not None:
+            check_key(key)
         if self._door.shut:
             await self._door.wait_open()
         if view is None:
@@ -326,14 +348,22 @@ class Pipeline:
         pending = self._pending
         pending.add(reply)
         try:
-            await self._door.put(Routed(item, reply))
+            if key is None:
+                await self._door.put(Routed(item, reply))
+            else:
+                await self._door.put(KeyedCalls((Keyed(item, reply, key),)))
         except BaseException:
             pending.discard(reply)
             raise
         return Ticket(reply, pending, v, v.emit if v is not None and v.adapt_out else None)
 
     async def submit_many(
-        self, items: Sequence[Any], *, view: ViewSource | None = None, decode: bool = False
+        self,
+        items: Sequence[Any],
+        *,
+        view: ViewSource | None = None,
+        decode: bool = False,
+        keys: Sequence[str | None] | None = None,
     ) -> list[Ticket | Exception]:
         """Send several items in together; a ticket or an error for each, in order.
 
@@ -343,7 +373,9 @@ class Pipeline:
         one message, in order, each with its own ticket. An item that does
         not fit gets its :class:`~arrowloop.errors.ValidationError` in its
         place (or whatever its input adapter raised) instead of a ticket and
-        does not enter; the others still do.
+        does not enter; the others still do. ``keys``, if given, has one
+        request key (or ``None``) per item (see :meth:`submit`); a bad key
+        is that item's :class:`~arrowloop.errors.ValidationError`.
 
         Raises:
             PipelineClosed: the pipeline is closing (no item entered).
@@ -354,17 +386,25 @@ class Pipeline:
         v = self.view() if view is None else view()
         take = v.decoder() if decode else v.admit
         out: list[Ticket | Exception] = []
-        calls = Calls()
+        # Only a batch with keys takes the stages' keyed path.
+        key_of: Iterable[str | None] = repeat(None)
+        if keys is not None and any(k is not None for k in keys):
+            if len(keys) != len(items):
+                raise ValueError(f"expected {len(items)} keys (one per item), found {len(keys)}")
+            key_of = keys
+        calls = Calls() if type(key_of) is repeat else KeyedCalls()
         pending = self._pending
         after = v.emit if v.adapt_out else None
-        for item in items:
+        for item, key in zip(items, key_of, strict=False):  # keys: checked above
             try:
                 value = take(item)
+                if key is not None:
+                    check_key(key, "keys")
             except Exception as exc:  # this item's fault: the batch goes on
                 out.append(exc)
                 continue
             reply = Reply()
-            calls.append(Routed(value, reply))
+            calls.append(Routed(value, reply) if key is None else Keyed(value, reply, key))
             out.append(Ticket(reply, pending, v, after))
         if not calls:
             return out
@@ -573,6 +613,37 @@ class Pipeline:
         result: dict[str, str] = await reply.wait()
         return result
 
+    async def cut(self) -> list[tuple[str, AnyMachine, Any, int]]:
+        """A consistent cut: each stage's ``(name, machine, state, items
+        applied)``, every state after exactly the items admitted before
+        this call and none after, in pipeline order.
+
+        Taken in-band, as an upgrade travels: a marker enters behind the
+        items admitted so far and each stage notes its machine and state
+        as the marker passes, then goes on; traffic is not paused. (With
+        a store, each noted state is the durable one.) The marker waits
+        behind a stage that is paused or restarting, as items do.
+
+        Raises:
+            PipelineClosed: the pipeline is closing (or closed meanwhile).
+        """
+        if self._door.closing:
+            raise PipelineClosed("the pipeline is closing: no cut can be taken")
+        pending = self._pending
+
+        def decided() -> None:
+            pending.discard(reply)
+
+        reply = Reply(decided)
+        pending.add(reply)
+        try:
+            await self._door.put(CutMsg(reply))
+        except BaseException as exc:
+            reply.fail(exc)
+            raise
+        result: list[tuple[str, AnyMachine, Any, int]] = await reply.wait()
+        return result
+
     # -- splicing -------------------------------------------------------------
 
     async def prepend(self, spec: StageSpec) -> None:
@@ -727,7 +798,7 @@ class Pipeline:
             elif tm is Routed:
                 actor.abandoned += 1
                 m.reply.fail(err)
-            elif tm is Calls:
+            elif tm is Calls or tm is KeyedCalls:
                 actor.abandoned += len(m)
                 for r in m:
                     r.reply.fail(err)
@@ -735,7 +806,7 @@ class Pipeline:
                 m.failure = (actor.name, "closed", err)
                 m.decided.set()
                 m.reply.fail(err)
-            elif tm is SpliceMsg:
+            elif tm is SpliceMsg or tm is CutMsg:
                 m.reply.fail(err)
             elif tm is EndMsg:
                 end = True
@@ -760,9 +831,16 @@ class Pipeline:
         """Whether the actor of ``stage`` is running (not crashed or finished)."""
         return self._actor(stage).running
 
-    def seed(self, stage: str, state: Any, applied: int = 0) -> None:
+    def seed(
+        self,
+        stage: str,
+        state: Any,
+        applied: int = 0,
+        keys: list[tuple[str, str, Recorded]] | None = None,
+    ) -> None:
         """Start ``stage`` from ``state`` (a supervisor resuming from its
-        store), counting ``applied`` items as already stepped.
+        store), counting ``applied`` items as already stepped, with the
+        request keys it had applied (``(key, version, output)``, oldest first).
 
         Raises:
             UpgradeError: there is no stage of that name.
@@ -774,6 +852,8 @@ class Pipeline:
         if actor.processed or actor.failed:
             raise RuntimeError(f"stage {stage!r} has stepped items: it cannot be seeded")
         actor.seed(state, applied)
+        if keys:
+            actor.keys.load(keys)
 
     def restart_stage(self, stage: str, *, state: Any = NO_STATE) -> None:
         """Restart ``stage`` with the initial state of its current machine.
@@ -886,6 +966,7 @@ async def open_pipeline(
     on_exit: ExitHook | None = None,
     on_failure: FailureHook | None = None,
     persist: Persist | None = None,
+    request_keys: int = DEFAULT_REQUEST_KEYS,
 ) -> AsyncIterator[Pipeline]:
     """Deploy ``spec`` on a task group for the duration of an ``async with``.
 
@@ -913,6 +994,8 @@ async def open_pipeline(
             migrated state before an upgrade commits. If it raises, the
             outputs are withheld (their callers get the error) and the
             stage goes on from its last durable state.
+        request_keys: how many request keys each stage remembers (the most
+            recent; see :meth:`Pipeline.submit`).
     """
     if isinstance(spec, StageSpec):
         spec = PipelineSpec((spec,))
@@ -924,6 +1007,7 @@ async def open_pipeline(
         on_exit=on_exit,
         on_failure=on_failure,
         persist=persist,
+        request_keys=request_keys,
     )
     error: BaseException | None = None
     try:

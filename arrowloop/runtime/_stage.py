@@ -16,18 +16,29 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from time import perf_counter_ns
-from typing import Any
+from typing import Any, NoReturn, Protocol
 
 import anyio
 import anyio.lowlevel
 import attrs
 
+from arrowloop.compiler import undo
 from arrowloop.errors import StepError, UpgradeError, ValidationError
-from arrowloop.machine import AnyMachine, NativeMachine
+from arrowloop.machine import AnyMachine, Machine, NativeMachine
 from arrowloop.runtime._budget import with_budget
 from arrowloop.runtime._channel import ChannelStatistics, ReceiveChannel, SendChannel, size
 from arrowloop.runtime._deadletter import DeadLetter, DeadLetterSink
-from arrowloop.runtime._envelope import Calls, Control, EndMsg, Routed, SpliceMsg, UpgradeMsg
+from arrowloop.runtime._envelope import (
+    Calls,
+    Control,
+    CutMsg,
+    EndMsg,
+    Keyed,
+    KeyedCalls,
+    Routed,
+    SpliceMsg,
+    UpgradeMsg,
+)
 from arrowloop.runtime._histogram import (
     BATCH_SIZES,
     PAUSE_SECONDS,
@@ -35,6 +46,7 @@ from arrowloop.runtime._histogram import (
     Histogram,
     HistogramSnapshot,
 )
+from arrowloop.runtime._keys import DEFAULT_REQUEST_KEYS, Change, KeyWindow
 from arrowloop.runtime._spec import OnStepError, StageSpec
 from arrowloop.typesys import validate
 
@@ -42,9 +54,20 @@ log = logging.getLogger("arrowloop.runtime")
 
 __all__ = ["StageStatistics", "StageActor", "StageCrashed", "Persist"]
 
-#: Makes ``(stage, machine, state, items applied)`` durable, for several
-#: stages in one go; raises if it cannot (the store's error).
-Persist = Callable[[list[tuple[str, AnyMachine, Any, int]]], Awaitable[None]]
+
+class Persist(Protocol):
+    """Makes ``(stage, machine, state, items applied)`` durable, for several
+    stages in one go, with the changes to their windows of request keys
+    (``keys``: per stage, each key applied with its version, output type and
+    output, or ``None`` for a key dropped) in the same transaction; raises if
+    it cannot (the store's error)."""
+
+    def __call__(
+        self,
+        records: list[tuple[str, AnyMachine, Any, int]],
+        keys: dict[str, dict[str, Change]] | None = None,
+    ) -> Awaitable[None]:
+        """Write, and return once it is durable."""
 
 
 @attrs.frozen
@@ -121,12 +144,21 @@ class StageActor:
         supervised: bool = False,
         on_failure: Callable[[str], None] | None = None,
         persist: Persist | None = None,
+        request_keys: int = DEFAULT_REQUEST_KEYS,
     ) -> None:
         self.name = spec.name
+        # The request keys applied recently (see _keys.py); with a store,
+        # committed with the state.
+        self.keys = KeyWindow(request_keys, tracking=persist is not None)
         # With a store: the state is made durable before any output that
         # depends on it leaves the stage (see _release).
         self.persist = persist
         self._persisted = 0  # items applied as of the last durable state
+        # Items of the batch in hand applied before the control message
+        # being handled (``processed`` counts them only at the batch's end).
+        self._applied_in_batch = 0
+        # Messages stepped but not sent on yet (see _release).
+        self._outgoing: list[Any] = []
         self.not_durable = 0  # outputs withheld because the store refused
         self.spec = spec
         restart = spec.on_step_error is OnStepError.RESTART
@@ -162,8 +194,15 @@ class StageActor:
         self.outbox = outbox
         self.dead = dead
         self.machine: AnyMachine = spec.machine
-        self.state: Any = spec.machine.init
-        self._durable_state: Any = self.state
+        # A portable machine's step updates the state in place (see
+        # Machine.owned_step): the actor owns its state, so a state handed
+        # to it (the initial one, a migrated or restored one) is copied
+        # before the first step, and one handed out is a copy.
+        self._log: list[Any] | None = None
+        self._copy: Callable[[Any], Any] | None = None
+        self._adopted = False
+        self._state: Any = spec.machine.init
+        self._durable_state: Any = self._state
         self.step = self._step_of(spec.machine)
         self.processed = 0
         self.failed = 0
@@ -176,10 +215,45 @@ class StageActor:
         self.upgrade_pauses = Histogram(PAUSE_SECONDS)
 
     def _step_of(self, machine: AnyMachine) -> Callable[[Any, Any], tuple[Any, Any]]:
-        step = _native_step(machine) if isinstance(machine, NativeMachine) else machine.step
-        # Only stages with a budget pay for measuring their state.
+        self._log = None
+        self._copy = None
+        # Only stages with a budget pay for measuring their state; they keep
+        # the step that never updates in place (a step over the budget must
+        # leave the state as it was).
         budget = self.spec.max_state_size
+        if isinstance(machine, Machine) and budget is None:
+            step, self._log = machine.owned_step()
+            self._copy = machine.copy_state
+            return step
+        step = _native_step(machine) if isinstance(machine, NativeMachine) else machine.step
         return step if budget is None else with_budget(step, budget)
+
+    @property
+    def state(self) -> Any:
+        """The stage's state (its own: do not change it; see :meth:`state_copy`)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        # From outside: copied before a step may update it in place.
+        self._state = value
+        self._adopted = False
+        if self._log:
+            self._log.clear()
+
+    def _own_state(self) -> Any:
+        """The state, made the actor's own (copied once if it came from outside)."""
+        if not self._adopted:
+            if self._copy is not None:
+                self._state = self._copy(self._state)
+            self._adopted = True
+        return self._state
+
+    def state_copy(self) -> Any:
+        """The state as of now, that later steps do not change."""
+        if self._adopted and self._copy is not None:
+            return self._copy(self._state)
+        return self._state
 
     def statistics(self) -> StageStatistics:
         """A snapshot of this stage."""
@@ -208,6 +282,7 @@ class StageActor:
         """Inherit what a crashed predecessor held (its unsent outputs and the
         rest of its batch) and its counters; its state is not inherited."""
         self.unsent, previous.unsent = previous.unsent, []
+        self.keys = previous.keys  # what was applied stays applied
         self.leftover, previous.leftover = previous.leftover, []
         self.processed = previous.processed
         self.failed = previous.failed
@@ -296,7 +371,7 @@ class StageActor:
                 self.restarts += 1
             persist = self.persist
             step = self.step
-            state = self.state
+            state = self._own_state()
             outs: list[Any] = []  # plain outputs not yet sent
             done = 0
             t0 = perf_counter_ns()
@@ -319,8 +394,13 @@ class StageActor:
                                 if self.exit_on_crash:
                                     left = list(items)
                                     done += len(m) - len(left) - 1
-                                    self._exit(
-                                        done, outs, ([left] if left else []) + list(rest), x, exc
+                                    await self._exit(
+                                        state,
+                                        done,
+                                        outs,
+                                        ([left] if left else []) + list(rest),
+                                        x,
+                                        exc,
                                     )
                                 done -= 1
                                 continue
@@ -341,8 +421,10 @@ class StageActor:
                                     state = self._reset_after_crash()
                                 if self.exit_on_crash:
                                     left = Calls(calls)
-                                    state, _ = await self._release(state, done, outs, passed)
-                                    self._exit(
+                                    self._queue_out(outs, passed)
+                                    outs = []
+                                    await self._exit(
+                                        state,
                                         done,
                                         [],
                                         ([left] if left else []) + list(rest),
@@ -352,8 +434,14 @@ class StageActor:
                                 continue
                             done += 1
                             passed.append(r)
-                        state, _ = await self._release(state, done, outs, passed)
+                        self._queue_out(outs, passed)
                         outs = []
+                        if persist is None:
+                            state, _ = await self._release(state, done)
+                    elif tm is KeyedCalls:
+                        self._queue_out(outs)
+                        outs = []
+                        state, done = await self._keyed(m, state, done, rest)
                     elif tm is Routed:
                         try:
                             state, m.value = step(m.value, state)
@@ -362,42 +450,50 @@ class StageActor:
                             if self.reset_on_crash:
                                 state = self._reset_after_crash()
                             if self.exit_on_crash:
-                                self._exit(done, outs, list(rest), m.value, exc)
+                                await self._exit(state, done, outs, list(rest), m.value, exc)
                             continue
                         done += 1
-                        state, _ = await self._release(state, done, outs, m)
+                        self._queue_out(outs, m)
                         outs = []
+                        if persist is None:
+                            state, _ = await self._release(state, done)
                     else:
-                        state, _ = await self._release(state, done, outs)
+                        self._queue_out(outs)
                         outs = []
-                        self.state = state
+                        state, _ = await self._release(state, done)
+                        self._state = state
                         if tm is EndMsg:
                             self.processed += done
                             await self.outbox.send(m)
                             self.running = False
                             return
+                        if tm is CutMsg:
+                            # Everything before the marker is applied (and,
+                            # with a store, durable), nothing after it.
+                            # A copy: later steps update the state in place.
+                            m.stages.append(
+                                (self.name, self.machine, self.state_copy(), self.processed + done)
+                            )
+                        self._applied_in_batch = done
                         await self._control(m)
                         step = self.step
-                        state = self.state
+                        state = self._own_state()
                         if self._pause_t0 is not None and m is not messages[-1]:
                             self._end_pause()
+                if persist is not None and (outs or self._outgoing):
+                    # With a store, the whole wake-up is made durable in one
+                    # write (group commit), then its outputs go in order.
+                    self._queue_out(outs)
+                    outs = []
+                    state, _ = await self._release(state, done)
             except anyio.get_cancelled_exc_class():
                 # Stopped for good mid-batch (the pipeline closes): keep what
                 # it still held, so it is answered and counted, not lost.
-                kept: list[Any] = [outs] if outs else []
-                if type(m) is Routed and not m.reply.done:
-                    kept.append(m)
-                elif type(m) is Calls:
-                    unanswered = Calls(r for r in m if not r.reply.done)
-                    if unanswered:
-                        kept.append(unanswered)
-                self.leftover = kept + list(rest)
+                self.leftover = self._unreleased(outs, m) + list(rest)
                 raise
-            if persist is not None and outs:
-                state, ok = await self._durable(state, done, [outs])
-                if not ok:
-                    outs = []
-            self.state = state
+            self._state = state
+            if persist is None and self._log:
+                self._log.clear()  # no going back past a batch without a store
             self.processed += done
             if done:
                 self.step_seconds.observe((perf_counter_ns() - t0) / done / 1e9)
@@ -418,20 +514,64 @@ class StageActor:
         self.processed = applied
         self._persisted = applied
 
-    async def _release(self, state: Any, done: int, *messages: Any) -> tuple[Any, bool]:
-        """Send ``messages`` on, in order (empty batches skipped), once the
-        ``state`` they depend on is durable (with a store, see _durable).
+    def _queue_out(self, *messages: Any) -> None:
+        """Queue ``messages`` (empty batches skipped) for the next :meth:`_release`."""
+        outgoing = self._outgoing
+        for m in messages:
+            if m:
+                outgoing.append(m)
+
+    async def _release(self, state: Any, done: int) -> tuple[Any, bool]:
+        """Send the queued messages on, in order, once the ``state`` they
+        depend on is durable (with a store, see _durable).
+
+        Without a store every batch is released as soon as it is stepped;
+        with one, a wake-up's batches are released together, at its end or
+        before a control message, so the whole wake-up is one write.
 
         Returns the state to go on with and whether they were sent.
         """
-        ok = True
+        outgoing = self._outgoing
         if self.persist is not None:
-            state, ok = await self._durable(state, done, list(messages))
-        if ok:
-            for m in messages:
-                if m:
-                    await self._send(m)
-        return state, ok
+            state, ok = await self._durable(state, done, outgoing)
+            if not ok:
+                outgoing.clear()
+                return state, False
+        while outgoing:
+            await self._send(outgoing[0])
+            del outgoing[0]  # only once sent: a stage stopped meanwhile keeps the rest
+        return state, True
+
+    def _unreleased(self, outs: list[Any], m: Any) -> list[Any]:
+        """What a stage stopped mid-batch still holds, in order: the queued
+        messages not sent yet, its plain outputs, and the unanswered calls of
+        the message it was on (those not queued already)."""
+        kept: list[Any] = []
+        queued: set[int] = set()
+        for q in self._outgoing:
+            tq = type(q)
+            if tq is list:
+                kept.append(q)
+            elif tq is Routed:
+                queued.add(id(q))
+                if not q.reply.done:
+                    kept.append(q)
+            else:  # Calls, KeyedCalls
+                queued.update(id(r) for r in q)
+                unanswered = tq(r for r in q if not r.reply.done)
+                if unanswered:
+                    kept.append(unanswered)
+        self._outgoing = []
+        if outs:
+            kept.append(outs)
+        tm = type(m)
+        if tm is Routed and not m.reply.done and id(m) not in queued:
+            kept.append(m)
+        elif tm is Calls or tm is KeyedCalls:
+            unanswered = tm(r for r in m if not r.reply.done and id(r) not in queued)
+            if unanswered:
+                kept.append(unanswered)
+        return kept
 
     async def _durable(self, state: Any, done: int, messages: list[Any]) -> tuple[Any, bool]:
         """Make ``state`` durable before ``messages`` (outputs that depend on
@@ -442,15 +582,29 @@ class StageActor:
         withheld (counted in ``not_durable``), and the stage goes on from its
         last durable state: nothing is ever answered that is not durable.
         """
-        if state is self._durable_state:
+        log = self._log
+        keys = self.keys.take()
+        if state is self._durable_state and keys is None and not log:
             return state, True  # nothing changed since the last write
         seq = self.processed + done
         assert self.persist is not None
         try:
-            await self.persist([(self.name, self.machine, state, seq)])
+            records = [(self.name, self.machine, state, seq)]
+            # Keys only when there are some: hooks written before keys still fit.
+            await (
+                self.persist(records) if keys is None else self.persist(records, {self.name: keys})
+            )
         except Exception as exc:
+            if keys is not None:
+                self.keys.undo(keys)
             self._withhold(messages, exc)
-            return self._durable_state, False
+            if log:
+                # The steps since the last write updated it in place.
+                undo(log, 0)
+            self.state = self._durable_state
+            return self._own_state(), False
+        if log:
+            log.clear()
         self._persisted = seq
         self._durable_state = state
         return state, True
@@ -471,13 +625,68 @@ class StageActor:
                 self.not_durable += len(m)
             elif tm is Routed:
                 m.reply.fail(err)
-            elif tm is Calls:
+            elif tm is Calls or tm is KeyedCalls:
                 for r in m:
                     r.reply.fail(err)
 
-    def _exit(
-        self, done: int, outs: list[Any], leftover: list[Any], item: Any, exc: Exception
-    ) -> None:
+    async def _keyed(self, m: KeyedCalls, state: Any, done: int, rest: Any) -> tuple[Any, int]:
+        """Step a batch of calls some of which carry request keys (the slow
+        path of the Calls branch in :meth:`run`); returns the state and the
+        count of items applied. A key applied already is not stepped: its
+        remembered output goes on. A failing step remembers nothing, so the
+        client may send the key again."""
+        step = self.step
+        window = self.keys
+        machine = self.machine
+        version = machine.version
+        passed = KeyedCalls()
+        calls = iter(m)
+        for r in calls:
+            key = r.key if type(r) is Keyed else None
+            if key is not None:
+                entry = window.entries.get(key)
+                if entry is not None:
+                    try:
+                        r.value = window.replay(self.name, key, entry, version, machine.output)
+                    except Exception as exc:
+                        r.reply.fail(exc)
+                        continue
+                    passed.append(r)
+                    continue
+            try:
+                state, r.value = step(r.value, state)
+            except Exception as exc:
+                self._crash(r.value, exc, r)
+                if self.reset_on_crash:
+                    state = self._reset_after_crash()
+                if self.exit_on_crash:
+                    left = KeyedCalls(calls)
+                    self._queue_out(passed)
+                    leftover = ([left] if left else []) + list(rest)
+                    await self._exit(state, done, [], leftover, r.value, exc)
+                continue
+            done += 1
+            if key is not None:
+                window.remember(key, version, machine.output, r.value)
+            passed.append(r)
+        self._queue_out(passed)
+        if self.persist is None:
+            state, _ = await self._release(state, done)
+        return state, done
+
+    async def _exit(
+        self,
+        state: Any,
+        done: int,
+        outs: list[Any],
+        leftover: list[Any],
+        item: Any,
+        exc: Exception,
+    ) -> NoReturn:
+        """End the actor on a crash: release what was stepped before the
+        failing item (durable first, with a store), then hand the rest over."""
+        if self._outgoing:
+            await self._release(state, done)
         self.processed += done
         self.unsent = outs
         self.leftover = leftover
@@ -523,7 +732,8 @@ class StageActor:
 
     def _reset_after_crash(self) -> Any:
         self.restarts += 1
-        return self.machine.init
+        self.state = self.machine.init
+        return self._own_state()
 
     def _end_pause(self) -> None:
         assert self._pause_t0 is not None
@@ -536,6 +746,8 @@ class StageActor:
     async def _control(self, msg: Control) -> None:
         if isinstance(msg, UpgradeMsg):
             await self._upgrade(msg)
+        elif isinstance(msg, CutMsg):
+            await self.outbox.send(msg)
         elif isinstance(msg, SpliceMsg):
             if msg.stage == self.name:
                 self.outbox = msg.channel
@@ -569,7 +781,7 @@ class StageActor:
             self._pause_t0 = t0
 
         msg.versions[self.name] = machine.version
-        msg.durable.append((self.name, machine, new_state, self.processed))
+        msg.durable.append((self.name, machine, new_state, self.processed + self._applied_in_batch))
         if msg.last == self.name:
             if self.persist is not None:
                 try:

@@ -30,11 +30,13 @@ from arrowloop.endpoints import BufferBudget, LineReader, LineTooLong, describe_
 from arrowloop.errors import (
     AuthenticationError,
     ProtocolError,
+    StoreError,
     UpgradeError,
     error_data,
 )
 from arrowloop.server._auth import Token, check_token
 from arrowloop.server._guards import AuthThrottle
+from arrowloop.store import write_savepoint
 from arrowloop.supervisor import Supervisor
 from arrowloop.upgrade import decode_change, record_data, state_data, status_data
 from arrowloop.wire import DEFAULT_LIMITS, Limits
@@ -42,7 +44,15 @@ from arrowloop.wire import DEFAULT_LIMITS, Limits
 __all__ = ["ControlLimits", "OPERATIONS", "serve_control_connection"]
 
 #: The operations of the control protocol.
-OPERATIONS: Final = ("upgrade", "rollback", "status", "history", "get_state", "auth")
+OPERATIONS: Final = (
+    "upgrade",
+    "rollback",
+    "status",
+    "history",
+    "get_state",
+    "savepoint",
+    "auth",
+)
 
 
 @attrs.frozen
@@ -58,6 +68,9 @@ class ControlLimits:
             ``{"op": "auth"}``).
         program: limits on each machine or function document inside a change.
         max_record_types: most distinct record types one change may declare.
+        savepoint_dir: where the ``savepoint`` operation writes its files
+            (``None``: the operation is refused; ``serve --state-dir`` uses
+            the state directory's ``savepoints/``).
 
     What decoding one change document may cost is the supervisor's
     ``change_budget`` (its spec), which also bounds its check of the change.
@@ -67,6 +80,7 @@ class ControlLimits:
     max_unauthenticated: int = attrs.field(default=64 * 1024)
     program: Limits = DEFAULT_LIMITS
     max_record_types: int = 64
+    savepoint_dir: str | None = None
 
     @max_unauthenticated.validator
     def _check_unauthenticated(self, attribute: Any, value: Any) -> None:
@@ -198,6 +212,30 @@ async def _get_state(sup: Supervisor, req: dict[str, Any], limits: ControlLimits
     return state_data(stage, p.machine(stage), p.state(stage))
 
 
+async def _savepoint(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) -> Any:
+    name = req.get("name")
+    if name is not None and type(name) is not str:
+        raise _bad("$.name", "a savepoint name (a string) or nothing", describe_json(name))
+    directory = limits.savepoint_dir
+    if directory is None:
+        raise StoreError(
+            "this server has no savepoint directory: serve it with --state-dir (savepoints go "
+            "to its savepoints/) or --savepoint-dir DIR",
+            path="savepoint",
+            expected="a savepoint directory",
+            found="none",
+        )
+    savepoint = await sup.savepoint(name)
+    # Written (and synced) off the event loop: the data port goes on meanwhile.
+    path = await anyio.to_thread.run_sync(write_savepoint, savepoint, directory)
+    return {
+        "path": str(path),
+        "name": savepoint.name,
+        "taken_at": savepoint.taken_at,
+        "seqs": {s.stage: s.seq for s in savepoint.stages},
+    }
+
+
 async def _auth(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) -> Any:
     # The token was checked before any handler runs: saying so is all.
     return {"authenticated": True, "max_request": limits.max_request}
@@ -210,8 +248,9 @@ _HANDLERS: Final[dict[str, Handler]] = {
     "status": _status,
     "history": _history,
     "get_state": _get_state,
+    "savepoint": _savepoint,
 }
-_FIELDS: Final = ("id", "token", "op", "change", "stage", "requested_by")
+_FIELDS: Final = ("id", "token", "op", "change", "stage", "requested_by", "name")
 #: Requests at least this long are handled with full collections deferred.
 _BIG_REQUEST: Final = 64 * 1024
 #: What a wait for a request line gives when its deadline passed.

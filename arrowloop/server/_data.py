@@ -1,8 +1,10 @@
 """The data port: items in, outputs out, one JSON document per line.
 
 A request line is ``{"item": <value>}`` with optional ``"id"`` (echoed in
-the reply) and ``"version"`` (the machine version the client was written
-for; its items and outputs are adapted). Each request gets exactly one
+the reply), ``"version"`` (the machine version the client was written
+for; its items and outputs are adapted) and ``"key"`` (a request key: a
+resent key is answered with the first application's reply, see
+docs/durability.md). Each request gets exactly one
 reply line, in request order: ``{"output": <value>}`` or
 ``{"error": {...}}``. A connection pipelines: its reader submits items as
 they arrive (in order, waiting while the pipeline is full, which is how
@@ -29,7 +31,7 @@ from anyio.abc import ByteStream
 
 from arrowloop.endpoints import BufferBudget, LineReader, LineTooLong, describe_json
 from arrowloop.errors import ProtocolError, error_data
-from arrowloop.runtime import LATENCY_SECONDS, Histogram, Ticket
+from arrowloop.runtime import LATENCY_SECONDS, MAX_KEY, Histogram, Ticket
 from arrowloop.supervisor import Supervisor
 
 __all__ = ["serve_data_connection", "Drain", "DataStats", "DEFAULT_WINDOW", "MAX_ID"]
@@ -39,7 +41,7 @@ DEFAULT_WINDOW: Final = 256
 #: Longest request ``id`` string.
 MAX_ID: Final = 256
 
-_REQUEST_FIELDS: Final = ("item", "id", "version")
+_REQUEST_FIELDS: Final = ("item", "id", "version", "key")
 #: Most replies written in one send.
 _BATCH: Final = 64
 #: What sending to a client that went away raises.
@@ -94,8 +96,8 @@ def _protocol_error(path: str, expected: str, found: str) -> ProtocolError:
     )
 
 
-def _parse(line: bytes) -> tuple[Any, Any, str | None]:
-    """``(id, raw item, version)`` of a request line.
+def _parse(line: bytes) -> tuple[Any, Any, str | None, str | None]:
+    """``(id, raw item, version, key)`` of a request line.
 
     Raises:
         ProtocolError: not JSON, not an object, unknown or ill-typed fields.
@@ -127,7 +129,14 @@ def _parse(line: bytes) -> tuple[Any, Any, str | None]:
         raise _protocol_error(
             "$.version", "a machine version (a hex string)", describe_json(version)
         )
-    return rid, req["item"], version
+    rkey = req.get("key")
+    if rkey is not None and not (type(rkey) is str and 0 < len(rkey) <= MAX_KEY):
+        raise _protocol_error(
+            "$.key",
+            f"a request key (a string of 1 to {MAX_KEY} characters)",
+            f"a string of {len(rkey)} characters" if type(rkey) is str else describe_json(rkey),
+        )
+    return rid, req["item"], version, rkey
 
 
 def _reply(p: _Pending, output: Any = None, error: dict[str, Any] | None = None) -> bytes:
@@ -259,16 +268,21 @@ async def _admit(
     """
     group: list[Any] = []
     ids: list[Any] = []
+    keys: list[str | None] = []
+    keyed = False  # whether a request of the group has a key
     version: str | None = None
     replies.now = time.monotonic()
     stats.requests += len(lines)
 
     async def flush() -> None:
+        nonlocal keyed
         try:
             # Decoded through the client's view as it stands when the items
             # are admitted; they then enter before any change that would make
             # that view wrong, so their replies are encoded through it.
-            tickets = await sup.submit_many(group, version=version, decode=True)
+            tickets = await sup.submit_many(
+                group, version=version, decode=True, keys=keys if keyed else None
+            )
         except Exception as exc:
             err = error_data(exc)
             for rid in ids:
@@ -281,6 +295,8 @@ async def _admit(
                     replies.push(_Pending(rid, error=error_data(t)))
         group.clear()
         ids.clear()
+        keys.clear()
+        keyed = False
 
     for line in lines:
         if type(line) is not bytes:
@@ -288,7 +304,7 @@ async def _admit(
             p = _Pending(None, error=error_data(_too_long(line)))
         else:
             try:
-                rid, raw, v = _parse(line)
+                rid, raw, v, key = _parse(line)
             except ProtocolError as exc:
                 p = _Pending(_id_of(line), error=error_data(exc))
             else:
@@ -297,6 +313,9 @@ async def _admit(
                 version = v
                 group.append(raw)
                 ids.append(rid)
+                keys.append(key)
+                if key is not None:
+                    keyed = True
                 continue
         if group:
             await flush()

@@ -23,6 +23,7 @@ import orjson
 from anyio.abc import ByteStream, Listener, SocketAttribute, TaskGroup
 
 from arrowloop.endpoints import DEFAULT_MAX_BUFFERED, DEFAULT_MAX_LINE, BufferBudget
+from arrowloop.runtime import DEFAULT_REQUEST_KEYS
 from arrowloop.server._auth import Token
 from arrowloop.server._control import ControlLimits, serve_control_connection
 from arrowloop.server._data import DEFAULT_WINDOW, DataStats, Drain, serve_data_connection
@@ -349,6 +350,7 @@ async def open_server(
     config: ServerConfig | None = None,
     *,
     store: StateStore | None = None,
+    request_keys: int = DEFAULT_REQUEST_KEYS,
 ) -> AsyncIterator[Server]:
     """Run ``spec`` under a supervisor and serve it for the block's duration.
 
@@ -357,7 +359,8 @@ async def open_server(
     ``drain_timeout``), then the supervisor stops and the pipeline drains.
 
     With a ``store``, the supervisor resumes from it and every reply is
-    durable before it is sent (docs/durability.md).
+    durable before it is sent (docs/durability.md). ``request_keys``: how
+    many request keys each stage remembers (see docs/durability.md).
 
     Raises:
         OSError: a port cannot be bound.
@@ -365,7 +368,7 @@ async def open_server(
         StoreError: the store cannot be used.
     """
     cfg = config or ServerConfig()
-    async with open_supervisor(spec, store=store) as sup:
+    async with open_supervisor(spec, store=store, request_keys=request_keys) as sup:
         # Listeners are bound before anything is yielded, so a port in use
         # fails the start rather than the first client.
         data = await anyio.create_tcp_listener(local_host=cfg.host, local_port=cfg.port)

@@ -18,10 +18,11 @@ from typing import Any, Final, Protocol
 
 import attrs
 
-__all__ = ["StageRecord", "Stored", "StateStore", "FORMAT"]
+__all__ = ["StageRecord", "KeyRecord", "KeyWrites", "Stored", "StateStore", "FORMAT"]
 
-#: The version of the stores' format; a store of a newer format is refused.
-FORMAT: Final = 1
+#: The version of the stores' format; a store of a newer format is refused,
+#: an older one is brought forward in place (format 2 added request keys).
+FORMAT: Final = 2
 
 
 @attrs.frozen
@@ -45,12 +46,46 @@ class StageRecord:
 
 
 @attrs.frozen
+class KeyRecord:
+    """One request key a stage applied, with the output it produced.
+
+    Attributes:
+        key: the client's request key.
+        version: the version of the machine that applied it.
+        output: the output, in the canonical wire form of that machine's
+            output type.
+    """
+
+    key: str
+    version: str
+    output: Any
+
+
+@attrs.frozen
+class KeyWrites:
+    """Changes to the stages' windows of request keys, written in the same
+    transaction as their states.
+
+    Attributes:
+        put: ``(stage, record)`` for each key applied since the last write,
+            oldest first.
+        drop: ``(stage, key)`` for each key that left a window (the oldest
+            go first when a window is full).
+    """
+
+    put: list[tuple[str, KeyRecord]] = attrs.field(factory=list)
+    drop: list[tuple[str, str]] = attrs.field(factory=list)
+
+
+@attrs.frozen
 class Stored:
-    """Everything a store holds for one supervisor."""
+    """Everything a store holds for one supervisor (``keys``: each stage's
+    window of request keys, oldest first)."""
 
     stages: dict[str, StageRecord]
     history: list[dict[str, Any]]
     undo: list[dict[str, Any]]
+    keys: dict[str, list[KeyRecord]] = attrs.field(factory=dict)
 
 
 class StateStore(Protocol):
@@ -70,13 +105,23 @@ class StateStore(Protocol):
     def save_stage(self, record: StageRecord) -> None:
         """Record one stage's machine and state (a new version, or a restart)."""
 
-    def save_stages(self, records: list[StageRecord]) -> None:
+    def save_stages(
+        self,
+        records: list[StageRecord],
+        undo: list[dict[str, Any]] | None = None,
+        keys: KeyWrites | None = None,
+    ) -> None:
         """Record several stages whole in one transaction (a change of
-        several stages, or seeding a fresh store)."""
+        several stages, or seeding a fresh store), with ``keys``' changes;
+        with ``undo``, the undo stack is replaced in that same transaction
+        (a change and the way back from it are durable together)."""
 
-    def save_states(self, states: list[tuple[str, Any, int]]) -> None:
+    def save_states(
+        self, states: list[tuple[str, Any, int]], keys: KeyWrites | None = None
+    ) -> None:
         """Record ``(stage, state, seq)`` for several stages in one transaction
-        (group commit: one call per batch)."""
+        (group commit: one call per batch), with the request keys applied and
+        dropped since the last write (``keys``) in the same transaction."""
 
     def append_history(self, record: dict[str, Any]) -> None:
         """Add a change-history record."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from arrowloop.store._api import StageRecord, Stored
+from arrowloop.store._api import KeyRecord, KeyWrites, StageRecord, Stored
 
 __all__ = ["MemoryStore"]
 
@@ -25,6 +25,8 @@ class MemoryStore:
         self._stages: dict[str, tuple[str, bytes | None, bytes, int]] = {}
         self._history: dict[int, bytes] = {}
         self._undo = b"[]"
+        #: Per stage, its request keys in order: key -> (version, output JSON).
+        self._keys: dict[str, dict[str, tuple[str, bytes]]] = {}
         self.commits = 0
         self.closed = False
 
@@ -51,15 +53,29 @@ class MemoryStore:
             },
             [orjson.loads(self._history[k]) for k in sorted(self._history)],
             orjson.loads(self._undo),
+            {
+                stage: [KeyRecord(k, v, orjson.loads(o)) for k, (v, o) in window.items()]
+                for stage, window in self._keys.items()
+                if window
+            },
         )
 
     def save_stage(self, record: StageRecord) -> None:
         """Record one stage's machine and state."""
         self.save_stages([record])
 
-    def save_stages(self, records: list[StageRecord]) -> None:
-        """Record several stages whole, at once."""
+    def save_stages(
+        self,
+        records: list[StageRecord],
+        undo: list[dict[str, Any]] | None = None,
+        keys: KeyWrites | None = None,
+    ) -> None:
+        """Record several stages whole (the undo stack, if given, and
+        ``keys``' changes), at once."""
         self._check()
+        if undo is not None:
+            self._undo = orjson.dumps(undo)
+        self._write_keys(keys)
         for record in records:
             machine = None if record.machine is None else orjson.dumps(record.machine)
             self._stages[record.stage] = (
@@ -69,12 +85,25 @@ class MemoryStore:
                 record.seq,
             )
 
-    def save_states(self, states: list[tuple[str, Any, int]]) -> None:
-        """Record the states of several stages at once."""
+    def save_states(
+        self, states: list[tuple[str, Any, int]], keys: KeyWrites | None = None
+    ) -> None:
+        """Record the states of several stages (and ``keys``' changes) at once."""
         self._check()
+        self._write_keys(keys)
         for name, state, seq in states:
             version, machine, _, _ = self._stages[name]
             self._stages[name] = (version, machine, orjson.dumps(state), seq)
+
+    def _write_keys(self, keys: KeyWrites | None) -> None:
+        if keys is None:
+            return
+        for stage, key in keys.drop:
+            self._keys.get(stage, {}).pop(key, None)
+        for stage, r in keys.put:
+            window = self._keys.setdefault(stage, {})
+            window.pop(r.key, None)  # a key applied again goes to the end, as in SQLite
+            window[r.key] = (r.version, orjson.dumps(r.output))
 
     def append_history(self, record: dict[str, Any]) -> None:
         """Add a change-history record."""

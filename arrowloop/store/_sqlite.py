@@ -11,8 +11,10 @@ crash of the process (``kill -9``) but may lose the last commits on power
 loss, for several times the commit rate.
 
 Tables: ``stages`` (name, version, machine document, state, seq), ``history``
-(seq, record), ``meta`` (the undo stack). JSON columns hold canonical
-orjson text.
+(seq, record), ``meta`` (the undo stack), ``keys`` (each stage's window of
+request keys: stage, key, version, output; oldest first by rowid). JSON
+columns hold canonical orjson text. A format-1 file (before request keys)
+is brought forward in place when it is opened.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from arrowloop.errors import StoreError
-from arrowloop.store._api import FORMAT, StageRecord, Stored
+from arrowloop.store._api import FORMAT, KeyRecord, KeyWrites, StageRecord, Stored
 
 __all__ = ["SqliteStore", "APPLICATION_ID"]
 
@@ -48,6 +50,20 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+"""
+
+_SAVE_UNDO: Final = "INSERT OR REPLACE INTO meta (key, value) VALUES ('undo', ?)"
+
+#: Format 2: the request keys each stage remembers (a rowid table, so the
+#: rowid orders a window oldest first; a replaced row moves to the end).
+_KEYS_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS keys (
+    stage TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version TEXT NOT NULL,
+    output TEXT NOT NULL,
+    PRIMARY KEY (stage, key)
+)
 """
 
 
@@ -125,6 +141,20 @@ class SqliteStore:
             raise _fail(self.path, "it is corrupt", str(exc)) from None
         if check != "ok":
             raise _fail(self.path, "it is corrupt", str(check)[:200])
+        if fmt < FORMAT:
+            self._forward(fmt)
+
+    def _forward(self, fmt: int) -> None:
+        """Bring an older format forward in place, in one transaction (a
+        crash leaves the old format, which is brought forward next time)."""
+        try:
+            with self._transaction():
+                self._db.execute(_KEYS_SCHEMA)  # format 1 -> 2: request keys
+                self._db.execute(f"PRAGMA user_version={FORMAT}")
+        except sqlite3.Error as exc:
+            raise _fail(
+                self.path, f"bringing it from format {fmt} to {FORMAT} failed", str(exc)
+            ) from None
 
     def _configure(self) -> None:
         db = self._db
@@ -138,6 +168,7 @@ class SqliteStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            db.execute(_KEYS_SCHEMA)
             db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             db.execute(f"PRAGMA user_version={FORMAT}")
 
@@ -175,6 +206,9 @@ class SqliteStore:
                 ).fetchall()
                 history = self._db.execute("SELECT record FROM history ORDER BY seq").fetchall()
                 undo = self._db.execute("SELECT value FROM meta WHERE key = 'undo'").fetchone()
+                keys = self._db.execute(
+                    "SELECT stage, key, version, output FROM keys ORDER BY rowid"
+                ).fetchall()
             except sqlite3.Error as exc:
                 raise _fail(self.path, "reading it failed", str(exc)) from None
         if not rows and not history:
@@ -190,10 +224,14 @@ class SqliteStore:
                 )
                 for name, version, machine, state, seq in rows
             }
+            windows: dict[str, list[KeyRecord]] = {}
+            for stage, key, version, output in keys:
+                windows.setdefault(stage, []).append(KeyRecord(key, version, orjson.loads(output)))
             return Stored(
                 stages,
                 [orjson.loads(r) for (r,) in history],
                 [] if undo is None else orjson.loads(undo[0]),
+                windows,
             )
         except orjson.JSONDecodeError as exc:
             raise _fail(self.path, "a record in it is not JSON", str(exc)) from None
@@ -202,8 +240,14 @@ class SqliteStore:
         """Record one stage's machine and state."""
         self.save_stages([record])
 
-    def save_stages(self, records: list[StageRecord]) -> None:
-        """Record several stages whole, in one transaction."""
+    def save_stages(
+        self,
+        records: list[StageRecord],
+        undo: list[dict[str, Any]] | None = None,
+        keys: KeyWrites | None = None,
+    ) -> None:
+        """Record several stages whole (the undo stack, if given, and
+        ``keys``' changes), in one transaction."""
         rows = [
             (
                 r.stage,
@@ -214,6 +258,9 @@ class SqliteStore:
             )
             for r in records
         ]
+        undo_text = None if undo is None else orjson.dumps(undo).decode()
+
+        write_keys = _key_writer(keys)
 
         def work(db: sqlite3.Connection) -> None:
             db.executemany(
@@ -221,15 +268,23 @@ class SqliteStore:
                 "VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
+            if undo_text is not None:
+                db.execute(_SAVE_UNDO, (undo_text,))
+            write_keys(db)
 
         self._write("recording stages", work)
 
-    def save_states(self, states: list[tuple[str, Any, int]]) -> None:
-        """Record the states of several stages in one transaction."""
+    def save_states(
+        self, states: list[tuple[str, Any, int]], keys: KeyWrites | None = None
+    ) -> None:
+        """Record the states of several stages (and ``keys``' changes) in one
+        transaction."""
         rows = [(orjson.dumps(state).decode(), seq, name) for name, state, seq in states]
+        write_keys = _key_writer(keys)
 
         def work(db: sqlite3.Connection) -> None:
             db.executemany("UPDATE stages SET state = ?, seq = ? WHERE name = ?", rows)
+            write_keys(db)
 
         self._write("recording states", work)
 
@@ -249,12 +304,28 @@ class SqliteStore:
         text = orjson.dumps(undo).decode()
         self._write(
             "recording the undo stack",
-            lambda db: db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('undo', ?)", (text,)
-            ),
+            lambda db: db.execute(_SAVE_UNDO, (text,)),
         )
 
     def close(self) -> None:
         """Close the database."""
         with self._lock:
             self._db.close()
+
+
+def _key_writer(keys: KeyWrites | None) -> Any:
+    """What writes ``keys``' changes inside a transaction (encoded before it)."""
+    if keys is None or not (keys.put or keys.drop):
+        return lambda db: None
+    drops = list(keys.drop)
+    puts = [(stage, r.key, r.version, orjson.dumps(r.output).decode()) for stage, r in keys.put]
+
+    def write(db: sqlite3.Connection) -> None:
+        # Drops first: a key dropped and applied again in one batch stays.
+        db.executemany("DELETE FROM keys WHERE stage = ? AND key = ?", drops)
+        db.executemany(
+            "INSERT OR REPLACE INTO keys (stage, key, version, output) VALUES (?, ?, ?, ?)",
+            puts,
+        )
+
+    return write

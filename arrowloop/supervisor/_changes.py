@@ -36,6 +36,7 @@ from arrowloop.supervisor._codechange import (
     UpgradeRecord,
 )
 from arrowloop.supervisor._messages import Plan, Refused, Reply
+from arrowloop.supervisor._undo import encode_undo
 
 __all__ = ["ChangeBook"]
 
@@ -87,6 +88,8 @@ class ChangeBook:
     def __init__(self, limit: int) -> None:
         self.history: deque[UpgradeRecord] = deque(maxlen=limit)
         self.undo: deque[CheckedChange] = deque(maxlen=limit)
+        #: Each undo entry's wire document (None: it has none), in step with ``undo``.
+        self.undo_docs: deque[dict[str, Any] | None] = deque(maxlen=limit)
         self.adapters = AdapterTable(limit)
         self._seq = 0
         #: Told of every new history record (a supervisor's store keeps them).
@@ -185,7 +188,8 @@ class ChangeBook:
                 checked = await anyio.to_thread.run_sync(check, abandon_on_cancel=True)
         except (UpgradeError, PipelineClosed) as exc:
             raise self._refuse("upgrade", change.requested_by, pipeline, stages, to, exc) from exc
-        return Plan("upgrade", change.requested_by, checked, None, reply)
+        doc = encode_undo(change.upgrades, checked)
+        return Plan("upgrade", change.requested_by, checked, None, reply, doc)
 
     def plan_rollback(
         self, stage: str, who: str, reply: Reply, pipeline: Pipeline, *, auto: bool
@@ -224,29 +228,61 @@ class ChangeBook:
         before = tuple(p.old.version for p in change.plans)
         to = tuple(p.new.version for p in change.plans)
         if plan.undoes is None:
-            self.undo.append(change)
-            for p in change.plans:
-                self.adapters.add(
-                    p.stage,
-                    Edge(
-                        p.old.version,
-                        p.new.version,
-                        p.old.input,
-                        p.old.output,
-                        p.adapt_in,
-                        p.adapt_out,
-                        p.serves_in,
-                        p.serves_out,
-                    ),
-                )
+            self._push_undo(change, plan.undo_doc)
         else:
-            # By identity: a change made twice (A -> B, back, A -> B again)
-            # leaves equal steps, and only the one undone must go.
-            for i, step in enumerate(self.undo):
-                if step is plan.undoes:
-                    del self.undo[i]
-                    break
+            i = self._undo_index(plan.undoes)
+            if i is not None:
+                del self.undo[i]
+                del self.undo_docs[i]
         self.record(plan.kind, plan.requested_by, stages, before, to, "succeeded")
+
+    def _push_undo(self, change: CheckedChange, doc: dict[str, Any] | None) -> None:
+        self.undo.append(change)
+        self.undo_docs.append(doc)
+        for p in change.plans:
+            self.adapters.add(
+                p.stage,
+                Edge(
+                    p.old.version,
+                    p.new.version,
+                    p.old.input,
+                    p.old.output,
+                    p.adapt_in,
+                    p.adapt_out,
+                    p.serves_in,
+                    p.serves_out,
+                ),
+            )
+
+    def _undo_index(self, step: CheckedChange) -> int | None:
+        # By identity: a change made twice (A -> B, back, A -> B again)
+        # leaves equal steps, and only the one undone must go.
+        return next((i for i, u in enumerate(self.undo) if u is step), None)
+
+    def undo_after(self, plan: Plan) -> list[dict[str, Any]]:
+        """The undo stack's documents as they will be once ``plan`` is
+        applied (what a store writes with the change itself); entries
+        without a document are left out."""
+        docs = list(self.undo_docs)
+        if plan.undoes is None:
+            docs.append(plan.undo_doc)
+            if self.undo_docs.maxlen is not None:
+                docs = docs[-self.undo_docs.maxlen :]
+        else:
+            i = self._undo_index(plan.undoes)
+            if i is not None:
+                del docs[i]
+        return [d for d in docs if d is not None]
+
+    def undo_data(self) -> list[dict[str, Any]]:
+        """The undo stack's documents, oldest first (entries without one left out)."""
+        return [d for d in self.undo_docs if d is not None]
+
+    def restore_undo(self, entries: list[tuple[CheckedChange, dict[str, Any]]]) -> None:
+        """Take back the undo stack a store kept (oldest first), with the
+        adapters its changes recorded."""
+        for change, doc in entries:
+            self._push_undo(change, doc)
 
     def failed(self, plan: Plan, error: BaseException) -> None:
         """Record a plan the pipeline refused or failed to apply."""

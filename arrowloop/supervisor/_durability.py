@@ -8,7 +8,9 @@ with the spec's machines and initial states. While running, the pipeline's
 persist hook lands here: states are encoded on the loop (they are the
 stages' live values) and written in a worker thread, one write at a time;
 a stage whose machine changed since its last write is written whole
-(machine document and state) in the same transaction as the others.
+(machine document and state) in the same transaction as the others, and
+with a change's stages goes the undo stack as it is once the change is
+applied (so a crash cannot leave the way back out of step with what runs).
 
 docs/durability.md describes the guarantees.
 """
@@ -22,11 +24,13 @@ import attrs
 
 from arrowloop.errors import StoreError
 from arrowloop.machine import AnyMachine, Machine
-from arrowloop.runtime import StageSpec
-from arrowloop.store import StageRecord, StateStore, Stored
+from arrowloop.runtime import CheckedChange, Recorded, StageSpec
+from arrowloop.store import KeyRecord, KeyWrites, StageRecord, StateStore, Stored
+from arrowloop.supervisor._undo import decode_undo
+from arrowloop.typesys import Type, json_writer
 from arrowloop.wire import decode_value, encode_value
 
-__all__ = ["Durability", "Resumed"]
+__all__ = ["Durability", "Resumed", "stage_record"]
 
 
 @attrs.frozen
@@ -36,11 +40,42 @@ class Resumed:
     machine: AnyMachine
     state: Any
     seq: int
+    #: The request keys it had applied: ``(key, version, output)``, oldest first.
+    keys: list[tuple[str, str, Recorded]] = attrs.field(factory=list)
 
 
-def _record(stage: str, machine: AnyMachine, state: Any, seq: int) -> StageRecord:
+def stage_record(stage: str, machine: AnyMachine, state: Any, seq: int) -> StageRecord:
+    """One stage as a store (or a savepoint) records it."""
     doc = machine.to_wire_data() if isinstance(machine, Machine) else None
     return StageRecord(stage, machine.version, doc, encode_value(machine.state, state), seq)
+
+
+def _key_writes(keys: dict[str, dict[str, tuple[str, Type, Any] | None]]) -> KeyWrites:
+    # Encoded on the loop, like the states (the outputs are live values), by
+    # the data port's writers (encode_value's result, made once per type):
+    # one output per keyed request is the keyed path's main cost.
+    writes = KeyWrites()
+    put, drop = writes.put, writes.drop
+    last: Type | None = None
+    write = None
+    for stage, changes in keys.items():
+        for key, change in changes.items():
+            if change is None:
+                drop.append((stage, key))
+                continue
+            version, out_type, out = change
+            if out_type is not last:
+                last, write = out_type, json_writer(out_type)
+            assert write is not None
+            put.append((stage, KeyRecord(key, version, write(out, "output"))))
+    return writes
+
+
+def _recorded(stage: str, rec: KeyRecord) -> tuple[str, str, Recorded]:
+    """A remembered output as it reloads: decoded, with the output type the
+    stage runs, only if its key is sent again."""
+    path = f"$.keys.{stage}[{rec.key!r:.80}].output"
+    return rec.key, rec.version, Recorded(lambda t: decode_value(t, rec.output, path))
 
 
 class Durability:
@@ -52,6 +87,11 @@ class Durability:
         self._versions: dict[str, str] = {}
         #: History records loaded from the store (oldest first).
         self.history: list[dict[str, Any]] = []
+        #: The undo stack loaded from the store (documents, oldest first).
+        self.undo: list[dict[str, Any]] = []
+        # The change being applied: its stages' new versions, and the undo
+        # stack to write with them.
+        self._change: tuple[frozenset[tuple[str, str]], list[dict[str, Any]]] | None = None
         #: History records handed to the writer, and those it has finished.
         self.recorded = 0
         self.written = 0
@@ -71,17 +111,18 @@ class Durability:
         """
         stored: Stored | None = await self._call(self.store.load)
         if stored is None:
-            seed = [_record(s.name, s.machine, s.machine.init, 0) for s in stages]
+            seed = [stage_record(s.name, s.machine, s.machine.init, 0) for s in stages]
             await self._call(self.store.save_stages, seed)
             self._versions = {s.name: s.machine.version for s in stages}
             return {}
         self.history = stored.history
+        self.undo = stored.undo
         resumed: dict[str, Resumed] = {}
         fresh: list[StageRecord] = []
         for s in stages:
             rec = stored.stages.get(s.name)
             if rec is None:  # a stage added to the service since: it starts fresh
-                fresh.append(_record(s.name, s.machine, s.machine.init, 0))
+                fresh.append(stage_record(s.name, s.machine, s.machine.init, 0))
                 self._versions[s.name] = s.machine.version
                 continue
             machine = self._machine_of(rec, s)
@@ -89,7 +130,8 @@ class Durability:
                 state = decode_value(machine.state, rec.state, f"$.stages.{s.name}.state")
             except Exception as exc:
                 raise self._unusable(f"the recorded state of stage {s.name!r}", exc) from None
-            resumed[s.name] = Resumed(machine, state, rec.seq)
+            keys = [_recorded(s.name, k) for k in stored.keys.get(s.name, ())]
+            resumed[s.name] = Resumed(machine, state, rec.seq, keys)
             self._versions[s.name] = machine.version
         if fresh:
             await self._call(self.store.save_stages, fresh)
@@ -122,6 +164,24 @@ class Durability:
             )
         return machine
 
+    def undo_entries(
+        self, stages: list[StageSpec], limit: int
+    ) -> list[tuple[CheckedChange, dict[str, Any]]]:
+        """The loaded undo stack compiled again (its latest ``limit``
+        entries), machines the served ``stages`` run taken from them.
+
+        Raises:
+            StoreError: an entry cannot be used.
+        """
+        served = {s.machine.version: s.machine for s in stages}
+        out = []
+        for i, doc in enumerate(self.undo[-limit:] if limit else []):
+            try:
+                out.append((decode_undo(doc, served), doc))
+            except Exception as exc:
+                raise self._unusable(f"entry {i} of the recorded undo stack", exc) from None
+        return out
+
     def _unusable(self, what: str, exc: Exception) -> StoreError:
         return StoreError(
             f"{what} in {self.store.location} cannot be used: {type(exc).__name__}: {exc}",
@@ -130,23 +190,41 @@ class Durability:
             found=type(exc).__name__,
         )
 
-    async def persist(self, records: list[tuple[str, AnyMachine, Any, int]]) -> None:
-        """The pipeline's persist hook: make these stages' states durable.
+    def expect_change(self, versions: dict[str, str], undo: list[dict[str, Any]] | None) -> None:
+        """Tell the next write of exactly these stages on these new
+        ``versions`` (the change being applied) to replace the undo stack
+        with ``undo`` in the same transaction; ``None`` forgets it (the
+        change was decided)."""
+        self._change = None if undo is None else (frozenset(versions.items()), undo)
+
+    async def persist(
+        self,
+        records: list[tuple[str, AnyMachine, Any, int]],
+        keys: dict[str, dict[str, tuple[str, Type, Any] | None]] | None = None,
+    ) -> None:
+        """The pipeline's persist hook: make these stages' states durable,
+        with the changes to their windows of request keys (``keys``).
 
         Raises:
             StoreError: the store refused the write.
         """
+        writes = None if keys is None else _key_writes(keys)
         whole = any(self._versions.get(stage) != m.version for stage, m, _, _ in records)
         if whole:
-            full = [_record(stage, m, state, seq) for stage, m, state, seq in records]
-            await self._call(self.store.save_stages, full)
+            full = [stage_record(stage, m, state, seq) for stage, m, state, seq in records]
+            undo = None
+            change = self._change
+            if change is not None and change[0] == {(s, m.version) for s, m, _, _ in records}:
+                undo = change[1]
+                self._change = None
+            await self._call(self.store.save_stages, full, undo, writes)
             for stage, m, _, _ in records:
                 self._versions[stage] = m.version
         else:
             states = [
                 (stage, encode_value(m.state, state), seq) for stage, m, state, seq in records
             ]
-            await self._call(self.store.save_states, states)
+            await self._call(self.store.save_states, states, writes)
 
     async def append_history(self, record: dict[str, Any]) -> None:
         """Record a change-history entry (counted as written even if the

@@ -84,9 +84,12 @@ RequestKind = Literal[
     "terminate_child",
     "restart_child",
     "delete_child",
+    "savepoint",
 ]
 # Requests that change code, children or stop run one at a time: after any
-# change in flight and any restart attempt (stop cancels the attempt).
+# change in flight and any restart attempt (stop cancels the attempt). A
+# savepoint too: its cut and the history and undo stack it records must
+# belong together.
 SERIAL: frozenset[str] = frozenset(
     {
         "change",
@@ -96,6 +99,7 @@ SERIAL: frozenset[str] = frozenset(
         "terminate_child",
         "restart_child",
         "delete_child",
+        "savepoint",
     }
 )
 
@@ -186,6 +190,8 @@ class Plan:
 
     ``change`` is the one checked value the pipeline applies; ``undoes`` is,
     for a rollback, the applied change it undoes (an entry of the undo stack).
+    ``undo_doc`` is, for an upgrade, its undo entry as a wire document
+    (``None`` if a part is plain Python), which a store keeps.
     """
 
     kind: RecordKind
@@ -193,6 +199,7 @@ class Plan:
     change: CheckedChange
     undoes: CheckedChange | None
     reply: Reply
+    undo_doc: dict[str, Any] | None = None
 
 
 class Lineage:

@@ -190,6 +190,12 @@ class Orchestration:
         self._tg.start_soon(self._send_change, plan, name=f"arrowloop {self.name} code change")
 
     async def _send_change(self, plan: Plan) -> None:
+        if self._durability is not None:
+            # The undo stack as it is once this change is applied goes into
+            # the same transaction as the change's stages.
+            self._durability.expect_change(
+                {p.stage: p.new.version for p in plan.change.plans}, self._book.undo_after(plan)
+            )
         try:
             versions = await self.pipeline.apply(
                 plan.change, on_commit=lambda: self._committed(plan)
@@ -236,6 +242,8 @@ class Orchestration:
 
     def _finish_change(self, done: Done) -> None:
         self._inflight = False
+        if self._durability is not None:
+            self._durability.expect_change({}, None)
         plan = done.plan
         if plan is None:
             return  # refused while planning: answered and recorded already

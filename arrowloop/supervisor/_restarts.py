@@ -120,6 +120,7 @@ class Restarts:
     _pipeline: Pipeline | None
     _tg: TaskGroup | None
     _dead_letters: DeadLetterSink | None
+    _request_keys: int
     _deferred: deque[Request | Exit | Retry]
     _attempt: Attempt | None
     _lineage: Lineage
@@ -403,7 +404,13 @@ class Restarts:
         if c.lineage is None:
             c.lineage = self._lineage.children.setdefault(c.name, Lineage())
         cls, run = _nested_runner()
-        inner = cls(spec, clock=self._clock, dead_letters=self._dead_letters, lineage=c.lineage)
+        inner = cls(
+            spec,
+            clock=self._clock,
+            dead_letters=self._dead_letters,
+            lineage=c.lineage,
+            request_keys=self._request_keys,  # a nested pipeline keeps as many keys
+        )
         inner._restoring = restoring
         started = False
         try:

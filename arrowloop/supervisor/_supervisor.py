@@ -33,11 +33,13 @@ from arrowloop.errors import (
 )
 from arrowloop.runtime import (
     DEFAULT_OUTPUT_CAPACITY,
+    DEFAULT_REQUEST_KEYS,
     DeadLetterSink,
     Pipeline,
     PipelineSpec,
     StageSpec,
     Ticket,
+    check_window,
     open_pipeline,
 )
 from arrowloop.store import StateStore
@@ -63,6 +65,7 @@ from arrowloop.supervisor._messages import (
 )
 from arrowloop.supervisor._orchestration import Orchestration
 from arrowloop.supervisor._restarts import AutoShutdownDue, Restarts, call_restore
+from arrowloop.supervisor._savepoints import Savepoints
 from arrowloop.supervisor._spec import ChildSpec, SupervisorSpec
 from arrowloop.supervisor._status import ChildCounts, ChildInfo, ChildStatus, SupervisorStatus
 
@@ -80,13 +83,13 @@ def _no_stages(name: str) -> SupervisorError:
     )
 
 
-class Supervisor(Administration, Restarts, Orchestration):
+class Supervisor(Administration, Restarts, Orchestration, Savepoints):
     """A running supervisor (made by :func:`open_supervisor`).
 
     Items go straight to :attr:`pipeline` (the supervisor is not on the data
     path), or through :meth:`call` for clients of an older version. Control
     goes through the mailbox: :meth:`code_change`, :meth:`rollback`,
-    :meth:`status`, :meth:`history`, :meth:`get_state`, :meth:`stop`, and
+    :meth:`savepoint`, :meth:`status`, :meth:`history`, :meth:`get_state`, :meth:`stop`, and
     child administration (:meth:`start_child`, :meth:`terminate_child`,
     :meth:`restart_child`, :meth:`delete_child`, :meth:`which_children`,
     :meth:`count_children`). Upgrade the pipeline only through the
@@ -107,6 +110,7 @@ class Supervisor(Administration, Restarts, Orchestration):
         output_capacity: int = DEFAULT_OUTPUT_CAPACITY,
         lineage: Lineage | None = None,
         store: StateStore | None = None,
+        request_keys: int = DEFAULT_REQUEST_KEYS,
     ) -> None:
         if not isinstance(spec, SupervisorSpec):
             raise ChildSpecError(
@@ -120,6 +124,7 @@ class Supervisor(Administration, Restarts, Orchestration):
         self._dead_letters = dead_letters
         self._validate_inputs = validate_inputs
         self._output_capacity = output_capacity
+        self._request_keys = check_window(request_keys)
         self._children = {c.name: ChildRecord(c, i) for i, c in enumerate(spec.children)}
         self._order = list(self._children.values())
         self._intensity = Window(spec.intensity, spec.period)
@@ -169,7 +174,7 @@ class Supervisor(Administration, Restarts, Orchestration):
             raise _no_stages(self.name)
         return self._pipeline
 
-    async def call(self, item: Any, *, version: str | None = None) -> Any:
+    async def call(self, item: Any, *, version: str | None = None, key: str | None = None) -> Any:
         """Send ``item`` and wait for its output, as a client of ``version``.
 
         ``version`` is a version the pipeline's first stage (for the input)
@@ -177,7 +182,7 @@ class Supervisor(Administration, Restarts, Orchestration):
         against that version's input type, adapted in along the recorded
         input adapters to the running version, and the reply adapted out
         along the output adapters. ``None`` (or the running version) calls
-        the pipeline as it is.
+        the pipeline as it is. ``key``: a request key (see :meth:`submit`).
 
         Raises:
             SupervisorError: ``version`` is unknown, or clients of it cannot
@@ -185,11 +190,16 @@ class Supervisor(Administration, Restarts, Orchestration):
             ValidationError: ``item`` is not an input of ``version``.
             StepError, PipelineClosed: as :meth:`Pipeline.call`.
         """
-        ticket = await self.submit(item, version=version)
+        ticket = await self.submit(item, version=version, key=key)
         return await ticket.result()
 
     async def submit(
-        self, item: Any, *, version: str | None = None, decode: bool = False
+        self,
+        item: Any,
+        *,
+        version: str | None = None,
+        decode: bool = False,
+        key: str | None = None,
     ) -> Ticket:
         """Send ``item`` in as a client of ``version``; a ticket for its output.
 
@@ -200,27 +210,35 @@ class Supervisor(Administration, Restarts, Orchestration):
         (``None`` for a plain item of the running version, which the
         pipeline admits as :meth:`Pipeline.submit` does). With
         ``decode=True``, ``item`` is the item's JSON form, built with the
-        view's input type.
+        view's input type. ``key`` is the client's request key: an item
+        whose key the stages applied already is not applied again, and gets
+        the first application's output (see :meth:`Pipeline.submit`).
 
         Raises:
             SupervisorError, ValidationError, PipelineClosed: as :meth:`call`.
         """
         p = self.pipeline
         if version is None and not decode:
-            return await p.submit(item)  # the pipeline's own types, as it validates them
-        return await p.submit(item, view=lambda: self.view(version), decode=decode)
+            return await p.submit(item, key=key)  # the pipeline's own types
+        return await p.submit(item, view=lambda: self.view(version), decode=decode, key=key)
 
     async def submit_many(
-        self, items: Sequence[Any], *, version: str | None = None, decode: bool = False
+        self,
+        items: Sequence[Any],
+        *,
+        version: str | None = None,
+        decode: bool = False,
+        keys: Sequence[str | None] | None = None,
     ) -> list[Ticket | Exception]:
         """Send several items in as clients of ``version``; a ticket or an
-        error for each, in order (see :meth:`Pipeline.submit_many`).
+        error for each, in order (see :meth:`Pipeline.submit_many`; ``keys``:
+        a request key or ``None`` per item).
 
         Raises:
             PipelineClosed: the pipeline is closing (no item entered).
         """
         return await self.pipeline.submit_many(
-            items, view=lambda: self.view(version), decode=decode
+            items, view=lambda: self.view(version), decode=decode, keys=keys
         )
 
     # -- control requests -------------------------------------------------------
@@ -441,10 +459,11 @@ class Supervisor(Administration, Restarts, Orchestration):
                             on_exit=self._stage_exit,
                             on_failure=self._stage_failure,
                             persist=None if durable is None else durable.persist,
+                            request_keys=self._request_keys,
                         )
                     )
                     for name, r in resumed.items():
-                        self._pipeline.seed(name, r.state, r.seq)
+                        self._pipeline.seed(name, r.state, r.seq, r.keys)
                     if self._restoring:
                         await self._restore_stages()
                     for c in self._order[: len(stages)]:
@@ -488,6 +507,10 @@ class Supervisor(Administration, Restarts, Orchestration):
             if r.machine is not start.machine:
                 c.spec = attrs.evolve(c.spec, start=attrs.evolve(start, machine=r.machine))
         self._book.restore_history(self._durability.history)
+        if not self._book.undo:  # a fresh book (not a nested incarnation's)
+            self._book.restore_undo(
+                self._durability.undo_entries([c.start for c in stages], self.spec.history_limit)
+            )
         out, into = anyio.create_memory_object_stream[dict[str, Any]](math.inf)
         stack.enter_context(out)
         self._history = stack.enter_context(into)
@@ -633,6 +656,8 @@ class Supervisor(Administration, Restarts, Orchestration):
                     self._begin_attempt(attempt)
             elif req.kind == "change":
                 self._begin_change(req.arg, req.reply)
+            elif req.kind == "savepoint":
+                self._begin_savepoint(req.arg, req.reply)
             else:
                 stage, who = req.arg
                 self._begin(self._plan_rollback(stage, who, req.reply, auto=req.internal))
@@ -737,6 +762,7 @@ async def open_supervisor(
     validate_inputs: bool = True,
     output_capacity: int = DEFAULT_OUTPUT_CAPACITY,
     store: StateStore | None = None,
+    request_keys: int = DEFAULT_REQUEST_KEYS,
 ) -> AsyncIterator[Supervisor]:
     """Run a supervisor for the duration of an ``async with``.
 
@@ -760,6 +786,9 @@ async def open_supervisor(
             are kept (:class:`~arrowloop.store.SqliteStore`): the stages
             resume from it, and each makes its state durable before its
             outputs are released (docs/durability.md).
+        request_keys: how many request keys each stage remembers, the most
+            recent (kept in the store with the states; see
+            :meth:`Supervisor.submit`).
 
     Raises:
         EscalationError: the supervisor gave up.
@@ -772,6 +801,7 @@ async def open_supervisor(
         validate_inputs=validate_inputs,
         output_capacity=output_capacity,
         store=store,
+        request_keys=request_keys,
     )
     async with running(sup):
         yield sup

@@ -189,7 +189,8 @@ class TupleT(Type):
 
 @attrs.frozen(cache_hash=True, repr=False)
 class ListT(Type):
-    """Homogeneous lists; the runtime value is a Python list, never mutated."""
+    """Homogeneous lists; the runtime value is a Python list (value semantics:
+    compiled code changes one in place only where no one can tell)."""
 
     kind: ClassVar[str] = "list"
     item: Type
@@ -206,7 +207,8 @@ class ListT(Type):
 
 @attrs.frozen(cache_hash=True, repr=False)
 class MapT(Type):
-    """String-keyed maps; the runtime value is a Python dict, never mutated."""
+    """String-keyed maps; the runtime value is a Python dict (value semantics,
+    as for lists)."""
 
     kind: ClassVar[str] = "map"
     value: Type

@@ -1,0 +1,500 @@
+"""Ownership: when generated code may update a list or a dict in place.
+
+The arrow language has value semantics: ``map_put`` and ``append`` return
+new containers. Copying a 10^5-key dict per item is not acceptable, so the
+code generator updates a container in place when no one can tell the
+difference: when the container is *owned* (not shared with anything outside
+the step: not the caller's input, not a constant, not the state of a caller
+who keeps it) and *unique* at that point (no value still to be used refers
+to it). Everything else is copied, the first time it is updated.
+
+The generator describes each value it holds by an :data:`Info`, a shape that
+follows the value's type down to its lists and dicts:
+
+- :class:`Leaf`: a list or dict. ``locs`` names the objects it may be (two
+  values with a loc in common may be the same object), ``owned`` says it is
+  not shared outside the step, ``old`` that it belongs to the state the step
+  was given (its in-place writes are logged, so a failing step can be undone),
+  and ``elem`` describes its elements.
+- :class:`Struct`: a tuple or record, one info per component.
+- :class:`Blob`: a summary of everything mutable inside a value whose shape
+  is not followed (variants), or of a value the generator knows nothing about.
+- ``None``: a value with no list or dict inside (nothing to update).
+
+Liveness is tracked by the generator (see ``_Gen.live`` in _codegen): a
+multiset of the locs of every value that is still to be used, pushed when a
+``fanout`` or ``split`` holds siblings' results or will give its input to a
+later sibling, and when an ``if`` will give its input to a branch. An update
+is in place only when the container's locs are not live.
+
+The step of a stage runs in *owned* mode: its state is owned (the stage never
+lets anyone else hold it: :meth:`Machine.owned_step` documents the contract),
+its writes to old containers are logged, and a state that ends the step
+shared with its output or with itself is copied before it is returned.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Final
+
+import attrs
+
+from arrowloop.arrows import (
+    Compose,
+    Const,
+    Fanout,
+    GetField,
+    Id,
+    MakeRecord,
+    Proj,
+    SetField,
+    Split,
+)
+from arrowloop.check import Typed
+from arrowloop.typesys import (
+    ListT,
+    MapT,
+    OptionT,
+    RecordT,
+    Tagged,
+    TupleT,
+    Type,
+    VariantT,
+    case_repr,
+    record_class,
+)
+
+__all__ = [
+    "Leaf",
+    "Struct",
+    "Blob",
+    "Info",
+    "TOP",
+    "mutable",
+    "fresh",
+    "merge",
+    "locs_of",
+    "component",
+    "elements",
+    "summary",
+    "deep_owned",
+    "any_old",
+    "places",
+    "relocated",
+    "self_aliased",
+    "copier",
+    "undo",
+    "Demand",
+    "NOTHING",
+    "needs",
+    "used_locs",
+    "demand_item",
+    "demand_union",
+    "container",
+    "disjoint",
+    "UNKNOWN",
+    "MISSING",
+    "APPEND",
+    "POP",
+]
+
+#: A loc that stands for "anything": a value the generator knows nothing
+#: about. Live, it forbids every in-place update.
+TOP: Final = -1
+
+
+@attrs.frozen
+class Leaf:
+    """A list or dict (see the module docstring)."""
+
+    locs: frozenset[int]
+    owned: bool
+    old: bool
+    elem: Info
+
+
+@attrs.frozen
+class Struct:
+    """A tuple or record: one info per component."""
+
+    items: tuple[Info, ...]
+
+
+@attrs.frozen
+class Blob:
+    """Everything mutable inside a value, summarised."""
+
+    locs: frozenset[int]
+    owned: bool
+    old: bool
+
+
+Info = Leaf | Struct | Blob | None
+
+#: The info of a value nothing is known of.
+UNKNOWN: Final = Blob(frozenset({TOP}), owned=False, old=False)
+
+
+@functools.lru_cache(maxsize=4096)
+def mutable(t: Type) -> bool:
+    """Whether values of ``t`` may hold a list or a dict."""
+    if isinstance(t, ListT | MapT):
+        return True
+    if isinstance(t, TupleT):
+        return any(mutable(x) for x in t.items)
+    if isinstance(t, RecordT):
+        return any(mutable(x) for _, x in t.fields)
+    if isinstance(t, OptionT):
+        return mutable(t.item)
+    if isinstance(t, VariantT):
+        return any(p is not None and mutable(p) for _, p in t.cases)
+    return False
+
+
+def fresh(t: Type, owned: bool, old: bool, new_loc: Callable[[], int]) -> Info:
+    """The info of a value of type ``t`` whose containers are all distinct
+    objects, shared with nothing else in the step."""
+    if not mutable(t):
+        return None
+    if isinstance(t, ListT):
+        return Leaf(frozenset({new_loc()}), owned, old, fresh(t.item, owned, old, new_loc))
+    if isinstance(t, MapT):
+        return Leaf(frozenset({new_loc()}), owned, old, fresh(t.value, owned, old, new_loc))
+    if isinstance(t, TupleT):
+        return Struct(tuple(fresh(x, owned, old, new_loc) for x in t.items))
+    if isinstance(t, RecordT):
+        return Struct(tuple(fresh(x, owned, old, new_loc) for _, x in t.fields))
+    if isinstance(t, OptionT):
+        return fresh(t.item, owned, old, new_loc)
+    return Blob(frozenset({new_loc()}), owned, old)
+
+
+def places(info: Info) -> Iterator[Leaf | Blob]:
+    """Each list or dict described inside a value (a blob counting as one)."""
+    stack = [info]
+    while stack:
+        i = stack.pop()
+        if i is None:
+            continue
+        if isinstance(i, Struct):
+            stack.extend(i.items)
+            continue
+        yield i
+        if isinstance(i, Leaf):
+            stack.append(i.elem)
+
+
+def locs_of(info: Info) -> frozenset[int]:
+    """Every loc of every container inside a value."""
+    out: set[int] = set()
+    for i in places(info):
+        out |= i.locs
+    return frozenset(out)
+
+
+def summary(info: Info) -> Info:
+    """``info`` as a :class:`Blob` (``None`` stays ``None``)."""
+    if info is None or isinstance(info, Blob):
+        return info
+    return Blob(locs_of(info), deep_owned(info), any_old(info))
+
+
+def any_old(info: Info) -> bool:
+    """Whether some container inside a value belongs to the step's state."""
+    return any(i.old for i in places(info))
+
+
+def deep_owned(info: Info) -> bool:
+    """Whether no container inside a value is shared outside the step."""
+    return all(i.owned for i in places(info))
+
+
+def self_aliased(info: Info) -> bool:
+    """Whether two places inside a value may hold the same container."""
+    seen: set[int] = set()
+    for i in places(info):
+        if i.locs & seen:
+            return True
+        seen |= i.locs
+    return False
+
+
+def merge(a: Info, b: Info) -> Info:
+    """What is known of a value that is either ``a`` or ``b``."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if isinstance(a, Struct) and isinstance(b, Struct) and len(a.items) == len(b.items):
+        return Struct(tuple(merge(x, y) for x, y in zip(a.items, b.items, strict=True)))
+    if isinstance(a, Leaf) and isinstance(b, Leaf):
+        return Leaf(a.locs | b.locs, a.owned and b.owned, a.old or b.old, merge(a.elem, b.elem))
+    sa, sb = summary(a), summary(b)
+    assert isinstance(sa, Blob)
+    assert isinstance(sb, Blob)
+    return Blob(sa.locs | sb.locs, sa.owned and sb.owned, sa.old or sb.old)
+
+
+def relocated(info: Info, new_loc: Callable[[], int]) -> Info:
+    """``info`` with new locs throughout: a value taken out of the only
+    container that held it is no longer shared with that container."""
+    if info is None:
+        return None
+    if isinstance(info, Struct):
+        return Struct(tuple(relocated(x, new_loc) for x in info.items))
+    if isinstance(info, Leaf):
+        return Leaf(frozenset({new_loc()}), info.owned, info.old, relocated(info.elem, new_loc))
+    return Blob(frozenset({new_loc()}), info.owned, info.old)
+
+
+def component(info: Info, i: int) -> Info:
+    """The info of component ``i`` of a tuple or record."""
+    if info is None:
+        return None
+    if isinstance(info, Struct):
+        return info.items[i] if i < len(info.items) else UNKNOWN
+    if isinstance(info, Blob):
+        return info
+    return UNKNOWN
+
+
+def elements(info: Info) -> Info:
+    """The info of the elements of a list or dict."""
+    if info is None:
+        return None
+    if isinstance(info, Leaf):
+        return info.elem
+    if isinstance(info, Blob):
+        return info
+    return UNKNOWN
+
+
+def container(info: Info) -> Leaf:
+    """``info`` seen as a list or dict (a blob stands for any)."""
+    if isinstance(info, Leaf):
+        return info
+    if isinstance(info, Blob):
+        return Leaf(info.locs, info.owned, info.old, info)
+    return Leaf(frozenset({TOP}), False, False, UNKNOWN)
+
+
+# -- copies ------------------------------------------------------------------
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+@functools.lru_cache(maxsize=1024)
+def copier(t: Type) -> Callable[[Any], Any]:
+    """A function copying every list and dict inside a value of ``t`` (the
+    rest is immutable, so it is shared)."""
+    if not mutable(t):
+        return _identity
+    if isinstance(t, ListT):
+        if not mutable(t.item):
+            return list
+        each = copier(t.item)
+        return lambda xs: [each(x) for x in xs]
+    if isinstance(t, MapT):
+        if not mutable(t.value):
+            return dict
+        each_v = copier(t.value)
+        return lambda d: {k: each_v(v) for k, v in d.items()}
+    if isinstance(t, OptionT):
+        inner = copier(t.item)
+        return lambda x: None if x is None else inner(x)
+    if isinstance(t, TupleT):
+        parts = tuple(copier(x) for x in t.items)
+        return lambda xs: tuple(p(x) for p, x in zip(parts, xs, strict=True))
+    if isinstance(t, RecordT):
+        return _record_copier(t)
+    assert isinstance(t, VariantT)
+    return _variant_copier(t)
+
+
+def _record_copier(t: RecordT) -> Callable[[Any], Any]:
+    cls = record_class(t)
+    fields = [(operator.attrgetter(name), copier(ft)) for name, ft in t.fields]
+
+    def copy(r: Any) -> Any:
+        return cls(*[c(g(r)) for g, c in fields])
+
+    return copy
+
+
+def _variant_copier(t: VariantT) -> Callable[[Any], Any]:
+    by_class: dict[type, Callable[[Any], Any]] = {}
+    by_tag: dict[str, Callable[[Any], Any]] = {}
+    for tag, payload in t.cases:
+        rep = case_repr(t, tag)
+        if payload is None or not mutable(payload):
+            continue
+        if rep.how == "record":
+            assert rep.cls is not None
+            by_class[rep.cls] = copier(payload)
+        elif rep.how == "tagged":
+            by_tag[tag] = copier(payload)
+
+    def copy(v: Any) -> Any:
+        c = by_class.get(type(v))
+        if c is not None:
+            return c(v)
+        if type(v) is Tagged:
+            p = by_tag.get(v.tag)
+            if p is not None:
+                return Tagged(v.tag, p(v.value))
+        return v
+
+    return copy
+
+
+# -- the undo log --------------------------------------------------------------
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: In the undo log: the key was absent before the write.
+MISSING: Final = _Missing()
+#: In the undo log, in the key's place: an ``append`` (undone by ``pop``).
+APPEND: Final = _Missing()
+#: In the undo log, in the key's place: a ``pop`` of the last item (undone
+#: by appending the old value back).
+POP: Final = _Missing()
+
+
+def undo(log: list[tuple[Any, Any, Any]], mark: int) -> None:
+    """Undo the writes logged from ``mark`` on, newest first, and forget them.
+
+    An entry is ``(container, key, old)``: ``old`` was the value at ``key``
+    (:data:`MISSING` if there was none), or ``key`` is :data:`APPEND`, or
+    :data:`POP` (``old`` was the last item).
+    """
+    for c, k, old in reversed(log[mark:]):
+        if k is APPEND:
+            c.pop()
+        elif k is POP:
+            c.append(old)
+        elif old is MISSING:
+            c.pop(k, None)
+        else:
+            c[k] = old
+    del log[mark:]
+
+
+def disjoint(a: Iterable[int], live: Any) -> bool:
+    """Whether no loc of ``a`` is in ``live`` (a multiset), and nothing
+    unknown is live."""
+    if live.get(TOP):
+        return False
+    return not any(live.get(x) for x in a)
+
+
+# -- what is used of a value later ---------------------------------------------
+
+#: How deep :func:`needs` follows routing nodes before assuming the worst.
+_MAX_ROUTE_DEPTH: Final = 32
+
+#: Which parts of a value are used: ``None`` for all of it, else a dict from
+#: component index (of a tuple or record) to what is used of that component
+#: (an empty dict: nothing).
+Demand = dict[int, "Demand"] | None
+
+NOTHING: Final[Demand] = {}
+
+
+def demand_union(a: Demand, b: Demand) -> Demand:
+    """What is used when ``a`` and ``b`` are."""
+    if a is None or b is None:
+        return None
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = demand_union(out[k], v) if k in out else v
+    return out
+
+
+def demand_item(d: Demand, i: int) -> Demand:
+    """What is used of component ``i``."""
+    return None if d is None else d.get(i, NOTHING)
+
+
+def _field_index(t: Typed, name: str) -> int | None:
+    rt = t.input
+    if isinstance(rt, TupleT) and rt.items:
+        rt = rt.items[0]  # SetField: (record, value)
+    if isinstance(rt, RecordT):
+        for i, (f, _) in enumerate(rt.fields):
+            if f == name:
+                return i
+    return None
+
+
+def needs(t: Typed, d: Demand, depth: int = 0) -> Demand:
+    """What running ``t`` uses of its input, when ``d`` is what is used of
+    its output. Nodes that only move values around (ids, projections, field
+    reads, tuples of them) use only what is used of what they move; any
+    other node reads all of its input, whether its output is used or not
+    (it may raise)."""
+    node = t.node
+    if depth > _MAX_ROUTE_DEPTH:
+        return None
+    if isinstance(node, Const):
+        return NOTHING
+    if isinstance(node, Id):
+        return d
+    if isinstance(node, Proj):
+        return {node.index: d}
+    if isinstance(node, GetField):
+        i = _field_index(t, node.field)
+        return None if i is None else {i: d}
+    if isinstance(node, Fanout):
+        out: Demand = NOTHING
+        for j, k in enumerate(t.children):
+            out = demand_union(out, needs(k, demand_item(d, j), depth + 1))
+            if out is None:
+                return None
+        return out
+    if isinstance(node, Split):
+        return {j: needs(k, demand_item(d, j), depth + 1) for j, k in enumerate(t.children)}
+    if isinstance(node, Compose):
+        for k in reversed(t.children):
+            d = needs(k, d, depth + 1)
+        return d
+    if isinstance(node, SetField):
+        # (record, value) -> record: the value becomes the field, the other
+        # fields stay; the old field is not used.
+        rt = t.output
+        if isinstance(rt, RecordT):
+            i = _field_index(t, node.field)
+            if i is not None:
+                kept = {j: demand_item(d, j) for j in range(len(rt.fields)) if j != i}
+                return {0: kept, 1: demand_item(d, i)}
+        return None
+    if isinstance(node, MakeRecord):
+        n = len(node.record.fields) if isinstance(node.record, RecordT) else -1
+        if n == 0:
+            return NOTHING
+        if n == 1:
+            return demand_item(d, 0)
+        if n > 1:
+            return {j: demand_item(d, j) for j in range(n)}
+        return None
+    return None
+
+
+def used_locs(info: Info, d: Demand) -> frozenset[int]:
+    """The locs of the parts of a value that ``d`` says are used."""
+    if info is None:
+        return frozenset()
+    if d is None or not isinstance(info, Struct):
+        return locs_of(info) if d is None or d else frozenset()
+    out: frozenset[int] = frozenset()
+    for i, sub in d.items():
+        out |= used_locs(component(info, i), sub)
+    return out

@@ -1,0 +1,501 @@
+"""Statements that change a list or dict in place: ``d[k] = v``, ``d[k] += 1``,
+``del d[k]``, ``xs.append(x)``, ``x = d.pop(k)``, ``state.counts[k] = v``, ...
+
+Part of the Python front end. Arrowloop values do not share: a change of
+``d`` is translated as ``d = <d with the change>`` (value semantics), and
+the compiler makes that change in place where no one can tell
+(compiler/_ownership.py). Python's lists and dicts do share: after
+``a = b``, changing ``a`` changes ``b``. The two agree as long as no other
+name that is still used later may refer to the object being changed, so
+that is checked: every assignment (and every change that stores a value
+into a container) of a value that may hold lists or dicts records which
+names it may share with, over the whole function, and a change through one
+name while a name that may share with it is read later is refused, saying
+why and what to write instead. The check runs when the whole function has
+been translated, so sharing set up later in a loop body counts too.
+
+A *place* is a name followed by field reads, dict keys and list indexes
+(``state.groups[key][0]``); ``d.setdefault(k, default)`` is a key that
+holds ``default`` when absent. Changing a place rebuilds its name.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from arrowloop.arrows import Arrow, Const, GetField, Id, Proj, Registry, SetField
+from arrowloop.compiler import mutable
+from arrowloop.errors import FrontendError
+from arrowloop.frontend._env import CHANGING_METHODS, Env, Val, tuple_of
+from arrowloop.frontend._exprs import int_literal
+from arrowloop.frontend._flow import Exit
+from arrowloop.frontend._patterns import Patterns
+from arrowloop.frontend._source import Source
+from arrowloop.frontend._typing import show
+from arrowloop.typesys import INT, STR, ListT, MapT, RecordT, TupleT, Type
+
+__all__ = ["Mutations"]
+
+
+@attrs.frozen
+class _Acc:
+    """One step into a place: a field, a dict key (with the default of
+    ``setdefault``), a list index, or a constant tuple index."""
+
+    kind: str  # "field" | "key" | "index" | "item"
+    node: ast.AST
+    field: str = ""
+    key: ast.expr | None = None
+    default: ast.expr | None = None
+    item: int = 0
+
+
+@attrs.frozen
+class _Leaf:
+    """The new value at the end of a place, from the current one (``reads``:
+    whether it uses the current one)."""
+
+    make: Callable[[Val], Val]
+    reads: bool
+
+    def __call__(self, cur: Val) -> Val:
+        return self.make(cur)
+
+
+def _lift(v: Val) -> Val:
+    """``v`` (an arrow from the environment) over ``(env, x)``."""
+    return Val(Proj(0, 2) >> v.arrow, v.type)
+
+
+@attrs.frozen
+class _Change:
+    """A change of a place's root, to check once the function is translated."""
+
+    root: str
+    node: ast.AST
+    others: frozenset[str]  # names read after it, of types that hold lists or dicts
+
+
+_METHODS = CHANGING_METHODS
+
+
+class Mutations(Patterns):
+    """In-place changes of lists and dicts, on top of :class:`Patterns`."""
+
+    def __init__(self, src: Source, registry: Registry, local_names: set[str]) -> None:
+        super().__init__(src, registry, local_names)
+        # name -> the names it may share a list or dict with, and where that began
+        self._shares: dict[str, dict[str, ast.AST]] = {}
+        self._changes: list[_Change] = []
+        self._node: ast.AST = src.tree
+
+    # -- sharing ---------------------------------------------------------------
+
+    def note_sharing(self, name: str, value: ast.expr | None, node: ast.AST, env: Env) -> None:
+        """``name`` now holds (parts of) the value of ``value``: record which
+        names it may share a list or dict with."""
+        if value is None:
+            return
+        for other in self._sources(value, env):
+            if other != name:
+                self._shares.setdefault(name, {}).setdefault(other, node)
+                self._shares.setdefault(other, {}).setdefault(name, node)
+
+    def _sources(self, e: ast.expr, env: Env) -> set[str]:
+        """The names whose lists or dicts the value of ``e`` may contain."""
+        match e:
+            case ast.Name(id=n):
+                i = env.find(n)
+                return {n} if i is not None and mutable(env.slots[i].type) else set()
+            case ast.Constant() | ast.Compare() | ast.BoolOp() | ast.JoinedStr():
+                return set()
+            case ast.UnaryOp(op=ast.Not()):
+                return set()
+            case ast.Call(func=ast.Name(id="len" | "str" | "int" | "float" | "bool" | "abs")):
+                return set()
+            case ast.Subscript(value=v) | ast.Attribute(value=v):
+                return self._sources(v, env)
+            case (
+                ast.Call(func=ast.Name(id="list" | "dict"), args=[arg])
+                | ast.Call(func=ast.Attribute(value=arg, attr="copy"), args=[])
+            ):
+                # A new container: it shares only the elements, if they hold any.
+                return self._sources(arg, env) if self._elements_mutable(arg, env) else set()
+        out: set[str] = set()
+        for child in ast.iter_child_nodes(e):
+            if isinstance(child, ast.expr):
+                out |= self._sources(child, env)
+        return out
+
+    def _elements_mutable(self, e: ast.expr, env: Env) -> bool:
+        try:
+            t = self.expr(e, env).type
+        except FrontendError:
+            return True  # reported where the value is translated
+        elem = t.item if isinstance(t, ListT) else t.value if isinstance(t, MapT) else t
+        return mutable(elem)
+
+    def check_changes(self) -> None:
+        """Refuse a change through a name while another name that may share
+        with it is read later (see the module docstring)."""
+        for c in self._changes:
+            linked = self._linked(c.root)
+            for other in sorted(c.others & set(linked)):
+                where = linked[other]
+                line = self.src.file_line(where)
+                self.fail(
+                    c.node,
+                    f"{c.root} and {other} may be the same list or dict here (since line "
+                    f"{line}: {ast.unparse(where)[:60]}): in Python, changing it through "
+                    f"{c.root} changes {other} too, and {other} is read later, but arrowloop "
+                    f"values never share, so the two would compute different things. Make "
+                    f"a copy where they begin to share (list(...), dict(...)), or change "
+                    f"it through one name only",
+                    "names that do not share",
+                    f"{c.root} and {other}",
+                )
+
+    def _linked(self, root: str) -> dict[str, ast.AST]:
+        """Every name that may share with ``root`` (directly or through
+        others), with where the first link began."""
+        seen: dict[str, ast.AST] = {}
+        stack = [root]
+        while stack:
+            n = stack.pop()
+            for other, where in self._shares.get(n, {}).items():
+                if other not in seen and other != root:
+                    seen[other] = where
+                    stack.append(other)
+        return seen
+
+    # -- statements ------------------------------------------------------------
+
+    def mutation(
+        self, s: ast.stmt, rest: Sequence[ast.stmt], env: Env, exit: Exit
+    ) -> tuple[Arrow, Env] | None:
+        """The translation of ``s`` if it changes a list or dict in place
+        (or rebinds a name to a popped value), else ``None``."""
+        match s:
+            case ast.Assign(targets=[ast.Subscript() as target], value=value):
+                return self._set(s, target, value, None, rest, env, exit)
+            case ast.AugAssign(target=ast.Subscript() as target, op=op, value=value):
+                return self._set(s, target, value, op, rest, env, exit)
+            case ast.AugAssign(target=ast.Name(id=n) as target, op=ast.Add(), value=value) if (
+                env.find(n) is not None and isinstance(env.type_of(n), ListT)
+            ):
+                # xs += ys extends xs in place in Python (others sharing it see it)
+                call = ast.copy_location(
+                    ast.Call(ast.Attribute(target, "extend", ast.Load()), [value], []), s
+                )
+                return self._method(s, call, target, "extend", None, rest, env, exit)
+            case ast.Delete(targets=targets):
+                arrow, cur = None, env
+                for t in targets:
+                    if not isinstance(t, ast.Subscript):
+                        return None
+                    a, cur = self._delete(s, t, rest, cur, exit)
+                    arrow = a if arrow is None else arrow >> a
+                return (arrow, cur) if arrow is not None else None
+            case ast.Expr(value=ast.Call(func=ast.Attribute(value=recv, attr=m)) as call) if (
+                m in _METHODS and self._is_place(recv, env)
+            ):
+                return self._method(s, call, recv, m, None, rest, env, exit)
+            case ast.Assign(
+                targets=[ast.Name(id=name)],
+                value=ast.Call(
+                    func=ast.Attribute(value=recv, attr="pop" | "setdefault" as m)
+                ) as call,
+            ) if self._is_place(recv, env):
+                return self._method(s, call, recv, m, name, rest, env, exit)
+        return None
+
+    def _is_place(self, node: ast.expr, env: Env) -> bool:
+        base = node
+        while True:
+            match base:
+                case ast.Attribute(value=v) | ast.Subscript(value=v):
+                    base = v
+                case ast.Call(func=ast.Attribute(value=v, attr="setdefault")):
+                    base = v
+                case ast.Name(id=n):
+                    return env.find(n) is not None and n not in env.unbound
+                case _:
+                    return False
+
+    def _place(self, node: ast.expr) -> tuple[ast.Name, list[_Acc]]:
+        """The root name and the steps of the place ``node``."""
+        steps: list[_Acc] = []
+        while True:
+            match node:
+                case ast.Name():
+                    steps.reverse()
+                    return node, steps
+                case ast.Attribute(value=v, attr=f):
+                    steps.append(_Acc("field", node, field=f))
+                    node = v
+                case ast.Subscript(value=v, slice=k):
+                    if isinstance(k, ast.Slice):
+                        self.fail(node, "slices cannot be changed in place; build a new list")
+                    steps.append(_Acc("key", node, key=k))
+                    node = v
+                case ast.Call(func=ast.Attribute(value=v, attr="setdefault"), args=args):
+                    if len(args) != 2 or node.keywords:
+                        self.fail(node, "d.setdefault takes a key and a default here")
+                    steps.append(_Acc("key", node, key=args[0], default=args[1]))
+                    node = v
+                case _:
+                    self.fail(node, "expected a name, a field, a dict key or a list index")
+
+    # -- places -------------------------------------------------------------------
+    #
+    # A change is an arrow ``(env, x) -> x'`` over the value ``x`` at each level
+    # of the place, ``env`` travelling along for the keys and the new value. A
+    # dict entry that is changed further (``d[k].append(v)``, ``d[a][b] = v``)
+    # is *taken* out of its dict (``map_take``) and put back changed, so the
+    # entry is the only reference to it and can be changed in place too.
+
+    def _update(self, t: Type, steps: list[_Acc], leaf: _Leaf, env: Env) -> Arrow:
+        """``(env, x: t) -> x`` with the place ``steps`` replaced by ``leaf``
+        of its current value."""
+        cur = Val(Proj(1, 2), t)
+        if not steps:
+            return self.coerce(leaf(cur), t, self._node).arrow
+        st, rest = steps[0], steps[1:]
+        if st.kind == "field":
+            if not isinstance(t, RecordT) or t.field_type(st.field) is None:
+                self.mismatch(st.node, f"a record with a field {st.field}", t)
+            ft = t.field_type(st.field)
+            assert ft is not None
+            inner = tuple_of([Proj(0, 2), Proj(1, 2) >> GetField(st.field)])
+            new = inner >> self._update(ft, rest, leaf, env)
+            return tuple_of([Proj(1, 2), new]) >> SetField(st.field)
+        assert st.key is not None
+        if isinstance(t, TupleT) and st.default is None:
+            n = len(t.items)
+            k = int_literal(st.key)
+            if k is None or not -n <= k < n:
+                self.fail(st.node, f"a tuple of {n} items is indexed with a constant here")
+            k %= n
+            parts: list[Arrow] = [Proj(1, 2) >> Proj(j, n) for j in range(n)]
+            inner = tuple_of([Proj(0, 2), Proj(1, 2) >> Proj(k, n)])
+            parts[k] = inner >> self._update(t.items[k], rest, leaf, env)
+            return tuple_of(parts)
+        if isinstance(t, ListT) and st.default is None:
+            i = _lift(self.expr(st.key, env, INT))
+            got = self.prim("item", [cur, i], st.node, "xs[i]")
+            new = tuple_of([Proj(0, 2), got.arrow]) >> self._update(t.item, rest, leaf, env)
+            return self.prim("list_set", [cur, i, Val(new, t.item)], st.node, "xs[i] = v").arrow
+        if not isinstance(t, MapT):
+            self.mismatch(st.node, "a record, dict, list or tuple to change a part of", t)
+        key = _lift(self.expr(st.key, env, STR))
+        default = None if st.default is None else _lift(self.expr(st.default, env, t.value))
+        if mutable(t.value) and (rest or leaf.reads):
+            # Take the entry out, change it, put it back.
+            if default is None:
+                taken = self.prim("map_take", [cur, key], st.node, "d[k]")
+            else:
+                taken = self.prim("map_take_or", [cur, key, default], st.node, "d.setdefault")
+            inner = tuple_of([Proj(0, 2), Proj(1, 2) >> Proj(1, 2)])
+            new = inner >> self._update(t.value, rest, leaf, env)
+            after = Val(Proj(1, 2) >> Proj(0, 2), t)
+            put = self.prim(
+                "map_put",
+                [after, key, Val(new, t.value)],
+                st.node,
+                "d[k] = v",
+            )
+            return tuple_of([Proj(0, 2), taken.arrow]) >> put.arrow
+        if rest or leaf.reads:
+            if default is None:
+                got = self.prim("map_at", [cur, key], st.node, "d[k]")
+            else:
+                maybe = self.prim("map_get", [cur, key], st.node, "d.setdefault")
+                got = self.prim("unwrap_or", [maybe, default], st.node, "d.setdefault")
+            new = tuple_of([Proj(0, 2), got.arrow]) >> self._update(t.value, rest, leaf, env)
+        else:
+            new = self.coerce(leaf(cur), t.value, st.node).arrow  # the leaf ignores it
+        return self.prim("map_put", [cur, key, Val(new, t.value)], st.node, "d[k] = v").arrow
+
+    def _change(self, root: ast.Name, steps: list[_Acc], leaf: _Leaf, env: Env) -> Val:
+        """The new value of ``root`` with the place ``steps`` changed by ``leaf``."""
+        whole = self._root(root, env)
+        self._node = root
+        arrow = tuple_of([Id(), whole.arrow]) >> self._update(whole.type, steps, leaf, env)
+        return Val(arrow, whole.type)
+
+    def _commit(
+        self,
+        s: ast.stmt,
+        root: ast.Name,
+        new_root: Val,
+        stored: ast.expr | None,
+        extra: list[tuple[str, Val]],
+        rest: Sequence[ast.stmt],
+        env: Env,
+        exit: Exit,
+    ) -> tuple[Arrow, Env]:
+        """Rebind the changed root (and ``extra`` names), recording the
+        change for :meth:`check_changes`."""
+        name = root.id
+        live = self.live(rest, exit)
+        others = frozenset(
+            n for n in env.names() if n in live and n != name and mutable(env.type_of(n))
+        )
+        self._changes.append(_Change(name, s, others))
+        self.note_sharing(name, stored, s, env)
+        for n, _ in extra:
+            self.note_sharing(n, stored, s, env)
+        want = env.declared.get(name)
+        v = self.coerce(new_root, want, s) if want is not None else new_root
+        # The popped value is read before the change (it may be made in place).
+        return env.rebuild(live, [*extra, (name, v)])
+
+    def _root(self, root: ast.Name, env: Env) -> Val:
+        v = self.name(root, root.id, env)
+        if not mutable(v.type):
+            self.fail(root, f"{root.id} holds no list or dict to change", found=show(v.type))
+        return v
+
+    def _set(
+        self,
+        s: ast.stmt,
+        target: ast.Subscript,
+        value: ast.expr,
+        op: ast.operator | None,
+        rest: Sequence[ast.stmt],
+        env: Env,
+        exit: Exit,
+    ) -> tuple[Arrow, Env]:
+        root, steps = self._place(target)
+        if op is None:
+            # Python evaluates the value before the place.
+            v = self.expr(value, env)
+            tmp = f"$value{s.lineno}.{s.col_offset}"
+            first, env1 = env.rebuild(env.names(), [(tmp, v)])
+            lifted = _lift(env1.val(tmp))
+            new = self._change(root, steps, _Leaf(lambda cur: lifted, reads=False), env1)
+            arrow, env2 = self._commit(s, root, new, value, [], rest, env1, exit)
+            return first >> arrow, env2
+        operator = op
+        cur_t = self._read(target, env).type
+        rhs = _lift(self.expr(value, env, cur_t if isinstance(cur_t, ListT) else None))
+
+        def combine(cur: Val) -> Val:
+            return self.combine(s, operator, cur, rhs)
+
+        new = self._change(root, steps, _Leaf(combine, reads=True), env)
+        return self._commit(s, root, new, value, [], rest, env, exit)
+
+    def _delete(
+        self, s: ast.stmt, target: ast.Subscript, rest: Sequence[ast.stmt], env: Env, exit: Exit
+    ) -> tuple[Arrow, Env]:
+        root, steps = self._place(target)
+        last = steps[-1]
+        if last.kind != "key" or last.default is not None or last.key is None:
+            self.fail(s, "del is supported for dict keys (del d[k]); for a list, use xs.pop()")
+        key = _lift(self.expr(last.key, env, STR))
+
+        def remove(cur: Val) -> Val:
+            if not isinstance(cur.type, MapT):
+                self.fail(s, "del is supported for dict keys (del d[k]); for a list, use xs.pop()")
+            # Python's del d[k] raises KeyError when k is absent: so does this.
+            check = self.prim("map_at", [cur, key], s, "del d[k]")
+            removed = self.prim("map_remove", [cur, key], s, "del d[k]")
+            return Val(tuple_of([check.arrow, removed.arrow]) >> Proj(1, 2), cur.type)
+
+        new = self._change(root, steps[:-1], _Leaf(remove, reads=True), env)
+        return self._commit(s, root, new, None, [], rest, env, exit)
+
+    def _method(
+        self,
+        s: ast.stmt,
+        call: ast.Call,
+        recv: ast.expr,
+        m: str,
+        result: str | None,
+        rest: Sequence[ast.stmt],
+        env: Env,
+        exit: Exit,
+    ) -> tuple[Arrow, Env]:
+        root, steps = self._place(recv)
+        args = call.args
+        if call.keywords:
+            self.fail(call, f"{m} takes positional arguments here")
+        # The type of the place, and its current value read from env (for a result).
+        place = self._read(recv, env)
+        t = place.type
+        extra: list[tuple[str, Val]] = []
+        stored: ast.expr | None = None
+        leaf: _Leaf
+        if m == "append" and isinstance(t, ListT) and len(args) == 1:
+            x = _lift(self.expr(args[0], env, t.item))
+            leaf = _Leaf(lambda cur: self.prim("append", [cur, x], call, "append"), reads=True)
+            stored = args[0]
+        elif m == "extend" and isinstance(t, ListT) and len(args) == 1:
+            more = _lift(self.expr(args[0], env, t))
+            leaf = _Leaf(lambda cur: self.prim("add", [cur, more], call, "extend"), reads=True)
+            stored = args[0]
+        elif m == "clear" and isinstance(t, ListT | MapT) and not args:
+            empty = Val(self.empty(t), t)
+            leaf = _Leaf(lambda cur: empty, reads=False)
+        elif m == "pop" and isinstance(t, ListT) and not args:
+            if result is not None:
+                extra.append((result, self.prim("last", [place], call, "xs.pop()")))
+            leaf = _Leaf(lambda cur: self.prim("drop_last", [cur], call, "xs.pop()"), reads=True)
+        elif m == "pop" and isinstance(t, MapT) and len(args) in (1, 2):
+            key = self.expr(args[0], env, STR)
+            if len(args) == 2:
+                got = self.prim("map_get", [place, key], call, "d.pop")
+                d = self.expr(args[1], env, t.value)
+                value = self.prim("unwrap_or", [got, d], call, "d.pop")
+            else:
+                value = self.prim("map_at", [place, key], call, "d.pop")
+            if result is not None:
+                extra.append((result, value))
+            k = _lift(key)
+            leaf = _Leaf(lambda cur: self.prim("map_remove", [cur, k], call, "d.pop"), reads=True)
+            if result is None:
+                # The value read first: d.pop(k) raises KeyError when k is absent.
+                extra.append((f"$pop{s.lineno}.{s.col_offset}", value))
+        elif m == "setdefault" and isinstance(t, MapT) and len(args) == 2:
+            key = self.expr(args[0], env, STR)
+            got = self.prim("map_get", [place, key], call, "d.setdefault")
+            d = self.expr(args[1], env, t.value)
+            value = self.prim("unwrap_or", [got, d], call, "d.setdefault")
+            if result is not None:
+                extra.append((result, value))
+            k, v = _lift(key), _lift(value)
+            leaf = _Leaf(
+                lambda cur: self.prim("map_put", [cur, k, v], call, "d.setdefault"), reads=True
+            )
+            stored = args[1]
+        else:
+            self.fail(
+                call,
+                f"{show(t)}.{m} with {len(args)} argument{'s' if len(args) != 1 else ''} is not "
+                "supported; supported are xs.append(x), xs.extend(ys), xs.pop(), xs.clear(), "
+                "d.pop(k), d.pop(k, default), d.setdefault(k, default), d.clear()",
+            )
+        new = self._change(root, steps, leaf, env)
+        return self._commit(s, root, new, stored, extra, rest, env, exit)
+
+    def _read(self, node: ast.expr, env: Env) -> Val:
+        """The current value of a place (``d.setdefault(k, v)`` reads as
+        ``d.get(k, v)``)."""
+        if isinstance(node, ast.Call):
+            assert isinstance(node.func, ast.Attribute)
+            recv = self._read(node.func.value, env)
+            if not isinstance(recv.type, MapT) or len(node.args) != 2:
+                self.mismatch(node, "a dict for setdefault(k, default)", recv.type)
+            key = self.expr(node.args[0], env, STR)
+            got = self.prim("map_get", [recv, key], node, "d.setdefault")
+            d = self.expr(node.args[1], env, recv.type.value)
+            return self.prim("unwrap_or", [got, d], node, "d.setdefault")
+        return self.expr(node, env)
+
+    def empty(self, t: Type) -> Arrow:
+        """A new empty list or dict of type ``t``."""
+        return Const(t, [] if isinstance(t, ListT) else {})

@@ -12,7 +12,6 @@ installed the test is skipped, saying why.
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import subprocess
@@ -25,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_server_e2e import ROOT, _env
+from tests.serving import ROOT, server_env, start_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -39,28 +38,13 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    ready = tmp_path / "ready.json"
-    cmd = [sys.executable, "-m", "arrowloop", "serve", "examples.counter.service:pipeline"]
-    cmd += ["--port", "0", "--control-port", "0", "--http-port", "0"]
-    cmd += ["--ready-file", str(ready), "--token-file", str(tmp_path / "token")]
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=_env(tmp_path), stdout=out, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while not ready.exists():
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            info: dict[str, Any] = json.loads(ready.read_text())
-            info["ready_file"] = str(ready)
-            info["env"] = _env(tmp_path)
-            yield info
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    proc, info = start_server(tmp_path, "--http-port", "0")
+    try:
+        info["env"] = server_env(tmp_path)
+        yield info
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def _browser() -> Any:

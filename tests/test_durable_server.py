@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from examples.counter import v2
-from tests.test_server_e2e import ROOT, _env
+from tests.serving import ROOT, server_env, start_server
 
 KILLS = 4
 KEYED_KILLS = 5
@@ -69,29 +69,14 @@ class _Incrementer:
 
 
 def _start(tmp_path: Path, state: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    ready = tmp_path / "ready.json"
-    ready.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "arrowloop", "serve", "examples.counter.service:pipeline"]
-    cmd += ["--port", "0", "--control-port", "0", "--ready-file", str(ready)]
-    cmd += ["--token-file", str(tmp_path / "token"), "--state-dir", str(state)]
-    log = open(tmp_path / "server.log", "ab")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(tmp_path), stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        assert proc.poll() is None, (tmp_path / "server.log").read_text()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    info: dict[str, Any] = json.loads(ready.read_text())
-    info["ready_file"] = str(ready)
-    return proc, info
+    return start_server(tmp_path, "--state-dir", str(state))
 
 
 def _cli(tmp_path: Path, info: dict[str, Any], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "arrowloop", *args, "--ready-file", info["ready_file"]],
         cwd=ROOT,
-        env=_env(tmp_path),
+        env=server_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=60,

@@ -35,7 +35,7 @@ from arrowloop.server import (
 from arrowloop.supervisor import code_change
 from arrowloop.upgrade import encode_change
 from examples.counter import v1, v2
-from tests.test_server_e2e import ROOT, _env
+from tests.serving import ROOT, server_env
 
 pytestmark = pytest.mark.anyio
 
@@ -137,7 +137,7 @@ def test_serve_with_an_http_port_serves_metrics(tmp_path: Path) -> None:
     cmd += ["--port", "0", "--control-port", "0", "--http-port", "0"]
     cmd += ["--ready-file", str(ready), "--token-file", str(tmp_path / "token")]
     with subprocess.Popen(
-        cmd, cwd=ROOT, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        cmd, cwd=ROOT, env=server_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     ) as proc:
         try:
             deadline = time.monotonic() + 60

@@ -10,35 +10,17 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from arrowloop.store import SqliteStore
 from examples.counter import v1, v3
+from tests.serving import ROOT, SERVED, server_env, start_server
 from tests.test_durable_server import _cli, _count
-from tests.test_server_e2e import ROOT, _env
-
-SERVED = "examples.counter.service:pipeline"
 
 
 def _start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    ready = tmp_path / "ready.json"
-    ready.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "arrowloop", "serve", SERVED, "--port", "0"]
-    cmd += ["--control-port", "0", "--ready-file", str(ready)]
-    cmd += ["--token-file", str(tmp_path / "token"), *extra]
-    log = open(tmp_path / "server.log", "ab")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(tmp_path), stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        assert proc.poll() is None, (tmp_path / "server.log").read_text()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    info: dict[str, Any] = json.loads(ready.read_text())
-    info["ready_file"] = str(ready)
-    return proc, info
+    return start_server(tmp_path, *extra)
 
 
 def _refused(tmp_path: Path, *extra: str) -> str:
@@ -46,7 +28,13 @@ def _refused(tmp_path: Path, *extra: str) -> str:
     cmd = [sys.executable, "-m", "arrowloop", "serve", SERVED, "--port", "0"]
     cmd += ["--control-port", "0", "--token-file", str(tmp_path / "token"), *extra]
     done = subprocess.run(
-        cmd, cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=60, check=False
+        cmd,
+        cwd=ROOT,
+        env=server_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 2, (done.stdout, done.stderr)
     return done.stderr

@@ -11,12 +11,10 @@ a clean stop on SIGTERM.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,10 +25,10 @@ from arrowloop.cli import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
 from arrowloop.machine import Machine
 from examples import counter
 from examples.counter import v1, v2, v3
+from tests.serving import ROOT, server_env, start_server
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
 READ = {"tag": "ReadCount"}
 INCR = {"tag": "IncrCount"}
 ACK = {"tag": "Ack", "value": {}}
@@ -42,9 +40,7 @@ def count(n: int) -> Any:
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARROWLOOP_")}
-    env["XDG_CONFIG_HOME"] = str(tmp / "config")  # never the user's own token file
-    return env
+    return server_env(tmp)
 
 
 class Running:
@@ -54,21 +50,8 @@ class Running:
         self.tmp = tmp
         self.ready = tmp / "ready.json"
         self.env = _env(tmp)
-        cmd = [sys.executable, "-m", "arrowloop", "serve", "examples.counter.service:pipeline"]
-        cmd += ["--port", "0", "--control-port", "0", "--ready-file", str(self.ready)]
-        if token_file:
-            cmd += ["--token-file", str(tmp / "token")]
-        self.log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [*cmd, *extra], cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 60
-        while not self.ready.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"server did not start:\n{self.output()}")
-            time.sleep(0.05)
-        info = json.loads(self.ready.read_text())
+        (tmp / "server.log").unlink(missing_ok=True)  # output() is this run's only
+        self.proc, info = start_server(tmp, *extra, token_file=token_file)
         self.data = (info["data"]["host"], info["data"]["port"])
         self.control = (info["control"]["host"], info["control"]["port"])
 
@@ -94,7 +77,6 @@ class Running:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = self.proc.wait()
-        self.log.close()
         return code
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from arrowloop.server import ServerConfig, connection_limits
-from tests.test_server_e2e import ROOT, _env
+from tests.serving import ROOT, server_env, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -62,66 +62,48 @@ def test_a_connection_flood_under_a_small_file_limit_leaves_the_server_up(
     tmp_path: Path,
 ) -> None:
     """Far more idle connections than descriptors: the server lives, an operator gets in."""
-    ready = tmp_path / "ready.json"
-    token = tmp_path / "token"
-    cmd = [sys.executable, "-m", "arrowloop", "serve", "examples.counter.service:pipeline"]
-    cmd += ["--port", "0", "--control-port", "0", "--ready-file", str(ready)]
-    cmd += ["--token-file", str(token)]
-    with open(tmp_path / "server.log", "wb") as log:
-        proc = subprocess.Popen(
-            cmd,
+    proc, info = start_server(tmp_path, preexec_fn=_limit_files)
+    ready = info["ready_file"]
+    flood: list[socket.socket] = []
+    try:
+        data = (info["data"]["host"], info["data"]["port"])
+        control = (info["control"]["host"], info["control"]["port"])
+        for _ in range(3 * NOFILE):  # idle connections, never closed by the client
+            s = socket.create_connection(data, timeout=10)
+            flood.append(s)
+        time.sleep(0.5)  # let the server accept, refuse, and hit its limit
+        assert proc.poll() is None, (tmp_path / "server.log").read_text()
+        # The operator still gets in on the control port.
+        done = subprocess.run(
+            [sys.executable, "-m", "arrowloop", "status", "--ready-file", str(ready)],
             cwd=ROOT,
-            env=_env(tmp_path),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_limit_files,
+            env=server_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
-        flood: list[socket.socket] = []
-        try:
-            deadline = time.monotonic() + 60
-            while not ready.exists():
-                assert proc.poll() is None, (tmp_path / "server.log").read_text()
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            info = json.loads(ready.read_text())
-            data = (info["data"]["host"], info["data"]["port"])
-            control = (info["control"]["host"], info["control"]["port"])
-            for _ in range(3 * NOFILE):  # idle connections, never closed by the client
-                s = socket.create_connection(data, timeout=10)
-                flood.append(s)
-            time.sleep(0.5)  # let the server accept, refuse, and hit its limit
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()
-            # The operator still gets in on the control port.
-            done = subprocess.run(
-                [sys.executable, "-m", "arrowloop", "status", "--ready-file", str(ready)],
-                cwd=ROOT,
-                env=_env(tmp_path),
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            assert done.returncode == 0, done.stderr
-            assert "counter" in done.stdout
-            for s in flood:
-                s.close()
-            flood.clear()
-            # And data clients are served again once the flood is gone.
-            deadline = time.monotonic() + 30
-            while True:
-                with socket.create_connection(data, timeout=10) as s:
-                    s.sendall(b'{"item": {"tag": "ReadCount"}}\n')
-                    reply = json.loads(_line(s) or b"{}")
-                if "output" in reply or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-            assert reply.get("output") == {"tag": "Count", "value": {"n": 0}}, reply
-            assert proc.poll() is None
-        finally:
-            for s in flood:
-                s.close()
-            proc.terminate()
-            code = proc.wait(timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert "counter" in done.stdout
+        for s in flood:
+            s.close()
+        flood.clear()
+        # And data clients are served again once the flood is gone.
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.create_connection(data, timeout=10) as s:
+                s.sendall(b'{"item": {"tag": "ReadCount"}}\n')
+                reply = json.loads(_line(s) or b"{}")
+            if "output" in reply or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert reply.get("output") == {"tag": "Count", "value": {"n": 0}}, reply
+        assert proc.poll() is None
+    finally:
+        for s in flood:
+            s.close()
+        proc.terminate()
+        code = proc.wait(timeout=30)
     assert code == 0, (tmp_path / "server.log").read_text()
     assert control[1] > 0
 

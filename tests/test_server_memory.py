@@ -16,12 +16,11 @@ import resource
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.test_server_e2e import ROOT, _env
+from tests.serving import ROOT, server_env, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -54,68 +53,53 @@ def _call(address: tuple[str, int], line: bytes) -> dict[str, object]:
 def test_a_flood_of_partial_lines_under_a_memory_limit_leaves_the_server_up(
     tmp_path: Path,
 ) -> None:
-    ready = tmp_path / "ready.json"
-    cmd = [sys.executable, "-m", "arrowloop", "serve", "examples.counter.service:pipeline"]
-    cmd += ["--port", "0", "--control-port", "0", "--ready-file", str(ready)]
-    cmd += ["--token-file", str(tmp_path / "token"), "--max-buffered-bytes", str(64 << 20)]
     log_path = tmp_path / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=_env(tmp_path),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_limit_memory,
-        )
-        flood: list[socket.socket] = []
-        try:
-            deadline = time.monotonic() + 60
-            while not ready.exists():
-                assert proc.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            info = json.loads(ready.read_text())
-            data = (info["data"]["host"], info["data"]["port"])
-            refused = 0
-            for _ in range(CONNECTIONS):
-                s = socket.create_connection(data, timeout=10)
-                flood.append(s)
+    proc, info = start_server(
+        tmp_path, "--max-buffered-bytes", str(64 << 20), preexec_fn=_limit_memory
+    )
+    ready = info["ready_file"]
+    flood: list[socket.socket] = []
+    try:
+        data = (info["data"]["host"], info["data"]["port"])
+        refused = 0
+        for _ in range(CONNECTIONS):
+            s = socket.create_connection(data, timeout=10)
+            flood.append(s)
+            try:
+                s.sendall(PARTIAL)
+            except OSError:
+                refused += 1  # the server closed it: its budget at work
+        assert proc.poll() is None, log_path.read_text()
+        # Some of the flood was cut off (reads at the end, or resets).
+        closed = refused
+        for s in flood:
+            s.settimeout(0.01)
+            with contextlib.suppress(TimeoutError, BlockingIOError):
                 try:
-                    s.sendall(PARTIAL)
-                except OSError:
-                    refused += 1  # the server closed it: its budget at work
-            assert proc.poll() is None, log_path.read_text()
-            # Some of the flood was cut off (reads at the end, or resets).
-            closed = refused
-            for s in flood:
-                s.settimeout(0.01)
-                with contextlib.suppress(TimeoutError, BlockingIOError):
-                    try:
-                        closed += s.recv(1) == b""
-                    except ConnectionError:
-                        closed += 1
-            assert closed > 0
-            # A data client and an operator are served while the rest stays open.
-            assert _call(data, b'{"item": {"tag": "IncrCount"}}\n').get("output") == {
-                "tag": "Ack",
-                "value": {},
-            }
-            done = subprocess.run(
-                [sys.executable, "-m", "arrowloop", "status", "--ready-file", str(ready)],
-                cwd=ROOT,
-                env=_env(tmp_path),
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            assert done.returncode == 0, done.stderr
-            assert proc.poll() is None, log_path.read_text()
-        finally:
-            for s in flood:
-                s.close()
-            proc.terminate()
-            code = proc.wait(timeout=30)
+                    closed += s.recv(1) == b""
+                except ConnectionError:
+                    closed += 1
+        assert closed > 0
+        # A data client and an operator are served while the rest stays open.
+        assert _call(data, b'{"item": {"tag": "IncrCount"}}\n').get("output") == {
+            "tag": "Ack",
+            "value": {},
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "arrowloop", "status", "--ready-file", str(ready)],
+            cwd=ROOT,
+            env=server_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert proc.poll() is None, log_path.read_text()
+    finally:
+        for s in flood:
+            s.close()
+        proc.terminate()
+        code = proc.wait(timeout=30)
     assert code == 0, log_path.read_text()
     assert "MemoryError" not in log_path.read_text()

@@ -474,3 +474,35 @@ def test_a_failing_step_after_a_take_puts_the_entry_back() -> None:
     with pytest.raises(KeyError):
         step("z", state)
     assert state == {"a": [1], "b": [2]}
+
+
+def test_the_analysis_is_linear_in_a_program_that_shares_sub_programs() -> None:
+    """A fanout of one node n levels deep has 2^n paths to it: the ownership
+    analysis (infos of symbolic values, what each node needs) visits each
+    node a bounded number of times, as code generation does."""
+    import arrowloop.compiler._codegen as codegen
+    import arrowloop.compiler._ownership as ownership
+    from arrowloop.check import check_loop
+    from arrowloop.compiler import compile_owned
+
+    calls = {"info": 0, "needs": 0}
+    info_of, needs = codegen._Gen.info_of, ownership._needs
+
+    def counting_info(self: Any, sym: Any) -> Any:
+        calls["info"] += 1
+        return info_of(self, sym)
+
+    def counting_needs(*args: Any) -> Any:
+        calls["needs"] += 1
+        return needs(*args)
+
+    from tests.test_hostile_changes import LIST, doubling, summing
+
+    levels = 200  # a value (x, x) nested 200 times: 2^200 paths to x
+    tl = check_loop(summing(doubling(levels)), LIST, INT)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(codegen._Gen, "info_of", counting_info)
+        mp.setattr(ownership, "_needs", counting_needs)
+        compile_owned(tl)
+    assert calls["info"] < 50 * levels
+    assert calls["needs"] < 50 * levels

@@ -223,6 +223,12 @@ class _Own:
         self.locs = 0
         #: Whether any write was logged (the step then needs its undo wrapper).
         self.logged = False
+        #: Infos of composite symbolic values (by id; the value is kept so its
+        #: id stays its own), valid while ``epoch`` is unchanged.
+        self.memo: dict[int, tuple[int, Any, Info]] = {}
+        self.epoch = 0
+        #: What nodes use of their input, by node and demand (see needs).
+        self.needs: dict[tuple[int, Any], tuple[Typed, Demand]] = {}
 
     def new_loc(self) -> int:
         self.locs += 1
@@ -321,12 +327,22 @@ class _Gen:
         """What is known of the lists and dicts inside ``sym``."""
         if isinstance(sym, _V):
             return self.own.info.get(sym.code)
+        # Symbolic values share parts (a fanout of one value n times nests
+        # 2^n paths to it): remember each composite's info, until an update
+        # in place changes what is known of a name.
+        own = self.own
+        known = own.memo.get(id(sym))
+        if known is not None and known[0] == own.epoch:
+            return known[2]
         if isinstance(sym, _Tup):
             items = tuple(self.info_of(x) for x in sym.items)
-            return Struct(items) if any(x is not None for x in items) else None
-        if isinstance(sym, _Inj):
-            return summary(self.info_of(sym.payload))
-        return summary(merge(self.info_of(sym.sum), self.info_of(sym.other)))
+            info: Info = Struct(items) if any(x is not None for x in items) else None
+        elif isinstance(sym, _Inj):
+            info = summary(self.info_of(sym.payload))
+        else:
+            info = summary(merge(self.info_of(sym.sum), self.info_of(sym.other)))
+        own.memo[id(sym)] = (own.epoch, sym, info)
+        return info
 
     def set_info(self, sym: _V, info: Info) -> _V:
         if info is not None and sym.code.startswith("_"):
@@ -490,6 +506,7 @@ class _Gen:
             info = self.info_of(sym)
             if info is not None or names in self.own.info:
                 self.own.info[names] = merge(self.own.info.get(names), info)
+                self.own.epoch += 1
             return
         for part, s, n in zip(self.components(sym, len(shape)), shape, names, strict=True):
             self.assign(part, s, n)
@@ -541,6 +558,7 @@ class _Gen:
         if isinstance(sym, _V):
             if sym.code not in self.own.info and sym.code.startswith("_"):
                 self.own.info[sym.code] = UNKNOWN
+                self.own.epoch += 1
         elif isinstance(sym, _Tup) and isinstance(t, TupleT) and len(t.items) == len(sym.items):
             for x, xt in zip(sym.items, t.items, strict=True):
                 self.ensure(x, xt)
@@ -565,7 +583,7 @@ class _Gen:
                 # What each step's result is used for: what the rest uses.
                 wanted = [demand]
                 for k in reversed(t.children[1:]):
-                    wanted.append(needs(k, wanted[-1]))
+                    wanted.append(needs(k, wanted[-1], memo=self.own.needs))
                 wanted.reverse()
                 for k, d in zip(t.children, wanted, strict=True):
                     sym = self.gen(k, sym, d)
@@ -659,7 +677,7 @@ class _Gen:
         what the earlier ones made is live, so it is not updated in place."""
         wanted = [demand_item(demand, n) for n in range(len(kids))]
         pending = [
-            used_locs(self.info_of(x), needs(k, d))
+            used_locs(self.info_of(x), needs(k, d, memo=self.own.needs))
             for k, x, d in zip(kids, inputs, wanted, strict=True)
         ]
         for p in pending[1:]:
@@ -782,6 +800,7 @@ class _Gen:
                 self.branch(f"if {value} is _M:", lambda: self.emit(f"{value} = {default}"))
                 taken = merge(taken, dinfo)
             self.own.info[target] = Leaf(box.locs, box.owned, box.old, elem)
+            self.own.epoch += 1
             if taken is not None:
                 self.own.info[value] = taken
             return _Tup((_V(target), _V(value)))
@@ -794,6 +813,7 @@ class _Gen:
                 self.emit(f"_u(({target}, _A, None))")
             self.emit(f"{target}.append({args[1]})")
         self.own.info[target] = Leaf(box.locs, box.owned, box.old, elem)
+        self.own.epoch += 1
         return _V(target)
 
     def case(self, t: Typed, sym: _Sym, demand: Demand) -> _Sym:
@@ -882,6 +902,7 @@ class _Gen:
             self.own.release(held)
             self.emit(f"{acc} = {value}")
             self.own.info[acc] = merge(head, info)
+            self.own.epoch += 1
 
         self.branch(f"for {item} in {seq}:", loop_body)
         if head is None:

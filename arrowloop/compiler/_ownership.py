@@ -93,6 +93,7 @@ __all__ = [
     "used_locs",
     "demand_item",
     "demand_union",
+    "demand_key",
     "container",
     "disjoint",
     "UNKNOWN",
@@ -435,12 +436,40 @@ def _field_index(t: Typed, name: str) -> int | None:
     return None
 
 
-def needs(t: Typed, d: Demand, depth: int = 0) -> Demand:
+def demand_key(d: Demand) -> Any:
+    """A hashable form of ``d``."""
+    if d is None:
+        return None
+    return tuple(sorted((k, demand_key(v)) for k, v in d.items()))
+
+
+def needs(
+    t: Typed,
+    d: Demand,
+    depth: int = 0,
+    memo: dict[tuple[int, Any], tuple[Typed, Demand]] | None = None,
+) -> Demand:
     """What running ``t`` uses of its input, when ``d`` is what is used of
     its output. Nodes that only move values around (ids, projections, field
     reads, tuples of them) use only what is used of what they move; any
     other node reads all of its input, whether its output is used or not
     (it may raise)."""
+    # Programs share sub-programs (a fanout of one node n levels deep has
+    # 2^n paths to it): remember what each node needs for each demand.
+    if memo is None:
+        memo = {}
+    key = (id(t), demand_key(d))
+    known = memo.get(key)
+    if known is not None:
+        return known[1]
+    out = _needs(t, d, depth, memo)
+    memo[key] = (t, out)
+    return out
+
+
+def _needs(
+    t: Typed, d: Demand, depth: int, memo: dict[tuple[int, Any], tuple[Typed, Demand]]
+) -> Demand:
     node = t.node
     if depth > _MAX_ROUTE_DEPTH:
         return None
@@ -456,15 +485,15 @@ def needs(t: Typed, d: Demand, depth: int = 0) -> Demand:
     if isinstance(node, Fanout):
         out: Demand = NOTHING
         for j, k in enumerate(t.children):
-            out = demand_union(out, needs(k, demand_item(d, j), depth + 1))
+            out = demand_union(out, needs(k, demand_item(d, j), depth + 1, memo))
             if out is None:
                 return None
         return out
     if isinstance(node, Split):
-        return {j: needs(k, demand_item(d, j), depth + 1) for j, k in enumerate(t.children)}
+        return {j: needs(k, demand_item(d, j), depth + 1, memo) for j, k in enumerate(t.children)}
     if isinstance(node, Compose):
         for k in reversed(t.children):
-            d = needs(k, d, depth + 1)
+            d = needs(k, d, depth + 1, memo)
         return d
     if isinstance(node, SetField):
         # (record, value) -> record: the value becomes the field, the other

@@ -163,6 +163,18 @@ def word_counts(line: str, counts: dict[str, int]) -> tuple[dict[str, int], list
     return counts, [k for k, n in counts.items() if n == most]
 
 
+@statemachine(init={})
+def grouped(
+    msg: tuple[str, int], g: dict[str, list[int]]
+) -> tuple[dict[str, list[int]], list[str]]:
+    """A nested change (an entry taken out and put back) keeps the key's place."""
+    k, v = msg
+    g.setdefault(k, []).append(v)
+    if v == 0:
+        del g[k]
+    return g, [key + str(len(xs)) for key, xs in g.items()]
+
+
 # -- builtins ---------------------------------------------------------------------
 
 
@@ -309,6 +321,13 @@ LINES = st.lists(st.sampled_from(["a", "b", "c", ""]), max_size=5).map(" ".join)
 def test_counting_in_a_loop(lines: list[str]) -> None:
     """``counts[w] += 1`` in a loop, then iterating the dict: as Python, in its order."""
     _run(word_counts, lines)
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 3)), max_size=10))
+def test_dict_order_after_nested_changes(steps: list[tuple[str, int]]) -> None:
+    """``d.setdefault(k, []).append(v)`` leaves k where Python leaves it."""
+    _run(grouped, steps)
 
 
 def test_counts_changed_in_a_loop_stay_in_place() -> None:

@@ -190,12 +190,13 @@ def _list_set(xs: list[Any], i: int, v: Any) -> list[Any]:
 
 
 def _map_take(d: dict[str, Any], k: str) -> tuple[dict[str, Any], Any]:
-    v = d[k]
-    return {x: y for x, y in d.items() if x != k}, v
+    # The entry is lent, not removed: putting it back (map_put) then keeps
+    # the key where it was in the dict's order, as Python's d[k].append(x).
+    return d, d[k]
 
 
 def _map_take_or(d: dict[str, Any], k: str, default: Any) -> tuple[dict[str, Any], Any]:
-    return {x: y for x, y in d.items() if x != k}, d.get(k, default)
+    return d, d.get(k, default)
 
 
 def _last(xs: list[Any]) -> Any:
@@ -451,7 +452,7 @@ def _install_builtins(r: Registry) -> None:
         _pair(MapT(_A), _A),
         _map_take,
         update="take",
-        doc="(d without k, d[k]) (raises KeyError when k is absent)",
+        doc="(d, d[k]), the entry lent out to be put back (raises KeyError when k is absent)",
     )
     reg(
         "map_take_or",
@@ -459,7 +460,7 @@ def _install_builtins(r: Registry) -> None:
         _pair(MapT(_A), _A),
         _map_take_or,
         update="take_or",
-        doc="(d without k, d[k] or the default when k is absent)",
+        doc="(d, d[k] or the default when k is absent), the entry lent out to be put back",
     )
     reg("map_keys", MapT(_A), ListT(STR), lambda d: sorted(d), result="fresh")
     reg("some", _A, OptionT(_A), lambda x: x, template="{0}", result="same")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -161,6 +162,30 @@ def word_counts(line: str, counts: dict[str, int]) -> tuple[dict[str, int], list
     for n in counts.values():
         most = max(most, n)
     return counts, [k for k, n in counts.items() if n == most]
+
+
+@attrs.frozen
+class Found:
+    """Where a word was seen."""
+
+    row: int
+    col: int
+
+
+@attrs.frozen
+class New:
+    """A word not seen before."""
+
+
+@statemachine(init=[])
+def finder(rows: list[list[str]], seen: list[str]) -> tuple[list[str], Found | New]:
+    """A return from an inner loop, converted to the output variant."""
+    for i, row in enumerate(rows):
+        for j, w in enumerate(row):
+            if any(v == w for v in seen):
+                return seen, Found(i, j)
+            seen.append(w)
+    return seen, New()
 
 
 @statemachine(init={})
@@ -311,6 +336,13 @@ def test_parsing_fails_the_step_as_python_raises(s: str) -> None:
 def test_a_loop_with_return_in_a_machine(words: list[str]) -> None:
     """A machine returning from inside a loop steps as Python, owned step included."""
     _run(remember, words)
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(st.lists(st.lists(st.lists(st.sampled_from("abcdef"), max_size=3), max_size=3), max_size=6))
+def test_a_return_from_an_inner_loop(steps: list[list[list[str]]]) -> None:
+    """A return inside nested loops of a machine steps as Python, owned step included."""
+    _run(finder, steps)
 
 
 LINES = st.lists(st.sampled_from(["a", "b", "c", ""]), max_size=5).map(" ".join)

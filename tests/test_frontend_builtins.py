@@ -407,3 +407,17 @@ def test_a_loop_without_exits_is_translated_as_before() -> None:
 
     body = list(tree.body)
     assert rewrite_exits(body, None) == body
+
+
+def test_a_wrong_value_returned_in_a_loop_is_reported_as_at_any_return() -> None:
+    """The flag encoding does not show: the message names the return type, not $ret's."""
+    with pytest.raises(FrontendError, match="expected a value of type int, found str") as err:
+
+        @arrow
+        def bad(xs: list[int]) -> int:
+            for x in xs:
+                if x > 0:
+                    return "positive"  # type: ignore[return-value]
+            return 0
+
+    assert "$" not in str(err.value)

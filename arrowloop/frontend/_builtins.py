@@ -28,7 +28,7 @@ from arrowloop.arrows import Arrow, Const, Fold, Id, If, Prim, Proj
 from arrowloop.frontend._calls import Calls
 from arrowloop.frontend._env import Env, Slot, Val, assigned, reads, tuple_of
 from arrowloop.frontend._typing import show
-from arrowloop.typesys import BOOL, FLOAT, INT, STR, ListT, MapT, TupleT, Type
+from arrowloop.typesys import BOOL, INT, STR, ListT, MapT, TupleT, Type
 
 __all__ = ["Builtins", "key_lambdas"]
 
@@ -225,19 +225,7 @@ class Builtins(Calls):
                     show(xs.type),
                 )
             return self.prim("sum", [xs], node, "sum")
-        start = self.expr(node.args[1], env)
-        if start.type not in (INT, FLOAT) or xs.type != ListT(start.type):
-            self.fail(
-                node,
-                f"sum(xs, start) takes items and a start of one type (int or float), found "
-                f"{show(xs.type)} and {show(start.type)}",
-                "list[T], T",
-                f"{show(xs.type)}, {show(start.type)}",
-            )
-        add = self.prim(
-            "add", [Val(Proj(0, 2), start.type), Val(Proj(1, 2), start.type)], node, "sum"
-        )
-        return Val(tuple_of([start.arrow, xs.arrow]) >> Fold(add.arrow), start.type)
+        return self.fold_sum(node, xs, self.expr(node.args[1], env))
 
     def keyed(self, xs: ast.expr, key: ast.expr, env: Env) -> Val:
         """The ``(key(x), x)`` pairs of the items of ``xs``."""

@@ -352,6 +352,10 @@ class Calls(Exprs):
         the plain function may differ there in the last bits (python-subset.md).
         """
         xs, start = self.positional(node, env, "sum", 2)
+        return self.fold_sum(node, xs, start)
+
+    def fold_sum(self, node: ast.Call, xs: Val, start: Val) -> Val:
+        """The left fold of ``+`` over ``xs`` from ``start`` (checked types)."""
         if start.type not in (INT, FLOAT) or xs.type != ListT(start.type):
             self.fail(
                 node,

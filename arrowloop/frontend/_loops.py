@@ -89,7 +89,8 @@ class _Rewriter:
             before.append(
                 _at(ast.AnnAssign(ast.Name(ret, ast.Store()), ann, ast.Constant(None), 1), s)
             )
-        guarded = [_set(skip, False, s), *_Guard(brk, skip, ret).block(s.body)]
+        guard = _Guard(brk, skip, ret, self.returns)
+        guarded = [_set(skip, False, s), *guard.block(s.body)]
         s.body = [_at(ast.If(_not(brk, s), guarded, []), s)]
         after: list[ast.stmt] = []
         if s.orelse:
@@ -105,8 +106,9 @@ class _Rewriter:
 class _Guard:
     """The body of one loop with its exits replaced by flag assignments."""
 
-    def __init__(self, brk: str, skip: str, ret: str) -> None:
+    def __init__(self, brk: str, skip: str, ret: str, returns: ast.expr | None) -> None:
         self.brk, self.skip, self.ret = brk, skip, ret
+        self.returns = returns
 
     def block(self, stmts: Sequence[ast.stmt]) -> list[ast.stmt]:
         out: list[ast.stmt] = []
@@ -129,8 +131,13 @@ class _Guard:
         if isinstance(s, ast.Continue):
             return done
         if isinstance(s, ast.Return):
+            # The value is converted to the return type on its own first,
+            # so a wrong one is reported as at any return (int, not tuple[int]).
             value = s.value if s.value is not None else ast.Constant(None)
-            one = ast.Tuple([value], ast.Load())
+            name = self.ret + "v"
+            target = ast.Name(name, ast.Store())
+            done.append(_at(ast.AnnAssign(target, _copy(self.returns), value, 1), s))
+            one = ast.Tuple([ast.Name(name, ast.Load())], ast.Load())
             done.append(_at(ast.Assign([ast.Name(self.ret, ast.Store())], one), s))
         return [*done, _set(self.brk, True, s)]
 

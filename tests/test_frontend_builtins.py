@@ -59,7 +59,7 @@ def dict_loops(d: dict[str, int]) -> tuple[list[str], list[str], list[int], list
 @arrow
 def pairs(xs: list[int], ys: list[str]) -> tuple[list[str], list[int], str]:
     out: list[str] = []
-    for i, (x, y) in enumerate(zip(xs, ys, strict=False)):
+    for i, (x, y) in enumerate(zip(xs, ys, strict=False), len(xs) - 2):
         out.append(str(i) + y + str(x % 3))
     back: list[int] = []
     for x in reversed(xs):
@@ -209,7 +209,7 @@ def by_length(s: str) -> int:
 
 
 @arrow
-def reductions(xs: list[int], words: list[str]) -> tuple[int, int, int, bool, bool, int]:
+def reductions(xs: list[int], words: list[str]) -> tuple[int, int, int, bool, bool, int, int]:
     return (
         min(xs),  # ValueError on an empty list, in both
         len(max(words, key=by_length)) if len(words) > 0 else 0,
@@ -217,6 +217,7 @@ def reductions(xs: list[int], words: list[str]) -> tuple[int, int, int, bool, bo
         any(x > 3 for x in xs),
         all(w != "" for w in words),
         min(xs, key=lambda x: (x % 3, -x)) if len(xs) > 0 else 0,
+        max(len(xs), len(words), 2, sum(xs)),
     )
 
 
@@ -230,9 +231,9 @@ def sorting(xs: list[int], words: list[str], desc: bool) -> tuple[list[int], lis
 
 
 @arrow
-def numbers(x: float, n: int, d: int) -> tuple[int, float, int, tuple[int, int], int]:
+def numbers(x: float, n: int, d: int) -> tuple[int, float, int, tuple[int, int], int, float]:
     # round(nan) and round(inf) raise, divmod(n, 0) raises: as in Python.
-    return round(x), round(x, n % 4), round(n, -1), divmod(n, d), abs(n - d)
+    return round(x), round(x, n % 4), round(n, -1), divmod(n, d), abs(n - d), min(x, -0.0, 0.0)
 
 
 @arrow

@@ -515,6 +515,13 @@ def _install_iteration(reg: Callable[..., Primitive]) -> None:
         doc="list(enumerate(xs))",
     )
     reg(
+        "enumerate",
+        _pair(ListT(_A), INT),
+        ListT(_pair(INT, _A)),
+        lambda xs, start: list(enumerate(xs, start)),
+        result="fresh",
+    )
+    reg(
         "zip",
         TupleT((ListT(_A), ListT(_B), BOOL)),
         ListT(_pair(_A, _B)),

@@ -28,7 +28,7 @@ from arrowloop.arrows import Arrow, Const, Fold, Id, If, Prim, Proj
 from arrowloop.frontend._calls import Calls
 from arrowloop.frontend._env import Env, Slot, Val, assigned, reads, tuple_of
 from arrowloop.frontend._typing import show
-from arrowloop.typesys import BOOL, INT, STR, ListT, MapT, TupleT, Type
+from arrowloop.typesys import BOOL, FLOAT, INT, STR, ListT, MapT, TupleT, Type
 
 __all__ = ["Builtins", "key_lambdas"]
 
@@ -73,6 +73,8 @@ class Builtins(Calls):
         ):
             assert name is not None
             return self.over_list(node, name, env)
+        if name in ("min", "max") and len(node.args) > 2:
+            return self.of_several(node, name, env)
         if name == "len" and len(node.args) == 1 and not node.keywords:
             v = self.expr(node.args[0], env)
             if isinstance(v.type, TupleT):
@@ -85,6 +87,19 @@ class Builtins(Calls):
             if v.type == STR:
                 return self.prim(f"{obj.__name__}_of_str", [v], node, f"{obj.__name__}()")
         return super().call_object(node, obj, env)
+
+    def of_several(self, node: ast.Call, name: str, env: Env) -> Val:
+        """``min(a, b, c, ...)``: Python's scan, the first smallest, as a left chain."""
+        vals = [self.expr(a, env) for a in node.args]
+        if len({v.type for v in vals}) != 1 or vals[0].type not in (INT, FLOAT, STR):
+            found = ", ".join(show(v.type) for v in vals)
+            self.fail(
+                node, f"{name} takes values of one type (int, float or str) here, found {found}"
+            )
+        acc = vals[0]
+        for v in vals[1:]:
+            acc = self.prim(name, [acc, v], node, name)
+        return acc
 
     def method(self, node: ast.Call, f: ast.Attribute, env: Env) -> Val:
         """``sep.join(<generator expression>)``, else :meth:`Calls.method`."""
@@ -166,11 +181,12 @@ class Builtins(Calls):
             if strict is None:
                 strict = Val(Const(BOOL, False), BOOL)
             return self.prim("zip", [xs, ys, strict], node, "zip")
+        if name == "enumerate" and len(args) == 2:
+            xs = self.iterable(args[0], env, "enumerate(...)")
+            start = self.expr(args[1], env, INT)
+            return self.prim("enumerate", [xs, start], node, name)
         if len(args) != 1:
-            hint = " (enumerate(xs, start) is not supported; add start to i)" * (
-                name == "enumerate"
-            )
-            self.fail(node, f"{name} takes one iterable here{hint}")
+            self.fail(node, f"{name} takes one iterable here")
         xs = self.iterable(args[0], env, f"{name}(...)")
         return self.prim("enumerate" if name == "enumerate" else "reverse", [xs], node, name)
 

@@ -72,8 +72,9 @@ _LIST_MUTATORS = frozenset(
 
 _SUPPORTED_CALLS = (
     "record classes, attrs.evolve, @arrow and @statemachine functions, primitives registered "
-    "with @arrowloop.primitive, len, abs, min, max, sum, str, int, float, list and dict "
-    "(copies), and the methods upper, lower, strip, startswith, endswith, replace, split, "
+    "with @arrowloop.primitive, len, abs, min, max, sum, any, all, sorted, round, divmod, "
+    "ord, chr, str, int, float, list, tuple and dict, range, enumerate, zip and reversed "
+    "(iterated), and the methods upper, lower, strip, startswith, endswith, replace, split, "
     "join of str, get and copy of dict, copy of list"
 )
 

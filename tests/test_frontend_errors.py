@@ -90,28 +90,18 @@ def raise_statement(n: int) -> int:
     return n
 
 
-def for_else(xs: list[int]) -> int:
-    total = 0
-    for x in xs:
-        total += x
-    else:
-        total = -1  # here
-    return total
+def generator_value(xs: list[int]) -> int:
+    g = (x for x in xs)  # here
+    return sum(g)
 
 
-def break_in_loop(xs: list[int]) -> int:
-    total = 0
-    for x in xs:
-        if x < 0:
-            break  # here
-        total += x
-    return total
+def range_value(n: int) -> list[int]:
+    r = range(n)  # here
+    return list(r)
 
 
-def return_in_loop(xs: list[int]) -> int:
-    for x in xs:
-        return x  # here
-    return 0
+def tuple_of_list(xs: list[int]) -> tuple[int, int]:
+    return tuple(xs)  # type: ignore[return-value]  # here
 
 
 def list_append(xs: list[int]) -> list[int]:
@@ -135,8 +125,8 @@ def f_string(n: int) -> str:
     return f"n={n}"  # here
 
 
-def comprehension(xs: list[int]) -> list[int]:
-    return [x + 1 for x in xs]  # here
+def set_comprehension(xs: list[int]) -> int:
+    return len({x + 1 for x in xs})  # here
 
 
 def missing_return(n: int) -> int:  # type: ignore[return]
@@ -215,9 +205,9 @@ def mixed_equality(n: int, x: float) -> bool:
     return n == x  # here
 
 
-def loop_over_str(s: str) -> int:
+def loop_over_int(s: int) -> int:
     n = 0
-    for _c in s:  # here
+    for _c in s:  # type: ignore[attr-defined]  # here
         n += 1
     return n
 
@@ -255,14 +245,14 @@ CASES: list[tuple[Callable[..., Any], str, str]] = [
     (unused_value, "n + 1", "an expression whose value is not used is not supported"),
     (unused_call, "abs", "a call whose value is not used is not supported"),
     (raise_statement, "raise", "raise is not supported"),
-    (for_else, "total = -1", "for ... else is not supported"),
-    (break_in_loop, "break", "break is not supported"),
-    (return_in_loop, "return", "return inside a for loop is not supported"),
+    (generator_value, "(x for", "a generator expression is only supported as the argument"),
+    (range_value, "range", "range(...) is only supported where it is iterated"),
+    (tuple_of_list, "tuple", "tuple(...) of list[int] has no length known before it runs"),
     (list_append, "ys.append", "ys and xs may be the same list or dict"),
     (list_append_value, "xs.append", "xs.append(...) changes xs: write it as a statement"),
     (lambda_expression, "lambda", "lambda expressions are not supported"),
     (f_string, 'f"', "f-strings are not supported"),
-    (comprehension, "[x + 1", "comprehensions are not supported"),
+    (set_comprehension, "{x + 1", "set comprehensions are not supported"),
     (missing_return, "if", "this if has no else, and nothing after it returns"),
     (incomplete_match, "match", "some values match no case of this match"),
     (type_error, "s + 1", "the operator + expected operands"),
@@ -278,7 +268,7 @@ CASES: list[tuple[Callable[..., Any], str, str]] = [
     (yield_expression, "yield", "yield is not supported"),
     (undefined_name, "UNDEFINED", "the name UNDEFINED is not defined"),
     (mixed_equality, "n == x", "== compares values of one type here, found int and float"),
-    (loop_over_str, "s:", "expected a list to loop over, found str"),
+    (loop_over_int, "s:", "expected something to iterate in a for loop"),
     (recursion, "recursion(", "recursion is not supported"),
     (star_args, "ns", "*args, **kwargs and keyword-only parameters are not supported"),
     (bare_return, "return", "a return needs a value"),
@@ -401,7 +391,7 @@ def many_refusals(xs: list[int], b: Box, d: dict[str, int]) -> int:
     xs.sort()  # here: xs.sort
     del d  # here: del d
     b.n = 2  # type: ignore[misc]  # here: b.n
-    w = [x + z for x in xs]  # here: [x + z
+    w = {x + z for x in xs}  # here: {x + z
     s = "a" + 1  # type: ignore[operator]  # here: "a" + 1
     return total + z + len(w) + len(s)
 

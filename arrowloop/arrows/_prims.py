@@ -170,6 +170,7 @@ class Registry:
 PRIMITIVES: Final = Registry()
 
 _A = TVar(0)
+_B = TVar(1)
 
 
 def _pair(a: Type, b: Type) -> TupleT:
@@ -189,12 +190,13 @@ def _list_set(xs: list[Any], i: int, v: Any) -> list[Any]:
 
 
 def _map_take(d: dict[str, Any], k: str) -> tuple[dict[str, Any], Any]:
-    v = d[k]
-    return {x: y for x, y in d.items() if x != k}, v
+    # The entry is lent, not removed: putting it back (map_put) then keeps
+    # the key where it was in the dict's order, as Python's d[k].append(x).
+    return d, d[k]
 
 
 def _map_take_or(d: dict[str, Any], k: str, default: Any) -> tuple[dict[str, Any], Any]:
-    return {x: y for x, y in d.items() if x != k}, d.get(k, default)
+    return d, d.get(k, default)
 
 
 def _last(xs: list[Any]) -> Any:
@@ -227,6 +229,49 @@ def _sum_floats(xs: list[float]) -> float:
     for x in xs:
         total += x
     return total
+
+
+def _range(start: int, stop: int, step: int) -> list[int]:
+    # range() raises ValueError on a step of 0, as the Python loop would.
+    return list(range(start, stop, step))
+
+
+def _min_of(xs: list[Any]) -> Any:
+    return min(xs)  # ValueError on an empty list, as Python's min
+
+
+def _max_of(xs: list[Any]) -> Any:
+    return max(xs)
+
+
+def _first(pair: tuple[Any, Any]) -> Any:
+    return pair[0]
+
+
+def _min_by(pairs: list[tuple[Any, Any]]) -> Any:
+    # The first item with the smallest key, as min(xs, key=f).
+    return min(pairs, key=_first)[1]
+
+
+def _max_by(pairs: list[tuple[Any, Any]]) -> Any:
+    return max(pairs, key=_first)[1]
+
+
+def _sort_by(pairs: list[tuple[Any, Any]], reverse: bool) -> list[Any]:
+    # Keys only are compared (stable), as sorted(xs, key=f, reverse=r).
+    return [x for _, x in sorted(pairs, key=_first, reverse=reverse)]
+
+
+def _sort(xs: list[Any], reverse: bool) -> list[Any]:
+    return sorted(xs, reverse=reverse)
+
+
+def _round_to(x: float, n: int) -> float:
+    return float(round(x, n))
+
+
+def _round_int_to(x: int, n: int) -> int:
+    return round(x, n)
 
 
 def _values_differ(x: Any, y: Any) -> bool:
@@ -407,7 +452,7 @@ def _install_builtins(r: Registry) -> None:
         _pair(MapT(_A), _A),
         _map_take,
         update="take",
-        doc="(d without k, d[k]) (raises KeyError when k is absent)",
+        doc="(d, d[k]), the entry lent out to be put back (raises KeyError when k is absent)",
     )
     reg(
         "map_take_or",
@@ -415,7 +460,7 @@ def _install_builtins(r: Registry) -> None:
         _pair(MapT(_A), _A),
         _map_take_or,
         update="take_or",
-        doc="(d without k, d[k] or the default when k is absent)",
+        doc="(d, d[k] or the default when k is absent), the entry lent out to be put back",
     )
     reg("map_keys", MapT(_A), ListT(STR), lambda d: sorted(d), result="fresh")
     reg("some", _A, OptionT(_A), lambda x: x, template="{0}", result="same")
@@ -429,6 +474,112 @@ def _install_builtins(r: Registry) -> None:
         result="either",
     )
     reg("unwrap", OptionT(_A), _A, _unwrap, doc="the value; raises on None", result="same")
+
+    _install_iteration(reg)
+
+
+def _install_iteration(reg: Callable[..., Primitive]) -> None:
+    """Primitives of the front end's loops, builtins and comprehensions."""
+    reg(
+        "range",
+        TupleT((INT, INT, INT)),
+        ListT(INT),
+        _range,
+        result="fresh",
+        doc="list(range(a, b, step)) (raises ValueError when step is 0)",
+    )
+    reg("chars", STR, ListT(STR), list, result="fresh", doc="the characters of s (list(s))")
+    reg("keys", MapT(_A), ListT(STR), list, result="fresh", doc="list(d): keys in d's order")
+    reg(
+        "values",
+        MapT(_A),
+        ListT(_A),
+        lambda d: list(d.values()),
+        result="fresh",
+        doc="list(d.values()), in d's order",
+    )
+    reg(
+        "items",
+        MapT(_A),
+        ListT(_pair(STR, _A)),
+        lambda d: list(d.items()),
+        result="fresh",
+        doc="list(d.items()), in d's order",
+    )
+    reg(
+        "enumerate",
+        ListT(_A),
+        ListT(_pair(INT, _A)),
+        lambda xs: list(enumerate(xs)),
+        result="fresh",
+        doc="list(enumerate(xs))",
+    )
+    reg(
+        "enumerate",
+        _pair(ListT(_A), INT),
+        ListT(_pair(INT, _A)),
+        lambda xs, start: list(enumerate(xs, start)),
+        result="fresh",
+    )
+    reg(
+        "zip",
+        TupleT((ListT(_A), ListT(_B), BOOL)),
+        ListT(_pair(_A, _B)),
+        lambda xs, ys, strict: list(zip(xs, ys, strict=strict)),
+        result="fresh",
+        doc="list(zip(xs, ys, strict=s)): as long as the shorter, or ValueError if strict",
+    )
+    reg("any", ListT(BOOL), BOOL, any, doc="whether some item is True")
+    reg("all", ListT(BOOL), BOOL, all, doc="whether every item is True")
+    reg(
+        "list_min",
+        ListT(_A),
+        _A,
+        _min_of,
+        result="element",
+        doc="min(xs), the first smallest (raises ValueError on an empty list)",
+    )
+    reg(
+        "list_max",
+        ListT(_A),
+        _A,
+        _max_of,
+        result="element",
+        doc="max(xs), the first largest (raises ValueError on an empty list)",
+    )
+    reg("min_by", ListT(_pair(_B, _A)), _A, _min_by, doc="the first x of the smallest key")
+    reg("max_by", ListT(_pair(_B, _A)), _A, _max_by, doc="the first x of the largest key")
+    reg(
+        "sort",
+        _pair(ListT(_A), BOOL),
+        ListT(_A),
+        _sort,
+        result="fresh",
+        doc="sorted(xs, reverse=r) (stable; raises TypeError on unorderable items)",
+    )
+    reg(
+        "sort_by",
+        _pair(ListT(_pair(_B, _A)), BOOL),
+        ListT(_A),
+        _sort_by,
+        result="fresh",
+        doc="the xs of (key, x) pairs, stably sorted by key (sorted(xs, key=f, reverse=r))",
+    )
+    reg("round", FLOAT, INT, round, doc="round(x): to the nearest int, ties to even")
+    reg("round", INT, INT, round)
+    reg("round", _pair(FLOAT, INT), FLOAT, _round_to, doc="round(x, n)")
+    reg("round", _pair(INT, INT), INT, _round_int_to)
+    for a, b, out in (
+        (INT, INT, INT),
+        (FLOAT, FLOAT, FLOAT),
+        (INT, FLOAT, FLOAT),
+        (FLOAT, INT, FLOAT),
+    ):
+        reg("divmod", _pair(a, b), _pair(out, out), divmod, doc="(a // b, a % b)")
+    reg("ord", STR, INT, ord, doc="the code point of a one-character string")
+    reg("chr", INT, STR, chr, doc="the one-character string of a code point")
+    reg("int_of_str", STR, INT, int, doc="int(s) (raises ValueError when s is not an int)")
+    reg("float_of_str", STR, FLOAT, float, doc="float(s) (raises ValueError when s is no float)")
 
 
 def _compare(op: str) -> Callable[[Any, Any], bool]:

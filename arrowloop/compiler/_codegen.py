@@ -783,13 +783,14 @@ class _Gen:
                 self.emit(f"_u(({target}, {idx}, {target}[{idx}]))")
             self.emit(f"{target}[{idx}] = {v}")
         elif kind in ("take", "take_or"):
+            # The entry stays in the dict (lent, not popped): the put that
+            # follows replaces it where it is, so the dict keeps Python's
+            # order, and the container itself is not changed (nothing to log).
             k, value = args[1], self.fresh()
             if kind == "take":
-                self.emit(f"{value} = {target}.pop({k})")
+                self.emit(f"{value} = {target}[{k}]")
             else:
-                self.emit(f"{value} = {target}.pop({k}, _M)")
-            if log:
-                self.emit(f"_u(({target}, {k}, {value}))")
+                self.emit(f"{value} = {target}.get({k}, _M)")
             taken = elem
             if in_place and disjoint(locs_of(elem), self.own.live) and not (locs_of(elem) & others):
                 # No one else holds an element of the container: the one

@@ -20,8 +20,10 @@ from typing import Any, Final, TypeVar, overload
 
 from arrowloop.arrows import PRIMITIVES, Arrow, Fanout, Id, Loop, Registry, map_children, simplify
 from arrowloop.errors import CheckError, FrontendError
+from arrowloop.frontend._builtins import key_lambdas
 from arrowloop.frontend._env import Env, Hole, Slot, assigned
 from arrowloop.frontend._flow import Enough, MustReturn
+from arrowloop.frontend._loops import rewrite_exits
 from arrowloop.frontend._objects import PyFunction, PyMachine
 from arrowloop.frontend._source import Source
 from arrowloop.frontend._stmts import Translator
@@ -48,8 +50,9 @@ def _signature(src: Source) -> tuple[list[str], list[Type], Type]:
     params = [*a.posonlyargs, *a.args]
     types = [src.annotation(p.annotation, f"the parameter {p.arg}") for p in params]
     ret = src.annotation(tree.returns, "the return type")
+    keys = key_lambdas(tree)
     for node in (n for stmt in tree.body for n in ast.walk(stmt)):
-        if isinstance(node, _SCOPES):
+        if isinstance(node, _SCOPES) and node not in keys:
             what = "lambda expressions" if isinstance(node, ast.Lambda) else "nested definitions"
             raise src.error(
                 node,
@@ -68,6 +71,7 @@ def _signature(src: Source) -> tuple[list[str], list[Type], Type]:
 def _translate(
     src: Source, registry: Registry, names: list[str], types: list[Type], ret: Type, prefix: Arrow
 ) -> Arrow:
+    src.tree.body = rewrite_exits(src.tree.body, src.tree.returns)
     local = set(names) | assigned(src.tree.body)
     tr = Translator(src, registry, local)
     tr.ret_type = ret

@@ -72,8 +72,9 @@ _LIST_MUTATORS = frozenset(
 
 _SUPPORTED_CALLS = (
     "record classes, attrs.evolve, @arrow and @statemachine functions, primitives registered "
-    "with @arrowloop.primitive, len, abs, min, max, sum, str, int, float, list and dict "
-    "(copies), and the methods upper, lower, strip, startswith, endswith, replace, split, "
+    "with @arrowloop.primitive, len, abs, min, max, sum, any, all, sorted, round, divmod, "
+    "ord, chr, str, int, float, list, tuple and dict, range, enumerate, zip and reversed "
+    "(iterated), and the methods upper, lower, strip, startswith, endswith, replace, split, "
     "join of str, get and copy of dict, copy of list"
 )
 
@@ -352,6 +353,10 @@ class Calls(Exprs):
         the plain function may differ there in the last bits (python-subset.md).
         """
         xs, start = self.positional(node, env, "sum", 2)
+        return self.fold_sum(node, xs, start)
+
+    def fold_sum(self, node: ast.Call, xs: Val, start: Val) -> Val:
+        """The left fold of ``+`` over ``xs`` from ``start`` (checked types)."""
         if start.type not in (INT, FLOAT) or xs.type != ListT(start.type):
             self.fail(
                 node,

@@ -42,10 +42,9 @@ __all__ = ["Exprs"]
 _REFUSED_EXPRS: dict[type[ast.expr], str] = {
     ast.JoinedStr: "f-strings are not supported; build the string with + and str(...)",
     ast.Lambda: "lambda is not supported; write a module-level @arrow function and call it",
-    ast.ListComp: "comprehensions are not supported; use a for loop with an accumulator",
-    ast.SetComp: "comprehensions are not supported; use a for loop with an accumulator",
-    ast.DictComp: "comprehensions are not supported; use a for loop with an accumulator",
-    ast.GeneratorExp: "generator expressions are not supported; use a for loop",
+    ast.SetComp: "set comprehensions are not supported; use a dict comprehension {k: True for ...}",
+    ast.GeneratorExp: "a generator expression is only supported as the argument of sum, any, "
+    "all, min, max, sorted, list or str.join; use a list comprehension [... for ...]",
     ast.Await: "await is not supported: the function must be pure",
     ast.Yield: "yield is not supported: the function must return (state, output)",
     ast.YieldFrom: "yield is not supported: the function must return (state, output)",
@@ -60,6 +59,12 @@ class Exprs(Operators):
 
     def call(self, node: ast.Call, env: Env, expected: Type | None) -> Val:
         """Translate a call (see :mod:`arrowloop.frontend._calls`)."""
+        raise NotImplementedError
+
+    def comprehension(
+        self, node: ast.ListComp | ast.GeneratorExp | ast.DictComp, env: Env, expected: Type | None
+    ) -> Val:
+        """Translate a comprehension (see :mod:`arrowloop.frontend._builtins`)."""
         raise NotImplementedError
 
     # -- expressions ----------------------------------------------------------
@@ -101,6 +106,8 @@ class Exprs(Operators):
                 return self.if_expr(node, test, body, orelse, env, expected)
             case ast.Call():
                 return self.call(node, env, expected)
+            case ast.ListComp() | ast.DictComp():
+                return self.comprehension(node, env, expected)
             case ast.Attribute():
                 return self.attribute(node, env)
             case ast.Subscript():

@@ -22,7 +22,7 @@ from typing import NoReturn
 
 from arrowloop.arrows import Arrow, Id, Proj
 from arrowloop.errors import FrontendError
-from arrowloop.frontend._calls import Calls
+from arrowloop.frontend._builtins import Builtins
 from arrowloop.frontend._env import Env, Hole, Slot, fill_holes, reads, tuple_of
 from arrowloop.frontend._typing import show
 
@@ -76,7 +76,7 @@ class Join(Exit):
         return Hole(key)
 
 
-class Flow(Calls):
+class Flow(Builtins):
     """Joins, liveness and the end-of-function check, on top of :class:`Calls`."""
 
     statements = 0

@@ -347,7 +347,7 @@ class Translator(Mutations):
                 )
             if isinstance(node, ast.Break | ast.Continue):
                 self.fail(node, _REFUSED[type(node)])
-        xs = self.expr(s.iter, env)
+        xs = self.iterable(s.iter, env)
         for bound in assigned([s.target]):
             self.note_sharing(bound, s.iter, s, env)
         if not isinstance(xs.type, ListT):

@@ -20,6 +20,7 @@ from arrowloop.typesys import (
     MapT,
     OptionT,
     RecordT,
+    SetT,
     TupleT,
     TVar,
     Type,
@@ -76,8 +77,10 @@ class Subst:
                 r = TupleT(tuple(self.resolve(i, memo) for i in items))
             case ListT(item=item):
                 r = ListT(self.resolve(item, memo))
-            case MapT(value=v):
-                r = MapT(self.resolve(v, memo))
+            case MapT(value=v, key=k):
+                r = MapT(self.resolve(v, memo), self.resolve(k, memo))
+            case SetT(item=item):
+                r = SetT(self.resolve(item, memo))
             case OptionT(item=item):
                 ri = self.resolve(item, memo)
                 r = t if ri is item else OptionT(ri)
@@ -101,8 +104,10 @@ class Subst:
                 return TupleT(tuple(self.instantiate(x, fresh) for x in items))
             case ListT(item=item):
                 return ListT(self.instantiate(item, fresh))
-            case MapT(value=v):
-                return MapT(self.instantiate(v, fresh))
+            case MapT(value=v, key=k):
+                return MapT(self.instantiate(v, fresh), self.instantiate(k, fresh))
+            case SetT(item=item):
+                return SetT(self.instantiate(item, fresh))
             case OptionT(item=item):
                 inner = self.instantiate(item, fresh)
                 if isinstance(inner, TVar):
@@ -164,8 +169,11 @@ class Subst:
                     stack.extend(zip(xs, ys, strict=True))
                 case ListT(item=xi), ListT(item=yi):
                     stack.append((xi, yi))
-                case MapT(value=xv), MapT(value=yv):
+                case MapT(value=xv, key=xk), MapT(value=yv, key=yk):
                     stack.append((xv, yv))
+                    stack.append((xk, yk))
+                case SetT(item=xi), SetT(item=yi):
+                    stack.append((xi, yi))
                 case OptionT(item=xi), OptionT(item=yi):
                     stack.append((xi, yi))
                 case RecordT(name=xn, fields=xf), RecordT(name=yn, fields=yf):
@@ -214,10 +222,10 @@ def _children(t: Type) -> tuple[Type, ...]:
     match t:
         case TupleT(items=items):
             return items
-        case ListT(item=item) | OptionT(item=item):
+        case ListT(item=item) | OptionT(item=item) | SetT(item=item):
             return (item,)
-        case MapT(value=v):
-            return (v,)
+        case MapT(value=v, key=k):
+            return (v, k)
         case RecordT(fields=fields):
             return tuple(ft for _, ft in fields)
         case VariantT(cases=cases):

@@ -463,15 +463,37 @@ def _install_builtins(r: Registry) -> None:
         update="discard_or_raise",
         doc="s without x; raises KeyError when x is absent (Python's s.remove(x))",
     )
-    reg("set_union", _pair(SetT(_K), SetT(_K)), SetT(_K), operator.or_, template="({0} | {1})")
-    reg("set_inter", _pair(SetT(_K), SetT(_K)), SetT(_K), operator.and_, template="({0} & {1})")
-    reg("set_diff", _pair(SetT(_K), SetT(_K)), SetT(_K), operator.sub, template="({0} - {1})")
-    reg("set_of_list", ListT(_K), SetT(_K), set, doc="the set of a list's items")
+    reg(
+        "set_union",
+        _pair(SetT(_K), SetT(_K)),
+        SetT(_K),
+        operator.or_,
+        template="({0} | {1})",
+        result="fresh",
+    )
+    reg(
+        "set_inter",
+        _pair(SetT(_K), SetT(_K)),
+        SetT(_K),
+        operator.and_,
+        template="({0} & {1})",
+        result="fresh",
+    )
+    reg(
+        "set_diff",
+        _pair(SetT(_K), SetT(_K)),
+        SetT(_K),
+        operator.sub,
+        template="({0} - {1})",
+        result="fresh",
+    )
+    reg("set_of_list", ListT(_K), SetT(_K), set, result="fresh", doc="the set of a list's items")
     reg(
         "list_of_set",
         SetT(_K),
         ListT(_K),
         sorted_keys,
+        result="fresh",
         doc="the items in canonical order (as map_keys)",
     )
     reg("some", _A, OptionT(_A), lambda x: x, template="{0}", result="same")

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from arrowloop import FrontendError, statemachine
 from tests.profiles import examples
+from tests.test_frontend_corpus import outcome, same
 from tests.test_frontend_mutation import _run
 
 
@@ -100,6 +101,7 @@ def by_color(msg: tuple[Hue, bool], d: dict[Hue, int]) -> tuple[dict[Hue, int], 
 
 
 INTS = st.integers(-3, 3)
+SET_OPS = ["add", "discard", "remove", "union", "inter", "diff", "clear", "copy"]
 
 
 @settings(max_examples=examples(60))
@@ -203,3 +205,33 @@ def test_a_float_set_is_refused_with_a_hint() -> None:
         def floats(msg: float, s: set[float]) -> tuple[set[float], int]:
             s.add(msg)
             return s, len(s)
+
+
+@settings(max_examples=examples(60))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                ["add", "discard", "remove", "union", "inter", "diff", "clear", "copy"]
+            ),
+            INTS,
+        ),
+        max_size=10,
+    ),
+    st.lists(st.tuples(st.sampled_from(["put", "del", "has", "get", "new"]), INTS, INTS)),
+)
+def test_the_interpreter_agrees_with_the_compiled_step(
+    set_steps: list[tuple[str, int]], dict_steps: list[tuple[str, int, int]]
+) -> None:
+    """The reference interpreter computes what the compiled step does on sets and int keys."""
+    for m, steps in ((set_ops, set_steps), (by_int, dict_steps)):
+        s_compiled = m.machine.copy_state(m.init)
+        s_interp = m.machine.copy_state(m.init)
+        for x in steps:
+            a = outcome(m.machine.step, x, s_compiled)
+            b = outcome(m.machine.interpret, x, s_interp)
+            assert a[0] == b[0], (x, a, b)
+            if a[0] == "raised":
+                continue
+            assert same(a[1], b[1]), (x, a, b)
+            s_compiled, s_interp = a[1][0], b[1][0]

@@ -163,3 +163,14 @@ def test_a_tagged_unit_key_sorts_by_tag() -> None:
     ]
     with pytest.raises(ValidationError):
         encode_value(SetT(INT), {True})
+
+
+def test_a_type_variable_for_keys_only_becomes_a_key_type() -> None:
+    """set_of_list of floats or lists does not type-check; of tuples of key types it does."""
+    from arrowloop import CheckError, check_arrow, prim
+
+    for bad in (list[float], list[list[int]]):
+        with pytest.raises(CheckError, match="set_of_list"):
+            check_arrow(prim("set_of_list"), bad)
+    ok = check_arrow(prim("set_of_list"), list[tuple[int, str | None]])
+    assert ok.output == SetT(TupleT((INT, OptionT(STR))))

@@ -235,3 +235,13 @@ def test_the_interpreter_agrees_with_the_compiled_step(
                 continue
             assert same(a[1], b[1]), (x, a, b)
             s_compiled, s_interp = a[1][0], b[1][0]
+
+
+def test_an_augmented_set_operator_is_refused_with_a_hint() -> None:
+    """s |= t changes s in place in Python (other names see it): refused, saying what to write."""
+    with pytest.raises(FrontendError, match=r"write s = s \|"):
+
+        @statemachine(init=set())
+        def grow(msg: int, s: set[int]) -> tuple[set[int], int]:
+            s |= {msg}
+            return s, len(s)

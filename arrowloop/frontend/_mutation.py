@@ -208,7 +208,9 @@ class Mutations(Patterns):
                     arrow = a if arrow is None else arrow >> a
                 return (arrow, cur) if arrow is not None else None
             case ast.Expr(value=ast.Call(func=ast.Attribute(value=recv, attr=m)) as call) if (
-                m in _METHODS and self._is_place(recv, env)
+                m in _METHODS
+                and self._is_place(recv, env)
+                and (m not in _SET_METHODS or self._is_set(recv, env))
             ):
                 return self._method(s, call, recv, m, None, rest, env, exit)
             case ast.Assign(
@@ -219,6 +221,15 @@ class Mutations(Patterns):
             ) if self._is_place(recv, env):
                 return self._method(s, call, recv, m, name, rest, env, exit)
         return None
+
+    def _is_set(self, node: ast.expr, env: Env) -> bool:
+        """Whether ``node`` is a set: ``add``/``discard``/``remove`` on
+        anything else (a list's ``remove``, a record's own method) is left
+        to the translation of calls."""
+        try:
+            return isinstance(self._read(node, env).type, SetT)
+        except FrontendError:
+            return False
 
     def _is_place(self, node: ast.expr, env: Env) -> bool:
         base = node

@@ -479,6 +479,13 @@ class _Gen:
                     Fanout((to(src, dst, d), to(src, k, d), to(src, v, d))), Prim("map_put")
                 )
                 opts["map_remove"] = lambda: binop("map_remove", dst, k)
+            case SetT(item=k):
+                opts["set_add"] = lambda: binop(
+                    self.draw(st.sampled_from(("set_add", "set_discard", "set_remove"))), dst, k
+                )
+                opts["set_op"] = lambda: binop(
+                    self.draw(st.sampled_from(("set_union", "set_inter", "set_diff"))), dst, dst
+                )
             case OptionT(item=item):
                 opts["some"] = lambda: unop("some", item)
                 opts["map_get"] = lambda: binop("map_get", MapT(item), STR)
@@ -522,6 +529,7 @@ class _Gen:
                     OptionT(_optionable(self.some_type(0))),
                 )
                 opts["map_has"] = lambda: binop("map_has", MapT(self.some_type(0)), STR)
+                opts["set_has"] = lambda: binop("set_has", SetT(INT), INT)
                 opts["str_pred"] = lambda: binop(
                     self.draw(st.sampled_from(("startswith", "endswith", "contains"))), STR, STR
                 )

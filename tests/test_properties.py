@@ -33,6 +33,7 @@ from arrowloop.typesys import (
     ListT,
     OptionT,
     RecordT,
+    SetT,
     TupleT,
     Type,
     VariantT,
@@ -436,6 +437,8 @@ FEATURES: list[tuple[str, Type, Type]] = [
     ("append:(list[?0], ?0)", INT, ListT(INT)),
     ("some:?0", INT, OptionT(INT)),
     ("map_get:(dict[?1, ?0], ?1)", INT, OptionT(INT)),
+    ("set_add:(set[?1], ?1)", INT, SetT(INT)),
+    ("set_has:(set[?1], ?1)", INT, BOOL),
 ]
 
 

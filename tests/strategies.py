@@ -63,6 +63,7 @@ from arrowloop.typesys import (
     MapT,
     OptionT,
     RecordT,
+    SetT,
     StrT,
     Tagged,
     TupleT,
@@ -72,7 +73,9 @@ from arrowloop.typesys import (
     case_repr,
     either,
     from_annotation,
+    key_order,
     record_class,
+    sorted_keys,
 )
 
 __all__ = [
@@ -180,7 +183,10 @@ def types(draw: st.DrawFn, depth: int = 2) -> Type:
         return draw(scalar_types)
     kind = draw(
         st.sampled_from(
-            ("scalar", "scalar", "tuple", "list", "map", "option", "record", "variant", "user")
+            (
+                *("scalar", "scalar", "tuple", "list", "map", "option", "record", "variant"),
+                *("user", "keyed", "set"),
+            )
         )
     )
     inner = types(depth - 1)
@@ -191,6 +197,10 @@ def types(draw: st.DrawFn, depth: int = 2) -> Type:
             return ListT(draw(inner))
         case "map":
             return MapT(draw(inner))
+        case "keyed":
+            return MapT(draw(inner), draw(key_types(depth - 1)))
+        case "set":
+            return SetT(draw(key_types(depth - 1)))
         case "option":
             return OptionT(_optionable(draw(inner)))
         case "record":
@@ -200,6 +210,20 @@ def types(draw: st.DrawFn, depth: int = 2) -> Type:
         case "user":
             return draw(st.sampled_from(USER_TYPES))
     return draw(scalar_types)
+
+
+@st.composite
+def key_types(draw: st.DrawFn, depth: int = 1) -> Type:
+    """A type whose values may be dict keys and set items (``is_key_type``)."""
+    base = st.sampled_from((BOOL, INT, STR, UNIT, from_annotation(GenColor)))
+    if depth <= 0:
+        return draw(base)
+    kind = draw(st.sampled_from(("base", "base", "tuple", "option")))
+    if kind == "tuple":
+        return TupleT(tuple(draw(st.lists(key_types(depth - 1), max_size=3))))
+    if kind == "option":
+        return OptionT(_optionable(draw(key_types(depth - 1))))
+    return draw(base)
 
 
 # -- values --------------------------------------------------------------------
@@ -222,8 +246,12 @@ def values(t: Type, *, nan: bool = True) -> st.SearchStrategy[Any]:
             return st.tuples(*(values(i, nan=nan) for i in items))
         case ListT(item=item):
             return st.lists(values(item, nan=nan), max_size=3)
-        case MapT(value=v):
+        case MapT(value=v, key=StrT()):
             return st.dictionaries(st.text(max_size=2), values(v, nan=nan), max_size=3)
+        case MapT(value=v, key=k):
+            return st.dictionaries(values(k), values(v, nan=nan), max_size=3)
+        case SetT(item=item):
+            return st.sets(values(item), max_size=3)
         case OptionT(item=item):
             return st.none() | values(item, nan=nan)
         case RecordT(fields=fields):
@@ -251,7 +279,10 @@ def value_key(value: Any) -> Any:
     if t is tuple or t is list:
         return (t.__name__, tuple(value_key(v) for v in value))
     if t is dict:
-        return ("dict", tuple(sorted((k, value_key(v)) for k, v in value.items())))
+        items = sorted(value.items(), key=lambda kv: key_order(kv[0]))
+        return ("dict", tuple((value_key(k), value_key(v)) for k, v in items))
+    if t is set:
+        return ("set", tuple(value_key(x) for x in sorted_keys(value)))
     if isinstance(value, enum.Enum):
         return ("enum", t.__qualname__, value.name)
     if attrs.has(t):
@@ -443,11 +474,18 @@ class _Gen:
                 if item == STR:
                     opts["split_str"] = lambda: binop("split", STR, STR)
                     opts["map_keys"] = lambda: unop("map_keys", MapT(self.some_type(0)))
-            case MapT(value=v):
+            case MapT(value=v, key=k):
                 opts["map_put"] = lambda: _seq(
-                    Fanout((to(src, dst, d), to(src, STR, d), to(src, v, d))), Prim("map_put")
+                    Fanout((to(src, dst, d), to(src, k, d), to(src, v, d))), Prim("map_put")
                 )
-                opts["map_remove"] = lambda: binop("map_remove", dst, STR)
+                opts["map_remove"] = lambda: binop("map_remove", dst, k)
+            case SetT(item=k):
+                opts["set_add"] = lambda: binop(
+                    self.draw(st.sampled_from(("set_add", "set_discard", "set_remove"))), dst, k
+                )
+                opts["set_op"] = lambda: binop(
+                    self.draw(st.sampled_from(("set_union", "set_inter", "set_diff"))), dst, dst
+                )
             case OptionT(item=item):
                 opts["some"] = lambda: unop("some", item)
                 opts["map_get"] = lambda: binop("map_get", MapT(item), STR)
@@ -491,6 +529,7 @@ class _Gen:
                     OptionT(_optionable(self.some_type(0))),
                 )
                 opts["map_has"] = lambda: binop("map_has", MapT(self.some_type(0)), STR)
+                opts["set_has"] = lambda: binop("set_has", SetT(INT), INT)
                 opts["str_pred"] = lambda: binop(
                     self.draw(st.sampled_from(("startswith", "endswith", "contains"))), STR, STR
                 )

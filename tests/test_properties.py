@@ -33,6 +33,7 @@ from arrowloop.typesys import (
     ListT,
     OptionT,
     RecordT,
+    SetT,
     TupleT,
     Type,
     VariantT,
@@ -431,11 +432,13 @@ FEATURES: list[tuple[str, Type, Type]] = [
     ("lt:(str, str)", STR, BOOL),
     ("len:str", STR, INT),
     ("len:list[?0]", ListT(INT), INT),
-    ("len:dict[str, ?0]", INT, INT),
+    ("len:dict[?1, ?0]", INT, INT),
     ("eq:(?0, ?0)", INT, BOOL),
     ("append:(list[?0], ?0)", INT, ListT(INT)),
     ("some:?0", INT, OptionT(INT)),
-    ("map_get:(dict[str, ?0], str)", INT, OptionT(INT)),
+    ("map_get:(dict[?1, ?0], ?1)", INT, OptionT(INT)),
+    ("set_add:(set[?1], ?1)", INT, SetT(INT)),
+    ("set_has:(set[?1], ?1)", INT, BOOL),
 ]
 
 

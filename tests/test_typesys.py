@@ -196,14 +196,15 @@ class TsSelf:
     ("annotation", "path", "hint"),
     [
         (TsMutable, "annotation", "record classes must be frozen"),
-        (dict[int, str], "annotation", "maps must have str keys"),
+        (dict[float, str], "annotation", "dict keys and set items must be hashable"),
+        (frozenset[int], "annotation", "write set[K]"),
         (tuple[int, ...], "annotation", "tuples need fixed item types"),
         (tuple, "annotation", "not a supported type"),
         (typing.Tuple, "annotation", "tuples need fixed item types"),  # noqa: UP006
         (int | str, "annotation|0", "variant cases must be frozen attrs classes"),
         (TsPoint | int, "annotation|1", "variant cases must be frozen attrs classes"),
         (list[int | str], "annotation[0]|0", "variant cases must be frozen attrs classes"),
-        (set[int], "annotation", "not a supported type"),
+        (set[float], "annotation", "dict keys and set items must be hashable"),
         ("int", "annotation", "string (forward) annotations must be resolved first"),
         (TsKwOnly, "annotation.x", "every field must be a positional __init__ parameter"),
         (TsNoInit, "annotation.x", "every field must be a positional __init__ parameter"),

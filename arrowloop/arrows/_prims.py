@@ -11,6 +11,7 @@ names. Users add pure functions with :func:`primitive`.
 from __future__ import annotations
 
 import inspect
+import operator
 import re
 import typing
 from collections.abc import Callable, Iterator
@@ -27,12 +28,14 @@ from arrowloop.typesys import (
     ListT,
     MapT,
     OptionT,
+    SetT,
     TupleT,
     TVar,
     Type,
     TypeLike,
     from_annotation,
     identity_blind,
+    sorted_keys,
     values_equal,
 )
 
@@ -68,7 +71,8 @@ class Signature:
     ``update`` and ``result`` tell the compiler what it may assume, for
     updating lists and dicts in place (compiler/_ownership.py); only the
     built-in primitives set them. ``update`` (``"put"``, ``"remove"``,
-    ``"append"``, ``"set"``, ``"pop"``, ``"take"``, ``"take_or"``) marks a
+    ``"append"``, ``"set"``, ``"pop"``, ``"take"``, ``"take_or"``, and for
+    sets ``"add"``, ``"discard"``, ``"discard_or_raise"``) marks a
     primitive returning its first argument with one change (the compiler
     then makes the change itself). ``result`` says what
     the output may share with the input: ``"fresh"`` (a new container whose
@@ -171,6 +175,8 @@ PRIMITIVES: Final = Registry()
 
 _A = TVar(0)
 _B = TVar(1)
+#: The key type of map primitives and the item type of set primitives.
+_K = TVar(2)
 
 
 def _pair(a: Type, b: Type) -> TupleT:
@@ -197,6 +203,12 @@ def _map_take(d: dict[str, Any], k: str) -> tuple[dict[str, Any], Any]:
 
 def _map_take_or(d: dict[str, Any], k: str, default: Any) -> tuple[dict[str, Any], Any]:
     return d, d.get(k, default)
+
+
+def _set_remove(s: set[Any], x: Any) -> set[Any]:
+    if x not in s:
+        raise KeyError(x)
+    return s - {x}
 
 
 def _last(xs: list[Any]) -> Any:
@@ -349,7 +361,7 @@ def _install_builtins(r: Registry) -> None:
     reg("not", BOOL, BOOL, lambda x: not x, template="(not {0})")
     reg("len", STR, INT, len, doc="length of a string, list or map")
     reg("len", ListT(_A), INT, len)
-    reg("len", MapT(_A), INT, len)
+    reg("len", MapT(_A, _K), INT, len)
     reg("upper", STR, STR, str.upper)
     reg("lower", STR, STR, str.lower)
     reg("strip", STR, STR, str.strip)
@@ -413,33 +425,33 @@ def _install_builtins(r: Registry) -> None:
     )
     reg("sum", ListT(INT), INT, sum)
     reg("sum", ListT(FLOAT), FLOAT, _sum_floats, doc="a left fold from 0.0 (not compensated)")
-    reg("map_get", _pair(MapT(_A), STR), OptionT(_A), lambda d, k: d.get(k), result="element")
+    reg("map_get", _pair(MapT(_A, _K), _K), OptionT(_A), lambda d, k: d.get(k), result="element")
     reg(
         "map_put",
-        TupleT((MapT(_A), STR, _A)),
-        MapT(_A),
+        TupleT((MapT(_A, _K), _K, _A)),
+        MapT(_A, _K),
         lambda d, k, v: {**d, k: v},
         update="put",
     )
     reg(
         "map_remove",
-        _pair(MapT(_A), STR),
-        MapT(_A),
+        _pair(MapT(_A, _K), _K),
+        MapT(_A, _K),
         lambda d, k: {x: v for x, v in d.items() if x != k},
         update="remove",
     )
     reg(
         "map_update",
-        _pair(MapT(_A), MapT(_A)),
-        MapT(_A),
+        _pair(MapT(_A, _K), MapT(_A, _K)),
+        MapT(_A, _K),
         lambda d, e: {**d, **e},
         template="{{**{0}, **{1}}}",
         doc="a new dict: d's entries updated with e's ({**d, **e})",
     )
-    reg("map_has", _pair(MapT(_A), STR), BOOL, lambda d, k: k in d, template="({1} in {0})")
+    reg("map_has", _pair(MapT(_A, _K), _K), BOOL, lambda d, k: k in d, template="({1} in {0})")
     reg(
         "map_at",
-        _pair(MapT(_A), STR),
+        _pair(MapT(_A, _K), _K),
         _A,
         lambda d, k: d[k],
         template="{0}[{1}]",
@@ -448,21 +460,87 @@ def _install_builtins(r: Registry) -> None:
     )
     reg(
         "map_take",
-        _pair(MapT(_A), STR),
-        _pair(MapT(_A), _A),
+        _pair(MapT(_A, _K), _K),
+        _pair(MapT(_A, _K), _A),
         _map_take,
         update="take",
         doc="(d, d[k]), the entry lent out to be put back (raises KeyError when k is absent)",
     )
     reg(
         "map_take_or",
-        TupleT((MapT(_A), STR, _A)),
-        _pair(MapT(_A), _A),
+        TupleT((MapT(_A, _K), _K, _A)),
+        _pair(MapT(_A, _K), _A),
         _map_take_or,
         update="take_or",
         doc="(d, d[k] or the default when k is absent), the entry lent out to be put back",
     )
-    reg("map_keys", MapT(_A), ListT(STR), lambda d: sorted(d), result="fresh")
+    reg(
+        "map_keys",
+        MapT(_A, _K),
+        ListT(_K),
+        sorted_keys,
+        result="fresh",
+        doc="the keys in canonical order (sorted; enum members by name, None first)",
+    )
+    reg("len", SetT(_K), INT, len)
+    reg("set_has", _pair(SetT(_K), _K), BOOL, lambda s, x: x in s, template="({1} in {0})")
+    reg(
+        "set_add",
+        _pair(SetT(_K), _K),
+        SetT(_K),
+        lambda s, x: s | {x},
+        update="add",
+        doc="s with x added (Python's s.add(x))",
+    )
+    reg(
+        "set_discard",
+        _pair(SetT(_K), _K),
+        SetT(_K),
+        lambda s, x: s - {x},
+        update="discard",
+        doc="s without x (Python's s.discard(x))",
+    )
+    reg(
+        "set_remove",
+        _pair(SetT(_K), _K),
+        SetT(_K),
+        _set_remove,
+        update="discard_or_raise",
+        doc="s without x; raises KeyError when x is absent (Python's s.remove(x))",
+    )
+    reg(
+        "set_union",
+        _pair(SetT(_K), SetT(_K)),
+        SetT(_K),
+        operator.or_,
+        template="({0} | {1})",
+        result="fresh",
+    )
+    reg(
+        "set_inter",
+        _pair(SetT(_K), SetT(_K)),
+        SetT(_K),
+        operator.and_,
+        template="({0} & {1})",
+        result="fresh",
+    )
+    reg(
+        "set_diff",
+        _pair(SetT(_K), SetT(_K)),
+        SetT(_K),
+        operator.sub,
+        template="({0} - {1})",
+        result="fresh",
+    )
+    reg("set_of_list", ListT(_K), SetT(_K), set, result="fresh", doc="the set of a list's items")
+    reg(
+        "list_of_set",
+        SetT(_K),
+        ListT(_K),
+        sorted_keys,
+        result="fresh",
+        doc="the items in canonical order (as map_keys)",
+    )
     reg("some", _A, OptionT(_A), lambda x: x, template="{0}", result="same")
     reg("is_some", OptionT(_A), BOOL, lambda x: x is not None, template="({0} is not None)")
     reg("is_none", OptionT(_A), BOOL, lambda x: x is None, template="({0} is None)")
@@ -489,10 +567,10 @@ def _install_iteration(reg: Callable[..., Primitive]) -> None:
         doc="list(range(a, b, step)) (raises ValueError when step is 0)",
     )
     reg("chars", STR, ListT(STR), list, result="fresh", doc="the characters of s (list(s))")
-    reg("keys", MapT(_A), ListT(STR), list, result="fresh", doc="list(d): keys in d's order")
+    reg("keys", MapT(_A, _K), ListT(_K), list, result="fresh", doc="list(d): keys in d's order")
     reg(
         "values",
-        MapT(_A),
+        MapT(_A, _K),
         ListT(_A),
         lambda d: list(d.values()),
         result="fresh",
@@ -500,8 +578,8 @@ def _install_iteration(reg: Callable[..., Primitive]) -> None:
     )
     reg(
         "items",
-        MapT(_A),
-        ListT(_pair(STR, _A)),
+        MapT(_A, _K),
+        ListT(_pair(_K, _A)),
         lambda d: list(d.items()),
         result="fresh",
         doc="list(d.items()), in d's order",
@@ -583,8 +661,6 @@ def _install_iteration(reg: Callable[..., Primitive]) -> None:
 
 
 def _compare(op: str) -> Callable[[Any, Any], bool]:
-    import operator
-
     return {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}[op]
 
 

@@ -13,7 +13,7 @@ keep working) or narrow its output without touching its neighbours.
 
 from __future__ import annotations
 
-from arrowloop.typesys import ListT, MapT, OptionT, TupleT, Type, VariantT
+from arrowloop.typesys import ListT, MapT, OptionT, SetT, TupleT, Type, VariantT
 
 __all__ = ["is_subtype"]
 
@@ -48,8 +48,11 @@ def _sub(a: Type, b: Type, memo: dict[tuple[int, int], bool]) -> bool:
             )
         case ListT(item=ai), ListT(item=bi):
             result = _sub(ai, bi, memo)
-        case MapT(value=av), MapT(value=bv):
-            result = _sub(av, bv, memo)
+        case MapT(value=av, key=ak), MapT(value=bv, key=bk):
+            # Covariant in the key too: every value of a is one of b.
+            result = _sub(ak, bk, memo) and _sub(av, bv, memo)
+        case SetT(item=ai), SetT(item=bi):
+            result = _sub(ai, bi, memo)
         case OptionT(item=ai), OptionT(item=bi):
             result = _sub(ai, bi, memo)
         case _, OptionT(item=bi):

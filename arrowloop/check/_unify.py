@@ -5,7 +5,10 @@ tentative bindings, which is how overloaded primitives are tried in turn.
 
 A variable that stands for the item of an option (``some : a -> a | None``)
 may not become an option or unit: ``OptionT`` refuses those items (``None``
-would be ambiguous), so such a binding is a unification failure.
+would be ambiguous), so such a binding is a unification failure. In the
+same way a variable that stands for a map's key or a set's item
+(``set_of_list : list[k] -> set[k]``) may only become a key type
+(``is_key_type``): ``set_of_list`` of a ``list[float]`` does not type-check.
 
 Types may share sub-terms (``fanout(id, id)`` makes ``(t, t)`` from one
 ``t``), so every walk here remembers the nodes (or pairs of nodes) it has
@@ -20,15 +23,20 @@ from arrowloop.typesys import (
     MapT,
     OptionT,
     RecordT,
+    SetT,
     TupleT,
     TVar,
     Type,
     UnitT,
     VariantT,
     has_vars,
+    is_key_type,
 )
 
 __all__ = ["Subst"]
+
+#: Key marks on the trail sit below every plain mark (ids stay far smaller).
+_KEY_MARK = 2**62
 
 
 class Subst:
@@ -38,7 +46,10 @@ class Subst:
         self._bound: dict[int, Type] = {}
         # Ids of variables that stand for an option's item (see the module doc).
         self._plain: set[int] = set()
-        # Bound variable ids, and ~id (negative) for variables marked plain.
+        # Ids of variables that stand for a map key or a set item.
+        self._keys: set[int] = set()
+        # Bound variable ids, ~id (negative) for variables marked plain, and
+        # ~id - _KEY_MARK for variables marked key (one trail keeps the order).
         self._trail: list[int] = []
         self._next = 1_000_000  # above any id used in primitive signatures
 
@@ -76,8 +87,10 @@ class Subst:
                 r = TupleT(tuple(self.resolve(i, memo) for i in items))
             case ListT(item=item):
                 r = ListT(self.resolve(item, memo))
-            case MapT(value=v):
-                r = MapT(self.resolve(v, memo))
+            case MapT(value=v, key=k):
+                r = MapT(self.resolve(v, memo), self.resolve(k, memo))
+            case SetT(item=item):
+                r = SetT(self.resolve(item, memo))
             case OptionT(item=item):
                 ri = self.resolve(item, memo)
                 r = t if ri is item else OptionT(ri)
@@ -101,8 +114,16 @@ class Subst:
                 return TupleT(tuple(self.instantiate(x, fresh) for x in items))
             case ListT(item=item):
                 return ListT(self.instantiate(item, fresh))
-            case MapT(value=v):
-                return MapT(self.instantiate(v, fresh))
+            case MapT(value=v, key=k):
+                key = self.instantiate(k, fresh)
+                if isinstance(key, TVar):
+                    self._mark_key(key)
+                return MapT(self.instantiate(v, fresh), key)
+            case SetT(item=item):
+                key = self.instantiate(item, fresh)
+                if isinstance(key, TVar):
+                    self._mark_key(key)
+                return SetT(key)
             case OptionT(item=item):
                 inner = self.instantiate(item, fresh)
                 if isinstance(inner, TVar):
@@ -118,6 +139,9 @@ class Subst:
         """Undo every binding made since ``mark``."""
         while len(self._trail) > mark:
             entry = self._trail.pop()
+            if entry < -_KEY_MARK:
+                self._keys.discard(~(entry + _KEY_MARK))
+                continue
             if entry < 0:
                 self._plain.discard(~entry)
             else:
@@ -164,8 +188,11 @@ class Subst:
                     stack.extend(zip(xs, ys, strict=True))
                 case ListT(item=xi), ListT(item=yi):
                     stack.append((xi, yi))
-                case MapT(value=xv), MapT(value=yv):
+                case MapT(value=xv, key=xk), MapT(value=yv, key=yk):
                     stack.append((xv, yv))
+                    stack.append((xk, yk))
+                case SetT(item=xi), SetT(item=yi):
+                    stack.append((xi, yi))
                 case OptionT(item=xi), OptionT(item=yi):
                     stack.append((xi, yi))
                 case RecordT(name=xn, fields=xf), RecordT(name=yn, fields=yf):
@@ -181,6 +208,8 @@ class Subst:
         return True
 
     def _bind(self, v: TVar, t: Type) -> bool:
+        if v.id in self._keys and not self._key_ok(t, set()):
+            return False
         if v.id in self._plain:
             if isinstance(t, OptionT | UnitT):
                 return False
@@ -189,6 +218,29 @@ class Subst:
         self._bound[v.id] = t
         self._trail.append(v.id)
         return True
+
+    def _key_ok(self, t: Type, seen: set[int]) -> bool:
+        """Whether ``t`` is a key type, marking its variables as keys."""
+        t = self.walk(t)
+        if id(t) in seen:
+            return True
+        seen.add(id(t))
+        match t:
+            case TVar():
+                self._mark_key(t)
+                return True
+            case TupleT(items=items):
+                return all(self._key_ok(x, seen) for x in items)
+            case OptionT(item=item):
+                return self._key_ok(item, seen)
+            case VariantT(cases=cases):
+                return all(isinstance(self.walk(p), UnitT) for _, p in cases)
+        return is_key_type(t)
+
+    def _mark_key(self, v: TVar) -> None:
+        if v.id not in self._keys:
+            self._keys.add(v.id)
+            self._trail.append(~v.id - _KEY_MARK)
 
     def _mark_plain(self, v: TVar) -> None:
         if v.id not in self._plain:
@@ -214,10 +266,10 @@ def _children(t: Type) -> tuple[Type, ...]:
     match t:
         case TupleT(items=items):
             return items
-        case ListT(item=item) | OptionT(item=item):
+        case ListT(item=item) | OptionT(item=item) | SetT(item=item):
             return (item,)
-        case MapT(value=v):
-            return (v,)
+        case MapT(value=v, key=k):
+            return (v, k)
         case RecordT(fields=fields):
             return tuple(ft for _, ft in fields)
         case VariantT(cases=cases):

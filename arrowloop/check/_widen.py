@@ -64,7 +64,7 @@ def widening(a: Type, b: Type, path: str = "value") -> Arrow:
             return widening(a, bi, path) >> prim("some")
     raise CheckError(
         f"expected a type whose values are values of {b!r} (the same or narrower, "
-        f"maps with the same value type), found {a!r}",
+        f"maps and sets with the same key, value and item types), found {a!r}",
         path=path,
         expected=repr(b),
         found=repr(a),

@@ -54,6 +54,8 @@ from arrowloop.compiler._ownership import (
     APPEND,
     MISSING,
     POP,
+    SET_ADD,
+    SET_DISCARD,
     UNKNOWN,
     Blob,
     Demand,
@@ -73,7 +75,6 @@ from arrowloop.compiler._ownership import (
     merge,
     mutable,
     needs,
-    relocated,
     self_aliased,
     summary,
     undo,
@@ -207,7 +208,14 @@ _UPDATE_ARITY: Final = {
     "pop": 1,
     "take": 2,
     "take_or": 3,
+    "add": 2,
+    "discard": 2,
+    "discard_or_raise": 2,
 }
+
+
+#: The update kinds of sets (the others are of lists and dicts).
+_SET_UPDATES: Final = frozenset({"add", "discard", "discard_or_raise"})
 
 
 class _Own:
@@ -749,7 +757,9 @@ class _Gen:
         target = args[0]
         in_place = box.owned and disjoint(box.locs, self.own.live) and not (box.locs & others)
         if not in_place:
-            copy = self.const(list if kind in ("append", "set", "pop") else dict)
+            copy = self.const(
+                list if kind in ("append", "set", "pop") else set if kind in _SET_UPDATES else dict
+            )
             target = self.bind(f"{copy}({target})").code
             box = Leaf(frozenset({self.own.new_loc()}), True, False, box.elem)
         elem = box.elem
@@ -791,11 +801,11 @@ class _Gen:
                 self.emit(f"{value} = {target}[{k}]")
             else:
                 self.emit(f"{value} = {target}.get({k}, _M)")
+            # The entry is still in the container, which the put that follows
+            # (or anything else) may read: it is shared with it, so changing
+            # it copies it first. (Changing it in place needs a node that
+            # updates one entry, so the compiler knows only the put reads it.)
             taken = elem
-            if in_place and disjoint(locs_of(elem), self.own.live) and not (locs_of(elem) & others):
-                # No one else holds an element of the container: the one
-                # taken out is held by nothing but this value now.
-                taken = relocated(elem, self.own.new_loc)
             if kind == "take_or":
                 default, dinfo = args[2], infos[2]
                 self.branch(f"if {value} is _M:", lambda: self.emit(f"{value} = {default}"))
@@ -809,6 +819,8 @@ class _Gen:
             if log:
                 self.emit(f"_u(({target}, _P, {target}[-1]))")
             self.emit(f"{target}.pop()")
+        elif kind in _SET_UPDATES:
+            self.set_update(kind, target, args[1], log)
         else:
             if log:
                 self.emit(f"_u(({target}, _A, None))")
@@ -816,6 +828,25 @@ class _Gen:
         self.own.info[target] = Leaf(box.locs, box.owned, box.old, elem)
         self.own.epoch += 1
         return _V(target)
+
+    def set_update(self, kind: str, target: str, x: str, log: bool) -> None:
+        """``s.add(x)``, ``s.discard(x)`` or ``s.remove(x)`` on ``target``,
+        logging only a change that happens (so undo restores exactly)."""
+        if kind == "add":
+            if log:
+                self.emit(f"if {x} not in {target}: _u(({target}, _SA, {x})); {target}.add({x})")
+            else:
+                self.emit(f"{target}.add({x})")
+        elif kind == "discard":
+            if log:
+                self.emit(f"if {x} in {target}: _u(({target}, _SD, {x})); {target}.discard({x})")
+            else:
+                self.emit(f"{target}.discard({x})")
+        else:
+            # remove raises KeyError when x is absent, before any change.
+            self.emit(f"{target}.remove({x})")
+            if log:
+                self.emit(f"_u(({target}, _SD, {x}))")
 
     def case(self, t: Typed, sym: _Sym, demand: Demand) -> _Sym:
         node = t.node
@@ -957,6 +988,8 @@ def _namespace() -> dict[str, Any]:
         "_M": MISSING,
         "_A": APPEND,
         "_P": POP,
+        "_SA": SET_ADD,
+        "_SD": SET_DISCARD,
     }
 
 

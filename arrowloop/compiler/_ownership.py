@@ -59,6 +59,7 @@ from arrowloop.typesys import (
     MapT,
     OptionT,
     RecordT,
+    SetT,
     Tagged,
     TupleT,
     Type,
@@ -83,7 +84,6 @@ __all__ = [
     "deep_owned",
     "any_old",
     "places",
-    "relocated",
     "self_aliased",
     "copier",
     "undo",
@@ -100,6 +100,8 @@ __all__ = [
     "MISSING",
     "APPEND",
     "POP",
+    "SET_ADD",
+    "SET_DISCARD",
 ]
 
 #: A loc that stands for "anything": a value the generator knows nothing
@@ -109,7 +111,8 @@ TOP: Final = -1
 
 @attrs.frozen
 class Leaf:
-    """A list or dict (see the module docstring)."""
+    """A list, dict or set (see the module docstring); a set's ``elem`` is
+    ``None``, its items being immutable."""
 
     locs: frozenset[int]
     owned: bool
@@ -141,8 +144,8 @@ UNKNOWN: Final = Blob(frozenset({TOP}), owned=False, old=False)
 
 @functools.lru_cache(maxsize=4096)
 def mutable(t: Type) -> bool:
-    """Whether values of ``t`` may hold a list or a dict."""
-    if isinstance(t, ListT | MapT):
+    """Whether values of ``t`` may hold a list, a dict or a set."""
+    if isinstance(t, ListT | MapT | SetT):
         return True
     if isinstance(t, TupleT):
         return any(mutable(x) for x in t.items)
@@ -164,6 +167,8 @@ def fresh(t: Type, owned: bool, old: bool, new_loc: Callable[[], int]) -> Info:
         return Leaf(frozenset({new_loc()}), owned, old, fresh(t.item, owned, old, new_loc))
     if isinstance(t, MapT):
         return Leaf(frozenset({new_loc()}), owned, old, fresh(t.value, owned, old, new_loc))
+    if isinstance(t, SetT):
+        return Leaf(frozenset({new_loc()}), owned, old, None)  # items are immutable
     if isinstance(t, TupleT):
         return Struct(tuple(fresh(x, owned, old, new_loc) for x in t.items))
     if isinstance(t, RecordT):
@@ -239,18 +244,6 @@ def merge(a: Info, b: Info) -> Info:
     return Blob(sa.locs | sb.locs, sa.owned and sb.owned, sa.old or sb.old)
 
 
-def relocated(info: Info, new_loc: Callable[[], int]) -> Info:
-    """``info`` with new locs throughout: a value taken out of the only
-    container that held it is no longer shared with that container."""
-    if info is None:
-        return None
-    if isinstance(info, Struct):
-        return Struct(tuple(relocated(x, new_loc) for x in info.items))
-    if isinstance(info, Leaf):
-        return Leaf(frozenset({new_loc()}), info.owned, info.old, relocated(info.elem, new_loc))
-    return Blob(frozenset({new_loc()}), info.owned, info.old)
-
-
 def component(info: Info, i: int) -> Info:
     """The info of component ``i`` of a tuple or record."""
     if info is None:
@@ -300,6 +293,8 @@ def copier(t: Type) -> Callable[[Any], Any]:
             return list
         each = copier(t.item)
         return lambda xs: [each(x) for x in xs]
+    if isinstance(t, SetT):
+        return set  # items are hashable, hence immutable
     if isinstance(t, MapT):
         if not mutable(t.value):
             return dict
@@ -368,6 +363,12 @@ APPEND: Final = _Missing()
 #: In the undo log, in the key's place: a ``pop`` of the last item (undone
 #: by appending the old value back).
 POP: Final = _Missing()
+#: In the undo log, in the key's place: ``old`` was added to a set (it was
+#: not there before), undone by discarding it.
+SET_ADD: Final = _Missing()
+#: In the undo log, in the key's place: ``old`` was taken out of a set,
+#: undone by adding it back.
+SET_DISCARD: Final = _Missing()
 
 
 def undo(log: list[tuple[Any, Any, Any]], mark: int) -> None:
@@ -375,13 +376,18 @@ def undo(log: list[tuple[Any, Any, Any]], mark: int) -> None:
 
     An entry is ``(container, key, old)``: ``old`` was the value at ``key``
     (:data:`MISSING` if there was none), or ``key`` is :data:`APPEND`, or
-    :data:`POP` (``old`` was the last item).
+    :data:`POP` (``old`` was the last item), or :data:`SET_ADD` /
+    :data:`SET_DISCARD` (``old`` is the item added to / taken out of a set).
     """
     for c, k, old in reversed(log[mark:]):
         if k is APPEND:
             c.pop()
         elif k is POP:
             c.append(old)
+        elif k is SET_ADD:
+            c.discard(old)
+        elif k is SET_DISCARD:
+            c.add(old)
         elif old is MISSING:
             c.pop(k, None)
         else:

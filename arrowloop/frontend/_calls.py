@@ -41,6 +41,7 @@ from arrowloop.typesys import (
     ListT,
     MapT,
     RecordT,
+    SetT,
     TupleT,
     Type,
     validate,
@@ -113,7 +114,28 @@ class Calls(Exprs):
                 "an enclosing function",
                 found=f.id,
             )
+        if obj is set:
+            return self.set_call(node, env, expected)
         return self.call_object(node, obj, env)
+
+    def set_call(self, node: ast.Call, env: Env, expected: Type | None) -> Val:
+        """``set()`` (of the expected type) and ``set(xs)`` of a list or a set."""
+        if not node.args and not node.keywords:
+            if not isinstance(expected, SetT):
+                self.fail(
+                    node,
+                    "cannot tell the item type of set(); annotate the variable "
+                    "(s: set[int] = set())",
+                    "set[T]",
+                    "set()",
+                )
+            return Val(Const(expected, set()), expected)
+        (v,) = self.positional(node, env, "set", 1)
+        if isinstance(v.type, SetT):
+            return v  # a copy: values never share
+        if not isinstance(v.type, ListT):
+            self.mismatch(node, "a list or a set for set(x)", v.type)
+        return self.prim("set_of_list", [v], node, "set()")
 
     def call_object(self, node: ast.Call, obj: Any, env: Env) -> Val:
         """A call of the statically known object ``obj``."""
@@ -406,13 +428,13 @@ class Calls(Exprs):
         if isinstance(t, MapT) and m == "get":
             if node.keywords or len(node.args) not in (1, 2):
                 self.fail(node, "d.get takes a key and optionally a default")
-            key = self.expr(node.args[0], env, STR)
+            key = self.expr(node.args[0], env, t.key)
             got = self.prim("map_get", [recv, key], node, "dict.get")
             if len(node.args) == 1:
                 return got
             default = self.expr(node.args[1], env, t.value)
             return self.prim("unwrap_or", [got, default], node, "dict.get")
-        if isinstance(t, ListT | MapT) and m in CHANGING_METHODS:
+        if isinstance(t, ListT | MapT | SetT) and m in CHANGING_METHODS:
             recv_text = ast.unparse(f.value)
             self.fail(
                 node,

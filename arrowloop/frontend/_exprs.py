@@ -30,10 +30,12 @@ from arrowloop.typesys import (
     MapT,
     OptionT,
     RecordT,
+    SetT,
     TupleT,
     Type,
     VariantT,
     from_annotation,
+    is_key_type,
     validate,
 )
 
@@ -49,7 +51,6 @@ _REFUSED_EXPRS: dict[type[ast.expr], str] = {
     ast.Yield: "yield is not supported: the function must return (state, output)",
     ast.YieldFrom: "yield is not supported: the function must return (state, output)",
     ast.NamedExpr: "the walrus operator := is not supported; assign in a statement",
-    ast.Set: "sets are not supported; use a list or a dict[str, bool]",
     ast.Starred: "*unpacking is only supported inside a list display ([*xs, x])",
 }
 
@@ -94,6 +95,8 @@ class Exprs(Operators):
                 return self.list_display(node, env, expected)
             case ast.Dict():
                 return self.dict_display(node, env, expected)
+            case ast.Set():
+                return self.set_display(node, env, expected)
             case ast.BinOp(left=left, op=op, right=right):
                 return self.binop(node, left, op, right, env)
             case ast.UnaryOp(op=op, operand=operand):
@@ -258,7 +261,7 @@ class Exprs(Operators):
                 "dict[str, T]",
                 "{}",
             )
-        mt = MapT(vt)
+        mt = MapT(vt, self.key_type(node, env, expected))
         if len(node.keys) >= BALANCE_FROM:
             return self.long_dict(node, env, mt)
         acc = Val(Const(mt, {}), mt)
@@ -267,9 +270,58 @@ class Exprs(Operators):
                 d = self.expr(v, env, mt)
                 acc = d if i == 0 else self.prim("map_update", [acc, d], v, "a dict display")
                 continue
-            key = self.expr(k, env, STR)
+            key = self.expr(k, env, mt.key)
             acc = self.prim("map_put", [acc, key, self.expr(v, env, vt)], k, "a dict display")
         return acc
+
+    def set_display(self, node: ast.Set, env: Env, expected: Type | None) -> Val:
+        """``{a, b}``: a new set built with ``set_add`` (a balanced tree of
+        ``set_union`` when long), items evaluated left to right."""
+        for e in node.elts:
+            if isinstance(e, ast.Starred):
+                self.fail(e, "*unpacking is not supported in a set display; use set(xs) | s")
+        if isinstance(expected, SetT):
+            st = expected
+        else:
+            st = SetT(self.key_of(node.elts[0], self.expr(node.elts[0], env).type))
+        empty = Val(Const(st, set()), st)
+        if len(node.elts) >= BALANCE_FROM:
+            pieces = [
+                self.prim("set_add", [empty, self.expr(e, env, st.item)], e, "a set display")
+                for e in node.elts
+            ]
+            return balanced(
+                pieces, lambda a, b: self.prim("set_union", [a, b], node, "a set display")
+            )
+        acc = empty
+        for e in node.elts:
+            acc = self.prim("set_add", [acc, self.expr(e, env, st.item)], e, "a set display")
+        return acc
+
+    def key_of(self, node: ast.expr, t: Type) -> Type:
+        """``t``, which must be hashable by value to be a set item or dict key."""
+        if not is_key_type(t):
+            self.fail(
+                node,
+                f"{show(t)} cannot be a set item or dict key (hashable by value only: bool, "
+                "int, str, a tuple or option of those, or an Enum)",
+                "a hashable type",
+                show(t),
+            )
+        return t
+
+    def key_type(self, node: ast.Dict, env: Env, expected: Type | None) -> Type:
+        """The key type of a dict display: the expected one, else the first
+        key's (or the first ``**d``'s), else ``str``."""
+        if isinstance(expected, MapT):
+            return expected.key
+        for k, v in zip(node.keys, node.values, strict=True):
+            if k is not None:
+                return self.key_of(k, self.expr(k, env).type)
+            t = self.expr(v, env).type
+            if isinstance(t, MapT):
+                return t.key
+        return STR
 
     def long_dict(self, node: ast.Dict, env: Env, mt: MapT) -> Val:
         """A long dict display as a balanced tree of ``{**a, **b}`` over its
@@ -282,7 +334,7 @@ class Exprs(Operators):
             if k is None:
                 pieces.append(self.expr(v, env, mt))
                 continue
-            entry = [empty, self.expr(k, env, STR), self.expr(v, env, mt.value)]
+            entry = [empty, self.expr(k, env, mt.key), self.expr(v, env, mt.value)]
             pieces.append(self.prim("map_put", entry, k, "a dict display"))
         return balanced(
             pieces, lambda a, b: self.prim("map_update", [a, b], node, "a dict display")
@@ -339,7 +391,7 @@ class Exprs(Operators):
             return self.prim("item", [base, i], node, "indexing")
         if isinstance(t, MapT):
             # Python's KeyError when k is absent: the step fails, as it would.
-            k = self.expr(node.slice, env, STR)
+            k = self.expr(node.slice, env, t.key)
             return self.prim("map_at", [base, k], node, "d[k]")
         self.mismatch(node, "a tuple or a list to index", t)
 

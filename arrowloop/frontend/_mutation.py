@@ -35,7 +35,7 @@ from arrowloop.frontend._flow import Exit
 from arrowloop.frontend._patterns import Patterns
 from arrowloop.frontend._source import Source
 from arrowloop.frontend._typing import show
-from arrowloop.typesys import INT, STR, ListT, MapT, RecordT, TupleT, Type
+from arrowloop.typesys import INT, STR, ListT, MapT, RecordT, SetT, TupleT, Type
 
 __all__ = ["Mutations"]
 
@@ -80,6 +80,12 @@ class _Change:
 
 
 _METHODS = CHANGING_METHODS
+#: The set methods that change their set, and the primitive of each.
+_SET_METHODS: dict[str, str] = {
+    "add": "set_add",
+    "discard": "set_discard",
+    "remove": "set_remove",
+}
 
 
 class Mutations(Patterns):
@@ -119,7 +125,7 @@ class Mutations(Patterns):
             case ast.Subscript(value=v) | ast.Attribute(value=v):
                 return self._sources(v, env)
             case (
-                ast.Call(func=ast.Name(id="list" | "dict"), args=[arg])
+                ast.Call(func=ast.Name(id="list" | "dict" | "set"), args=[arg])
                 | ast.Call(func=ast.Attribute(value=arg, attr="copy"), args=[])
             ):
                 # A new container: it shares only the elements, if they hold any.
@@ -135,6 +141,8 @@ class Mutations(Patterns):
             t = self.expr(e, env).type
         except FrontendError:
             return True  # reported where the value is translated
+        if isinstance(t, SetT):
+            return False  # set items are hashable, hence immutable
         elem = t.item if isinstance(t, ListT) else t.value if isinstance(t, MapT) else t
         return mutable(elem)
 
@@ -200,7 +208,9 @@ class Mutations(Patterns):
                     arrow = a if arrow is None else arrow >> a
                 return (arrow, cur) if arrow is not None else None
             case ast.Expr(value=ast.Call(func=ast.Attribute(value=recv, attr=m)) as call) if (
-                m in _METHODS and self._is_place(recv, env)
+                m in _METHODS
+                and self._is_place(recv, env)
+                and (m not in _SET_METHODS or self._is_set(recv, env))
             ):
                 return self._method(s, call, recv, m, None, rest, env, exit)
             case ast.Assign(
@@ -211,6 +221,15 @@ class Mutations(Patterns):
             ) if self._is_place(recv, env):
                 return self._method(s, call, recv, m, name, rest, env, exit)
         return None
+
+    def _is_set(self, node: ast.expr, env: Env) -> bool:
+        """Whether ``node`` is a set: ``add``/``discard``/``remove`` on
+        anything else (a list's ``remove``, a record's own method) is left
+        to the translation of calls."""
+        try:
+            return isinstance(self._read(node, env).type, SetT)
+        except FrontendError:
+            return False
 
     def _is_place(self, node: ast.expr, env: Env) -> bool:
         base = node
@@ -290,7 +309,7 @@ class Mutations(Patterns):
             return self.prim("list_set", [cur, i, Val(new, t.item)], st.node, "xs[i] = v").arrow
         if not isinstance(t, MapT):
             self.mismatch(st.node, "a record, dict, list or tuple to change a part of", t)
-        key = _lift(self.expr(st.key, env, STR))
+        key = _lift(self.expr(st.key, env, t.key))
         default = None if st.default is None else _lift(self.expr(st.default, env, t.value))
         if mutable(t.value) and (rest or leaf.reads):
             # Take the entry out, change it, put it back.
@@ -396,7 +415,8 @@ class Mutations(Patterns):
         last = steps[-1]
         if last.kind != "key" or last.default is not None or last.key is None:
             self.fail(s, "del is supported for dict keys (del d[k]); for a list, use xs.pop()")
-        key = _lift(self.expr(last.key, env, STR))
+        mt = self._read(target.value, env).type
+        key = _lift(self.expr(last.key, env, mt.key if isinstance(mt, MapT) else STR))
 
         def remove(cur: Val) -> Val:
             if not isinstance(cur.type, MapT):
@@ -438,7 +458,11 @@ class Mutations(Patterns):
             more = _lift(self.expr(args[0], env, t))
             leaf = _Leaf(lambda cur: self.prim("add", [cur, more], call, "extend"), reads=True)
             stored = args[0]
-        elif m == "clear" and isinstance(t, ListT | MapT) and not args:
+        elif m in _SET_METHODS and isinstance(t, SetT) and len(args) == 1:
+            x = _lift(self.expr(args[0], env, t.item))
+            prim = _SET_METHODS[m]
+            leaf = _Leaf(lambda cur: self.prim(prim, [cur, x], call, f"s.{m}(x)"), reads=True)
+        elif m == "clear" and isinstance(t, ListT | MapT | SetT) and not args:
             empty = Val(self.empty(t), t)
             leaf = _Leaf(lambda cur: empty, reads=False)
         elif m == "pop" and isinstance(t, ListT) and not args:
@@ -446,7 +470,7 @@ class Mutations(Patterns):
                 extra.append((result, self.prim("last", [place], call, "xs.pop()")))
             leaf = _Leaf(lambda cur: self.prim("drop_last", [cur], call, "xs.pop()"), reads=True)
         elif m == "pop" and isinstance(t, MapT) and len(args) in (1, 2):
-            key = self.expr(args[0], env, STR)
+            key = self.expr(args[0], env, t.key)
             if len(args) == 2:
                 got = self.prim("map_get", [place, key], call, "d.pop")
                 d = self.expr(args[1], env, t.value)
@@ -461,7 +485,7 @@ class Mutations(Patterns):
                 # The value read first: d.pop(k) raises KeyError when k is absent.
                 extra.append((f"$pop{s.lineno}.{s.col_offset}", value))
         elif m == "setdefault" and isinstance(t, MapT) and len(args) == 2:
-            key = self.expr(args[0], env, STR)
+            key = self.expr(args[0], env, t.key)
             got = self.prim("map_get", [place, key], call, "d.setdefault")
             d = self.expr(args[1], env, t.value)
             value = self.prim("unwrap_or", [got, d], call, "d.setdefault")
@@ -477,7 +501,8 @@ class Mutations(Patterns):
                 call,
                 f"{show(t)}.{m} with {len(args)} argument{'s' if len(args) != 1 else ''} is not "
                 "supported; supported are xs.append(x), xs.extend(ys), xs.pop(), xs.clear(), "
-                "d.pop(k), d.pop(k, default), d.setdefault(k, default), d.clear()",
+                "d.pop(k), d.pop(k, default), d.setdefault(k, default), d.clear(), s.add(x), "
+                "s.discard(x), s.remove(x), s.clear()",
             )
         new = self._change(root, steps, leaf, env)
         return self._commit(s, root, new, stored, extra, rest, env, exit)
@@ -490,7 +515,7 @@ class Mutations(Patterns):
             recv = self._read(node.func.value, env)
             if not isinstance(recv.type, MapT) or len(node.args) != 2:
                 self.mismatch(node, "a dict for setdefault(k, default)", recv.type)
-            key = self.expr(node.args[0], env, STR)
+            key = self.expr(node.args[0], env, recv.type.key)
             got = self.prim("map_get", [recv, key], node, "d.setdefault")
             d = self.expr(node.args[1], env, recv.type.value)
             return self.prim("unwrap_or", [got, d], node, "d.setdefault")
@@ -498,4 +523,4 @@ class Mutations(Patterns):
 
     def empty(self, t: Type) -> Arrow:
         """A new empty list or dict of type ``t``."""
-        return Const(t, [] if isinstance(t, ListT) else {})
+        return Const(t, [] if isinstance(t, ListT) else set() if isinstance(t, SetT) else {})

@@ -25,6 +25,7 @@ from arrowloop.typesys import (
     ListT,
     MapT,
     OptionT,
+    SetT,
     Type,
     UnitT,
     validate,
@@ -39,7 +40,11 @@ _BINOPS: dict[type[ast.operator], tuple[str, str]] = {
     ast.FloorDiv: ("floordiv", "//"),
     ast.Mod: ("mod", "%"),
     ast.Div: ("div", "/"),
+    ast.BitOr: ("set_union", "|"),
+    ast.BitAnd: ("set_inter", "&"),
 }
+#: Operators that mean something else on sets (the others are set-only).
+_SET_BINOPS: dict[type[ast.operator], str] = {ast.Sub: "set_diff"}
 _CMPOPS: dict[type[ast.cmpop], tuple[str, str]] = {
     ast.Eq: ("eq", "=="),
     ast.NotEq: ("ne", "!="),
@@ -88,13 +93,15 @@ class Operators(Typing):
         if len(links) >= BALANCE_FROM:
             return self.binop_chain(first, links[::-1], env)
         a = self.expr(left, env)
-        b = self.expr(right, env, a.type if isinstance(a.type, ListT) else None)
+        b = self.expr(right, env, a.type if isinstance(a.type, ListT | SetT) else None)
         return self.combine(node, op, a, b)
 
     def combine(self, node: ast.AST, op: ast.operator, a: Val, b: Val) -> Val:
         """``a op b`` of two translated operands."""
-        entry = self._binop_entry(node, op)
-        return self.prim(entry[0], [a, b], node, f"the operator {entry[1]}")
+        name, text = self._binop_entry(node, op)
+        if isinstance(a.type, SetT):
+            name = _SET_BINOPS.get(type(op), name)
+        return self.prim(name, [a, b], node, f"the operator {text}")
 
     def _binop_entry(self, node: ast.AST, op: ast.operator) -> tuple[str, str]:
         entry = _BINOPS.get(type(op))
@@ -102,6 +109,7 @@ class Operators(Typing):
             self.fail(
                 node,
                 f"the operator {_op_text(op)} is not supported; supported are + - * // % / "
+                "(and | & - on sets) "
                 "(register a primitive for anything else)",
                 found=_op_text(op),
             )
@@ -120,7 +128,9 @@ class Operators(Typing):
         steps: list[Arrow] = [tuple_of([acc.arrow, Id()])]
         for node, op, right in links:
             name, text = _BINOPS[type(op)]
-            b = self.expr(right, env, acc.type if isinstance(acc.type, ListT) else None)
+            if isinstance(acc.type, SetT):
+                name = _SET_BINOPS.get(type(op), name)
+            b = self.expr(right, env, acc.type if isinstance(acc.type, ListT | SetT) else None)
             parts = [Val(Proj(0, 2), acc.type), Val(Proj(1, 2) >> b.arrow, b.type)]
             # The result comes first in the pair: the simplifier then leaves
             # the steps side by side (it fuses a step into the next only when
@@ -155,6 +165,18 @@ class Operators(Typing):
             out = If(t, out, FALSE)
         return Val(out, BOOL)
 
+    def member(self, node: ast.AST, x: Val, c: Val) -> Val:
+        """``x in c`` for a dict or a set ``c`` (``x`` converted to its key type)."""
+        assert isinstance(c.type, MapT | SetT)
+        kt = c.type.key if isinstance(c.type, MapT) else c.type.item
+        if x.type != kt:
+            conv = self.convert(x.arrow, x.type, kt)
+            if conv is None:
+                self.mismatch(node, f"a key of type {show(kt)} for 'in'", x.type)
+            x = Val(conv, kt)
+        name = "map_has" if isinstance(c.type, MapT) else "set_has"
+        return self.prim(name, [c, x], node, "in")
+
     def compare_one(
         self, node: ast.AST, left: ast.expr, op: ast.cmpop, right: ast.expr, env: Env
     ) -> Arrow:
@@ -165,14 +187,14 @@ class Operators(Typing):
         if isinstance(op, ast.In | ast.NotIn):
             if b.type == STR and a.type == STR:
                 test = self.prim("contains", [b, a], node, "in")
-            elif isinstance(b.type, MapT) and a.type == STR:
-                test = self.prim("map_has", [b, a], node, "in")
+            elif isinstance(b.type, MapT | SetT):
+                test = self.member(node, a, b)
             else:
                 self.fail(
                     node,
-                    f"'in' works on a str in a str or a key in a dict here, found {show(a.type)} "
-                    f"in {show(b.type)}",
-                    "str in str, or str in dict[str, T]",
+                    f"'in' works on a str in a str, a key in a dict or an item in a set here, "
+                    f"found {show(a.type)} in {show(b.type)}",
+                    "str in str, K in dict[K, T], or K in set[K]",
                     f"{show(a.type)} in {show(b.type)}",
                 )
             return test.arrow >> Prim("not") if isinstance(op, ast.NotIn) else test.arrow

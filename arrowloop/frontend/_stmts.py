@@ -37,7 +37,7 @@ from arrowloop.frontend._shapes import (
     is_dispatch,
 )
 from arrowloop.frontend._typing import TRUE, show
-from arrowloop.typesys import INT, ListT, MapT, OptionT, TupleT, Type
+from arrowloop.typesys import INT, ListT, MapT, OptionT, SetT, TupleT, Type
 
 __all__ = ["Translator"]
 
@@ -185,7 +185,7 @@ class Translator(Mutations):
                 self.refuse_target(s.target)
             name = s.target.id
             current = self.name(s.target, name, env)
-            if isinstance(current.type, ListT | MapT):
+            if isinstance(current.type, ListT | MapT | SetT):
                 self.fail(
                     s,
                     f"{_op(s.op)}= on a {show(current.type)} changes it in place in Python; "
@@ -419,4 +419,6 @@ def _sequence(done: Sequence[Arrow], tail: Arrow) -> Arrow:
 
 
 def _op(op: ast.operator) -> str:
-    return {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}.get(type(op), "op")
+    return {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.BitOr: "|", ast.BitAnd: "&"}.get(
+        type(op), "op"
+    )

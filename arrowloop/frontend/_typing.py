@@ -26,6 +26,7 @@ from arrowloop.typesys import (
     MapT,
     OptionT,
     RecordT,
+    SetT,
     TupleT,
     TVar,
     Type,
@@ -53,8 +54,10 @@ def show(t: Type) -> str:
             return "tuple[" + ", ".join(show(x) for x in items) + "]" if items else "tuple[()]"
         case ListT(item=item):
             return f"list[{show(item)}]"
-        case MapT(value=v):
-            return f"dict[str, {show(v)}]"
+        case MapT(value=v, key=k):
+            return f"dict[{show(k)}, {show(v)}]"
+        case SetT(item=item):
+            return f"set[{show(item)}]"
         case OptionT(item=item):
             return f"{show(item)} | None"
         case TVar():

@@ -37,6 +37,7 @@ from arrowloop.typesys._types import (
     MapT,
     OptionT,
     RecordT,
+    SetT,
     StrT,
     TupleT,
     TVar,
@@ -46,10 +47,18 @@ from arrowloop.typesys._types import (
     check_name,
     either,
     has_vars,
+    is_key_type,
     render_type,
     type_size,
 )
-from arrowloop.typesys._values import describe, from_json, to_json, validate
+from arrowloop.typesys._values import (
+    describe,
+    from_json,
+    key_order,
+    sorted_keys,
+    to_json,
+    validate,
+)
 
 __all__ = [
     "identity_blind",
@@ -63,6 +72,7 @@ __all__ = [
     "TupleT",
     "ListT",
     "MapT",
+    "SetT",
     "OptionT",
     "RecordT",
     "VariantT",
@@ -76,6 +86,7 @@ __all__ = [
     "check_name",
     "type_size",
     "has_vars",
+    "is_key_type",
     "render_type",
     "REPR_LIMIT",
     "TypeLike",
@@ -102,4 +113,6 @@ __all__ = [
     "json_reader",
     "json_writer",
     "describe",
+    "key_order",
+    "sorted_keys",
 ]

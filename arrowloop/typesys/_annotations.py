@@ -1,9 +1,10 @@
 """Deriving arrowloop types from ordinary Python annotations.
 
 ``int``, ``float``, ``str``, ``bool``, ``None``; ``tuple[A, B]``;
-``list[A]``; ``dict[str, A]``; ``A | None`` (an option); frozen attrs classes
-(records); unions of frozen attrs classes (variants whose tags are the class
-names); ``enum.Enum`` subclasses (variants of unit cases, tagged by member
+``list[A]``; ``dict[K, A]`` and ``set[K]`` for hashable ``K``; ``A | None``
+(an option); frozen attrs classes (records); unions of frozen attrs classes
+(variants whose tags are the class names); ``enum.Enum`` subclasses
+(variants of unit cases, tagged by member
 name). A :class:`~arrowloop.typesys.Type` passes through unchanged.
 """
 
@@ -28,10 +29,12 @@ from arrowloop.typesys._types import (
     MapT,
     OptionT,
     RecordT,
+    SetT,
     TupleT,
     Type,
     UnitT,
     VariantT,
+    is_key_type,
 )
 
 __all__ = ["from_annotation", "TypeLike"]
@@ -49,12 +52,18 @@ _SCALARS: dict[Any, Type] = {
 }
 
 
+_KEYS = (
+    "dict keys and set items must be hashable by value: bool, int, str, "
+    "a tuple or option of those, or an Enum (not float, not a record)"
+)
+
+
 def _bad(annotation: object, path: str, hint: str) -> TypeDefinitionError:
     found = _show(annotation)
     return TypeDefinitionError(
         f"cannot use the annotation {found} as an arrowloop type: {hint}",
         path=path,
-        expected="int, float, str, bool, None, tuple[...], list[T], dict[str, T], "
+        expected="int, float, str, bool, None, tuple[...], list[T], dict[K, T], set[K], "
         "T | None, a frozen attrs class, a union of them, or an Enum",
         found=found,
     )
@@ -98,9 +107,23 @@ def _convert(a: Any, path: str, active: tuple[type, ...]) -> Type:
             raise _bad(a, path, "write list[T]")
         return ListT(_convert(args[0], f"{path}[0]", active))
     if origin is dict:
-        if len(args) != 2 or args[0] is not str:
-            raise _bad(a, path, "maps must have str keys: write dict[str, T]")
-        return MapT(_convert(args[1], f"{path}[1]", active))
+        if len(args) != 2:
+            raise _bad(a, path, "write dict[K, T]")
+        key = _convert(args[0], f"{path}[0]", active)
+        if not is_key_type(key):
+            raise _bad(a, path, _KEYS)
+        return MapT(_convert(args[1], f"{path}[1]", active), key)
+    if origin is set:
+        if len(args) != 1:
+            raise _bad(a, path, "write set[K]")
+        item = _convert(args[0], f"{path}[0]", active)
+        if not is_key_type(item):
+            raise _bad(a, path, _KEYS)
+        return SetT(item)
+    if origin is frozenset or a is frozenset:
+        # One set type, whose values are Python sets: a frozenset value
+        # would be a second representation of it for every reader to know.
+        raise _bad(a, path, "write set[K] (sets have value semantics already)")
     if origin is typing.Union or isinstance(a, types.UnionType):
         return _union(a, args, path, active)
     if isinstance(a, type) and issubclass(a, enum.Enum):

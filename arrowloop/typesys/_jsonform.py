@@ -30,6 +30,7 @@ from arrowloop.typesys._repr import (
     user_classes,
 )
 from arrowloop.typesys._types import (
+    STR,
     BoolT,
     FloatT,
     IntT,
@@ -108,7 +109,7 @@ def _make_reader(t: Type, memo: dict[Type, _Fn]) -> _Fn:
     if isinstance(t, ListT):
         item = _reader(t.item, memo)
         return lambda d: [item(x) for x in d] if type(d) is list else _raise_slow()
-    if isinstance(t, MapT):
+    if isinstance(t, MapT) and t.key == STR:
         value = _reader(t.value, memo)
         return lambda d: {k: value(x) for k, x in d.items()} if type(d) is dict else _raise_slow()
     if isinstance(t, OptionT):
@@ -118,7 +119,9 @@ def _make_reader(t: Type, memo: dict[Type, _Fn]) -> _Fn:
         return _record_reader(t, memo)
     if isinstance(t, VariantT):
         return _variant_reader(t, memo)
-    return lambda d: _raise_slow()  # type variables: the reference says what is wrong
+    # Type variables (the reference says what is wrong), and maps with other
+    # keys and sets: rarer, and their pairs and order are the reference's.
+    return lambda d: _raise_slow()
 
 
 def _record_reader(t: RecordT, memo: dict[Type, _Fn]) -> _Fn:
@@ -224,7 +227,7 @@ def _make_writer(t: Type, memo: dict[Type, _Fn]) -> _Fn:
     if isinstance(t, ListT):
         item = _writer(t.item, memo)
         return lambda v: [item(x) for x in v] if type(v) is list else _raise_slow()
-    if isinstance(t, MapT):
+    if isinstance(t, MapT) and t.key == STR:
         value = _writer(t.value, memo)
 
         def write_map(v: Any) -> Any:

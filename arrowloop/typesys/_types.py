@@ -1,5 +1,5 @@
-"""The type terms of arrowloop: unit, scalars, tuples, lists, maps, options,
-records and variants (plus type variables, used only by the checker).
+"""The type terms of arrowloop: unit, scalars, tuples, lists, maps, sets,
+options, records and variants (plus type variables, used only by the checker).
 
 Types are frozen values compared structurally. Names that appear in types
 (record names, field names, variant tags) are restricted to plain ASCII
@@ -38,6 +38,7 @@ __all__ = [
     "TupleT",
     "ListT",
     "MapT",
+    "SetT",
     "OptionT",
     "RecordT",
     "VariantT",
@@ -54,6 +55,7 @@ __all__ = [
     "render_type",
     "type_size",
     "has_vars",
+    "is_key_type",
 ]
 
 MAX_NAME_LENGTH = 64
@@ -205,19 +207,79 @@ class ListT(Type):
         return render_type(self)
 
 
+def is_key_type(t: Type) -> bool:
+    """Whether values of ``t`` may be dict keys and set items.
+
+    Their Python values must hash and compare by value, the same in every
+    process: bool, int, str, unit, tuples and options of key types, and
+    variants whose cases are all unit (enums). Floats are left out (NaN is
+    not equal to itself), and so are records, whose alias classes compare
+    unequal under Python's ``==`` (see ``_repr.py``). Type variables are
+    accepted: they stand for the key types of polymorphic primitives.
+    """
+    match t:
+        case BoolT() | IntT() | StrT() | UnitT() | TVar():
+            return True
+        case TupleT(items=items):
+            return all(is_key_type(x) for x in items)
+        case OptionT(item=item):
+            return is_key_type(item)
+        case VariantT(cases=cases):
+            return all(isinstance(p, UnitT) for _, p in cases)
+    return False
+
+
+def _check_key(t: Type, what: str) -> None:
+    if not is_key_type(t):
+        raise TypeDefinitionError(
+            f"expected a hashable {what} type (bool, int, str, a tuple or option of "
+            f"those, or an enum), found {t!r}",
+            expected=f"hashable {what} type",
+            found=repr(t),
+        )
+
+
 @attrs.frozen(cache_hash=True, repr=False)
 class MapT(Type):
-    """String-keyed maps; the runtime value is a Python dict (value semantics,
-    as for lists)."""
+    """Maps from ``key`` (``str`` unless said otherwise) to ``value``; the
+    runtime value is a Python dict (value semantics, as for lists).
+
+    ``key`` comes second so that ``MapT(v)`` stays the ``str``-keyed map of
+    old, and its wire form omits a ``str`` key (versions unchanged).
+    """
 
     kind: ClassVar[str] = "map"
     value: Type
+    key: Type = STR
 
     _size: int = attrs.field(init=False, eq=False, repr=False)
     _vars: bool = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        _measure(self, (self.value,))
+        _check_key(self.key, "map key")
+        # A str key is not counted: sizes (and the limits on them) of the
+        # maps of old stay as they were.
+        _measure(self, (self.value,) if self.key == STR else (self.value, self.key))
+
+    def __repr__(self) -> str:
+        return render_type(self)
+
+
+@attrs.frozen(cache_hash=True, repr=False)
+class SetT(Type):
+    """Sets of a hashable ``item`` type; the runtime value is a Python
+    ``set`` (value semantics: compiled code changes one in place only where
+    no one can tell)."""
+
+    kind: ClassVar[str] = "set"
+    item: Type
+
+    _size: int = attrs.field(init=False, eq=False, repr=False)
+    _vars: bool = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        _check_key(self.item, "set item")
+        _measure(self, (self.item,))
 
     def __repr__(self) -> str:
         return render_type(self)
@@ -399,10 +461,10 @@ def _children(t: Type) -> tuple[Type, ...]:
     match t:
         case TupleT(items=items):
             return items
-        case ListT(item=item) | OptionT(item=item):
+        case ListT(item=item) | OptionT(item=item) | SetT(item=item):
             return (item,)
-        case MapT(value=v):
-            return (v,)
+        case MapT(value=v, key=k):
+            return (v, k)
         case RecordT(fields=fields):
             return tuple(ft for _, ft in fields)
         case VariantT(cases=cases):
@@ -489,7 +551,8 @@ def _linear_eq(fields: Callable[[Any], Any]) -> tuple[_Eq, _Eq]:
 for _cls, _fields in (
     (TupleT, operator.attrgetter("items")),
     (ListT, operator.attrgetter("item")),
-    (MapT, operator.attrgetter("value")),
+    (MapT, operator.attrgetter("value", "key")),
+    (SetT, operator.attrgetter("item")),
     (OptionT, operator.attrgetter("item")),
     (RecordT, operator.attrgetter("name", "fields")),
     (VariantT, operator.attrgetter("name", "cases")),
@@ -535,9 +598,15 @@ def render_type(t: Type, limit: int | None = REPR_LIMIT) -> str:
                 put("list[")
                 go(item, d)
                 put("]")
-            case MapT(value=v):
-                put("dict[str, ")
+            case MapT(value=v, key=k):
+                put("dict[")
+                go(k, d)
+                put(", ")
                 go(v, d)
+                put("]")
+            case SetT(item=item):
+                put("set[")
+                go(item, d)
                 put("]")
             case OptionT(item=item):
                 go(item, d)

@@ -29,6 +29,7 @@ from arrowloop.typesys._types import (
     MapT,
     OptionT,
     RecordT,
+    SetT,
     StrT,
     TupleT,
     TVar,
@@ -37,7 +38,7 @@ from arrowloop.typesys._types import (
     VariantT,
 )
 
-__all__ = ["validate", "to_json", "from_json", "describe"]
+__all__ = ["validate", "to_json", "from_json", "describe", "key_order", "sorted_keys"]
 
 
 _INT64_MIN = -(2**63)
@@ -55,6 +56,43 @@ def describe(value: object) -> str:
     if isinstance(value, bool | int | float):
         return f"{name} {value!r:.40}"
     return name
+
+
+def key_order(k: Any) -> Any:
+    """A sort key putting values of one key type (see ``is_key_type``) in
+    their canonical order: ``None`` first, then bools, ints and strs by
+    value, tuples item by item, enum cases by tag.
+
+    It depends on the value only, so every evaluator, and the JSON form,
+    order maps and sets alike. The kinds are ranked too, so that an option
+    (``None`` and values) sorts.
+    """
+    t = type(k)
+    if k is None:
+        return (0,)
+    if t is bool:
+        return (1, k)
+    if t is int:
+        return (2, k)
+    if t is str:
+        return (3, k)
+    if t is tuple:
+        return (4, tuple(key_order(x) for x in k))
+    if t is Tagged:
+        return (5, k.tag)
+    if isinstance(k, enum.Enum):
+        return (5, k.name)
+    raise TypeError(f"not a key: {describe(k)}")
+
+
+def sorted_keys(keys: Any) -> list[Any]:
+    """The items of ``keys`` (values of one key type) in canonical order."""
+    try:
+        # Python's own order agrees with key_order wherever it is defined
+        # (ints, strs, bools, tuples of them), and costs much less.
+        return sorted(keys)
+    except TypeError:
+        return sorted(keys, key=key_order)
 
 
 def _fail(path: str, expected: str, value: object) -> ValidationError:
@@ -119,7 +157,7 @@ def validate(t: Type, value: object, path: str = "value", *, wire: bool = False)
                 raise _fail(path, f"a list {t!r}", value)
             for i, v in enumerate(value):
                 validate(item, v, f"{path}[{i}]", wire=wire)
-        case MapT(value=vt):
+        case MapT(value=vt, key=StrT()):
             if type(value) is not dict:
                 raise _fail(path, f"a dict {t!r}", value)
             for k, v in value.items():
@@ -128,6 +166,17 @@ def validate(t: Type, value: object, path: str = "value", *, wire: bool = False)
                 if wire and not _wire_str(k):
                     raise _fail(f"{path}.<key>", _WIRE_STR, k)
                 validate(vt, v, f"{path}[{k!r:.40}]", wire=wire)
+        case MapT(value=vt, key=kt):
+            if type(value) is not dict:
+                raise _fail(path, f"a dict {t!r}", value)
+            for k, v in value.items():
+                validate(kt, k, f"{path}.<key>", wire=wire)
+                validate(vt, v, f"{path}[{k!r:.40}]", wire=wire)
+        case SetT(item=item):
+            if type(value) is not set:
+                raise _fail(path, f"a set {t!r}", value)
+            for v in value:
+                validate(item, v, f"{path}.<item>", wire=wire)
         case OptionT(item=item):
             if value is not None:
                 validate(item, value, path, wire=wire)
@@ -186,8 +235,12 @@ def to_json(t: Type, value: Any) -> Any:
             return [to_json(it, v) for it, v in zip(items, value, strict=True)]
         case ListT(item=item):
             return [to_json(item, v) for v in value]
-        case MapT(value=vt):
+        case MapT(value=vt, key=StrT()):
             return {k: to_json(vt, v) for k, v in value.items()}
+        case MapT(value=vt, key=kt):
+            return [[to_json(kt, k), to_json(vt, value[k])] for k in sorted_keys(value)]
+        case SetT(item=item):
+            return [to_json(item, v) for v in sorted_keys(value)]
         case OptionT(item=item):
             return None if value is None else to_json(item, value)
         case RecordT(fields=fields):
@@ -282,10 +335,22 @@ def from_json(t: Type, data: Any, path: str = "value") -> Any:
             if type(data) is not list:
                 raise _jfail(path, f"an array (a list {t!r})", data)
             return [from_json(item, d, f"{path}[{i}]") for i, d in enumerate(data)]
-        case MapT(value=vt):
+        case MapT(value=vt, key=StrT()):
             if type(data) is not dict:
                 raise _jfail(path, f"an object (a map {t!r})", data)
             return {k: from_json(vt, d, f"{path}[{k!r:.40}]") for k, d in data.items()}
+        case MapT(value=vt, key=kt):
+            return _map_from_json(vt, kt, data, path, t)
+        case SetT(item=item):
+            if type(data) is not list:
+                raise _jfail(path, f"an array (a set {t!r})", data)
+            out: set[Any] = set()
+            for i, d in enumerate(data):
+                x = from_json(item, d, f"{path}[{i}]")
+                if x in out:
+                    raise _jfail(f"{path}[{i}]", "each item once (a set)", d)
+                out.add(x)
+            return out
         case OptionT(item=item):
             return None if data is None else from_json(item, data, path)
         case RecordT():
@@ -293,6 +358,21 @@ def from_json(t: Type, data: Any, path: str = "value") -> Any:
         case VariantT():
             return _variant_from_json(t, data, path)
     raise _jfail(path, f"a value of a resolved type, not {t!r}", data)
+
+
+def _map_from_json(vt: Type, kt: Type, data: Any, path: str, t: Type) -> dict[Any, Any]:
+    if type(data) is not list:
+        raise _jfail(path, f"an array of [key, value] pairs (a map {t!r})", data)
+    out: dict[Any, Any] = {}
+    for i, pair in enumerate(data):
+        p = f"{path}[{i}]"
+        if type(pair) is not list or len(pair) != 2:
+            raise _jfail(p, "a [key, value] pair", pair)
+        k = from_json(kt, pair[0], f"{p}[0]")
+        if k in out:
+            raise _jfail(f"{p}[0]", "each key once (a map)", pair[0])
+        out[k] = from_json(vt, pair[1], f"{p}[1]")
+    return out
 
 
 def _record_from_json(t: RecordT, data: Any, path: str) -> Any:

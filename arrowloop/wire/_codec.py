@@ -47,6 +47,7 @@ from arrowloop.typesys import (
     MapT,
     OptionT,
     RecordT,
+    SetT,
     TupleT,
     Type,
     VariantT,
@@ -83,8 +84,14 @@ def encode_type(t: Type) -> Any:
             return {"kind": "tuple", "items": [encode_type(x) for x in items]}
         case ListT(item=item):
             return {"kind": "list", "item": encode_type(item)}
-        case MapT(value=v):
-            return {"kind": "map", "value": encode_type(v)}
+        case MapT(value=v, key=k):
+            # A str key is left out: the maps of old keep their form, and
+            # the programs that use them their versions.
+            if k == STR:
+                return {"kind": "map", "value": encode_type(v)}
+            return {"kind": "map", "key": encode_type(k), "value": encode_type(v)}
+        case SetT(item=item):
+            return {"kind": "set", "item": encode_type(item)}
         case OptionT(item=item):
             return {"kind": "option", "item": encode_type(item)}
         case RecordT(name=name, fields=fields):
@@ -285,8 +292,23 @@ class Decoder:
             d = self.obj(data, path, ("kind", "item"))
             return ListT(self.type(d["item"], f"{path}.item"))
         if k == "map":
-            d = self.obj(data, path, ("kind", "value"))
-            return MapT(self.type(d["value"], f"{path}.value"))
+            if isinstance(data, dict) and "key" in data:
+                d = self.obj(data, path, ("kind", "key", "value"))
+                kt = self.type(d["key"], f"{path}.key")
+                if kt == STR:
+                    # Canonical forms only: a str key is written by omission.
+                    raise self.fail(
+                        f"{path}.key", "no key for a str-keyed map (its canonical form)", "str"
+                    )
+            else:
+                d = self.obj(data, path, ("kind", "value"))
+                kt = STR
+            value = self.type(d["value"], f"{path}.value")
+            return self.build(path, lambda: MapT(value, kt))
+        if k == "set":
+            d = self.obj(data, path, ("kind", "item"))
+            item = self.type(d["item"], f"{path}.item")
+            return self.build(path, lambda: SetT(item))
         if k == "option":
             d = self.obj(data, path, ("kind", "item"))
             item = self.type(d["item"], f"{path}.item")

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-long lint typecheck unit bench wheel-check clean browser
+.PHONY: demo test test-long lint typecheck unit bench wheel-check clean browser corpus-update
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ test-long: $(STAMP)
 	HYPOTHESIS_PROFILE=long $(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# Rewrite tests/corpus/EXPECTED_REFUSALS.txt with what the front end refuses now
+# (after front-end work changes which corpus entries compile; docs/python-subset.md).
+corpus-update: $(STAMP)
+	ARROWLOOP_CORPUS_UPDATE=1 $(BIN)/pytest -q tests/test_corpus.py
 
 # The built wheel, installed into a fresh virtualenv outside the checkout,
 # runs the demo from an empty directory (.ci/run runs it after the tests).

@@ -4,6 +4,7 @@ every test is marked with the layer it tests (``pytest -m runtime``)."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -57,6 +58,7 @@ LAYER_OF: dict[str, str] = {
     "test_demo": "cli",
     "test_readme": "examples",
     "test_asgi_service": "examples",
+    "test_corpus": "frontend",
 }
 PREFIXES: dict[str, str] = {
     "test_frontend": "frontend",
@@ -106,3 +108,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         layer = layer_of(module.__name__) if module is not None else None
         if layer is not None:
             item.add_marker(layer)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the corpus's acceptance rate (tests/test_corpus.py) when its pin test ran."""
+    corpus = sys.modules.get("tests.test_corpus")
+    for line in getattr(corpus, "SUMMARY", []):
+        terminalreporter.write_line(line)

@@ -12,18 +12,15 @@ Python and arrowloop disagree is refused with a message naming both names.
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arrowloop import FrontendError, PyMachine, statemachine
+from arrowloop import FrontendError, statemachine
 from benchmarks import stateful_machines as sm
+from tests.differential import run_differential as _run
 from tests.profiles import examples
-from tests.test_frontend_corpus import outcome, same
 
 
 @attrs.frozen
@@ -101,29 +98,6 @@ def loop_sum(msg: list[int], s: tuple[list[int], int]) -> tuple[tuple[list[int],
         seen.append(x)
         n += x
     return (seen, n), len(seen)
-
-
-def _run(m: PyMachine, inputs: list[Any]) -> None:
-    """Step the Python function, the plain step and the owned step together."""
-    step, log = m.machine.owned_step()
-    py_state = copy.deepcopy(m.init)
-    plain_state = m.machine.copy_state(m.init)
-    owned_state = m.machine.copy_state(m.init)
-    for x in inputs:
-        before = copy.deepcopy(owned_state)
-        py = outcome(m.fn, copy.deepcopy(x), copy.deepcopy(py_state))
-        plain = outcome(m.step, x, plain_state)
-        owned = outcome(step, x, owned_state)
-        assert py[0] == plain[0] == owned[0], (x, py, plain, owned)
-        if py[0] == "raised":
-            assert py[1][0] == plain[1][0] == owned[1][0]
-            assert same(owned_state, before)
-            continue
-        assert same(py[1], plain[1]), (x, py, plain)
-        assert same(py[1], owned[1]), (x, py, owned)
-        py_state, plain_state, owned_state = py[1][0], plain[1][0], owned[1][0]
-        if log is not None:
-            log.clear()
 
 
 WORDS = st.sampled_from(["a", "b", "c"])

@@ -86,7 +86,7 @@ def unused_call(n: int) -> int:
 
 def raise_statement(n: int) -> int:
     if n < 0:
-        raise ValueError("negative")  # here
+        raise ValueError("negative") from None  # here
     return n
 
 
@@ -132,7 +132,7 @@ def lambda_expression(n: int) -> int:
 
 
 def f_string(n: int) -> str:
-    return f"n={n}"  # here
+    return f"n={n:{n}}"  # here
 
 
 def comprehension(xs: list[int]) -> list[int]:
@@ -254,14 +254,14 @@ CASES: list[tuple[Callable[..., Any], str, str]] = [
     (try_except, "try", "try/except is not supported"),
     (unused_value, "n + 1", "an expression whose value is not used is not supported"),
     (unused_call, "abs", "a call whose value is not used is not supported"),
-    (raise_statement, "raise", "raise is not supported"),
+    (raise_statement, "raise", "only raise E(message) is supported"),
     (for_else, "total = -1", "for ... else is not supported"),
     (break_in_loop, "break", "break is not supported"),
     (return_in_loop, "return", "return inside a for loop is not supported"),
     (list_append, "ys.append", "ys and xs may be the same list or dict"),
     (list_append_value, "xs.append", "xs.append(...) changes xs: write it as a statement"),
     (lambda_expression, "lambda", "lambda expressions are not supported"),
-    (f_string, 'f"', "f-strings are not supported"),
+    (f_string, 'f"', "the spec must be a constant"),
     (comprehension, "[x + 1", "comprehensions are not supported"),
     (missing_return, "if", "this if has no else, and nothing after it returns"),
     (incomplete_match, "match", "some values match no case of this match"),

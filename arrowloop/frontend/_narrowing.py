@@ -1,0 +1,166 @@
+"""Narrowing optionals and variants beyond ``if x is (not) None:``.
+
+Part of the Python front end, a layer of the translator.
+
+* An optional name assigned a value that is not optional (``s = Stats()``)
+  is narrowed from there on, and a name narrowed at the end of every branch
+  of an ``if``/``match`` stays narrowed after it: so the first-item idiom
+  ``if s is None: s = Stats()`` (bytewax's ``stateful_map``, PyFlink's
+  ``ValueState``) leaves ``s`` a ``Stats``. Reading a narrowed name unwraps it
+  (``unwrap``, which cannot fail there).
+* ``x is not None and f(x)``, ``x is None or f(x)``, ``a if x is not None
+  else b`` and ``if x is not None and y is not None:`` narrow their operands.
+* ``if isinstance(x, C):`` (``C`` a class, or a tuple of them) is translated
+  as ``match x: case C() as x:``, so it narrows exactly like that ``case``.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+from collections.abc import Sequence
+
+from arrowloop.arrows import Arrow
+from arrowloop.frontend._env import Env, assigned
+from arrowloop.frontend._failures import Failures
+from arrowloop.frontend._flow import Exit, Join
+from arrowloop.typesys import UNIT, OptionT
+
+__all__ = ["Narrowing"]
+
+
+class _Rename(ast.NodeTransformer):
+    """Reads of one name renamed (the narrowed binding of an ``isinstance``)."""
+
+    def __init__(self, old: str, new: str) -> None:
+        self.old, self.new = old, new
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        if node.id == self.old:
+            return ast.copy_location(ast.Name(id=self.new, ctx=node.ctx), node)
+        return node
+
+
+class Narrowing(Failures):
+    """More narrowing: after assignments and ifs, in and/or, conditional
+    expressions and ``isinstance`` tests."""
+
+    # -- and / or / conditional expressions ------------------------------------
+
+    def operand_env(self, test: ast.expr, env: Env, and_: bool) -> Env:
+        then, orelse = self.narrow(test, env)
+        return then if and_ else orelse
+
+    def branch_envs(self, test: ast.expr, env: Env) -> tuple[Env, Env]:
+        return self.narrow(test, env)
+
+    def narrow(self, test: ast.expr, env: Env) -> tuple[Env, Env]:
+        """Also ``a and b`` (both narrow the true side) and ``a or b`` (the false side)."""
+        if isinstance(test, ast.BoolOp):
+            and_ = isinstance(test.op, ast.And)
+            cur = env
+            for v in test.values:
+                then, orelse = self.narrow(v, cur)
+                cur = then if and_ else orelse
+            return (cur, env) if and_ else (env, cur)
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            then, orelse = self.narrow(test.operand, env)
+            return orelse, then
+        return super().narrow(test, env)
+
+    # -- assignments and joins ---------------------------------------------------
+
+    def assign(
+        self,
+        s: ast.Assign | ast.AnnAssign | ast.AugAssign,
+        rest: Sequence[ast.stmt],
+        env: Env,
+        exit: Exit,
+    ) -> tuple[Arrow, Env]:
+        arrow, after = super().assign(s, rest, env, exit)
+        target = s.targets[0] if isinstance(s, ast.Assign) and len(s.targets) == 1 else None
+        if isinstance(s, ast.AnnAssign):
+            target = s.target
+        if (
+            isinstance(target, ast.Name)
+            and s.value is not None
+            and after.find(target.id) is not None
+            and isinstance(after.type_of(target.id), OptionT)
+        ):
+            # The value before its conversion to the declared optional type:
+            # translating is pure, so doing it again only costs time.
+            raw = self.expr(s.value, env).type
+            if not isinstance(raw, OptionT) and raw != UNIT:
+                after = after.with_info(narrowed=after.narrowed | {target.id})
+        return arrow, after
+
+    def join_env(
+        self,
+        arrow: Arrow,
+        env: Env,
+        join: Join,
+        rest: Sequence[ast.stmt],
+        exit: Exit,
+        stmt: ast.stmt,
+    ) -> tuple[Arrow, Env]:
+        glue, after = super().join_env(arrow, env, join, rest, exit, stmt)
+        ends = [e for _, e in join.ends]
+        kept = {
+            n
+            for n in join.names
+            if ends
+            and after.find(n) is not None
+            and isinstance(after.type_of(n), OptionT)
+            and all(n in e.narrowed and e.find(n) is not None for e in ends)
+        }
+        if kept:
+            after = after.with_info(narrowed=after.narrowed | kept)
+        return glue, after
+
+    # -- isinstance ----------------------------------------------------------------
+
+    def if_(
+        self, s: ast.If, rest: Sequence[ast.stmt], env: Env, exit: Exit
+    ) -> Arrow | tuple[Arrow, Env]:
+        m = self.isinstance_match(s, env)
+        if m is not None:
+            return self.match_(m, rest, env, exit)
+        return super().if_(s, rest, env, exit)
+
+    def isinstance_match(self, s: ast.If, env: Env) -> ast.Match | None:
+        """``if isinstance(x, C): body else: orelse`` as ``match x: case C() as x:``."""
+        t = s.test
+        if not (
+            isinstance(t, ast.Call)
+            and isinstance(t.func, ast.Name)
+            and t.func.id == "isinstance"
+            and self.src.static(t.func, self.locals) is isinstance
+            and len(t.args) == 2
+            and not t.keywords
+            and isinstance(t.args[0], ast.Name)
+            and env.find(t.args[0].id) is not None
+        ):
+            return None
+        name = t.args[0].id
+        classes = t.args[1].elts if isinstance(t.args[1], ast.Tuple) else [t.args[1]]
+        pats: list[ast.pattern] = [
+            ast.copy_location(ast.MatchClass(cls=c, patterns=[], kwd_attrs=[], kwd_patterns=[]), c)
+            for c in classes
+        ]
+        pat = pats[0] if len(pats) == 1 else ast.copy_location(ast.MatchOr(patterns=pats), t)
+        body = s.body
+        bound = name
+        if name not in assigned(body):
+            # The narrowed value under a name of its own, so that after the
+            # if, ``name`` keeps its type on every path.
+            bound = f"{name}$is{s.lineno}.{s.col_offset}"
+            body = [_Rename(name, bound).visit(copy.deepcopy(b)) for b in body]
+        cases = [ast.match_case(pattern=ast.MatchAs(pattern=pat, name=bound), body=body)]
+        if s.orelse:
+            cases.append(
+                ast.match_case(pattern=ast.MatchAs(pattern=None, name=None), body=s.orelse)
+            )
+        for c in cases:
+            ast.copy_location(c.pattern, t)
+        subject = ast.copy_location(ast.Name(id=name, ctx=ast.Load()), t.args[0])
+        return ast.copy_location(ast.Match(subject=subject, cases=cases), s)

@@ -183,7 +183,7 @@ def kinds(m: Get | Put) -> str:
     """isinstance as a condition narrows like a case."""
     if isinstance(m, Get):
         return "get " + m.key
-    k = "put"
+    k = "put " + m.key
     if isinstance(m, Put):  # noqa: SIM102 - isinstance narrows only as a whole condition
         if m.value > 0:
             k = k + str(m.value)

@@ -24,7 +24,7 @@ from arrowloop.arrows import Arrow
 from arrowloop.frontend._env import Env, assigned
 from arrowloop.frontend._failures import Failures
 from arrowloop.frontend._flow import Exit, Join
-from arrowloop.typesys import UNIT, OptionT
+from arrowloop.typesys import UNIT, OptionT, RecordT, Type, VariantT, record_class
 
 __all__ = ["Narrowing"]
 
@@ -160,7 +160,40 @@ class Narrowing(Failures):
             cases.append(
                 ast.match_case(pattern=ast.MatchAs(pattern=None, name=None), body=s.orelse)
             )
+        else:
+            other = self.other_case(s, env.type_of(name), classes)
+            if other is not None:
+                # ``if isinstance(m, Get): return ...`` leaves one class: the
+                # code after the if sees ``m`` narrowed to it, as a type checker does.
+                pat2 = ast.MatchClass(cls=other, patterns=[], kwd_attrs=[], kwd_patterns=[])
+                cases.append(
+                    ast.match_case(
+                        pattern=ast.MatchAs(pattern=ast.copy_location(pat2, t), name=name),
+                        body=[ast.copy_location(ast.Pass(), s)],
+                    )
+                )
         for c in cases:
             ast.copy_location(c.pattern, t)
         subject = ast.copy_location(ast.Name(id=name, ctx=ast.Load()), t.args[0])
         return ast.copy_location(ast.Match(subject=subject, cases=cases), s)
+
+    def other_case(self, s: ast.If, t: Type, classes: list[ast.expr]) -> ast.expr | None:
+        """The class left of a variant ``t`` of records when the ``if`` tests the
+        others and its body ends in ``return`` or ``raise``, named as in the
+        module; or ``None``."""
+        last = s.body[-1] if s.body else None
+        if not isinstance(t, VariantT) or not isinstance(last, ast.Return | ast.Raise):
+            return None
+        tested = [self.src.static(c, self.locals) for c in classes]
+        records = [p for _, p in t.cases if isinstance(p, RecordT)]
+        if len(records) != len(t.cases):
+            return None
+        left = [
+            cls
+            for cls in (record_class(r) for r in records)
+            if not any(isinstance(k, type) and issubclass(cls, k) for k in tested)
+        ]
+        if len(left) != 1:
+            return None
+        node = ast.copy_location(ast.Name(id=left[0].__name__, ctx=ast.Load()), s.test)
+        return node if self.src.static(node, self.locals) is left[0] else None

@@ -179,12 +179,21 @@ def _tuple_cases(s: ast.Match) -> list[ast.stmt] | None:
             return None
     if not any(isinstance(q, ast.MatchClass) for ps, _ in rows for q in ps or () if ps is not None):
         return None  # the plain translation handles it
-    names = [f"$tuple{s.lineno}.{s.col_offset}.{i}" for i in range(k)]
+    captured = {n for c in s.cases for n in _captures(c.pattern)}
+    # A local name is read as it is (a temporary holding it would be one
+    # more name sharing its list or dict, for the check of in-place changes).
+    names = [
+        e.id
+        if isinstance(e, ast.Name) and e.id not in captured
+        else f"$tuple{s.lineno}.{s.col_offset}.{i}"
+        for i, e in enumerate(subj.elts)
+    ]
     out: list[ast.stmt] = [
         ast.copy_location(
             ast.Assign(targets=[ast.Name(id=n, ctx=ast.Store())], value=e, lineno=e.lineno), e
         )
         for n, e in zip(names, subj.elts, strict=True)
+        if not (isinstance(e, ast.Name) and e.id == n)
     ]
     for ps, case in rows:
         if ps is None:
@@ -210,3 +219,16 @@ def _tuple_cases(s: ast.Match) -> list[ast.stmt] | None:
             inner = [ast.copy_location(ast.If(test=guard, body=inner, orelse=[]), guard)]
         out.extend(inner)
     return out
+
+
+def _captures(p: ast.pattern) -> set[str]:
+    """The names a pattern binds."""
+    return {
+        n
+        for q in ast.walk(p)
+        for n in (
+            getattr(q, "name", None),
+            getattr(q, "rest", None),
+        )
+        if isinstance(n, str)
+    }

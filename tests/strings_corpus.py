@@ -144,7 +144,35 @@ def converted(s: str) -> float:
     return float(len(s[1:])) / len(s[:1])
 
 
+@statemachine(init={})
+def tally(x: str, counts: dict[str, int]) -> tuple[dict[str, int], int]:
+    """A write in place, then a raise: the stage must undo the write."""
+    counts[x] = counts.get(x, 0) + 1
+    if counts[x] > 2:
+        raise ValueError(f"too many {x}")
+    return counts, counts[x]
+
+
 # -- narrowing ----------------------------------------------------------------
+
+
+@statemachine(init=None)
+def per_key(x: tuple[str, int], s: dict[str, int] | None) -> tuple[dict[str, int] | None, int]:
+    """The first-item idiom, then changes in place through the narrowed name."""
+    if s is None:
+        s = {}
+    k, v = x
+    s[k] = s.get(k, 0) + v
+    return s, s[k]
+
+
+@statemachine(init=None)
+def nested_state(x: str, s: Stats | None) -> tuple[Stats | None, int]:
+    """The first-item idiom with a record holding a dict changed in place."""
+    if s is None:
+        s = Stats()
+    s.seen[x] = s.seen.get(x, 0) + 1
+    return s, s.seen[x] + s.n
 
 
 @statemachine(init=None)
@@ -245,6 +273,9 @@ CORPUS: list[PyFunction | PyMachine] = [
     checked,
     account,
     converted,
+    tally,
+    per_key,
+    nested_state,
     running_mean,
     first_seen,
     conditionals,

@@ -116,3 +116,16 @@ async def test_raise_rejects_the_item_and_keeps_the_state() -> None:
             await p.call(30)
         assert p.state("acct") == -5
         assert await p.call(1) == -6
+
+
+@pytest.mark.anyio
+async def test_raise_after_a_write_in_place_keeps_the_state() -> None:
+    """A step that changed its dict in place and then raised leaves the state as it was."""
+    async with open_pipeline(stage("tally", corpus.tally)) as p:
+        assert await p.call("a") == 1
+        assert await p.call("a") == 2
+        with pytest.raises(StepError, match=r"ValueError: too many a"):
+            await p.call("a")
+        assert p.state("tally") == {"a": 2}
+        assert await p.call("b") == 1
+        assert p.state("tally") == {"a": 2, "b": 1}

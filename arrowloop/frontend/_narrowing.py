@@ -21,7 +21,8 @@ import copy
 from collections.abc import Sequence
 
 from arrowloop.arrows import Arrow
-from arrowloop.frontend._env import Env, assigned
+from arrowloop.errors import FrontendError
+from arrowloop.frontend._env import Env, Val, assigned, place_root
 from arrowloop.frontend._failures import Failures
 from arrowloop.frontend._flow import Exit, Join
 from arrowloop.typesys import UNIT, OptionT, RecordT, Type, VariantT, record_class
@@ -39,6 +40,18 @@ class _Rename(ast.NodeTransformer):
         if node.id == self.old:
             return ast.copy_location(ast.Name(id=self.new, ctx=node.ctx), node)
         return node
+
+
+def _places(s: ast.stmt) -> list[ast.expr]:
+    """The places a changing statement writes through (``d[k]``, ``xs`` of ``xs.append``)."""
+    match s:
+        case ast.Assign(targets=targets):
+            return [t for t in targets if isinstance(t, ast.Subscript)]
+        case ast.AugAssign(target=target) | ast.Delete(targets=[target]):
+            return [target]
+        case ast.Expr(value=ast.Call(func=ast.Attribute(value=recv))):
+            return [recv]
+    return []
 
 
 class Narrowing(Failures):
@@ -86,13 +99,44 @@ class Narrowing(Failures):
             and s.value is not None
             and after.find(target.id) is not None
             and isinstance(after.type_of(target.id), OptionT)
+            and self.not_none(s.value, env)
         ):
-            # The value before its conversion to the declared optional type:
-            # translating is pure, so doing it again only costs time.
-            raw = self.expr(s.value, env).type
-            if not isinstance(raw, OptionT) and raw != UNIT:
-                after = after.with_info(narrowed=after.narrowed | {target.id})
+            after = after.with_info(narrowed=after.narrowed | {target.id})
         return arrow, after
+
+    def mutation(
+        self, s: ast.stmt, rest: Sequence[ast.stmt], env: Env, exit: Exit
+    ) -> tuple[Arrow, Env] | None:
+        """A change in place through a narrowed name (``s[k] = v``) keeps it narrowed."""
+        out = super().mutation(s, rest, env, exit)
+        if out is None:
+            return None
+        arrow, after = out
+        rebound = assigned([s]) - {place_root(t) for t in _places(s)}
+        kept = {
+            n
+            for n in env.narrowed - rebound
+            if after.find(n) is not None and isinstance(after.type_of(n), OptionT)
+        }
+        return arrow, after.with_info(narrowed=after.narrowed | kept)
+
+    def not_none(self, value: ast.expr, env: Env) -> bool:
+        """Whether ``value`` is never ``None`` (its type before the conversion
+        to the declared optional type is not optional)."""
+        if isinstance(value, ast.List | ast.Dict | ast.JoinedStr):
+            return True
+        # Translating is pure, so doing it again only costs time.
+        try:
+            raw = self.expr(value, env).type
+        except FrontendError:
+            return False
+        return not isinstance(raw, OptionT) and raw != UNIT
+
+    def _expr(self, node: ast.expr, env: Env, expected: Type | None) -> Val:
+        # ``s = {}`` where ``s: dict[str, int] | None``: the display has the item type.
+        if isinstance(expected, OptionT) and isinstance(node, ast.List | ast.Dict):
+            return super()._expr(node, env, expected.item)
+        return super()._expr(node, env, expected)
 
     def join_env(
         self,

@@ -13,14 +13,14 @@ from arrowloop import PyFunction, PyMachine, arrow, statemachine
 
 
 @attrs.frozen
-class Get:
+class Fetch:
     """Read a key."""
 
     key: str
 
 
 @attrs.frozen
-class Put:
+class Store:
     """Write a key."""
 
     key: str
@@ -28,7 +28,7 @@ class Put:
 
 
 @attrs.frozen
-class Stats:
+class KeyStats:
     """Running statistics of one key, with methods and a property."""
 
     n: int = 0
@@ -45,7 +45,7 @@ class Stats:
         """Whether more than three values were seen."""
         return self.n > 3
 
-    def add(self, x: int) -> Stats:
+    def add(self, x: int) -> KeyStats:
         """These statistics with one more value."""
         return attrs.evolve(self, n=self.n + 1, total=self.total + x)
 
@@ -167,19 +167,19 @@ def per_key(x: tuple[str, int], s: dict[str, int] | None) -> tuple[dict[str, int
 
 
 @statemachine(init=None)
-def nested_state(x: str, s: Stats | None) -> tuple[Stats | None, int]:
+def nested_state(x: str, s: KeyStats | None) -> tuple[KeyStats | None, int]:
     """The first-item idiom with a record holding a dict changed in place."""
     if s is None:
-        s = Stats()
+        s = KeyStats()
     s.seen[x] = s.seen.get(x, 0) + 1
     return s, s.seen[x] + s.n
 
 
 @statemachine(init=None)
-def running_mean(x: int, s: Stats | None) -> tuple[Stats | None, float]:
+def running_mean(x: int, s: KeyStats | None) -> tuple[KeyStats | None, float]:
     """bytewax's stateful_map idiom: the first item creates the state."""
     if s is None:
-        s = Stats()
+        s = KeyStats()
     s = s.add(x)
     return s, s.mean()
 
@@ -207,25 +207,25 @@ def conditionals(x: int | None, y: int | None) -> tuple[int, bool, bool, int]:
 
 
 @arrow
-def kinds(m: Get | Put) -> str:
+def kinds(m: Fetch | Store) -> str:
     """isinstance as a condition narrows like a case."""
-    if isinstance(m, Get):
+    if isinstance(m, Fetch):
         return "get " + m.key
     k = "put " + m.key
-    if isinstance(m, Put):  # noqa: SIM102 - isinstance narrows only as a whole condition
+    if isinstance(m, Store):  # noqa: SIM102 - isinstance narrows only as a whole condition
         if m.value > 0:
             k = k + str(m.value)
     return k
 
 
 @arrow
-def either_kind(m: Get | Put, n: int) -> int:
+def either_kind(m: Fetch | Store, n: int) -> int:
     """isinstance of a tuple of classes, with an else, and the name read after."""
-    if isinstance(m, (Get, Put)):  # noqa: SIM108 - the if statement is what is tested
+    if isinstance(m, (Fetch, Store)):  # noqa: SIM108 - the if statement is what is tested
         out = len(m.key)
     else:
         out = -1
-    if isinstance(m, Put):
+    if isinstance(m, Store):
         out += m.value
     return out + n
 
@@ -233,31 +233,31 @@ def either_kind(m: Get | Put, n: int) -> int:
 # -- classes ------------------------------------------------------------------
 
 
-@statemachine(init=Stats())
-def summary(x: int, s: Stats) -> tuple[Stats, tuple[float, bool, int]]:
+@statemachine(init=KeyStats())
+def summary(x: int, s: KeyStats) -> tuple[KeyStats, tuple[float, bool, int]]:
     """Methods and a property on the state record."""
     s = s.add(x)
     return s, (s.mean(), s.busy, len(s.words) + len(s.seen))
 
 
 @statemachine(init=0)
-def store(msg: Get | Put, state: int) -> tuple[int, str]:
+def store(msg: Fetch | Store, state: int) -> tuple[int, str]:
     """match on a tuple subject with class patterns inside."""
     match msg, state:
-        case Get(key=k), 0:
+        case Fetch(key=k), 0:
             return state, "empty " + k
-        case Put(value=v), n if v > n:
+        case Store(value=v), n if v > n:
             return v, f"up {n}->{v}"
-        case Get(), n:
+        case Fetch(), n:
             return n, str(n)
         case _:
             return state, "kept"
 
 
 @arrow
-def defaults(n: int) -> Stats:
+def defaults(n: int) -> KeyStats:
     """Construction relying on factory defaults."""
-    return Stats(n=n)
+    return KeyStats(n=n)
 
 
 CORPUS: list[PyFunction | PyMachine] = [

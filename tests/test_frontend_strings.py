@@ -67,10 +67,10 @@ def test_raise_names_the_class_and_message() -> None:
 
 
 def test_first_item_idiom_narrows() -> None:
-    """After `if s is None: s = Stats()`, s is a Stats: its methods can be called."""
+    """After `if s is None: s = KeyStats()`, s is a KeyStats: its methods can be called."""
     s, mean = corpus.running_mean.step(4, None)
-    assert (s, mean) == (corpus.Stats(n=1, total=4), 4.0)
-    assert corpus.running_mean.step(2, s) == (corpus.Stats(n=2, total=6), 3.0)
+    assert (s, mean) == (corpus.KeyStats(n=1, total=4), 4.0)
+    assert corpus.running_mean.step(2, s) == (corpus.KeyStats(n=2, total=6), 3.0)
 
 
 def test_format_spec_is_in_the_wire_form() -> None:

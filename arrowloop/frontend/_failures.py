@@ -23,6 +23,8 @@ from arrowloop.typesys import BOOL, FLOAT, INT, STR
 
 __all__ = ["Failures"]
 
+_TRY: tuple[type[ast.stmt], ...] = (ast.Try, *([ast.TryStar] if hasattr(ast, "TryStar") else []))
+
 
 class Failures(Strings):
     """``raise`` and ``assert``."""
@@ -34,6 +36,12 @@ class Failures(Strings):
             return self.raise_(s, env)
         if isinstance(s, ast.Assert):
             return self.assertion(s, env)
+        if isinstance(s, _TRY):
+            self.fail(
+                s,
+                "try/except is not supported: a program cannot catch; let the step fail "
+                "(raise E(message)), or return an error value in the output",
+            )
         return super().statement(s, rest, env, exit)
 
     def raise_(self, s: ast.Raise, env: Env) -> Arrow:

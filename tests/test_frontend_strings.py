@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from arrowloop import PyFunction, PyMachine, arrow, open_pipeline, stage
 from arrowloop.arrows import PRIMITIVES, Prim
 from arrowloop.errors import DecodeError, FrontendError, RaisedError, StepError
-from arrowloop.typesys import STR, TupleT, Type
+from arrowloop.machine import Function
+from arrowloop.typesys import BOOL, FLOAT, INT, STR, TupleT, Type
 from arrowloop.wire import decode_arrow, encode_arrow
 from tests import strings_corpus as corpus
 from tests.profiles import examples
@@ -129,3 +130,35 @@ async def test_raise_after_a_write_in_place_keeps_the_state() -> None:
         assert p.state("tally") == {"a": 2}
         assert await p.call("b") == 1
         assert p.state("tally") == {"a": 2, "b": 1}
+
+
+_SPEC_CHARS = "<>^=+- #0123456789,._dfeEgGxXobcns%z{}'\"\\"
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    spec=st.text(alphabet=_SPEC_CHARS, max_size=7),
+    value=st.one_of(st.integers(), st.floats(), st.text(alphabet="ab ", max_size=3), st.booleans()),
+)
+def test_format_family_is_pythons_format(spec: str, value: Any) -> None:
+    """format:<spec> exists for the types Python accepts the spec for, and computes
+    format(value, spec) compiled, interpreted and after a wire round trip."""
+    name = "format:" + spec
+    t = {int: INT, float: FLOAT, str: STR, bool: BOOL}[type(value)]
+    sample = {int: 0, float: 0.0, str: "", bool: False}[type(value)]
+    try:
+        format(sample, spec)
+    except ValueError:
+        accepted = False
+    else:
+        accepted = True
+    prim = PRIMITIVES.get(name)
+    assert accepted <= (prim is not None)
+    if not accepted:
+        return
+    fn = Function.build(Prim(name), t, STR)
+    again = decode_arrow(encode_arrow(Prim(name)))
+    assert again == Prim(name)
+    expected = outcome(format, value, spec)
+    assert agree(outcome(fn, value), expected)
+    assert agree(outcome(fn.interpret, value), expected)

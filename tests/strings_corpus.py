@@ -50,6 +50,18 @@ class KeyStats:
         return attrs.evolve(self, n=self.n + 1, total=self.total + x)
 
 
+@attrs.frozen
+class Bag:
+    """A record whose method changes it in place (refused where it is called)."""
+
+    seen: dict[str, int]
+
+    def bump(self, k: str) -> int:
+        """Changes self.seen: the caller's record would change too."""
+        self.seen[k] = 1
+        return len(self.seen)
+
+
 class Overdrawn(Exception):
     """A user-defined error class."""
 

@@ -162,3 +162,12 @@ def test_format_family_is_pythons_format(spec: str, value: Any) -> None:
     expected = outcome(format, value, spec)
     assert agree(outcome(fn, value), expected)
     assert agree(outcome(fn.interpret, value), expected)
+
+
+def test_method_changing_self_is_refused() -> None:
+    """A method that changes self in place is refused where it is called, saying why."""
+    with pytest.raises(FrontendError, match=r"changes self in place.*never share"):
+
+        @arrow
+        def bad(b: corpus.Bag) -> int:
+            return b.bump("k")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import textwrap
 import types
 from collections.abc import Sequence
 from typing import Any
@@ -30,7 +31,7 @@ import attrs
 
 from arrowloop.arrows import Arrow, Const
 from arrowloop.errors import ValidationError
-from arrowloop.frontend._env import Env, Val, tuple_of
+from arrowloop.frontend._env import CHANGING_METHODS, Env, Val, place_root, tuple_of
 from arrowloop.frontend._flow import Exit
 from arrowloop.frontend._narrowing import Narrowing
 from arrowloop.frontend._objects import PyFunction
@@ -72,6 +73,17 @@ class Methods(Narrowing):
                 node,
                 "recursion is not supported (this method calls itself); use a for loop",
                 found=fn.__name__,
+            )
+        src_tree = _method_tree(fn)
+        changed = _changes_parameters(src_tree) if src_tree is not None else None
+        if changed is not None:
+            self.fail(
+                node,
+                f"the method {fn.__qualname__} changes {changed} in place: in Python the "
+                "caller's value would change too, but arrowloop values never share; return "
+                "the new value instead (attrs.evolve(self, ...))",
+                "a method that changes nothing",
+                changed,
             )
         # _api imports this module (through _language), so the compiler of
         # functions is imported when first needed.
@@ -232,3 +244,32 @@ def _captures(p: ast.pattern) -> set[str]:
         )
         if isinstance(n, str)
     }
+
+
+def _method_tree(fn: Any) -> ast.FunctionDef | None:
+    try:
+        text = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):
+        return None  # compile_method reports it
+    node = ast.parse(text).body[0]
+    return node if isinstance(node, ast.FunctionDef) else None
+
+
+def _changes_parameters(tree: ast.FunctionDef) -> str | None:
+    """The first parameter the body changes in place (``self.seen[k] = v``,
+    ``self.items.append(x)``), or ``None``."""
+    params = {a.arg for a in [*tree.args.posonlyargs, *tree.args.args]}
+    for node in ast.walk(tree):
+        places: list[ast.expr] = []
+        match node:
+            case ast.Assign(targets=targets) | ast.Delete(targets=targets):
+                places = [t for t in targets if isinstance(t, ast.Subscript | ast.Attribute)]
+            case ast.AugAssign(target=ast.Subscript() | ast.Attribute() as target):
+                places = [target]
+            case ast.Call(func=ast.Attribute(attr=attr, value=recv)) if attr in CHANGING_METHODS:
+                places = [recv]
+        for p in places:
+            root = place_root(p)
+            if root in params:
+                return root
+    return None

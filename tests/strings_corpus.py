@@ -224,10 +224,22 @@ def kinds(m: Fetch | Store) -> str:
     if isinstance(m, Fetch):
         return "get " + m.key
     k = "put " + m.key
-    if isinstance(m, Store):  # noqa: SIM102 - isinstance narrows only as a whole condition
+    if isinstance(m, Store):  # noqa: SIM102 - the nested form is tested too
         if m.value > 0:
             k = k + str(m.value)
     return k
+
+
+@arrow
+def kinds_and(m: Fetch | Store, n: int) -> str:
+    """isinstance first in an and: the later operands and the body see the class."""
+    if isinstance(m, Store) and m.value > n and n >= 0:
+        return "big " + str(m.value)
+    elif isinstance(m, Fetch) and len(m.key) > n:
+        out = "long"
+    else:
+        out = "other"
+    return out + str(n)
 
 
 @arrow
@@ -292,6 +304,7 @@ CORPUS: list[PyFunction | PyMachine] = [
     first_seen,
     conditionals,
     kinds,
+    kinds_and,
     either_kind,
     summary,
     store,

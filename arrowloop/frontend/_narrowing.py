@@ -25,7 +25,7 @@ from arrowloop.errors import FrontendError
 from arrowloop.frontend._env import Env, Val, assigned, place_root
 from arrowloop.frontend._failures import Failures
 from arrowloop.frontend._flow import Exit, Join
-from arrowloop.typesys import UNIT, OptionT, RecordT, Type, VariantT, record_class
+from arrowloop.typesys import UNIT, OptionT, RecordT, Type, VariantT, record_class, record_classes
 
 __all__ = ["Narrowing"]
 
@@ -52,6 +52,25 @@ def _places(s: ast.stmt) -> list[ast.expr]:
         case ast.Expr(value=ast.Call(func=ast.Attribute(value=recv))):
             return [recv]
     return []
+
+
+def _split_isinstance_and(s: ast.If) -> ast.If | None:
+    """``if isinstance(x, C) and c: A else: B`` as ``if isinstance(x, C): (if c:
+    A else: B) else: B``, so that ``c`` and ``A`` see ``x`` narrowed (``B`` is
+    translated on both paths; Python runs it on either)."""
+    t = s.test
+    if not (
+        isinstance(t, ast.BoolOp)
+        and isinstance(t.op, ast.And)
+        and isinstance(t.values[0], ast.Call)
+        and isinstance(t.values[0].func, ast.Name)
+        and t.values[0].func.id == "isinstance"
+    ):
+        return None
+    more = t.values[1:]
+    cond = more[0] if len(more) == 1 else ast.copy_location(ast.BoolOp(op=t.op, values=more), t)
+    inner = ast.copy_location(ast.If(test=cond, body=s.body, orelse=s.orelse), s)
+    return ast.copy_location(ast.If(test=t.values[0], body=[inner], orelse=s.orelse), s)
 
 
 class Narrowing(Failures):
@@ -166,10 +185,41 @@ class Narrowing(Failures):
     def if_(
         self, s: ast.If, rest: Sequence[ast.stmt], env: Env, exit: Exit
     ) -> Arrow | tuple[Arrow, Env]:
+        split = _split_isinstance_and(s)
+        if split is not None:
+            return self.if_(split, rest, env, exit)
+        known = self.isinstance_known(s, env)
+        if known is not None:
+            # Decided by the record's type: only that branch (the other is
+            # dead code in Python too, such as an elif after a narrowing).
+            return self.block([*(s.body if known else s.orelse), *rest], env, exit, s)
         m = self.isinstance_match(s, env)
         if m is not None:
             return self.match_(m, rest, env, exit)
         return super().if_(s, rest, env, exit)
+
+    def isinstance_known(self, s: ast.If, env: Env) -> bool | None:
+        """The value of ``isinstance(x, C)`` when ``x`` is a record (not a variant)."""
+        t = s.test
+        if not (
+            isinstance(t, ast.Call)
+            and isinstance(t.func, ast.Name)
+            and t.func.id == "isinstance"
+            and self.src.static(t.func, self.locals) is isinstance
+            and len(t.args) == 2
+            and not t.keywords
+            and isinstance(t.args[0], ast.Name)
+            and env.find(t.args[0].id) is not None
+        ):
+            return None
+        rt = env.type_of(t.args[0].id)
+        if not isinstance(rt, RecordT):
+            return None
+        classes = t.args[1].elts if isinstance(t.args[1], ast.Tuple) else [t.args[1]]
+        tested = [self.src.static(c, self.locals) for c in classes]
+        if not all(isinstance(k, type) for k in tested):
+            return None
+        return any(issubclass(c, k) for c in record_classes(rt) for k in tested)
 
     def isinstance_match(self, s: ast.If, env: Env) -> ast.Match | None:
         """``if isinstance(x, C): body else: orelse`` as ``match x: case C() as x:``."""

@@ -362,3 +362,20 @@ def error_data(exc: BaseException) -> dict[str, Any]:
     if isinstance(cause, LocatedError):  # e.g. the CheckError behind a refused upgrade
         data["cause"] = error_data(cause)
     return data
+
+
+class RaisedError(ArrowloopError):
+    """A step ran a ``raise`` or a failed ``assert`` of the Python subset.
+
+    The step is a program, not Python, so it cannot raise the user's own
+    class; it raises a subclass of this one *named* like it (``ValueError``,
+    ``InsufficientFunds``), so ``type(exc).__name__`` and ``str(exc)`` are
+    what the plain Python function's exception shows, and a stage's
+    :class:`StepError` reads ``...: ValueError: bad amount``. ``name`` is the
+    class name, ``message`` the message given (empty when none was).
+    """
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 from arrowloop import FrontendError, PyFunction, arrow, statemachine
 from arrowloop.compiler import generated_source
+from tests.differential import run_differential as _run
 from tests.profiles import examples
 from tests.test_frontend_corpus import agree, outcome, same, values
-from tests.test_frontend_mutation import _run
 
 # -- loops ----------------------------------------------------------------------
 

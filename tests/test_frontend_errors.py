@@ -86,7 +86,7 @@ def unused_call(n: int) -> int:
 
 def raise_statement(n: int) -> int:
     if n < 0:
-        raise ValueError("negative")  # here
+        raise ValueError("negative") from None  # here
     return n
 
 
@@ -122,7 +122,7 @@ def lambda_expression(n: int) -> int:
 
 
 def f_string(n: int) -> str:
-    return f"n={n}"  # here
+    return f"n={n:{n}}"  # here
 
 
 def set_comprehension(xs: list[int]) -> int:
@@ -244,14 +244,14 @@ CASES: list[tuple[Callable[..., Any], str, str]] = [
     (try_except, "try", "try/except is not supported"),
     (unused_value, "n + 1", "an expression whose value is not used is not supported"),
     (unused_call, "abs", "a call whose value is not used is not supported"),
-    (raise_statement, "raise", "raise is not supported"),
+    (raise_statement, "raise", "only raise E(message) is supported"),
     (generator_value, "(x for", "a generator expression is only supported as the argument"),
     (range_value, "range", "range(...) is only supported where it is iterated"),
     (tuple_of_list, "tuple", "tuple(...) of list[int] has no length known before it runs"),
     (list_append, "ys.append", "ys and xs may be the same list or dict"),
     (list_append_value, "xs.append", "xs.append(...) changes xs: write it as a statement"),
     (lambda_expression, "lambda", "lambda expressions are not supported"),
-    (f_string, 'f"', "f-strings are not supported"),
+    (f_string, 'f"', "the spec must be a constant"),
     (set_comprehension, "{x + 1", "set comprehensions are not supported"),
     (missing_return, "if", "this if has no else, and nothing after it returns"),
     (incomplete_match, "match", "some values match no case of this match"),

@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arrowloop import FrontendError, statemachine
+from tests.differential import run_differential as _run
 from tests.profiles import examples
 from tests.test_frontend_corpus import outcome, same
-from tests.test_frontend_mutation import _run
 
 
 class Hue(enum.Enum):

@@ -67,6 +67,7 @@ from arrowloop.arrows._prims import (
     primitive,
 )
 from arrowloop.arrows._simplify import droppable, map_children, simplify, simplify_loop
+from arrowloop.arrows._strprims import FORMAT_PREFIX, format_primitive, raised_class
 
 __all__ = [
     "Arrow",
@@ -99,6 +100,9 @@ __all__ = [
     "PRIMITIVES",
     "MAX_PRIMITIVES",
     "primitive",
+    "FORMAT_PREFIX",
+    "format_primitive",
+    "raised_class",
     "id_",
     "fst",
     "snd",

@@ -15,7 +15,7 @@ import operator
 import re
 import typing
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import attrs
 
@@ -110,7 +110,14 @@ class Primitive:
 
 
 class Registry:
-    """A bounded table of primitives by name."""
+    """A bounded table of primitives by name.
+
+    ``families`` maps a name prefix to a function resolving the names of
+    that form (``format:>5``) to a primitive made on demand, for primitives
+    with a constant parameter that is part of the name (``_strprims.py``).
+    """
+
+    families: ClassVar[dict[str, Callable[[str], Primitive | None]]] = {}
 
     def __init__(self) -> None:
         self._prims: dict[str, Primitive] = {}
@@ -158,10 +165,14 @@ class Registry:
 
     def get(self, name: str) -> Primitive | None:
         """The primitive called ``name``, or ``None``."""
-        return self._prims.get(name)
+        found = self._prims.get(name)
+        if found is None and ":" in name:
+            family = self.families.get(name[: name.index(":") + 1])
+            found = None if family is None else family(name)
+        return found
 
     def __contains__(self, name: object) -> bool:
-        return name in self._prims
+        return isinstance(name, str) and self.get(name) is not None
 
     def __iter__(self) -> Iterator[Primitive]:
         return iter(list(self._prims.values()))

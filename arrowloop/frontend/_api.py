@@ -23,10 +23,10 @@ from arrowloop.errors import CheckError, FrontendError
 from arrowloop.frontend._builtins import key_lambdas
 from arrowloop.frontend._env import Env, Hole, Slot, assigned
 from arrowloop.frontend._flow import Enough, MustReturn
+from arrowloop.frontend._language import Language
 from arrowloop.frontend._loops import rewrite_exits
 from arrowloop.frontend._objects import PyFunction, PyMachine
 from arrowloop.frontend._source import Source
-from arrowloop.frontend._stmts import Translator
 from arrowloop.machine import Function, Machine
 from arrowloop.typesys import TupleT, Type, validate
 
@@ -38,7 +38,7 @@ _REQUIRED: Final = object()
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
 
-def _signature(src: Source) -> tuple[list[str], list[Type], Type]:
+def _signature(src: Source, first: Type | None = None) -> tuple[list[str], list[Type], Type]:
     tree = src.tree
     a = tree.args
     if a.vararg or a.kwarg or a.kwonlyargs:
@@ -48,7 +48,13 @@ def _signature(src: Source) -> tuple[list[str], list[Type], Type]:
     if a.defaults:
         raise src.error(a.defaults[0], "parameter defaults are not supported")
     params = [*a.posonlyargs, *a.args]
-    types = [src.annotation(p.annotation, f"the parameter {p.arg}") for p in params]
+    types = [
+        # ``first``: the type of a method's ``self`` (records' methods, _methods.py).
+        first
+        if first is not None and i == 0
+        else src.annotation(p.annotation, f"the parameter {p.arg}")
+        for i, p in enumerate(params)
+    ]
     ret = src.annotation(tree.returns, "the return type")
     keys = key_lambdas(tree)
     for node in (n for stmt in tree.body for n in ast.walk(stmt)):
@@ -73,7 +79,7 @@ def _translate(
 ) -> Arrow:
     src.tree.body = rewrite_exits(src.tree.body, src.tree.returns)
     local = set(names) | assigned(src.tree.body)
-    tr = Translator(src, registry, local)
+    tr = Language(src, registry, local)
     tr.ret_type = ret
     tr.refusals = []
     env = Env(
@@ -244,3 +250,24 @@ def arrow(
     if fn is not None:
         return decorate(fn)
     return decorate
+
+
+def compile_method(f: Callable[..., Any], self_type: Type, registry: Registry) -> PyFunction:
+    """Compile a method of a record class (its ``self`` of type ``self_type``),
+    as :func:`arrow` compiles a function, for inlining where it is called.
+
+    Raises:
+        FrontendError: the method's body is outside the supported subset.
+    """
+    src = Source(f, "arrow")
+    names, types, ret = _signature(src, self_type)
+    if not names:
+        raise src.error(src.tree.args, "a method takes self")
+    in_t: Type = types[0] if len(types) == 1 else TupleT(tuple(types))
+    prefix: Arrow = Fanout((Id(),)) if len(names) == 1 else Id()
+    body = _translate(src, registry, names, types, ret, prefix)
+    try:
+        function = Function.build(body, in_t, ret, registry=registry)
+    except CheckError as exc:  # pragma: no cover - a bug, reported as such
+        raise _internal(src, exc) from exc
+    return PyFunction(f, function, tuple(names))

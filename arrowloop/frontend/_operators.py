@@ -67,9 +67,22 @@ class Operators(Typing):
             self.fail(node, f"this literal cannot be part of a program: {exc.message}")
         return Val(Const(t, value), t)
 
+    def operand_env(self, test: ast.expr, env: Env, and_: bool) -> Env:
+        """The environment of the operand after ``test`` in an ``and`` (or an
+        ``or``); the narrowing layer (``_narrowing.py``) narrows it."""
+        return env
+
+    def branch_envs(self, test: ast.expr, env: Env) -> tuple[Env, Env]:
+        """The environments of the two branches of ``a if test else b``."""
+        return env, env
+
     def boolop(self, op: ast.boolop, values: list[ast.expr], env: Env) -> Val:
         """``a and b``, ``a or b`` on bools, stopping as soon as the result is known."""
-        conds = [self.condition(v, env) for v in values]
+        conds = []
+        for v in values:
+            conds.append(self.condition(v, env))
+            # ``x is not None and f(x)``: later operands see what this one narrows.
+            env = self.operand_env(v, env, isinstance(op, ast.And))
         if len(conds) >= BALANCE_FROM:
             # and/or are associative, evaluation order and stopping included.
             both = isinstance(op, ast.And)
@@ -245,8 +258,9 @@ class Operators(Typing):
     ) -> Val:
         """``a if c else b``: an ``if`` node, so only the taken branch is evaluated."""
         cond = self.condition(test, env)
-        a = self.expr(body, env, expected)
-        b = self.expr(orelse, env, expected)
+        env_a, env_b = self.branch_envs(test, env)
+        a = self.expr(body, env_a, expected)
+        b = self.expr(orelse, env_b, expected)
         if a.type != b.type:
             b2 = self.convert(b.arrow, b.type, a.type)
             a2 = self.convert(a.arrow, a.type, b.type)

@@ -1,0 +1,19 @@
+"""The whole translator: the statement translator and the layers added on top.
+
+Part of the Python front end. :class:`Language` stacks, bottom up, the
+statement translator (:mod:`arrowloop.frontend._stmts`), strings and
+f-strings (``_strings.py``), ``raise``/``assert`` (``_failures.py``),
+narrowing (``_narrowing.py``) and record methods and factory defaults
+(``_methods.py``); each layer overrides a few methods and defers to the one
+below for the rest.
+"""
+
+from __future__ import annotations
+
+from arrowloop.frontend._methods import Methods
+
+__all__ = ["Language"]
+
+
+class Language(Methods):
+    """The translator the decorators use."""

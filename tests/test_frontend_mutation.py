@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arrowloop import FrontendError, statemachine
+from arrowloop.typesys import OptionT
 from benchmarks import stateful_machines as sm
 from tests.differential import run_differential as _run
 from tests.profiles import examples
@@ -242,3 +243,53 @@ def test_the_benchmarked_machines_agree_with_python(steps: list[tuple[str, int]]
     _run(sm.aggregate, readings)
     _run(sm.sessionize, events)
     _run(sm.token_bucket, requests)
+
+
+def test_a_name_bound_by_setdefault_shares_with_its_dict() -> None:
+    """``users = table.setdefault(k, [])`` is ``table[k]`` itself in Python:
+    appending to it while the table is read later is refused."""
+    with pytest.raises(FrontendError, match="users and table may be the same"):
+
+        @statemachine(init={})
+        def bad(
+            click: tuple[str, str], table: dict[str, list[str]]
+        ) -> tuple[dict[str, list[str]], int]:
+            ad, user = click
+            users = table.setdefault(ad, [])
+            users.append(user)
+            return table, len(users)
+
+
+def test_sharing_is_checked_inside_branches_against_what_is_read_after_them() -> None:
+    """A change inside an if is checked against the names read after the if,
+    not only the ones the if carries out."""
+    with pytest.raises(FrontendError, match="e and d may be the same"):
+
+        @statemachine(init={})
+        def bad(k: str, d: dict[str, int]) -> tuple[dict[str, int], int]:
+            e = d
+            if k != "":
+                e[k] = 1
+            return d, 0
+
+
+@attrs.frozen
+class Mean:
+    n: int
+    total: int
+
+
+@statemachine(init=None)
+def running_mean(x: int, s: Mean | None) -> tuple[Mean, float]:
+    """bytewax's stateful_map: the state is None before the first item."""
+    if s is None:
+        s = Mean(0, 0)
+    s = Mean(s.n + 1, s.total + x)
+    return s, s.total / s.n
+
+
+@settings(max_examples=examples(40))
+@given(st.lists(st.integers(-3, 3), max_size=6))
+def test_an_optional_state_returned_as_its_item(inputs: list[int]) -> None:
+    assert running_mean.machine.state == OptionT(running_mean.machine.state.item)  # type: ignore[attr-defined]
+    _run(running_mean, inputs)

@@ -185,9 +185,9 @@ class Registry:
 PRIMITIVES: Final = Registry()
 
 _A = TVar(0)
-_B = TVar(1)
+_B = TVar(2)
 #: The key type of map primitives and the item type of set primitives.
-_K = TVar(2)
+_K = TVar(1)
 
 
 def _pair(a: Type, b: Type) -> TupleT:

@@ -28,7 +28,7 @@ from arrowloop.frontend._loops import rewrite_exits
 from arrowloop.frontend._objects import PyFunction, PyMachine
 from arrowloop.frontend._source import Source
 from arrowloop.machine import Function, Machine
-from arrowloop.typesys import TupleT, Type, validate
+from arrowloop.typesys import OptionT, TupleT, Type, validate
 
 __all__ = ["statemachine", "arrow"]
 
@@ -178,6 +178,17 @@ def statemachine(
                 found=f"{len(names)} parameters",
             )
         in_t, state_t = types
+        if (
+            isinstance(ret, TupleT)
+            and len(ret.items) == 2
+            and isinstance(state_t, OptionT)
+            and ret.items[0] == state_t.item
+        ):
+            # ``(msg, s: T | None) -> tuple[T, O]``: the optional state of
+            # bytewax's stateful_map and PyFlink's ValueState (None before the
+            # first item); the machine's state is T | None, and the T returned
+            # is one.
+            ret = TupleT((state_t, ret.items[1]))
         if not (isinstance(ret, TupleT) and len(ret.items) == 2 and ret.items[0] == state_t):
             assert src.tree.returns is not None
             raise src.error(

@@ -45,6 +45,10 @@ class Exit:
     """What happens when a block runs out of statements."""
 
     needs: frozenset[str] = frozenset()
+    #: Names read after the construct the block belongs to (after the ``if``,
+    #: after the loop, and by the loop's later iterations): live there even
+    #: when the block does not carry them (the sharing check needs them).
+    after: frozenset[str] = frozenset()
 
     def finish(self, flow: Flow, env: Env, after: ast.stmt | None) -> Arrow:
         """The arrow for the end of a block whose environment is ``env``."""
@@ -65,9 +69,10 @@ class Join(Exit):
     the branches assign that the code after them reads.
     """
 
-    def __init__(self, names: Sequence[str]) -> None:
+    def __init__(self, names: Sequence[str], after: frozenset[str] = frozenset()) -> None:
         self.names = tuple(names)
         self.needs = frozenset(names)
+        self.after = after
         self.ends: list[tuple[int, Env]] = []
 
     def finish(self, flow: Flow, env: Env, after: ast.stmt | None) -> Arrow:

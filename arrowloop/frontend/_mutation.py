@@ -103,10 +103,12 @@ class Mutations(Patterns):
     def note_sharing(self, name: str, value: ast.expr | None, node: ast.AST, env: Env) -> None:
         """``name`` now holds (parts of) the value of ``value``: record which
         names it may share a list or dict with."""
-        if value is None:
+        if value is None or name.startswith("$"):
+            # Names the front end makes up (a loop's saved return value, an
+            # assignment's evaluated value) are used once, where it decides.
             return
         for other in self._sources(value, env):
-            if other != name:
+            if other != name and not other.startswith("$"):
                 self._shares.setdefault(name, {}).setdefault(other, node)
                 self._shares.setdefault(other, {}).setdefault(name, node)
 
@@ -360,8 +362,9 @@ class Mutations(Patterns):
         change for :meth:`check_changes`."""
         name = root.id
         live = self.live(rest, exit)
+        read_later = live | exit.after
         others = frozenset(
-            n for n in env.names() if n in live and n != name and mutable(env.type_of(n))
+            n for n in env.names() if n in read_later and n != name and mutable(env.type_of(n))
         )
         self._changes.append(_Change(name, s, others))
         self.note_sharing(name, stored, s, env)
@@ -491,6 +494,8 @@ class Mutations(Patterns):
             value = self.prim("unwrap_or", [got, d], call, "d.setdefault")
             if result is not None:
                 extra.append((result, value))
+                # x = d.setdefault(k, v) is d[k] itself in Python: x and d share it.
+                self.note_sharing(result, recv, s, env)
             k, v = _lift(key), _lift(value)
             leaf = _Leaf(
                 lambda cur: self.prim("map_put", [cur, k, v], call, "d.setdefault"), reads=True

@@ -100,7 +100,8 @@ class Patterns(Flow):
                 return self.block(rest, e, exit, s)
 
         else:
-            join = Join(sorted(self.live(rest, exit) & assigned(s.cases)))
+            live = self.live(rest, exit)
+            join = Join(sorted(live & assigned(s.cases)), frozenset(live) | exit.after)
             j = join
 
             def body(case: ast.match_case, e: Env) -> Arrow:

@@ -270,7 +270,8 @@ class Translator(Mutations):
             then = self.block([*s.body, *rest], env_then, exit, s)
             orelse = self.block([*s.orelse, *rest], env_else, exit, s)
             return If(cond, then, orelse)
-        join = Join(sorted(self.live(rest, exit) & assigned([*s.body, *s.orelse])))
+        live = self.live(rest, exit)
+        join = Join(sorted(live & assigned([*s.body, *s.orelse])), frozenset(live) | exit.after)
         then = self.block(s.body, env_then, join, s)
         orelse = self.block(s.orelse, env_else, join, s)
         return self.join_env(If(cond, then, orelse), env, join, rest, exit, s)
@@ -369,7 +370,7 @@ class Translator(Mutations):
         bind, env_body = env_in.rebuild(
             carried, self.destructure(s.target, env_in.val(item), env_in)
         )
-        join = Join(carried)
+        join = Join(carried, frozenset(live_after | body_reads) | exit.after)
         body = prefix >> bind >> self.block(s.body, env_body, join, s)
         ((key, end),) = join.ends
         for n in carried:

@@ -24,15 +24,15 @@ AMOUNTS = st.integers(-5, 20)
 
 
 @attrs.frozen
-class Store:
-    """Store ``value`` under ``key``."""
+class KvPut:
+    """KvPut ``value`` under ``key``."""
 
     key: str
     value: int
 
 
 @attrs.frozen
-class Fetch:
+class KvGet:
     """Ask for the value under ``key``."""
 
     key: str
@@ -50,10 +50,10 @@ class Keys:
     """Ask for all keys, sorted."""
 
 
-KvMsg = Store | Fetch | Delete | Keys
+KvMsg = KvPut | KvGet | Delete | Keys
 KV_MSGS = st.one_of(
-    st.builds(Store, KEYS, AMOUNTS),
-    st.builds(Fetch, KEYS),
+    st.builds(KvPut, KEYS, AMOUNTS),
+    st.builds(KvGet, KEYS),
     st.builds(Delete, KEYS),
     st.just(Keys()),
 )
@@ -64,10 +64,10 @@ def kv_store_match(
 ) -> tuple[dict[str, int], int | list[str] | None]:
     """pykka: a key-value store actor, ``match`` on the message class."""
     match msg:
-        case Store(key, value):
+        case KvPut(key, value):
             store[key] = value
             return store, None
-        case Fetch(key):
+        case KvGet(key):
             return store, store.get(key)
         case Delete(key):
             return store, store.pop(key, None)
@@ -80,10 +80,10 @@ CORPUS.add(kv_store_match, {}, KV_MSGS)
 
 def kv_store_isinstance(msg: KvMsg, store: dict[str, int]) -> tuple[dict[str, int], str]:
     """thespian: the key-value store with an ``isinstance`` chain, as ``receiveMessage`` does."""
-    if isinstance(msg, Store):
+    if isinstance(msg, KvPut):
         store[msg.key] = msg.value
         return store, "ok"
-    if isinstance(msg, Fetch):
+    if isinstance(msg, KvGet):
         if msg.key not in store:
             return store, "missing"
         return store, str(store[msg.key])
@@ -99,12 +99,12 @@ CORPUS.add(kv_store_isinstance, {}, KV_MSGS)
 
 
 def kv_store_raises(msg: KvMsg, store: dict[str, int]) -> tuple[dict[str, int], int]:
-    """pykka: a store whose ``Fetch`` of a missing key fails the ask with a ``KeyError``."""
+    """pykka: a store whose ``KvGet`` of a missing key fails the ask with a ``KeyError``."""
     match msg:
-        case Store(key, value):
+        case KvPut(key, value):
             store[key] = value
             return store, value
-        case Fetch(key):
+        case KvGet(key):
             return store, store[key]
         case Delete(key):
             del store[key]
@@ -127,13 +127,13 @@ class VersionedStore:
 def versioned_kv(msg: KvMsg, s: VersionedStore) -> tuple[VersionedStore, tuple[int, int | None]]:
     """thespian: a versioned store; every reply carries the version."""
     match msg:
-        case Store(key, value):
+        case KvPut(key, value):
             s.data[key] = value
             s = attrs.evolve(s, version=s.version + 1)
         case Delete(key) if key in s.data:
             del s.data[key]
             s = attrs.evolve(s, version=s.version + 1)
-        case Fetch(key):
+        case KvGet(key):
             return s, (s.version, s.data.get(key))
     return s, (s.version, None)
 

@@ -146,12 +146,6 @@ def type_error(s: str) -> str:
     return s + 1  # type: ignore[operator,no-any-return]  # here
 
 
-def int_condition(n: int) -> int:
-    if n:  # here
-        return 1
-    return 0
-
-
 def is_comparison(a: int, b: int) -> bool:
     return a is b  # here
 
@@ -256,7 +250,6 @@ CASES: list[tuple[Callable[..., Any], str, str]] = [
     (missing_return, "if", "this if has no else, and nothing after it returns"),
     (incomplete_match, "match", "some values match no case of this match"),
     (type_error, "s + 1", "the operator + expected operands"),
-    (int_condition, "n", "expected a bool condition, found int"),
     (is_comparison, "a is b", "'is' is only supported as 'x is None'"),
     (field_of_variant, "reply.n", "cannot read .n of a value of the variant type Ack | Count"),
     (used_before_assigned, "k", "the local variable k is used before it is assigned"),

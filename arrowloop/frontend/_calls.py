@@ -35,6 +35,7 @@ from arrowloop.frontend._objects import PyFunction, PyMachine
 from arrowloop.frontend._source import MISSING
 from arrowloop.frontend._typing import show
 from arrowloop.typesys import (
+    BOOL,
     FLOAT,
     INT,
     STR,
@@ -153,6 +154,9 @@ class Calls(Exprs):
         if any(obj is e for e in _EVOLVE):
             return self.evolve(node, env)
         if isinstance(obj, type):
+            if obj is bool:
+                (v,) = self.positional(node, env, "bool", 1)
+                return Val(self.truthy(v, node), BOOL)
             if obj in (int, float, str):
                 return self.conversion(node, obj, env)
             if obj in (list, dict):

@@ -76,11 +76,29 @@ class Operators(Typing):
         """The environments of the two branches of ``a if test else b``."""
         return env, env
 
-    def boolop(self, op: ast.boolop, values: list[ast.expr], env: Env) -> Val:
-        """``a and b``, ``a or b`` on bools, stopping as soon as the result is known."""
+    def boolop(
+        self, op: ast.boolop, values: list[ast.expr], env: Env, as_condition: bool = False
+    ) -> Val:
+        """``a and b``, ``a or b``, stopping as soon as the result is known: on
+        bools, or, as a condition, on any values by their truth. (As a value,
+        Python's ``a and b`` is one of the operands, not a bool, so other
+        operands are refused there.)"""
         conds = []
         for v in values:
-            conds.append(self.condition(v, env))
+            if as_condition:
+                conds.append(self.condition(v, env))
+            else:
+                val = self.expr(v, env)
+                if val.type != BOOL:
+                    word = "and" if isinstance(op, ast.And) else "or"
+                    self.fail(
+                        v,
+                        f"`{word}` on a {show(val.type)} gives one of its operands in Python, "
+                        f"not a bool; use it as a condition, or write bool(...) {word} ...",
+                        "bool",
+                        show(val.type),
+                    )
+                conds.append(val.arrow)
             # ``x is not None and f(x)``: later operands see what this one narrows.
             env = self.operand_env(v, env, isinstance(op, ast.And))
         if len(conds) >= BALANCE_FROM:

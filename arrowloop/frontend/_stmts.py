@@ -317,7 +317,8 @@ class Translator(Mutations):
         return then is not env or orelse is not env
 
     def narrow(self, test: ast.expr, env: Env) -> tuple[Env, Env]:
-        """The environments of the two branches of ``if x is (not) None``."""
+        """The environments of the two branches of ``if x is (not) None``
+        and ``if x:`` (``x`` an optional)."""
         match test:
             case ast.Compare(
                 left=ast.Name(id=name), ops=[op], comparators=[ast.Constant(value=None)]
@@ -331,6 +332,13 @@ class Translator(Mutations):
                     return narrowed, env
                 if isinstance(op, ast.Is):
                     return env, narrowed
+            case ast.Name(id=name) if (
+                env.find(name) is not None
+                and isinstance(env.type_of(name), OptionT)
+                and name not in env.narrowed
+            ):
+                # ``if x:`` on an optional: true only when x holds a value.
+                return env.with_info(narrowed=env.narrowed | {name}), env
         return env, env
 
     # -- for ----------------------------------------------------------------------

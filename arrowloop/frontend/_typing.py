@@ -14,13 +14,16 @@ import ast
 from collections.abc import Sequence
 from typing import NoReturn
 
-from arrowloop.arrows import Arrow, Const, Fanout, Inject, Prim, Proj, Registry
+from arrowloop.arrows import Arrow, Const, Fanout, If, Inject, Prim, Proj, Registry
 from arrowloop.check import infer
 from arrowloop.errors import CheckError
 from arrowloop.frontend._env import Env, Val, tuple_of
 from arrowloop.frontend._source import Source
 from arrowloop.typesys import (
     BOOL,
+    FLOAT,
+    INT,
+    STR,
     UNIT,
     ListT,
     MapT,
@@ -31,6 +34,7 @@ from arrowloop.typesys import (
     TVar,
     Type,
     VariantT,
+    record_classes,
 )
 
 __all__ = ["Typing", "show", "TRUE", "FALSE"]
@@ -158,14 +162,68 @@ class Typing:
         return None
 
     def condition(self, node: ast.expr, env: Env) -> Arrow:
-        """A ``bool`` expression (Python's truthiness of other types is not supported)."""
-        v = self.expr(node, env)
-        if v.type != BOOL:
-            self.fail(
-                node,
-                f"expected a bool condition, found {show(v.type)}; compare explicitly "
-                "(x != 0, len(s) > 0, x is not None)",
-                "bool",
-                show(v.type),
-            )
-        return v.arrow
+        """A condition: a ``bool``, or any value by Python's truthiness."""
+        if isinstance(node, ast.BoolOp):
+            return self.boolop(node.op, node.values, env, as_condition=True).arrow
+        return self.truthy(self.expr(node, env), node)
+
+    def boolop(
+        self, op: ast.boolop, values: list[ast.expr], env: Env, as_condition: bool = False
+    ) -> Val:
+        """``and``/``or`` (see :mod:`arrowloop.frontend._operators`)."""
+        raise NotImplementedError
+
+    def truthy(self, v: Val, node: ast.AST) -> Arrow:
+        """``bool(v)`` as Python computes it: numbers are true unless zero,
+        strings and containers unless empty, an optional when it holds a true
+        value, records (without ``__bool__``/``__len__``) always, ``None``
+        never."""
+        t = v.type
+        if t == BOOL:
+            return v.arrow
+        if t in (INT, FLOAT):
+            zero = Val(Const(t, 0 if t == INT else 0.0), t)
+            return self.prim("ne", [v, zero], node, "a condition").arrow
+        if t == STR or isinstance(t, ListT | MapT | SetT):
+            n = self.prim("len", [v], node, "a condition")
+            return self.prim("ne", [n, Val(Const(INT, 0), INT)], node, "a condition").arrow
+        if isinstance(t, OptionT):
+            present = Val(v.arrow >> Prim("is_some"), BOOL)
+            inner = Val(v.arrow >> Prim("unwrap"), t.item)
+            test = self.truthy(inner, node)
+            if isinstance(test, Const) or _always_true(test, inner.arrow):
+                return present.arrow
+            return If(present.arrow, test, FALSE)
+        if t == UNIT:
+            return v.arrow >> FALSE  # evaluated, as Python would
+        if isinstance(t, TupleT):
+            return v.arrow >> (TRUE if t.items else FALSE)
+        if isinstance(t, RecordT | VariantT) and not _custom_truth(t):
+            return v.arrow >> TRUE
+        self.fail(
+            node,
+            f"the truth of a {show(t)} is not supported; compare explicitly "
+            "(x != 0, len(s) > 0, x is not None)",
+            "bool",
+            show(t),
+        )
+
+
+def _always_true(test: Arrow, value: Arrow) -> bool:
+    # ``value >> TRUE``: the item is true whenever it is there.
+    return test == (value >> TRUE)
+
+
+def _custom_truth(t: RecordT | VariantT) -> bool:
+    """Whether a class of a record type (or of a variant's record cases)
+    defines its own truth (``__bool__`` or ``__len__``)."""
+    records = [t] if isinstance(t, RecordT) else [p for _, p in t.cases if isinstance(p, RecordT)]
+    if isinstance(t, VariantT) and any(
+        p is not None and not isinstance(p, RecordT) for _, p in t.cases
+    ):
+        return True  # tagged payloads and enums: not decided here
+    return any(
+        hasattr(cls, "__bool__") or hasattr(cls, "__len__")
+        for rt in records
+        for cls in record_classes(rt)
+    )

@@ -75,3 +75,18 @@ def start_server(
     info: dict[str, Any] = json.loads(ready.read_text())
     info["ready_file"] = str(ready)
     return proc, info
+
+
+def run_arrowloop(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m arrowloop ARGS`` as a test's client would (its
+    environment, from the project root, at most a minute); never raises on
+    its exit code."""
+    return subprocess.run(
+        [sys.executable, "-m", "arrowloop", *args],
+        cwd=ROOT,
+        env=server_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -21,7 +21,6 @@ import random
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 import pytest
 
 from examples.counter import v2
-from tests.serving import ROOT, server_env, start_server
+from tests.serving import run_arrowloop, start_server
 
 KILLS = 4
 KEYED_KILLS = 5
@@ -73,15 +72,7 @@ def _start(tmp_path: Path, state: Path) -> tuple[subprocess.Popen[bytes], dict[s
 
 
 def _cli(tmp_path: Path, info: dict[str, Any], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "arrowloop", *args, "--ready-file", info["ready_file"]],
-        cwd=ROOT,
-        env=server_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_arrowloop(tmp_path, *args, "--ready-file", info["ready_file"])
     assert done.returncode == 0, done.stderr
     return done.stdout
 

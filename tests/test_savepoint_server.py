@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from arrowloop.store import SqliteStore
 from examples.counter import v1, v3
-from tests.serving import ROOT, SERVED, server_env, start_server
+from tests.serving import SERVED, run_arrowloop, start_server
 from tests.test_durable_server import _cli, _count
 
 
@@ -25,16 +24,10 @@ def _start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], dict[s
 
 def _refused(tmp_path: Path, *extra: str) -> str:
     """Run a server start that must be refused; its error output."""
-    cmd = [sys.executable, "-m", "arrowloop", "serve", SERVED, "--port", "0"]
-    cmd += ["--control-port", "0", "--token-file", str(tmp_path / "token"), *extra]
-    done = subprocess.run(
-        cmd,
-        cwd=ROOT,
-        env=server_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = run_arrowloop(
+        tmp_path,
+        *("serve", SERVED, "--port", "0", "--control-port", "0"),
+        *("--token-file", str(tmp_path / "token"), *extra),
     )
     assert done.returncode == 2, (done.stdout, done.stderr)
     return done.stderr

@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import resource
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from arrowloop.server import ServerConfig, connection_limits
-from tests.serving import ROOT, server_env, start_server
+from tests.serving import run_arrowloop, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -74,15 +72,7 @@ def test_a_connection_flood_under_a_small_file_limit_leaves_the_server_up(
         time.sleep(0.5)  # let the server accept, refuse, and hit its limit
         assert proc.poll() is None, (tmp_path / "server.log").read_text()
         # The operator still gets in on the control port.
-        done = subprocess.run(
-            [sys.executable, "-m", "arrowloop", "status", "--ready-file", str(ready)],
-            cwd=ROOT,
-            env=server_env(tmp_path),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_arrowloop(tmp_path, "status", "--ready-file", str(ready))
         assert done.returncode == 0, done.stderr
         assert "counter" in done.stdout
         for s in flood:

@@ -14,13 +14,11 @@ import contextlib
 import json
 import resource
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.serving import ROOT, server_env, start_server
+from tests.serving import run_arrowloop, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -85,15 +83,7 @@ def test_a_flood_of_partial_lines_under_a_memory_limit_leaves_the_server_up(
             "tag": "Ack",
             "value": {},
         }
-        done = subprocess.run(
-            [sys.executable, "-m", "arrowloop", "status", "--ready-file", str(ready)],
-            cwd=ROOT,
-            env=server_env(tmp_path),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_arrowloop(tmp_path, "status", "--ready-file", str(ready))
         assert done.returncode == 0, done.stderr
         assert proc.poll() is None, log_path.read_text()
     finally:

@@ -31,6 +31,7 @@ from arrowloop.typesys import (
     VariantT,
     has_vars,
     is_key_type,
+    type_children,
 )
 
 __all__ = ["Subst"]
@@ -258,20 +259,5 @@ class Subst:
             elif has_vars(x) and id(x) not in seen:
                 # concrete parts cannot hold v; every node is held by t
                 seen.add(id(x))
-                stack.extend(_children(x))
+                stack.extend(type_children(x))
         return False
-
-
-def _children(t: Type) -> tuple[Type, ...]:
-    match t:
-        case TupleT(items=items):
-            return items
-        case ListT(item=item) | OptionT(item=item) | SetT(item=item):
-            return (item,)
-        case MapT(value=v, key=k):
-            return (v, k)
-        case RecordT(fields=fields):
-            return tuple(ft for _, ft in fields)
-        case VariantT(cases=cases):
-            return tuple(p for _, p in cases)
-    return ()

@@ -198,10 +198,10 @@ class Narrowing(Failures):
             return self.match_(m, rest, env, exit)
         return super().if_(s, rest, env, exit)
 
-    def isinstance_known(self, s: ast.If, env: Env) -> bool | None:
-        """The value of ``isinstance(x, C)`` when ``x`` is a record (not a variant)."""
-        t = s.test
-        if not (
+    def isinstance_test(self, t: ast.expr, env: Env) -> ast.Call | None:
+        """``t`` if it is ``isinstance(name, C)`` (or a tuple of classes) on a
+        bound local name, else ``None``."""
+        if (
             isinstance(t, ast.Call)
             and isinstance(t.func, ast.Name)
             and t.func.id == "isinstance"
@@ -211,8 +211,15 @@ class Narrowing(Failures):
             and isinstance(t.args[0], ast.Name)
             and env.find(t.args[0].id) is not None
         ):
+            return t
+        return None
+
+    def isinstance_known(self, s: ast.If, env: Env) -> bool | None:
+        """The value of ``isinstance(x, C)`` when ``x`` is a record (not a variant)."""
+        t = self.isinstance_test(s.test, env)
+        if t is None:
             return None
-        rt = env.type_of(t.args[0].id)
+        rt = env.type_of(t.args[0].id)  # type: ignore[attr-defined]
         if not isinstance(rt, RecordT):
             return None
         classes = t.args[1].elts if isinstance(t.args[1], ast.Tuple) else [t.args[1]]
@@ -223,19 +230,10 @@ class Narrowing(Failures):
 
     def isinstance_match(self, s: ast.If, env: Env) -> ast.Match | None:
         """``if isinstance(x, C): body else: orelse`` as ``match x: case C() as x:``."""
-        t = s.test
-        if not (
-            isinstance(t, ast.Call)
-            and isinstance(t.func, ast.Name)
-            and t.func.id == "isinstance"
-            and self.src.static(t.func, self.locals) is isinstance
-            and len(t.args) == 2
-            and not t.keywords
-            and isinstance(t.args[0], ast.Name)
-            and env.find(t.args[0].id) is not None
-        ):
+        t = self.isinstance_test(s.test, env)
+        if t is None:
             return None
-        name = t.args[0].id
+        name = t.args[0].id  # type: ignore[attr-defined]
         classes = t.args[1].elts if isinstance(t.args[1], ast.Tuple) else [t.args[1]]
         pats: list[ast.pattern] = [
             ast.copy_location(ast.MatchClass(cls=c, patterns=[], kwd_attrs=[], kwd_patterns=[]), c)

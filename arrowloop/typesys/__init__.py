@@ -49,6 +49,7 @@ from arrowloop.typesys._types import (
     has_vars,
     is_key_type,
     render_type,
+    type_children,
     type_size,
 )
 from arrowloop.typesys._values import (
@@ -86,6 +87,7 @@ __all__ = [
     "check_name",
     "type_size",
     "has_vars",
+    "type_children",
     "is_key_type",
     "render_type",
     "REPR_LIMIT",

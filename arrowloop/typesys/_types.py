@@ -29,6 +29,7 @@ import attrs
 from arrowloop.errors import TypeDefinitionError
 
 __all__ = [
+    "type_children",
     "Type",
     "UnitT",
     "BoolT",
@@ -457,7 +458,9 @@ def has_vars(t: Type) -> bool:
     return t._vars
 
 
-def _children(t: Type) -> tuple[Type, ...]:
+def type_children(t: Type) -> tuple[Type, ...]:
+    """The types ``t`` is made of (items, fields, payloads; a map's value
+    then key), in a fixed order."""
     match t:
         case TupleT(items=items):
             return items
@@ -513,7 +516,7 @@ def _dag_eq(a: Type, b: Type) -> bool:
         seen.add(key)
         if _labels(x) != _labels(y):
             return False
-        stack.extend(zip(_children(x), _children(y), strict=True))
+        stack.extend(zip(type_children(x), type_children(y), strict=True))
     return True
 
 

@@ -29,13 +29,13 @@ import attrs
 from arrowloop.arrows import Arrow, Const, GetField, Id, Proj, Registry, SetField
 from arrowloop.compiler import mutable
 from arrowloop.errors import FrontendError
-from arrowloop.frontend._env import CHANGING_METHODS, Env, Val, tuple_of
+from arrowloop.frontend._env import CHANGING_METHODS, Env, Val, empty_container, tuple_of
 from arrowloop.frontend._exprs import int_literal
 from arrowloop.frontend._flow import Exit
 from arrowloop.frontend._patterns import Patterns
 from arrowloop.frontend._source import Source
 from arrowloop.frontend._typing import show
-from arrowloop.typesys import INT, STR, ListT, MapT, RecordT, SetT, TupleT, Type
+from arrowloop.typesys import INT, STR, ListT, MapT, OptionT, RecordT, SetT, TupleT, Type, UnitT
 
 __all__ = ["Mutations"]
 
@@ -393,8 +393,10 @@ class Mutations(Patterns):
     ) -> tuple[Arrow, Env]:
         root, steps = self._place(target)
         if op is None:
-            # Python evaluates the value before the place.
-            v = self.expr(value, env)
+            # Python evaluates the value before the place. A new empty
+            # container (d[k] = set()) takes the place's type.
+            want = self._read(target, env).type if empty_container(value) else None
+            v = self.expr(value, env, want)
             tmp = f"$value{s.lineno}.{s.col_offset}"
             first, env1 = env.rebuild(env.names(), [(tmp, v)])
             lifted = _lift(env1.val(tmp))
@@ -476,8 +478,12 @@ class Mutations(Patterns):
             key = self.expr(args[0], env, t.key)
             if len(args) == 2:
                 got = self.prim("map_get", [place, key], call, "d.pop")
-                d = self.expr(args[1], env, t.value)
-                value = self.prim("unwrap_or", [got, d], call, "d.pop")
+                if _is_none(args[1]) and not isinstance(t.value, OptionT | UnitT):
+                    # d.pop(k, None) on non-optional values: the value or None.
+                    value = got
+                else:
+                    d = self.expr(args[1], env, t.value)
+                    value = self.prim("unwrap_or", [got, d], call, "d.pop")
             else:
                 value = self.prim("map_at", [place, key], call, "d.pop")
             if result is not None:
@@ -529,3 +535,8 @@ class Mutations(Patterns):
     def empty(self, t: Type) -> Arrow:
         """A new empty list or dict of type ``t``."""
         return Const(t, [] if isinstance(t, ListT) else set() if isinstance(t, SetT) else {})
+
+
+def _is_none(node: ast.expr) -> bool:
+    """Whether ``node`` is the literal ``None``."""
+    return isinstance(node, ast.Constant) and node.value is None

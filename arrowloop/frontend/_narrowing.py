@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from arrowloop.arrows import Arrow
 from arrowloop.errors import FrontendError
-from arrowloop.frontend._env import Env, Val, assigned, place_root
+from arrowloop.frontend._env import Env, Val, assigned, empty_container, place_root
 from arrowloop.frontend._failures import Failures
 from arrowloop.frontend._flow import Exit, Join
 from arrowloop.typesys import UNIT, OptionT, RecordT, Type, VariantT, record_class, record_classes
@@ -111,14 +111,15 @@ class Narrowing(Failures):
     ) -> tuple[Arrow, Env]:
         arrow, after = super().assign(s, rest, env, exit)
         target = s.targets[0] if isinstance(s, ast.Assign) and len(s.targets) == 1 else None
-        if isinstance(s, ast.AnnAssign):
+        if isinstance(s, ast.AnnAssign | ast.AugAssign):
             target = s.target
         if (
             isinstance(target, ast.Name)
             and s.value is not None
             and after.find(target.id) is not None
             and isinstance(after.type_of(target.id), OptionT)
-            and self.not_none(s.value, env)
+            # ``x += e`` stores the result of an operator, never None.
+            and (isinstance(s, ast.AugAssign) or self.not_none(s.value, env))
         ):
             after = after.with_info(narrowed=after.narrowed | {target.id})
         return arrow, after
@@ -142,7 +143,9 @@ class Narrowing(Failures):
     def not_none(self, value: ast.expr, env: Env) -> bool:
         """Whether ``value`` is never ``None`` (its type before the conversion
         to the declared optional type is not optional)."""
-        if isinstance(value, ast.List | ast.Dict | ast.JoinedStr):
+        if isinstance(value, ast.List | ast.Dict | ast.Set | ast.JoinedStr) or empty_container(
+            value
+        ):
             return True
         # Translating is pure, so doing it again only costs time.
         try:
@@ -153,7 +156,9 @@ class Narrowing(Failures):
 
     def _expr(self, node: ast.expr, env: Env, expected: Type | None) -> Val:
         # ``s = {}`` where ``s: dict[str, int] | None``: the display has the item type.
-        if isinstance(expected, OptionT) and isinstance(node, ast.List | ast.Dict):
+        if isinstance(expected, OptionT) and (
+            isinstance(node, ast.List | ast.Dict | ast.Set) or empty_container(node)
+        ):
             return super()._expr(node, env, expected.item)
         return super()._expr(node, env, expected)
 

@@ -229,3 +229,38 @@ def test_unpacking_a_list_fails_as_python_does(xs: list[int]) -> None:
     except Exception as exc:  # the compiled step raises a RaisedError named ValueError
         got = (type(exc).__name__, str(exc))
     assert got == want
+
+
+@arrow
+def later_use(xs: list[int]) -> tuple[list[str], int, list[int]]:
+    out = []
+    seen = set()
+    back = []  # type: ignore[var-annotated]  # typed by the return, as for the front end
+    for x in xs:
+        out.append(str(x))
+        seen.add(x)
+    return out, len(seen), back
+
+
+@given(st.lists(st.integers(-3, 3), max_size=6))
+def test_an_empty_container_takes_the_type_of_a_later_use(xs: list[int]) -> None:
+    assert later_use.compiled(xs) == later_use(xs)
+
+
+def test_an_empty_container_no_use_types_is_refused() -> None:
+    with pytest.raises(FrontendError, match=r"cannot tell the item type of \[\]"):
+
+        @arrow
+        def bad(n: int) -> int:
+            out = []  # type: ignore[var-annotated]
+            return len(out) + n
+
+
+def test_del_of_a_list_item_is_refused_with_what_to_write() -> None:
+    with pytest.raises(FrontendError, match=r"del xs\[i\] on a list .*xs = xs\[1:\]"):
+
+        @statemachine(init=[])
+        def bad(x: int, xs: list[int]) -> tuple[list[int], int]:
+            xs.append(x)
+            del xs[0]
+            return xs, len(xs)

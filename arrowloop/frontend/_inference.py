@@ -22,14 +22,28 @@ from __future__ import annotations
 
 import ast
 import enum
+from collections.abc import Sequence
 from typing import Any
 
-from arrowloop.arrows import Case, Const, Id, If, Proj, type_of_value
+from arrowloop.arrows import Arrow, Case, Const, Id, If, Proj, type_of_value
 from arrowloop.errors import FrontendError, TypeDefinitionError, ValidationError
-from arrowloop.frontend._env import Env, Val, tuple_of
+from arrowloop.frontend._env import Env, Val, empty_container, tuple_of
+from arrowloop.frontend._flow import Enough, Exit, Join
 from arrowloop.frontend._methods import Methods
 from arrowloop.frontend._source import MISSING
-from arrowloop.typesys import FLOAT, INT, STR, ListT, OptionT, Type, VariantT, enum_class
+from arrowloop.typesys import (
+    FLOAT,
+    INT,
+    STR,
+    ListT,
+    OptionT,
+    SetT,
+    TVar,
+    Type,
+    VariantT,
+    enum_class,
+    type_children,
+)
 
 __all__ = ["Inference"]
 
@@ -72,6 +86,84 @@ class Inference(Methods):
         branches = [(m.name, Const(t, v)) for m, v in zip(members, values, strict=True)]
         return Val(base.arrow >> Case(tuple(branches)), t)
 
+    # -- empty containers typed by a later use -----------------------------------------
+
+    def assign(
+        self,
+        s: ast.Assign | ast.AnnAssign | ast.AugAssign,
+        rest: Sequence[ast.stmt],
+        env: Env,
+        exit: Exit,
+    ) -> tuple[Arrow, Env]:
+        """Also ``xs = []`` (or ``set()``) typed by the first later use that
+        needs a type: ``xs.append(x)``, ``s.add(x)``, an argument or a return."""
+        try:
+            return super().assign(s, rest, env, exit)
+        except FrontendError as err:
+            if not (
+                isinstance(s, ast.Assign)
+                and len(s.targets) == 1
+                and isinstance(s.targets[0], ast.Name)
+                and isinstance(s.value, ast.List | ast.Call)
+                and empty_container(s.value)
+                and err.reason.startswith("cannot tell the item type")
+            ):
+                raise
+            name = s.targets[0].id
+            found = self.probe(s, s.value, name, rest, env, exit)
+            if found is None:
+                raise
+            declared = env.declared
+            arrow, after = super().assign(
+                s, rest, env.with_info(declared={**declared, name: found}), exit
+            )
+            return arrow, after.with_info(declared=declared)
+
+    def probe(
+        self,
+        s: ast.stmt,
+        value: ast.expr,
+        name: str,
+        rest: Sequence[ast.stmt],
+        env: Env,
+        exit: Exit,
+    ) -> Type | None:
+        """The type of the empty list or set ``value`` bound to ``name``, as
+        the statements after it use it: they are translated once with its
+        item type unknown, until a use says what it must be; everything that
+        translation noted is then forgotten (translating is pure)."""
+        # A type variable of its own (negative: the checker's are not), so
+        # that a probe started inside this one is told apart.
+        probe = TVar(-self.new_key())
+        kind: Type
+        if _callee(value) == "set":
+            kind = SetT(probe)
+        elif isinstance(value, ast.List) or _callee(value) == "list":
+            kind = ListT(probe)
+        else:
+            return None
+        saved = (len(self.refusals), self.statements, len(self._changes))
+        shares = {k: dict(v) for k, v in self._shares.items()}
+        ends = len(exit.ends) if isinstance(exit, Join) else 0
+        _, env1 = env.rebuild(env.names(), [(name, Val(Const(kind, []), kind))])
+        found: Type | None = None
+        try:
+            self.block(rest, env1, exit, s)
+        except _Found as hit:
+            if hit.probe != probe:
+                raise
+            found = SetT(hit.item) if isinstance(kind, SetT) else ListT(hit.item)
+        except (FrontendError, Enough):
+            pass
+        finally:
+            del self.refusals[saved[0] :]
+            self.statements = saved[1]
+            del self._changes[saved[2] :]
+            self._shares = shares
+            if isinstance(exit, Join):
+                del exit.ends[ends:]
+        return found
+
     # -- ints for floats -------------------------------------------------------------
 
     #: The syntax nodes of int literals that may be taken as floats: the
@@ -81,6 +173,12 @@ class Inference(Methods):
     def coerce(self, v: Val, want: Type, node: ast.AST, what: str = "a value of type") -> Val:
         """Also an int literal where a float is expected, in an operand of
         float arithmetic (where Python converts it to a float as well)."""
+        for have, need in ((v.type, want), (want, v.type)):
+            probe = _probe_in(have)
+            if probe is not None and _probe_in(need) is None:
+                item = _unify(probe, have, need)
+                if item is not None:
+                    raise _Found(probe, item)
         target = want.item if isinstance(want, OptionT) else want
         if v.type == INT and target == FLOAT and isinstance(v.arrow, Const):
             n = v.arrow.value
@@ -236,3 +334,38 @@ def _value_positions(node: ast.expr) -> list[ast.expr]:
     ):
         out += _value_positions(node.args[1])
     return out
+
+
+class _Found(Exception):
+    """A use of a probed container says its item type, ``probe``, is ``item``."""
+
+    def __init__(self, probe: TVar, item: Type) -> None:
+        super().__init__()
+        self.probe, self.item = probe, item
+
+
+def _callee(node: ast.expr) -> str | None:
+    return node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else None
+
+
+def _probe_in(t: Type) -> TVar | None:
+    """The probe (a type variable with a negative id) inside ``t``, if any."""
+    if isinstance(t, TVar):
+        return t if t.id < 0 else None
+    for c in type_children(t):
+        found = _probe_in(c)
+        if found is not None:
+            return found
+    return None
+
+
+def _unify(probe: TVar, have: Type, need: Type) -> Type | None:
+    """What ``probe`` in ``have`` must be for ``have`` to be ``need``, or ``None``."""
+    if have == probe:
+        return need
+    if type(have) is not type(need):
+        return None
+    for a, b in zip(type_children(have), type_children(need), strict=False):
+        if _probe_in(a) == probe:
+            return _unify(probe, a, b)
+    return None

@@ -421,6 +421,14 @@ class Mutations(Patterns):
         if last.kind != "key" or last.default is not None or last.key is None:
             self.fail(s, "del is supported for dict keys (del d[k]); for a list, use xs.pop()")
         mt = self._read(target.value, env).type
+        if isinstance(mt, ListT):
+            self.fail(
+                s,
+                "del xs[i] on a list is not supported; write xs = xs[:i] + xs[i + 1 :] "
+                "(xs = xs[1:] for the first item), or xs.pop() for the last",
+                "del d[k]",
+                "del xs[i]",
+            )
         key = _lift(self.expr(last.key, env, mt.key if isinstance(mt, MapT) else STR))
 
         def remove(cur: Val) -> Val:

@@ -114,7 +114,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     (r"^'is' is only", "`is` on enum members"),
     (r"cannot tell the item type of \[\]", "an empty list's item type from later use"),
     (r"may be unbound here", "follows from another refusal (a name it would have bound)"),
-    (r"expected a value of type str, found int", "del xs[i] (reported as a type error)"),
+    (r"^del xs\[i\]", "del xs[i]"),
     (r"expected a value of type str, found tuple", "a dict display with tuple keys"),
     (r"to unpack, found list", "unpacking a list"),
     (r"operator \* expected .* found str, int", "str * int"),

@@ -15,6 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arrowloop import FrontendError, arrow, statemachine
+from arrowloop.machine import Machine
+from arrowloop.typesys import from_json, json_reader, json_writer, to_json, validate
 from tests.differential import run_differential
 from tests.profiles import examples
 
@@ -264,3 +266,89 @@ def test_del_of_a_list_item_is_refused_with_what_to_write() -> None:
             xs.append(x)
             del xs[0]
             return xs, len(xs)
+
+
+# -- unions of records and plain values (Greeting | str) ----------------------------
+
+
+@attrs.frozen
+class Greeting:
+    name: str
+
+
+@statemachine(init=0)
+def greet(msg: Greeting | str, n: int) -> tuple[int, str]:
+    if isinstance(msg, str):
+        return n, f"Greeting, {msg}!"
+    n += 1
+    return n, f"again {msg.name} #{n}"
+
+
+@statemachine(init={})
+def kv(
+    msg: Greeting | str | int, store: dict[str, int]
+) -> tuple[dict[str, int], int | list[str] | None]:
+    match msg:
+        case Greeting(name=k):
+            return store, store.get(k)
+        case str(k):
+            store[k] = len(k)
+            return store, None
+        case int():
+            return store, sorted(store)
+
+
+@arrow
+def kind(x: bool | int | float | list[int]) -> tuple[str, bool | int | float | list[int]]:
+    match x:
+        case int():  # a bool too, as in Python
+            return "int", x
+        case float():
+            return "float", x
+    return "list", x
+
+
+MSGS = st.one_of(
+    st.builds(Greeting, st.sampled_from("ab")), st.sampled_from(["a", "bb"]), st.integers()
+)
+
+
+@settings(max_examples=examples(40))
+@given(st.lists(MSGS, max_size=6))
+def test_a_union_of_a_record_and_str_narrowed_by_isinstance(inputs: list[object]) -> None:
+    run_differential(greet, [m for m in inputs if not isinstance(m, int)])
+
+
+@settings(max_examples=examples(40))
+@given(st.lists(MSGS, max_size=6))
+def test_a_union_with_plain_cases_matched_and_returned(inputs: list[object]) -> None:
+    run_differential(kv, inputs)
+
+
+@given(st.booleans() | st.integers() | st.floats(allow_nan=False) | st.lists(st.integers()))
+def test_a_plain_case_is_matched_by_its_class_as_isinstance_does(x: object) -> None:
+    assert kind.compiled(x) == kind(x)
+
+
+@settings(max_examples=examples(40))
+@given(st.lists(MSGS, max_size=4))
+def test_plain_cases_round_trip_on_the_wire(inputs: list[object]) -> None:
+    m = Machine.from_wire(kv.machine.to_wire())
+    assert m.version == kv.machine.version
+    t = kv.machine.input
+    state: object = {}
+    for x in inputs:
+        assert from_json(t, to_json(t, x)) == x
+        assert json_reader(t)(json_writer(t)(x, "$"), "$") == x
+        validate(t, x)
+        got, want = m.step(x, state), m.interpret(x, state)
+        assert got == want
+        state = got[0]
+
+
+def test_a_union_of_two_list_types_is_refused() -> None:
+    with pytest.raises(FrontendError, match="at most one each of int"):
+
+        @arrow
+        def bad(x: list[int] | list[str]) -> int:
+            return 0

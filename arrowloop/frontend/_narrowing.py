@@ -25,7 +25,7 @@ from arrowloop.errors import FrontendError
 from arrowloop.frontend._env import Env, Val, assigned, empty_container, place_root
 from arrowloop.frontend._failures import Failures
 from arrowloop.frontend._flow import Exit, Join
-from arrowloop.typesys import UNIT, OptionT, RecordT, Type, VariantT, record_class, record_classes
+from arrowloop.typesys import UNIT, OptionT, RecordT, Type, VariantT, case_repr, record_classes
 
 __all__ = ["Narrowing"]
 
@@ -282,13 +282,14 @@ class Narrowing(Failures):
         if not isinstance(t, VariantT) or not isinstance(last, ast.Return | ast.Raise):
             return None
         tested = [self.src.static(c, self.locals) for c in classes]
-        records = [p for _, p in t.cases if isinstance(p, RecordT)]
-        if len(records) != len(t.cases):
+        reps = [case_repr(t, tag) for tag in t.tags]
+        if any(r.how not in ("record", "plain") for r in reps):
             return None
         left = [
             cls
-            for cls in (record_class(r) for r in records)
-            if not any(isinstance(k, type) and issubclass(cls, k) for k in tested)
+            for cls in (r.cls for r in reps)
+            if cls is not None
+            and not any(isinstance(k, type) and issubclass(cls, k) for k in tested)
         ]
         if len(left) != 1:
             return None

@@ -70,7 +70,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ),
     (r"set\[", "set types"),
     (r"maps must have str keys", "dicts with non-str keys"),
-    (r"variant cases must be frozen attrs", "unions mixing records and scalars"),
+    (r"a union's members are frozen attrs", "unions mixing records and scalars"),
     (r"^isinstance ", "isinstance"),
     (r"^the method \w+ of str", "more str methods (lstrip, isdigit, partition, ...)"),
     (r"^the method \w+ of ", "methods of the user's attrs classes"),

@@ -448,6 +448,10 @@ class _Gen:
         on_case: Callable[[str, _Sym], None],
     ) -> None:
         """Emit an if/elif chain over the cases of ``vt`` held in ``scrutinee``."""
+        if not scrutinee.isidentifier():
+            # A literal (a constant plain case, ``0``): ``0.value`` on the
+            # branches of the other cases would not even parse.
+            scrutinee = self.bind(scrutinee).code
         reprs = [case_repr(vt, tag) for tag in tags]
         if len(tags) == 1:
             rep = reprs[0]

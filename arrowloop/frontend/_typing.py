@@ -53,7 +53,12 @@ def show(t: Type) -> str:
             if name:
                 return name
             return " | ".join(
-                p.name if isinstance(p, RecordT) and p.name == tag else tag for tag, p in cases
+                p.name
+                if isinstance(p, RecordT) and p.name == tag
+                else show(p)
+                if plain_tag(p) == tag
+                else tag
+                for tag, p in cases
             )
         case TupleT(items=items):
             return "tuple[" + ", ".join(show(x) for x in items) + "]" if items else "tuple[()]"

@@ -352,3 +352,35 @@ def test_a_union_of_two_list_types_is_refused() -> None:
         @arrow
         def bad(x: list[int] | list[str]) -> int:
             return 0
+
+
+# -- loops carrying a wider type than they start with -----------------------------
+
+
+@arrow
+def best_of(xs: list[int]) -> tuple[int | None, str | None]:
+    best = None
+    word = None
+    for x in xs:
+        if best is None or x > best:
+            best = x
+        for c in str(x):
+            if c == "1":
+                word = str(x)
+    return best, word
+
+
+@given(st.lists(st.integers(-20, 20), max_size=6))
+def test_a_loop_carries_the_join_of_its_types(xs: list[int]) -> None:
+    assert best_of.compiled(xs) == best_of(xs)
+
+
+def test_a_loop_changing_a_type_that_does_not_join_is_refused() -> None:
+    with pytest.raises(FrontendError, match="changes type in the loop, from int to str"):
+
+        @arrow
+        def bad(xs: list[int]) -> int:
+            v = 0
+            for x in xs:
+                v = str(x)  # type: ignore[assignment]
+            return len(str(v))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from arrowloop.arrows import Arrow, Id, Prim, Proj
 from arrowloop.errors import FrontendError
@@ -27,7 +27,16 @@ from arrowloop.frontend._env import Env, Hole, Slot, fill_holes, reads, tuple_of
 from arrowloop.frontend._typing import show
 from arrowloop.typesys import UNIT, OptionT, RecordT, Type, VariantT
 
-__all__ = ["Exit", "MustReturn", "Join", "Flow", "MAX_STATEMENTS", "REFUSED_ABOVE", "Enough"]
+__all__ = [
+    "Exit",
+    "MustReturn",
+    "Join",
+    "Flow",
+    "MAX_STATEMENTS",
+    "REFUSED_ABOVE",
+    "Enough",
+    "join_types",
+]
 
 #: Statements translated per function, after expanding branches (a guard
 #: against exponential growth of duplicated continuations).
@@ -107,6 +116,17 @@ class Flow(Builtins):
     ) -> Arrow:
         """Translate ``stmts`` then ``exit`` (see :mod:`arrowloop.frontend._stmts`)."""
         raise NotImplementedError
+
+    def mark(self) -> dict[str, Any]:
+        """What translating a part again must forget (see :meth:`forget`): the
+        refusals recorded and statements counted so far."""
+        return {"refusals": len(self.refusals), "statements": self.statements}
+
+    def forget(self, mark: dict[str, Any]) -> None:
+        """Forget what was noted since ``mark``, so that a part translated
+        once more (with other types) is not counted or reported twice."""
+        del self.refusals[mark["refusals"] :]
+        self.statements = mark["statements"]
 
     def new_key(self) -> int:
         """A fresh key for a hole."""
@@ -240,7 +260,7 @@ class Flow(Builtins):
                 have.append((key, e.read(name), t))
         joined: Type | None = have[0][2]
         for _, _, t in have[1:]:
-            joined = _join(joined, t) if joined is not None else None
+            joined = join_types(joined, t) if joined is not None else None
         if joined is None:
             return None
         for key, arrow, t in have:
@@ -251,8 +271,10 @@ class Flow(Builtins):
         return joined
 
 
-def _join(a: Type, b: Type) -> Type | None:
-    """The least type holding ``a`` and ``b`` that the join converts to, or ``None``."""
+def join_types(a: Type, b: Type) -> Type | None:
+    """The least type holding ``a`` and ``b`` that :meth:`Flow.convert` takes
+    both to, or ``None``: ``None`` and ``T`` make ``T | None``, so do ``T``
+    and ``T | None``, and a record joins a variant it is a case of."""
     if a == b:
         return a
     if a == UNIT:
@@ -262,7 +284,7 @@ def _join(a: Type, b: Type) -> Type | None:
     if isinstance(a, OptionT) or isinstance(b, OptionT):
         ia = a.item if isinstance(a, OptionT) else a
         ib = b.item if isinstance(b, OptionT) else b
-        inner = _join(ia, ib)
+        inner = join_types(ia, ib)
         return None if inner is None else OptionT(inner)
     for r, v in ((a, b), (b, a)):
         if isinstance(r, RecordT) and isinstance(v, VariantT) and v.payload(r.name) == r:

@@ -142,8 +142,7 @@ class Inference(Methods):
             kind = ListT(probe)
         else:
             return None
-        saved = (len(self.refusals), self.statements, len(self._changes))
-        shares = {k: dict(v) for k, v in self._shares.items()}
+        mark = self.mark()
         ends = len(exit.ends) if isinstance(exit, Join) else 0
         _, env1 = env.rebuild(env.names(), [(name, Val(Const(kind, []), kind))])
         found: Type | None = None
@@ -156,10 +155,7 @@ class Inference(Methods):
         except (FrontendError, Enough):
             pass
         finally:
-            del self.refusals[saved[0] :]
-            self.statements = saved[1]
-            del self._changes[saved[2] :]
-            self._shares = shares
+            self.forget(mark)
             if isinstance(exit, Join):
                 del exit.ends[ends:]
         return found

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 
@@ -97,6 +98,19 @@ class Mutations(Patterns):
         self._shares: dict[str, dict[str, ast.AST]] = {}
         self._changes: list[_Change] = []
         self._node: ast.AST = src.tree
+
+    def mark(self) -> dict[str, Any]:
+        """Also the changes and sharing noted so far."""
+        return {
+            **super().mark(),
+            "changes": len(self._changes),
+            "shares": {k: dict(v) for k, v in self._shares.items()},
+        }
+
+    def forget(self, mark: dict[str, Any]) -> None:
+        super().forget(mark)
+        del self._changes[mark["changes"] :]
+        self._shares = mark["shares"]
 
     # -- sharing ---------------------------------------------------------------
 

@@ -15,8 +15,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arrowloop import FrontendError, arrow, statemachine
+from arrowloop.check import is_subtype
 from arrowloop.machine import Machine
-from arrowloop.typesys import from_json, json_reader, json_writer, to_json, validate
+from arrowloop.typesys import (
+    INT,
+    STR,
+    OptionT,
+    VariantT,
+    from_json,
+    json_reader,
+    json_writer,
+    to_json,
+    validate,
+)
 from tests.differential import run_differential
 from tests.profiles import examples
 
@@ -384,3 +395,12 @@ def test_a_loop_changing_a_type_that_does_not_join_is_refused() -> None:
             for x in xs:
                 v = str(x)  # type: ignore[assignment]
             return len(str(v))
+
+
+def test_a_plain_case_is_no_subtype_of_a_case_represented_otherwise() -> None:
+    # Under the tag int, an int is the value itself; an int | None is a Tagged.
+    plain = VariantT("", (("int", INT), ("ok", STR)))
+    tagged = VariantT("", (("int", OptionT(INT)), ("ok", STR)))
+    wider = VariantT("", (("int", INT), ("ok", STR), ("str", STR)))
+    assert not is_subtype(plain, tagged)
+    assert is_subtype(plain, wider)

@@ -16,6 +16,10 @@ Part of the Python front end, a layer of the translator.
   around it does not show.
 * Unpacking a list, ``a, b = xs``: the items, after a check of the length
   that fails the step with Python's ``ValueError``.
+* ``xs = []`` or ``s = set()`` with nothing to tell the item type: the type
+  the first later use needs (``xs.append(x)``, ``return xs``), found by
+  translating the statements after it once with the item type a probe (a
+  type variable of its own); what that translation noted is forgotten.
 """
 
 from __future__ import annotations

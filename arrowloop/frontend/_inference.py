@@ -216,21 +216,34 @@ class Inference(Methods):
         try:
             return super().binop(node, left, op, right, env)
         except FrontendError as err:
-            for i, side in enumerate((left, right)):
-                ok = frozenset(id(n) for n in _value_positions(side))
-                outer = self.floats_ok
-                try:
-                    self.floats_ok = outer | ok
-                    converted = self.expr(side, env)
-                finally:
-                    self.floats_ok = outer
-                if converted.type != FLOAT:
-                    continue
-                other = self.expr(right if i == 0 else left, env)
-                if other.type == FLOAT or (isinstance(op, ast.Div) and other.type == INT):
-                    a, b = (converted, other) if i == 0 else (other, converted)
-                    return self.combine(node, op, a, b)
-            raise err
+            # Translated again with int literals as floats: a refusal there
+            # (a literal with no equal float) is the one to report.
+            found = self.float_operands(node, left, op, right, env)
+            if found is None:
+                raise err from None
+            return found
+
+    def float_operands(
+        self, node: ast.AST, left: ast.expr, op: ast.operator, right: ast.expr, env: Env
+    ) -> Val | None:
+        """``left op right`` with the int literals of one operand taken as
+        floats, when the other operand is a float (or the int divisor of
+        ``/``); else ``None``."""
+        for i, side in enumerate((left, right)):
+            ok = frozenset(id(n) for n in _value_positions(side))
+            outer = self.floats_ok
+            try:
+                self.floats_ok = outer | ok
+                converted = self.expr(side, env)
+            finally:
+                self.floats_ok = outer
+            if converted.type != FLOAT:
+                continue
+            other = self.expr(right if i == 0 else left, env)
+            if other.type == FLOAT or (isinstance(op, ast.Div) and other.type == INT):
+                a, b = (converted, other) if i == 0 else (other, converted)
+                return self.combine(node, op, a, b)
+        return None
 
     # -- sums of floats ----------------------------------------------------------------
 

@@ -404,3 +404,16 @@ def test_a_plain_case_is_no_subtype_of_a_case_represented_otherwise() -> None:
     wider = VariantT("", (("int", INT), ("ok", STR), ("str", STR)))
     assert not is_subtype(plain, tagged)
     assert is_subtype(plain, wider)
+
+
+@arrow
+def pick(n: int, g: Greeting | str) -> Greeting | str:
+    out = g
+    if n > 0:
+        out = str(n)  # str joins Greeting | str, of which it is a case
+    return out
+
+
+@given(st.integers(-2, 2), st.builds(Greeting, st.sampled_from("ab")) | st.sampled_from(["x"]))
+def test_a_plain_value_joins_a_union_it_is_a_case_of(n: int, g: Greeting | str) -> None:
+    assert pick.compiled(n, g) == pick(n, g)

@@ -25,7 +25,7 @@ from arrowloop.errors import FrontendError
 from arrowloop.frontend._builtins import Builtins
 from arrowloop.frontend._env import Env, Hole, Slot, fill_holes, reads, tuple_of
 from arrowloop.frontend._typing import show
-from arrowloop.typesys import UNIT, OptionT, RecordT, Type, VariantT
+from arrowloop.typesys import UNIT, OptionT, RecordT, Type, VariantT, plain_tag
 
 __all__ = [
     "Exit",
@@ -274,7 +274,8 @@ class Flow(Builtins):
 def join_types(a: Type, b: Type) -> Type | None:
     """The least type holding ``a`` and ``b`` that :meth:`Flow.convert` takes
     both to, or ``None``: ``None`` and ``T`` make ``T | None``, so do ``T``
-    and ``T | None``, and a record joins a variant it is a case of."""
+    and ``T | None``, and a record (or a plain value, ``str``) joins a
+    variant it is a case of."""
     if a == b:
         return a
     if a == UNIT:
@@ -287,7 +288,10 @@ def join_types(a: Type, b: Type) -> Type | None:
         inner = join_types(ia, ib)
         return None if inner is None else OptionT(inner)
     for r, v in ((a, b), (b, a)):
-        if isinstance(r, RecordT) and isinstance(v, VariantT) and v.payload(r.name) == r:
+        if not isinstance(v, VariantT):
+            continue
+        tag = r.name if isinstance(r, RecordT) else plain_tag(r)
+        if tag is not None and v.payload(tag) == r:
             return v
     return None
 

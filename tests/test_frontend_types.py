@@ -319,8 +319,11 @@ def kind(x: bool | int | float | list[int]) -> tuple[str, bool | int | float | l
     return "list", x
 
 
+#: Messages of Greeting | str | int (ints within the wire's 64 bits).
 MSGS = st.one_of(
-    st.builds(Greeting, st.sampled_from("ab")), st.sampled_from(["a", "bb"]), st.integers()
+    st.builds(Greeting, st.sampled_from("ab")),
+    st.sampled_from(["a", "bb"]),
+    st.integers(-(2**63), 2**63 - 1),
 )
 
 

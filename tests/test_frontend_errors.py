@@ -167,7 +167,7 @@ def maybe_unbound(n: int) -> int:
 
 
 def power(n: int) -> int:
-    return n**2  # here
+    return n << 2  # here
 
 
 def missing_annotation(n) -> int:  # type: ignore[no-untyped-def]  # here
@@ -254,7 +254,7 @@ CASES: list[tuple[Callable[..., Any], str, str]] = [
     (field_of_variant, "reply.n", "cannot read .n of a value of the variant type Ack | Count"),
     (used_before_assigned, "k", "the local variable k is used before it is assigned"),
     (maybe_unbound, "m", "m may be unbound here: not every path through the if"),
-    (power, "n**2", "the operator ** is not supported"),
+    (power, "n << 2", "the operator << is not supported"),
     (missing_annotation, "def", "expected an annotation for the parameter n"),
     (unknown_class_pattern, "Box()", "Box is not a case of the variant IncrCount | ReadCount"),
     (with_statement, "with", "with statements are not supported"),
@@ -302,12 +302,12 @@ def test_error_in_an_indented_function_points_into_the_file() -> None:
 
         @arrow
         def inner(n: int) -> int:
-            return n**2
+            return n << 2
 
     lines, start = inspect.getsourcelines(test_error_in_an_indented_function_points_into_the_file)
-    k = next(i for i, line in enumerate(lines) if "return n**2" in line)
+    k = next(i for i, line in enumerate(lines) if "return n << 2" in line)
     assert info.value.lineno == start + k
-    assert info.value.offset == lines[k].index("n**2") + 1
+    assert info.value.offset == lines[k].index("n << 2") + 1
 
 
 def test_closure_over_a_free_variable_is_refused() -> None:
@@ -432,28 +432,28 @@ def test_refusals_are_capped() -> None:
     limit = FrontendError.MAX_REFUSALS
 
     def many(n: int) -> int:
-        a1 = n**1
-        a2 = n**2
-        a3 = n**3
-        a4 = n**4
-        a5 = n**5
-        a6 = n**6
-        a7 = n**7
-        a8 = n**8
-        a9 = n**9
-        a10 = n**10
-        a11 = n**11
-        a12 = n**12
-        a13 = n**13
-        a14 = n**14
-        a15 = n**15
-        a16 = n**16
-        a17 = n**17
-        a18 = n**18
-        a19 = n**19
-        a20 = n**20
-        a21 = n**21
-        a22 = n**22
+        a1 = n << 1
+        a2 = n << 2
+        a3 = n << 3
+        a4 = n << 4
+        a5 = n << 5
+        a6 = n << 6
+        a7 = n << 7
+        a8 = n << 8
+        a9 = n << 9
+        a10 = n << 10
+        a11 = n << 11
+        a12 = n << 12
+        a13 = n << 13
+        a14 = n << 14
+        a15 = n << 15
+        a16 = n << 16
+        a17 = n << 17
+        a18 = n << 18
+        a19 = n << 19
+        a20 = n << 20
+        a21 = n << 21
+        a22 = n << 22
         return (
             a1
             + a2
@@ -491,7 +491,7 @@ def test_a_single_refusal_keeps_its_one_line_form() -> None:
 
 
 def refused_condition(n: int, xs: list[int]) -> int:
-    if n**2 > 4:  # here: n**2
+    if n << 2 > 4:  # here: n << 2
         xs.sort()  # here: xs.sort
         return 1
     else:

@@ -38,6 +38,7 @@ from arrowloop.arrows._build import (
     split,
     type_of_value,
 )
+from arrowloop.arrows._mathprims import MAX_POW_BITS, MAX_REPEAT
 from arrowloop.arrows._nodes import (
     Arrow,
     Case,
@@ -101,6 +102,8 @@ __all__ = [
     "MAX_PRIMITIVES",
     "primitive",
     "FORMAT_PREFIX",
+    "MAX_POW_BITS",
+    "MAX_REPEAT",
     "format_primitive",
     "raised_class",
     "id_",

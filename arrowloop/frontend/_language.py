@@ -3,17 +3,17 @@
 Part of the Python front end. :class:`Language` stacks, bottom up, the
 statement translator (:mod:`arrowloop.frontend._stmts`), strings and
 f-strings (``_strings.py``), ``raise``/``assert`` (``_failures.py``),
-narrowing (``_narrowing.py``) and record methods and factory defaults
-(``_methods.py``); each layer overrides a few methods and defers to the one
-below for the rest.
+narrowing (``_narrowing.py``), record methods and factory defaults
+(``_methods.py``) and more of the standard library (``_stdlib.py``); each
+layer overrides a few methods and defers to the one below for the rest.
 """
 
 from __future__ import annotations
 
-from arrowloop.frontend._methods import Methods
+from arrowloop.frontend._stdlib import Stdlib
 
 __all__ = ["Language"]
 
 
-class Language(Methods):
+class Language(Stdlib):
     """The translator the decorators use."""

@@ -1,0 +1,144 @@
+"""More primitives of the standard library: ``math``, powers, repetition,
+``partition``, ``strip(chars)``, ``list.count``, ``next(iter(x))`` and the
+``repr`` of lists.
+
+Part of layer 2 (arrows), beside :mod:`arrowloop.arrows._prims` (the
+registry) and :mod:`arrowloop.arrows._strprims`; installed into the
+process-wide registry when the package is imported. Each primitive calls
+Python's own operation, so its results and exceptions are Python's, with
+two kinds of exception, both raised as errors that fail the step:
+
+* **size bounds**: ``a ** b`` of ints and ``s * n`` (repetition) compute in
+  Python whatever they are asked, so a one-line program could ask for
+  ``2 ** 10**12`` or ``"x" * 10**12`` and hold a server for hours. Here an
+  int power whose result would have more than :data:`MAX_POW_BITS` bits
+  and a repetition longer than :data:`MAX_REPEAT` items raise
+  ``OverflowError`` instead (the limits are part of these primitives'
+  meaning, hence of every version that names them);
+* **types**: ``int ** negative int`` is a float in Python and a power of a
+  negative number to a fractional exponent is a complex number; a program's
+  types are fixed, so ``pow`` of ints raises ``ValueError`` on a negative
+  exponent (write ``float(a) ** b``) and ``pow`` of floats raises
+  ``ValueError`` where Python would give a complex.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Final
+
+from arrowloop.arrows._prims import PRIMITIVES, Registry
+from arrowloop.typesys import (
+    BOOL,
+    FLOAT,
+    INT,
+    STR,
+    ListT,
+    MapT,
+    TupleT,
+    TVar,
+    Type,
+    values_equal,
+)
+
+__all__ = ["MAX_POW_BITS", "MAX_REPEAT", "install_math"]
+
+#: The most bits an int power may have (``2 ** 65536`` is about 20,000 digits).
+MAX_POW_BITS: Final = 1 << 16
+#: The most items (characters of a str) a repetition ``s * n`` may make.
+MAX_REPEAT: Final = 10_000_000
+
+_A = TVar(0)
+_K = TVar(1)
+
+
+def _int_pow(a: int, b: int) -> int:
+    if b < 0:
+        if a == 0:
+            raise ZeroDivisionError("0.0 cannot be raised to a negative power")  # Python's
+        raise ValueError(
+            f"{a} ** {b}: an int to a negative power is a float in Python, and this "
+            "power was compiled as an int; write float(a) ** b"
+        )
+    if abs(a) > 1 and b * math.log2(abs(a)) > MAX_POW_BITS:
+        raise OverflowError(
+            f"{a} ** {b} has more than {MAX_POW_BITS} bits (the limit of pow on ints)"
+        )
+    result: int = a**b
+    return result
+
+
+def _float_pow(a: float, b: float) -> float:
+    r = a**b
+    if isinstance(r, complex):
+        raise ValueError(
+            f"{a!r} ** {b!r} is a complex number in Python (a negative base to a fractional "
+            "power); arrowloop has no complex numbers"
+        )
+    return float(r)
+
+
+def _repeat(xs: Any, n: int) -> Any:
+    if n > 0 and len(xs) * n > MAX_REPEAT:
+        raise OverflowError(
+            f"repeating {len(xs)} items {n} times makes more than {MAX_REPEAT} (the limit of *)"
+        )
+    return xs * n
+
+
+def _repeat_left(n: int, xs: Any) -> Any:
+    return _repeat(xs, n)
+
+
+def _list_count(xs: list[Any], x: Any) -> int:
+    # IEEE equality inside structures, like eq and list_has (docs/arrows.md, 5.3).
+    return sum(1 for y in xs if values_equal(y, x))
+
+
+def _first(xs: Any) -> Any:
+    return next(iter(xs))  # StopIteration when empty, as Python's next(iter(xs))
+
+
+def _first_or(xs: Any, default: Any) -> Any:
+    return next(iter(xs), default)
+
+
+def install_math(r: Registry) -> None:
+    """Register the primitives of this module in ``r``."""
+    reg = r.register
+    for a, b in ((FLOAT, FLOAT), (INT, FLOAT), (FLOAT, INT)):
+        reg("pow", TupleT((a, b)), FLOAT, _float_pow, doc="a ** b")
+    reg("pow", TupleT((INT, INT)), INT, _int_pow)
+    for n in (INT, FLOAT):
+        reg("math.sqrt", n, FLOAT, math.sqrt, doc="math.sqrt(x) (ValueError when x < 0)")
+        reg("math.ceil", n, INT, math.ceil, doc="math.ceil(x): the smallest int >= x")
+        reg("math.floor", n, INT, math.floor, doc="math.floor(x): the largest int <= x")
+        reg("math.trunc", n, INT, math.trunc, doc="math.trunc(x): toward zero")
+        reg("math.exp", n, FLOAT, math.exp, doc="math.exp(x)")
+        reg("math.log", n, FLOAT, math.log, doc="math.log(x): natural (ValueError when x <= 0)")
+        reg("math.log2", n, FLOAT, math.log2, doc="math.log2(x)")
+        reg("math.log10", n, FLOAT, math.log10, doc="math.log10(x)")
+    reg("math.isnan", FLOAT, BOOL, math.isnan, doc="math.isnan(x)")
+    reg("math.isinf", FLOAT, BOOL, math.isinf, doc="math.isinf(x)")
+    reg("math.isfinite", FLOAT, BOOL, math.isfinite, doc="math.isfinite(x)")
+    reg("repeat", TupleT((STR, INT)), STR, _repeat, doc="s * n (OverflowError past MAX_REPEAT)")
+    reg("repeat", TupleT((INT, STR)), STR, _repeat_left)
+    reg("repeat", TupleT((ListT(_A), INT)), ListT(_A), _repeat, result="fresh")
+    reg("repeat", TupleT((INT, ListT(_A))), ListT(_A), _repeat_left, result="fresh")
+    for m in ("strip", "lstrip", "rstrip"):
+        reg(m, TupleT((STR, STR)), STR, getattr(str, m), doc=f"s.{m}(chars)")
+    parts = TupleT((STR, STR, STR))
+    reg("partition", TupleT((STR, STR)), parts, str.partition, doc="s.partition(sep)")
+    reg("rpartition", TupleT((STR, STR)), parts, str.rpartition, doc="s.rpartition(sep)")
+    reg("list_count", TupleT((ListT(_A), _A)), INT, _list_count, doc="xs.count(x)")
+    collections: tuple[tuple[Type, Type], ...] = ((ListT(_A), _A), (MapT(_A, _K), _K), (STR, STR))
+    for t, item in collections:
+        reg("first", t, item, _first, result="element", doc="next(iter(x))")
+        reg("first_or", TupleT((t, item)), item, _first_or)
+    # Lists of scalars only: their repr is the same in every process (a set's
+    # order, or a class's repr, need not be).
+    for scalar in (INT, FLOAT, STR, BOOL):
+        reg("repr", ListT(scalar), STR, repr)
+
+
+install_math(PRIMITIVES)

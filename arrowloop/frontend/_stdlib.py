@@ -1,0 +1,230 @@
+"""Translating more of Python's standard library: ``math``, ``**``, repetition
+(``s * n``), ``str.partition``, ``strip(chars)``, ``list.count``,
+``next(iter(x))``, ``in`` on tuples and lists in f-strings.
+
+Part of the Python front end, a layer of the translator
+(:class:`arrowloop.frontend._language.Language` puts the layers together).
+Each construct is a primitive of ``arrowloop/arrows/_mathprims.py`` calling
+Python's own operation, so results and exceptions are Python's, except where
+that module's docstring says (bounded powers and repetitions, ``int ** -n``).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import math
+from typing import Any
+
+from arrowloop.arrows import Arrow, Const, Prim, Proj
+from arrowloop.compiler import mutable
+from arrowloop.frontend._env import Env, Val
+from arrowloop.frontend._exprs import int_literal
+from arrowloop.frontend._methods import Methods
+from arrowloop.frontend._typing import show
+from arrowloop.typesys import BOOL, FLOAT, INT, STR, ListT, MapT, TupleT
+
+__all__ = ["Stdlib"]
+
+#: The functions of ``math`` with a primitive of their own (``math.<name>``).
+_MATH = {
+    getattr(math, name): f"math.{name}"
+    for name in (
+        "sqrt",
+        "ceil",
+        "floor",
+        "trunc",
+        "exp",
+        "log",
+        "log2",
+        "log10",
+        "isnan",
+        "isinf",
+        "isfinite",
+    )
+}
+_STRIPS = ("strip", "lstrip", "rstrip")
+_SCALARS = (INT, FLOAT, STR, BOOL)
+
+
+class Stdlib(Methods):
+    """``math``, powers, repetition and more methods of str and list."""
+
+    def call_object(self, node: ast.Call, obj: Any, env: Env) -> Val:
+        """``math.sqrt(x)`` and the other ``math`` functions, ``pow(a, b)``,
+        ``next(iter(x))``; else as before."""
+        name = _MATH.get(obj) if _hashable(obj) else None
+        if name is not None:
+            (v,) = self.positional(node, env, name, 1)
+            return self.prim(name, [v], node, name)
+        if obj is builtins.pow:
+            a, b = self.positional(node, env, "pow", 2)
+            return self.power(node, a, b, node.args[1])
+        if obj is builtins.next:
+            return self.next_(node, env)
+        return super().call_object(node, obj, env)
+
+    def next_(self, node: ast.Call, env: Env) -> Val:
+        """``next(iter(x))``, ``next(iter(x), default)``: the first item of a
+        list or str, the first key of a dict (``StopIteration`` when empty)."""
+        arg = node.args[0] if node.args else None
+        if (
+            node.keywords
+            or len(node.args) not in (1, 2)
+            or not isinstance(arg, ast.Call)
+            or self.src.static(arg.func, self.locals) is not builtins.iter
+            or len(arg.args) != 1
+            or arg.keywords
+        ):
+            self.fail(
+                node,
+                "next(...) is supported as next(iter(x)) or next(iter(x), default), the first "
+                "item of a list or str or the first key of a dict; iterate with a for loop "
+                "for the rest",
+                "next(iter(x))",
+                ast.unparse(node)[:40],
+            )
+        xs = self.expr(arg.args[0], env)
+        t = xs.type
+        if not (t == STR or isinstance(t, ListT | MapT)):
+            self.mismatch(arg, "a list, str or dict for next(iter(x))", t)
+        item = t.key if isinstance(t, MapT) else t.item if isinstance(t, ListT) else STR
+        if len(node.args) == 1:
+            return self.prim("first", [xs], node, "next(iter(x))")
+        default = self.expr(node.args[1], env, item)
+        return self.prim("first_or", [xs, default], node, "next(iter(x), default)")
+
+    # -- operators ----------------------------------------------------------
+
+    def binop(
+        self, node: ast.AST, left: ast.expr, op: ast.operator, right: ast.expr, env: Env
+    ) -> Val:
+        """``a ** b`` and ``s * n``; the rest as before."""
+        if isinstance(op, ast.Pow):
+            a = self.expr(left, env)
+            return self.power(node, a, self.expr(right, env), right)
+        if isinstance(op, ast.Mult):
+            a = self.expr(left, env)
+            if a.type == STR or isinstance(a.type, ListT):
+                return self.combine(node, op, a, self.expr(right, env))
+            if a.type == INT:
+                b = self.expr(right, env)
+                if b.type == STR or isinstance(b.type, ListT):
+                    return self.combine(node, op, a, b)
+        return super().binop(node, left, op, right, env)
+
+    def combine(self, node: ast.AST, op: ast.operator, a: Val, b: Val) -> Val:
+        """``a op b`` of two translated operands: also ``**`` and repetition."""
+        if isinstance(op, ast.Pow):
+            return self.power(node, a, b, None)
+        if isinstance(op, ast.Mult) and INT in (a.type, b.type):
+            seq = b if a.type == INT else a
+            if seq.type == STR or isinstance(seq.type, ListT):
+                if isinstance(seq.type, ListT) and mutable(seq.type.item):
+                    self.fail(
+                        node,
+                        f"repeating a {show(seq.type)} repeats the same inner lists or dicts "
+                        "in Python (changing one changes all), which arrowloop values cannot "
+                        "do; build it with a comprehension ([[] for _ in range(n)])",
+                        "a list of immutable items",
+                        show(seq.type),
+                    )
+                return self.prim("repeat", [a, b], node, "the operator *")
+        return super().combine(node, op, a, b)
+
+    def power(self, node: ast.AST, a: Val, b: Val, exponent: ast.expr | None) -> Val:
+        """``a ** b``: an int for ints (a constant negative exponent gives the
+        float Python gives; a negative one at run time raises), else a float."""
+        if a.type not in (INT, FLOAT) or b.type not in (INT, FLOAT):
+            self.fail(
+                node,
+                f"** takes int or float operands, found {show(a.type)} and {show(b.type)}",
+                "int or float operands",
+                f"{show(a.type)}, {show(b.type)}",
+            )
+        k = int_literal(exponent) if exponent is not None else None
+        if a.type == INT and b.type == INT and k is not None and k < 0:
+            a = self.prim("float_of_int", [a], node, "**")
+        return self.prim("pow", [a, b], node, "the operator **")
+
+    def compare_one(
+        self, node: ast.AST, left: ast.expr, op: ast.cmpop, right: ast.expr, env: Env
+    ) -> Arrow:
+        """``x in (a, b, c)`` and ``x in t`` of a tuple of one item type."""
+        if isinstance(op, ast.In | ast.NotIn):
+            if isinstance(right, ast.Tuple) and not any(
+                isinstance(e, ast.Starred) for e in right.elts
+            ):
+                # The tuple's items are evaluated, then searched: a list does the same.
+                shown = ast.copy_location(ast.List(right.elts, ast.Load()), right)
+                return super().compare_one(node, left, op, shown, env)
+            b = self.expr(right, env)
+            if isinstance(b.type, TupleT):
+                xs = self.tuple_list(right, b)
+                a = self.expr(left, env, xs.type.item if isinstance(xs.type, ListT) else None)
+                test = self.prim("list_has", [a, xs], node, "in").arrow
+                return test >> Prim("not") if isinstance(op, ast.NotIn) else test
+        return super().compare_one(node, left, op, right, env)
+
+    def tuple_list(self, node: ast.expr, t: Val) -> Val:
+        """The items of the tuple ``t`` (of one item type) as a list."""
+        assert isinstance(t.type, TupleT)
+        items = t.type.items
+        if not items or len(set(items)) != 1:
+            self.fail(
+                node,
+                f"'in' on a tuple needs items of one type, found {show(t.type)}; "
+                "compare with == one by one",
+                "a tuple of one item type",
+                show(t.type),
+            )
+        lt = ListT(items[0])
+        n = len(items)
+        acc = Val(Const(lt, []), lt)
+        for i in range(n):
+            acc = self.prim("append", [acc, Val(Proj(i, n), items[0])], node, "in")
+        return Val(t.arrow >> acc.arrow, lt)
+
+    # -- methods --------------------------------------------------------------
+
+    def method(self, node: ast.Call, f: ast.Attribute, env: Env) -> Val:
+        """``s.strip(chars)``, ``s.partition(sep)``, ``xs.count(x)``; else as before."""
+        m = f.attr
+        if (m in _STRIPS and len(node.args) == 1) or m in ("partition", "rpartition", "count"):
+            recv = self.expr(f.value, env)
+            if recv.type == STR and m != "count":
+                (arg,) = self.positional(node, env, f"str.{m}", 1)
+                return self.prim(m, [recv, arg], node, f"str.{m}")
+            if isinstance(recv.type, ListT) and m == "count":
+                if len(node.args) != 1 or node.keywords:
+                    self.fail(node, "list.count takes one positional argument")
+                x = self.expr(node.args[0], env, recv.type.item)
+                return self.prim("list_count", [recv, x], node, "list.count")
+        return super().method(node, f, env)
+
+    # -- f-strings ------------------------------------------------------------
+
+    def formatted(self, part: ast.FormattedValue, env: Env) -> Val:
+        """``{xs}`` of a list of ints, floats, strs or bools: its ``repr``, as
+        Python's ``str`` of a list; the rest as before."""
+        v = self.expr(part.value, env)
+        t = v.type
+        if isinstance(t, ListT) and t.item in _SCALARS:
+            if part.format_spec is not None or part.conversion == ord("a"):
+                self.fail(
+                    part,
+                    "a list in an f-string is supported as {xs} or {xs!r} (its repr), without "
+                    "a format spec",
+                    "{xs}",
+                    ast.unparse(part)[:40],
+                )
+            return self.prim("repr", [v], part, "a list in an f-string")
+        return super().formatted(part, env)
+
+
+def _hashable(obj: Any) -> bool:
+    try:
+        hash(obj)
+    except TypeError:
+        return False
+    return True

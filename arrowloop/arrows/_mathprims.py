@@ -130,6 +130,14 @@ def install_math(r: Registry) -> None:
     parts = TupleT((STR, STR, STR))
     reg("partition", TupleT((STR, STR)), parts, str.partition, doc="s.partition(sep)")
     reg("rpartition", TupleT((STR, STR)), parts, str.rpartition, doc="s.rpartition(sep)")
+    reg(
+        "map_of_items",
+        ListT(TupleT((_K, _A))),
+        MapT(_A, _K),
+        dict,
+        result="fresh",
+        doc="dict(pairs), in the pairs' order (a later pair of a key replaces its value)",
+    )
     reg("list_count", TupleT((ListT(_A), _A)), INT, _list_count, doc="xs.count(x)")
     collections: tuple[tuple[Type, Type], ...] = ((ListT(_A), _A), (MapT(_A, _K), _K), (STR, STR))
     for t, item in collections:

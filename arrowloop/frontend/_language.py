@@ -4,16 +4,17 @@ Part of the Python front end. :class:`Language` stacks, bottom up, the
 statement translator (:mod:`arrowloop.frontend._stmts`), strings and
 f-strings (``_strings.py``), ``raise``/``assert`` (``_failures.py``),
 narrowing (``_narrowing.py``), record methods and factory defaults
-(``_methods.py``) and more of the standard library (``_stdlib.py``); each
-layer overrides a few methods and defers to the one below for the rest.
+(``_methods.py``), more of the standard library (``_stdlib.py``), and
+module-level containers and helper functions (``_globals.py``); each layer
+overrides a few methods and defers to the one below for the rest.
 """
 
 from __future__ import annotations
 
-from arrowloop.frontend._stdlib import Stdlib
+from arrowloop.frontend._globals import Globals
 
 __all__ = ["Language"]
 
 
-class Language(Stdlib):
+class Language(Globals):
     """The translator the decorators use."""

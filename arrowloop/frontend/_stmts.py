@@ -42,8 +42,6 @@ from arrowloop.typesys import INT, ListT, MapT, OptionT, SetT, TupleT, Type
 __all__ = ["Translator"]
 
 _REFUSED: dict[type[ast.stmt], str] = {
-    ast.While: "while loops are not supported; loop over a list with for x in xs: "
-    "(a fold), or register a primitive",
     ast.Try: "try/except is not supported: the function must not raise; return an error "
     "value in the output instead",
     ast.Raise: "raise is not supported: return an error value in the output instead",

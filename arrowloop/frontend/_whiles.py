@@ -1,0 +1,98 @@
+"""Translating ``while`` loops into the ``While`` node.
+
+Part of the Python front end, a layer of the translator
+(:class:`arrowloop.frontend._language.Language` puts the layers together).
+``while c: body`` is ``While(cond, body)`` over the tuple of the names the
+loop reads or updates that exist before it (as a ``for`` loop's fold
+accumulator): the condition is evaluated on that tuple, the body maps it to
+its next value, and after the loop those names hold their last values.
+``break``, ``continue``, ``return`` and ``else`` were rewritten into flags
+before the translation (:mod:`arrowloop.frontend._loops`). A loop whose
+condition still holds after ``MAX_ITERATIONS`` iterations fails the step
+(``IterationLimitError``), where Python would go on, perhaps forever.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+
+from arrowloop.arrows import Arrow, Id, Proj, While
+from arrowloop.frontend._env import Env, Slot, assigned, fill_holes, reads, tuple_of
+from arrowloop.frontend._flow import REFUSED_ABOVE, Exit, Join
+from arrowloop.frontend._globals import Globals
+from arrowloop.frontend._typing import show
+
+__all__ = ["Whiles"]
+
+
+class Whiles(Globals):
+    """``while`` loops, on top of :class:`Globals`."""
+
+    def statement(
+        self, s: ast.stmt, rest: Sequence[ast.stmt], env: Env, exit: Exit
+    ) -> Arrow | tuple[Arrow, Env]:
+        """A ``while`` loop; the rest as before."""
+        if isinstance(s, ast.While):
+            return self.while_(s, rest, env, exit)
+        return super().statement(s, rest, env, exit)
+
+    def while_(
+        self, s: ast.While, rest: Sequence[ast.stmt], env: Env, exit: Exit
+    ) -> tuple[Arrow, Env]:
+        """``while c: body`` as a ``While`` node over the names it carries."""
+        if s.orelse:  # pragma: no cover - rewritten into flags (_loops.py)
+            self.fail(s.orelse[0], "while ... else is not supported")
+        live_after = self.live(rest, exit)
+        body_reads = reads([s.test, *s.body])
+        changed = assigned(s.body)
+        carried = [
+            n
+            for n in env.names()
+            if (n in body_reads or (n in changed and n in live_after)) and n not in env.unbound
+        ]
+        k = len(carried)
+        env_in = Env(
+            tuple(Slot(n, env.type_of(n)) for n in carried),
+            env.declared,
+            {},
+            env.narrowed - changed,
+        )
+        cond = self.condition(s.test, env_in)
+        join = Join(carried, frozenset(live_after | body_reads) | exit.after)
+        body = self.block(s.body, env_in, join, s)
+        ((key, end),) = join.ends
+        for n in carried:
+            if end.unbound.get(n) == REFUSED_ABOVE:
+                self.fail(s, REFUSED_ABOVE)
+            if end.find(n) is None or n in end.unbound:
+                self.fail(s, f"{n} may be unbound at the end of the loop body")
+            if end.type_of(n) != env.type_of(n):
+                self.fail(
+                    s,
+                    f"{n} changes type in the loop, from {show(env.type_of(n))} to "
+                    f"{show(end.type_of(n))}; declare its type before the loop ({n}: T = ...)",
+                    show(env.type_of(n)),
+                    show(end.type_of(n)),
+                )
+        body = fill_holes(body, {key: tuple_of([end.read(n) for n in carried])})
+        loop = tuple_of([env.read(n) for n in carried]) >> While(cond, body)
+        kept = [n for n in env.names() if n in live_after and n not in carried]
+        parts = [Proj(0, 2) >> env.read(n) for n in kept]
+        parts += [Proj(1, 2) >> Proj(i, k) for i in range(k)]
+        line = self.src.file_line(s)
+        unbound = dict(env.unbound)
+        for n in changed - set(carried):
+            if unbound.get(n) == REFUSED_ABOVE:
+                continue
+            unbound[n] = (
+                f"{n} is not available after the while loop at line {line} (it is assigned "
+                "only inside it, and the loop may run no times); assign it before the loop"
+            )
+        after_env = Env(
+            tuple(Slot(n, env.type_of(n)) for n in [*kept, *carried]),
+            env.declared,
+            unbound,
+            env.narrowed - changed,
+        )
+        return tuple_of([Id(), loop]) >> tuple_of(parts), after_env

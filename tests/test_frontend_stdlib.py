@@ -10,6 +10,7 @@ time, complex results) are tested on their own.
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Any
 
@@ -113,6 +114,32 @@ def shown(xs: list[int], ys: list[str], zs: list[float]) -> str:
     return f"queued {xs} {ys!r} {zs}"
 
 
+class Hue(enum.Enum):
+    """An enum with str values."""
+
+    RED = "red"
+    BLUE = "blue"
+
+
+class Level(enum.Enum):
+    """An enum with int values."""
+
+    LOW = 1
+    HIGH = 2
+
+
+@arrow
+def members(h: Hue, lv: Level) -> tuple[str, str, int, bool, bool]:
+    return h.value, h.name, lv.value, h is Hue.RED, lv is not Level.HIGH
+
+
+@arrow
+def unpacked(xs: list[int], pairs: list[list[str]]) -> tuple[int, int, list[str]]:
+    a, b = xs
+    out = [x + y for x, y in pairs]
+    return a, b, out
+
+
 CASES: list[tuple[PyFunction, Any]] = [
     (roots, st.tuples(FLOATS, SMALL_INTS)),
     (logs, FLOATS),
@@ -139,6 +166,14 @@ CASES: list[tuple[PyFunction, Any]] = [
     ),
     (first_key, st.dictionaries(st.text("abc", max_size=2), SMALL_INTS, max_size=3)),
     (in_tuples, st.tuples(SMALL_INTS, st.tuples(SMALL_INTS, SMALL_INTS, SMALL_INTS))),
+    (members, st.tuples(st.sampled_from(Hue), st.sampled_from(Level))),
+    (
+        unpacked,
+        st.tuples(
+            st.lists(SMALL_INTS, min_size=1, max_size=2),
+            st.lists(st.lists(TEXT, min_size=1, max_size=2), max_size=3),
+        ),
+    ),
     (
         shown,
         st.tuples(
@@ -210,6 +245,31 @@ def test_next_of_an_empty_dict_raises_stop_iteration() -> None:
     with pytest.raises(StopIteration):
         first_key.compiled({})
     assert first_key.compiled({"b": 1, "a": 2}) == "b"
+
+
+def test_unpacking_too_many_raises_value_error() -> None:
+    """a, b = xs of three items fails with ValueError, as in Python (3.11's message)."""
+    with pytest.raises(ValueError, match=r"too many values to unpack \(expected 2"):
+        unpacked.compiled([1, 2, 3], [])
+
+
+def test_enum_values_of_mixed_types_are_refused() -> None:
+    """.value of an enum whose values have different types has no one type: refused."""
+
+    class Mixed(enum.Enum):
+        A = 1
+        B = "b"
+
+    globals()["Mixed"] = Mixed
+    try:
+        with pytest.raises(FrontendError, match=r"not all int"):
+
+            @arrow
+            def value(m: Mixed) -> int:
+                return m.value  # type: ignore[no-any-return]
+
+    finally:
+        del globals()["Mixed"]
 
 
 def test_repeating_a_list_of_lists_is_refused() -> None:

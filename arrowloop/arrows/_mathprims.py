@@ -103,6 +103,16 @@ def _first_or(xs: Any, default: Any) -> Any:
     return next(iter(xs), default)
 
 
+def _unpack_check(xs: list[Any], n: int) -> list[Any]:
+    # Python 3.11's messages (3.13 adds the count to the second): pinned,
+    # so that a machine fails alike on every Python.
+    if len(xs) < n:
+        raise ValueError(f"not enough values to unpack (expected {n}, got {len(xs)})")
+    if len(xs) > n:
+        raise ValueError(f"too many values to unpack (expected {n})")
+    return xs
+
+
 def install_math(r: Registry) -> None:
     """Register the primitives of this module in ``r``."""
     reg = r.register
@@ -137,6 +147,14 @@ def install_math(r: Registry) -> None:
         dict,
         result="fresh",
         doc="dict(pairs), in the pairs' order (a later pair of a key replaces its value)",
+    )
+    reg(
+        "unpack_check",
+        TupleT((ListT(_A), INT)),
+        ListT(_A),
+        _unpack_check,
+        result="same",
+        doc="xs when it has n items, else Python's ValueError of a, b = xs",
     )
     reg("list_count", TupleT((ListT(_A), _A)), INT, _list_count, doc="xs.count(x)")
     collections: tuple[tuple[Type, Type], ...] = ((ListT(_A), _A), (MapT(_A, _K), _K), (STR, STR))

@@ -16,13 +16,14 @@ import builtins
 import math
 from typing import Any
 
-from arrowloop.arrows import Arrow, Const, Prim, Proj
+from arrowloop.arrows import Arrow, Case, Const, Prim, Proj
 from arrowloop.compiler import mutable
 from arrowloop.frontend._env import Env, Val
 from arrowloop.frontend._exprs import int_literal
 from arrowloop.frontend._methods import Methods
+from arrowloop.frontend._source import MISSING
 from arrowloop.frontend._typing import show
-from arrowloop.typesys import BOOL, FLOAT, INT, STR, ListT, MapT, TupleT
+from arrowloop.typesys import BOOL, FLOAT, INT, STR, ListT, MapT, TupleT, VariantT, enum_class
 
 __all__ = ["Stdlib"]
 
@@ -45,6 +46,7 @@ _MATH = {
 }
 _STRIPS = ("strip", "lstrip", "rstrip")
 _SCALARS = (INT, FLOAT, STR, BOOL)
+_SCALAR_OF = {int: INT, float: FLOAT, str: STR, bool: BOOL}
 
 
 class Stdlib(Methods):
@@ -150,7 +152,15 @@ class Stdlib(Methods):
     def compare_one(
         self, node: ast.AST, left: ast.expr, op: ast.cmpop, right: ast.expr, env: Env
     ) -> Arrow:
-        """``x in (a, b, c)`` and ``x in t`` of a tuple of one item type."""
+        """``x in (a, b, c)`` and ``x in t`` of a tuple of one item type;
+        ``x is Color.RED`` on enum members (one object per member: ``==``)."""
+        if isinstance(op, ast.Is | ast.IsNot) and not (
+            isinstance(right, ast.Constant) and right.value is None
+        ):
+            a, b = self.expr(left, env), self.expr(right, env)
+            if a.type == b.type and isinstance(a.type, VariantT) and enum_class(a.type):
+                name = "eq" if isinstance(op, ast.Is) else "ne"
+                return self.prim(name, [a, b], node, "is").arrow
         if isinstance(op, ast.In | ast.NotIn):
             if isinstance(right, ast.Tuple) and not any(
                 isinstance(e, ast.Starred) for e in right.elts
@@ -184,6 +194,46 @@ class Stdlib(Methods):
         for i in range(n):
             acc = self.prim("append", [acc, Val(Proj(i, n), items[0])], node, "in")
         return Val(t.arrow >> acc.arrow, lt)
+
+    def attribute(self, node: ast.Attribute, env: Env) -> Val:
+        """``m.value`` and ``m.name`` of an enum member; the rest as before."""
+        if node.attr in ("value", "name") and self.src.static(node, self.locals) is MISSING:
+            base = self.expr(node.value, env)
+            t = base.type
+            cls = enum_class(t) if isinstance(t, VariantT) else None
+            if cls is not None and isinstance(t, VariantT):
+                values = {tag: cls[tag].value if node.attr == "value" else tag for tag in t.tags}
+                kinds = {type(v) for v in values.values()}
+                vt = _SCALAR_OF.get(kinds.pop()) if len(kinds) == 1 else None
+                if vt is None:
+                    self.fail(
+                        node,
+                        f"the values of {cls.__name__} are not all int, all float, all str or "
+                        "all bool, so .value has no one type; match on the member instead",
+                        "values of one scalar type",
+                        cls.__name__,
+                    )
+                branches = tuple((tag, Const(vt, values[tag])) for tag in t.tags)
+                return Val(base.arrow >> Case(branches), vt)
+        return super().attribute(node, env)
+
+    def destructure(self, target: ast.expr, v: Val, env: Env) -> list[tuple[str, Val]]:
+        """``a, b = xs`` of a list: Python's ``ValueError`` unless it has as
+        many items as names, then the items; the rest as before."""
+        if isinstance(target, ast.Tuple | ast.List) and isinstance(v.type, ListT):
+            n = len(target.elts)
+            if any(isinstance(e, ast.Starred) for e in target.elts):
+                self.fail(target, "a starred name (a, *rest = xs) is not supported; use slices")
+            count = Val(Const(INT, n), INT)
+            checked = self.prim("unpack_check", [v, count], target, "unpacking a list")
+            out: list[tuple[str, Val]] = []
+            for i, elt in enumerate(target.elts):
+                item = self.prim(
+                    "item", [checked, Val(Const(INT, i), INT)], target, "unpacking a list"
+                )
+                out += self.destructure(elt, item, env)
+            return out
+        return super().destructure(target, v, env)
 
     # -- methods --------------------------------------------------------------
 

@@ -111,7 +111,7 @@ def in_tuples(x: int, t: tuple[int, int, int]) -> tuple[bool, bool, bool]:
 
 @arrow
 def shown(xs: list[int], ys: list[str], zs: list[float]) -> str:
-    return f"queued {xs} {ys!r} {zs}"
+    return f"queued {xs} {ys!r} {zs}" + str(xs) + repr(ys) + repr(len(xs)) + repr("a'b")
 
 
 class Hue(enum.Enum):

@@ -54,7 +54,7 @@ class Stdlib(Methods):
 
     def call_object(self, node: ast.Call, obj: Any, env: Env) -> Val:
         """``math.sqrt(x)`` and the other ``math`` functions, ``pow(a, b)``,
-        ``next(iter(x))``; else as before."""
+        ``next(iter(x))``, ``repr(x)`` and ``str(xs)`` of a list; else as before."""
         name = _MATH.get(obj) if _hashable(obj) else None
         if name is not None:
             (v,) = self.positional(node, env, name, 1)
@@ -64,6 +64,14 @@ class Stdlib(Methods):
             return self.power(node, a, b, node.args[1])
         if obj is builtins.next:
             return self.next_(node, env)
+        if obj is builtins.repr or (obj is str and len(node.args) == 1 and not node.keywords):
+            (v,) = self.positional(node, env, obj.__name__, 1)
+            t = v.type
+            scalar_list = isinstance(t, ListT) and t.item in _SCALARS
+            if scalar_list or (t in _SCALARS and obj is builtins.repr):
+                return self.prim("repr", [v], node, f"{obj.__name__}()")
+            if obj is builtins.repr:
+                self.mismatch(node, "an int, float, str or bool, or a list of them, for repr", t)
         return super().call_object(node, obj, env)
 
     def next_(self, node: ast.Call, env: Env) -> Val:

@@ -99,6 +99,18 @@ def lines(buf: str) -> tuple[str, list[str]]:
     return buf, out
 
 
+@arrow
+def chain(start: str, nxt: dict[str, str]) -> tuple[int, str]:
+    cur: str | None = start
+    last = start
+    n = 0
+    while cur is not None and n < 50:
+        last = cur
+        cur = nxt.get(cur)
+        n += 1
+    return n, last
+
+
 @statemachine(init={})
 def trim(key: str, d: dict[str, int]) -> tuple[dict[str, int], int]:
     d[key] = d.get(key, 0) + 1
@@ -121,6 +133,13 @@ CASES: list[tuple[PyFunction, Any]] = [
     (nested, st.tuples(st.lists(SMALL, max_size=5), st.integers(0, 10))),
     (greedy_change, st.integers(-5, 300)),
     (lines, st.text(alphabet="ab\r\n", max_size=10)),
+    (
+        chain,
+        st.tuples(
+            st.sampled_from("abc"),
+            st.dictionaries(st.sampled_from("abcd"), st.sampled_from("abcd"), max_size=4),
+        ),
+    ),
 ]
 
 

@@ -59,8 +59,10 @@ class Whiles(Globals):
             env.narrowed - changed,
         )
         cond = self.condition(s.test, env_in)
+        # The body runs where the condition held: while x is not None: narrows x.
+        env_body, _ = self.narrow(s.test, env_in)
         join = Join(carried, frozenset(live_after | body_reads) | exit.after)
-        body = self.block(s.body, env_in, join, s)
+        body = self.block(s.body, env_body, join, s)
         ((key, end),) = join.ends
         for n in carried:
             if end.unbound.get(n) == REFUSED_ABOVE:

@@ -37,7 +37,6 @@ from arrowloop.arrows import Const, Prim
 from arrowloop.errors import FrontendError, TypeDefinitionError, ValidationError
 from arrowloop.frontend._env import CHANGING_METHODS, Env, Val, place_root
 from arrowloop.frontend._flow import Exit
-from arrowloop.frontend._methods import _changes_parameters, _method_tree
 from arrowloop.frontend._objects import PyFunction
 from arrowloop.frontend._stdlib import Stdlib
 from arrowloop.frontend._typing import show
@@ -62,10 +61,6 @@ __all__ = ["Globals"]
 _CONTAINERS = (dict, list, set)
 #: Methods that change a dict, list or set in place.
 _CHANGERS = CHANGING_METHODS | {"insert", "remove", "sort", "reverse", "update", "popitem"}
-#: Helper functions compiled so far, by function and registry.
-_helpers: dict[tuple[Any, Any], PyFunction] = {}
-#: Helper functions being compiled (a call back to one is recursion).
-_compiling: set[Any] = set()
 
 
 class Globals(Stdlib):
@@ -241,36 +236,19 @@ class Globals(Stdlib):
 
     def helper(self, node: ast.AST, fn: Any) -> PyFunction:
         """``fn`` compiled like an ``@arrow`` function (once per registry)."""
-        key = (fn, self.registry)
-        found = _helpers.get(key)
-        if found is not None:
-            return found
-        name = fn.__qualname__
-        if fn in _compiling:
-            self.fail(node, f"recursion is not supported ({name} calls itself); use a for loop")
-        tree = _method_tree(fn)
-        changed = _changes_parameters(tree) if tree is not None else None
-        if changed is not None:
-            self.fail(
-                node,
-                f"the function {name} changes its argument {changed} in place: in Python the "
-                "caller's value would change too, but arrowloop values never share; return "
-                "the new value instead",
-                "a function that changes nothing",
-                changed,
-            )
         # _api imports this module (through _language): imported when needed.
         from arrowloop.frontend._api import arrow
 
-        _compiling.add(fn)
-        try:
-            made: PyFunction = arrow(fn, registry=self.registry)
-        except FrontendError as err:
-            self.fail(node, f"the function {name} called here is outside the subset: {err}")
-        finally:
-            _compiling.discard(fn)
-        _helpers[key] = made
-        return made
+        def compile() -> PyFunction:
+            try:
+                made: PyFunction = arrow(fn, registry=self.registry)
+            except FrontendError as err:
+                self.fail(
+                    node, f"the function {fn.__qualname__} called here is outside the subset: {err}"
+                )
+            return made
+
+        return self.compiled_once(node, fn, self.registry, "function", compile)
 
 
 def _one_type(g: Globals, values: Any) -> Type | None:

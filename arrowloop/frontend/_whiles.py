@@ -17,11 +17,10 @@ from __future__ import annotations
 import ast
 from collections.abc import Sequence
 
-from arrowloop.arrows import Arrow, Id, Proj, While
-from arrowloop.frontend._env import Env, Slot, assigned, fill_holes, reads, tuple_of
-from arrowloop.frontend._flow import REFUSED_ABOVE, Exit, Join
+from arrowloop.arrows import Arrow, While
+from arrowloop.frontend._env import Env, Slot, assigned, reads, tuple_of
+from arrowloop.frontend._flow import Exit, Join
 from arrowloop.frontend._globals import Globals
-from arrowloop.frontend._typing import show
 
 __all__ = ["Whiles"]
 
@@ -51,7 +50,6 @@ class Whiles(Globals):
             for n in env.names()
             if (n in body_reads or (n in changed and n in live_after)) and n not in env.unbound
         ]
-        k = len(carried)
         env_in = Env(
             tuple(Slot(n, env.type_of(n)) for n in carried),
             env.declared,
@@ -63,38 +61,6 @@ class Whiles(Globals):
         env_body, _ = self.narrow(s.test, env_in)
         join = Join(carried, frozenset(live_after | body_reads) | exit.after)
         body = self.block(s.body, env_body, join, s)
-        ((key, end),) = join.ends
-        for n in carried:
-            if end.unbound.get(n) == REFUSED_ABOVE:
-                self.fail(s, REFUSED_ABOVE)
-            if end.find(n) is None or n in end.unbound:
-                self.fail(s, f"{n} may be unbound at the end of the loop body")
-            if end.type_of(n) != env.type_of(n):
-                self.fail(
-                    s,
-                    f"{n} changes type in the loop, from {show(env.type_of(n))} to "
-                    f"{show(end.type_of(n))}; declare its type before the loop ({n}: T = ...)",
-                    show(env.type_of(n)),
-                    show(end.type_of(n)),
-                )
-        body = fill_holes(body, {key: tuple_of([end.read(n) for n in carried])})
+        body = self.loop_body_end(s, body, join, carried, env)
         loop = tuple_of([env.read(n) for n in carried]) >> While(cond, body)
-        kept = [n for n in env.names() if n in live_after and n not in carried]
-        parts = [Proj(0, 2) >> env.read(n) for n in kept]
-        parts += [Proj(1, 2) >> Proj(i, k) for i in range(k)]
-        line = self.src.file_line(s)
-        unbound = dict(env.unbound)
-        for n in changed - set(carried):
-            if unbound.get(n) == REFUSED_ABOVE:
-                continue
-            unbound[n] = (
-                f"{n} is not available after the while loop at line {line} (it is assigned "
-                "only inside it, and the loop may run no times); assign it before the loop"
-            )
-        after_env = Env(
-            tuple(Slot(n, env.type_of(n)) for n in [*kept, *carried]),
-            env.declared,
-            unbound,
-            env.narrowed - changed,
-        )
-        return tuple_of([Id(), loop]) >> tuple_of(parts), after_env
+        return self.after_loop(s, loop, carried, changed, live_after, env, "it may run no times")

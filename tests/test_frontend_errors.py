@@ -167,8 +167,8 @@ def maybe_unbound(n: int) -> int:
     return m  # here
 
 
-def power(n: int) -> int:
-    return n << 2  # here
+def unsupported_method(n: int) -> int:
+    return n.bit_length()  # here
 
 
 def missing_annotation(n) -> int:  # type: ignore[no-untyped-def]  # here
@@ -255,7 +255,7 @@ CASES: list[tuple[Callable[..., Any], str, str]] = [
     (field_of_variant, "reply.n", "cannot read .n of a value of the variant type Ack | Count"),
     (used_before_assigned, "k", "the local variable k is used before it is assigned"),
     (maybe_unbound, "m", "m may be unbound here: not every path through the if"),
-    (power, "n << 2", "the operator << is not supported"),
+    (unsupported_method, "n.bit_length()", "the method bit_length of int is not supported"),
     (missing_annotation, "def", "expected an annotation for the parameter n"),
     (unknown_class_pattern, "Box()", "Box is not a case of the variant IncrCount | ReadCount"),
     (with_statement, "with", "with statements are not supported"),
@@ -303,12 +303,12 @@ def test_error_in_an_indented_function_points_into_the_file() -> None:
 
         @arrow
         def inner(n: int) -> int:
-            return n << 2
+            return n.bit_length()
 
     lines, start = inspect.getsourcelines(test_error_in_an_indented_function_points_into_the_file)
-    k = next(i for i, line in enumerate(lines) if "return n << 2" in line)
+    k = next(i for i, line in enumerate(lines) if "return n.bit_length()" in line)
     assert info.value.lineno == start + k
-    assert info.value.offset == lines[k].index("n << 2") + 1
+    assert info.value.offset == lines[k].index("n.bit_length()") + 1
 
 
 def test_closure_over_a_free_variable_is_refused() -> None:
@@ -435,28 +435,28 @@ def test_refusals_are_capped() -> None:
     limit = FrontendError.MAX_REFUSALS
 
     def many(n: int) -> int:
-        a1 = n << 1
-        a2 = n << 2
-        a3 = n << 3
-        a4 = n << 4
-        a5 = n << 5
-        a6 = n << 6
-        a7 = n << 7
-        a8 = n << 8
-        a9 = n << 9
-        a10 = n << 10
-        a11 = n << 11
-        a12 = n << 12
-        a13 = n << 13
-        a14 = n << 14
-        a15 = n << 15
-        a16 = n << 16
-        a17 = n << 17
-        a18 = n << 18
-        a19 = n << 19
-        a20 = n << 20
-        a21 = n << 21
-        a22 = n << 22
+        a1 = n.bit_length() + 1
+        a2 = n.bit_length() + 2
+        a3 = n.bit_length() + 3
+        a4 = n.bit_length() + 4
+        a5 = n.bit_length() + 5
+        a6 = n.bit_length() + 6
+        a7 = n.bit_length() + 7
+        a8 = n.bit_length() + 8
+        a9 = n.bit_length() + 9
+        a10 = n.bit_length() + 10
+        a11 = n.bit_length() + 11
+        a12 = n.bit_length() + 12
+        a13 = n.bit_length() + 13
+        a14 = n.bit_length() + 14
+        a15 = n.bit_length() + 15
+        a16 = n.bit_length() + 16
+        a17 = n.bit_length() + 17
+        a18 = n.bit_length() + 18
+        a19 = n.bit_length() + 19
+        a20 = n.bit_length() + 20
+        a21 = n.bit_length() + 21
+        a22 = n.bit_length() + 22
         return (
             a1
             + a2
@@ -488,13 +488,13 @@ def test_refusals_are_capped() -> None:
 def test_a_single_refusal_keeps_its_one_line_form() -> None:
     """One refusal: str() is 'at path: message', and refusals holds the error itself."""
     with pytest.raises(FrontendError) as info:
-        arrow(power)
+        arrow(unsupported_method)
     assert info.value.refusals == (info.value,)
     assert str(info.value) == f"at {info.value.path}: {info.value.message}"
 
 
 def refused_condition(n: int, xs: list[int]) -> int:
-    if n << 2 > 4:  # here: n << 2
+    if n.bit_length() > 4:  # here: n.bit_length()
         xs.sort()  # here: xs.sort
         return 1
     else:

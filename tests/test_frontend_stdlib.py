@@ -140,6 +140,51 @@ def unpacked(xs: list[int], pairs: list[list[str]]) -> tuple[int, int, list[str]
     return a, b, out
 
 
+@arrow
+def str_methods(s: str, w: int) -> tuple[str, bool, bool, list[str], list[str], list[str], str]:
+    return (
+        s.capitalize() + s.swapcase() + s.casefold() + s.removeprefix("a") + s.removesuffix("b"),
+        s.isalnum() or s.isupper() or s.islower() or s.isdecimal() or s.isascii(),
+        s.startswith(("a", "B")) or s.endswith(("x", s[:1])),
+        s.splitlines(),
+        s.rsplit("a", 1) + s.split("a", 1) + s.rsplit("b"),
+        [str(s.rfind("a")), s.center(w), s.ljust(w, "*"), s.rjust(w), s.zfill(w)],
+        "".join(reversed(s)) + "-".join(sorted(s)),
+    )
+
+
+@arrow
+def indexes(s: str, xs: list[int], x: int) -> tuple[int, int, int]:
+    return s.index("a"), s.rindex("a"), xs.index(x)
+
+
+@arrow
+def formats(a: int, b: str, x: float) -> str:
+    first = "{} and {!r} or {:>6} {:.2f} {{}} {}".format(a, b, b, x, a)  # noqa: UP032
+    return first + "{1}{0}{1}".format(a, b)  # noqa: UP032
+
+
+@arrow
+def conversions(s: str, n: int, x: float) -> tuple[int, str, bool]:
+    return int(s, 16), hex(n) + bin(n) + oct(n), x.is_integer()
+
+
+@arrow
+def dicts(
+    ks: list[str], vs: list[int], d: dict[str, int], v: int
+) -> tuple[dict[str, int], dict[int, str], bool, bool]:
+    made = dict(zip(ks, vs, strict=False))
+    key = ks[0] if ks else ""
+    return made, dict(enumerate(ks)), v in d.values(), key not in d.keys()  # noqa: SIM118
+
+
+@arrow
+def bits(a: int, b: int) -> tuple[int, int, int, int, int, int]:
+    c = a
+    c ^= b
+    return a & b, a | b, c, a << (b % 8), a >> (b % 8), ~a
+
+
 CASES: list[tuple[PyFunction, Any]] = [
     (roots, st.tuples(FLOATS, SMALL_INTS)),
     (logs, FLOATS),
@@ -167,6 +212,20 @@ CASES: list[tuple[PyFunction, Any]] = [
     (first_key, st.dictionaries(st.text("abc", max_size=2), SMALL_INTS, max_size=3)),
     (in_tuples, st.tuples(SMALL_INTS, st.tuples(SMALL_INTS, SMALL_INTS, SMALL_INTS))),
     (members, st.tuples(st.sampled_from(Hue), st.sampled_from(Level))),
+    (str_methods, st.tuples(st.text(alphabet="aAbB1 \n\rx_", max_size=8), st.integers(-1, 9))),
+    (indexes, st.tuples(TEXT, st.lists(SMALL_INTS, max_size=4), SMALL_INTS)),
+    (formats, st.tuples(SMALL_INTS, TEXT, FLOATS)),
+    (conversions, st.tuples(st.sampled_from(["ff", "-1A", "0x10", "z", ""]), SMALL_INTS, FLOATS)),
+    (
+        dicts,
+        st.tuples(
+            st.lists(st.sampled_from("abc"), max_size=4),
+            st.lists(SMALL_INTS, max_size=4),
+            st.dictionaries(st.sampled_from("abc"), SMALL_INTS, max_size=3),
+            SMALL_INTS,
+        ),
+    ),
+    (bits, st.tuples(st.integers(-300, 300), st.integers(-20, 20))),
     (
         unpacked,
         st.tuples(
@@ -230,6 +289,21 @@ def test_complex_power_raises() -> None:
     """Python's complex result of (-8.0) ** 0.5 fails the step."""
     with pytest.raises(ValueError, match="complex"):
         float_powers.compiled(-8.0, 1.0)
+
+
+def test_shift_is_bounded() -> None:
+    """n << k past MAX_POW_BITS bits raises OverflowError; a negative count ValueError."""
+
+    @arrow
+    def shift(a: int, b: int) -> int:
+        return a << b
+
+    assert shift.compiled(1, MAX_POW_BITS - 1) == 1 << (MAX_POW_BITS - 1)
+    assert shift.compiled(0, 10**12) == 0
+    with pytest.raises(OverflowError, match="bits"):
+        shift.compiled(1, 10**12)
+    with pytest.raises(ValueError, match="negative shift count"):
+        shift.compiled(1, -1)
 
 
 def test_repetition_is_bounded() -> None:

@@ -1,6 +1,7 @@
 """More primitives of the standard library: ``math``, powers, repetition,
-``partition``, ``strip(chars)``, ``list.count``, ``next(iter(x))`` and the
-``repr`` of lists.
+``partition``, ``strip(chars)`` and the other methods of ``str``,
+``list.count``, ``list.index``, ``next(iter(x))``, ``int(s, base)``,
+``hex``/``bin``/``oct`` and the ``repr`` of lists.
 
 Part of layer 2 (arrows), beside :mod:`arrowloop.arrows._prims` (the
 registry) and :mod:`arrowloop.arrows._strprims`; installed into the
@@ -24,7 +25,9 @@ two kinds of exception, both raised as errors that fail the step:
 
 from __future__ import annotations
 
+import builtins
 import math
+import operator
 from typing import Any, Final
 
 from arrowloop.arrows._prims import PRIMITIVES, Registry
@@ -90,6 +93,14 @@ def _repeat_left(n: int, xs: Any) -> Any:
     return _repeat(xs, n)
 
 
+def _lshift(a: int, b: int) -> int:
+    if b >= 0 and a and a.bit_length() + b > MAX_POW_BITS:
+        raise OverflowError(
+            f"{a} << {b} has more than {MAX_POW_BITS} bits (the limit of << on ints)"
+        )
+    return a << b  # ValueError on a negative count, as Python
+
+
 def _list_count(xs: list[Any], x: Any) -> int:
     # IEEE equality inside structures, like eq and list_has (docs/arrows.md, 5.3).
     return sum(1 for y in xs if values_equal(y, x))
@@ -113,6 +124,77 @@ def _unpack_check(xs: list[Any], n: int) -> list[Any]:
     return xs
 
 
+def _list_index(xs: list[Any], x: Any) -> int:
+    # IEEE equality inside structures, like list_has; Python's ValueError.
+    for i, y in enumerate(xs):
+        if values_equal(y, x):
+            return i
+    raise ValueError(f"{x!r} is not in list")
+
+
+def _int_of_str_base(s: str, base: int) -> int:
+    return int(s, base)
+
+
+def _startswith_any(s: str, prefixes: list[str]) -> bool:
+    return s.startswith(tuple(prefixes))
+
+
+def _endswith_any(s: str, suffixes: list[str]) -> bool:
+    return s.endswith(tuple(suffixes))
+
+
+#: Methods of str taking no argument, by result type: registered under their
+#: own names, each Python's method.
+STR_NO_ARG: Final = {
+    "capitalize": STR,
+    "swapcase": STR,
+    "casefold": STR,
+    "isalnum": BOOL,
+    "isupper": BOOL,
+    "islower": BOOL,
+    "isdecimal": BOOL,
+    "isnumeric": BOOL,
+    "isidentifier": BOOL,
+    "isprintable": BOOL,
+    "istitle": BOOL,
+    "isascii": BOOL,
+}
+#: Methods of str taking one str, by result type.
+STR_ONE_STR: Final = {
+    "rfind": INT,
+    "index": INT,
+    "rindex": INT,
+    "removeprefix": STR,
+    "removesuffix": STR,
+}
+#: Methods of str taking a width (and optionally a fill character).
+STR_WIDTH: Final = ("center", "ljust", "rjust")
+
+
+def _install_str_methods(r: Registry) -> None:
+    reg = r.register
+    for m, out in STR_NO_ARG.items():
+        reg(m, STR, out, getattr(str, m), doc=f"s.{m}()")
+    for m, out in STR_ONE_STR.items():
+        reg(m, TupleT((STR, STR)), out, getattr(str, m), doc=f"s.{m}(x)")
+    for m in STR_WIDTH:
+        reg(m, TupleT((STR, INT)), STR, getattr(str, m), doc=f"s.{m}(width[, fill])")
+        reg(m, TupleT((STR, INT, STR)), STR, getattr(str, m))
+    reg("zfill", TupleT((STR, INT)), STR, str.zfill, doc="s.zfill(width)")
+    reg("splitlines", STR, ListT(STR), str.splitlines, result="fresh", doc="s.splitlines()")
+    reg("rsplit", TupleT((STR, STR)), ListT(STR), str.rsplit, result="fresh", doc="s.rsplit(sep)")
+    for m in ("split", "rsplit"):
+        reg(m, TupleT((STR, STR, INT)), ListT(STR), getattr(str, m), result="fresh")
+    reg("startswith_any", TupleT((STR, ListT(STR))), BOOL, _startswith_any)
+    reg("endswith_any", TupleT((STR, ListT(STR))), BOOL, _endswith_any)
+    reg("int_of_str_base", TupleT((STR, INT)), INT, _int_of_str_base, doc="int(s, base)")
+    for m in ("hex", "bin", "oct"):
+        reg(m, INT, STR, getattr(builtins, m), doc=f"{m}(n)")
+    reg("is_integer", FLOAT, BOOL, float.is_integer, doc="x.is_integer()")
+    reg("list_index", TupleT((ListT(_A), _A)), INT, _list_index, doc="xs.index(x)")
+
+
 def install_math(r: Registry) -> None:
     """Register the primitives of this module in ``r``."""
     reg = r.register
@@ -131,6 +213,13 @@ def install_math(r: Registry) -> None:
     reg("math.isnan", FLOAT, BOOL, math.isnan, doc="math.isnan(x)")
     reg("math.isinf", FLOAT, BOOL, math.isinf, doc="math.isinf(x)")
     reg("math.isfinite", FLOAT, BOOL, math.isfinite, doc="math.isfinite(x)")
+    pair = TupleT((INT, INT))
+    reg("bit_and", pair, INT, operator.and_, template="({0} & {1})", doc="a & b of ints")
+    reg("bit_or", pair, INT, operator.or_, template="({0} | {1})", doc="a | b of ints")
+    reg("bit_xor", pair, INT, operator.xor, template="({0} ^ {1})", doc="a ^ b of ints")
+    reg("rshift", pair, INT, operator.rshift, template="({0} >> {1})", doc="a >> b")
+    reg("lshift", pair, INT, _lshift, doc="a << b (OverflowError past MAX_POW_BITS bits)")
+    reg("invert", INT, INT, operator.invert, template="(~{0})", doc="~a")
     reg("repeat", TupleT((STR, INT)), STR, _repeat, doc="s * n (OverflowError past MAX_REPEAT)")
     reg("repeat", TupleT((INT, STR)), STR, _repeat_left)
     reg("repeat", TupleT((ListT(_A), INT)), ListT(_A), _repeat, result="fresh")
@@ -168,3 +257,4 @@ def install_math(r: Registry) -> None:
 
 
 install_math(PRIMITIVES)
+_install_str_methods(PRIMITIVES)

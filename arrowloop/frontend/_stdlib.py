@@ -14,16 +14,31 @@ from __future__ import annotations
 import ast
 import builtins
 import math
+import string
 from typing import Any
 
-from arrowloop.arrows import Arrow, Case, Const, Prim, Proj
+from arrowloop.arrows import FORMAT_PREFIX, Arrow, Case, Const, Id, Prim, Proj
+from arrowloop.arrows._mathprims import STR_NO_ARG, STR_ONE_STR, STR_WIDTH
 from arrowloop.compiler import mutable
-from arrowloop.frontend._env import Env, Val
+from arrowloop.errors import FrontendError
+from arrowloop.frontend._env import UNIT_TUPLE, Env, Val, tuple_of
 from arrowloop.frontend._exprs import int_literal
 from arrowloop.frontend._methods import Methods
+from arrowloop.frontend._shapes import balanced
 from arrowloop.frontend._source import MISSING
 from arrowloop.frontend._typing import show
-from arrowloop.typesys import BOOL, FLOAT, INT, STR, ListT, MapT, TupleT, VariantT, enum_class
+from arrowloop.typesys import (
+    BOOL,
+    FLOAT,
+    INT,
+    STR,
+    ListT,
+    MapT,
+    TupleT,
+    VariantT,
+    enum_class,
+    is_key_type,
+)
 
 __all__ = ["Stdlib"]
 
@@ -47,6 +62,18 @@ _MATH = {
 _STRIPS = ("strip", "lstrip", "rstrip")
 _SCALARS = (INT, FLOAT, STR, BOOL)
 _SCALAR_OF = {int: INT, float: FLOAT, str: STR, bool: BOOL}
+_BITWISE: dict[type[ast.operator], tuple[str, str]] = {
+    ast.BitAnd: ("bit_and", "&"),
+    ast.BitOr: ("bit_or", "|"),
+    ast.BitXor: ("bit_xor", "^"),
+    ast.LShift: ("lshift", "<<"),
+    ast.RShift: ("rshift", ">>"),
+}
+_MORE_METHODS = frozenset(
+    {*STR_NO_ARG, *STR_ONE_STR, *STR_WIDTH}
+    | {"zfill", "splitlines", "rsplit", "split", "startswith", "endswith", "format"}
+    | {"is_integer", "index"}
+)
 
 
 class Stdlib(Methods):
@@ -64,6 +91,14 @@ class Stdlib(Methods):
             return self.power(node, a, b, node.args[1])
         if obj is builtins.next:
             return self.next_(node, env)
+        if obj in (builtins.hex, builtins.bin, builtins.oct):
+            (v,) = self.positional(node, env, obj.__name__, 1)
+            return self.prim(obj.__name__, [v], node, f"{obj.__name__}()")
+        if obj is int and len(node.args) == 2 and not node.keywords:
+            s, base = self.positional(node, env, "int", 2)
+            return self.prim("int_of_str_base", [s, base], node, "int(s, base)")
+        if obj is dict and len(node.args) == 1 and not node.keywords:
+            return self.dict_of(node, env)
         if obj is builtins.repr or (obj is str and len(node.args) == 1 and not node.keywords):
             (v,) = self.positional(node, env, obj.__name__, 1)
             t = v.type
@@ -73,6 +108,27 @@ class Stdlib(Methods):
             if obj is builtins.repr:
                 self.mismatch(node, "an int, float, str or bool, or a list of them, for repr", t)
         return super().call_object(node, obj, env)
+
+    def dict_of(self, node: ast.Call, env: Env) -> Val:
+        """``dict(d)`` (a copy, as before) or ``dict(pairs)`` of an iterable of
+        ``(key, value)`` pairs (``zip(ks, vs)``, ``enumerate(xs)``, a list)."""
+        arg = node.args[0]
+        try:
+            v: Val | None = self.expr(arg, env)
+        except FrontendError:
+            v = None  # zip(...), a generator: only iterated
+        if v is not None and isinstance(v.type, MapT):
+            return super().call_object(node, dict, env)
+        pairs = self.iterable(arg, env, "dict(...)")
+        t = pairs.type
+        if not (
+            isinstance(t, ListT)
+            and isinstance(t.item, TupleT)
+            and len(t.item.items) == 2
+            and is_key_type(t.item.items[0])
+        ):
+            self.mismatch(node, "a dict, or (key, value) pairs with keys of a key type", t)
+        return self.prim("map_of_items", [pairs], node, "dict(...)")
 
     def next_(self, node: ast.Call, env: Env) -> Val:
         """``next(iter(x))``, ``next(iter(x), default)``: the first item of a
@@ -113,6 +169,10 @@ class Stdlib(Methods):
         if isinstance(op, ast.Pow):
             a = self.expr(left, env)
             return self.power(node, a, self.expr(right, env), right)
+        if type(op) in _BITWISE:
+            a = self.expr(left, env)
+            if a.type == INT:
+                return self.combine(node, op, a, self.expr(right, env))
         if isinstance(op, ast.Mult):
             a = self.expr(left, env)
             if a.type == STR or isinstance(a.type, ListT):
@@ -127,6 +187,9 @@ class Stdlib(Methods):
         """``a op b`` of two translated operands: also ``**`` and repetition."""
         if isinstance(op, ast.Pow):
             return self.power(node, a, b, None)
+        if type(op) in _BITWISE and a.type == INT:
+            name, text = _BITWISE[type(op)]
+            return self.prim(name, [a, b], node, f"the operator {text}")
         if isinstance(op, ast.Mult) and INT in (a.type, b.type):
             seq = b if a.type == INT else a
             if seq.type == STR or isinstance(seq.type, ListT):
@@ -141,6 +204,15 @@ class Stdlib(Methods):
                     )
                 return self.prim("repeat", [a, b], node, "the operator *")
         return super().combine(node, op, a, b)
+
+    def unary(self, node: ast.expr, op: ast.unaryop, operand: ast.expr, env: Env) -> Val:
+        """``~n`` of an int; the rest as before."""
+        if isinstance(op, ast.Invert):
+            v = self.expr(operand, env)
+            if v.type != INT:
+                self.mismatch(node, "an int operand of ~", v.type)
+            return self.prim("invert", [v], node, "the operator ~")
+        return super().unary(node, op, operand, env)
 
     def power(self, node: ast.AST, a: Val, b: Val, exponent: ast.expr | None) -> Val:
         """``a ** b``: an int for ints (a constant negative exponent gives the
@@ -169,6 +241,15 @@ class Stdlib(Methods):
             if a.type == b.type and isinstance(a.type, VariantT) and enum_class(a.type):
                 name = "eq" if isinstance(op, ast.Is) else "ne"
                 return self.prim(name, [a, b], node, "is").arrow
+        if isinstance(op, ast.In | ast.NotIn) and _view(right):
+            assert isinstance(right, ast.Call)
+            assert isinstance(right.func, ast.Attribute)
+            if right.func.attr == "keys":  # k in d.keys() is k in d
+                return super().compare_one(node, left, op, right.func.value, env)
+            xs = self.iterable(right, env, "in")
+            a = self.expr(left, env, xs.type.item if isinstance(xs.type, ListT) else None)
+            test = self.prim("list_has", [a, xs], node, "in").arrow
+            return test >> Prim("not") if isinstance(op, ast.NotIn) else test
         if isinstance(op, ast.In | ast.NotIn):
             if isinstance(right, ast.Tuple) and not any(
                 isinstance(e, ast.Starred) for e in right.elts
@@ -246,8 +327,19 @@ class Stdlib(Methods):
     # -- methods --------------------------------------------------------------
 
     def method(self, node: ast.Call, f: ast.Attribute, env: Env) -> Val:
-        """``s.strip(chars)``, ``s.partition(sep)``, ``xs.count(x)``; else as before."""
+        """``s.strip(chars)``, ``s.partition(sep)``, ``xs.count(x)`` and more
+        methods of str, list and float; else as before."""
         m = f.attr
+        if m == "join" and len(node.args) == 1 and _lazy(node.args[0], self):
+            sep = self.expr(f.value, env)
+            if sep.type == STR:
+                xs = self.iterable(node.args[0], env, "str.join")
+                return self.prim("join", [sep, xs], node, "str.join")
+        if m in _MORE_METHODS:
+            recv = self.expr(f.value, env)
+            found = self.more_method(node, f, recv, env)
+            if found is not None:
+                return found
         if (m in _STRIPS and len(node.args) == 1) or m in ("partition", "rpartition", "count"):
             recv = self.expr(f.value, env)
             if recv.type == STR and m != "count":
@@ -259,6 +351,101 @@ class Stdlib(Methods):
                 x = self.expr(node.args[0], env, recv.type.item)
                 return self.prim("list_count", [recv, x], node, "list.count")
         return super().method(node, f, env)
+
+    def more_method(self, node: ast.Call, f: ast.Attribute, recv: Val, env: Env) -> Val | None:
+        """The methods of :data:`_MORE_METHODS` on their receiver's type, or ``None``."""
+        m, t, n = f.attr, recv.type, len(node.args)
+        what = f"{show(t)}.{m}"
+        if node.keywords:
+            return None
+        if t == STR:
+            if m == "format" and isinstance(f.value, ast.Constant):
+                return self.str_format(node, str(f.value.value), env)
+            if m in STR_NO_ARG or (m == "splitlines" and n == 0):
+                self.positional(node, env, what, 0)
+                return self.prim(m, [recv], node, what)
+            if m in STR_ONE_STR or (m == "rsplit" and n == 1):
+                (x,) = self.positional(node, env, what, 1)
+                return self.prim(m, [recv, x], node, what)
+            if (m in STR_WIDTH and n in (1, 2)) or (m in ("split", "rsplit") and n == 2):
+                args = self.positional(node, env, what, n)
+                return self.prim(m, [recv, *args], node, what)
+            if m == "zfill":
+                args = self.positional(node, env, what, 1)
+                return self.prim(m, [recv, *args], node, what)
+            if m in ("startswith", "endswith") and n == 1:
+                arg = node.args[0]
+                tup = arg if isinstance(arg, ast.Tuple) else None
+                if tup is not None:
+                    items = ast.copy_location(ast.List(tup.elts, ast.Load()), tup)
+                    xs = self.expr(items, env, ListT(STR))
+                    return self.prim(f"{m}_any", [recv, xs], node, what)
+                v = self.expr(arg, env)
+                if isinstance(v.type, TupleT):
+                    return self.prim(f"{m}_any", [recv, self.tuple_list(arg, v)], node, what)
+        if isinstance(t, ListT) and m == "index":
+            if n != 1:
+                self.fail(node, "list.index takes one argument here (no start or end)")
+            item = self.expr(node.args[0], env, t.item)
+            return self.prim("list_index", [recv, item], node, what)
+        if t == FLOAT and m == "is_integer":
+            self.positional(node, env, what, 0)
+            return self.prim(m, [recv], node, what)
+        return None
+
+    def str_format(self, node: ast.Call, fmt: str, env: Env) -> Val:
+        """``"{} of {name:>4}".format(a, name=b)``: the arguments evaluated
+        first, in order, then each field formatted as an f-string's."""
+        try:
+            fields = list(string.Formatter().parse(fmt))
+        except ValueError as exc:
+            self.fail(node, f"the format string is not one Python accepts: {exc}")
+        args = [self.expr(a, env) for a in node.args]
+        n = len(args)
+        auto = 0
+        pieces: list[Val] = []
+        for literal, field, spec, conversion in fields:
+            if literal:
+                pieces.append(Val(Const(STR, literal), STR))
+            if field is None:
+                continue
+            if field == "":
+                index, auto = auto, auto + 1
+            elif field.isdigit():
+                index = int(field)
+            else:
+                self.fail(
+                    node,
+                    f"the field {{{field}}} is not supported in str.format; use {{}} or {{0}} "
+                    "with positional arguments, or an f-string",
+                )
+            if index >= n:
+                self.fail(node, f"str.format has no argument {index} ({n} given)")
+            if spec and ("{" in spec or "}" in spec):
+                self.fail(node, "a format spec with a replacement field is not supported")
+            v = Val(Proj(index, n), args[index].type) if n > 1 else Val(Id(), args[index].type)
+            pieces.append(self.format_value(node, v, conversion, spec or ""))
+        if not pieces:
+            return Val(Const(STR, ""), STR)
+        joined = balanced(pieces, lambda a, b: self.prim("add", [a, b], node, "str.format"))
+        if not args:
+            return Val(UNIT_TUPLE >> joined.arrow, STR)
+        source = args[0].arrow if n == 1 else tuple_of([a.arrow for a in args])
+        return Val(source >> joined.arrow, STR)
+
+    def format_value(self, node: ast.AST, v: Val, conversion: str | None, spec: str) -> Val:
+        """``format(v, spec)`` after ``!r``/``!s``, as in an f-string."""
+        if v.type not in _SCALARS:
+            self.mismatch(node, "an int, float, str or bool to format", v.type)
+        if conversion == "r":
+            v = self.prim("repr", [v], node, "!r")
+        elif conversion not in (None, "s"):
+            self.fail(node, f"!{conversion} is not supported; use !r or !s")
+        if v.type == STR and not spec:
+            return v
+        if FORMAT_PREFIX + spec not in self.registry:
+            self.fail(node, f"the format spec {spec!r} is not one Python accepts")
+        return self.prim(FORMAT_PREFIX + spec, [v], node, f"the format spec {spec!r}")
 
     # -- f-strings ------------------------------------------------------------
 
@@ -278,6 +465,26 @@ class Stdlib(Methods):
                 )
             return self.prim("repr", [v], part, "a list in an f-string")
         return super().formatted(part, env)
+
+
+def _lazy(node: ast.expr, tr: Stdlib) -> bool:
+    """Whether ``node`` is an iterator call (``reversed(s)``, ``zip(a, b)``,
+    ``d.items()``), which Python's ``str.join`` iterates."""
+    if not isinstance(node, ast.Call):
+        return False
+    obj = tr.src.static(node.func, tr.locals)
+    return _view(node) or any(obj is f for f in (reversed, zip, enumerate, range))
+
+
+def _view(node: ast.expr) -> bool:
+    """Whether ``node`` is ``d.keys()``, ``d.values()`` or ``d.items()``."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("keys", "values", "items")
+        and not node.args
+        and not node.keywords
+    )
 
 
 def _hashable(obj: Any) -> bool:

@@ -38,7 +38,7 @@ from arrowloop.errors import FrontendError, TypeDefinitionError, ValidationError
 from arrowloop.frontend._env import CHANGING_METHODS, Env, Val, place_root
 from arrowloop.frontend._flow import Exit
 from arrowloop.frontend._objects import PyFunction
-from arrowloop.frontend._stdlib import Stdlib
+from arrowloop.frontend._strmore import MoreStrings
 from arrowloop.frontend._typing import show
 from arrowloop.typesys import (
     BOOL,
@@ -63,8 +63,8 @@ _CONTAINERS = (dict, list, set)
 _CHANGERS = CHANGING_METHODS | {"insert", "remove", "sort", "reverse", "update", "popitem"}
 
 
-class Globals(Stdlib):
-    """Container constants and helper functions, on top of :class:`Stdlib`."""
+class Globals(MoreStrings):
+    """Container constants and helper functions, on top of :class:`MoreStrings`."""
 
     # -- container constants ---------------------------------------------------
 

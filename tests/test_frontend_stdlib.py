@@ -185,6 +185,40 @@ def bits(a: int, b: int) -> tuple[int, int, int, int, int, int]:
     return a & b, a | b, c, a << (b % 8), a >> (b % 8), ~a
 
 
+@arrow
+def maps(xs: list[int]) -> tuple[list[str], int, str, list[int], list[int], int]:
+    total = 0
+    for y in map(abs, xs):
+        total += y
+    return (
+        list(map(str, xs)),
+        sum(map(lambda x: x * x, xs)),  # noqa: C417 - map is what is tested
+        ",".join(map(str, filter(None, xs))),
+        sorted(filter(lambda x: x > 2, xs)),
+        list(filter(None, xs)),
+        total,
+    )
+
+
+@arrow
+def of_sets(
+    s: set[int], t: set[str], b: set[bool]
+) -> tuple[list[int], int, int, int, list[str], bool]:
+    if not s:
+        return sorted(s), 0, 0, sum(s), sorted(t, reverse=True), all(b)
+    return sorted(s), min(s), max(s), sum(s), sorted(t, reverse=True), any(b)
+
+
+@arrow
+def defaults(xs: list[int], ws: list[str]) -> tuple[int, int, str, str]:
+    return (
+        min(xs, default=-1),
+        max(xs, default=99),
+        max(ws, key=len, default="?"),
+        min(ws, default="", key=lambda w: (len(w), w)),
+    )
+
+
 CASES: list[tuple[PyFunction, Any]] = [
     (roots, st.tuples(FLOATS, SMALL_INTS)),
     (logs, FLOATS),
@@ -226,6 +260,14 @@ CASES: list[tuple[PyFunction, Any]] = [
         ),
     ),
     (bits, st.tuples(st.integers(-300, 300), st.integers(-20, 20))),
+    (maps, st.lists(SMALL_INTS, max_size=5)),
+    (
+        of_sets,
+        st.tuples(
+            st.sets(SMALL_INTS, max_size=5), st.sets(TEXT, max_size=4), st.sets(st.booleans())
+        ),
+    ),
+    (defaults, st.tuples(st.lists(SMALL_INTS, max_size=4), st.lists(TEXT, max_size=4))),
     (
         unpacked,
         st.tuples(
@@ -344,6 +386,21 @@ def test_enum_values_of_mixed_types_are_refused() -> None:
 
     finally:
         del globals()["Mixed"]
+
+
+def test_order_showing_uses_of_sets_are_refused() -> None:
+    """Iterating a set where the order would show is refused, saying what to write."""
+    with pytest.raises(FrontendError, match=r"a set of ints to sum"):
+
+        @arrow
+        def total(s: set[str]) -> str:
+            return sum(s)  # type: ignore[arg-type,return-value]
+
+    with pytest.raises(FrontendError, match=r"list\(\.\.\.\)"):
+
+        @arrow
+        def listed(s: set[int]) -> list[int]:
+            return list(s)
 
 
 def test_repeating_a_list_of_lists_is_refused() -> None:

@@ -5,18 +5,18 @@ statement translator (:mod:`arrowloop.frontend._stmts`), strings and
 f-strings (``_strings.py``), ``raise``/``assert`` (``_failures.py``),
 narrowing (``_narrowing.py``), record methods and factory defaults
 (``_methods.py``), more of the standard library (``_stdlib.py``,
-``_strmore.py``), and
-module-level containers and helper functions (``_globals.py``) and ``while``
-loops (``_whiles.py``); each layer overrides a few methods and defers to the
-one below for the rest.
+``_strmore.py``), module-level containers and helper functions
+(``_globals.py``), ``while`` loops (``_whiles.py``) and ``map``/``filter``,
+sets and ``default=`` in builtins (``_iteration.py``); each layer overrides
+a few methods and defers to the one below for the rest.
 """
 
 from __future__ import annotations
 
-from arrowloop.frontend._whiles import Whiles
+from arrowloop.frontend._iteration import Iteration
 
 __all__ = ["Language"]
 
 
-class Language(Whiles):
+class Language(Iteration):
     """The translator the decorators use."""

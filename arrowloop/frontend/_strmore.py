@@ -185,4 +185,5 @@ def _lazy(node: ast.expr, tr: MoreStrings) -> bool:
     if not isinstance(node, ast.Call):
         return False
     obj = tr.src.static(node.func, tr.locals)
-    return is_view(node) or any(obj is f for f in (reversed, zip, enumerate, range))
+    lazy = (reversed, zip, enumerate, range, map, filter)
+    return is_view(node) or any(obj is f for f in lazy)

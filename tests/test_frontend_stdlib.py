@@ -219,6 +219,14 @@ def defaults(xs: list[int], ws: list[str]) -> tuple[int, int, str, str]:
     )
 
 
+@arrow
+def empties(n: int, xs: list[str]) -> tuple[list[str], dict[str, int], set[int]]:
+    a = [] if n > 0 else [x + "!" for x in xs]
+    b = {x: n + len(x) for x in xs} if n < 0 else {}
+    c = set() if n == 0 else {n, len(xs)}
+    return a, b, c
+
+
 CASES: list[tuple[PyFunction, Any]] = [
     (roots, st.tuples(FLOATS, SMALL_INTS)),
     (logs, FLOATS),
@@ -261,6 +269,7 @@ CASES: list[tuple[PyFunction, Any]] = [
     ),
     (bits, st.tuples(st.integers(-300, 300), st.integers(-20, 20))),
     (maps, st.lists(SMALL_INTS, max_size=5)),
+    (empties, st.tuples(st.integers(-2, 2), st.lists(TEXT, max_size=3))),
     (
         of_sets,
         st.tuples(

@@ -17,6 +17,8 @@ Part of the Python front end, a layer of the translator
   ``sum(s)`` of ints, ``any(s)``, ``all(s)``.
 * ``min(xs, default=d)`` and ``max(xs, default=d)`` (also with ``key=``):
   ``d`` when ``xs`` is empty.
+* ``[] if c else [x]``: an empty display in a conditional expression has the
+  other branch's type.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 from arrowloop.arrows import Const, Id, If, Prim, Proj
 from arrowloop.frontend._env import Env, Val, tuple_of
 from arrowloop.frontend._whiles import Whiles
-from arrowloop.typesys import INT, ListT, SetT, TupleT
+from arrowloop.typesys import INT, ListT, MapT, SetT, TupleT, Type
 
 __all__ = ["Iteration"]
 
@@ -83,6 +85,25 @@ class Iteration(Whiles):
         else:
             comp = ast.ListComp(item, [ast.comprehension(target, xs, [applied], 0)])
         return ast.fix_missing_locations(ast.copy_location(comp, node)), param
+
+    def if_expr(
+        self,
+        node: ast.expr,
+        test: ast.expr,
+        body: ast.expr,
+        orelse: ast.expr,
+        env: Env,
+        expected: Type | None,
+    ) -> Val:
+        """``[] if c else [x]``: an empty display takes the other branch's type
+        (only the types are worked out in this order; the program is as before)."""
+        if expected is None and _empty(body) != _empty(orelse):
+            env_a, env_b = self.branch_envs(test, env)
+            full, env_full = (orelse, env_b) if _empty(body) else (body, env_a)
+            t = self.expr(full, env_full).type
+            if isinstance(t, ListT | MapT | SetT):
+                expected = t
+        return super().if_expr(node, test, body, orelse, env, expected)
 
     def call_object(self, node: ast.Call, obj: Any, env: Env) -> Val:
         """Builtins of a set whose result does not depend on its order;
@@ -141,3 +162,18 @@ class Iteration(Whiles):
         empty = Proj(0, 2) >> Prim("len") >> tuple_of([Id(), Const(INT, 0)]) >> Prim("eq")
         chosen = If(empty, Proj(1, 2), Proj(0, 2) >> Prim(pick))
         return Val(tuple_of([xs.arrow, d.arrow]) >> chosen, item)
+
+
+def _empty(node: ast.expr) -> bool:
+    """Whether ``node`` is an empty list, dict or set display (``[]``, ``{}``, ``set()``)."""
+    if isinstance(node, ast.List | ast.Set):
+        return not node.elts
+    if isinstance(node, ast.Dict):
+        return not node.keys
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("list", "dict", "set")
+        and not node.args
+        and not node.keywords
+    )

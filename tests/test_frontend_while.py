@@ -81,6 +81,34 @@ def nested(xs: list[int], limit: int) -> tuple[list[int], dict[str, int]]:
 
 
 @arrow
+def find(grid: list[list[int]], target: int) -> tuple[int, int]:
+    i = 0
+    while i < len(grid):
+        for j, v in enumerate(grid[i]):
+            if v == target:
+                return i, j
+        i += 1
+    return -1, -1
+
+
+@arrow
+def nested_while(n: int) -> int:
+    total = 0
+    i = 0
+    while i < n:
+        j = 0
+        while True:
+            j += 1
+            if j > i:
+                break
+            if (i + j) % 3 == 0:
+                continue
+            total += j
+        i += 1
+    return total
+
+
+@arrow
 def greedy_change(amount: int) -> list[int]:
     coins: list[int] = []
     for c in [25, 10, 5, 1]:
@@ -132,6 +160,8 @@ CASES: list[tuple[PyFunction, Any]] = [
     (exits, st.tuples(SMALL, SMALL)),
     (nested, st.tuples(st.lists(SMALL, max_size=5), st.integers(0, 10))),
     (greedy_change, st.integers(-5, 300)),
+    (find, st.tuples(st.lists(st.lists(st.integers(0, 5), max_size=3), max_size=3), SMALL)),
+    (nested_while, st.integers(-1, 12)),
     (lines, st.text(alphabet="ab\r\n", max_size=10)),
     (
         chain,

@@ -41,6 +41,7 @@ ORDER = [3, 1, 2]
 VOWELS = {"a", "e", "i"}
 NEXT_LIGHT = {Lamp.RED: Lamp.GREEN, Lamp.GREEN: Lamp.YELLOW, Lamp.YELLOW: Lamp.RED}
 GROUPS = {"x": [1, 2], "y": [3]}
+PAIRS = (["a", "b"], {"c": 1})
 KEYS = st.sampled_from(["cola", "chips", "candy", "a", "b", "gum", "e"])
 
 
@@ -72,6 +73,12 @@ def reads(k: str) -> tuple[int, list[str], list[int], int, bool, str, int]:
 
 
 @arrow
+def in_a_tuple(k: str) -> tuple[bool, int]:
+    first, second = PAIRS
+    return k in first, second.get(k, 0) + len(PAIRS[0])
+
+
+@arrow
 def helpers(k: str, n: int) -> tuple[str, int, list[int]]:
     copy = dict(PRICES)
     copy[k] = n
@@ -89,7 +96,7 @@ def lights(tick: bool, light: Lamp) -> tuple[Lamp, Lamp]:
 @given(k=KEYS, n=st.integers(-5, 5))
 def test_constants_and_helpers_match_python(k: str, n: int) -> None:
     """Compiled, interpreted and received after a wire round trip, as Python."""
-    for fn, args in ((reads, (k,)), (helpers, (k, n))):
+    for fn, args in ((reads, (k,)), (helpers, (k, n)), (in_a_tuple, (k,))):
         expected = outcome(fn, *args)
         x = args[0] if len(args) == 1 else args
         assert isinstance(fn, PyFunction)

@@ -70,7 +70,8 @@ class Globals(MoreStrings):
 
     def global_value(self, node: ast.expr, name: str, where: str, obj: Any) -> Val:
         """A module-level dict, list or set as a constant; the rest as before."""
-        if where != "global" or type(obj) not in _CONTAINERS:
+        holds = type(obj) in _CONTAINERS or (type(obj) is tuple and _may_hold_container(obj))
+        if where != "global" or not holds:
             return super().global_value(node, name, where, obj)
         t = self.constant_type(node, name, obj)
         value = copy.deepcopy(obj)

@@ -151,7 +151,7 @@ class Globals(MoreStrings):
         if (
             root is not None
             and env.find(root) is None
-            and not _bound_in(self.src.tree, root)
+            and root not in _python_locals(self.src.tree)
             and self.global_container(root)
         ):
             self.refuse_change(s, root, root)
@@ -177,7 +177,7 @@ class Globals(MoreStrings):
         ``e`` may be or contain (as the mutation layer's ``_sources`` for locals)."""
         match e:
             case ast.Name(id=n):
-                known = env.find(n) is not None or _bound_in(self.src.tree, n)
+                known = env.find(n) is not None or n in _python_locals(self.src.tree)
                 return {n} if not known and self.global_container(n) else set()
             case ast.Constant() | ast.Compare() | ast.BoolOp() | ast.JoinedStr():
                 return set()
@@ -300,16 +300,22 @@ def _changed_root(s: ast.stmt) -> str | None:
     return None
 
 
-def _bound_in(tree: ast.FunctionDef, name: str) -> bool:
-    """Whether ``name`` is a parameter or is assigned as a name in ``tree`` (a
-    Python local, not the module's)."""
-    args = tree.args
-    if any(a.arg == name for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]):
-        return True
-    return any(
-        isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store)
-        for n in ast.walk(tree)
-    )
+def _python_locals(tree: ast.FunctionDef) -> frozenset[str]:
+    """The parameters and the names assigned as names in ``tree``: Python's
+    locals of the function, not the module's names (kept on the tree)."""
+    known: frozenset[str] | None = getattr(tree, "_arrowloop_locals", None)
+    if known is None:
+        args = tree.args
+        known = frozenset(
+            [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]]
+            + [
+                n.id
+                for n in ast.walk(tree)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+            ]
+        )
+        setattr(tree, "_arrowloop_locals", known)  # noqa: B010 - not an ast field
+    return known
 
 
 def _library(fn: Any) -> bool:

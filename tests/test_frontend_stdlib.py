@@ -19,9 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arrowloop import PyFunction, arrow
-from arrowloop.arrows import MAX_POW_BITS, MAX_REPEAT
+from arrowloop.arrows import MAX_POW_BITS, MAX_REPEAT, Const, Prim, fanout, id_
 from arrowloop.errors import FrontendError
 from arrowloop.machine import Function
+from arrowloop.typesys import INT
 from tests.profiles import examples
 from tests.test_frontend_corpus import agree, outcome
 
@@ -410,6 +411,16 @@ def test_order_showing_uses_of_sets_are_refused() -> None:
         @arrow
         def listed(s: set[int]) -> list[int]:
             return list(s)
+
+
+def test_the_repeat_primitive_never_shares_items() -> None:
+    """repeat of a list of lists (a hand-written program) copies each item: values never share."""
+    grid = list[list[int]]
+    f = Function.build(fanout(id_, Const(INT, 3)) >> Prim("repeat"), grid, grid)
+    for run in (f, f.interpret):
+        out = run([[1]])
+        assert out == [[1], [1], [1]]
+        assert out[0] is not out[1]
 
 
 def test_repeating_a_list_of_lists_is_refused() -> None:

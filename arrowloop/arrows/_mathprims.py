@@ -26,6 +26,7 @@ two kinds of exception, both raised as errors that fail the step:
 from __future__ import annotations
 
 import builtins
+import copy
 import math
 import operator
 from typing import Any, Final
@@ -53,6 +54,8 @@ MAX_REPEAT: Final = 10_000_000
 
 _A = TVar(0)
 _K = TVar(1)
+#: Values that hold no list, dict or set: repeated as they are.
+_SHARABLE = (int, float, str, bool, type(None))
 
 
 def _int_pow(a: int, b: int) -> int:
@@ -86,6 +89,11 @@ def _repeat(xs: Any, n: int) -> Any:
         raise OverflowError(
             f"repeating {len(xs)} items {n} times makes more than {MAX_REPEAT} (the limit of *)"
         )
+    if isinstance(xs, list) and any(type(x) not in _SHARABLE for x in xs):
+        # Values never share: each repetition of an item that may hold a
+        # list or dict is a copy of it (Python's xs * n would repeat the one
+        # object, which the front end refuses for that reason).
+        return [copy.deepcopy(x) for _ in range(n) for x in xs]
     return xs * n
 
 

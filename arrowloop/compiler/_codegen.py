@@ -31,6 +31,7 @@ from typing import Any, Final
 import attrs
 
 from arrowloop.arrows import (
+    MAX_ITERATIONS,
     Case,
     Compose,
     Const,
@@ -47,6 +48,7 @@ from arrowloop.arrows import (
     Proj,
     SetField,
     Split,
+    While,
     current_meter,
 )
 from arrowloop.check import Typed, TypedLoop
@@ -80,7 +82,7 @@ from arrowloop.compiler._ownership import (
     undo,
     used_locs,
 )
-from arrowloop.errors import CompileError
+from arrowloop.errors import CompileError, IterationLimitError
 from arrowloop.typesys import (
     RecordT,
     Tagged,
@@ -585,7 +587,7 @@ class _Gen:
 
     def _gen(self, t: Typed, sym: _Sym, demand: Demand) -> _Sym:
         node = t.node
-        if self.depth > _MAX_NESTING and isinstance(node, If | Case | Fold):
+        if self.depth > _MAX_NESTING and isinstance(node, If | Case | Fold | While):
             return self.call_helper(t, sym)
         match node:
             case Id():
@@ -678,6 +680,8 @@ class _Gen:
                 return self.set_info(made, self.new_container(info))
             case Fold():
                 return self.fold(t, sym)
+            case While():
+                return self.while_(t, sym)
         raise CompileError(f"no code generator for {type(node).__name__}")  # pragma: no cover
 
     def new_container(self, elem: Info) -> Leaf:
@@ -942,6 +946,55 @@ class _Gen:
             self.own.epoch += 1
 
         self.branch(f"for {item} in {seq}:", loop_body)
+        if head is None:
+            self.own.info.pop(acc, None)
+        return _V(acc)
+
+    def while_(self, t: Typed, sym: _Sym) -> _Sym:
+        """``while cond(x): x = body(x)``, at most ``MAX_ITERATIONS`` times
+        (the interpreter's loop). Like a fold's accumulator, ``x`` is updated
+        in place across iterations when it is unique."""
+        cond, body = t.children
+        acc = self.fresh("a")
+        count = self.fresh("n")
+        acc_t = t.output
+        init = self.materialize(sym)
+        init_info = self.info_of(sym)
+        old = False
+        if mutable(acc_t):
+            if self.unique(init_info, frozenset()):
+                old = any_old(init_info)
+            else:
+                init = self.bind(f"{self.const(copier(acc_t))}({init})").code
+        self.emit(f"{acc} = {init}")
+        self.emit(f"{count} = 0")
+        head = self.fresh_info(acc_t, True, old)
+        if head is not None:
+            self.own.info[acc] = head
+        limit = self.const(IterationLimitError)
+
+        def loop_body() -> None:
+            held = locs_of(self.own.info.get(acc))
+            self.own.hold(held)  # the body reads x after the condition
+            c = self.materialize(self.gen(cond, _V(acc)))
+            self.own.release(held)
+            self.branch(f"if not {c}:", lambda: self.emit("break"))
+            self.branch(
+                f"if {count} == {MAX_ITERATIONS}:",
+                lambda: self.emit(f"raise {limit}({MAX_ITERATIONS})"),
+            )
+            self.emit(f"{count} += 1")
+            res = self.gen(body, _V(acc))
+            value = self.materialize(res)
+            info = self.info_of(res)
+            if mutable(acc_t) and not self.unique(info, frozenset()):
+                value = self.bind(f"{self.const(copier(acc_t))}({value})").code
+                info = self.fresh_info(acc_t)
+            self.emit(f"{acc} = {value}")
+            self.own.info[acc] = merge(head, info)
+            self.own.epoch += 1
+
+        self.branch("while True:", loop_body)
         if head is None:
             self.own.info.pop(acc, None)
         return _V(acc)

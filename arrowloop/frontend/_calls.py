@@ -73,11 +73,12 @@ _LIST_MUTATORS = frozenset(
 )
 
 _SUPPORTED_CALLS = (
-    "record classes, attrs.evolve, @arrow and @statemachine functions, primitives registered "
-    "with @arrowloop.primitive, len, abs, min, max, sum, any, all, sorted, round, divmod, "
-    "ord, chr, str, int, float, list, tuple and dict, range, enumerate, zip and reversed "
-    "(iterated), and the methods upper, lower, strip, startswith, endswith, replace, split, "
-    "join of str, get and copy of dict, copy of list"
+    "record classes, attrs.evolve, @arrow and @statemachine functions, module-level "
+    "functions with annotations, primitives registered with @arrowloop.primitive, len, abs, "
+    "min, max, sum, any, all, sorted, round, divmod, pow, ord, chr, repr, hex, bin, oct, str, "
+    "int, float, list, tuple and dict, range, enumerate, zip and reversed (iterated), "
+    "next(iter(x)), the functions of math, Python's methods of str, get and copy of dict, "
+    "copy, count and index of list (docs/python-subset.md lists them)"
 )
 
 

@@ -153,6 +153,14 @@ def _op(draw: st.DrawFn, env: _Env) -> _Env:
         "map",
         "empty",
         "drop",
+        "set",
+        "droplast",
+        "take",
+        "fold_alias",
+        "unpair",
+        "popat",
+        "removeitem",
+        "insert",
     ]
     kind = draw(st.sampled_from(choices))
     if kind == "dup":
@@ -202,6 +210,15 @@ def _op(draw: st.DrawFn, env: _Env) -> _Env:
     if kind == "set":
         j, i, v = (draw(st.sampled_from(_slots(env, t))) for t in (LI, INT, INT))
         return _keep(env, {j: compose(fanout(p(j), p(i), p(v)), prim("list_set"))})
+    if kind == "popat":
+        j, i = draw(st.sampled_from(_slots(env, LI))), draw(st.sampled_from(ints))
+        return _keep(env, {j: compose(fanout(p(j), p(i)), prim("list_pop_at"))})
+    if kind == "removeitem":
+        j, v = draw(st.sampled_from(_slots(env, LI))), draw(st.sampled_from(ints))
+        return _keep(env, {j: compose(fanout(p(j), p(v)), prim("list_remove"))})
+    if kind == "insert":
+        j, i, v = (draw(st.sampled_from(_slots(env, t))) for t in (LI, INT, INT))
+        return _keep(env, {j: compose(fanout(p(j), p(i), p(v)), prim("list_insert"))})
     if kind == "droplast":
         j = draw(st.sampled_from(_slots(env, LI)))
         return _keep(env, {j: compose(p(j), prim("drop_last"))})

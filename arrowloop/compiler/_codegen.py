@@ -52,8 +52,10 @@ from arrowloop.arrows import (
 from arrowloop.check import Typed, TypedLoop
 from arrowloop.compiler._ownership import (
     APPEND,
+    INSERTED_AT,
     MISSING,
     POP,
+    REMOVED_AT,
     SET_ADD,
     SET_DISCARD,
     UNKNOWN,
@@ -71,10 +73,13 @@ from arrowloop.compiler._ownership import (
     disjoint,
     elements,
     fresh,
+    insert_at,
     locs_of,
     merge,
     mutable,
     needs,
+    pop_at,
+    remove_at,
     self_aliased,
     summary,
     undo,
@@ -206,6 +211,9 @@ _UPDATE_ARITY: Final = {
     "append": 2,
     "set": 3,
     "pop": 1,
+    "pop_at": 2,
+    "remove_item": 2,
+    "insert": 3,
     "take": 2,
     "take_or": 3,
     "add": 2,
@@ -216,6 +224,8 @@ _UPDATE_ARITY: Final = {
 
 #: The update kinds of sets (the others are of lists and dicts).
 _SET_UPDATES: Final = frozenset({"add", "discard", "discard_or_raise"})
+#: The update kinds of lists.
+_LIST_UPDATES: Final = frozenset({"append", "set", "pop", "pop_at", "remove_item", "insert"})
 
 
 class _Own:
@@ -758,12 +768,12 @@ class _Gen:
         in_place = box.owned and disjoint(box.locs, self.own.live) and not (box.locs & others)
         if not in_place:
             copy = self.const(
-                list if kind in ("append", "set", "pop") else set if kind in _SET_UPDATES else dict
+                list if kind in _LIST_UPDATES else set if kind in _SET_UPDATES else dict
             )
             target = self.bind(f"{copy}({target})").code
             box = Leaf(frozenset({self.own.new_loc()}), True, False, box.elem)
         elem = box.elem
-        if kind in ("put", "append", "set"):
+        if kind in ("put", "append", "set", "insert"):
             value, vinfo = args[-1], infos[-1]
             if vinfo is not None and not self.unique(vinfo, locs_of(box) | locs_of(infos[0])):
                 # The new element is shared (with the input, or another
@@ -819,6 +829,8 @@ class _Gen:
             if log:
                 self.emit(f"_u(({target}, _P, {target}[-1]))")
             self.emit(f"{target}.pop()")
+        elif kind in ("pop_at", "remove_item", "insert"):
+            self.list_update(kind, target, args[1:], log)
         elif kind in _SET_UPDATES:
             self.set_update(kind, target, args[1], log)
         else:
@@ -828,6 +840,24 @@ class _Gen:
         self.own.info[target] = Leaf(box.locs, box.owned, box.old, elem)
         self.own.epoch += 1
         return _V(target)
+
+    def list_update(self, kind: str, target: str, args: list[str], log: bool) -> None:
+        """``xs.pop(i)``, ``xs.remove(x)`` or ``xs.insert(i, x)`` on
+        ``target``; logged with the index the item had or got (Python's
+        own errors are raised before any change)."""
+        if kind == "pop_at":
+            if log:
+                self.emit(f"_u(({target}, _RA, {self.const(pop_at)}({target}, {args[0]})))")
+            else:
+                self.emit(f"{target}.pop({args[0]})")
+        elif kind == "remove_item":
+            call = f"{self.const(remove_at)}({target}, {args[0]})"
+            self.emit(f"_u(({target}, _RA, {call}))" if log else call)
+        elif log:
+            call = f"{self.const(insert_at)}({target}, {args[0]}, {args[1]})"
+            self.emit(f"_u(({target}, _IA, {call}))")
+        else:
+            self.emit(f"{target}.insert({args[0]}, {args[1]})")
 
     def set_update(self, kind: str, target: str, x: str, log: bool) -> None:
         """``s.add(x)``, ``s.discard(x)`` or ``s.remove(x)`` on ``target``,
@@ -990,6 +1020,8 @@ def _namespace() -> dict[str, Any]:
         "_P": POP,
         "_SA": SET_ADD,
         "_SD": SET_DISCARD,
+        "_RA": REMOVED_AT,
+        "_IA": INSERTED_AT,
     }
 
 

@@ -186,7 +186,7 @@ def _reads_of(node: ast.AST) -> frozenset[str]:
 #: Methods that change a list or dict in place: a statement calling one
 #: rebinds the name it is called through (see frontend/_mutation.py).
 CHANGING_METHODS = frozenset(
-    {"append", "extend", "clear", "pop", "setdefault", "add", "discard", "remove"}
+    {"append", "extend", "clear", "pop", "setdefault", "add", "discard", "remove", "insert"}
 )
 
 

@@ -88,6 +88,10 @@ class Translator(Mutations):
         for i, s in enumerate(stmts):
             self.count(s)
             try:
+                split = self.split_statement(s, env)
+                if split is not None:
+                    # Changes inside expressions, as statements of their own.
+                    return _sequence(done, self.block([*split, *stmts[i + 1 :]], env, exit, after))
                 out = self.statement(s, stmts[i + 1 :], env, exit)
             except FrontendError as err:
                 # Refused: note it and go on after the statement, its names
@@ -200,8 +204,7 @@ class Translator(Mutations):
             if not isinstance(target, ast.Name | ast.Tuple | ast.List):
                 self.refuse_target(target)
         for target in s.targets:
-            for bound in assigned([target]):
-                self.note_sharing(bound, s.value, s, env)
+            self.note_unpacked(target, s.value, s, env)
         if len(s.targets) == 1 and isinstance(s.targets[0], ast.Name):
             name = s.targets[0].id
             return env.rebuild(live, [(name, self.expr(s.value, env, env.declared.get(name)))])
@@ -358,7 +361,7 @@ class Translator(Mutations):
                 self.fail(node, _REFUSED[type(node)])
         xs = self.iterable(s.iter, env)
         for bound in assigned([s.target]):
-            self.note_sharing(bound, s.iter, s, env)
+            self.note_sharing(bound, s.iter, s, env, "part")
         if not isinstance(xs.type, ListT):
             self.mismatch(s.iter, "a list to loop over", xs.type)
         live_after = self.live(rest, exit)

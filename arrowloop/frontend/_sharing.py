@@ -1,0 +1,285 @@
+"""Which names may share a list or dict, and how: the check that keeps
+Python's sharing and arrowloop's value semantics from parting ways.
+
+Part of the Python front end (see frontend/_mutation.py for the changes
+themselves). Every assignment (and every change that stores a value into a
+container) of a value that may hold lists or dicts records, over the whole
+function, a link between the name it binds and each name the value may share
+with, labelled with how:
+
+- ``same``: the name may hold that name's very list or dict (``e = d``);
+- ``part``: it may hold a list or dict inside it (``x = d[k]``, ``for x in
+  xs``, ``top = d.get(k, [])``), ``part:i`` when it is the item ``i`` of a
+  tuple parameter (``a, b = s``);
+- ``holder``: it holds that name's list or dict inside it (``t = (xs, 1)``,
+  ``d[k] = xs``), ``holder:i`` the other way round from ``part:i``;
+- ``any``: anything else.
+
+A change through a name (``root``) conflicts with each name linked to it
+(through any chain of links) that is read later, except where no chain can
+reach what the change changes:
+
+- a change of ``root``'s own list or dict (``d[k] = v``, ``del d[k]``,
+  ``xs.pop(0)``) does not change a list or dict *inside* it, so it leaves
+  names linked only as ``part`` alone (``sides = s[key]`` then ``del
+  s[key]``: ``sides`` keeps its dict, in Python too);
+- two items of a tuple parameter at different places (``orders, shipments =
+  s``) are different lists: a step's state and input are values, in which
+  nothing is held twice (a stage never gives a step a state with one list
+  at two places).
+"""
+
+from __future__ import annotations
+
+import ast
+
+import attrs
+
+from arrowloop.compiler import mutable
+from arrowloop.errors import FrontendError
+from arrowloop.frontend._env import Env, assigned
+from arrowloop.frontend._patterns import Patterns
+from arrowloop.typesys import ListT, MapT, SetT
+
+__all__ = ["Sharing", "Change"]
+
+SAME, PART, HOLDER, ANY = "same", "part", "holder", "any"
+
+
+@attrs.frozen
+class Change:
+    """A change of a name's list or dict, to check once the function is translated."""
+
+    root: str
+    node: ast.AST
+    others: frozenset[str]  # names read after it, of types that hold lists or dicts
+    top_only: bool  # whether only root's own list or dict changes (none inside it)
+
+
+def _inverse(rel: str) -> str:
+    if rel.startswith(PART):
+        return HOLDER + rel[len(PART) :]
+    if rel.startswith(HOLDER):
+        return PART + rel[len(HOLDER) :]
+    return rel
+
+
+def compose(x: str, y: str) -> str | None:
+    """How ``o`` relates to ``r`` when ``o`` relates to ``n`` as ``x`` and
+    ``n`` to ``r`` as ``y``; ``None`` when they cannot share."""
+    if x == SAME:
+        return y
+    if y == SAME:
+        return x
+    if x.startswith(PART) and y.startswith(HOLDER):
+        # o and r are both inside n: different items of a tuple parameter
+        # are different values; the same item is the same one.
+        xi, yi = x[len(PART) :], y[len(HOLDER) :]
+        if xi and yi:
+            return None if xi != yi else SAME
+        return ANY
+    if x.startswith(PART) and y.startswith(PART):
+        return PART
+    if x.startswith(HOLDER) and y.startswith(HOLDER):
+        return HOLDER
+    return ANY
+
+
+def _join(a: dict[str, str], b: dict[str, str]) -> dict[str, str]:
+    out = dict(a)
+    for n, r in b.items():
+        out[n] = r if out.get(n, r) == r else ANY
+    return out
+
+
+class Sharing(Patterns):
+    """The links between names and the check of changes against them."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        # name -> name -> (where the first link began, how it may share)
+        self._shares: dict[str, dict[str, tuple[ast.AST, set[str]]]] = {}
+        self._changes: list[Change] = []
+
+    def note_sharing(
+        self,
+        name: str,
+        value: ast.expr | None,
+        node: ast.AST,
+        env: Env,
+        how: str = SAME,
+    ) -> None:
+        """``name`` now holds the value of ``value`` (``how`` is ``same``),
+        a part of it (``part``, ``part:i`` for the item ``i`` of a tuple
+        parameter), or holds it inside (``holder``): record which names it
+        may share a list or dict with."""
+        if value is None or name.startswith("$"):
+            # Names the front end makes up (a loop's saved return value, an
+            # assignment's evaluated value) are used once, where it decides.
+            return
+        for other, rel in self._sources(value, env).items():
+            r = compose(how, rel)
+            if r is None or other == name or other.startswith("$"):
+                continue
+            self._link(name, other, node, r)
+            self._link(other, name, node, _inverse(r))
+
+    def _link(self, a: str, b: str, node: ast.AST, rel: str) -> None:
+        here = self._shares.setdefault(a, {})
+        if b in here:
+            here[b][1].add(rel)
+        else:
+            here[b] = (node, {rel})
+
+    def note_unpacked(self, target: ast.expr, value: ast.expr, node: ast.AST, env: Env) -> None:
+        """The names of the assignment target ``target`` (a name or a tuple of
+        targets) now hold ``value`` or its items: :meth:`note_sharing` for each."""
+        if isinstance(target, ast.Tuple | ast.List):
+            for i, elt in enumerate(target.elts):
+                how = self.tuple_part(value, i)
+                for bound in assigned([elt]):
+                    self.note_sharing(bound, value, node, env, how)
+        else:
+            for bound in assigned([target]):
+                self.note_sharing(bound, value, node, env)
+
+    def tuple_part(self, value: ast.expr, index: int) -> str:
+        """How an unpacked item relates to ``value``: ``part:i`` when
+        ``value`` is a tuple parameter the function never rebinds or
+        changes, else ``part``."""
+        tree = self.src.tree
+        if (
+            isinstance(value, ast.Name)
+            and value.id in {a.arg for a in tree.args.args}
+            and value.id not in assigned(tree.body)
+        ):
+            return f"{PART}:{index}"
+        return PART
+
+    def _sources(self, e: ast.expr, env: Env) -> dict[str, str]:
+        """The names whose lists or dicts the value of ``e`` may share, and
+        how the value relates to each."""
+        match e:
+            case ast.Name(id=n):
+                i = env.find(n)
+                return {n: SAME} if i is not None and mutable(env.slots[i].type) else {}
+            case ast.Constant() | ast.Compare() | ast.BoolOp() | ast.JoinedStr():
+                return {}
+            case ast.UnaryOp(op=ast.Not()):
+                return {}
+            case ast.Call(func=ast.Name(id="len" | "str" | "int" | "float" | "bool" | "abs")):
+                return {}
+            case ast.Subscript(value=v) | ast.Attribute(value=v):
+                if not self._may_hold(e, env):
+                    return {}
+                return self._within(self._sources(v, env))
+            case ast.Call(func=ast.Attribute(value=v, attr="get" | "setdefault"), args=[_, d]):
+                return _join(self._within(self._sources(v, env)), self._sources(d, env))
+            case ast.IfExp(body=a, orelse=b):
+                return _join(self._sources(a, env), self._sources(b, env))
+            case ast.Tuple(elts=elts) | ast.List(elts=elts) | ast.Set(elts=elts):
+                out: dict[str, str] = {}
+                for x in elts:
+                    inner = self._sources(x, env)
+                    if isinstance(x, ast.Starred):
+                        out = _join(out, dict.fromkeys(inner, ANY))
+                    else:
+                        out = _join(out, self._around(inner))
+                return out
+            case (
+                ast.Call(func=ast.Name(id="list" | "dict" | "set"), args=[arg])
+                | ast.Call(func=ast.Attribute(value=arg, attr="copy"), args=[])
+            ):
+                # A new container: it shares only the elements, if they hold any.
+                if not self._elements_mutable(arg, env):
+                    return {}
+                return dict.fromkeys(self._sources(arg, env), ANY)
+        out = {}
+        for child in ast.iter_child_nodes(e):
+            if isinstance(child, ast.expr):
+                out = _join(out, dict.fromkeys(self._sources(child, env), ANY))
+        return out
+
+    @staticmethod
+    def _within(srcs: dict[str, str]) -> dict[str, str]:
+        """The sources of a part of a value with sources ``srcs``."""
+        out: dict[str, str] = {}
+        for n, r in srcs.items():
+            c = compose(PART, r)
+            if c is not None:
+                out[n] = c
+        return out
+
+    @staticmethod
+    def _around(srcs: dict[str, str]) -> dict[str, str]:
+        """The sources of a new value holding one with sources ``srcs``."""
+        out: dict[str, str] = {}
+        for n, r in srcs.items():
+            c = compose(HOLDER, r)
+            if c is not None:
+                out[n] = c
+        return out
+
+    def _may_hold(self, e: ast.expr, env: Env) -> bool:
+        """Whether the value of ``e`` may hold a list or dict (``counts[w]``
+        of a ``dict[str, int]`` does not)."""
+        try:
+            return mutable(self.expr(e, env).type)
+        except FrontendError:
+            return True  # reported where the value is translated
+
+    def _elements_mutable(self, e: ast.expr, env: Env) -> bool:
+        try:
+            t = self.expr(e, env).type
+        except FrontendError:
+            return True  # reported where the value is translated
+        if isinstance(t, SetT):
+            return False  # set items are hashable, hence immutable
+        elem = t.item if isinstance(t, ListT) else t.value if isinstance(t, MapT) else t
+        return mutable(elem)
+
+    def note_change(self, change: Change) -> None:
+        """Record a change for :meth:`check_changes`."""
+        self._changes.append(change)
+
+    def check_changes(self) -> None:
+        """Refuse a change through a name while another name that may share
+        what it changes is read later (see the module docstring)."""
+        for c in self._changes:
+            linked = self._linked(c.root)
+            for other in sorted(c.others & set(linked)):
+                where, rels = linked[other]
+                if c.top_only and all(r.startswith(PART) for r in rels):
+                    continue  # other holds a part of root, which the change leaves alone
+                line = self.src.file_line(where)
+                self.fail(
+                    c.node,
+                    f"{c.root} and {other} may be the same list or dict here (since line "
+                    f"{line}: {ast.unparse(where)[:60]}): in Python, changing it through "
+                    f"{c.root} changes {other} too, and {other} is read later, but arrowloop "
+                    f"values never share, so the two would compute different things. Make "
+                    f"a copy where they begin to share (list(...), dict(...)), or change "
+                    f"it through one name only",
+                    "names that do not share",
+                    f"{c.root} and {other}",
+                )
+
+    def _linked(self, root: str) -> dict[str, tuple[ast.AST, set[str]]]:
+        """Every name that may share with ``root`` (directly or through
+        others), with where the first link began and how it relates to
+        ``root`` along each chain."""
+        seen: dict[str, tuple[ast.AST, set[str]]] = {}
+        visited: set[tuple[str, str]] = {(root, SAME)}
+        stack: list[tuple[str, str]] = [(root, SAME)]
+        while stack:
+            n, rel_n = stack.pop()
+            for other, (where, rels) in self._shares.get(n, {}).items():
+                for r in rels:
+                    # r is how n relates to other; other relates to root as:
+                    rel = compose(_inverse(r), rel_n)
+                    if rel is None or other == root or (other, rel) in visited:
+                        continue  # back at root: that is root itself, seen already
+                    visited.add((other, rel))
+                    seen.setdefault(other, (where, set()))[1].add(rel)
+                    stack.append((other, rel))
+        return seen

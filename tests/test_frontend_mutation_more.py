@@ -133,3 +133,77 @@ def test_a_change_in_a_branch_of_a_conditional_expression_stays_refused() -> Non
         def bad(x: int, xs: list[int]) -> tuple[list[int], int]:
             y = xs.pop() if x > 0 else 0
             return xs, y
+
+
+# -- a name for a list inside a dict -----------------------------------------------------
+
+
+@statemachine(init={})
+def clickers(msg: tuple[str, int], table: dict[str, list[int]]) -> tuple[dict[str, list[int]], int]:
+    ad, user = msg
+    users = table.setdefault(ad, [])  # users is table[ad]: a change shows in table
+    if user not in users:
+        users.append(user)
+    if user < 0:
+        users.pop(0)
+    return table, len(users)
+
+
+@statemachine(init={"a": [1]})
+def entry(msg: tuple[str, int], d: dict[str, list[int]]) -> tuple[dict[str, list[int]], int]:
+    k, v = msg
+    xs = d[k]  # KeyError when absent, here
+    xs.append(v)
+    xs[0] = xs[0] + 1
+    return d, len(xs)
+
+
+@settings(max_examples=examples(100))
+@given(st.lists(st.tuples(st.sampled_from(["a", "b"]), SMALL), max_size=12))
+def test_a_name_for_a_dict_entry_changes_the_entry(inputs: list[tuple[str, int]]) -> None:
+    _run(clickers, inputs)
+    _run(entry, inputs)
+
+
+def test_a_name_for_an_entry_that_is_replaced_is_refused() -> None:
+    with pytest.raises(FrontendError, match="xs and d may be the same"):
+
+        @statemachine(init={})
+        def bad(k: str, d: dict[str, list[int]]) -> tuple[dict[str, list[int]], int]:
+            xs = d.setdefault(k, [])
+            d[k] = [0]  # xs is no longer d[k], in Python
+            xs.append(1)
+            return d, len(xs)
+
+
+@statemachine(init={})
+def topics(msg: tuple[str, str, int], d: dict[str, set[int]]) -> tuple[dict[str, set[int]], int]:
+    op, topic, who = msg
+    if op == "sub":
+        d.setdefault(topic, set()).add(who)
+    elif op == "unsub":
+        d.get(topic, set()).discard(who)  # nothing happens for an unknown topic
+    else:
+        d.get(topic, set()).remove(who)  # KeyError for an unknown topic too
+    return d, len(d.get(topic, set()))
+
+
+@settings(max_examples=examples(100))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["sub", "unsub", "drop"]), st.sampled_from("ab"), SMALL),
+        max_size=12,
+    )
+)
+def test_a_change_through_get_with_a_new_default(inputs: list[tuple[str, str, int]]) -> None:
+    _run(topics, inputs)
+
+
+def test_a_change_through_get_with_a_named_default_is_refused() -> None:
+    with pytest.raises(FrontendError):
+
+        @statemachine(init={})
+        def bad(k: str, d: dict[str, list[int]]) -> tuple[dict[str, list[int]], int]:
+            spare: list[int] = []
+            d.get(k, spare).append(1)  # changes spare when k is absent, in Python
+            return d, len(spare)

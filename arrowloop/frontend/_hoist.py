@@ -28,9 +28,12 @@ stay refused with the advice to write them as statements.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Sequence
 
-__all__ = ["hoist", "split_targets", "HOISTED_PREFIX"]
+from arrowloop.frontend._env import READS_CACHE, assigned, place_root, reads
+
+__all__ = ["hoist", "split_targets", "alias", "HOISTED_PREFIX"]
 
 #: The prefix of the temporaries hoisting makes up.
 HOISTED_PREFIX = "%h"
@@ -228,3 +231,132 @@ def split_targets(s: ast.stmt, fresh: Callable[[], str]) -> list[ast.stmt] | Non
         *h.pre,
         *(ast.copy_location(ast.Assign(targets=[t], value=value), t) for t in s.targets),
     ]
+
+
+def alias(
+    s: ast.stmt,
+    rest: Sequence[ast.stmt],
+    read_after: frozenset[str],
+    is_container: Callable[[ast.expr], bool],
+    fresh: Callable[[], str],
+) -> list[ast.stmt] | None:
+    """``x = d.setdefault(k, [])`` (or ``x = d[k]``, ``x = r.items``) then
+    ``rest``, with ``x`` read as the place it names, when ``rest`` changes
+    the list or dict through ``x`` and reads ``d``; else ``None``.
+
+    In Python ``x`` and ``d[k]`` are one list: a change through ``x`` shows
+    in ``d``. The translation writes it as Python means it: ``rest`` with
+    ``d[%h]`` for ``x`` (``%h`` the key, evaluated once, here), so a change
+    through ``x`` changes ``d``'s entry. That is Python's meaning as long as
+    the entry stays the list ``x`` names, so it is done only when ``rest``
+    neither rebinds ``x`` nor rebinds or otherwise changes ``d``, and
+    nothing after ``rest`` reads ``x`` (``read_after``); ``is_container``
+    says that ``x``'s value holds a list, dict or set and is a place.
+    """
+    match s:
+        case ast.Assign(targets=[ast.Name(id=x)], value=value):
+            pass
+        case _:
+            return None
+    root = place_root(value)
+    if root is None or root == x or isinstance(value, ast.Name) or x in read_after:
+        return None
+    changed = assigned(rest)
+    if x not in changed or root in changed or _binds(rest, x):
+        return None
+    if root not in reads(rest) and root not in read_after:
+        return None
+    pre: list[ast.stmt] = []
+    place = _frozen(value, pre, fresh)
+    if place is None or not is_container(value):
+        return None
+    return [*pre, *(_substitute(st, x, place) for st in rest)]
+
+
+def _frozen(e: ast.expr, pre: list[ast.stmt], fresh: Callable[[], str]) -> ast.expr | None:
+    """The place ``e`` with its keys evaluated once into temporaries (taken
+    out into ``pre``, with the read or ``setdefault`` that Python makes
+    when it binds the name); ``None`` for keys that might raise."""
+    h = _Hoister(lambda c: False, fresh)
+    out = _freeze(e, h)
+    if out is None:
+        return None
+    if not (isinstance(e, ast.Call) or isinstance(out, ast.Attribute)):
+        h.take(out)  # d[k] raises KeyError here, as in Python
+    pre += h.pre
+    return out
+
+
+def _freeze(e: ast.expr, h: _Hoister) -> ast.expr | None:
+    match e:
+        case ast.Name():
+            return e
+        case ast.Attribute(value=v, attr=f):
+            inner = _freeze(v, h)
+            if inner is None:
+                return None
+            return ast.copy_location(ast.Attribute(inner, f, ast.Load()), e)
+        case ast.Subscript(value=v, slice=k) if _deferrable(k) and not isinstance(k, ast.Tuple):
+            inner = _freeze(v, h)
+            if inner is None:
+                return None
+            key = k if isinstance(k, ast.Constant) else h.take(k)
+            return ast.copy_location(ast.Subscript(inner, key, ast.Load()), e)
+        case ast.Call(
+            func=ast.Attribute(value=v, attr="setdefault"), args=[k, default], keywords=[]
+        ) if _deferrable(k) and not isinstance(k, ast.Tuple):
+            inner = _freeze(v, h)
+            if inner is None:
+                return None
+            key = k if isinstance(k, ast.Constant) else h.take(k)
+            call = ast.Call(ast.Attribute(inner, "setdefault", ast.Load()), [key, default], [])
+            h.pre.append(ast.copy_location(ast.Expr(ast.copy_location(call, e)), e))
+            return ast.copy_location(ast.Subscript(inner, key, ast.Load()), e)
+    return None
+
+
+def _binds(stmts: Sequence[ast.stmt], name: str) -> bool:
+    """Whether ``stmts`` bind ``name`` (not only change what it holds)."""
+    for st in stmts:
+        for sub in ast.walk(st):
+            if isinstance(sub, ast.Name) and sub.id == name and not isinstance(sub.ctx, ast.Load):
+                return True
+            if isinstance(sub, ast.MatchAs | ast.MatchStar) and sub.name == name:
+                return True
+            if isinstance(sub, ast.arg) and sub.arg == name:
+                return True
+    return False
+
+
+class _Substitute(ast.NodeTransformer):
+    def __init__(self, name: str, place: ast.expr) -> None:
+        self.name = name
+        self.place = place
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        if node.id != self.name:
+            return node
+        new = copy.deepcopy(self.place)
+        for sub in ast.walk(new):
+            ast.copy_location(sub, node)
+        _set_ctx(new, node.ctx)
+        return new
+
+
+def _set_ctx(e: ast.expr, ctx: ast.expr_context) -> None:
+    """Load for the inner parts of a place, ``ctx`` for the outermost."""
+    for sub in ast.walk(e):
+        if isinstance(sub, ast.Name | ast.Attribute | ast.Subscript):
+            sub.ctx = ast.Load()
+    if isinstance(e, ast.Name | ast.Attribute | ast.Subscript):
+        e.ctx = ctx
+
+
+def _substitute(s: ast.stmt, name: str, place: ast.expr) -> ast.stmt:
+    """A copy of ``s`` reading ``place`` wherever it reads ``name``."""
+    new = copy.deepcopy(s)
+    for sub in ast.walk(new):
+        sub.__dict__.pop(READS_CACHE, None)  # the copy reads other names
+    out = _Substitute(name, place).visit(new)
+    assert isinstance(out, ast.stmt)
+    return out

@@ -26,13 +26,13 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from arrowloop.arrows import Arrow, Const, GetField, Id, Proj, Registry, SetField
+from arrowloop.arrows import Arrow, Const, GetField, Id, If, Proj, Registry, SetField
 from arrowloop.compiler import mutable
 from arrowloop.errors import FrontendError
 from arrowloop.frontend._env import CHANGING_METHODS, Env, Val, tuple_of
 from arrowloop.frontend._exprs import int_literal
 from arrowloop.frontend._flow import Exit
-from arrowloop.frontend._hoist import HOISTED_PREFIX, hoist, split_targets
+from arrowloop.frontend._hoist import HOISTED_PREFIX, alias, hoist, split_targets
 from arrowloop.frontend._sharing import HOLDER, PART, Change, Sharing
 from arrowloop.frontend._source import Source
 from arrowloop.frontend._typing import show
@@ -44,9 +44,11 @@ __all__ = ["Mutations"]
 @attrs.frozen
 class _Acc:
     """One step into a place: a field, a dict key (with the default of
-    ``setdefault``), a list index, or a constant tuple index."""
+    ``setdefault``), a dict key read with ``get`` (a change of the default,
+    when the key is absent, is lost), a list index, or a constant tuple
+    index."""
 
-    kind: str  # "field" | "key" | "index" | "item"
+    kind: str  # "field" | "key" | "get" | "index" | "item"
     node: ast.AST
     field: str = ""
     key: ast.expr | None = None
@@ -89,15 +91,31 @@ class Mutations(Sharing):
 
     # -- statements ------------------------------------------------------------
 
-    def split_statement(self, s: ast.stmt, env: Env) -> list[ast.stmt] | None:
-        """``s`` as several statements when it changes a list or dict inside
-        an expression (``x = xs.pop() + 1``: frontend/_hoist.py) or assigns
-        one value to items (``xs[i] = xs[j] = v``), else ``None``."""
+    def rewrite(
+        self, s: ast.stmt, rest: Sequence[ast.stmt], env: Env, exit: Exit
+    ) -> list[ast.stmt] | None:
+        """``s`` and ``rest`` written again, or ``None``: ``s`` as several
+        statements when it changes a list or dict inside an expression (``x
+        = xs.pop() + 1``) or assigns one value to items (``xs[i] = xs[j] =
+        v``); ``x = d.setdefault(k, [])`` with ``x`` read as ``d[k]`` in
+        ``rest`` when ``rest`` changes it (frontend/_hoist.py)."""
 
         def fresh() -> str:
             return f"{HOISTED_PREFIX}{self.new_key()}"
 
-        return hoist(s, lambda call: self._hoistable(call, env), fresh) or split_targets(s, fresh)
+        split = hoist(s, lambda call: self._hoistable(call, env), fresh) or split_targets(s, fresh)
+        if split is not None:
+            return [*split, *rest]
+        return alias(s, rest, exit.needs | exit.after, lambda e: self._holds(e, env), fresh)
+
+    def _holds(self, e: ast.expr, env: Env) -> bool:
+        """Whether the place ``e`` holds a list, dict or set."""
+        if not self._is_place(e, env):
+            return False
+        try:
+            return isinstance(self._read(e, env).type, ListT | MapT | SetT)
+        except FrontendError:
+            return False
 
     def _hoistable(self, call: ast.Call, env: Env) -> bool:
         """Whether ``call`` is ``xs.pop(...)`` or ``d.setdefault(...)`` on a
@@ -169,6 +187,11 @@ class Mutations(Sharing):
                     base = v
                 case ast.Call(func=ast.Attribute(value=v, attr="setdefault")):
                     base = v
+                case ast.Call(func=ast.Attribute(value=v, attr="get"), args=[_, d]):
+                    # d.get(k, set()).discard(x): the entry, or a new value
+                    if self._sources(d, env):
+                        return False  # a default that Python would change
+                    base = v
                 case ast.Name(id=n):
                     return env.find(n) is not None and n not in env.unbound
                 case _:
@@ -189,6 +212,9 @@ class Mutations(Sharing):
                     if isinstance(k, ast.Slice):
                         self.fail(node, "slices cannot be changed in place; build a new list")
                     steps.append(_Acc("key", node, key=k))
+                    node = v
+                case ast.Call(func=ast.Attribute(value=v, attr="get"), args=[k, d]):
+                    steps.append(_Acc("get", node, key=k, default=d))
                     node = v
                 case ast.Call(func=ast.Attribute(value=v, attr="setdefault"), args=args):
                     if len(args) != 2 or node.keywords:
@@ -222,6 +248,8 @@ class Mutations(Sharing):
             new = inner >> self._update(ft, rest, leaf, env)
             return tuple_of([Proj(1, 2), new]) >> SetField(st.field)
         assert st.key is not None
+        if st.kind == "get":
+            return self._update_get(t, st, rest, leaf, env)
         if isinstance(t, TupleT) and st.default is None:
             n = len(t.items)
             k = int_literal(st.key)
@@ -267,6 +295,23 @@ class Mutations(Sharing):
         else:
             new = self.coerce(leaf(cur), t.value, st.node).arrow  # the leaf ignores it
         return self.prim("map_put", [cur, key, Val(new, t.value)], st.node, "d[k] = v").arrow
+
+    def _update_get(self, t: Type, st: _Acc, rest: list[_Acc], leaf: _Leaf, env: Env) -> Arrow:
+        """``d.get(k, default).m(...)``: the entry changed when ``k`` is in
+        ``d``; else the change made to the new default (for its failures,
+        such as ``remove`` of an absent item) and ``d`` left as it is."""
+        if not isinstance(t, MapT):
+            self.mismatch(st.node, "a dict for d.get(k, default)", t)
+        assert st.key is not None
+        assert st.default is not None
+        cur = Val(Proj(1, 2), t)
+        key = _lift(self.expr(st.key, env, t.key))
+        has = self.prim("map_has", [cur, key], st.node, "d.get")
+        present = self._update(t, [_Acc("key", st.node, key=st.key), *rest], leaf, env)
+        default = _lift(self.expr(st.default, env, t.value))
+        lost = tuple_of([Proj(0, 2), default.arrow]) >> self._update(t.value, rest, leaf, env)
+        absent = tuple_of([lost, Proj(1, 2)]) >> Proj(1, 2)
+        return If(has.arrow, present, absent)
 
     def _change(self, root: ast.Name, steps: list[_Acc], leaf: _Leaf, env: Env) -> Val:
         """The new value of ``root`` with the place ``steps`` changed by ``leaf``."""

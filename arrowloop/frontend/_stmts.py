@@ -88,10 +88,11 @@ class Translator(Mutations):
         for i, s in enumerate(stmts):
             self.count(s)
             try:
-                split = self.split_statement(s, env)
-                if split is not None:
-                    # Changes inside expressions, as statements of their own.
-                    return _sequence(done, self.block([*split, *stmts[i + 1 :]], env, exit, after))
+                again = self.rewrite(s, stmts[i + 1 :], env, exit)
+                if again is not None:
+                    # Changes inside expressions as statements of their own,
+                    # a name for a list inside a dict as that place.
+                    return _sequence(done, self.block(again, env, exit, after))
                 out = self.statement(s, stmts[i + 1 :], env, exit)
             except FrontendError as err:
                 # Refused: note it and go on after the statement, its names

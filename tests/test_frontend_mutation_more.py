@@ -41,6 +41,9 @@ def lists(msg: tuple[str, int], xs: list[int]) -> tuple[list[int], int]:
     if op == "del":
         del xs[v:]
         return xs, len(xs)
+    if op == "delat":
+        del xs[v]  # IndexError out of range, as Python
+        return xs, len(xs)
     if op == "every":
         del xs[::v]  # ValueError for a step of 0
         return xs, len(xs)
@@ -51,7 +54,9 @@ def lists(msg: tuple[str, int], xs: list[int]) -> tuple[list[int], int]:
     return xs, len(xs)
 
 
-OPS = st.sampled_from(["pop", "drop", "remove", "insert", "del", "every", "splice", "append"])
+OPS = st.sampled_from(
+    ["pop", "drop", "remove", "insert", "del", "delat", "every", "splice", "append"]
+)
 
 
 @settings(max_examples=examples(150))
@@ -72,6 +77,10 @@ def exprs(
     if op == "len":
         n = len(xs) * 100 + xs.pop(0)  # the length is read before the pop
         return (xs, d), n
+    if op == "none":
+        d.pop(v, None)
+        got = d.pop(v + 1, None)
+        return (xs, d), -1 if got is None else got
     if op == "flag":
         if d.pop(v, 0):
             return (xs, d), 1
@@ -83,11 +92,15 @@ def exprs(
     if op == "both":
         d[v] = d[-v] = v
         return (xs, d), len(d)
+    if op == "sum":
+        n = v
+        n += xs.pop()
+        return (xs, d), n
     xs.append(v)
     return (xs, d), xs.pop() - xs.pop(-1) // 2
 
 
-EXPR_OPS = st.sampled_from(["add", "len", "flag", "move", "both", "push"])
+EXPR_OPS = st.sampled_from(["add", "len", "none", "flag", "move", "both", "sum", "push"])
 
 
 @settings(max_examples=examples(150))

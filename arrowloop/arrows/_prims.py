@@ -72,7 +72,7 @@ class Signature:
     ``update`` and ``result`` tell the compiler what it may assume, for
     updating lists and dicts in place (compiler/_ownership.py); only the
     built-in primitives set them. ``update`` (``"put"``, ``"remove"``,
-    ``"append"``, ``"set"``, ``"pop"``, ``"pop_at"``, ``"remove_item"``,
+    ``"append"``, ``"set"``, ``"pop"``, ``"pop_at"``, ``"del_at"``, ``"remove_item"``,
     ``"insert"``, ``"take"``, ``"take_or"``, and for
     sets ``"add"``, ``"discard"``, ``"discard_or_raise"``) marks a
     primitive returning its first argument with one change (the compiler
@@ -248,6 +248,12 @@ def _pop_item(xs: list[Any], i: int) -> Any:
 def _list_pop_at(xs: list[Any], i: int) -> list[Any]:
     out = list(xs)
     out.pop(i)
+    return out
+
+
+def _list_del_at(xs: list[Any], i: int) -> list[Any]:
+    out = list(xs)
+    del out[i]
     return out
 
 
@@ -485,6 +491,14 @@ def _install_builtins(r: Registry) -> None:
         _list_pop_at,
         update="pop_at",
         doc="xs without item i (Python's xs.pop(i): negative i counts from the end; IndexError)",
+    )
+    reg(
+        "list_del_at",
+        _pair(ListT(_A), INT),
+        ListT(_A),
+        _list_del_at,
+        update="del_at",
+        doc="xs without item i (Python's del xs[i]: negative i counts from the end; IndexError)",
     )
     reg(
         "list_remove",

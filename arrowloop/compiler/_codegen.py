@@ -69,6 +69,7 @@ from arrowloop.compiler._ownership import (
     container,
     copier,
     deep_owned,
+    del_at,
     demand_item,
     disjoint,
     elements,
@@ -212,6 +213,7 @@ _UPDATE_ARITY: Final = {
     "set": 3,
     "pop": 1,
     "pop_at": 2,
+    "del_at": 2,
     "remove_item": 2,
     "insert": 3,
     "take": 2,
@@ -225,7 +227,9 @@ _UPDATE_ARITY: Final = {
 #: The update kinds of sets (the others are of lists and dicts).
 _SET_UPDATES: Final = frozenset({"add", "discard", "discard_or_raise"})
 #: The update kinds of lists.
-_LIST_UPDATES: Final = frozenset({"append", "set", "pop", "pop_at", "remove_item", "insert"})
+_LIST_UPDATES: Final = frozenset(
+    {"append", "set", "pop", "pop_at", "del_at", "remove_item", "insert"}
+)
 
 
 class _Own:
@@ -829,7 +833,7 @@ class _Gen:
             if log:
                 self.emit(f"_u(({target}, _P, {target}[-1]))")
             self.emit(f"{target}.pop()")
-        elif kind in ("pop_at", "remove_item", "insert"):
+        elif kind in ("pop_at", "del_at", "remove_item", "insert"):
             self.list_update(kind, target, args[1:], log)
         elif kind in _SET_UPDATES:
             self.set_update(kind, target, args[1], log)
@@ -842,7 +846,7 @@ class _Gen:
         return _V(target)
 
     def list_update(self, kind: str, target: str, args: list[str], log: bool) -> None:
-        """``xs.pop(i)``, ``xs.remove(x)`` or ``xs.insert(i, x)`` on
+        """``xs.pop(i)``, ``del xs[i]``, ``xs.remove(x)`` or ``xs.insert(i, x)`` on
         ``target``; logged with the index the item had or got (Python's
         own errors are raised before any change)."""
         if kind == "pop_at":
@@ -850,6 +854,11 @@ class _Gen:
                 self.emit(f"_u(({target}, _RA, {self.const(pop_at)}({target}, {args[0]})))")
             else:
                 self.emit(f"{target}.pop({args[0]})")
+        elif kind == "del_at":
+            if log:
+                self.emit(f"_u(({target}, _RA, {self.const(del_at)}({target}, {args[0]})))")
+            else:
+                self.emit(f"del {target}[{args[0]}]")
         elif kind == "remove_item":
             call = f"{self.const(remove_at)}({target}, {args[0]})"
             self.emit(f"_u(({target}, _RA, {call}))" if log else call)

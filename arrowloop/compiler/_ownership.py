@@ -106,6 +106,7 @@ __all__ = [
     "REMOVED_AT",
     "INSERTED_AT",
     "pop_at",
+    "del_at",
     "remove_at",
     "insert_at",
 ]
@@ -392,6 +393,16 @@ def pop_at(xs: list[Any], i: int) -> tuple[int, Any]:
     n = len(xs)
     item = xs.pop(i)
     return (i + n if i < 0 else i), item
+
+
+def del_at(xs: list[Any], i: int) -> tuple[int, Any]:
+    """``del xs[i]`` in place; returns the index it had (from the start) and
+    the item, for the undo log. Raises as Python's ``del`` does."""
+    n = len(xs)
+    j = i + n if i < 0 else i
+    if not 0 <= j < n:
+        raise IndexError("list assignment index out of range")
+    return j, xs.pop(j)
 
 
 def remove_at(xs: list[Any], x: Any) -> tuple[int, Any]:

@@ -205,6 +205,10 @@ def hoist(
                 return None
             body = h.parts(call)
             return [*h.pre, _with(s, "value", body)]
+    if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name):
+        # n += xs.pop(): Python reads n first, which the change leaves alone
+        # (or, for n the list itself, reads its list after the change).
+        field, value = "value", s.value
     if not isinstance(value, ast.expr) or not h.changes(value):
         return None
     assert field is not None

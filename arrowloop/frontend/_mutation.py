@@ -36,7 +36,7 @@ from arrowloop.frontend._hoist import HOISTED_PREFIX, alias, hoist, split_target
 from arrowloop.frontend._sharing import HOLDER, PART, Change, Sharing
 from arrowloop.frontend._source import Source
 from arrowloop.frontend._typing import show
-from arrowloop.typesys import INT, STR, ListT, MapT, RecordT, SetT, TupleT, Type
+from arrowloop.typesys import INT, STR, ListT, MapT, OptionT, RecordT, SetT, TupleT, Type
 
 __all__ = ["Mutations"]
 
@@ -435,13 +435,18 @@ class Mutations(Sharing):
         root, steps = self._place(target)
         last = steps[-1]
         if last.kind != "key" or last.default is not None or last.key is None:
-            self.fail(s, "del is supported for dict keys (del d[k]); for a list, use xs.pop()")
+            self.fail(s, "del is supported for dict keys and list items (del d[k], del xs[i])")
         mt = self._read(target.value, env).type
+        if isinstance(mt, ListT):
+            i = _lift(self.expr(last.key, env, INT))
+            leaf = _Leaf(lambda cur: self.prim("list_del_at", [cur, i], s, "del xs[i]"), reads=True)
+            new = self._change(root, steps[:-1], leaf, env)
+            return self._commit(s, root, new, None, [], rest, env, exit, len(steps) == 1)
         key = _lift(self.expr(last.key, env, mt.key if isinstance(mt, MapT) else STR))
 
         def remove(cur: Val) -> Val:
             if not isinstance(cur.type, MapT):
-                self.fail(s, "del is supported for dict keys (del d[k]); for a list, use xs.pop()")
+                self.mismatch(s, "a dict or a list to delete an item of", cur.type)
             # Python's del d[k] raises KeyError when k is absent: so does this.
             check = self.prim("map_at", [cur, key], s, "del d[k]")
             removed = self.prim("map_remove", [cur, key], s, "del d[k]")
@@ -515,8 +520,11 @@ class Mutations(Sharing):
             key = self.expr(args[0], env, t.key)
             if len(args) == 2:
                 got = self.prim("map_get", [place, key], call, "d.pop")
-                d = self.expr(args[1], env, t.value)
-                value = self.prim("unwrap_or", [got, d], call, "d.pop")
+                if _is_none(args[1]) and not isinstance(t.value, OptionT):
+                    value = got  # d.pop(k, None): the value or None, as d.get(k)
+                else:
+                    d = self.expr(args[1], env, t.value)
+                    value = self.prim("unwrap_or", [got, d], call, "d.pop")
             else:
                 value = self.prim("map_at", [place, key], call, "d.pop")
             if result is not None:
@@ -569,3 +577,7 @@ class Mutations(Sharing):
     def empty(self, t: Type) -> Arrow:
         """A new empty list or dict of type ``t``."""
         return Const(t, [] if isinstance(t, ListT) else set() if isinstance(t, SetT) else {})
+
+
+def _is_none(e: ast.expr) -> bool:
+    return isinstance(e, ast.Constant) and e.value is None

@@ -220,3 +220,43 @@ def test_a_change_through_get_with_a_named_default_is_refused() -> None:
             spare: list[int] = []
             d.get(k, spare).append(1)  # changes spare when k is absent, in Python
             return d, len(spare)
+
+
+# -- a loop over a list that its body changes ---------------------------------------------
+
+
+def test_changing_the_list_a_loop_walks_is_refused() -> None:
+    with pytest.raises(FrontendError, match="the loop body changes xs"):
+
+        @statemachine(init=[])
+        def bad(v: int, xs: list[int]) -> tuple[list[int], int]:
+            for x in xs:  # Python's loop skips the item after a removed one
+                if x == v:
+                    xs.remove(x)
+            return xs, len(xs)
+
+    with pytest.raises(FrontendError, match="the loop body changes d"):
+
+        @statemachine(init={})
+        def bad_items(k: str, d: dict[str, int]) -> tuple[dict[str, int], int]:
+            for _, n in d.items():  # Python's items() sees the new values
+                d[k] = n + 1
+            return d, len(d)
+
+
+@statemachine(init=[])
+def walk_a_copy(v: int, xs: list[int]) -> tuple[list[int], int]:
+    xs.append(v)
+    for x in list(xs):
+        if x == v:
+            xs.remove(x)
+    counts = {str(x): 0 for x in xs}
+    for key in counts:
+        counts[key] += 1  # the values of the keys walked: as in Python
+    return xs, sum(counts.values())
+
+
+@settings(max_examples=examples(60))
+@given(st.lists(SMALL, max_size=10))
+def test_a_loop_over_a_copy_may_change_the_original(inputs: list[int]) -> None:
+    _run(walk_a_copy, inputs)

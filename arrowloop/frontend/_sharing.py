@@ -37,7 +37,7 @@ import attrs
 
 from arrowloop.compiler import mutable
 from arrowloop.errors import FrontendError
-from arrowloop.frontend._env import Env, assigned
+from arrowloop.frontend._env import Env, assigned, place_root
 from arrowloop.frontend._patterns import Patterns
 from arrowloop.typesys import ListT, MapT, SetT
 
@@ -237,6 +237,45 @@ class Sharing(Patterns):
             return False  # set items are hashable, hence immutable
         elem = t.item if isinstance(t, ListT) else t.value if isinstance(t, MapT) else t
         return mutable(elem)
+
+    def check_walk(self, s: ast.For, env: Env) -> None:
+        """Refuse a loop whose body changes the list it walks (or the dict
+        whose items or values it walks): Python's loop sees the change, the
+        fold walks the list it had when it started."""
+        walked = self._walked(s.iter, env)
+        changed = assigned(s.body)
+        for root in sorted(walked):
+            names = {root, *(n for n, (_, rels) in self._linked(root).items() if rels != {PART})}
+            for n in sorted(names & changed):
+                self.fail(
+                    s.iter,
+                    f"the loop body changes {n}, which holds what the loop walks: in Python the "
+                    f"loop sees the change (later items, or fewer), but a for loop walks the "
+                    f"list it had when it started. Walk a copy (for x in list(xs):), or "
+                    f"collect the changes and make them after the loop",
+                    "a list the loop leaves alone",
+                    n,
+                )
+
+    def _walked(self, e: ast.expr, env: Env) -> set[str]:
+        """The names whose lists a loop over ``e`` walks as they change: a
+        list itself, ``enumerate``/``zip``/``reversed`` of one, a dict's
+        ``items()`` or ``values()`` (not ``list(xs)``, ``sorted(xs)``, nor a
+        dict's or set's keys, where Python raises if the size changes)."""
+        match e:
+            case ast.Call(func=ast.Name(id="enumerate" | "zip" | "reversed"), args=args):
+                return set().union(*(self._walked(a, env) for a in args))
+            case ast.Call(func=ast.Attribute(value=d, attr="items" | "values"), args=[]):
+                root = place_root(d)
+                return {root} if root is not None else set()
+            case ast.Name() | ast.Attribute() | ast.Subscript():
+                root = place_root(e)
+                try:
+                    walks_list = isinstance(self.expr(e, env).type, ListT)
+                except FrontendError:
+                    return set()
+                return {root} if root is not None and walks_list else set()
+        return set()
 
     def note_change(self, change: Change) -> None:
         """Record a change for :meth:`check_changes`."""

@@ -361,6 +361,7 @@ class Translator(Mutations):
             if isinstance(node, ast.Break | ast.Continue):
                 self.fail(node, _REFUSED[type(node)])
         xs = self.iterable(s.iter, env)
+        self.check_walk(s, env)
         for bound in assigned([s.target]):
             self.note_sharing(bound, s.iter, s, env, "part")
         if not isinstance(xs.type, ListT):

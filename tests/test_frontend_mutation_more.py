@@ -260,3 +260,39 @@ def walk_a_copy(v: int, xs: list[int]) -> tuple[list[int], int]:
 @given(st.lists(SMALL, max_size=10))
 def test_a_loop_over_a_copy_may_change_the_original(inputs: list[int]) -> None:
     _run(walk_a_copy, inputs)
+
+
+# -- appending to a dict's entry ----------------------------------------------------------
+
+
+@statemachine(init={})
+def per_key(msg: tuple[str, int], d: dict[str, list[int]]) -> tuple[dict[str, list[int]], int]:
+    k, v = msg
+    d.setdefault(k, []).append(v)
+    d[k].append(v)
+    if v < 0:
+        raise ValueError("negative")
+    return d, len(d[k])
+
+
+def test_appending_to_a_dict_entry_is_in_place_and_undone_when_the_step_fails() -> None:
+    assert ".append(" in generated_source(per_key.machine.typed, owned=True)
+    step, _ = per_key.machine.owned_step()
+    s = per_key.machine.copy_state(per_key.init)
+    s, _ = step(("a", 1), s)
+    entry = s["a"]
+    s, n = step(("a", 2), s)
+    assert n == 4
+    assert s["a"] is entry  # appended to where it is, not copied
+    with pytest.raises(Exception, match="negative"):
+        step(("a", -1), s)
+    assert s == {"a": [1, 1, 2, 2]}
+    with pytest.raises(Exception, match="negative"):
+        step(("b", -1), s)
+    assert s == {"a": [1, 1, 2, 2]}
+
+
+@settings(max_examples=examples(60))
+@given(st.lists(st.tuples(st.sampled_from("ab"), SMALL), max_size=10))
+def test_appending_to_a_dict_entry(inputs: list[tuple[str, int]]) -> None:
+    _run(per_key, inputs)

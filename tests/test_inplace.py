@@ -177,6 +177,7 @@ def _op(draw: st.DrawFn, env: _Env) -> _Env:
         "delat",
         "removeitem",
         "insert",
+        "entryappend",
     ]
     kind = draw(st.sampled_from(choices))
     if kind == "dup":
@@ -229,6 +230,14 @@ def _op(draw: st.DrawFn, env: _Env) -> _Env:
     if kind == "popat":
         j, i = draw(st.sampled_from(_slots(env, LI))), draw(st.sampled_from(ints))
         return _keep(env, {j: compose(fanout(p(j), p(i)), prim("list_pop_at"))})
+    if kind == "entryappend":
+        j, k = draw(st.sampled_from(_slots(env, MLI))), draw(st.sampled_from(strs))
+        v = draw(st.sampled_from(ints))
+        if draw(st.booleans()):
+            appended = compose(fanout(p(j), p(k), p(v)), prim("map_append"))
+        else:
+            appended = compose(fanout(p(j), p(k), const([9], LI), p(v)), prim("map_append_or"))
+        return _keep(env, {j: appended})
     if kind == "delat":
         j, i = draw(st.sampled_from(_slots(env, LI))), draw(st.sampled_from(ints))
         return _keep(env, {j: compose(fanout(p(j), p(i)), prim("list_del_at"))})

@@ -73,6 +73,7 @@ class Signature:
     updating lists and dicts in place (compiler/_ownership.py); only the
     built-in primitives set them. ``update`` (``"put"``, ``"remove"``,
     ``"append"``, ``"set"``, ``"pop"``, ``"pop_at"``, ``"del_at"``, ``"remove_item"``,
+    ``"entry_append"``, ``"entry_append_or"``,
     ``"insert"``, ``"take"``, ``"take_or"``, and for
     sets ``"add"``, ``"discard"``, ``"discard_or_raise"``) marks a
     primitive returning its first argument with one change (the compiler
@@ -249,6 +250,14 @@ def _list_pop_at(xs: list[Any], i: int) -> list[Any]:
     out = list(xs)
     out.pop(i)
     return out
+
+
+def _map_append(d: dict[Any, Any], k: Any, x: Any) -> dict[Any, Any]:
+    return {**d, k: [*d[k], x]}
+
+
+def _map_append_or(d: dict[Any, Any], k: Any, default: list[Any], x: Any) -> dict[Any, Any]:
+    return {**d, k: [*d.get(k, default), x]}
 
 
 def _list_del_at(xs: list[Any], i: int) -> list[Any]:
@@ -552,6 +561,24 @@ def _install_builtins(r: Registry) -> None:
         MapT(_A, _K),
         lambda d, k, v: {**d, k: v},
         update="put",
+    )
+    reg(
+        "map_append",
+        TupleT((MapT(ListT(_A), _K), _K, _A)),
+        MapT(ListT(_A), _K),
+        _map_append,
+        update="entry_append",
+        doc="d with x appended to the list d[k], which keeps its place (Python's "
+        "d[k].append(x); KeyError when k is absent)",
+    )
+    reg(
+        "map_append_or",
+        TupleT((MapT(ListT(_A), _K), _K, ListT(_A), _A)),
+        MapT(ListT(_A), _K),
+        _map_append_or,
+        update="entry_append_or",
+        doc="d with x appended to d[k], or k put in with the default and x (Python's "
+        "d.setdefault(k, default).append(x))",
     )
     reg(
         "map_remove",

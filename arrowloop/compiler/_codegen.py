@@ -216,6 +216,8 @@ _UPDATE_ARITY: Final = {
     "del_at": 2,
     "remove_item": 2,
     "insert": 3,
+    "entry_append": 3,
+    "entry_append_or": 4,
     "take": 2,
     "take_or": 3,
     "add": 2,
@@ -777,20 +779,31 @@ class _Gen:
             target = self.bind(f"{copy}({target})").code
             box = Leaf(frozenset({self.own.new_loc()}), True, False, box.elem)
         elem = box.elem
-        if kind in ("put", "append", "set", "insert"):
+        if kind in ("put", "append", "set", "insert", "entry_append", "entry_append_or"):
             value, vinfo = args[-1], infos[-1]
             if vinfo is not None and not self.unique(vinfo, locs_of(box) | locs_of(infos[0])):
                 # The new element is shared (with the input, or another
                 # element): the container gets a copy of its own.
-                item_t = t.output.value if kind == "put" else t.output.item  # type: ignore[attr-defined]
+                out_t: Any = t.output
+                item_t = (
+                    out_t.value
+                    if kind == "put"
+                    else out_t.value.item
+                    if kind.startswith("entry")
+                    else out_t.item
+                )
                 value = self.bind(f"{self.const(copier(item_t))}({value})").code
                 vinfo = self.fresh_info(item_t)
             args[-1] = value
-            elem = merge(elem, vinfo)
+            infos[-1] = vinfo
+            if not kind.startswith("entry"):
+                elem = merge(elem, vinfo)
         log = self.own.owned and box.old
         if log:
             self.own.logged = True
-        if kind == "put":
+        if kind.startswith("entry"):
+            elem = self.entry_append(kind, target, args, infos, box, in_place, others, log)
+        elif kind == "put":
             k, v = args[1], args[2]
             if log:
                 self.emit(f"_u(({target}, {k}, {target}.get({k}, _M)))")
@@ -844,6 +857,69 @@ class _Gen:
         self.own.info[target] = Leaf(box.locs, box.owned, box.old, elem)
         self.own.epoch += 1
         return _V(target)
+
+    def entry_append(
+        self,
+        kind: str,
+        target: str,
+        args: list[str],
+        infos: list[Info],
+        box: Leaf,
+        in_place: bool,
+        others: frozenset[int],
+        log: bool,
+    ) -> Info:
+        """``d[k].append(x)`` (``entry_append``) or ``d.setdefault(k,
+        default).append(x)`` (``entry_append_or``) on the dict ``target``:
+        the entry appended to in place when it is unique (the dict is
+        changed in place and nothing else may refer to its entries), else
+        replaced by a longer copy where it is (the dict keeps its order).
+        ``args[-1]`` is the item, unique by now; returns what is known of
+        the dict's entries afterwards."""
+        k, x, vinfo = args[1], args[-1], infos[-1]
+        old = box.elem
+        entry = self.fresh()
+        # A new list: the old entry's items (or the default's) and x.
+        new_elems = merge(elements(old), vinfo)
+        if kind == "entry_append_or":
+            new_elems = merge(new_elems, elements(infos[2]))
+            self.emit(f"{entry} = {target}.get({k}, _M)")
+            put = f"{target}[{k}] = [*{args[2]}, {x}]"
+            self.branch(
+                f"if {entry} is _M:",
+                lambda: self.emit(f"_u(({target}, {k}, _M)); {put}" if log else put),
+            )
+        else:
+            self.emit(f"{entry} = {target}[{k}]")  # KeyError when absent, as d[k]
+        unique = (
+            in_place
+            and isinstance(old, Leaf)
+            and old.owned
+            and disjoint(old.locs, self.own.live)
+            and not (old.locs & others)
+        )
+
+        def change() -> None:
+            if unique:
+                assert isinstance(old, Leaf)
+                if self.own.owned and old.old:
+                    self.own.logged = True
+                    self.emit(f"_u(({entry}, _A, None))")
+                self.emit(f"{entry}.append({x})")
+            else:
+                if log:
+                    self.emit(f"_u(({target}, {k}, {entry}))")
+                self.emit(f"{target}[{k}] = [*{entry}, {x}]")
+
+        if kind == "entry_append_or":
+            self.branch("else:", change)
+        else:
+            change()
+        made = Leaf(frozenset({self.own.new_loc()}), True, False, new_elems)
+        if unique:
+            assert isinstance(old, Leaf)
+            return merge(Leaf(old.locs, old.owned, old.old, merge(old.elem, vinfo)), made)
+        return merge(old, made)
 
     def list_update(self, kind: str, target: str, args: list[str], log: bool) -> None:
         """``xs.pop(i)``, ``del xs[i]``, ``xs.remove(x)`` or ``xs.insert(i, x)`` on

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 
 from arrowloop.frontend._env import READS_CACHE, assigned, place_root, reads
 
-__all__ = ["hoist", "split_targets", "alias", "HOISTED_PREFIX"]
+__all__ = ["hoist", "split_targets", "alias", "cannot_fail", "HOISTED_PREFIX"]
 
 #: The prefix of the temporaries hoisting makes up.
 HOISTED_PREFIX = "%h"
@@ -121,6 +121,12 @@ def _place_parts(node: ast.expr) -> list[ast.expr]:
         case ast.Call(func=ast.Attribute(value=v, attr="setdefault"), args=args, keywords=[]):
             return [*_place_parts(v), *args]
     return [node]
+
+
+def cannot_fail(e: ast.expr) -> bool:
+    """Whether evaluating ``e`` cannot raise (nor depend on the order it is
+    evaluated in): a constant, a name, a field of one, or a tuple of such."""
+    return _deferrable(e)
 
 
 def _deferrable(e: ast.expr) -> bool:

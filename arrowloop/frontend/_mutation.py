@@ -32,7 +32,7 @@ from arrowloop.errors import FrontendError
 from arrowloop.frontend._env import CHANGING_METHODS, Env, Val, tuple_of
 from arrowloop.frontend._exprs import int_literal
 from arrowloop.frontend._flow import Exit
-from arrowloop.frontend._hoist import HOISTED_PREFIX, alias, hoist, split_targets
+from arrowloop.frontend._hoist import HOISTED_PREFIX, alias, cannot_fail, hoist, split_targets
 from arrowloop.frontend._sharing import HOLDER, PART, Change, Sharing
 from arrowloop.frontend._source import Source
 from arrowloop.frontend._typing import show
@@ -476,6 +476,9 @@ class Mutations(Sharing):
         extra: list[tuple[str, Val]] = []
         stored: ast.expr | None = None
         leaf: _Leaf
+        entry = self._entry_append(s, call, recv, steps, t, rest, env, exit)
+        if entry is not None:
+            return entry
         if m == "append" and isinstance(t, ListT) and len(args) == 1:
             x = _lift(self.expr(args[0], env, t.item))
             leaf = _Leaf(lambda cur: self.prim("append", [cur, x], call, "append"), reads=True)
@@ -559,6 +562,56 @@ class Mutations(Sharing):
             )
         new = self._change(root, steps, leaf, env)
         return self._commit(s, root, new, stored, extra, rest, env, exit, not steps)
+
+    def _entry_append(
+        self,
+        s: ast.stmt,
+        call: ast.Call,
+        recv: ast.expr,
+        steps: list[_Acc],
+        t: Type,
+        rest: Sequence[ast.stmt],
+        env: Env,
+        exit: Exit,
+    ) -> tuple[Arrow, Env] | None:
+        """``d[k].append(x)`` and ``d.setdefault(k, []).append(x)`` as one
+        change of the dict (``map_append``, ``map_append_or``), which the
+        compiler makes in place on the entry (O(1) amortised, where a take
+        and a put copy the entry), when ``x`` cannot fail (so Python's
+        ``KeyError`` for ``d[k]`` still comes first); else ``None``."""
+        if not (
+            isinstance(call.func, ast.Attribute)
+            and call.func.attr == "append"
+            and len(call.args) == 1
+            and isinstance(t, ListT)
+            and steps
+            and steps[-1].kind == "key"
+            and cannot_fail(call.args[0])
+        ):
+            return None
+        last = steps[-1]
+        match recv:
+            case ast.Call(func=ast.Attribute(value=container)) | ast.Subscript(value=container):
+                pt = self._read(container, env).type
+            case _:
+                return None
+        if not isinstance(pt, MapT) or last.key is None:
+            return None
+        key = _lift(self.expr(last.key, env, pt.key))
+        x = _lift(self.expr(call.args[0], env, t.item))
+        if last.default is None:
+            args = [key, x]
+            prim = "map_append"
+        else:
+            args = [key, _lift(self.expr(last.default, env, pt.value)), x]
+            prim = "map_append_or"
+
+        def append(cur: Val) -> Val:
+            return self.prim(prim, [cur, *args], call, "d[k].append(x)")
+
+        root, _ = self._place(recv)
+        new = self._change(root, steps[:-1], _Leaf(append, reads=True), env)
+        return self._commit(s, root, new, call.args[0], [], rest, env, exit, False)
 
     def _read(self, node: ast.expr, env: Env) -> Val:
         """The current value of a place (``d.setdefault(k, v)`` reads as

@@ -85,6 +85,16 @@ def compose(x: str, y: str) -> str | None:
     return ANY
 
 
+def _relative(how: str, srcs: dict[str, str]) -> dict[str, str]:
+    """The sources of a value related as ``how`` to one with sources ``srcs``."""
+    out: dict[str, str] = {}
+    for n, r in srcs.items():
+        c = compose(how, r)
+        if c is not None:
+            out[n] = c
+    return out
+
+
 def _join(a: dict[str, str], b: dict[str, str]) -> dict[str, str]:
     out = dict(a)
     for n, r in b.items():
@@ -203,22 +213,12 @@ class Sharing(Patterns):
     @staticmethod
     def _within(srcs: dict[str, str]) -> dict[str, str]:
         """The sources of a part of a value with sources ``srcs``."""
-        out: dict[str, str] = {}
-        for n, r in srcs.items():
-            c = compose(PART, r)
-            if c is not None:
-                out[n] = c
-        return out
+        return _relative(PART, srcs)
 
     @staticmethod
     def _around(srcs: dict[str, str]) -> dict[str, str]:
         """The sources of a new value holding one with sources ``srcs``."""
-        out: dict[str, str] = {}
-        for n, r in srcs.items():
-            c = compose(HOLDER, r)
-            if c is not None:
-                out[n] = c
-        return out
+        return _relative(HOLDER, srcs)
 
     def _may_hold(self, e: ast.expr, env: Env) -> bool:
         """Whether the value of ``e`` may hold a list or dict (``counts[w]``

@@ -296,3 +296,37 @@ def test_appending_to_a_dict_entry_is_in_place_and_undone_when_the_step_fails() 
 @given(st.lists(st.tuples(st.sampled_from("ab"), SMALL), max_size=10))
 def test_appending_to_a_dict_entry(inputs: list[tuple[str, int]]) -> None:
     _run(per_key, inputs)
+
+
+@statemachine(init={})
+def branches(
+    msg: tuple[str, str, int], table: dict[str, list[int]]
+) -> tuple[dict[str, list[int]], int]:
+    op, k, v = msg
+    if op == "add":
+        users = table.setdefault(k, [])  # a name for the entry, in a branch that returns
+        users.append(v)
+        users.insert(0, v * 2)
+        return table, len(users)
+    if op == "pop":
+        users = table.setdefault(k, [9])
+        n = users.pop() + len(users)
+        return table, n
+    if op == "rm":
+        xs = table[k]
+        if v in xs:
+            xs.remove(v)
+        del xs[0:1]
+        return table, sum(xs)
+    return table, len(table.get(k, []))
+
+
+@settings(max_examples=examples(100))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["add", "pop", "rm", "get"]), st.sampled_from("ab"), SMALL),
+        max_size=12,
+    )
+)
+def test_names_for_entries_in_branches(inputs: list[tuple[str, str, int]]) -> None:
+    _run(branches, inputs)

@@ -260,7 +260,8 @@ def alias(
     through ``x`` changes ``d``'s entry. That is Python's meaning as long as
     the entry stays the list ``x`` names, so it is done only when ``rest``
     neither rebinds ``x`` nor rebinds or otherwise changes ``d``, and
-    nothing after ``rest`` reads ``x`` (``read_after``); ``is_container``
+    nothing after ``rest`` reads ``x`` (``read_after``, unless ``rest`` ends
+    in ``return`` or ``raise``); ``is_container``
     says that ``x``'s value holds a list, dict or set and is a place.
     """
     match s:
@@ -268,6 +269,12 @@ def alias(
             pass
         case _:
             return None
+    ends = [i for i, st in enumerate(rest) if isinstance(st, ast.Return | ast.Raise)]
+    tail: Sequence[ast.stmt] = ()
+    if ends:
+        # Nothing after a return runs (the translation may put the code
+        # after an if into a branch that returns), nor after the block.
+        rest, tail, read_after = rest[: ends[0] + 1], rest[ends[0] + 1 :], frozenset()
     root = place_root(value)
     if root is None or root == x or isinstance(value, ast.Name) or x in read_after:
         return None
@@ -280,7 +287,7 @@ def alias(
     place = _frozen(value, pre, fresh)
     if place is None or not is_container(value):
         return None
-    return [*pre, *(_substitute(st, x, place) for st in rest)]
+    return [*pre, *(_substitute(st, x, place) for st in rest), *tail]
 
 
 def _frozen(e: ast.expr, pre: list[ast.stmt], fresh: Callable[[], str]) -> ast.expr | None:

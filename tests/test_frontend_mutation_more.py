@@ -330,3 +330,17 @@ def branches(
 )
 def test_names_for_entries_in_branches(inputs: list[tuple[str, str, int]]) -> None:
     _run(branches, inputs)
+
+
+def test_a_refusal_shows_a_call_taken_out_as_written() -> None:
+    with pytest.raises(FrontendError) as err:
+
+        @statemachine(init={})
+        def bad(k: str, d: dict[str, list[int]]) -> tuple[dict[str, list[int]], int]:
+            e = (d.setdefault(k, []), 1)
+            d[k].append(1)
+            return d, len(e[0])
+
+    text = str(err.value)
+    assert "d.setdefault(k, [])" in text
+    assert "%h" not in text

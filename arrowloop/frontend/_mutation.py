@@ -105,6 +105,12 @@ class Mutations(Sharing):
 
         split = hoist(s, lambda call: self._hoistable(call, env), fresh) or split_targets(s, fresh)
         if split is not None:
+            for st in split:
+                match st:
+                    case ast.Assign(targets=[ast.Name(id=n)], value=v) if n.startswith(
+                        HOISTED_PREFIX
+                    ):
+                        self.hoisted[n] = ast.unparse(v)
             return [*split, *rest]
         return alias(s, rest, exit.needs | exit.after, lambda e: self._holds(e, env), fresh)
 

@@ -110,6 +110,8 @@ class Sharing(Patterns):
         # name -> name -> (where the first link began, how it may share)
         self._shares: dict[str, dict[str, tuple[ast.AST, set[str]]]] = {}
         self._changes: list[Change] = []
+        # the temporaries of expressions taken out of statements: their text
+        self.hoisted: dict[str, str] = {}
 
     def note_sharing(
         self,
@@ -277,6 +279,24 @@ class Sharing(Patterns):
                 return {root} if root is not None and walks_list else set()
         return set()
 
+    def _shown(self, name: str) -> str:
+        """A name as a message shows it: a temporary of an expression taken
+        out of a statement (frontend/_hoist.py) as that expression."""
+        text = self.hoisted.get(name)
+        return name if text is None else f"({text})"
+
+    def _text(self, node: ast.AST) -> str:
+        """A statement as written: temporaries of expressions taken out of
+        it show as those expressions."""
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id in self.hoisted for t in node.targets
+        ):
+            node = node.value
+        text = ast.unparse(node)
+        for name in sorted(self.hoisted, key=len, reverse=True):
+            text = text.replace(name, f"({self.hoisted[name]})")
+        return text
+
     def note_change(self, change: Change) -> None:
         """Record a change for :meth:`check_changes`."""
         self._changes.append(change)
@@ -291,16 +311,17 @@ class Sharing(Patterns):
                 if c.top_only and all(r.startswith(PART) for r in rels):
                     continue  # other holds a part of root, which the change leaves alone
                 line = self.src.file_line(where)
+                root, name = self._shown(c.root), self._shown(other)
                 self.fail(
                     c.node,
-                    f"{c.root} and {other} may be the same list or dict here (since line "
-                    f"{line}: {ast.unparse(where)[:60]}): in Python, changing it through "
-                    f"{c.root} changes {other} too, and {other} is read later, but arrowloop "
+                    f"{root} and {name} may be the same list or dict here (since line "
+                    f"{line}: {self._text(where)[:60]}): in Python, changing it through "
+                    f"{root} changes {name} too, and {name} is read later, but arrowloop "
                     f"values never share, so the two would compute different things. Make "
                     f"a copy where they begin to share (list(...), dict(...)), or change "
                     f"it through one name only",
                     "names that do not share",
-                    f"{c.root} and {other}",
+                    f"{root} and {name}",
                 )
 
     def _linked(self, root: str) -> dict[str, tuple[ast.AST, set[str]]]:

@@ -344,3 +344,35 @@ def test_a_refusal_shows_a_call_taken_out_as_written() -> None:
     text = str(err.value)
     assert "d.setdefault(k, [])" in text
     assert "%h" not in text
+
+
+@statemachine(init={})
+def per_key_sets(msg: tuple[str, int], d: dict[str, set[int]]) -> tuple[dict[str, set[int]], int]:
+    k, v = msg
+    w = -v
+    d.setdefault(k, set()).add(v)
+    d[k].add(w)
+    if v == 3:
+        d["zz"].add(v)  # KeyError
+    if v < 0:
+        raise ValueError("negative")
+    return d, len(d[k])
+
+
+def test_adding_to_a_set_in_a_dict_is_in_place_and_undone_when_the_step_fails() -> None:
+    step, _ = per_key_sets.machine.owned_step()
+    s = per_key_sets.machine.copy_state(per_key_sets.init)
+    s, _ = step(("a", 1), s)
+    entry = s["a"]
+    s, n = step(("a", 2), s)
+    assert n == 4
+    assert s["a"] is entry
+    with pytest.raises(Exception, match="negative"):
+        step(("a", -4), s)
+    assert s == {"a": {1, -1, 2, -2}}
+
+
+@settings(max_examples=examples(60))
+@given(st.lists(st.tuples(st.sampled_from("ab"), SMALL), max_size=10))
+def test_adding_to_a_set_in_a_dict(inputs: list[tuple[str, int]]) -> None:
+    _run(per_key_sets, inputs)

@@ -73,7 +73,7 @@ class Signature:
     updating lists and dicts in place (compiler/_ownership.py); only the
     built-in primitives set them. ``update`` (``"put"``, ``"remove"``,
     ``"append"``, ``"set"``, ``"pop"``, ``"pop_at"``, ``"del_at"``, ``"remove_item"``,
-    ``"entry_append"``, ``"entry_append_or"``,
+    ``"entry_append"``, ``"entry_append_or"``, ``"entry_add"``, ``"entry_add_or"``,
     ``"insert"``, ``"take"``, ``"take_or"``, and for
     sets ``"add"``, ``"discard"``, ``"discard_or_raise"``) marks a
     primitive returning its first argument with one change (the compiler
@@ -258,6 +258,14 @@ def _map_append(d: dict[Any, Any], k: Any, x: Any) -> dict[Any, Any]:
 
 def _map_append_or(d: dict[Any, Any], k: Any, default: list[Any], x: Any) -> dict[Any, Any]:
     return {**d, k: [*d.get(k, default), x]}
+
+
+def _map_add(d: dict[Any, Any], k: Any, x: Any) -> dict[Any, Any]:
+    return {**d, k: d[k] | {x}}
+
+
+def _map_add_or(d: dict[Any, Any], k: Any, default: set[Any], x: Any) -> dict[Any, Any]:
+    return {**d, k: d.get(k, default) | {x}}
 
 
 def _list_del_at(xs: list[Any], i: int) -> list[Any]:
@@ -579,6 +587,25 @@ def _install_builtins(r: Registry) -> None:
         update="entry_append_or",
         doc="d with x appended to d[k], or k put in with the default and x (Python's "
         "d.setdefault(k, default).append(x))",
+    )
+    item = TVar(3)  # the items of a set held in a dict (a key type too)
+    reg(
+        "map_add",
+        TupleT((MapT(SetT(item), _K), _K, item)),
+        MapT(SetT(item), _K),
+        _map_add,
+        update="entry_add",
+        doc="d with x added to the set d[k], which keeps its place (Python's d[k].add(x); "
+        "KeyError when k is absent)",
+    )
+    reg(
+        "map_add_or",
+        TupleT((MapT(SetT(item), _K), _K, SetT(item), item)),
+        MapT(SetT(item), _K),
+        _map_add_or,
+        update="entry_add_or",
+        doc="d with x added to d[k], or k put in with the default and x (Python's "
+        "d.setdefault(k, default).add(x))",
     )
     reg(
         "map_remove",

@@ -218,6 +218,8 @@ _UPDATE_ARITY: Final = {
     "insert": 3,
     "entry_append": 3,
     "entry_append_or": 4,
+    "entry_add": 3,
+    "entry_add_or": 4,
     "take": 2,
     "take_or": 3,
     "add": 2,
@@ -870,7 +872,8 @@ class _Gen:
         log: bool,
     ) -> Info:
         """``d[k].append(x)`` (``entry_append``) or ``d.setdefault(k,
-        default).append(x)`` (``entry_append_or``) on the dict ``target``:
+        default).append(x)`` (``entry_append_or``), and the same with
+        ``add`` on a set (``entry_add``, ``entry_add_or``) on the dict ``target``:
         the entry appended to in place when it is unique (the dict is
         changed in place and nothing else may refer to its entries), else
         replaced by a longer copy where it is (the dict keeps its order).
@@ -879,12 +882,14 @@ class _Gen:
         k, x, vinfo = args[1], args[-1], infos[-1]
         old = box.elem
         entry = self.fresh()
+        is_set = kind.startswith("entry_add")
         # A new list: the old entry's items (or the default's) and x.
-        new_elems = merge(elements(old), vinfo)
-        if kind == "entry_append_or":
-            new_elems = merge(new_elems, elements(infos[2]))
+        new_elems = None if is_set else merge(elements(old), vinfo)
+        if kind.endswith("_or"):
+            new_elems = None if is_set else merge(new_elems, elements(infos[2]))
             self.emit(f"{entry} = {target}.get({k}, _M)")
-            put = f"{target}[{k}] = [*{args[2]}, {x}]"
+            made_new = f"{{*{args[2]}, {x}}}" if is_set else f"[*{args[2]}, {x}]"
+            put = f"{target}[{k}] = {made_new}"
             self.branch(
                 f"if {entry} is _M:",
                 lambda: self.emit(f"_u(({target}, {k}, _M)); {put}" if log else put),
@@ -902,23 +907,29 @@ class _Gen:
         def change() -> None:
             if unique:
                 assert isinstance(old, Leaf)
-                if self.own.owned and old.old:
-                    self.own.logged = True
-                    self.emit(f"_u(({entry}, _A, None))")
-                self.emit(f"{entry}.append({x})")
+                logged = self.own.owned and old.old
+                self.own.logged |= logged
+                if is_set:
+                    self.set_update("add", entry, x, logged)
+                else:
+                    if logged:
+                        self.emit(f"_u(({entry}, _A, None))")
+                    self.emit(f"{entry}.append({x})")
             else:
                 if log:
                     self.emit(f"_u(({target}, {k}, {entry}))")
-                self.emit(f"{target}[{k}] = [*{entry}, {x}]")
+                longer = f"{entry} | {{{x}}}" if is_set else f"[*{entry}, {x}]"
+                self.emit(f"{target}[{k}] = {longer}")
 
-        if kind == "entry_append_or":
+        if kind.endswith("_or"):
             self.branch("else:", change)
         else:
             change()
         made = Leaf(frozenset({self.own.new_loc()}), True, False, new_elems)
         if unique:
             assert isinstance(old, Leaf)
-            return merge(Leaf(old.locs, old.owned, old.old, merge(old.elem, vinfo)), made)
+            kept = old if is_set else Leaf(old.locs, old.owned, old.old, merge(old.elem, vinfo))
+            return merge(kept, made)
         return merge(old, made)
 
     def list_update(self, kind: str, target: str, args: list[str], log: bool) -> None:

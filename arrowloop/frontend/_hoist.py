@@ -124,8 +124,14 @@ def _place_parts(node: ast.expr) -> list[ast.expr]:
 
 
 def cannot_fail(e: ast.expr) -> bool:
-    """Whether evaluating ``e`` cannot raise (nor depend on the order it is
-    evaluated in): a constant, a name, a field of one, or a tuple of such."""
+    """Whether evaluating ``e`` cannot raise: a constant, a name, a field of
+    one, a tuple of such, and ``-a``, ``a + b``, ``a - b`` of such (numbers,
+    strings and tuples, the types having been checked)."""
+    match e:
+        case ast.UnaryOp(op=ast.USub() | ast.UAdd(), operand=a):
+            return cannot_fail(a)
+        case ast.BinOp(left=a, op=ast.Add() | ast.Sub(), right=b):
+            return cannot_fail(a) and cannot_fail(b)
     return _deferrable(e)
 
 

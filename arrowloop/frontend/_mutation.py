@@ -581,15 +581,17 @@ class Mutations(Sharing):
         exit: Exit,
     ) -> tuple[Arrow, Env] | None:
         """``d[k].append(x)`` and ``d.setdefault(k, []).append(x)`` as one
-        change of the dict (``map_append``, ``map_append_or``), which the
+        change of the dict (``map_append``, ``map_append_or``; for a set's
+        ``add``, ``map_add`` and ``map_add_or``), which the
         compiler makes in place on the entry (O(1) amortised, where a take
         and a put copy the entry), when ``x`` cannot fail (so Python's
         ``KeyError`` for ``d[k]`` still comes first); else ``None``."""
+        adds = {"append": ListT, "add": SetT}
         if not (
             isinstance(call.func, ast.Attribute)
-            and call.func.attr == "append"
+            and call.func.attr in adds
             and len(call.args) == 1
-            and isinstance(t, ListT)
+            and isinstance(t, adds[call.func.attr])
             and steps
             and steps[-1].kind == "key"
             and cannot_fail(call.args[0])
@@ -603,14 +605,15 @@ class Mutations(Sharing):
                 return None
         if not isinstance(pt, MapT) or last.key is None:
             return None
+        assert isinstance(t, ListT | SetT)
         key = _lift(self.expr(last.key, env, pt.key))
         x = _lift(self.expr(call.args[0], env, t.item))
+        prim = "map_append" if isinstance(t, ListT) else "map_add"
         if last.default is None:
             args = [key, x]
-            prim = "map_append"
         else:
             args = [key, _lift(self.expr(last.default, env, pt.value)), x]
-            prim = "map_append_or"
+            prim += "_or"
 
         def append(cur: Val) -> Val:
             return self.prim(prim, [cur, *args], call, "d[k].append(x)")

@@ -444,8 +444,11 @@ class Calls(Exprs):
             self.fail(
                 node,
                 f"{recv_text}.{m}(...) changes {recv_text}: write it as a statement of its own "
-                f"(the ones supported: xs.append(x), xs.extend(ys), xs.pop(), xs.clear(), "
-                f"d.pop(k), d.setdefault(k, v), d.clear(); also x = xs.pop(), x = d.pop(k))",
+                f"(the ones supported: xs.append(x), xs.extend(ys), xs.pop(), xs.pop(i), "
+                f"xs.remove(x), xs.insert(i, x), xs.clear(), d.pop(k), d.setdefault(k, v), "
+                f"d.clear(); xs.pop(), d.pop(k) and d.setdefault(k, v) also inside an "
+                f"expression that Python always evaluates, not in a branch of and/or/if-else "
+                f"or a comprehension)",
                 "a statement",
                 f"{show(t)}.{m}",
             )

@@ -38,6 +38,7 @@ from arrowloop.errors import FrontendError, TypeDefinitionError, ValidationError
 from arrowloop.frontend._env import CHANGING_METHODS, Env, Val, place_root
 from arrowloop.frontend._flow import Exit
 from arrowloop.frontend._objects import PyFunction
+from arrowloop.frontend._sharing import ANY, SAME
 from arrowloop.frontend._strmore import MoreStrings
 from arrowloop.frontend._typing import show
 from arrowloop.typesys import (
@@ -163,14 +164,16 @@ class Globals(MoreStrings):
                     self.refuse_change(s, c.root, other)
         return out
 
-    def note_sharing(self, name: str, value: ast.expr | None, node: ast.AST, env: Env) -> None:
+    def note_sharing(
+        self, name: str, value: ast.expr | None, node: ast.AST, env: Env, how: str = SAME
+    ) -> None:
         """Also: ``name`` may hold (a part of) a module-level container read in ``value``."""
-        super().note_sharing(name, value, node, env)
+        super().note_sharing(name, value, node, env, how)
         if value is None or name.startswith("$"):
             return
         for g in self.global_sources(value, env):
-            self._shares.setdefault(name, {}).setdefault(g, node)
-            self._shares.setdefault(g, {}).setdefault(name, node)
+            self._link(name, g, node, ANY)
+            self._link(g, name, node, ANY)
 
     def global_sources(self, e: ast.expr, env: Env) -> set[str]:
         """The module-level containers whose lists, dicts or sets the value of

@@ -86,6 +86,11 @@ class Translator(Mutations):
         for i, s in enumerate(stmts):
             self.count(s)
             try:
+                again = self.rewrite(s, stmts[i + 1 :], env, exit)
+                if again is not None:
+                    # Changes inside expressions as statements of their own,
+                    # a name for a list inside a dict as that place.
+                    return _sequence(done, self.block(again, env, exit, after))
                 out = self.statement(s, stmts[i + 1 :], env, exit)
             except FrontendError as err:
                 # Refused: note it and go on after the statement, its names
@@ -198,8 +203,7 @@ class Translator(Mutations):
             if not isinstance(target, ast.Name | ast.Tuple | ast.List):
                 self.refuse_target(target)
         for target in s.targets:
-            for bound in assigned([target]):
-                self.note_sharing(bound, s.value, s, env)
+            self.note_unpacked(target, s.value, s, env)
         if len(s.targets) == 1 and isinstance(s.targets[0], ast.Name):
             name = s.targets[0].id
             return env.rebuild(live, [(name, self.expr(s.value, env, env.declared.get(name)))])
@@ -360,8 +364,9 @@ class Translator(Mutations):
             if isinstance(node, ast.Break | ast.Continue):
                 self.fail(node, _REFUSED[type(node)])
         xs = self.iterable(s.iter, env)
+        self.check_walk(s, env)
         for bound in assigned([s.target]):
-            self.note_sharing(bound, s.iter, s, env)
+            self.note_sharing(bound, s.iter, s, env, "part")
         if not isinstance(xs.type, ListT):
             self.mismatch(s.iter, "a list to loop over", xs.type)
         live_after = self.live(rest, exit)
@@ -382,7 +387,11 @@ class Translator(Mutations):
             carried, self.destructure(s.target, env_in.val(item), env_in)
         )
         join = Join(carried, frozenset(live_after | body_reads) | exit.after)
-        body = prefix >> bind >> self.block(s.body, env_body, join, s)
+        body = (
+            prefix
+            >> bind
+            >> self.loop_body(env, carried, lambda: self.block(s.body, env_body, join, s))
+        )
         body = self.loop_body_end(s, body, join, carried, env)
         fold = tuple_of([tuple_of([env.read(n) for n in carried]), xs.arrow]) >> Fold(body)
         return self.after_loop(s, fold, carried, changed, live_after, env, "the list may be empty")

@@ -60,7 +60,7 @@ class Whiles(Globals):
         # The body runs where the condition held: while x is not None: narrows x.
         env_body, _ = self.narrow(s.test, env_in)
         join = Join(carried, frozenset(live_after | body_reads) | exit.after)
-        body = self.block(s.body, env_body, join, s)
+        body = self.loop_body(env, carried, lambda: self.block(s.body, env_body, join, s))
         body = self.loop_body_end(s, body, join, carried, env)
         loop = tuple_of([env.read(n) for n in carried]) >> While(cond, body)
         return self.after_loop(s, loop, carried, changed, live_after, env, "it may run no times")

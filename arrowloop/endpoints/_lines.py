@@ -161,6 +161,22 @@ class LineReader:
         a server reading a batch answers each line in order. Blank lines are
         left out. Empty when no complete line is buffered.
         """
+        buf = self._buf
+        end = buf.rfind(b"\n", self._scan)
+        if end < 0:
+            self._scan = len(buf)
+            return []
+        # Every complete line at once (one split, not a search and a copy
+        # per line), unless one of them needs a closer look.
+        chunk = bytes(buf[:end])
+        lines = chunk.split(b"\n")
+        if len(lines) <= limit and b"\r" not in chunk and max(map(len, lines)) <= self._max:
+            del buf[: end + 1]
+            self._scan = 0
+            return [line for line in lines if line.strip()]
+        return self._take_lines_one_by_one(limit)
+
+    def _take_lines_one_by_one(self, limit: int) -> list[bytes | LineTooLong]:
         out: list[bytes | LineTooLong] = []
         while len(out) < limit:
             try:

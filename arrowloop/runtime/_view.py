@@ -81,3 +81,9 @@ class ClientView:
                 machine returned something its type does not allow).
         """
         return json_writer(self.output)(output, "output")
+
+    def encoder(self) -> Callable[[Any, str], Any]:
+        """:meth:`encode` as one function ``(output, path) -> JSON``, for
+        encoding many outputs in a row (the path names the output in an
+        error; :meth:`encode` passes ``"output"``)."""
+        return json_writer(self.output)

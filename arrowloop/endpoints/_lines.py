@@ -236,6 +236,27 @@ class LineReader:
                     return rest
                 return None
 
+    async def receive_lines(self, limit: int) -> list[bytes | LineTooLong] | None:
+        """Up to ``limit`` lines, at least one, as :meth:`take_lines` gives
+        them, reading only while none is buffered; ``None`` at the end of
+        the stream (a last line without a newline is a line, as with
+        :meth:`receive_line`)."""
+        while True:
+            lines = self.take_lines(limit)
+            if lines:
+                return lines
+            if len(self._buf) <= self._max and not self._eof and await self._fill():
+                continue  # more bytes: look again
+            # An over-long partial line, or the end: receive_line knows both.
+            try:
+                line = await self.receive_line()
+            except LineTooLong as exc:
+                return [exc, *self.take_lines(limit - 1)]
+            if line is None:
+                return None
+            if line.strip():
+                return [line, *self.take_lines(limit - 1)]
+
     async def _skip_rest(self) -> None:
         """Drop an over-long line up to and including its newline, then raise."""
         size = len(self._buf)

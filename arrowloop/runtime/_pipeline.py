@@ -385,6 +385,7 @@ class Pipeline:
             await door.wait_open()
         v = self.view() if view is None else view()
         take = v.decoder() if decode else v.admit
+        where = "$.item" if decode else "item"
         out: list[Ticket | Exception] = []
         # Only a batch with keys takes the stages' keyed path.
         key_of: Iterable[str | None] = repeat(None)
@@ -399,7 +400,7 @@ class Pipeline:
         give = out.append
         for item, key in zip(items, key_of, strict=False):  # keys: checked above
             try:
-                value = take(item)
+                value = take(item, where)
                 if key is not None:
                     check_key(key, "keys")
             except Exception as exc:  # this item's fault: the batch goes on

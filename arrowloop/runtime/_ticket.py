@@ -37,7 +37,7 @@ class Ticket(Reply):
         # Reply's fields set here rather than through super().__init__: one
         # call less per request.
         self.done = False
-        self._event = None
+        self.waiter = None
         self.value = None
         self.error = None
         self.then = None

@@ -519,18 +519,7 @@ async def _next_lines(
         return lines  # already buffered: no await
     replies.waiting_since = time.monotonic()
     try:
-        while True:
-            try:
-                line = await reader.receive_line()  # a partial line stays buffered
-            except LineTooLong as exc:
-                return [exc, *reader.take_lines(limit - 1)]
-            if line is None:
-                return None
-            if line.strip():
-                return [line, *reader.take_lines(limit - 1)]
-            lines = reader.take_lines(limit)
-            if lines:
-                return lines
+        return await reader.receive_lines(limit)  # a partial line stays buffered
     finally:
         replies.waiting_since = None
 

@@ -274,9 +274,11 @@ async def _admit(
     ids: list[Any] = []
     keys: list[str | None] = []
     version: str | None = None
+    keyed = False  # whether a request of the group has a key
     loads = orjson.loads
 
     async def flush() -> None:
+        nonlocal keyed
         if done:  # the errors before the group are answered first, whatever happens to it
             replies.add(done)
             done.clear()
@@ -288,7 +290,7 @@ async def _admit(
                 group,
                 version=version,
                 decode=True,
-                keys=keys if any(k is not None for k in keys) else None,
+                keys=keys if keyed else None,
             )
         except Exception as exc:
             err = error_data(exc)
@@ -307,6 +309,7 @@ async def _admit(
         group.clear()
         ids.clear()
         keys.clear()
+        keyed = False
 
     for line in lines:
         if type(line) is not bytes:
@@ -335,6 +338,8 @@ async def _admit(
         group.append(raw)
         ids.append(rid)
         keys.append(key)
+        if key is not None:
+            keyed = True
     if group:
         await flush()
     if done:

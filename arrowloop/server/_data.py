@@ -21,8 +21,8 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import Coroutine
-from itertools import islice
+from collections.abc import Coroutine, Iterable
+from itertools import islice, repeat
 from typing import Any, Final
 
 import anyio
@@ -271,45 +271,40 @@ async def _admit(
     stats.requests += len(lines)
     done: list[_Pending] = []  # fates known, in order, not handed over yet
     group: list[Any] = []
-    ids: list[Any] = []
-    keys: list[str | None] = []
+    # The group's ids and keys, made (as long as the group) only once a
+    # request has one: most pipelining clients send neither.
+    ids: list[Any] | None = None
+    keys: list[str | None] | None = None
     version: str | None = None
-    keyed = False  # whether a request of the group has a key
     loads = orjson.loads
 
     async def flush() -> None:
-        nonlocal keyed
+        nonlocal ids, keys
         if done:  # the errors before the group are answered first, whatever happens to it
             replies.add(done)
             done.clear()
+        rids: Iterable[Any] = repeat(None) if ids is None else ids
         try:
             # Decoded through the client's view as it stands when the items
             # are admitted; they then enter before any change that would make
             # that view wrong, so their replies are encoded through it.
-            tickets = await sup.submit_many(
-                group,
-                version=version,
-                decode=True,
-                keys=keys if keyed else None,
-            )
+            tickets = await sup.submit_many(group, version=version, decode=True, keys=keys)
         except Exception as exc:
             err = error_data(exc)
-            done.extend([(rid, None, err, now) for rid in ids])
+            done.extend([(rid, None, err, now) for rid, _ in zip(rids, group, strict=False)])
         else:
             done.extend(
                 [
                     (rid, t, None, now)
                     if isinstance(t, Ticket)
                     else (rid, None, error_data(t), now)
-                    for rid, t in zip(ids, tickets, strict=True)
+                    for rid, t in zip(rids, tickets, strict=False)
                 ]
             )
         replies.add(done)
         done.clear()
         group.clear()
-        ids.clear()
-        keys.clear()
-        keyed = False
+        ids = keys = None
 
     for line in lines:
         if type(line) is not bytes:
@@ -322,7 +317,8 @@ async def _admit(
             req = loads(line)
             if type(req) is dict and len(req) == 1 and "item" in req:
                 # {"item": ...} alone, the common request: nothing to check
-                rid, raw, v, key = None, req["item"], None, None
+                rid = v = key = None
+                raw = req["item"]
             else:
                 rid, raw, v, key = _fields(req)
         except (orjson.JSONDecodeError, ProtocolError) as exc:
@@ -335,11 +331,15 @@ async def _admit(
         if group and v != version:
             await flush()
         version = v
+        if ids is not None:
+            ids.append(rid)
+        elif rid is not None:
+            ids = [*repeat(None, len(group)), rid]
+        if keys is not None:
+            keys.append(key)
+        elif key is not None:
+            keys = [*repeat(None, len(group)), key]
         group.append(raw)
-        ids.append(rid)
-        keys.append(key)
-        if key is not None:
-            keyed = True
     if group:
         await flush()
     if done:

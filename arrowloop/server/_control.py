@@ -285,6 +285,18 @@ async def _handle(
         return await _answer(sup, token, line, limits, throttle, address)
 
 
+#: Request lines longer than this (in bytes) are parsed in a worker thread:
+#: parsing takes about 25 ms per MiB, which the data port would wait. Above
+#: ``max_unauthenticated``'s default, so only a client that has shown the
+#: token can make the server parse in a thread.
+BIG_LINE: Final = 256 * 1024
+
+
+def _parse_big(line: bytes) -> Any:
+    """A big request line parsed (called in a worker thread)."""
+    return orjson.loads(line)
+
+
 async def _answer(
     sup: Supervisor,
     token: Token,
@@ -294,7 +306,12 @@ async def _answer(
     address: str | None,
 ) -> tuple[bytes, bool, bool]:
     try:
-        req = orjson.loads(line)
+        if len(line) > BIG_LINE:
+            req = await anyio.to_thread.run_sync(
+                _parse_big, line, limiter=_decoder_of(sup), abandon_on_cancel=True
+            )
+        else:
+            req = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         err = _bad("$", "a JSON object per line", f"invalid JSON ({exc})")
         return _reply(None, error=error_data(err)), True, False

@@ -166,7 +166,9 @@ CASES: list[tuple[str, Arrow, TypeLike, TypeLike | None, str, str]] = [
         int,
         None,
         "program",
-        "expected a registered primitive, found the unknown name 'frobnicate'",
+        "expected a registered primitive, found the unknown name 'frobnicate': primitives are "
+        "registered by the served module (with @arrowloop.primitive) when the server starts, "
+        "and their code cannot travel in a change",
     ),
     (
         "prim-not-on-int",

@@ -511,3 +511,37 @@ def test_small_changes_stay_on_the_loop_and_big_ones_go_to_a_thread() -> None:
     assert changes._small(built)
     assert control_module._small(encode_change(built))
     assert not control_module._small({"xs": list(range(control_module.SMALL_CHANGE + 1))})
+
+
+def _rename_first_prim(doc: Any, name: str) -> bool:
+    """Rename the first ``prim`` node found in a wire document, in place."""
+    if isinstance(doc, dict):
+        if doc.get("kind") == "prim":
+            doc["name"] = name
+            return True
+        return any(_rename_first_prim(v, name) for v in doc.values())
+    if isinstance(doc, list):
+        return any(_rename_first_prim(v, name) for v in doc)
+    return False
+
+
+@pytest.mark.anyio
+async def test_a_change_naming_an_unregistered_primitive_says_primitives_do_not_travel() -> None:
+    """The server can only run primitives its served module registered at
+    start: the refusal says so, names where, and the running version stays."""
+    from arrowloop.cli import RemoteError
+    from examples.counter import v1, v2
+    from tests.test_server_protocol import control, serving
+
+    change = encode_change(code_change("counter", v1.machine.version, v2.machine.machine))
+    assert _rename_first_prim(change["stages"][0]["machine"], "shipped_elsewhere")
+    async with serving() as server, control(server) as ctl:
+        with pytest.raises(RemoteError) as info:
+            await ctl.request("upgrade", change=change, requested_by="alice")
+        text = str(info.value)
+        assert "'shipped_elsewhere'" in text
+        assert "registered by the served module" in text
+        assert "cannot travel in a change" in text
+        assert ".name" in info.value.error.get("path", text)
+        status = await ctl.request("status")
+        assert [c["version"] for c in status["children"]] == [v1.machine.version]

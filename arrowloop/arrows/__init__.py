@@ -65,6 +65,7 @@ from arrowloop.arrows._nodes import (
 from arrowloop.arrows._prims import (
     MAX_PRIMITIVES,
     PRIMITIVES,
+    UNREGISTERED_HINT,
     Primitive,
     Registry,
     Signature,
@@ -105,6 +106,7 @@ __all__ = [
     "Registry",
     "PRIMITIVES",
     "MAX_PRIMITIVES",
+    "UNREGISTERED_HINT",
     "primitive",
     "FORMAT_PREFIX",
     "MAX_POW_BITS",

@@ -40,7 +40,23 @@ from arrowloop.typesys import (
     values_equal,
 )
 
-__all__ = ["Signature", "Primitive", "Registry", "PRIMITIVES", "primitive", "MAX_PRIMITIVES"]
+__all__ = [
+    "Signature",
+    "Primitive",
+    "Registry",
+    "PRIMITIVES",
+    "primitive",
+    "MAX_PRIMITIVES",
+    "UNREGISTERED_HINT",
+]
+
+#: Said when a program names a primitive this process does not have: the
+#: code behind a primitive is Python, which never travels in a document.
+UNREGISTERED_HINT: Final = (
+    "primitives are registered by the served module (with @arrowloop.primitive) when the "
+    "server starts, and their code cannot travel in a change; add it to the module and "
+    "restart the server, or write the function in the arrow language or the Python subset"
+)
 
 MAX_PRIMITIVES: Final = 10_000
 

@@ -16,6 +16,7 @@ import attrs
 
 from arrowloop.arrows import (
     PRIMITIVES,
+    UNREGISTERED_HINT,
     Arrow,
     Case,
     Compose,
@@ -309,7 +310,8 @@ class _Checker:
         prim = self.registry.get(name)
         if prim is None:
             raise CheckError(
-                f"expected a registered primitive, found the unknown name {name!r:.60}",
+                f"expected a registered primitive, found the unknown name {name!r:.60}: "
+                f"{UNREGISTERED_HINT}",
                 path=path,
                 expected="a registered primitive",
                 found=repr(name)[:60],

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from arrowloop.arrows import (
     PRIMITIVES,
+    UNREGISTERED_HINT,
     Arrow,
     Case,
     Compose,
@@ -426,8 +427,12 @@ class Decoder:
             case "prim":
                 name = self.string(d["name"], f"{path}.name")
                 if name not in self.registry:
-                    raise self.fail(
-                        f"{path}.name", "the name of a registered primitive", f"{name!r:.60}"
+                    raise DecodeError(
+                        f"expected the name of a registered primitive, found {name!r:.60}: "
+                        f"{UNREGISTERED_HINT}",
+                        path=f"{path}.name",
+                        expected="the name of a registered primitive",
+                        found=f"{name!r:.60}",
                     )
                 return Prim(name)
             case "map":

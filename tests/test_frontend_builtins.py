@@ -273,6 +273,12 @@ def nested_comprehension(rows: list[list[int]]) -> list[list[int]]:
     return [[x + len(row) for x in row if x > 0] for row in rows if len(row) > 0]
 
 
+@arrow
+def keyed_comprehensions(xs: list[int]) -> tuple[dict[int, int], dict[tuple[int, bool], str]]:
+    counts: dict[int, int] = {x % 5: 0 for x in xs}
+    return counts, {(x, x > 0): str(x) for x in xs}
+
+
 LOOP_FUNCTIONS: list[PyFunction] = [
     ranges,
     dict_loops,
@@ -290,6 +296,7 @@ LOOP_FUNCTIONS: list[PyFunction] = [
     conversions,
     comprehensions,
     nested_comprehension,
+    keyed_comprehensions,
 ]
 
 
@@ -422,3 +429,11 @@ def test_a_wrong_value_returned_in_a_loop_is_reported_as_at_any_return() -> None
             return 0
 
     assert "$" not in str(err.value)
+
+
+def test_a_dict_comprehension_with_float_keys_is_refused_at_the_key() -> None:
+    with pytest.raises(FrontendError, match="float cannot be a set item or dict key"):
+
+        @arrow
+        def by_float(xs: list[float]) -> int:
+            return len({x: 0 for x in xs})  # noqa: C420 - the comprehension is the test

@@ -280,11 +280,12 @@ class Builtins(Calls):
                 self.fail(g.iter, "async comprehensions are not supported")
         if isinstance(node, ast.DictComp):
             value_t = expected.value if isinstance(expected, MapT) else None
+            key_t = expected.key if isinstance(expected, MapT) else None
 
             def emit_dict(e: Env) -> tuple[Arrow, Type]:
-                k = self.expr(node.key, e)
+                k = self.expr(node.key, e, key_t)
                 v = self.expr(node.value, e, value_t)
-                acc = Val(Proj(1, 2), MapT(v.type))
+                acc = Val(Proj(1, 2), MapT(v.type, self.key_of(node.key, k.type)))
                 got = self.prim(
                     "map_put",
                     [acc, Val(Proj(0, 2) >> k.arrow, k.type), Val(Proj(0, 2) >> v.arrow, v.type)],

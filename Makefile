@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-long lint typecheck unit bench wheel-check clean browser corpus-update
+.PHONY: demo test test-long lint typecheck unit bench wheel-check clean browser nats corpus-update
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,12 @@ browser:
 COVERAGE ?=
 COV_ARGS := $(if $(COVERAGE),--cov --cov-report=term,)
 
-unit: $(STAMP) browser
+# The distributed tests (tests/test_nats_*.py) start Debian's nats-server
+# themselves; installed here when possible, else they are skipped.
+nats:
+	@scripts/install-nats.sh
+
+unit: $(STAMP) browser nats
 	$(BIN)/pytest -q $(COV_ARGS)
 
 # The long hypothesis profile (tests/profiles.py): ten times the examples, at random.

@@ -1,0 +1,259 @@
+"""The receiving half of a networked channel: a durable pull consumer, in order.
+
+A fetch task pulls broker messages into a local buffer bounded in items; a
+stage takes from that buffer through the runtime's
+:class:`~arrowloop.runtime.ReceiveChannel` calls, as from an in-process
+channel.
+
+Messages are handed out strictly in stream order, each once. The broker can
+deliver out of order: after a crash, what the dead consumer held comes back
+only after ``ack_wait``, by which time later messages may have arrived. So
+the half keeps the next position it expects (one past what was committed
+or handed out) and holds later messages until it comes; a message at or
+below the committed position is a redelivery of something applied already
+and is acked and dropped. A gap that will never fill (messages deleted from
+the stream) is noticed when a pull comes back empty and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any
+
+import anyio
+import nats.errors
+import nats.js.errors
+from anyio import WouldBlock
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from arrowloop.distributed._channel import ChannelConfig, ChannelName, InputPosition
+from arrowloop.distributed._frames import FrameCodec
+from arrowloop.runtime import ChannelStatistics, CutMsg, EndMsg
+
+__all__ = ["NatsReceiveChannel"]
+
+log = logging.getLogger("arrowloop.distributed")
+
+
+class NatsReceiveChannel:
+    """The receiving half: broker messages in stream order, as runtime messages.
+
+    With ``cuts`` (in a segment), each broker message's items are followed
+    by a cut whose reply is an :class:`InputPosition`, its position is
+    appended to ``positions``, and the message is acked by :meth:`commit`.
+    Without (a sink), a message is acked as it is handed out.
+    ``committed`` is the position applied before (from the segment's store).
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        name: ChannelName,
+        codec: FrameCodec,
+        config: ChannelConfig,
+        *,
+        committed: int = 0,
+        cuts: bool = False,
+        positions: deque[int] | None = None,
+        capacity: int = 4096,
+    ) -> None:
+        self._js = js
+        self.name = name
+        self._codec = codec
+        self._config = config
+        self._cuts = cuts
+        self.positions: deque[int] = deque() if positions is None else positions
+        self.committed = committed
+        self._expected = committed + 1
+        self._early: dict[int, Msg] = {}  # delivered ahead of the expected position
+        self._inflight: dict[int, Msg] = {}  # handed out, not yet committed
+        self._out: deque[Any] = deque()
+        self._items = 0
+        self._capacity = capacity
+        self._ended = False
+        self._closed = False
+        self._readable: anyio.Event | None = None
+        self._space: anyio.Event | None = None
+        #: Redeliveries dropped because they were applied already.
+        self.redelivered = 0
+
+    def start_at(self, committed: int) -> None:
+        """Begin after ``committed`` (the position a segment's store holds)."""
+        self.committed = committed
+        self._expected = committed + 1
+
+    async def run(self) -> None:
+        """Pull from the broker until closed or end of stream (a task's body)."""
+        js, name, config = self._js, self.name, self._config
+        sub = await js.pull_subscribe(
+            name.subject,
+            durable=name.consumer,
+            stream=name.stream,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                max_ack_pending=config.max_ack_pending,
+                ack_wait=config.ack_wait,
+                max_deliver=-1,
+            ),
+        )
+        delay = 0.005
+        while not self._closed and not self._ended:
+            while self._items >= self._capacity and not self._closed:
+                self._space = anyio.Event()
+                await self._space.wait()
+            try:
+                msgs = await sub.fetch(config.max_ack_pending, timeout=config.fetch_timeout)
+            except nats.errors.TimeoutError:
+                if self._early:
+                    await self._skip_gap()
+                continue
+            except nats.errors.Error as exc:
+                if isinstance(exc, nats.errors.ConnectionClosedError):
+                    raise
+                log.debug("channel %s: fetch waits: %s", name.stream, exc)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            delay = 0.005
+            for msg in msgs:
+                await self._take(msg)
+
+    async def _take(self, msg: Msg) -> None:
+        try:
+            seq = msg.metadata.sequence.stream
+        except Exception:  # a status message, not a stream message
+            return
+        if seq < self._expected:
+            if seq <= self.committed:
+                self.redelivered += 1
+                await msg.ack()  # applied and committed already
+            elif seq in self._inflight:
+                self._inflight[seq] = msg  # ack the newest delivery
+            return
+        if seq > self._expected:
+            self._early[seq] = msg
+            return
+        self._hand_out(seq, msg)
+        while self._expected in self._early:
+            seq = self._expected
+            self._hand_out(seq, self._early.pop(seq))
+        if not self._cuts:
+            for seq in list(self._inflight):
+                await self.commit(seq)
+
+    def _hand_out(self, seq: int, msg: Msg) -> None:
+        frame = self._codec.decode(msg.data)
+        out = self._out
+        if frame.items:
+            out.append(frame.items)
+            self._items += len(frame.items)
+        if self._cuts:
+            self.positions.append(seq)
+            out.append(CutMsg(InputPosition(seq, frame.end)))
+            self._items += 1
+        if frame.end:
+            out.append(EndMsg())
+            self._items += 1
+            self._ended = True
+        self._inflight[seq] = msg
+        self._expected = seq + 1
+        readable = self._readable
+        if readable is not None:
+            self._readable = None
+            readable.set()
+
+    async def _skip_gap(self) -> None:
+        """Move past positions the stream no longer has (deleted, never coming)."""
+        js, stream = self._js, self.name.stream
+        try:
+            first = (await js.stream_info(stream)).state.first_seq
+        except nats.errors.Error:
+            return
+        if first > self._expected:
+            self._expected = first
+        while self._early and self._expected < min(self._early):
+            try:
+                await js.get_msg(stream, self._expected)
+                return  # it is there: it will be delivered
+            except nats.js.errors.NotFoundError:
+                self._expected += 1
+            except nats.errors.Error:
+                return
+        while self._expected in self._early:
+            seq = self._expected
+            self._hand_out(seq, self._early.pop(seq))
+
+    async def commit(self, position: int) -> None:
+        """The input at ``position`` is applied for good: ack it."""
+        msg = self._inflight.pop(position, None)
+        self.committed = max(self.committed, position)
+        if msg is not None:
+            try:
+                await msg.ack()
+            except nats.errors.Error as exc:
+                # Lost with the connection: it is redelivered and dropped then.
+                log.debug("channel %s: ack lost: %s", self.name.stream, exc)
+
+    # -- the runtime's ReceiveChannel -------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        """Items (and markers) buffered here now."""
+        return self._items
+
+    @property
+    def senders_waiting(self) -> int:
+        """Unknown across the network: 0."""
+        return 0
+
+    def receive_nowait(self, limit: int) -> list[Any]:
+        """Take what is buffered, up to about ``limit`` items.
+
+        Raises:
+            anyio.WouldBlock: nothing is.
+            anyio.EndOfStream: end of stream was taken, or the half was closed.
+        """
+        out = self._out
+        if not out:
+            if self._ended or self._closed:
+                raise anyio.EndOfStream
+            raise WouldBlock
+        taken: list[Any] = []
+        n = 0
+        while out and n < limit:
+            m = out.popleft()
+            n += len(m) if type(m) is list else 1
+            taken.append(m)
+        self._items -= n
+        space = self._space
+        if space is not None and self._items < self._capacity:
+            self._space = None
+            space.set()
+        return taken
+
+    async def receive(self, limit: int) -> list[Any]:
+        """Wait for something to take, then take up to about ``limit`` items."""
+        while True:
+            try:
+                return self.receive_nowait(limit)
+            except WouldBlock:
+                pass
+            if self._readable is None:
+                self._readable = anyio.Event()
+            await self._readable.wait()
+
+    def close(self) -> None:
+        """Stop receiving; unacked messages go back to the broker (redelivered later)."""
+        self._closed = True
+        self._out.clear()
+        self._items = 0
+        for event in (self._readable, self._space):
+            if event is not None:
+                event.set()
+
+    def statistics(self) -> ChannelStatistics:
+        """Items buffered here, broker messages in flight, the local bound."""
+        return ChannelStatistics(self._items, len(self._inflight), self._capacity, self._closed)

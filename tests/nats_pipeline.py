@@ -1,0 +1,79 @@
+"""A three-stage pipeline for the distributed tests, its sequential model, and
+a segment process (``python -m tests.nats_pipeline URL STATE_DIR STAGES``)
+that a test can kill with SIGKILL.
+
+- ``count``: ``int -> (x, n)``, ``n`` counts the items so far;
+- ``total``: ``(x, n) -> (x, n, t)``, ``t`` the running sum of the ``x``;
+- ``check``: ``(x, n, t) -> (x, n, t, h)``, ``h`` a running hash of
+  everything before it, so an item lost, repeated or reordered anywhere
+  upstream changes every later output.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from arrowloop import pipeline, stage, statemachine
+from arrowloop.distributed import ChannelConfig, open_segment
+
+PIPELINE = "t"
+
+
+@statemachine(init=0)
+def count(x: int, n: int) -> tuple[int, tuple[int, int]]:
+    """Number the items."""
+    return n + 1, (x, n + 1)
+
+
+@statemachine(init=0)
+def total(item: tuple[int, int], t: int) -> tuple[int, tuple[int, int, int]]:
+    """The running sum."""
+    x, n = item
+    return t + x, (x, n, t + x)
+
+
+@statemachine(init=7)
+def check(item: tuple[int, int, int], h: int) -> tuple[int, tuple[int, int, int, int]]:
+    """A running hash of the items so far."""
+    x, n, t = item
+    h2 = (h * 31 + x * 7 + n * 3 + t) % 1000000007
+    return h2, (x, n, t, h2)
+
+
+SPEC = pipeline(stage("count", count), stage("total", total), stage("check", check))
+
+#: Small frames and windows, so a short stream is many broker messages, and
+#: a quick redelivery after a kill.
+CONFIG = ChannelConfig(frame_items=16, max_ack_pending=8, ack_wait=1.0, fetch_timeout=0.2)
+
+
+def model(items: list[int]) -> list[tuple[int, int, int, int]]:
+    """What the pipeline produces for ``items``, computed sequentially."""
+    out: list[tuple[int, int, int, int]] = []
+    t, h = 0, 7
+    for n, x in enumerate(items, 1):
+        t += x
+        h = (h * 31 + x * 7 + n * 3 + t) % 1000000007
+        out.append((x, n, t, h))
+    return out
+
+
+def as_tuples(outputs: list[Any]) -> list[tuple[int, int, int, int]]:
+    """Outputs read from a sink (JSON arrays) as tuples."""
+    return [tuple(o) for o in outputs]
+
+
+async def serve_segment(url: str, state_dir: Path, stages: list[str]) -> None:
+    """Run ``stages`` until end of stream."""
+    async with open_segment(
+        SPEC, stages, url, pipeline=PIPELINE, state_dir=state_dir, config=CONFIG
+    ) as seg:
+        await seg.finished.wait()
+
+
+if __name__ == "__main__":
+    anyio.run(serve_segment, sys.argv[1], Path(sys.argv[2]), sys.argv[3].split(","))

@@ -11,6 +11,7 @@ that a test can kill with SIGKILL.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ async def serve_segment(url: str, state_dir: Path, stages: list[str]) -> None:
         SPEC, stages, url, pipeline=PIPELINE, state_dir=state_dir, config=CONFIG
     ) as seg:
         await seg.finished.wait()
+        print(json.dumps(seg.statistics()), flush=True)  # for a test's log
 
 
 if __name__ == "__main__":

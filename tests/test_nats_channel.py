@@ -4,12 +4,14 @@ stages run as an in-process segment between two networked channels."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
 from arrowloop.distributed import ChannelConfig, open_segment, open_sink, open_source
+from arrowloop.errors import ArrowloopError
 from arrowloop.runtime import EndMsg
 from arrowloop.typesys import INT
 from tests.nats_pipeline import CONFIG, PIPELINE, SPEC, as_tuples, model
@@ -78,18 +80,35 @@ async def test_a_full_channel_makes_the_producer_wait_and_drops_nothing(
 
 
 async def test_a_segment_runs_the_whole_pipeline_between_two_networked_channels(
-    nats_server: NatsServer,
+    nats_server: NatsServer, tmp_path: Path
 ) -> None:
     items = [(i * 37) % 101 - 50 for i in range(500)]
     url = nats_server.url
+    stages = ["count", "total", "check"]
     async with open_source(url, PIPELINE, "count", INT, config=CONFIG) as src:
         await src.send(items)
         await src.send(EndMsg())
     async with open_segment(
-        SPEC, ["count", "total", "check"], url, pipeline=PIPELINE, config=CONFIG
+        SPEC, stages, url, pipeline=PIPELINE, state_dir=tmp_path, config=CONFIG
     ) as seg:
         await seg.finished.wait()
         assert seg.commits == 500 // CONFIG.frame_items + 2  # frames, the rest, the end
+        assert seg.statistics()["duplicates"] == 0
     async with open_sink(url, PIPELINE, "out", OUT_TYPE, config=CONFIG) as sink:
         got = await _drain(sink, len(items))
     assert as_tuples(got) == model(items)
+    # Run again on its store, it has finished: it stops at once.
+    async with open_segment(
+        SPEC, stages, url, pipeline=PIPELINE, state_dir=tmp_path, config=CONFIG
+    ) as seg:
+        assert seg.finished.is_set()
+        assert seg.committed == 500 // CONFIG.frame_items + 2
+
+
+async def test_a_segment_is_consecutive_stages(nats_server: NatsServer) -> None:
+    with pytest.raises(ArrowloopError, match="consecutive"):
+        async with open_segment(SPEC, ["count", "check"], nats_server.url):
+            pass
+    with pytest.raises(ArrowloopError, match="no stages"):
+        async with open_segment(SPEC, ["nope"], nats_server.url):
+            pass

@@ -205,6 +205,8 @@ class NatsSendChannel:
         self.waits = 0
         #: Broker messages published (and confirmed).
         self.published = 0
+        #: Of those, the ones the broker had already (a replay after a crash).
+        self.duplicates = 0
 
     def send_nowait(self, message: Any) -> None:
         """Buffer a batch that does not fill a frame; anything else needs :meth:`send`."""
@@ -269,7 +271,7 @@ class NatsSendChannel:
         delay = _BACKOFF_MIN
         while True:
             try:
-                await self._js.publish(self.name.subject, payload, headers={MSG_ID: msg_id})
+                ack = await self._js.publish(self.name.subject, payload, headers={MSG_ID: msg_id})
                 break
             except Exception as exc:
                 if not _retryable(exc):
@@ -279,6 +281,8 @@ class NatsSendChannel:
                 await anyio.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MAX)
         self.published += 1
+        if ack.duplicate:
+            self.duplicates += 1
 
     def close(self) -> None:
         """Send no more (what is buffered and unpublished is dropped)."""

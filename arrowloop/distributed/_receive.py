@@ -106,7 +106,7 @@ class NatsReceiveChannel:
                 await self._space.wait()
             try:
                 msgs = await sub.fetch(config.max_ack_pending, timeout=config.fetch_timeout)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats' own or asyncio's, by the path taken
                 if self._early:
                     await self._skip_gap()
                 continue

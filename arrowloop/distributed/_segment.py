@@ -59,6 +59,8 @@ from arrowloop.wire import decode_value, encode_value
 
 __all__ = ["Segment", "open_segment", "segment_stages"]
 
+_END_EVENT = "end of stream"
+
 
 def segment_stages(spec: PipelineSpec, names: Sequence[str]) -> tuple[list[StageSpec], str]:
     """The stages ``names`` name, in pipeline order, and the channel after them.
@@ -88,10 +90,13 @@ class Segment:
     ) -> None:
         self.store = store
         self.receiver = receiver
+        self.sender: NatsSendChannel | None = None
         self.dead_letters = DeadLetters()
         self.actors: list[StageActor] = []
         #: Set once end of stream has passed through every stage.
         self.finished = anyio.Event()
+        #: Whether end of stream was committed (by this process or before).
+        self.ended = False
         #: Inputs committed (broker messages applied for good).
         self.commits = 0
         self._stages = stages
@@ -103,6 +108,7 @@ class Segment:
 
     def build(self, sender: NatsSendChannel) -> None:
         """The actors, chained by in-process channels from the receiver to ``sender``."""
+        self.sender = sender
         inbox: ReceiveChannel = self.receiver
         for i, spec in enumerate(self._stages):
             outbox: SendChannel
@@ -117,6 +123,8 @@ class Segment:
     def resume(self) -> int:
         """Seed the actors from the store; the committed position (0 if new).
 
+        A segment that committed end of stream before is :attr:`ended`.
+
         Raises:
             ArrowloopError: the store holds another version of a stage's
                 machine (changes across processes are not built yet).
@@ -127,6 +135,8 @@ class Segment:
             self.store.save_stages([_record(a, a.state, 0) for a in self.actors])
             return 0
         position = min(records[a.name].seq for a in self.actors)
+        assert stored is not None
+        self.ended = any(r.get("event") == _END_EVENT for r in stored.history)
         for a in self.actors:
             rec = records[a.name]
             if rec.version != a.machine.version:
@@ -137,9 +147,30 @@ class Segment:
             a.seed(decode_value(a.machine.state, rec.state, f"$.{a.name}"), 0)
         return position
 
+    def statistics(self) -> dict[str, int]:
+        """Counts for operators: inputs committed, the position, redeliveries
+        of committed inputs dropped, outputs published and those the broker
+        dropped as duplicates (replays after a crash), publishes that waited."""
+        s = self.sender
+        return {
+            "commits": self.commits,
+            "committed": self.committed,
+            "redelivered": self.receiver.redelivered,
+            "published": 0 if s is None else s.published,
+            "duplicates": 0 if s is None else s.duplicates,
+            "waits": 0 if s is None else s.waits,
+        }
+
     async def commit(self, cut: CutMsg, at: InputPosition) -> None:
         """Commit every stage's state at ``at`` (outputs confirmed), then ack the input."""
         states = [(name, encode_value(m.state, s), at.position) for name, m, s, _ in cut.stages]
+        if at.end:
+            # Noted first: a crash before the states are saved leaves them as
+            # they were at the position before, which end of stream (no
+            # items) does not change. A segment restarted then stops at once
+            # instead of waiting for input that will never come.
+            record = {"seq": at.position, "event": _END_EVENT}
+            await anyio.to_thread.run_sync(self.store.append_history, record)
         await anyio.to_thread.run_sync(self.store.save_states, states)
         await self.receiver.commit(at.position)
         self.commits += 1
@@ -153,6 +184,30 @@ def _record(actor: StageActor, state: Any, seq: int) -> StageRecord:
     m = actor.machine
     doc = m.to_wire_data() if isinstance(m, Machine) else None
     return StageRecord(actor.name, m.version, doc, encode_value(m.state, state), seq)
+
+
+@asynccontextmanager
+async def _running(seg: Segment) -> AsyncIterator[None]:
+    """Resume ``seg`` from its store and run it for the duration of the block."""
+    try:
+        position = await anyio.to_thread.run_sync(seg.resume)
+        seg.receiver.start_at(position)
+        if seg.ended:
+            seg.finished.set()
+            yield
+            return
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(seg.receiver.run)
+            for a in seg.actors[:-1]:
+                tg.start_soon(a.run)
+            tg.start_soon(seg._run_last, seg.actors[-1])
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+    finally:
+        for a in seg.actors:
+            a.inbox.close()  # the in-process channels between them
 
 
 def _sqlite_store(path: Path) -> SqliteStore:
@@ -209,20 +264,7 @@ async def open_segment(
                 commit=seg.commit,
             )
             seg.build(sender)
-            position = await anyio.to_thread.run_sync(seg.resume)
-            receiver.start_at(position)
-            try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(receiver.run)
-                    for a in seg.actors[:-1]:
-                        tg.start_soon(a.run)
-                    tg.start_soon(seg._run_last, seg.actors[-1])
-                    try:
-                        yield seg
-                    finally:
-                        tg.cancel_scope.cancel()
-            finally:
-                for a in seg.actors:
-                    a.inbox.close()  # the in-process channels between them
+            async with _running(seg):
+                yield seg
     finally:
         store.close()

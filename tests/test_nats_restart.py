@@ -44,7 +44,6 @@ async def test_a_broker_restart_mid_stream_stalls_then_resumes_with_nothing_lost
             ) as seg,
             anyio.create_task_group() as tg,
         ):
-
             go_on = anyio.Event()
 
             async def produce() -> None:

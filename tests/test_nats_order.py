@@ -1,0 +1,111 @@
+"""The receiving half's order, without a broker: broker messages delivered out
+of order (a redelivery after a crash comes after later messages), twice, or
+with positions the stream no longer has, are handed out once each, in
+stream order, and redeliveries of committed positions are acked and dropped."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import nats.js.errors
+import orjson
+import pytest
+
+from arrowloop.distributed import ChannelConfig, ChannelName, FrameCodec, NatsReceiveChannel
+from arrowloop.runtime import CutMsg, EndMsg
+
+pytestmark = pytest.mark.anyio
+
+
+class FakeMsg:
+    """What the receiving half reads of a broker message."""
+
+    def __init__(self, seq: int, items: list[int] | None) -> None:
+        self.data = b'{"e":true}' if items is None else orjson.dumps({"i": items})
+        self.acks = 0
+        seq_pair = type("Seq", (), {"stream": seq})()
+        self.metadata = type("Meta", (), {"sequence": seq_pair})()
+
+    async def ack(self) -> None:
+        self.acks += 1
+
+
+class FakeJetStream:
+    """A stream whose messages from ``first`` on exist, except ``deleted``."""
+
+    def __init__(self, first: int, deleted: set[int]) -> None:
+        self.first = first
+        self.deleted = deleted
+
+    async def stream_info(self, stream: str) -> Any:
+        return type("Info", (), {"state": type("State", (), {"first_seq": self.first})()})()
+
+    async def get_msg(self, stream: str, seq: int) -> None:
+        if seq < self.first or seq in self.deleted:
+            raise nats.js.errors.NotFoundError
+
+
+def _receiver(committed: int = 0, js: Any = None) -> NatsReceiveChannel:
+    r = NatsReceiveChannel(
+        cast(Any, js), ChannelName("p", "c"), FrameCodec(None), ChannelConfig(), cuts=True
+    )
+    r.start_at(committed)
+    return r
+
+
+def _handed_out(r: NatsReceiveChannel) -> list[Any]:
+    """Items and cut positions taken so far, in order."""
+    out: list[Any] = []
+    while r.queued:
+        for m in r.receive_nowait(1 << 20):
+            if type(m) is list:
+                out.extend(m)
+            elif type(m) is CutMsg:
+                out.append(("cut", m.reply.position))  # type: ignore[attr-defined]
+            elif type(m) is EndMsg:
+                out.append("end")
+    return out
+
+
+async def test_later_messages_wait_for_the_expected_one() -> None:
+    r = _receiver()
+    for seq in (3, 2, 4):
+        await r._take(cast(Any, FakeMsg(seq, [seq * 10])))
+    assert _handed_out(r) == []
+    await r._take(cast(Any, FakeMsg(1, [10, 11])))
+    assert _handed_out(r) == [10, 11, ("cut", 1), 20, ("cut", 2), 30, ("cut", 3), 40, ("cut", 4)]
+    assert list(r.positions) == [1, 2, 3, 4]
+
+
+async def test_committed_redeliveries_are_acked_and_dropped_in_flight_ones_replaced() -> None:
+    r = _receiver(committed=5)
+    old = FakeMsg(4, [1])
+    await r._take(cast(Any, old))
+    assert old.acks == 1
+    assert r.redelivered == 1
+    first, again = FakeMsg(6, [60]), FakeMsg(6, [60])
+    await r._take(cast(Any, first))
+    await r._take(cast(Any, again))  # redelivered before it was committed
+    assert _handed_out(r) == [60, ("cut", 6)]
+    await r.commit(6)
+    assert (first.acks, again.acks) == (0, 1)  # the newest delivery is acked
+    assert r.committed == 6
+
+
+async def test_end_of_stream_follows_its_cut() -> None:
+    r = _receiver()
+    await r._take(cast(Any, FakeMsg(1, [1])))
+    await r._take(cast(Any, FakeMsg(2, None)))
+    assert _handed_out(r) == [1, ("cut", 1), ("cut", 2), "end"]
+
+
+async def test_positions_the_stream_no_longer_has_are_skipped() -> None:
+    r = _receiver(js=FakeJetStream(first=3, deleted={5}))
+    for seq in (4, 6):
+        await r._take(cast(Any, FakeMsg(seq, [seq])))
+    await r._skip_gap()  # 1 and 2 are before the stream's first; 3 exists
+    assert _handed_out(r) == []
+    await r._take(cast(Any, FakeMsg(3, [3])))
+    assert _handed_out(r) == [3, ("cut", 3), 4, ("cut", 4)]
+    await r._skip_gap()  # 5 was deleted
+    assert _handed_out(r) == [6, ("cut", 6)]

@@ -1,6 +1,6 @@
-"""A three-stage pipeline for the distributed tests, its sequential model, and
-a segment process (``python -m tests.nats_pipeline URL STATE_DIR STAGES``)
-that a test can kill with SIGKILL.
+"""A three-stage pipeline for the distributed tests, ``tests.nats_pipeline:SPEC``
+(its segments served by ``python -m arrowloop serve ... --nats URL --segment``),
+and its sequential model.
 
 - ``count``: ``int -> (x, n)``, ``n`` counts the items so far;
 - ``total``: ``(x, n) -> (x, n, t)``, ``t`` the running sum of the ``x``;
@@ -11,17 +11,13 @@ that a test can kill with SIGKILL.
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
 from typing import Any
 
-import anyio
-
 from arrowloop import pipeline, stage, statemachine
-from arrowloop.distributed import ChannelConfig, open_segment
+from arrowloop.distributed import ChannelConfig
 
-PIPELINE = "t"
+#: The pipeline's name on the broker: the supervisor name `serve` gives it.
+PIPELINE = "SPEC"
 
 
 @statemachine(init=0)
@@ -48,8 +44,9 @@ def check(item: tuple[int, int, int], h: int) -> tuple[int, tuple[int, int, int,
 SPEC = pipeline(stage("count", count), stage("total", total), stage("check", check))
 
 #: Small frames and windows, so a short stream is many broker messages, and
-#: a quick redelivery after a kill.
+#: a quick redelivery after a kill (``SERVE_ARGS`` for the CLI).
 CONFIG = ChannelConfig(frame_items=16, max_ack_pending=8, ack_wait=1.0, fetch_timeout=0.2)
+SERVE_ARGS = ["--nats-frame-items", "16", "--nats-window", "8", "--nats-ack-wait", "1"]
 
 
 def model(items: list[int]) -> list[tuple[int, int, int, int]]:
@@ -66,16 +63,3 @@ def model(items: list[int]) -> list[tuple[int, int, int, int]]:
 def as_tuples(outputs: list[Any]) -> list[tuple[int, int, int, int]]:
     """Outputs read from a sink (JSON arrays) as tuples."""
     return [tuple(o) for o in outputs]
-
-
-async def serve_segment(url: str, state_dir: Path, stages: list[str]) -> None:
-    """Run ``stages`` until end of stream."""
-    async with open_segment(
-        SPEC, stages, url, pipeline=PIPELINE, state_dir=state_dir, config=CONFIG
-    ) as seg:
-        await seg.finished.wait()
-        print(json.dumps(seg.statistics()), flush=True)  # for a test's log
-
-
-if __name__ == "__main__":
-    anyio.run(serve_segment, sys.argv[1], Path(sys.argv[2]), sys.argv[3].split(","))

@@ -1,5 +1,6 @@
 """Exactly-once effect across kill -9: two segment processes
-(``count,total`` and ``check``, tests/nats_pipeline.py) on one broker, each
+(``python -m arrowloop serve tests.nats_pipeline:SPEC --nats URL --segment
+count,total``, and ``check``) on one broker, each
 killed with SIGKILL during a steady stream and restarted on its state
 directory; the outputs are the sequential model's, exactly: nothing lost,
 nothing duplicated, nothing reordered, and the final states match."""
@@ -20,8 +21,9 @@ from arrowloop.distributed import open_sink, open_source
 from arrowloop.runtime import EndMsg
 from arrowloop.store import SqliteStore
 from arrowloop.typesys import INT
-from tests.nats_pipeline import CONFIG, PIPELINE, SPEC, as_tuples, model
+from tests.nats_pipeline import CONFIG, PIPELINE, SERVE_ARGS, SPEC, as_tuples, model
 from tests.natsserver import NatsServer, nats_server
+from tests.serving import server_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.anyio]
 
@@ -43,11 +45,14 @@ class Segments:
         self.live_kills = 0  # of a process still running its part of the stream
 
     def start(self, name: str) -> None:
-        state = str(self.tmp / "state")
+        command = [sys.executable, "-m", "arrowloop", "serve", "tests.nats_pipeline:SPEC"]
+        command += ["--nats", self.url, "--segment", SEGMENTS[name], *SERVE_ARGS]
+        command += ["--state-dir", str(self.tmp / "state")]
         with (self.tmp / f"segment-{name}.log").open("ab") as log:
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "tests.nats_pipeline", self.url, state, SEGMENTS[name]],
+                command,
                 cwd=ROOT,
+                env=server_env(self.tmp),
                 stdout=log,
                 stderr=log,
             )

@@ -7,6 +7,7 @@ produces). Both are plain channel halves on a connection of their own.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -27,6 +28,22 @@ from arrowloop.typesys import Type
 
 __all__ = ["connect", "open_source", "open_sink"]
 
+log = logging.getLogger("arrowloop.distributed")
+
+
+async def _error(exc: Exception) -> None:
+    # The client's own default logs a traceback per failed reconnect; while
+    # the broker is away that is one every reconnect_time_wait.
+    log.debug("broker: %s: %s", type(exc).__name__, exc)
+
+
+async def _disconnected() -> None:
+    log.warning("broker: disconnected; channels wait until it is back")
+
+
+async def _reconnected() -> None:
+    log.warning("broker: reconnected")
+
 
 @asynccontextmanager
 async def connect(url: str) -> AsyncIterator[Client]:
@@ -34,14 +51,24 @@ async def connect(url: str) -> AsyncIterator[Client]:
 
     A broker that restarts stalls its clients (publishes wait, pulls come
     back empty) instead of failing them; what was published and not yet
-    acked is still there afterwards, in the stream's files.
+    acked is still there afterwards, in the stream's files. Failing to
+    connect at first is an error.
+
+    Raises:
+        nats.errors.NoServersError: the broker could not be reached.
     """
     nc = await nats.connect(
         url,
-        max_reconnect_attempts=-1,
+        # Two tries at first: a wrong URL is an error to report, not to wait out.
+        max_reconnect_attempts=1,
         reconnect_time_wait=0.25,
         allow_reconnect=True,
+        error_cb=_error,
+        disconnected_cb=_disconnected,
+        reconnected_cb=_reconnected,
     )
+    # Connected once: from now on a lost broker is waited for, however long.
+    nc.options["max_reconnect_attempts"] = -1
     try:
         yield nc
     finally:

@@ -1,0 +1,91 @@
+"""``python -m arrowloop serve TARGET --nats URL --segment a,b``: run some
+stages of a pipeline in this process, between channels on NATS JetStream
+(docs/distributed.md), until end of stream or SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+from pathlib import Path
+
+import anyio
+
+from arrowloop.cli._client import Unreachable
+from arrowloop.cli._commands import EXIT_OK, UsageError, say
+from arrowloop.cli._format import short
+from arrowloop.cli._serving import _write_ready
+from arrowloop.errors import ArrowloopError
+from arrowloop.runtime import PipelineSpec
+from arrowloop.server import as_supervisor_spec, load_object
+
+__all__ = ["serve_segment"]
+
+
+def _pipeline_of(target: str) -> tuple[PipelineSpec, str]:
+    obj, name = load_object(target)
+    spec = as_supervisor_spec(obj, name)
+    return PipelineSpec(tuple(c.start for c in spec.stages)), spec.name  # type: ignore[misc]
+
+
+async def serve_segment(args: argparse.Namespace) -> int:
+    """Run the stages ``args.segment`` names (all of them by default) here.
+
+    Raises:
+        UsageError: a segment that is not consecutive stages of the pipeline,
+            a store that holds other versions of them, or no nats extra.
+        Unreachable: no broker at ``args.nats``.
+    """
+    try:
+        from nats.errors import NoServersError
+
+        from arrowloop.distributed import ChannelConfig, open_segment
+    except ImportError:
+        raise UsageError(
+            "--nats needs the nats extra (nats-py): pip install 'arrowloop[nats]'"
+        ) from None
+    spec, name = _pipeline_of(args.target)
+    stages = args.segment.split(",") if args.segment else [s.name for s in spec.stages]
+    config = ChannelConfig(
+        frame_items=args.nats_frame_items,
+        max_ack_pending=args.nats_window,
+        max_msgs=args.nats_max_msgs,
+        ack_wait=args.nats_ack_wait,
+    )
+    state_dir = Path(args.state_dir) if args.state_dir else None
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        try:
+            async with open_segment(
+                spec, stages, args.nats, pipeline=name, state_dir=state_dir, config=config
+            ) as seg:
+                say(f"arrowloop: serving stages {', '.join(stages)} of {args.target}")
+                say(f"  broker   {args.nats}  (pipeline {name})")
+                say(f"  input    {seg.receiver.name.stream}")
+                assert seg.sender is not None
+                say(f"  output   {seg.sender.name.stream}")
+                store = seg.store.location if state_dir else "memory only: a crash loses state"
+                say(f"  state    {store}  (resumed after position {seg.committed})")
+                for a in seg.actors:
+                    say(f"  stage {a.name}: version {short(a.machine.version)}")
+                if args.ready_file:
+                    _write_ready(args.ready_file, {"pid": os.getpid(), "stages": stages})
+                async with anyio.create_task_group() as tg:
+
+                    async def stop_on_signal() -> None:
+                        async for signum in signals:
+                            say(f"arrowloop: {signal.Signals(signum).name}: stopping")
+                            break
+                        tg.cancel_scope.cancel()
+
+                    tg.start_soon(stop_on_signal)
+                    await seg.finished.wait()
+                    say("arrowloop: end of stream")
+                    tg.cancel_scope.cancel()
+                counts = ", ".join(f"{k} {v}" for k, v in seg.statistics().items())
+                say(f"arrowloop: {counts}")
+        except NoServersError:
+            raise Unreachable(f"no broker at {args.nats}") from None
+        except ArrowloopError as exc:
+            raise UsageError(str(exc)) from exc
+    say("arrowloop: stopped")
+    return EXIT_OK

@@ -66,10 +66,14 @@ class Segments:
         self.kills += 1
 
     def stop_all(self) -> None:
+        """Wait for each to finish on its own (they stop after end of
+        stream, once it is committed), killing one that does not."""
         for proc in self.procs.values():
-            if proc.poll() is None:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
                 proc.kill()
-            proc.wait()
+                proc.wait()
 
 
 def _committed_states(tmp: Path) -> dict[str, Any]:
@@ -125,6 +129,7 @@ async def test_kill_9_of_segment_processes_loses_and_duplicates_nothing(
                     pass
     finally:
         segments.stop_all()
+    assert [p.returncode for p in segments.procs.values()] == [0, 0]
     assert segments.kills == 5
     # "b" makes the outputs, so it runs until the last one: killed mid-stream.
     assert segments.live_kills >= 2

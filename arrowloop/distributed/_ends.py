@@ -37,14 +37,6 @@ async def _error(exc: Exception) -> None:
     log.debug("broker: %s: %s", type(exc).__name__, exc)
 
 
-async def _disconnected() -> None:
-    log.warning("broker: disconnected; channels wait until it is back")
-
-
-async def _reconnected() -> None:
-    log.warning("broker: reconnected")
-
-
 @asynccontextmanager
 async def connect(url: str) -> AsyncIterator[Client]:
     """A connection to the broker at ``url`` that reconnects for ever.
@@ -57,6 +49,15 @@ async def connect(url: str) -> AsyncIterator[Client]:
     Raises:
         nats.errors.NoServersError: the broker could not be reached.
     """
+    closing = False
+
+    async def disconnected() -> None:
+        if not closing:
+            log.warning("broker: disconnected from %s; channels wait until it is back", url)
+
+    async def reconnected() -> None:
+        log.warning("broker: reconnected to %s", url)
+
     nc = await nats.connect(
         url,
         # Two tries at first: a wrong URL is an error to report, not to wait out.
@@ -64,14 +65,15 @@ async def connect(url: str) -> AsyncIterator[Client]:
         reconnect_time_wait=0.25,
         allow_reconnect=True,
         error_cb=_error,
-        disconnected_cb=_disconnected,
-        reconnected_cb=_reconnected,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
     )
     # Connected once: from now on a lost broker is waited for, however long.
     nc.options["max_reconnect_attempts"] = -1
     try:
         yield nc
     finally:
+        closing = True
         # Acks are fire-and-forget: push the last ones out before closing.
         with anyio.move_on_after(5):
             with suppress(nats.errors.Error):

@@ -86,7 +86,11 @@ class Segment:
     """Running stages of a pipeline in this process (made by :func:`open_segment`)."""
 
     def __init__(
-        self, stages: list[StageSpec], store: StateStore, receiver: NatsReceiveChannel
+        self,
+        stages: list[StageSpec],
+        store: StateStore,
+        receiver: NatsReceiveChannel,
+        group: int = 1,
     ) -> None:
         self.store = store
         self.receiver = receiver
@@ -97,8 +101,11 @@ class Segment:
         self.finished = anyio.Event()
         #: Whether end of stream was committed (by this process or before).
         self.ended = False
-        #: Inputs committed (broker messages applied for good).
+        #: Writes to the store, and the inputs (broker messages) they committed.
         self.commits = 0
+        self.inputs = 0
+        self._uncommitted: list[int] = []
+        self._group = group
         self._stages = stages
 
     @property
@@ -148,11 +155,12 @@ class Segment:
         return position
 
     def statistics(self) -> dict[str, int]:
-        """Counts for operators: inputs committed, the position, redeliveries
+        """Counts for operators: inputs committed, store writes, the position, redeliveries
         of committed inputs dropped, outputs published and those the broker
         dropped as duplicates (replays after a crash), publishes that waited."""
         s = self.sender
         return {
+            "inputs": self.inputs,
             "commits": self.commits,
             "committed": self.committed,
             "redelivered": self.receiver.redelivered,
@@ -162,17 +170,37 @@ class Segment:
         }
 
     async def commit(self, cut: CutMsg, at: InputPosition) -> None:
-        """Commit every stage's state at ``at`` (outputs confirmed), then ack the input."""
+        """At a cut whose outputs are confirmed: commit every stage's state
+        there and ack the inputs up to it, now or at a later cut.
+
+        Group commit: while later inputs are already in the segment, the
+        write waits for the last of them, up to half the in-flight window
+        (the acks it holds back keep the broker from delivering more). A
+        crash replays from the last write; the outputs replayed carry the
+        IDs they had, so the broker drops them whichever write was last.
+        """
+        self._uncommitted.append(at.position)
+        later = len(self.receiver.positions) > 1  # this cut's position is still first
+        if later and not at.end and len(self._uncommitted) < self._group:
+            return
+        save = self.store.save_states
         states = [(name, encode_value(m.state, s), at.position) for name, m, s, _ in cut.stages]
         if at.end:
-            # Noted first: a crash before the states are saved leaves them as
-            # they were at the position before, which end of stream (no
-            # items) does not change. A segment restarted then stops at once
-            # instead of waiting for input that will never come.
+            # End of stream carries no items: the states at it are those at
+            # the input before it. Saved there first, then the end is noted,
+            # so a crash in between leaves either the input before it to
+            # replay, or a segment that stops at once when run again (not
+            # one waiting for input that will never come).
+            if len(self._uncommitted) > 1:
+                before = self._uncommitted[-2]
+                await anyio.to_thread.run_sync(save, [(n, s, before) for n, s, _ in states])
             record = {"seq": at.position, "event": _END_EVENT}
             await anyio.to_thread.run_sync(self.store.append_history, record)
-        await anyio.to_thread.run_sync(self.store.save_states, states)
-        await self.receiver.commit(at.position)
+        await anyio.to_thread.run_sync(save, states)
+        for position in self._uncommitted:
+            await self.receiver.commit(position)
+        self.inputs += len(self._uncommitted)
+        self._uncommitted.clear()
         self.commits += 1
 
     async def _run_last(self, actor: StageActor) -> None:
@@ -253,7 +281,7 @@ async def open_segment(
             positions: deque[int] = deque()
             codec_in = FrameCodec(chosen[0].machine.input)
             receiver = NatsReceiveChannel(js, inp, codec_in, config, cuts=True, positions=positions)
-            seg = Segment(chosen, store, receiver)
+            seg = Segment(chosen, store, receiver, max(1, config.max_ack_pending // 2))
             sender = NatsSendChannel(
                 js,
                 out,

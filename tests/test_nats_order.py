@@ -13,6 +13,7 @@ import pytest
 
 from arrowloop.distributed import ChannelConfig, ChannelName, FrameCodec, NatsReceiveChannel
 from arrowloop.runtime import CutMsg, EndMsg
+from arrowloop.typesys import INT
 
 pytestmark = pytest.mark.anyio
 
@@ -20,8 +21,10 @@ pytestmark = pytest.mark.anyio
 class FakeMsg:
     """What the receiving half reads of a broker message."""
 
-    def __init__(self, seq: int, items: list[int] | None) -> None:
+    def __init__(self, seq: int, items: list[int] | None, data: bytes | None = None) -> None:
         self.data = b'{"e":true}' if items is None else orjson.dumps({"i": items})
+        if data is not None:
+            self.data = data
         self.acks = 0
         seq_pair = type("Seq", (), {"stream": seq})()
         self.metadata = type("Meta", (), {"sequence": seq_pair})()
@@ -109,3 +112,14 @@ async def test_positions_the_stream_no_longer_has_are_skipped() -> None:
     assert _handed_out(r) == [3, ("cut", 3), 4, ("cut", 4)]
     await r._skip_gap()  # 5 was deleted
     assert _handed_out(r) == [6, ("cut", 6)]
+
+
+async def test_a_message_that_is_not_a_frame_is_passed_over() -> None:
+    r = NatsReceiveChannel(
+        cast(Any, None), ChannelName("p", "c"), FrameCodec(INT), ChannelConfig(), cuts=True
+    )
+    await r._take(cast(Any, FakeMsg(1, None, b"not json")))
+    await r._take(cast(Any, FakeMsg(2, None, b'{"i": ["not an int"]}')))
+    await r._take(cast(Any, FakeMsg(3, [3])))
+    assert _handed_out(r) == [("cut", 1), ("cut", 2), 3, ("cut", 3)]
+    assert r.malformed == 2

@@ -30,7 +30,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from arrowloop.distributed._channel import ChannelConfig, ChannelName, InputPosition
-from arrowloop.distributed._frames import FrameCodec
+from arrowloop.distributed._frames import Frame, FrameCodec
+from arrowloop.errors import ArrowloopError
 from arrowloop.runtime import ChannelStatistics, CutMsg, EndMsg
 
 __all__ = ["NatsReceiveChannel"]
@@ -79,6 +80,8 @@ class NatsReceiveChannel:
         self._space: anyio.Event | None = None
         #: Redeliveries dropped because they were applied already.
         self.redelivered = 0
+        #: Messages that were not frames of this channel's type, passed over.
+        self.malformed = 0
 
     def start_at(self, committed: int) -> None:
         """Begin after ``committed`` (the position a segment's store holds)."""
@@ -124,7 +127,7 @@ class NatsReceiveChannel:
     async def _take(self, msg: Msg) -> None:
         try:
             seq = msg.metadata.sequence.stream
-        except Exception:  # a status message, not a stream message
+        except (nats.errors.Error, ValueError, IndexError):  # a status message
             return
         if seq < self._expected:
             if seq <= self.committed:
@@ -145,7 +148,15 @@ class NatsReceiveChannel:
                 await self.commit(seq)
 
     def _hand_out(self, seq: int, msg: Msg) -> None:
-        frame = self._codec.decode(msg.data)
+        try:
+            frame = self._codec.decode(msg.data)
+        except (ValueError, ArrowloopError) as exc:
+            # Not ours, or not of this channel's type: no stage could ever take
+            # it, so it must not stop the channel (nor, replayed, every
+            # restart). Passed over as an empty frame, its position committed.
+            self.malformed += 1
+            log.error("channel %s: message %d is not a frame: %s", self.name.stream, seq, exc)
+            frame = Frame([])
         out = self._out
         if frame.items:
             out.append(frame.items)

@@ -156,7 +156,8 @@ class Segment:
 
     def statistics(self) -> dict[str, int]:
         """Counts for operators: inputs committed, store writes, the position, redeliveries
-        of committed inputs dropped, outputs published and those the broker
+        of committed inputs dropped, input messages that were not frames,
+        outputs published and those the broker
         dropped as duplicates (replays after a crash), publishes that waited."""
         s = self.sender
         return {
@@ -164,6 +165,7 @@ class Segment:
             "commits": self.commits,
             "committed": self.committed,
             "redelivered": self.receiver.redelivered,
+            "malformed": self.receiver.malformed,
             "published": 0 if s is None else s.published,
             "duplicates": 0 if s is None else s.duplicates,
             "waits": 0 if s is None else s.waits,

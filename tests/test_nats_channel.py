@@ -51,6 +51,25 @@ async def test_items_go_through_in_order_across_many_broker_messages(
         assert await _drain(sink, len(items)) == items
 
 
+async def test_a_source_sending_again_from_its_own_positions_is_deduplicated(
+    nats_server: NatsServer,
+) -> None:
+    config = ChannelConfig(frame_items=10)
+    batches = {p: list(range(p * 100, p * 100 + 25)) for p in range(1, 5)}
+    async with open_source(nats_server.url, "ds", "c", INT, producer="file-a", config=config) as s:
+        for p in (1, 2, 3):
+            await s.send_at(p, batches[p])
+    # The source restarts and sends again from a position it is unsure of.
+    async with open_source(nats_server.url, "ds", "c", INT, producer="file-a", config=config) as s:
+        for p in (2, 3, 4):
+            await s.send_at(p, batches[p])
+        assert (s.published, s.duplicates) == (9, 6)  # 3 frames per position
+        await s.send(EndMsg())
+    async with open_sink(nats_server.url, "ds", "c", INT, config=config) as sink:
+        got = await _drain(sink, 100)
+    assert got == batches[1] + batches[2] + batches[3] + batches[4]
+
+
 async def test_a_full_channel_makes_the_producer_wait_and_drops_nothing(
     nats_server: NatsServer,
 ) -> None:

@@ -261,11 +261,32 @@ class NatsSendChannel:
         self._positions.popleft()
         self._part = 0
 
-    async def _publish(self, payload: bytes) -> None:
-        if self._positions is None:
+    async def send_at(self, position: int, items: list[Any]) -> None:
+        """Publish ``items`` as this producer's input at ``position``.
+
+        For a source with offsets of its own (a line of a file, an offset in
+        a log): frames get IDs derived from the producer's name and
+        ``position``, so a source that restarts and sends again from its
+        last known offset is deduplicated by the broker (within the
+        duplicate window), as a segment's replay is. Give each source its
+        own ``producer`` name; ``position`` is any integer it never reuses.
+
+        Raises:
+            RuntimeError: items sent with :meth:`send` are still buffered.
+        """
+        if self._buf:
+            raise RuntimeError("flush() what send() buffered before send_at()")
+        frame = self._frame
+        for part, start in enumerate(range(0, len(items), frame)):
+            payload = self._codec.encode(items[start : start + frame])
+            await self._publish(payload, message_id(self._producer, position, part))
+
+    async def _publish(self, payload: bytes, msg_id: str | None = None) -> None:
+        if msg_id is None and self._positions is None:
             self._sent += 1
             msg_id = message_id(self._producer, f"{self._nonce}.{self._sent}", 0)
-        else:
+        elif msg_id is None:
+            assert self._positions is not None
             msg_id = message_id(self._producer, self._positions[0], self._part)
             self._part += 1
         delay = _BACKOFF_MIN

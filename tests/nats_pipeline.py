@@ -33,6 +33,13 @@ def total(item: tuple[int, int], t: int) -> tuple[int, tuple[int, int, int]]:
     return t + x, (x, n, t + x)
 
 
+@statemachine(init=0)
+def total_twice(item: tuple[int, int], t: int) -> tuple[int, tuple[int, int, int]]:
+    """The next version of ``total``: each item counts twice (same types)."""
+    x, n = item
+    return t + 2 * x, (x, n, t + 2 * x)
+
+
 @statemachine(init=7)
 def check(item: tuple[int, int, int], h: int) -> tuple[int, tuple[int, int, int, int]]:
     """A running hash of the items so far."""
@@ -49,12 +56,14 @@ CONFIG = ChannelConfig(frame_items=16, max_ack_pending=8, ack_wait=1.0, fetch_ti
 SERVE_ARGS = ["--nats-frame-items", "16", "--nats-window", "8", "--nats-ack-wait", "1"]
 
 
-def model(items: list[int]) -> list[tuple[int, int, int, int]]:
-    """What the pipeline produces for ``items``, computed sequentially."""
+def model(items: list[int], twice_from: int | None = None) -> list[tuple[int, int, int, int]]:
+    """What the pipeline produces for ``items``, computed sequentially (with
+    ``total`` changed to ``total_twice`` before item ``twice_from``)."""
     out: list[tuple[int, int, int, int]] = []
     t, h = 0, 7
     for n, x in enumerate(items, 1):
-        t += x
+        twice = twice_from is not None and n > twice_from
+        t += 2 * x if twice else x
         h = (h * 31 + x * 7 + n * 3 + t) % 1000000007
         out.append((x, n, t, h))
     return out

@@ -5,12 +5,14 @@ The runtime's channel halves on NATS JetStream (``_channel.py``,
 read by one durable pull consumer with an explicit ack per message), the
 frames they carry (``_frames.py``), sources and sinks (``_ends.py``), and
 segments: stages run in this process with an exactly-once effect across
-crashes (``_segment.py``). Needs the ``nats`` extra (``nats-py``);
+crashes (``_segment.py``), and code changes travelling in-band
+across them (``_changes.py``). Needs the ``nats`` extra (``nats-py``);
 docs/distributed.md describes the mechanism, the guarantees and operations.
 """
 
 from __future__ import annotations
 
+from arrowloop.distributed._changes import SegmentChanges, send_change
 from arrowloop.distributed._channel import (
     ChannelConfig,
     ChannelName,
@@ -38,4 +40,6 @@ __all__ = [
     "Segment",
     "open_segment",
     "segment_stages",
+    "SegmentChanges",
+    "send_change",
 ]

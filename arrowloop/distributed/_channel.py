@@ -141,15 +141,18 @@ class InputPosition(Reply):
     """The reply slot of a segment's cut: which input it follows.
 
     ``position`` is the stream sequence of the broker message whose items
-    came before the cut; ``end`` says that message was end of stream.
+    came before the cut; ``end`` says that message was end of stream;
+    ``forward`` is a frame to pass on downstream at the cut (a code change
+    for stages further on).
     """
 
-    __slots__ = ("end", "position")
+    __slots__ = ("end", "forward", "position")
 
-    def __init__(self, position: int, end: bool) -> None:
+    def __init__(self, position: int, end: bool, forward: bytes | None = None) -> None:
         super().__init__()
         self.position = position
         self.end = end
+        self.forward = forward
 
 
 def _retryable(exc: Exception) -> bool:
@@ -253,6 +256,8 @@ class NatsSendChannel:
         assert self._positions is not None
         assert self._commit is not None
         await self.flush()
+        if at.forward is not None:
+            await self._publish(at.forward)
         if at.end:
             await self._publish(END)
         # Everything the input at this position produced is confirmed by

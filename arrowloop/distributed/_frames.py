@@ -3,7 +3,8 @@
 A frame is canonical-free JSON (orjson) so it stays cheap: ``{"i": [...]}``
 holds items in the JSON form of the channel's item type (typesys'
 ``json_writer``/``json_reader``, made once per type), ``{"e": true}`` is end
-of stream. Many items per broker message is what closes most of the gap to
+of stream, ``{"u": change, "r": subject}`` a code change travelling in-band
+(``_changes.py``). Many items per broker message is what closes most of the gap to
 in-process channels: the broker's cost is per message, not per item.
 
 Message IDs (JetStream's ``Nats-Msg-Id`` header, deduplicated by the stream
@@ -22,7 +23,7 @@ import orjson
 
 from arrowloop.typesys import Type, json_reader, json_writer
 
-__all__ = ["Frame", "FrameCodec", "END", "MSG_ID", "message_id"]
+__all__ = ["Frame", "FrameCodec", "END", "MSG_ID", "change_frame", "message_id"]
 
 #: The header JetStream deduplicates on.
 MSG_ID: Final = "Nats-Msg-Id"
@@ -30,17 +31,32 @@ END: Final = b'{"e":true}'
 
 
 class Frame:
-    """A decoded broker message: its items, or end of stream (``items is None``)."""
+    """A decoded broker message: its items, end of stream (``items is None``),
+    or a code change (``change``: its wire document; ``reply``: the subject
+    its result goes to, if any)."""
 
-    __slots__ = ("items",)
+    __slots__ = ("change", "items", "reply")
 
-    def __init__(self, items: list[Any] | None) -> None:
+    def __init__(
+        self,
+        items: list[Any] | None,
+        change: dict[str, Any] | None = None,
+        reply: str | None = None,
+    ) -> None:
         self.items = items
+        self.change = change
+        self.reply = reply
 
     @property
     def end(self) -> bool:
         """Whether this frame is end of stream."""
         return self.items is None
+
+
+def change_frame(change: dict[str, Any], reply: str | None) -> bytes:
+    """A frame carrying a code change's wire document in-band, and the
+    subject its result is published on."""
+    return orjson.dumps({"u": change, "r": reply})
 
 
 class FrameCodec:
@@ -77,6 +93,12 @@ class FrameCodec:
             raise ValueError(f"not a frame: {payload[:80]!r}")
         if data.get("e") is True:
             return Frame(None)
+        change = data.get("u")
+        if change is not None:
+            reply = data.get("r")
+            if type(change) is not dict or (reply is not None and type(reply) is not str):
+                raise ValueError(f"not a change frame: {payload[:80]!r}")
+            return Frame([], change, reply)
         items = data.get("i")
         if type(items) is not list:
             raise ValueError(f"not a frame: {payload[:80]!r}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -34,7 +35,9 @@ from arrowloop.distributed._frames import Frame, FrameCodec
 from arrowloop.errors import ArrowloopError
 from arrowloop.runtime import ChannelStatistics, CutMsg, EndMsg
 
-__all__ = ["NatsReceiveChannel"]
+__all__ = ["NatsReceiveChannel", "OnChange"]
+
+OnChange = Callable[[Frame, int, bytes], tuple[list[Any], bytes | None]]
 
 log = logging.getLogger("arrowloop.distributed")
 
@@ -82,6 +85,9 @@ class NatsReceiveChannel:
         self.redelivered = 0
         #: Messages that were not frames of this channel's type, passed over.
         self.malformed = 0
+        #: What a segment does with a code change frame: the runtime messages
+        #: to hand out before its cut, and a frame to pass on at the cut.
+        self.on_change: OnChange | None = None
 
     def start_at(self, committed: int) -> None:
         """Begin after ``committed`` (the position a segment's store holds)."""
@@ -161,9 +167,16 @@ class NatsReceiveChannel:
         if frame.items:
             out.append(frame.items)
             self._items += len(frame.items)
+        forward = None
+        if frame.change is not None and self.on_change is not None:
+            # A code change in-band: what the segment makes of it (an
+            # upgrade of its own stages) goes in here, in stream order.
+            messages, forward = self.on_change(frame, seq, msg.data)
+            out.extend(messages)
+            self._items += len(messages)
         if self._cuts:
             self.positions.append(seq)
-            out.append(CutMsg(InputPosition(seq, frame.end)))
+            out.append(CutMsg(InputPosition(seq, frame.end, forward)))
             self._items += 1
         if frame.end:
             out.append(EndMsg())

@@ -25,13 +25,15 @@ once and every output enters the next channel once.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 
+from arrowloop.distributed._changes import SegmentChanges
 from arrowloop.distributed._channel import (
     ChannelConfig,
     ChannelName,
@@ -43,7 +45,7 @@ from arrowloop.distributed._ends import connect
 from arrowloop.distributed._frames import FrameCodec
 from arrowloop.distributed._receive import NatsReceiveChannel
 from arrowloop.errors import ArrowloopError
-from arrowloop.machine import Machine
+from arrowloop.machine import AnyMachine, Machine
 from arrowloop.runtime import (
     CutMsg,
     DeadLetters,
@@ -60,6 +62,9 @@ from arrowloop.wire import decode_value, encode_value
 __all__ = ["Segment", "open_segment", "segment_stages"]
 
 _END_EVENT = "end of stream"
+
+#: Publishes a payload on a subject (core NATS: a change's result).
+Publish = Callable[[str, bytes], Awaitable[None]]
 
 
 def segment_stages(spec: PipelineSpec, names: Sequence[str]) -> tuple[list[StageSpec], str]:
@@ -90,7 +95,10 @@ class Segment:
         stages: list[StageSpec],
         store: StateStore,
         receiver: NatsReceiveChannel,
+        *,
         group: int = 1,
+        last: bool = True,
+        publish: Publish | None = None,
     ) -> None:
         self.store = store
         self.receiver = receiver
@@ -107,52 +115,72 @@ class Segment:
         self._uncommitted: list[int] = []
         self._group = group
         self._stages = stages
+        self._last = last
+        self._publish = publish
+        self._versions: dict[str, str] = {}  # each stage's version in the store
+        #: The code changes that reached this segment, and their results.
+        self.changes = SegmentChanges(self.actors, last)
 
     @property
     def committed(self) -> int:
         """The input position committed last."""
         return self.receiver.committed
 
-    def build(self, sender: NatsSendChannel) -> None:
-        """The actors, chained by in-process channels from the receiver to ``sender``."""
+    def resume(self, sender: NatsSendChannel) -> int:
+        """Build the actors (from the receiver to ``sender``) with the machines
+        and states the store holds; the committed position (0 if new).
+
+        A stage the store holds another version of runs that version (a
+        change committed before), built from its wire document. A segment
+        that committed end of stream before is :attr:`ended`.
+
+        Raises:
+            ArrowloopError: the store holds another version of a native
+                machine (one with no wire form), or it cannot be built.
+        """
+        stored = self.store.load()
+        records = {} if stored is None else stored.stages
+        fresh = not all(s.name in records for s in self._stages)
+        specs = (
+            self._stages if fresh else [self._machine_of(s, records[s.name]) for s in self._stages]
+        )
+        self._build(specs, sender)
+        if fresh:
+            self.store.save_stages([_record(a, a.state, 0) for a in self.actors])
+            self._versions = {a.name: a.machine.version for a in self.actors}
+            return 0
+        assert stored is not None
+        self.ended = any(r.get("event") == _END_EVENT for r in stored.history)
+        for a in self.actors:
+            a.seed(decode_value(a.machine.state, records[a.name].state, f"$.{a.name}"), 0)
+        self._versions = {a.name: a.machine.version for a in self.actors}
+        return min(records[a.name].seq for a in self.actors)
+
+    def _machine_of(self, spec: StageSpec, rec: StageRecord) -> StageSpec:
+        if rec.version == spec.machine.version:
+            return spec
+        if rec.machine is None:
+            raise ArrowloopError(
+                f"stage {spec.name!r}: the store at {self.store.location} holds version "
+                f"{rec.version[:12]} of a native machine, this process runs "
+                f"{spec.machine.version[:12]}"
+            )
+        machine = Machine.from_wire(rec.machine, budget=None)  # checked when it was stored
+        return attrs.evolve(spec, machine=machine)
+
+    def _build(self, specs: list[StageSpec], sender: NatsSendChannel) -> None:
         self.sender = sender
         inbox: ReceiveChannel = self.receiver
-        for i, spec in enumerate(self._stages):
+        for i, spec in enumerate(specs):
             outbox: SendChannel
-            if i + 1 < len(self._stages):
+            if i + 1 < len(specs):
                 outbox, nxt = open_channel(spec.capacity)
             else:
                 outbox, nxt = sender, None
             self.actors.append(StageActor(spec, inbox, outbox, self.dead_letters))
             if nxt is not None:
                 inbox = nxt
-
-    def resume(self) -> int:
-        """Seed the actors from the store; the committed position (0 if new).
-
-        A segment that committed end of stream before is :attr:`ended`.
-
-        Raises:
-            ArrowloopError: the store holds another version of a stage's
-                machine (changes across processes are not built yet).
-        """
-        stored = self.store.load()
-        records = {} if stored is None else stored.stages
-        if not all(a.name in records for a in self.actors):
-            self.store.save_stages([_record(a, a.state, 0) for a in self.actors])
-            return 0
-        position = min(records[a.name].seq for a in self.actors)
-        assert stored is not None
-        self.ended = any(r.get("event") == _END_EVENT for r in stored.history)
-        for a in self.actors:
-            rec = records[a.name]
-            if rec.version != a.machine.version:
-                raise ArrowloopError(
-                    f"stage {a.name!r}: the store at {self.store.location} holds version "
-                    f"{rec.version[:12]}, this process runs {a.machine.version[:12]}"
-                )
-            a.seed(decode_value(a.machine.state, rec.state, f"$.{a.name}"), 0)
-        return position
+        self.receiver.on_change = self.changes
 
     def statistics(self) -> dict[str, int]:
         """Counts for operators: inputs committed, store writes, the position, redeliveries
@@ -185,6 +213,12 @@ class Segment:
         later = len(self.receiver.positions) > 1  # this cut's position is still first
         if later and not at.end and len(self._uncommitted) < self._group:
             return
+        if any(self._versions.get(name) != m.version for name, m, _, _ in cut.stages):
+            # A change was applied since the last write: the new machines go
+            # in with the states, in one transaction.
+            records = [_stage_record(n, m, s, at.position) for n, m, s, _ in cut.stages]
+            await anyio.to_thread.run_sync(self.store.save_stages, records)
+            self._versions = {name: m.version for name, m, _, _ in cut.stages}
         save = self.store.save_states
         states = [(name, encode_value(m.state, s), at.position) for name, m, s, _ in cut.stages]
         if at.end:
@@ -204,6 +238,9 @@ class Segment:
         self.inputs += len(self._uncommitted)
         self._uncommitted.clear()
         self.commits += 1
+        if self.changes.replies and self._publish is not None:
+            for subject, result in self.changes.results(at.position):
+                await self._publish(subject, result)
 
     async def _run_last(self, actor: StageActor) -> None:
         await actor.run()
@@ -211,16 +248,20 @@ class Segment:
 
 
 def _record(actor: StageActor, state: Any, seq: int) -> StageRecord:
-    m = actor.machine
+    return _stage_record(actor.name, actor.machine, state, seq)
+
+
+def _stage_record(name: str, m: AnyMachine, state: Any, seq: int) -> StageRecord:
     doc = m.to_wire_data() if isinstance(m, Machine) else None
-    return StageRecord(actor.name, m.version, doc, encode_value(m.state, state), seq)
+    return StageRecord(name, m.version, doc, encode_value(m.state, state), seq)
 
 
 @asynccontextmanager
 async def _running(seg: Segment) -> AsyncIterator[None]:
     """Resume ``seg`` from its store and run it for the duration of the block."""
     try:
-        position = await anyio.to_thread.run_sync(seg.resume)
+        assert seg.sender is not None
+        position = await anyio.to_thread.run_sync(seg.resume, seg.sender)
         seg.receiver.start_at(position)
         if seg.ended:
             seg.finished.set()
@@ -283,8 +324,15 @@ async def open_segment(
             positions: deque[int] = deque()
             codec_in = FrameCodec(chosen[0].machine.input)
             receiver = NatsReceiveChannel(js, inp, codec_in, config, cuts=True, positions=positions)
-            seg = Segment(chosen, store, receiver, max(1, config.max_ack_pending // 2))
-            sender = NatsSendChannel(
+            seg = Segment(
+                chosen,
+                store,
+                receiver,
+                group=max(1, config.max_ack_pending // 2),
+                last=after == "out",
+                publish=nc.publish,
+            )
+            seg.sender = NatsSendChannel(
                 js,
                 out,
                 FrameCodec(chosen[-1].machine.output),
@@ -293,7 +341,6 @@ async def open_segment(
                 positions=positions,
                 commit=seg.commit,
             )
-            seg.build(sender)
             async with _running(seg):
                 yield seg
     finally:

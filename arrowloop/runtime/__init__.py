@@ -21,7 +21,7 @@ from arrowloop.runtime._checked import (
     check_rollback,
 )
 from arrowloop.runtime._deadletter import DeadLetter, DeadLetters, DeadLetterSink
-from arrowloop.runtime._envelope import CutMsg, EndMsg, Reply
+from arrowloop.runtime._envelope import CutMsg, EndMsg, Reply, StageChange, UpgradeMsg
 from arrowloop.runtime._histogram import (
     BATCH_SIZES,
     LATENCY_SECONDS,
@@ -110,6 +110,8 @@ __all__ = [
     "Reply",
     "CutMsg",
     "EndMsg",
+    "UpgradeMsg",
+    "StageChange",
     "run",
     "uvloop_available",
 ]

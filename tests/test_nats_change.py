@@ -1,0 +1,97 @@
+"""Code changes across processes: sent in-band into a pipeline's first
+channel, applied by the segment running the stages they name at exactly
+that point of the stream, committed with the states (a segment started
+again runs the new code), and refused, with the reason, when they cannot
+be applied."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from arrowloop.distributed import connect, open_segment, open_sink, open_source, send_change
+from arrowloop.errors import UpgradeError
+from arrowloop.runtime import EndMsg
+from arrowloop.supervisor import CodeChange, code_change
+from arrowloop.typesys import INT
+from tests.nats_pipeline import CONFIG, PIPELINE, SPEC, as_tuples, check, model, total_twice
+from tests.natsserver import NatsServer, nats_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+
+__all__ = ["nats_server"]  # the fixture, imported for pytest
+
+OUT_TYPE = SPEC.stages[-1].machine.output
+TOTAL = SPEC.stages[1].machine.version
+
+
+async def _drain(sink: Any) -> list[Any]:
+    got: list[Any] = []
+    try:
+        while True:
+            for m in await sink.receive(1024):
+                if type(m) is list:
+                    got.extend(m)
+    except anyio.EndOfStream:
+        pass
+    return got
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_change_applies_at_its_place_in_the_stream_and_survives_a_restart(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    url = nats_server.url
+    first, second = list(range(1, 301)), list(range(-50, 250))
+    kw: dict[str, Any] = {"pipeline": PIPELINE, "state_dir": tmp_path, "config": CONFIG}
+    async with (
+        open_source(url, PIPELINE, "count", INT, config=CONFIG) as src,
+        open_sink(url, PIPELINE, "out", OUT_TYPE, config=CONFIG) as sink,
+        connect(url) as nc,
+        open_segment(SPEC, ["check"], url, **kw) as b,
+    ):
+        async with open_segment(SPEC, ["count", "total"], url, **kw):
+            await src.send(first)
+            await src.flush()
+            change = code_change("total", TOTAL, total_twice)
+            versions = await send_change(nc, PIPELINE, "count", change, within=60)
+            assert versions == {"total": total_twice.machine.version}
+        # Stopped after the change was committed; started again on its store.
+        async with open_segment(SPEC, ["count", "total"], url, **kw) as a:
+            assert a.actors[1].machine.version == total_twice.machine.version
+            await src.send(second)
+            await src.send(EndMsg())
+            await a.finished.wait()
+        got = await _drain(sink)
+        await b.finished.wait()
+    assert as_tuples(got) == model(first + second, twice_from=len(first))
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_changes_that_cannot_apply_are_refused_with_the_reason(
+    nats_server: NatsServer,
+) -> None:
+    url = nats_server.url
+    kw: dict[str, Any] = {"pipeline": PIPELINE, "config": CONFIG}
+    stale = code_change("total", "0" * 64, total_twice)
+    unknown = code_change("nope", TOTAL, total_twice)
+    across = CodeChange(
+        code_change("total", TOTAL, total_twice).upgrades
+        + code_change("check", SPEC.stages[2].machine.version, check).upgrades
+    )
+    async with (
+        connect(url) as nc,
+        open_segment(SPEC, ["count", "total"], url, **kw),
+        open_segment(SPEC, ["check"], url, **kw),
+    ):
+        for change, reason in [
+            (stale, "version mismatch"),
+            (unknown, "unknown stage"),
+            (across, "across segments"),
+        ]:
+            with pytest.raises(UpgradeError) as info:
+                await send_change(nc, PIPELINE, "count", change, within=60)
+            assert info.value.reason == reason, info.value

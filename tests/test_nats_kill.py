@@ -1,9 +1,11 @@
 """Exactly-once effect across kill -9: two segment processes
 (``python -m arrowloop serve tests.nats_pipeline:SPEC --nats URL --segment
-count,total``, and ``check``) on one broker, each
+count,total``, and ``check``) on one broker, a code change in-band halfway
+through, each
 killed with SIGKILL during a steady stream and restarted on its state
 directory; the outputs are the sequential model's, exactly: nothing lost,
-nothing duplicated, nothing reordered, and the final states match."""
+nothing duplicated, nothing reordered, the change applied at exactly its
+place in the stream, and the final states match."""
 
 from __future__ import annotations
 
@@ -17,11 +19,21 @@ from typing import Any
 import anyio
 import pytest
 
-from arrowloop.distributed import open_sink, open_source
+from arrowloop.distributed import change_frame, open_sink, open_source
 from arrowloop.runtime import EndMsg
 from arrowloop.store import SqliteStore
+from arrowloop.supervisor import code_change
 from arrowloop.typesys import INT
-from tests.nats_pipeline import CONFIG, PIPELINE, SERVE_ARGS, SPEC, as_tuples, model
+from arrowloop.upgrade import encode_change
+from tests.nats_pipeline import (
+    CONFIG,
+    PIPELINE,
+    SERVE_ARGS,
+    SPEC,
+    as_tuples,
+    model,
+    total_twice,
+)
 from tests.natsserver import NatsServer, nats_server
 from tests.serving import server_env
 
@@ -32,6 +44,9 @@ __all__ = ["nats_server"]  # the fixture, imported for pytest
 ROOT = Path(__file__).resolve().parent.parent
 OUT_TYPE = SPEC.stages[-1].machine.output
 SEGMENTS = {"a": "count,total", "b": "check"}
+#: ``total`` becomes ``total_twice`` after this many items, in-band.
+CHANGE_AT = 3008
+CHANGE = encode_change(code_change("total", SPEC.stages[1].machine.version, total_twice))
 
 
 class Segments:
@@ -89,6 +104,19 @@ def _committed_states(tmp: Path) -> dict[str, Any]:
     return states
 
 
+def _committed_versions(tmp: Path) -> dict[str, str]:
+    versions: dict[str, str] = {}
+    for path in (tmp / "state").glob("*.sqlite"):
+        store = SqliteStore(path)
+        try:
+            stored = store.load()
+            assert stored is not None
+            versions.update({name: rec.version for name, rec in stored.stages.items()})
+        finally:
+            store.close()
+    return versions
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_kill_9_of_segment_processes_loses_and_duplicates_nothing(
     nats_server: NatsServer, tmp_path: Path
@@ -111,6 +139,11 @@ async def test_kill_9_of_segment_processes_loses_and_duplicates_nothing(
 
                 async def produce() -> None:
                     for i in range(0, len(items), CONFIG.frame_items):
+                        if i == CHANGE_AT:
+                            # A code change in-band, between two frames of the
+                            # source: its place in the stream is known exactly.
+                            await src.flush()
+                            await src.publish_frame(change_frame(CHANGE, None))
                         await src.send(items[i : i + CONFIG.frame_items])
                     await src.send(EndMsg())
 
@@ -133,7 +166,7 @@ async def test_kill_9_of_segment_processes_loses_and_duplicates_nothing(
     assert segments.kills == 5
     # "b" makes the outputs, so it runs until the last one: killed mid-stream.
     assert segments.live_kills >= 2
-    expected = model(items)
+    expected = model(items, twice_from=CHANGE_AT)
     outputs = as_tuples(got)
     lost = len(set(expected) - set(outputs))
     duplicated = len(outputs) - len(set(outputs))
@@ -141,3 +174,4 @@ async def test_kill_9_of_segment_processes_loses_and_duplicates_nothing(
     assert outputs == expected
     _, n, t, h = expected[-1]
     assert _committed_states(tmp_path) == {"count": n, "total": t, "check": h}
+    assert _committed_versions(tmp_path)["total"] == total_twice.machine.version

@@ -21,7 +21,7 @@ from arrowloop.distributed._channel import (
     ensure_stream,
 )
 from arrowloop.distributed._ends import connect, open_sink, open_source
-from arrowloop.distributed._frames import FrameCodec, message_id
+from arrowloop.distributed._frames import FrameCodec, change_frame, message_id
 from arrowloop.distributed._receive import NatsReceiveChannel
 from arrowloop.distributed._segment import Segment, open_segment, segment_stages
 
@@ -32,6 +32,7 @@ __all__ = [
     "NatsReceiveChannel",
     "InputPosition",
     "FrameCodec",
+    "change_frame",
     "message_id",
     "ensure_stream",
     "connect",

@@ -266,6 +266,13 @@ class NatsSendChannel:
         self._positions.popleft()
         self._part = 0
 
+    async def publish_frame(self, payload: bytes) -> None:
+        """Publish one frame made elsewhere (a code change, ``change_frame``)
+        after what was sent before it; :meth:`flush` first what is buffered."""
+        if self._buf:
+            raise RuntimeError("flush() what send() buffered before publish_frame()")
+        await self._publish(payload)
+
     async def send_at(self, position: int, items: list[Any]) -> None:
         """Publish ``items`` as this producer's input at ``position``.
 

@@ -19,6 +19,7 @@ from arrowloop.supervisor import CodeChange, code_change
 from arrowloop.typesys import INT
 from tests.nats_pipeline import CONFIG, PIPELINE, SPEC, as_tuples, check, model, total_twice
 from tests.natsserver import NatsServer, nats_server
+from tests.serving import run_arrowloop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -95,3 +96,46 @@ async def test_changes_that_cannot_apply_are_refused_with_the_reason(
             with pytest.raises(UpgradeError) as info:
                 await send_change(nc, PIPELINE, "count", change, within=60)
             assert info.value.reason == reason, info.value
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_cli_sends_a_change_into_a_distributed_pipeline(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    url = nats_server.url
+    kw: dict[str, Any] = {"pipeline": PIPELINE, "config": CONFIG}
+    first, second = list(range(100)), list(range(100, 200))
+    nats = ["--nats", url, "--nats-pipeline", PIPELINE, "--nats-channel", "count"]
+    new = "tests.nats_pipeline:total_twice"
+
+    def upgrade(expect: str) -> Any:
+        args = ["upgrade", new, "--stage", "total", "--expect", expect, *nats]
+        return run_arrowloop(tmp_path, *args)
+
+    async with (
+        open_source(url, PIPELINE, "count", INT, config=CONFIG) as src,
+        open_sink(url, PIPELINE, "out", OUT_TYPE, config=CONFIG) as sink,
+        open_segment(SPEC, ["count", "total"], url, **kw),
+        open_segment(SPEC, ["check"], url, **kw) as b,
+    ):
+        await src.send(first)
+        await src.flush()
+        done = await anyio.to_thread.run_sync(upgrade, TOTAL)
+        assert done.returncode == 0, done.stderr
+        assert "upgrade of stage total: succeeded" in done.stdout
+        stale = await anyio.to_thread.run_sync(upgrade, TOTAL)  # it runs another now
+        assert stale.returncode == 1
+        assert "expected to replace version" in stale.stderr
+        await src.send(second)
+        await src.send(EndMsg())
+        got = await _drain(sink)
+        await b.finished.wait()
+    assert as_tuples(got) == model(first + second, twice_from=len(first))
+
+
+def test_the_cli_needs_full_versions_to_send_a_change_over_nats(tmp_path: Path) -> None:
+    nats = ["--nats", "nats://127.0.0.1:1", "--nats-pipeline", "p", "--nats-channel", "c"]
+    args = ["upgrade", "tests.nats_pipeline:total_twice", "--stage", "total", *nats]
+    done = run_arrowloop(tmp_path, *args)
+    assert done.returncode == 2
+    assert "--expect with the full version" in done.stderr

@@ -32,7 +32,7 @@ from arrowloop.cli._commands import (
 )
 from arrowloop.cli._format import show_error, show_json
 from arrowloop.cli._load import FUNCTION_PARTS
-from arrowloop.cli._segment import serve_segment
+from arrowloop.cli._segment import serve_segment, upgrade_over_nats
 from arrowloop.cli._serving import serve
 from arrowloop.endpoints import DEFAULT_MAX_BUFFERED
 from arrowloop.errors import AuthenticationError, StoreError
@@ -326,6 +326,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--change-interface", action="store_true", help="allow a new interface")
     p.add_argument("--by", default=os.environ.get("USER", "cli"), help="recorded as requester")
     p.add_argument("--dump", action="store_true", help="print the change document, send nothing")
+    g = p.add_argument_group(
+        "distributed (docs/distributed.md)",
+        "send the change in-band into a pipeline served with serve --nats",
+    )
+    g.add_argument("--nats", metavar="URL", help="the broker")
+    g.add_argument("--nats-pipeline", metavar="NAME", help="the pipeline's name on the broker")
+    g.add_argument("--nats-channel", metavar="STAGE", help="the pipeline's first stage")
     _import_path(p)
     _common(p, control=True)
     p.set_defaults(run=upgrade)
@@ -380,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             complain("error: --segment goes with --nats URL")
             return EXIT_USAGE
         command = serve_segment
+    if args.command == "upgrade" and args.nats and not args.dump:
+        command = upgrade_over_nats
     try:
         add_import_paths(getattr(args, "path", []))
         code: int = run(

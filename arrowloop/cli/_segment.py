@@ -1,25 +1,30 @@
 """``python -m arrowloop serve TARGET --nats URL --segment a,b``: run some
 stages of a pipeline in this process, between channels on NATS JetStream
-(docs/distributed.md), until end of stream or SIGINT/SIGTERM."""
+(docs/distributed.md), until end of stream or SIGINT/SIGTERM; and
+``upgrade ... --nats URL``: send a code change into such a pipeline."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 from pathlib import Path
 
 import anyio
 
-from arrowloop.cli._client import Unreachable
+from arrowloop.cli._client import RemoteError, Unreachable
 from arrowloop.cli._commands import EXIT_OK, UsageError, say
-from arrowloop.cli._format import short
+from arrowloop.cli._format import short, show_json
+from arrowloop.cli._load import FUNCTION_PARTS, ChangeOptions, build_change, read_change_file
 from arrowloop.cli._serving import _write_ready
 from arrowloop.errors import ArrowloopError
 from arrowloop.runtime import PipelineSpec
 from arrowloop.server import as_supervisor_spec, load_object
 
-__all__ = ["serve_segment"]
+__all__ = ["serve_segment", "upgrade_over_nats"]
+
+_VERSION = re.compile(r"[0-9a-f]{64}")
 
 
 def _pipeline_of(target: str) -> tuple[PipelineSpec, str]:
@@ -88,4 +93,64 @@ async def serve_segment(args: argparse.Namespace) -> int:
         except ArrowloopError as exc:
             raise UsageError(str(exc)) from exc
     say("arrowloop: stopped")
+    return EXIT_OK
+
+
+async def upgrade_over_nats(args: argparse.Namespace) -> int:
+    """``upgrade --nats URL --nats-pipeline NAME --nats-channel FIRST``: send
+    the change in-band into a distributed pipeline and print the versions.
+
+    Raises:
+        UsageError: no full ``--stage`` and ``--expect`` (nothing to ask
+            them from), or no nats extra.
+        RemoteError: the segment running the stages refused the change.
+        Unreachable: no broker, or no result in ``--timeout`` seconds.
+    """
+    try:
+        from nats.errors import NoServersError
+
+        from arrowloop.distributed import connect, request_change
+    except ImportError:
+        raise UsageError(
+            "--nats needs the nats extra (nats-py): pip install 'arrowloop[nats]'"
+        ) from None
+    if not args.nats_pipeline or not args.nats_channel:
+        raise UsageError("--nats goes with --nats-pipeline NAME and --nats-channel FIRST_STAGE")
+    if args.change_file:
+        doc = read_change_file(args.change_file)
+    else:
+        if not args.source or not args.stage or not _VERSION.fullmatch(args.expect or ""):
+            raise UsageError(
+                "with --nats: SOURCE, --stage and --expect with the full version (64 hex "
+                "digits) or --change-file: there is no control port to ask them from"
+            )
+        parts = {p: getattr(args, p) for p in FUNCTION_PARTS}
+        if args.no_migrate:
+            parts["migrate"] = "none"
+        doc = build_change(
+            ChangeOptions(
+                args.source,
+                args.stage,
+                args.expect,
+                parts,
+                requested_by=args.by,
+                change_interface=args.change_interface,
+            )
+        )
+    try:
+        async with connect(args.nats) as nc:
+            result = await request_change(
+                nc, args.nats_pipeline, args.nats_channel, doc, within=args.timeout
+            )
+    except NoServersError:
+        raise Unreachable(f"no broker at {args.nats}") from None
+    if result is None:
+        raise Unreachable(f"no result within {args.timeout} s (is every segment running?)")
+    if "error" in result:
+        raise RemoteError(result["error"])
+    if args.json:
+        say(show_json(result))
+        return EXIT_OK
+    for stage, version in result["versions"].items():
+        say(f"upgrade of stage {stage}: succeeded (now {short(version)})")
     return EXIT_OK

@@ -12,7 +12,7 @@ docs/distributed.md describes the mechanism, the guarantees and operations.
 
 from __future__ import annotations
 
-from arrowloop.distributed._changes import SegmentChanges, send_change
+from arrowloop.distributed._changes import SegmentChanges, request_change, send_change
 from arrowloop.distributed._channel import (
     ChannelConfig,
     ChannelName,
@@ -43,4 +43,5 @@ __all__ = [
     "segment_stages",
     "SegmentChanges",
     "send_change",
+    "request_change",
 ]

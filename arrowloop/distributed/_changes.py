@@ -31,7 +31,7 @@ from arrowloop.runtime import Reply, StageActor, StageChange, UpgradeMsg, check_
 from arrowloop.supervisor import CodeChange
 from arrowloop.upgrade import decode_change, encode_change
 
-__all__ = ["SegmentChanges", "send_change"]
+__all__ = ["SegmentChanges", "send_change", "request_change"]
 
 
 class SegmentChanges:
@@ -118,6 +118,38 @@ def _result(reply: Reply) -> bytes:
     return orjson.dumps({"error": data})
 
 
+async def request_change(
+    nc: Client,
+    pipeline: str,
+    channel: str,
+    doc: dict[str, Any],
+    *,
+    within: float = 30.0,
+    config: ChannelConfig | None = None,
+) -> dict[str, Any] | None:
+    """Publish the change document ``doc`` into ``channel`` (the pipeline's
+    first stage's) and wait for its result: ``{"versions": {...}}`` or
+    ``{"error": {"type", "message", "reason"}}``; ``None`` if none came
+    within ``within`` seconds."""
+    config = ChannelConfig() if config is None else config
+    name = ChannelName(pipeline, channel)
+    js = nc.jetstream()
+    await ensure_stream(js, name, config)
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox, max_msgs=1)
+    try:
+        headers = {MSG_ID: f"change:{uuid.uuid4().hex}"}
+        await js.publish(name.subject, change_frame(doc, inbox), headers=headers)
+        try:
+            msg = await sub.next_msg(timeout=within)
+        except TimeoutError:
+            return None
+    finally:
+        await sub.unsubscribe()
+    result: dict[str, Any] = orjson.loads(msg.data)
+    return result
+
+
 async def send_change(
     nc: Client,
     pipeline: str,
@@ -137,33 +169,19 @@ async def send_change(
             within ``within`` seconds (``reason`` ``no reply``).
         TypeError: a part of the change has no wire form (a native machine).
     """
-    config = ChannelConfig() if config is None else config
-    name = ChannelName(pipeline, channel)
-    js = nc.jetstream()
-    await ensure_stream(js, name, config)
-    inbox = nc.new_inbox()
-    sub = await nc.subscribe(inbox, max_msgs=1)
-    try:
-        payload = change_frame(encode_change(change), inbox)
-        headers = {MSG_ID: f"change:{uuid.uuid4().hex}"}
-        await js.publish(name.subject, payload, headers=headers)
-        try:
-            msg = await sub.next_msg(timeout=within)
-        except TimeoutError:
-            raise UpgradeError(
-                f"no result within {within} s (is every segment running?)",
-                stage=",".join(change.stages),
-                reason="no reply",
-            ) from None
-    finally:
-        await sub.unsubscribe()
-    result = orjson.loads(msg.data)
+    doc = encode_change(change)
+    result = await request_change(nc, pipeline, channel, doc, within=within, config=config)
+    stages = ",".join(change.stages)
+    if result is None:
+        raise UpgradeError(
+            f"no result within {within} s (is every segment running?)",
+            stage=stages,
+            reason="no reply",
+        )
     error = result.get("error")
     if error is not None:
         raise UpgradeError(
-            f"refused: {error.get('message')}",
-            stage=",".join(change.stages),
-            reason=error.get("reason", "refused"),
+            f"refused: {error.get('message')}", stage=stages, reason=error.get("reason", "refused")
         )
     versions: dict[str, str] = result["versions"]
     return versions

@@ -216,7 +216,10 @@ class Segment:
         if any(self._versions.get(name) != m.version for name, m, _, _ in cut.stages):
             # A change was applied since the last write: the new machines go
             # in with the states, in one transaction.
-            records = [_stage_record(n, m, s, at.position) for n, m, s, _ in cut.stages]
+            # (At the input before end of stream when that ends the group,
+            # as below: the states are the same, and the end is noted last.)
+            seq = self._uncommitted[-2] if at.end and len(self._uncommitted) > 1 else at.position
+            records = [_stage_record(n, m, s, seq) for n, m, s, _ in cut.stages]
             await anyio.to_thread.run_sync(self.store.save_stages, records)
             self._versions = {name: m.version for name, m, _, _ in cut.stages}
         save = self.store.save_states

@@ -70,6 +70,17 @@ async def test_a_source_sending_again_from_its_own_positions_is_deduplicated(
     assert got == batches[1] + batches[2] + batches[3] + batches[4]
 
 
+async def test_a_frame_over_the_brokers_payload_limit_is_split(nats_server: NatsServer) -> None:
+    config = ChannelConfig(frame_items=25)
+    items = [f"{i:06d}" + "x" * 100_000 for i in range(25)]  # 2.5 MB; the limit is 1 MiB
+    async with open_source(nats_server.url, "big", "c", config=config) as src:
+        await src.send(items)
+        assert src.published == 4  # 25 -> 12 + 13 -> 6 + 6 + 6 + 7
+        await src.send(EndMsg())
+    async with open_sink(nats_server.url, "big", "c", config=config) as sink:
+        assert await _drain(sink, len(items)) == items
+
+
 async def test_a_full_channel_makes_the_producer_wait_and_drops_nothing(
     nats_server: NatsServer,
 ) -> None:

@@ -24,7 +24,7 @@ import logging
 import re
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Final
 
 import anyio
@@ -155,14 +155,25 @@ class InputPosition(Reply):
         self.forward = forward
 
 
+#: A publish failing so may succeed later: the broker is away (restarting,
+#: reconnecting) or slow. Anything else (a payload over the broker's limit,
+#: a closed connection, a refusal other than a full stream) is raised.
+_AWAY = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.NoStreamResponseError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.StaleConnectionError,
+)
+
+
 def _retryable(exc: Exception) -> bool:
     """Whether a failed publish may succeed later: the stream is full (503),
-    or the broker is away (a timeout, no responders while it restarts)."""
+    or the broker is away."""
     if isinstance(exc, nats.js.errors.APIError):
         return exc.code is not None and exc.code >= 500
-    if isinstance(exc, nats.errors.ConnectionClosedError):
-        return False  # the client gave up reconnecting: waiting will not help
-    return isinstance(exc, nats.errors.Error)
+    return isinstance(exc, _AWAY)
 
 
 #: Called at a segment's cut, once the outputs before it are confirmed.
@@ -189,8 +200,10 @@ class NatsSendChannel:
         *,
         positions: deque[int] | None = None,
         commit: Commit | None = None,
+        max_payload: int = 1 << 20,
     ) -> None:
         self._js = js
+        self._max_payload = max_payload  # the broker's (the connection knows it)
         self.name = name
         self._codec = codec
         self._producer = producer
@@ -230,7 +243,7 @@ class NatsSendChannel:
             buf = self._buf
             buf.extend(message)
             while len(buf) >= self._frame:
-                await self._publish(self._codec.encode(buf[: self._frame]))
+                await self._publish_items(buf[: self._frame])
                 del buf[: self._frame]
         elif t is CutMsg and isinstance(message.reply, InputPosition):
             await self._cut(message, message.reply)
@@ -248,9 +261,8 @@ class NatsSendChannel:
     async def flush(self) -> None:
         """Publish the items buffered so far."""
         if self._buf:
-            frame = self._codec.encode(self._buf)
-            self._buf = []
-            await self._publish(frame)
+            items, self._buf = self._buf, []
+            await self._publish_items(items)
 
     async def _cut(self, cut: CutMsg, at: InputPosition) -> None:
         assert self._positions is not None
@@ -289,9 +301,26 @@ class NatsSendChannel:
         if self._buf:
             raise RuntimeError("flush() what send() buffered before send_at()")
         frame = self._frame
-        for part, start in enumerate(range(0, len(items), frame)):
-            payload = self._codec.encode(items[start : start + frame])
-            await self._publish(payload, message_id(self._producer, position, part))
+        parts = iter(range(1 << 62))
+        for start in range(0, len(items), frame):
+            await self._publish_items(items[start : start + frame], (position, parts))
+
+    async def _publish_items(
+        self, items: list[Any], at: tuple[int, Iterator[int]] | None = None
+    ) -> None:
+        """Publish ``items`` as one frame, or as halves (and so on) while it
+        is over the broker's payload limit: the split depends only on the
+        items, so a replay splits alike and keeps its IDs."""
+        payload = self._codec.encode(items)
+        if len(payload) > self._max_payload and len(items) > 1:
+            half = len(items) // 2
+            await self._publish_items(items[:half], at)
+            await self._publish_items(items[half:], at)
+            return
+        if at is None:
+            await self._publish(payload)
+        else:
+            await self._publish(payload, message_id(self._producer, at[0], next(at[1])))
 
     async def _publish(self, payload: bytes, msg_id: str | None = None) -> None:
         if msg_id is None and self._positions is None:

@@ -102,7 +102,8 @@ async def open_source(
     async with connect(url) as nc:
         js = nc.jetstream()
         await ensure_stream(js, name, config)
-        yield NatsSendChannel(js, name, FrameCodec(item_type), producer, config)
+        codec = FrameCodec(item_type)
+        yield NatsSendChannel(js, name, codec, producer, config, max_payload=nc.max_payload)
 
 
 @asynccontextmanager

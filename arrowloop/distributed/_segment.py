@@ -343,6 +343,7 @@ async def open_segment(
                 config,
                 positions=positions,
                 commit=seg.commit,
+                max_payload=nc.max_payload,
             )
             async with _running(seg):
                 yield seg

@@ -126,6 +126,14 @@ async def test_the_cli_sends_a_change_into_a_distributed_pipeline(
         stale = await anyio.to_thread.run_sync(upgrade, TOTAL)  # it runs another now
         assert stale.returncode == 1
         assert "expected to replace version" in stale.stderr
+        status = ["status", "--nats", url, "--nats-pipeline", PIPELINE]
+        shown = await anyio.to_thread.run_sync(lambda: run_arrowloop(tmp_path, *status))
+        assert shown.returncode == 0, shown.stderr
+        lines = shown.stdout.splitlines()
+        assert lines[0].startswith("segment count,total (pid ")
+        new_version = total_twice.machine.version[:12]
+        assert f"  stage total: version {new_version}, 100 applied, 0 failed, 1 upgrades" in lines
+        assert any(line.startswith("segment check (pid ") for line in lines[3:])
         await src.send(second)
         await src.send(EndMsg())
         got = await _drain(sink)

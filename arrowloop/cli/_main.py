@@ -32,7 +32,7 @@ from arrowloop.cli._commands import (
 )
 from arrowloop.cli._format import show_error, show_json
 from arrowloop.cli._load import FUNCTION_PARTS
-from arrowloop.cli._segment import serve_segment, upgrade_over_nats
+from arrowloop.cli._segment import serve_segment, status_over_nats, upgrade_over_nats
 from arrowloop.cli._serving import serve
 from arrowloop.endpoints import DEFAULT_MAX_BUFFERED
 from arrowloop.errors import AuthenticationError, StoreError
@@ -358,6 +358,12 @@ def _parser() -> argparse.ArgumentParser:
                 "--interval", type=float, default=1.0, help="seconds between redraws (%(default)s)"
             )
             p.add_argument("--count", type=int, default=None, help="stop after this many redraws")
+            g = p.add_argument_group(
+                "distributed (docs/distributed.md)",
+                "gather the status of every segment of a pipeline served with serve --nats",
+            )
+            g.add_argument("--nats", metavar="URL", help="the broker")
+            g.add_argument("--nats-pipeline", metavar="NAME", help="the pipeline's name")
 
     p = sub.add_parser("savepoint", help="write a consistent cut of every stage to a file")
     p.add_argument("name", nargs="?", help="its name (default: from the time)")
@@ -389,6 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = serve_segment
     if args.command == "upgrade" and args.nats and not args.dump:
         command = upgrade_over_nats
+    if args.command == "status" and args.nats:
+        command = status_over_nats
     try:
         add_import_paths(getattr(args, "path", []))
         code: int = run(

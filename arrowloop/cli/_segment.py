@@ -1,7 +1,8 @@
 """``python -m arrowloop serve TARGET --nats URL --segment a,b``: run some
 stages of a pipeline in this process, between channels on NATS JetStream
 (docs/distributed.md), until end of stream or SIGINT/SIGTERM; and
-``upgrade ... --nats URL``: send a code change into such a pipeline."""
+``upgrade ... --nats URL``: send a code change into such a pipeline;
+``status --nats URL``: what each of its segments runs."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from arrowloop.errors import ArrowloopError
 from arrowloop.runtime import PipelineSpec
 from arrowloop.server import as_supervisor_spec, load_object
 
-__all__ = ["serve_segment", "upgrade_over_nats"]
+__all__ = ["serve_segment", "upgrade_over_nats", "status_over_nats"]
 
 _VERSION = re.compile(r"[0-9a-f]{64}")
 
@@ -153,4 +154,46 @@ async def upgrade_over_nats(args: argparse.Namespace) -> int:
         return EXIT_OK
     for stage, version in result["versions"].items():
         say(f"upgrade of stage {stage}: succeeded (now {short(version)})")
+    return EXIT_OK
+
+
+async def status_over_nats(args: argparse.Namespace) -> int:
+    """``status --nats URL --nats-pipeline NAME``: every segment's status.
+
+    Raises:
+        UsageError: no ``--nats-pipeline``, or no nats extra.
+        Unreachable: no broker, or no segment answered.
+    """
+    try:
+        from nats.errors import NoServersError
+
+        from arrowloop.distributed import connect, pipeline_status
+    except ImportError:
+        raise UsageError(
+            "--nats needs the nats extra (nats-py): pip install 'arrowloop[nats]'"
+        ) from None
+    if not args.nats_pipeline:
+        raise UsageError("--nats goes with --nats-pipeline NAME")
+    try:
+        async with connect(args.nats) as nc:
+            segments = await pipeline_status(nc, args.nats_pipeline, within=1.0)
+    except NoServersError:
+        raise Unreachable(f"no broker at {args.nats}") from None
+    if not segments:
+        raise Unreachable(f"no segment of pipeline {args.nats_pipeline!r} answered")
+    if args.json:
+        say(show_json(segments))
+        return EXIT_OK
+    for seg in segments:
+        names = ",".join(st["name"] for st in seg["stages"])
+        c = seg["counts"]
+        say(
+            f"segment {names} (pid {seg['pid']}): {seg['input']} -> {seg['output']}, "
+            f"position {c['committed']}{', finished' if seg['finished'] else ''}"
+        )
+        for st in seg["stages"]:
+            say(
+                f"  stage {st['name']}: version {short(st['version'])}, "
+                f"{st['processed']} applied, {st['failed']} failed, {st['upgrades']} upgrades"
+            )
     return EXIT_OK

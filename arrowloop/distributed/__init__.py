@@ -5,8 +5,9 @@ The runtime's channel halves on NATS JetStream (``_channel.py``,
 read by one durable pull consumer with an explicit ack per message), the
 frames they carry (``_frames.py``), sources and sinks (``_ends.py``), and
 segments: stages run in this process with an exactly-once effect across
-crashes (``_segment.py``), and code changes travelling in-band
-across them (``_changes.py``). Needs the ``nats`` extra (``nats-py``);
+crashes (``_segment.py``), code changes travelling in-band
+across them (``_changes.py``), and status gathered from every segment
+(``_status.py``). Needs the ``nats`` extra (``nats-py``);
 docs/distributed.md describes the mechanism, the guarantees and operations.
 """
 
@@ -24,6 +25,7 @@ from arrowloop.distributed._ends import connect, open_sink, open_source
 from arrowloop.distributed._frames import FrameCodec, change_frame, message_id
 from arrowloop.distributed._receive import NatsReceiveChannel
 from arrowloop.distributed._segment import Segment, open_segment, segment_stages
+from arrowloop.distributed._status import pipeline_status, segment_status, status_subject
 
 __all__ = [
     "ChannelConfig",
@@ -44,4 +46,7 @@ __all__ = [
     "SegmentChanges",
     "send_change",
     "request_change",
+    "pipeline_status",
+    "segment_status",
+    "status_subject",
 ]

@@ -44,6 +44,7 @@ from arrowloop.distributed._channel import (
 from arrowloop.distributed._ends import connect
 from arrowloop.distributed._frames import FrameCodec
 from arrowloop.distributed._receive import NatsReceiveChannel
+from arrowloop.distributed._status import answer_status
 from arrowloop.errors import ArrowloopError
 from arrowloop.machine import AnyMachine, Machine
 from arrowloop.runtime import (
@@ -346,6 +347,8 @@ async def open_segment(
                 max_payload=nc.max_payload,
             )
             async with _running(seg):
+                index = [s.name for s in spec.stages].index(names[0])
+                await answer_status(nc, pipeline, seg, index)  # until the connection closes
                 yield seg
     finally:
         store.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
 from arrowloop.distributed import ChannelConfig, open_segment, open_sink, open_source
@@ -79,6 +80,34 @@ async def test_a_frame_over_the_brokers_payload_limit_is_split(nats_server: Nats
         await src.send(EndMsg())
     async with open_sink(nats_server.url, "big", "c", config=config) as sink:
         assert await _drain(sink, len(items)) == items
+
+
+async def test_a_replay_later_than_the_duplicate_window_is_passed_over_by_the_segment(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # A window of 0.1 s: the broker has forgotten the IDs when the source
+    # sends again; the segment's watermark for the source still drops them.
+    config = attrs.evolve(CONFIG, duplicate_window=0.1)
+    url = nats_server.url
+    items = list(range(40))
+    stages = ["count", "total", "check"]
+    kw: dict[str, Any] = {"pipeline": "dw", "state_dir": tmp_path, "config": config}
+    async with open_source(url, "dw", "count", INT, producer="file", config=config) as src:
+        await src.send_at(1, items)
+        async with open_segment(SPEC, stages, url, **kw) as seg:
+            while seg.committed < 3:  # noqa: ASYNC110 - the segment sets no event for tests
+                await anyio.sleep(0.01)
+        await anyio.sleep(0.3)  # past the window
+        await src.send_at(1, items)  # a restarted source, from the same offset
+        assert src.duplicates == 0  # the broker let them through
+        await src.send_at(2, [7])
+        await src.send(EndMsg())
+    async with open_segment(SPEC, stages, url, **kw) as seg:
+        await seg.finished.wait()
+        assert seg.statistics()["replays"] == 3
+    async with open_sink(url, "dw", "out", OUT_TYPE, config=config) as sink:
+        got = await _drain(sink, len(items) + 1)
+    assert as_tuples(got) == model([*items, 7])
 
 
 async def test_a_full_channel_makes_the_producer_wait_and_drops_nothing(

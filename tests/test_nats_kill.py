@@ -98,7 +98,8 @@ def _committed_states(tmp: Path) -> dict[str, Any]:
         try:
             stored = store.load()
             assert stored is not None
-            states.update({name: rec.state for name, rec in stored.stages.items()})
+            stages = {n: r for n, r in stored.stages.items() if not n.startswith("~")}
+            states.update({name: rec.state for name, rec in stages.items()})
         finally:
             store.close()
     return states

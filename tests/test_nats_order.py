@@ -21,10 +21,13 @@ pytestmark = pytest.mark.anyio
 class FakeMsg:
     """What the receiving half reads of a broker message."""
 
-    def __init__(self, seq: int, items: list[int] | None, data: bytes | None = None) -> None:
+    def __init__(
+        self, seq: int, items: list[int] | None, data: bytes | None = None, msg_id: str = ""
+    ) -> None:
         self.data = b'{"e":true}' if items is None else orjson.dumps({"i": items})
         if data is not None:
             self.data = data
+        self.headers = {"Nats-Msg-Id": msg_id} if msg_id else None
         self.acks = 0
         seq_pair = type("Seq", (), {"stream": seq})()
         self.metadata = type("Meta", (), {"sequence": seq_pair})()
@@ -123,3 +126,22 @@ async def test_a_message_that_is_not_a_frame_is_passed_over() -> None:
     await r._take(cast(Any, FakeMsg(3, [3])))
     assert _handed_out(r) == [("cut", 1), ("cut", 2), 3, ("cut", 3)]
     assert r.malformed == 2
+
+
+async def test_a_producers_replay_the_broker_let_through_is_passed_over() -> None:
+    r = _receiver()
+    sent = [
+        (1, [1], "up.a:7:0"),
+        (2, [2], "up.a:7:1"),
+        (3, [3], "src:x1.1:0"),  # a source's own IDs: not numbered, never passed over
+        (4, [99], "up.a:7:1"),  # replayed after the window: passed over
+        (5, [98], "up.a:6:5"),  # older still
+        (6, [4], "up.b:1:0"),  # another producer
+        (7, [5], "up.a:8:0"),
+    ]
+    for seq, items, msg_id in sent:
+        await r._take(cast(Any, FakeMsg(seq, items, msg_id=msg_id)))
+    got = [m for m in _handed_out(r) if type(m) is int]
+    assert got == [1, 2, 3, 4, 5]
+    assert r.replays == 2
+    assert r.watermarks == {"up.a": (8, 0), "up.b": (1, 0)}

@@ -143,16 +143,24 @@ class InputPosition(Reply):
     ``position`` is the stream sequence of the broker message whose items
     came before the cut; ``end`` says that message was end of stream;
     ``forward`` is a frame to pass on downstream at the cut (a code change
-    for stages further on).
+    for stages further on); ``mark`` is ``(producer, position, part)`` of
+    that message as its producer numbered it, if it did (see _receive.py).
     """
 
-    __slots__ = ("end", "forward", "position")
+    __slots__ = ("end", "forward", "mark", "position")
 
-    def __init__(self, position: int, end: bool, forward: bytes | None = None) -> None:
+    def __init__(
+        self,
+        position: int,
+        end: bool,
+        forward: bytes | None = None,
+        mark: tuple[str, int, int] | None = None,
+    ) -> None:
         super().__init__()
         self.position = position
         self.end = end
         self.forward = forward
+        self.mark = mark
 
 
 #: A publish failing so may succeed later: the broker is away (restarting,

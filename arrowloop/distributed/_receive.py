@@ -13,6 +13,13 @@ or handed out) and holds later messages until it comes; a message at or
 below the committed position is a redelivery of something applied already
 and is acked and dropped. A gap that will never fill (messages deleted from
 the stream) is noticed when a pull comes back empty and skipped.
+
+Producers that number their messages (a segment: its input position and
+part; a source's ``send_at``) put the numbers in the message ID. The half
+remembers the last numbers handed out per producer (its *watermarks*, which
+a segment commits with its state) and passes over a message numbered at or
+before them: a replay after a crash that came later than the broker's
+duplicate window.
 """
 
 from __future__ import annotations
@@ -31,13 +38,28 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from arrowloop.distributed._channel import ChannelConfig, ChannelName, InputPosition
-from arrowloop.distributed._frames import Frame, FrameCodec
+from arrowloop.distributed._frames import MSG_ID, Frame, FrameCodec
 from arrowloop.errors import ArrowloopError
 from arrowloop.runtime import ChannelStatistics, CutMsg, EndMsg
 
 __all__ = ["NatsReceiveChannel", "OnChange"]
 
 OnChange = Callable[[Frame, int, bytes], tuple[list[Any], bytes | None]]
+
+
+def _mark(msg: Msg) -> tuple[str, int, int] | None:
+    """``(producer, position, part)`` from the message's ID, when its
+    producer numbers what it sends (segments, and sources with ``send_at``)."""
+    headers = msg.headers
+    msg_id = headers.get(MSG_ID) if headers else None
+    if msg_id is None:
+        return None
+    producer, _, rest = msg_id.rpartition(":")
+    producer, _, position = producer.rpartition(":")
+    if not producer or not position.isdigit() or not rest.isdigit():
+        return None
+    return producer, int(position), int(rest)
+
 
 log = logging.getLogger("arrowloop.distributed")
 
@@ -85,6 +107,11 @@ class NatsReceiveChannel:
         self.redelivered = 0
         #: Messages that were not frames of this channel's type, passed over.
         self.malformed = 0
+        #: Per producer, the ``(position, part)`` of the last message handed
+        #: out; a segment commits the ones of its committed inputs.
+        self.watermarks: dict[str, tuple[int, int]] = {}
+        #: Messages passed over as replays the broker had not deduplicated.
+        self.replays = 0
         #: What a segment does with a code change frame: the runtime messages
         #: to hand out before its cut, and a frame to pass on at the cut.
         self.on_change: OnChange | None = None
@@ -154,8 +181,16 @@ class NatsReceiveChannel:
                 await self.commit(seq)
 
     def _hand_out(self, seq: int, msg: Msg) -> None:
+        mark = _mark(msg)
         try:
-            frame = self._codec.decode(msg.data)
+            if mark is not None and self._replayed(mark):
+                # Its producer sent it before (a replay after a crash) and the
+                # broker no longer remembered its ID: passed over, like a
+                # message the broker had dropped, its position committed.
+                frame = Frame([])
+                self.replays += 1
+            else:
+                frame = self._codec.decode(msg.data)
         except (ValueError, ArrowloopError) as exc:
             # Not ours, or not of this channel's type: no stage could ever take
             # it, so it must not stop the channel (nor, replayed, every
@@ -176,7 +211,7 @@ class NatsReceiveChannel:
             self._items += len(messages)
         if self._cuts:
             self.positions.append(seq)
-            out.append(CutMsg(InputPosition(seq, frame.end, forward)))
+            out.append(CutMsg(InputPosition(seq, frame.end, forward, mark)))
             self._items += 1
         if frame.end:
             out.append(EndMsg())
@@ -188,6 +223,17 @@ class NatsReceiveChannel:
         if readable is not None:
             self._readable = None
             readable.set()
+
+    def _replayed(self, mark: tuple[str, int, int]) -> bool:
+        """Whether ``mark`` is at or before the last one handed out from its
+        producer (which numbers its messages in the order it publishes
+        them); if not, it is the producer's last from now on."""
+        producer, position, part = mark
+        last = self.watermarks.get(producer)
+        if last is not None and (position, part) <= last:
+            return True
+        self.watermarks[producer] = (position, part)
+        return False
 
     async def _skip_gap(self) -> None:
         """Move past positions the stream no longer has (deleted, never coming)."""

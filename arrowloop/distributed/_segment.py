@@ -63,6 +63,9 @@ from arrowloop.wire import decode_value, encode_value
 __all__ = ["Segment", "open_segment", "segment_stages"]
 
 _END_EVENT = "end of stream"
+#: The store row holding the producers' watermarks (see _receive.py),
+#: written in the same transaction as the states.
+_MARKS = "~watermarks"
 
 #: Publishes a payload on a subject (core NATS: a change's result).
 Publish = Callable[[str, bytes], Awaitable[None]]
@@ -113,7 +116,9 @@ class Segment:
         #: Writes to the store, and the inputs (broker messages) they committed.
         self.commits = 0
         self.inputs = 0
-        self._uncommitted: list[int] = []
+        self._uncommitted: list[InputPosition] = []
+        # Per producer, the last (position, part) among the inputs committed.
+        self._marks: dict[str, tuple[int, int]] = {}
         self._group = group
         self._stages = stages
         self._last = last
@@ -147,10 +152,17 @@ class Segment:
         )
         self._build(specs, sender)
         if fresh:
-            self.store.save_stages([_record(a, a.state, 0) for a in self.actors])
+            records_new = [_record(a, a.state, 0) for a in self.actors]
+            self.store.save_stages([*records_new, StageRecord(_MARKS, _MARKS, None, {}, 0)])
             self._versions = {a.name: a.machine.version for a in self.actors}
             return 0
         assert stored is not None
+        marks = records.get(_MARKS)
+        if marks is None:  # a store written before watermarks were kept
+            self.store.save_stages([StageRecord(_MARKS, _MARKS, None, {}, 0)])
+        else:
+            self._marks = {p: (m[0], m[1]) for p, m in marks.state.items()}
+            self.receiver.watermarks = dict(self._marks)
         self.ended = any(r.get("event") == _END_EVENT for r in stored.history)
         for a in self.actors:
             a.seed(decode_value(a.machine.state, records[a.name].state, f"$.{a.name}"), 0)
@@ -195,6 +207,7 @@ class Segment:
             "committed": self.committed,
             "redelivered": self.receiver.redelivered,
             "malformed": self.receiver.malformed,
+            "replays": self.receiver.replays,
             "published": 0 if s is None else s.published,
             "duplicates": 0 if s is None else s.duplicates,
             "waits": 0 if s is None else s.waits,
@@ -210,41 +223,54 @@ class Segment:
         crash replays from the last write; the outputs replayed carry the
         IDs they had, so the broker drops them whichever write was last.
         """
-        self._uncommitted.append(at.position)
+        pending = self._uncommitted
+        pending.append(at)
         later = len(self.receiver.positions) > 1  # this cut's position is still first
-        if later and not at.end and len(self._uncommitted) < self._group:
+        if later and not at.end and len(pending) < self._group:
             return
+        # End of stream carries no items: the states at it are those at the
+        # input before it. Saved there first, then the end is noted, so a
+        # crash in between leaves either the input before it to replay, or a
+        # segment that stops at once when run again (not one waiting for
+        # input that will never come).
+        before = pending[-2].position if at.end and len(pending) > 1 else None
         if any(self._versions.get(name) != m.version for name, m, _, _ in cut.stages):
             # A change was applied since the last write: the new machines go
             # in with the states, in one transaction.
-            # (At the input before end of stream when that ends the group,
-            # as below: the states are the same, and the end is noted last.)
-            seq = self._uncommitted[-2] if at.end and len(self._uncommitted) > 1 else at.position
+            seq = at.position if before is None else before
             records = [_stage_record(n, m, s, seq) for n, m, s, _ in cut.stages]
             await anyio.to_thread.run_sync(self.store.save_stages, records)
             self._versions = {name: m.version for name, m, _, _ in cut.stages}
         save = self.store.save_states
-        states = [(name, encode_value(m.state, s), at.position) for name, m, s, _ in cut.stages]
+        states = [(name, encode_value(m.state, s)) for name, m, s, _ in cut.stages]
+        if before is not None:
+            self._note_marks(pending[:-1])
+            rows = [(n, s, before) for n, s in states]
+            await anyio.to_thread.run_sync(save, [*rows, self._marks_row(before)])
         if at.end:
-            # End of stream carries no items: the states at it are those at
-            # the input before it. Saved there first, then the end is noted,
-            # so a crash in between leaves either the input before it to
-            # replay, or a segment that stops at once when run again (not
-            # one waiting for input that will never come).
-            if len(self._uncommitted) > 1:
-                before = self._uncommitted[-2]
-                await anyio.to_thread.run_sync(save, [(n, s, before) for n, s, _ in states])
             record = {"seq": at.position, "event": _END_EVENT}
             await anyio.to_thread.run_sync(self.store.append_history, record)
-        await anyio.to_thread.run_sync(save, states)
-        for position in self._uncommitted:
-            await self.receiver.commit(position)
-        self.inputs += len(self._uncommitted)
-        self._uncommitted.clear()
+        self._note_marks(pending)
+        rows = [(n, s, at.position) for n, s in states]
+        await anyio.to_thread.run_sync(save, [*rows, self._marks_row(at.position)])
+        for done in pending:
+            await self.receiver.commit(done.position)
+        self.inputs += len(pending)
+        pending.clear()
         self.commits += 1
         if self.changes.replies and self._publish is not None:
             for subject, result in self.changes.results(at.position):
                 await self._publish(subject, result)
+
+    def _note_marks(self, done: list[InputPosition]) -> None:
+        for d in done:
+            if d.mark is not None:
+                producer, position, part = d.mark
+                self._marks[producer] = (position, part)
+
+    def _marks_row(self, seq: int) -> tuple[str, Any, int]:
+        """The producers' watermarks as of the inputs committed, as a store row."""
+        return _MARKS, {p: list(m) for p, m in self._marks.items()}, seq
 
     async def _run_last(self, actor: StageActor) -> None:
         await actor.run()

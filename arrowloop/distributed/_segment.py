@@ -17,9 +17,13 @@ sequence *p* (its position):
 
 A crash before 3 replays *p* from the state committed at the position
 before it: the same outputs under the same IDs, which the broker drops as
-duplicates. A crash between 3 and 4 redelivers *p*, which is at or below
-the committed position: it is acked and dropped. So every input is applied
-once and every output enters the next channel once.
+duplicates (or, later than its duplicate window, the next segment does by
+its watermark for this one: see _receive.py). A crash between 3 and 4
+redelivers *p*, which is at or below the committed position: it is acked
+and dropped. So every input is applied once and every output enters the
+next channel once. Steps 3 and 4 are grouped while more input is waiting
+(group commit: see :meth:`Segment.commit`); code changes arriving in-band
+are handled in _changes.py.
 """
 
 from __future__ import annotations

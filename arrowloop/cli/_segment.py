@@ -62,7 +62,13 @@ async def serve_segment(args: argparse.Namespace) -> int:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
             async with open_segment(
-                spec, stages, args.nats, pipeline=name, state_dir=state_dir, config=config
+                spec,
+                stages,
+                args.nats,
+                pipeline=name,
+                state_dir=state_dir,
+                fsync=args.fsync,
+                config=config,
             ) as seg:
                 say(f"arrowloop: serving stages {', '.join(stages)} of {args.target}")
                 say(f"  broker   {args.nats}  (pipeline {name})")
@@ -70,7 +76,8 @@ async def serve_segment(args: argparse.Namespace) -> int:
                 assert seg.sender is not None
                 say(f"  output   {seg.sender.name.stream}")
                 store = seg.store.location if state_dir else "memory only: a crash loses state"
-                say(f"  state    {store}  (resumed after position {seg.committed})")
+                fsync = f"; fsync {args.fsync}" if state_dir else ""
+                say(f"  state    {store}  (resumed after position {seg.committed}{fsync})")
                 for a in seg.actors:
                     say(f"  stage {a.name}: version {short(a.machine.version)}")
                 if args.ready_file:

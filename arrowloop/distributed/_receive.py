@@ -44,6 +44,9 @@ from arrowloop.runtime import ChannelStatistics, CutMsg, EndMsg
 
 __all__ = ["NatsReceiveChannel", "OnChange"]
 
+#: Seconds a pull of many waits when nothing is there (see run()).
+_FLOWING_WAIT = 0.02
+
 OnChange = Callable[[Frame, int, bytes], tuple[list[Any], bytes | None]]
 
 
@@ -136,15 +139,25 @@ class NatsReceiveChannel:
             ),
         )
         delay = 0.005
+        flowing = False
         while not self._closed and not self._ended:
             while self._items >= self._capacity and not self._closed:
                 self._space = anyio.Event()
                 await self._space.wait()
+            # nats-py's fetch of many returns at once with what is there, but
+            # when nothing is, it waits for the whole batch or the timeout,
+            # holding what trickles in. So: many while messages flow (and a
+            # short wait when they stop), one at a time when idle (returns
+            # on the first).
             try:
-                msgs = await sub.fetch(config.max_ack_pending, timeout=config.fetch_timeout)
+                if flowing:
+                    msgs = await sub.fetch(config.max_ack_pending, timeout=_FLOWING_WAIT)
+                else:
+                    msgs = await sub.fetch(1, timeout=config.fetch_timeout)
             except TimeoutError:  # nats' own or asyncio's, by the path taken
-                if self._early:
+                if not flowing and self._early:
                     await self._skip_gap()
+                flowing = False
                 continue
             except nats.errors.Error as exc:
                 if isinstance(exc, nats.errors.ConnectionClosedError):
@@ -154,6 +167,7 @@ class NatsReceiveChannel:
                 delay = min(delay * 2, 0.5)
                 continue
             delay = 0.005
+            flowing = True
             for msg in msgs:
                 await self._take(msg)
 

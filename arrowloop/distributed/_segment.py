@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import attrs
@@ -315,9 +315,9 @@ async def _running(seg: Segment) -> AsyncIterator[None]:
             a.inbox.close()  # the in-process channels between them
 
 
-def _sqlite_store(path: Path) -> SqliteStore:
+def _sqlite_store(path: Path, fsync: Literal["full", "normal"]) -> SqliteStore:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteStore(path)
+    return SqliteStore(path, synchronous=fsync)
 
 
 @asynccontextmanager
@@ -328,6 +328,7 @@ async def open_segment(
     *,
     pipeline: str = "arrowloop",
     state_dir: Path | None = None,
+    fsync: Literal["full", "normal"] = "full",
     config: ChannelConfig | None = None,
 ) -> AsyncIterator[Segment]:
     """Run ``stages`` of ``spec`` here, between networked channels on the broker at ``url``.
@@ -335,7 +336,9 @@ async def open_segment(
     With ``state_dir`` the stages' states and input position are committed
     to a state store file there, and a segment restarted on it (after a
     crash, kill -9 included) goes on with nothing lost or duplicated.
-    Without it they are kept in memory only. Wait for
+    Without it they are kept in memory only. ``fsync="normal"`` makes
+    commits cheaper and survives a crash of the process (kill -9 included)
+    but not of the machine (see docs/durability.md). Wait for
     ``segment.finished`` to run until end of stream; leaving the block
     earlier stops the stages (what was not committed is redelivered to
     the next process that runs them).
@@ -348,7 +351,7 @@ async def open_segment(
         store = MemoryStore()
     else:
         path = state_dir / f"{pipeline}.{'-'.join(names)}.sqlite"
-        store = await anyio.to_thread.run_sync(_sqlite_store, path)
+        store = await anyio.to_thread.run_sync(_sqlite_store, path, fsync)
     try:
         async with connect(url) as nc:
             js = nc.jetstream()

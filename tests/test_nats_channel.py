@@ -165,6 +165,18 @@ async def test_a_segment_runs_the_whole_pipeline_between_two_networked_channels(
         assert seg.committed == 500 // CONFIG.frame_items + 2
 
 
+async def test_a_segment_runs_in_one_process_at_a_time(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    kw: dict[str, Any] = {"pipeline": PIPELINE, "state_dir": tmp_path, "config": CONFIG}
+    async with open_segment(SPEC, ["count"], nats_server.url, **kw):
+        with pytest.raises(ArrowloopError, match="another process runs this segment"):
+            async with open_segment(SPEC, ["count"], nats_server.url, **kw):
+                pass
+    async with open_segment(SPEC, ["count"], nats_server.url, **kw):
+        pass  # free again once the first has stopped
+
+
 async def test_a_segment_is_consecutive_stages(nats_server: NatsServer) -> None:
     with pytest.raises(ArrowloopError, match="consecutive"):
         async with open_segment(SPEC, ["count", "check"], nats_server.url):

@@ -28,11 +28,12 @@ are handled in _changes.py.
 
 from __future__ import annotations
 
+import fcntl
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import anyio
 import attrs
@@ -315,9 +316,32 @@ async def _running(seg: Segment) -> AsyncIterator[None]:
             a.inbox.close()  # the in-process channels between them
 
 
-def _sqlite_store(path: Path, fsync: Literal["full", "normal"]) -> SqliteStore:
+def _sqlite_store(path: Path, fsync: Literal["full", "normal"]) -> tuple[SqliteStore, IO[bytes]]:
+    """The segment's store, and the lock that makes it this process's alone.
+
+    Two processes running one segment would read one durable consumer and
+    interleave their states: the second is refused. The kernel drops the
+    lock with the process, however it ends, so a restart after kill -9
+    takes it at once.
+
+    Raises:
+        ArrowloopError: another process holds it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteStore(path, synchronous=fsync)
+    lock = path.with_suffix(".lock").open("ab")
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise ArrowloopError(
+            f"another process runs this segment on {path} (each segment runs in one "
+            "process at a time)"
+        ) from None
+    try:
+        return SqliteStore(path, synchronous=fsync), lock
+    except BaseException:
+        lock.close()
+        raise
 
 
 @asynccontextmanager
@@ -347,11 +371,12 @@ async def open_segment(
     chosen, after = segment_stages(spec, stages)
     names = [s.name for s in chosen]
     store: StateStore
+    lock: IO[bytes] | None = None
     if state_dir is None:
         store = MemoryStore()
     else:
         path = state_dir / f"{pipeline}.{'-'.join(names)}.sqlite"
-        store = await anyio.to_thread.run_sync(_sqlite_store, path, fsync)
+        store, lock = await anyio.to_thread.run_sync(_sqlite_store, path, fsync)
     try:
         async with connect(url) as nc:
             js = nc.jetstream()
@@ -385,3 +410,5 @@ async def open_segment(
                 yield seg
     finally:
         store.close()
+        if lock is not None:
+            lock.close()  # and with it the lock

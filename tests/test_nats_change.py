@@ -12,7 +12,15 @@ from typing import Any
 import anyio
 import pytest
 
-from arrowloop.distributed import connect, open_segment, open_sink, open_source, send_change
+from arrowloop.cli import main
+from arrowloop.distributed import (
+    connect,
+    open_segment,
+    open_sink,
+    open_source,
+    pipeline_status,
+    send_change,
+)
 from arrowloop.errors import UpgradeError
 from arrowloop.runtime import EndMsg
 from arrowloop.supervisor import CodeChange, code_change
@@ -147,3 +155,42 @@ def test_the_cli_needs_full_versions_to_send_a_change_over_nats(tmp_path: Path) 
     done = run_arrowloop(tmp_path, *args)
     assert done.returncode == 2
     assert "--expect with the full version" in done.stderr
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_status_and_changes_in_process(
+    nats_server: NatsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same through ``pipeline_status`` and the CLI's ``main`` in this
+    process (a worker thread: it runs its own event loop)."""
+    url = nats_server.url
+    kw: dict[str, Any] = {"pipeline": PIPELINE, "config": CONFIG}
+    nats = ["--nats", url, "--nats-pipeline", PIPELINE]
+    async with (
+        connect(url) as nc,
+        open_segment(SPEC, ["check"], url, **kw),
+        open_segment(SPEC, ["count", "total"], url, **kw),
+    ):
+        segments = await pipeline_status(nc, PIPELINE)
+        assert [[s["name"] for s in seg["stages"]] for seg in segments] == [
+            ["count", "total"],
+            ["check"],
+        ]
+        assert await pipeline_status(nc, "nobody") == []
+        code = await anyio.to_thread.run_sync(main, ["status", *nats, "--json"])
+        assert code == 0
+        assert '"name":"total"' in capsys.readouterr().out
+        args = ["upgrade", "tests.nats_pipeline:total_twice", "--stage", "total"]
+        stale = await anyio.to_thread.run_sync(
+            main, [*args, "--expect", "0" * 64, *nats, "--nats-channel", "count"]
+        )
+        assert stale == 1
+        assert "expected to replace version" in capsys.readouterr().err
+        done = await anyio.to_thread.run_sync(
+            main, [*args, "--expect", TOTAL, *nats, "--nats-channel", "count"]
+        )
+        assert done == 0
+        assert "upgrade of stage total: succeeded" in capsys.readouterr().out
+    code = await anyio.to_thread.run_sync(main, ["status", *nats])
+    assert code == 3  # nobody answers any more
+    assert "no segment of pipeline" in capsys.readouterr().err

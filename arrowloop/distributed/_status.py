@@ -81,6 +81,8 @@ async def pipeline_status(
         with anyio.move_on_after(within):
             while True:
                 msg = await sub.next_msg(timeout=within + 1)
+                if not msg.data:  # the server's "no responders": nobody runs
+                    break
                 answers.append(orjson.loads(msg.data))
     except TimeoutError:
         pass

@@ -107,6 +107,9 @@ RECORD_NAMES = ("Pt", "Box", "Rec")
 FIELD_NAMES = ("a", "b", "_a", "self", "other", "x_")
 #: Variant tags besides the record names.
 TAGS = ("ok", "err", "left", "right", "none")
+#: Tags of plain cases (docs/arrows.md, 1.3), with their payload types (``list``: any list).
+PLAIN_TYPES: dict[str, Type] = {"int": INT, "str": STR, "bool": BOOL, "float": FLOAT}
+PLAIN_TAGS = (*PLAIN_TYPES, "list")
 _VARIANT_NAMES = ("", "", "Sum")
 
 SCALARS: tuple[Type, ...] = (UNIT, BOOL, INT, FLOAT, STR)
@@ -161,12 +164,20 @@ def record_types(draw: st.DrawFn, depth: int = 1, name: str | None = None) -> Re
 
 @st.composite
 def variant_types(draw: st.DrawFn, depth: int = 1) -> VariantT:
-    """A variant type of one to three cases; some cases are records named like their tag."""
-    tags = draw(st.lists(st.sampled_from(RECORD_NAMES + TAGS), min_size=1, max_size=3, unique=True))
+    """A variant type of one to three cases; some cases are records named like
+    their tag, some plain (``int``, ``str``, ``list``: the value itself)."""
+    tags = draw(
+        st.lists(
+            st.sampled_from(RECORD_NAMES + TAGS + PLAIN_TAGS), min_size=1, max_size=3, unique=True
+        )
+    )
     cases: list[tuple[str, Type]] = []
     for tag in tags:
         if tag in RECORD_NAMES and draw(st.booleans()):
             cases.append((tag, draw(record_types(max(depth - 1, 0), name=tag))))
+        elif tag in PLAIN_TAGS:
+            item = draw(types(max(depth - 1, 0)))
+            cases.append((tag, ListT(item) if tag == "list" else PLAIN_TYPES[tag]))
         else:
             cases.append((tag, draw(types(depth))))
     return VariantT(draw(st.sampled_from(_VARIANT_NAMES)), tuple(cases))
@@ -264,7 +275,7 @@ def values(t: Type, *, nan: bool = True) -> st.SearchStrategy[Any]:
 
 def _case_values(t: VariantT, tag: str, payload: Type, nan: bool) -> st.SearchStrategy[Any]:
     rep = case_repr(t, tag)
-    if rep.how == "record":
+    if rep.how in ("record", "plain"):
         return values(payload, nan=nan)
     if rep.how == "enum":
         return st.just(rep.member)

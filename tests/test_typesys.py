@@ -201,9 +201,9 @@ class TsSelf:
         (tuple[int, ...], "annotation", "tuples need fixed item types"),
         (tuple, "annotation", "not a supported type"),
         (typing.Tuple, "annotation", "tuples need fixed item types"),  # noqa: UP006
-        (int | str, "annotation|0", "variant cases must be frozen attrs classes"),
-        (TsPoint | int, "annotation|1", "variant cases must be frozen attrs classes"),
-        (list[int | str], "annotation[0]|0", "variant cases must be frozen attrs classes"),
+        (int | tuple[int, int], "annotation|1", "a union's members are frozen attrs classes"),
+        (TsPoint | tuple[int], "annotation|1", "a union's members are frozen attrs classes"),
+        (list[list[int] | list[str]], "annotation[0]|1", "at most one each of int"),
         (set[float], "annotation", "dict keys and set items must be hashable"),
         ("int", "annotation", "string (forward) annotations must be resolved first"),
         (TsKwOnly, "annotation.x", "every field must be a positional __init__ parameter"),

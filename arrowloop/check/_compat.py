@@ -3,7 +3,8 @@ another is expected?
 
 ``is_subtype(a, b)`` holds when every value of ``a`` is a value of ``b``
 with the same runtime representation: equal types; a variant whose cases
-are a subset of another's (same name, same payloads, recursively); tuples,
+are a subset of another's (same name, same payloads, recursively, each case
+represented alike: docs/arrows.md, 1.3); tuples,
 lists, maps and options componentwise; and ``T`` within ``T | None``.
 Records must be equal (their classes are their identity).
 
@@ -13,7 +14,17 @@ keep working) or narrow its output without touching its neighbours.
 
 from __future__ import annotations
 
-from arrowloop.typesys import ListT, MapT, OptionT, SetT, TupleT, Type, VariantT
+from arrowloop.typesys import (
+    ListT,
+    MapT,
+    OptionT,
+    RecordT,
+    SetT,
+    TupleT,
+    Type,
+    VariantT,
+    plain_tag,
+)
 
 __all__ = ["is_subtype"]
 
@@ -39,7 +50,12 @@ def _sub(a: Type, b: Type, memo: dict[tuple[int, int], bool]) -> bool:
             if an == bn:
                 wider = dict(bc)
                 result = all(
-                    (other := wider.get(tag)) is not None and _sub(payload, other, memo)
+                    (other := wider.get(tag)) is not None
+                    and _sub(payload, other, memo)
+                    # ``int`` is a plain case, ``int | None`` under the tag
+                    # ``int`` is not (nor a record of an option): the values
+                    # of the two would be represented differently.
+                    and _kind(a, tag) == _kind(b, tag)
                     for tag, payload in ac
                 )
         case TupleT(items=ai), TupleT(items=bi):
@@ -59,3 +75,15 @@ def _sub(a: Type, b: Type, memo: dict[tuple[int, int], bool]) -> bool:
             result = _sub(a, bi, memo)
     memo[key] = result
     return result
+
+
+def _kind(t: VariantT, tag: str) -> str:
+    """Whether case ``tag`` of ``t`` is represented by a record or a plain
+    value (``case_repr``'s ``how``), found without binding or synthesising a
+    class; other cases count as one kind."""
+    p = t.payload(tag)
+    if isinstance(p, RecordT) and p.name == tag:
+        return "record"
+    if p is not None and plain_tag(p) == tag:
+        return "plain"
+    return "other"

@@ -377,7 +377,7 @@ class _Gen:
                 return v.code
             case _Inj(tag=tag, payload=payload, variant=vt):
                 rep = case_repr(vt, tag)
-                if rep.how == "record":
+                if rep.how in ("record", "plain"):
                     return self.materialize(payload)
                 if rep.how == "enum":
                     return self.const(rep.member)
@@ -448,16 +448,21 @@ class _Gen:
         on_case: Callable[[str, _Sym], None],
     ) -> None:
         """Emit an if/elif chain over the cases of ``vt`` held in ``scrutinee``."""
+        if not scrutinee.isidentifier():
+            # A literal (a constant plain case, ``0``): ``0.value`` on the
+            # branches of the other cases would not even parse.
+            scrutinee = self.bind(scrutinee).code
         reprs = [case_repr(vt, tag) for tag in tags]
         if len(tags) == 1:
             rep = reprs[0]
             on_case(tags[0], self._payload(scrutinee, rep.how))
             return
-        # Record and enum cases are recognised by identity; what is left must
-        # be a Tagged, so reading ``.tag`` there is safe.
+        # Record, plain and enum cases are recognised by identity (of the
+        # class, or of the member); what is left must be a Tagged, so reading
+        # ``.tag`` there is safe.
         order = sorted(range(len(tags)), key=lambda i: reprs[i].how == "tagged")
         type_var = None
-        if any(r.how == "record" for r in reprs):
+        if any(r.how in ("record", "plain") for r in reprs):
             type_var = self.bind(f"_type({scrutinee})").code
         tag_var: str | None = None
         for pos, i in enumerate(order):
@@ -467,7 +472,7 @@ class _Gen:
                 # module with the same name and fields, bound later, is in it
                 # too (as fast as ``is`` for a set of classes).
                 cond = f"{type_var} in {self.const(rep.live)}"
-            elif rep.how == "record":
+            elif rep.how in ("record", "plain"):
                 cond = f"{type_var} is {self.const(rep.cls)}"
             elif rep.how == "enum":
                 cond = f"{scrutinee} is {self.const(rep.member)}"
@@ -492,7 +497,7 @@ class _Gen:
         return lambda: on_case(tag, self._payload(scrutinee, how))
 
     def _payload(self, scrutinee: str, how: str) -> _Sym:
-        if how == "record":
+        if how in ("record", "plain"):
             return _V(scrutinee)
         if how == "enum":
             return _V("None")
@@ -614,7 +619,7 @@ class _Gen:
             case Inject(tag=tag):
                 vt = t.output
                 assert isinstance(vt, VariantT)
-                if case_repr(vt, tag).how == "record":
+                if case_repr(vt, tag).how in ("record", "plain"):
                     return sym
                 return _Inj(tag, sym, vt)
             case Case():

@@ -60,7 +60,7 @@ def interpret(t: Typed, x: Any) -> Any:
         case Inject(tag=tag):
             assert isinstance(t.output, VariantT)
             rep = case_repr(t.output, tag)
-            if rep.how == "record":
+            if rep.how in ("record", "plain"):
                 return x
             return rep.member if rep.how == "enum" else Tagged(tag, x)
         case Case(branches=branches):

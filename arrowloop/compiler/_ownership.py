@@ -329,7 +329,7 @@ def _variant_copier(t: VariantT) -> Callable[[Any], Any]:
         rep = case_repr(t, tag)
         if payload is None or not mutable(payload):
             continue
-        if rep.how == "record":
+        if rep.how in ("record", "plain"):
             assert rep.cls is not None
             by_class[rep.cls] = copier(payload)
         elif rep.how == "tagged":

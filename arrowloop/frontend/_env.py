@@ -33,6 +33,7 @@ __all__ = [
     "place_root",
     "CHANGING_METHODS",
     "has_return",
+    "empty_container",
     "UNIT_TUPLE",
     "tuple_of",
 ]
@@ -238,3 +239,17 @@ def place_root(node: ast.expr) -> str | None:
 def has_return(nodes: Iterable[ast.AST]) -> bool:
     """Whether a ``return`` statement occurs anywhere in ``nodes``."""
     return any(isinstance(sub, ast.Return) for node in nodes for sub in ast.walk(node))
+
+
+def empty_container(node: ast.expr) -> bool:
+    """Whether ``node`` is ``[]``, ``{}``, ``set()``, ``list()`` or ``dict()``: a
+    new empty container, whose item type only its context tells."""
+    if isinstance(node, ast.List | ast.Dict):
+        return not (node.elts if isinstance(node, ast.List) else node.keys)
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("set", "list", "dict")
+        and not node.args
+        and not node.keywords
+    )

@@ -18,15 +18,25 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from arrowloop.arrows import Arrow, Id, Proj
+from arrowloop.arrows import Arrow, Id, Prim, Proj
 from arrowloop.errors import FrontendError
 from arrowloop.frontend._builtins import Builtins
 from arrowloop.frontend._env import Env, Hole, Slot, fill_holes, reads, tuple_of
 from arrowloop.frontend._typing import show
+from arrowloop.typesys import UNIT, OptionT, RecordT, Type, VariantT, plain_tag
 
-__all__ = ["Exit", "MustReturn", "Join", "Flow", "MAX_STATEMENTS", "REFUSED_ABOVE", "Enough"]
+__all__ = [
+    "Exit",
+    "MustReturn",
+    "Join",
+    "Flow",
+    "MAX_STATEMENTS",
+    "REFUSED_ABOVE",
+    "Enough",
+    "join_types",
+]
 
 #: Statements translated per function, after expanding branches (a guard
 #: against exponential growth of duplicated continuations).
@@ -107,6 +117,17 @@ class Flow(Builtins):
         """Translate ``stmts`` then ``exit`` (see :mod:`arrowloop.frontend._stmts`)."""
         raise NotImplementedError
 
+    def mark(self) -> dict[str, Any]:
+        """What translating a part again must forget (see :meth:`forget`): the
+        refusals recorded and statements counted so far."""
+        return {"refusals": len(self.refusals), "statements": self.statements}
+
+    def forget(self, mark: dict[str, Any]) -> None:
+        """Forget what was noted since ``mark``, so that a part translated
+        once more (with other types) is not counted or reported twice."""
+        del self.refusals[mark["refusals"] :]
+        self.statements = mark["statements"]
+
     def new_key(self) -> int:
         """A fresh key for a hole."""
         self.keys += 1
@@ -166,6 +187,9 @@ class Flow(Builtins):
         """
         ends = [e for _, e in join.ends]
         common: list[Slot] = []
+        # How each branch hands a joined name over, when its type there is
+        # not the joined one (see :meth:`joined_type`).
+        convert: dict[tuple[int, str], Arrow] = {}
         unbound = {k: v for k, v in env.unbound.items() if k not in join.names}
         for name in join.names:
             if any(e.unbound.get(name) == REFUSED_ABOVE for e in ends):
@@ -175,6 +199,10 @@ class Flow(Builtins):
             if len(bound) == len(ends) and all(name not in e.unbound for e in ends):
                 if all(t == bound[0] for t in bound):
                     common.append(Slot(name, bound[0]))
+                    continue
+                wide = self.joined_type(name, join.ends, convert)
+                if wide is not None:
+                    common.append(Slot(name, wide))
                     continue
                 kinds = " and ".join(sorted({show(t) for t in bound}))
                 unbound[name] = (
@@ -187,7 +215,10 @@ class Flow(Builtins):
                     f"{name} may be unbound here: not every path through the {_what(stmt)} at "
                     f"line {self.src.file_line(stmt)} assigns it"
                 )
-        fills = {key: tuple_of([e.read(s.name) for s in common]) for key, e in join.ends}
+        fills = {
+            key: tuple_of([convert.get((key, s.name), e.read(s.name)) for s in common])
+            for key, e in join.ends
+        }
         arrow = fill_holes(arrow, fills)
         live = self.live(rest, exit)
         joined = {s.name for s in common}
@@ -204,6 +235,65 @@ class Flow(Builtins):
         after_env = Env(slots, declared, unbound, narrowed)
         glue = tuple_of([Id(), arrow]) >> tuple_of(parts)
         return glue, after_env
+
+    def joined_type(
+        self, name: str, ends: Sequence[tuple[int, Env]], convert: dict[tuple[int, str], Arrow]
+    ) -> Type | None:
+        """The one type ``name`` can have after branches that leave it with
+        different types, or ``None``; each branch's conversion to it goes
+        into ``convert`` (by the branch's hole key and the name).
+
+        Python's variable simply holds whichever value its path left, so the
+        join is the smallest type holding them all: an optional narrowed in
+        a branch counts as its item there (``if x is None: x = 0`` leaves an
+        ``int``), ``None`` and ``T`` make ``T | None``, ``T`` and ``T | None``
+        make ``T | None``, and a record joins a variant it is a case of.
+        Numbers are not joined (an ``int`` and a ``float`` print, divide and
+        compare as different types in Python).
+        """
+        have: list[tuple[int, Arrow, Type]] = []
+        for key, e in ends:
+            t = e.type_of(name)
+            if name in e.narrowed and isinstance(t, OptionT):
+                have.append((key, e.read(name) >> Prim("unwrap"), t.item))
+            else:
+                have.append((key, e.read(name), t))
+        joined: Type | None = have[0][2]
+        for _, _, t in have[1:]:
+            joined = join_types(joined, t) if joined is not None else None
+        if joined is None:
+            return None
+        for key, arrow, t in have:
+            conv = self.convert(arrow, t, joined)
+            if conv is None:
+                return None
+            convert[(key, name)] = conv
+        return joined
+
+
+def join_types(a: Type, b: Type) -> Type | None:
+    """The least type holding ``a`` and ``b`` that :meth:`Flow.convert` takes
+    both to, or ``None``: ``None`` and ``T`` make ``T | None``, so do ``T``
+    and ``T | None``, and a record (or a plain value, ``str``) joins a
+    variant it is a case of."""
+    if a == b:
+        return a
+    if a == UNIT:
+        a, b = b, a
+    if b == UNIT:
+        return a if isinstance(a, OptionT) else OptionT(a)
+    if isinstance(a, OptionT) or isinstance(b, OptionT):
+        ia = a.item if isinstance(a, OptionT) else a
+        ib = b.item if isinstance(b, OptionT) else b
+        inner = join_types(ia, ib)
+        return None if inner is None else OptionT(inner)
+    for r, v in ((a, b), (b, a)):
+        if not isinstance(v, VariantT):
+            continue
+        tag = r.name if isinstance(r, RecordT) else plain_tag(r)
+        if tag is not None and v.payload(tag) == r:
+            return v
+    return None
 
 
 def _what(stmt: ast.stmt) -> str:

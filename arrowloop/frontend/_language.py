@@ -3,17 +3,17 @@
 Part of the Python front end. :class:`Language` stacks, bottom up, the
 statement translator (:mod:`arrowloop.frontend._stmts`), strings and
 f-strings (``_strings.py``), ``raise``/``assert`` (``_failures.py``),
-narrowing (``_narrowing.py``) and record methods and factory defaults
-(``_methods.py``); each layer overrides a few methods and defers to the one
-below for the rest.
+narrowing (``_narrowing.py``), record methods and factory defaults
+(``_methods.py``) and types taken from context (``_inference.py``); each
+layer overrides a few methods and defers to the one below for the rest.
 """
 
 from __future__ import annotations
 
-from arrowloop.frontend._methods import Methods
+from arrowloop.frontend._inference import Inference
 
 __all__ = ["Language"]
 
 
-class Language(Methods):
+class Language(Inference):
     """The translator the decorators use."""

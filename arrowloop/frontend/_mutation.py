@@ -23,19 +23,20 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 
 from arrowloop.arrows import Arrow, Const, GetField, Id, Proj, Registry, SetField
 from arrowloop.compiler import mutable
 from arrowloop.errors import FrontendError
-from arrowloop.frontend._env import CHANGING_METHODS, Env, Val, tuple_of
+from arrowloop.frontend._env import CHANGING_METHODS, Env, Val, empty_container, tuple_of
 from arrowloop.frontend._exprs import int_literal
 from arrowloop.frontend._flow import Exit
 from arrowloop.frontend._patterns import Patterns
 from arrowloop.frontend._source import Source
 from arrowloop.frontend._typing import show
-from arrowloop.typesys import INT, STR, ListT, MapT, RecordT, SetT, TupleT, Type
+from arrowloop.typesys import INT, STR, ListT, MapT, OptionT, RecordT, SetT, TupleT, Type, UnitT
 
 __all__ = ["Mutations"]
 
@@ -97,6 +98,19 @@ class Mutations(Patterns):
         self._shares: dict[str, dict[str, ast.AST]] = {}
         self._changes: list[_Change] = []
         self._node: ast.AST = src.tree
+
+    def mark(self) -> dict[str, Any]:
+        """Also the changes and sharing noted so far."""
+        return {
+            **super().mark(),
+            "changes": len(self._changes),
+            "shares": {k: dict(v) for k, v in self._shares.items()},
+        }
+
+    def forget(self, mark: dict[str, Any]) -> None:
+        super().forget(mark)
+        del self._changes[mark["changes"] :]
+        self._shares = mark["shares"]
 
     # -- sharing ---------------------------------------------------------------
 
@@ -393,8 +407,10 @@ class Mutations(Patterns):
     ) -> tuple[Arrow, Env]:
         root, steps = self._place(target)
         if op is None:
-            # Python evaluates the value before the place.
-            v = self.expr(value, env)
+            # Python evaluates the value before the place. A new empty
+            # container (d[k] = set()) takes the place's type.
+            want = self._read(target, env).type if empty_container(value) else None
+            v = self.expr(value, env, want)
             tmp = f"$value{s.lineno}.{s.col_offset}"
             first, env1 = env.rebuild(env.names(), [(tmp, v)])
             lifted = _lift(env1.val(tmp))
@@ -419,6 +435,14 @@ class Mutations(Patterns):
         if last.kind != "key" or last.default is not None or last.key is None:
             self.fail(s, "del is supported for dict keys (del d[k]); for a list, use xs.pop()")
         mt = self._read(target.value, env).type
+        if isinstance(mt, ListT):
+            self.fail(
+                s,
+                "del xs[i] on a list is not supported; write xs = xs[:i] + xs[i + 1 :] "
+                "(xs = xs[1:] for the first item), or xs.pop() for the last",
+                "del d[k]",
+                "del xs[i]",
+            )
         key = _lift(self.expr(last.key, env, mt.key if isinstance(mt, MapT) else STR))
 
         def remove(cur: Val) -> Val:
@@ -476,8 +500,12 @@ class Mutations(Patterns):
             key = self.expr(args[0], env, t.key)
             if len(args) == 2:
                 got = self.prim("map_get", [place, key], call, "d.pop")
-                d = self.expr(args[1], env, t.value)
-                value = self.prim("unwrap_or", [got, d], call, "d.pop")
+                if _is_none(args[1]) and not isinstance(t.value, OptionT | UnitT):
+                    # d.pop(k, None) on non-optional values: the value or None.
+                    value = got
+                else:
+                    d = self.expr(args[1], env, t.value)
+                    value = self.prim("unwrap_or", [got, d], call, "d.pop")
             else:
                 value = self.prim("map_at", [place, key], call, "d.pop")
             if result is not None:
@@ -529,3 +557,8 @@ class Mutations(Patterns):
     def empty(self, t: Type) -> Arrow:
         """A new empty list or dict of type ``t``."""
         return Const(t, [] if isinstance(t, ListT) else set() if isinstance(t, SetT) else {})
+
+
+def _is_none(node: ast.expr) -> bool:
+    """Whether ``node`` is the literal ``None``."""
+    return isinstance(node, ast.Constant) and node.value is None

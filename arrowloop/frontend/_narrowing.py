@@ -12,6 +12,10 @@ Part of the Python front end, a layer of the translator.
   else b`` and ``if x is not None and y is not None:`` narrow their operands.
 * ``if isinstance(x, C):`` (``C`` a class, or a tuple of them) is translated
   as ``match x: case C() as x:``, so it narrows exactly like that ``case``.
+* A loop whose body leaves a name it carries with a wider type than it came
+  in with (``best = None``, then ``best = x`` in the loop) carries the join
+  of the two (``int | None``): the loop is translated again with the name
+  converted to it before the loop.
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ import ast
 import copy
 from collections.abc import Sequence
 
-from arrowloop.arrows import Arrow
+from arrowloop.arrows import Arrow, Compose, Prim
 from arrowloop.errors import FrontendError
-from arrowloop.frontend._env import Env, Val, assigned, place_root
+from arrowloop.frontend._env import Env, Val, assigned, empty_container, place_root
 from arrowloop.frontend._failures import Failures
-from arrowloop.frontend._flow import Exit, Join
-from arrowloop.typesys import UNIT, OptionT, RecordT, Type, VariantT, record_class, record_classes
+from arrowloop.frontend._flow import Exit, Join, join_types
+from arrowloop.typesys import UNIT, OptionT, RecordT, Type, VariantT, case_repr, record_classes
 
 __all__ = ["Narrowing"]
 
@@ -73,9 +77,64 @@ def _split_isinstance_and(s: ast.If) -> ast.If | None:
     return ast.copy_location(ast.If(test=t.values[0], body=[inner], orelse=s.orelse), s)
 
 
+class _Widen(Exception):
+    """A loop carries ``name``, which must have the type ``type`` from the start."""
+
+    def __init__(self, name: str, type: Type) -> None:
+        super().__init__(name)
+        self.name, self.type = name, type
+
+
+#: How many times a loop is translated again with wider types, at most.
+_MAX_WIDENINGS = 4
+
+
 class Narrowing(Failures):
     """More narrowing: after assignments and ifs, in and/or, conditional
-    expressions and ``isinstance`` tests."""
+    expressions and ``isinstance`` tests; loops carrying wider types."""
+
+    #: Whether a loop's end may ask for a wider type (off on the last try).
+    widen_loops = True
+
+    # -- loops -----------------------------------------------------------------
+
+    def for_(self, s: ast.For, rest: Sequence[ast.stmt], env: Env, exit: Exit) -> tuple[Arrow, Env]:
+        """Also a loop that leaves a name wider than it came (see the module)."""
+        before: list[Arrow] = []
+        outer = self.widen_loops
+        try:
+            for attempt in range(_MAX_WIDENINGS + 1):
+                self.widen_loops = outer and attempt < _MAX_WIDENINGS
+                mark = self.mark()
+                try:
+                    arrow, after = super().for_(s, rest, env, exit)
+                    return _chain([*before, arrow]), after
+                except _Widen as w:
+                    self.forget(mark)
+                    v = self.name(s.target, w.name, env)
+                    conv = self.convert(v.arrow, v.type, w.type)
+                    if conv is None:  # pragma: no cover - the join holds the start's type
+                        raise AssertionError(w.name) from None
+                    a, env = env.rebuild(env.names(), [(w.name, Val(conv, w.type))])
+                    before.append(a)
+        finally:
+            self.widen_loops = outer
+        raise AssertionError("unreachable: the last try does not widen")  # pragma: no cover
+
+    def loop_end(self, name: str, end: Env, start: Type) -> Arrow | None:
+        """``name`` converted to ``start`` (``x`` to ``x | None``), or a wider
+        start asked for (:class:`_Widen`) when the two types join."""
+        have = end.type_of(name)
+        arrow = end.read(name)
+        if name in end.narrowed and isinstance(have, OptionT):
+            arrow, have = arrow >> Prim("unwrap"), have.item
+        conv = self.convert(arrow, have, start)
+        if conv is not None:
+            return conv
+        wide = join_types(start, have)
+        if wide is not None and wide != start and self.widen_loops:
+            raise _Widen(name, wide)
+        return None
 
     # -- and / or / conditional expressions ------------------------------------
 
@@ -111,14 +170,15 @@ class Narrowing(Failures):
     ) -> tuple[Arrow, Env]:
         arrow, after = super().assign(s, rest, env, exit)
         target = s.targets[0] if isinstance(s, ast.Assign) and len(s.targets) == 1 else None
-        if isinstance(s, ast.AnnAssign):
+        if isinstance(s, ast.AnnAssign | ast.AugAssign):
             target = s.target
         if (
             isinstance(target, ast.Name)
             and s.value is not None
             and after.find(target.id) is not None
             and isinstance(after.type_of(target.id), OptionT)
-            and self.not_none(s.value, env)
+            # ``x += e`` stores the result of an operator, never None.
+            and (isinstance(s, ast.AugAssign) or self.not_none(s.value, env))
         ):
             after = after.with_info(narrowed=after.narrowed | {target.id})
         return arrow, after
@@ -142,7 +202,9 @@ class Narrowing(Failures):
     def not_none(self, value: ast.expr, env: Env) -> bool:
         """Whether ``value`` is never ``None`` (its type before the conversion
         to the declared optional type is not optional)."""
-        if isinstance(value, ast.List | ast.Dict | ast.JoinedStr):
+        if isinstance(value, ast.List | ast.Dict | ast.Set | ast.JoinedStr) or empty_container(
+            value
+        ):
             return True
         # Translating is pure, so doing it again only costs time.
         try:
@@ -153,7 +215,9 @@ class Narrowing(Failures):
 
     def _expr(self, node: ast.expr, env: Env, expected: Type | None) -> Val:
         # ``s = {}`` where ``s: dict[str, int] | None``: the display has the item type.
-        if isinstance(expected, OptionT) and isinstance(node, ast.List | ast.Dict):
+        if isinstance(expected, OptionT) and (
+            isinstance(node, ast.List | ast.Dict | ast.Set) or empty_container(node)
+        ):
             return super()._expr(node, env, expected.item)
         return super()._expr(node, env, expected)
 
@@ -277,15 +341,21 @@ class Narrowing(Failures):
         if not isinstance(t, VariantT) or not isinstance(last, ast.Return | ast.Raise):
             return None
         tested = [self.src.static(c, self.locals) for c in classes]
-        records = [p for _, p in t.cases if isinstance(p, RecordT)]
-        if len(records) != len(t.cases):
+        reps = [case_repr(t, tag) for tag in t.tags]
+        if any(r.how not in ("record", "plain") for r in reps):
             return None
         left = [
             cls
-            for cls in (record_class(r) for r in records)
-            if not any(isinstance(k, type) and issubclass(cls, k) for k in tested)
+            for cls in (r.cls for r in reps)
+            if cls is not None
+            and not any(isinstance(k, type) and issubclass(cls, k) for k in tested)
         ]
         if len(left) != 1:
             return None
         node = ast.copy_location(ast.Name(id=left[0].__name__, ctx=ast.Load()), s.test)
         return node if self.src.static(node, self.locals) is left[0] else None
+
+
+def _chain(steps: list[Arrow]) -> Arrow:
+    """``steps[0] >> steps[1] >> ...`` (one step as itself)."""
+    return steps[0] if len(steps) == 1 else Compose(tuple(steps))

@@ -28,6 +28,7 @@ from arrowloop.typesys import (
     SetT,
     Type,
     UnitT,
+    VariantT,
     validate,
 )
 
@@ -250,8 +251,12 @@ class Operators(Typing):
     def is_none(
         self, node: ast.AST, left: ast.expr, op: ast.cmpop, right: ast.expr, env: Env
     ) -> Arrow:
-        """``x is None`` and ``x is not None`` on an optional value."""
+        """``x is None`` and ``x is not None`` on an optional value; ``is``
+        between enum members or bools (see :meth:`is_singleton`)."""
         if not (isinstance(right, ast.Constant) and right.value is None):
+            same = self.is_singleton(node, left, right, env)
+            if same is not None:
+                return same >> Prim("not") if isinstance(op, ast.IsNot) else same
             self.fail(
                 node,
                 "'is' is only supported as 'x is None' or 'x is not None'; use == to compare "
@@ -264,6 +269,27 @@ class Operators(Typing):
             self.mismatch(left, "an optional value (T | None) left of 'is None'", v.type)
         name = "is_none" if isinstance(op, ast.Is) else "is_some"
         return self.prim(name, [v], node, "is").arrow
+
+    def is_singleton(
+        self, node: ast.AST, left: ast.expr, right: ast.expr, env: Env
+    ) -> Arrow | None:
+        """``a is b`` as ``a == b`` when both are enum members or bools (or
+        optionals of them): Python makes one object per member and one each of
+        ``True`` and ``False``, so identity is equality there. ``None`` if the
+        operands are of other types."""
+        a, b = self.expr(left, env), self.expr(right, env)
+        if not (_singletons(a.type) and _singletons(b.type)):
+            return None
+        if a.type != b.type:
+            b2 = self.convert(b.arrow, b.type, a.type)
+            a2 = self.convert(a.arrow, a.type, b.type)
+            if b2 is not None:
+                b = Val(b2, a.type)
+            elif a2 is not None:
+                a = Val(a2, b.type)
+            else:
+                return None
+        return self.prim("eq", [a, b], node, "is").arrow
 
     def if_expr(
         self,
@@ -313,3 +339,13 @@ def _op_text(op: ast.operator) -> str:
         ast.BitAnd: "&",
         ast.BitXor: "^",
     }.get(type(op), type(op).__name__)
+
+
+def _singletons(t: Type) -> bool:
+    """Whether every value of ``t`` is one of a fixed set of Python objects
+    (enum members, ``True``/``False``, ``None`` in an optional of those)."""
+    if isinstance(t, OptionT):
+        t = t.item
+    if t == BOOL:
+        return True
+    return isinstance(t, VariantT) and all(isinstance(p, UnitT) for _, p in t.cases)

@@ -44,6 +44,7 @@ from arrowloop.typesys import (
     TupleT,
     Type,
     VariantT,
+    case_repr,
     enum_class,
     record_classes,
 )
@@ -262,6 +263,15 @@ class Patterns(Flow):
                     and pt.name == tag
                     and any(issubclass(k, cls) for k in record_classes(pt))
                 ]
+                # Plain cases (``Hello | str``): ``case int():`` matches a
+                # bool too, as isinstance does.
+                tags += [
+                    tag
+                    for tag in vt.tags
+                    if (rep := case_repr(vt, tag)).how == "plain"
+                    and rep.cls is not None
+                    and issubclass(rep.cls, cls)
+                ]
                 if not tags:
                     self.fail(
                         p,
@@ -291,17 +301,35 @@ class Patterns(Flow):
         pt = vt.payload(tag)
         assert pt is not None
         whole = Val(acc >> Inject(tag, vt), vt)
-        as_value = Val(acc, pt) if isinstance(pt, RecordT) else whole
+        plain = case_repr(vt, tag).how == "plain"
+        as_value = Val(acc, pt) if isinstance(pt, RecordT) or plain else whole
         tests: list[Arrow] = []
         binds: list[tuple[str, Val]] = []
         match p:
             case ast.MatchAs(name=name) if name:
                 binds.append((name, whole))
+            case ast.MatchClass() if plain:
+                binds = self.plain_fields(p, Val(acc, pt))
             case ast.MatchClass():
                 assert isinstance(pt, RecordT)
                 tests, binds = self.class_fields(p, pt, acc)
         binds += [(n, as_value) for n in names]
         return tests, binds
+
+    def plain_fields(self, p: ast.MatchClass, v: Val) -> list[tuple[str, Val]]:
+        """``case str():`` or ``case str(x):`` on a plain case: ``x`` is the value."""
+        match p:
+            case ast.MatchClass(patterns=[], kwd_patterns=[]):
+                return []
+            case ast.MatchClass(patterns=[ast.MatchAs(pattern=None, name=name)], kwd_patterns=[]):
+                return [(name, v)] if name else []
+        self.fail(
+            p,
+            f"a class pattern of {show(v.type)} in a union takes no sub-pattern or one name "
+            f"(case {ast.unparse(p.cls)}(x):); test the value inside the case",
+            "case C(x)",
+            ast.unparse(p),
+        )
 
     # -- other values --------------------------------------------------------
 

@@ -343,6 +343,11 @@ class Translator(Mutations):
 
     # -- for ----------------------------------------------------------------------
 
+    def loop_end(self, name: str, end: Env, start: Type) -> Arrow | None:
+        """How the end of a loop body hands ``name`` to the next iteration
+        when its type there is not ``start``, or ``None`` (a refusal)."""
+        return None
+
     def for_(self, s: ast.For, rest: Sequence[ast.stmt], env: Env, exit: Exit) -> tuple[Arrow, Env]:
         """``for x in xs:`` over a list, as a ``fold`` over the names it updates."""
         if s.orelse:
@@ -381,12 +386,17 @@ class Translator(Mutations):
         join = Join(carried, frozenset(live_after | body_reads) | exit.after)
         body = prefix >> bind >> self.block(s.body, env_body, join, s)
         ((key, end),) = join.ends
+        ends = {n: end.read(n) for n in carried}
         for n in carried:
             if end.unbound.get(n) == REFUSED_ABOVE:
                 self.fail(s, REFUSED_ABOVE)
             if end.find(n) is None or n in end.unbound:
                 self.fail(s, f"{n} may be unbound at the end of the loop body")
             if end.type_of(n) != env.type_of(n):
+                conv = self.loop_end(n, end, env.type_of(n))
+                if conv is not None:
+                    ends[n] = conv
+                    continue
                 self.fail(
                     s,
                     f"{n} changes type in the loop, from {show(env.type_of(n))} to "
@@ -394,7 +404,7 @@ class Translator(Mutations):
                     show(env.type_of(n)),
                     show(end.type_of(n)),
                 )
-        body = fill_holes(body, {key: tuple_of([end.read(n) for n in carried])})
+        body = fill_holes(body, {key: tuple_of([ends[n] for n in carried])})
         fold = tuple_of([tuple_of([env.read(n) for n in carried]), xs.arrow]) >> Fold(body)
         kept = [n for n in env.names() if n in live_after and n not in carried]
         parts = [Proj(0, 2) >> env.read(n) for n in kept]

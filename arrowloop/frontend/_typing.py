@@ -34,6 +34,7 @@ from arrowloop.typesys import (
     TVar,
     Type,
     VariantT,
+    plain_tag,
     record_classes,
 )
 
@@ -52,7 +53,12 @@ def show(t: Type) -> str:
             if name:
                 return name
             return " | ".join(
-                p.name if isinstance(p, RecordT) and p.name == tag else tag for tag, p in cases
+                p.name
+                if isinstance(p, RecordT) and p.name == tag
+                else show(p)
+                if plain_tag(p) == tag
+                else tag
+                for tag, p in cases
             )
         case TupleT(items=items):
             return "tuple[" + ", ".join(show(x) for x in items) + "]" if items else "tuple[()]"
@@ -138,9 +144,21 @@ class Typing:
             if want.payload(have.name) == have:
                 return arrow >> Inject(have.name, want)
             return None
+        if isinstance(want, VariantT):
+            # A plain case of a union (``str`` into ``Hello | str``).
+            tag = plain_tag(have)
+            if tag is not None and want.payload(tag) == have:
+                return arrow >> Inject(tag, want)
+            return None
         if isinstance(want, OptionT):
             if have == UNIT:
                 return arrow >> Const(want, None)
+            if isinstance(have, OptionT):
+                # ``x | None`` into ``y | None``: the value converted, None kept.
+                some = self.convert(Prim("unwrap"), have.item, want.item)
+                if some is None:
+                    return None
+                return arrow >> If(Prim("is_some"), some >> Prim("some"), Const(want, None))
             inner = self.convert(arrow, have, want.item)
             return None if inner is None else inner >> Prim("some")
         if isinstance(want, TupleT) and isinstance(have, TupleT):

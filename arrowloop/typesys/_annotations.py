@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from arrowloop.errors import TypeDefinitionError
-from arrowloop.typesys._repr import bind_enum, bind_record, record_type_of_class
+from arrowloop.typesys._repr import bind_enum, bind_record, plain_tag, record_type_of_class
 from arrowloop.typesys._types import (
     BOOL,
     FLOAT,
@@ -146,11 +146,21 @@ def _union(a: Any, args: tuple[Any, ...], path: str, active: tuple[type, ...]) -
     cases: list[tuple[str, Type]] = []
     for i, x in enumerate(rest):
         if not (isinstance(x, type) and attrs.has(x)):
-            raise _bad(
-                x,
-                f"{path}|{i}",
-                "variant cases must be frozen attrs classes (wrap scalars in a record)",
-            )
+            # A plain case (``Hello | str``): its values are the payloads
+            # themselves, told apart by their Python class (see _repr.py).
+            pt = _convert(x, f"{path}|{i}", active)
+            tag = plain_tag(pt)
+            if tag is None or any(t == tag for t, _ in cases):
+                raise _bad(
+                    x,
+                    f"{path}|{i}",
+                    "a union's members are frozen attrs classes and at most one each of int, "
+                    "float, str, bool, list[...], dict[...] and set[...] (told apart by their "
+                    "class, as isinstance does); wrap the others (a tuple, an enum, a second "
+                    "list type) in a record",
+                )
+            cases.append((tag, pt))
+            continue
         rt = _record(x, f"{path}|{i}", active)
         assert isinstance(rt, RecordT)
         if (rt.name, rt) not in cases:  # a.Get | b.Get, one type: one case

@@ -155,7 +155,7 @@ def _variant_reader(t: VariantT, memo: dict[Type, _Fn]) -> _Fn:
         elif isinstance(pt, RecordT) and not pt.fields:
             default = {}
         rep = case_repr(t, tag)
-        if rep.how == "record":
+        if rep.how in ("record", "plain"):
             wrap: Callable[[Any], Any] = _identity
         elif rep.how == "enum":
             wrap = _constant(rep.member)
@@ -267,8 +267,7 @@ def _variant_writer(t: VariantT, memo: dict[Type, _Fn]) -> _Fn:
     by_class: dict[type, tuple[str, _Fn]] = {}
     for tag, pt in t.cases:
         rep = case_repr(t, tag)
-        if rep.how == "record":
-            assert isinstance(pt, RecordT)
+        if rep.how in ("record", "plain"):
             for cls in rep.classes:
                 by_class[cls] = (tag, _writer(pt, memo))
 

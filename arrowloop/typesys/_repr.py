@@ -9,6 +9,10 @@ represented according to its case:
   ``ReadCount | IncrCount`` union of attrs classes) is the record instance
   itself, so users see their own objects;
 * a unit case of a variant bound to a Python ``Enum`` is the enum member;
+* a *plain* case, whose tag is the name of its payload's Python class
+  (``int``, ``float``, ``str``, ``bool``, ``list``, ``dict`` or ``set``, as
+  in the union ``Hello | str``), is the payload itself, told apart from the
+  other cases by its exact class, as Python's ``isinstance`` would;
 * any other case is a :class:`Tagged` pair ``(tag, value)``.
 
 Bindings are per process, keyed by the structural type, first binding wins,
@@ -39,7 +43,19 @@ from typing import Any, Final
 import attrs
 
 from arrowloop.errors import TypeDefinitionError
-from arrowloop.typesys._types import RecordT, Type, UnitT, VariantT
+from arrowloop.typesys._types import (
+    BoolT,
+    FloatT,
+    IntT,
+    ListT,
+    MapT,
+    RecordT,
+    SetT,
+    StrT,
+    Type,
+    UnitT,
+    VariantT,
+)
 
 __all__ = [
     "Tagged",
@@ -54,6 +70,8 @@ __all__ = [
     "bound_record_type",
     "enum_class",
     "case_repr",
+    "PLAIN_CASES",
+    "plain_tag",
     "tag_and_payload",
     "MAX_BINDINGS",
     "bindings_count",
@@ -62,6 +80,31 @@ __all__ = [
 ]
 
 MAX_BINDINGS: Final = 10_000
+
+
+#: The tags of plain cases: the Python class whose instances are the case's
+#: values, and the kind of type its payload must be. Tuples are left out: a
+#: ``distribute`` pairs a payload with a value, and the pair of a ``tuple``
+#: case would look like another ``tuple`` case.
+PLAIN_CASES: Final[dict[str, tuple[type, type[Type]]]] = {
+    "int": (int, IntT),
+    "float": (float, FloatT),
+    "str": (str, StrT),
+    "bool": (bool, BoolT),
+    "list": (list, ListT),
+    "dict": (dict, MapT),
+    "set": (set, SetT),
+}
+_PLAIN_TAGS: Final[dict[type, str]] = {cls: tag for tag, (cls, _) in PLAIN_CASES.items()}
+
+
+def plain_tag(t: Type) -> str | None:
+    """The tag ``t`` has as a plain case of a variant (``str`` for ``str``,
+    ``list`` for any list type), or ``None`` when it cannot be one."""
+    for tag, (_, kind) in PLAIN_CASES.items():
+        if isinstance(t, kind):
+            return tag
+    return None
 
 
 @attrs.frozen(slots=True)
@@ -287,7 +330,9 @@ class CaseRepr:
 
     ``how`` is ``"record"`` (the value is an instance of ``cls``, or of
     another of ``classes``, its aliases included), ``"enum"`` (the value is
-    ``member``) or ``"tagged"`` (a :class:`Tagged`).
+    ``member``), ``"plain"`` (the value is the payload, an instance of
+    ``cls``: ``int``, ``str``, ``list``, ...) or ``"tagged"`` (a
+    :class:`Tagged`).
     """
 
     how: str
@@ -309,6 +354,9 @@ def case_repr(t: VariantT, tag: str) -> CaseRepr:
         ecls = enum_class(t)
         if ecls is not None:
             return CaseRepr("enum", tag, member=ecls[tag])
+    plain = PLAIN_CASES.get(tag)
+    if plain is not None and isinstance(payload, plain[1]):
+        return CaseRepr("plain", tag, cls=plain[0], classes=(plain[0],))
     return CaseRepr("tagged", tag)
 
 
@@ -322,6 +370,9 @@ def tag_and_payload(value: object) -> tuple[str, object]:
         return value.tag, value.value
     if isinstance(value, enum.Enum):
         return value.name, None
+    plain = _PLAIN_TAGS.get(type(value))
+    if plain is not None:
+        return plain, value
     rt = record_type_of_class(type(value))
     if rt is not None:
         return rt.name, value

@@ -16,10 +16,12 @@ from typing import Any
 
 from arrowloop.errors import ValidationError
 from arrowloop.typesys._repr import (
+    PLAIN_CASES,
     Tagged,
     case_repr,
     record_class,
     record_type_of_class,
+    tag_and_payload,
 )
 from arrowloop.typesys._types import (
     BoolT,
@@ -39,6 +41,9 @@ from arrowloop.typesys._types import (
 )
 
 __all__ = ["validate", "to_json", "from_json", "describe", "key_order", "sorted_keys"]
+
+#: The classes whose instances may be plain cases of a variant (``int``, ``str``, ...).
+_PLAIN_CLASSES = frozenset(cls for cls, _ in PLAIN_CASES.values())
 
 
 _INT64_MIN = -(2**63)
@@ -210,6 +215,13 @@ def _validate_variant(t: VariantT, value: object, path: str, wire: bool) -> None
         if payload is None or case_repr(t, value.name).member is not value:
             raise _fail(path, f"a case of {t!r}", value)
         return
+    tag, _ = tag_and_payload(value) if type(value) in _PLAIN_CLASSES else ("", None)
+    if tag:
+        payload = t.payload(tag)
+        if payload is None or case_repr(t, tag).how != "plain":
+            raise _fail(path, f"a case of {t!r}", value)
+        validate(payload, value, f"{path}.{tag}", wire=wire)
+        return
     rt = record_type_of_class(type(value))
     if rt is None or t.payload(rt.name) != rt:
         raise _fail(path, f"a case of {t!r}", value)
@@ -250,6 +262,8 @@ def to_json(t: Type, value: Any) -> Any:
                 tag, payload = value.tag, value.value
             elif isinstance(value, enum.Enum):
                 tag, payload = value.name, None
+            elif type(value) in _PLAIN_CLASSES:
+                tag, payload = tag_and_payload(value)
             else:
                 rt = record_type_of_class(type(value))
                 assert rt is not None
@@ -447,7 +461,7 @@ def _variant_from_json(t: VariantT, data: Any, path: str) -> Any:
         )
     payload = from_json(payload_t, raw, f"{path}.value")
     rep = case_repr(t, tag)
-    if rep.how == "record":
+    if rep.how in ("record", "plain"):
         return payload
     if rep.how == "enum":
         return rep.member

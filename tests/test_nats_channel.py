@@ -165,6 +165,34 @@ async def test_a_segment_runs_the_whole_pipeline_between_two_networked_channels(
         assert seg.committed == 500 // CONFIG.frame_items + 2
 
 
+async def test_what_a_stopped_segment_held_comes_back_at_once(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # ack_wait far beyond the time limit: what the first segment held must
+    # come back because the next one makes the consumer anew, not because
+    # the broker timed it out.
+    config = attrs.evolve(CONFIG, ack_wait=600.0, frame_items=1, max_ack_pending=32)
+    url = nats_server.url
+    items = list(range(300))
+    stages = ["count", "total", "check"]
+    kw: dict[str, Any] = {"pipeline": "gb", "state_dir": tmp_path, "config": config}
+    async with open_source(url, "gb", "count", INT, config=config) as src:
+        for x in items:
+            await src.send([x])
+        await src.send(EndMsg())
+    with anyio.fail_after(60):
+        async with open_segment(SPEC, stages, url, **kw) as seg:
+            # Stopped once it has committed some inputs and holds others.
+            while not (seg.inputs and seg.receiver.statistics().messages):  # noqa: ASYNC110
+                await anyio.sleep(0.001)
+        assert 0 < seg.inputs < len(items)
+        async with open_segment(SPEC, stages, url, **kw) as seg:
+            await seg.finished.wait()
+    async with open_sink(url, "gb", "out", OUT_TYPE, config=config) as sink:
+        got = await _drain(sink, len(items))
+    assert as_tuples(got) == model(items)
+
+
 async def test_a_segment_runs_in_one_process_at_a_time(
     nats_server: NatsServer, tmp_path: Path
 ) -> None:

@@ -68,10 +68,11 @@ class ChannelConfig:
         frame_items: most items per broker message.
         max_ack_pending: broker messages delivered to a consumer and not
             yet acked (the in-flight window).
-        ack_wait: seconds before the broker redelivers an unacked message
-            (after a consumer process died, what it held comes back then).
-        duplicate_window: seconds the broker remembers message IDs; a stage
-            restarted later than this after a crash may duplicate outputs.
+        ack_wait: seconds before the broker redelivers a message a reader
+            holds unacked (a reader that starts gets what an earlier one held
+            at once: it makes the consumer anew).
+        duplicate_window: seconds the broker remembers message IDs (later
+            replays are dropped by the reader's watermarks, see _receive.py).
         fetch_timeout: seconds one pull waits for messages.
     """
 

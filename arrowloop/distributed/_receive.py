@@ -6,9 +6,10 @@ stage takes from that buffer through the runtime's
 channel.
 
 Messages are handed out strictly in stream order, each once. The broker can
-deliver out of order: after a crash, what the dead consumer held comes back
-only after ``ack_wait``, by which time later messages may have arrived. So
-the half keeps the next position it expects (one past what was committed
+deliver out of order: a message held unacked past ``ack_wait`` (a slow
+reader) comes again after later ones. (A reader that starts makes the
+consumer anew, so what an earlier reader held comes back at once, in
+order.) So the half keeps the next position it expects (one past what was committed
 or handed out) and holds later messages until it comes; a message at or
 below the committed position is a redelivery of something applied already
 and is acked and dropped. A gap that will never fill (messages deleted from
@@ -27,6 +28,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 import anyio
@@ -127,6 +129,14 @@ class NatsReceiveChannel:
     async def run(self) -> None:
         """Pull from the broker until closed or end of stream (a task's body)."""
         js, name, config = self._js, self.name, self._config
+        # The consumer is made anew by each reader: what an earlier one held
+        # unacked (it crashed, or stopped with a pull outstanding) comes back
+        # at once and in stream order, not after ack_wait. Nothing is lost:
+        # a work queue deletes only what was acked, and what was committed
+        # but not acked is dropped here by its position. (So one reader per
+        # channel at a time: a segment's lock, docs/distributed.md.)
+        with suppress(nats.js.errors.NotFoundError):
+            await js.delete_consumer(name.stream, name.consumer)
         sub = await js.pull_subscribe(
             name.subject,
             durable=name.consumer,

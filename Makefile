@@ -57,10 +57,12 @@ corpus-update: $(STAMP)
 wheel-check:
 	PYTHON=$(PYTHON) bash .ci/wheel-check
 
-bench: $(STAMP)
+bench: $(STAMP) nats
 	$(BIN)/python benchmarks/step_cost.py
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/server.py
+	if command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ]; then \
+		$(BIN)/python benchmarks/distributed.py; fi
 	$(BIN)/python benchmarks/plot.py
 
 clean:

@@ -34,6 +34,7 @@ __all__ = [
     "ProtocolError",
     "StoreError",
     "AuthenticationError",
+    "IterationLimitError",
     "error_data",
 ]
 
@@ -379,3 +380,21 @@ class RaisedError(ArrowloopError):
         super().__init__(message)
         self.name = name
         self.message = message
+
+
+class IterationLimitError(ArrowloopError):
+    """A ``while`` loop of a program ran its most iterations (the arrow node
+    ``While``, docs/arrows.md section 2) without its condition becoming false.
+
+    Python would go on, perhaps forever; a step must end, so the step fails
+    here (in a stage: a :class:`StepError`, the item rejected and the state
+    kept). ``limit`` is the number of iterations run.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"a while loop ran {limit:,} iterations and its condition still held: a step "
+            f"runs at most {limit:,} iterations of one loop (write a loop that ends sooner, "
+            "or bound it with a for loop over range(n))"
+        )
+        self.limit = limit

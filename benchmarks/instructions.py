@@ -25,11 +25,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-__all__ = ["per_item", "main"]
+__all__ = ["per_item", "checkout", "main"]
 
 _WORKLOAD = """
 import sys
@@ -75,6 +77,26 @@ def per_item(script: Path, tree: Path, mode: str, small: int, large: int) -> flo
     return (b - a) / (large - small)
 
 
+@contextmanager
+def checkout(revision: str) -> Iterator[Path]:
+    """``revision`` checked out in a temporary worktree, removed after."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "baseline"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), revision],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield tree
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                check=False,
+                capture_output=True,
+            )
+
+
 def main() -> None:
     """Measure both trees, print, write the results; exit 1 without valgrind."""
     ap = argparse.ArgumentParser()
@@ -84,33 +106,20 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is needed (Debian: apt-get install valgrind)")
     results: dict[str, object] = {"baseline": args.baseline, "modes": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "baseline"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), args.baseline],
-            check=True,
-            capture_output=True,
-        )
-        script = Path(tmp) / "workload.py"
+    with checkout(args.baseline) as base:
+        script = base.parent / "workload.py"
         script.write_text(_WORKLOAD)
-        try:
-            modes: dict[str, dict[str, float]] = {}
-            for mode in ("unbatched", "batched"):
-                old = per_item(script, base, mode, args.items, 3 * args.items)
-                new = per_item(script, ROOT, mode, args.items, 3 * args.items)
-                modes[mode] = {
-                    "baseline_per_item": round(old),
-                    "per_item": round(new),
-                    "ratio": round(new / old, 4),
-                }
-                print(f"{mode}: {old:.0f} -> {new:.0f} instructions per item (x{new / old:.3f})")
-            results["modes"] = modes
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
-                check=False,
-                capture_output=True,
-            )
+        modes: dict[str, dict[str, float]] = {}
+        for mode in ("unbatched", "batched"):
+            old = per_item(script, base, mode, args.items, 3 * args.items)
+            new = per_item(script, ROOT, mode, args.items, 3 * args.items)
+            modes[mode] = {
+                "baseline_per_item": round(old),
+                "per_item": round(new),
+                "ratio": round(new / old, 4),
+            }
+            print(f"{mode}: {old:.0f} -> {new:.0f} instructions per item (x{new / old:.3f})")
+        results["modes"] = modes
     out = ROOT / "benchmarks" / "results" / "instructions.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")

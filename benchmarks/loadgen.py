@@ -17,8 +17,13 @@ the client is not what limits the figures.
 With ``--keys`` every request carries a request key of its own
 (``"key":"<connection>-<n>"``), as an exactly-once client sends them.
 
+With ``--requests N`` it sends ``N`` requests in all (split evenly over
+the connections) instead of loading for a time, and measures from the
+first to the last reply: a fixed amount of work, for counting the
+instructions a server spends on it (``server_instructions.py``).
+
 Run: ``python benchmarks/loadgen.py HOST PORT [--clients N] [--window W]
-[--warmup S] [--duration S] [--keys]``.
+[--warmup S] [--duration S] [--keys] [--requests N]``.
 """
 
 from __future__ import annotations
@@ -43,8 +48,10 @@ ACK_REPLY: Final = b'{"output":{"tag":"Ack","value":{}}}'
 class Connection(asyncio.Protocol):
     """One data connection keeping ``window`` requests in flight."""
 
-    def __init__(self, window: int, keys: str | None = None) -> None:
+    def __init__(self, window: int, keys: str | None = None, total: int | None = None) -> None:
         self.window = window
+        #: Most requests to send (None: until stopped).
+        self.total = total
         #: With request keys: this connection's prefix for them.
         self.keys = None if keys is None else keys.encode()
         self.sent_at: array[float] = array("d")
@@ -74,6 +81,11 @@ class Connection(asyncio.Protocol):
 
     def _send(self, n: int) -> None:
         assert self._transport is not None
+        if self.total is not None:
+            n = min(n, self.total - len(self.sent_at))
+            if n <= 0:
+                self.stop()
+                return
         self.sent_at.extend([time.perf_counter()] * n)
         if self.keys is None:
             self._transport.write(REQUEST * n)
@@ -134,19 +146,25 @@ async def measure(
     warmup: float,
     duration: float,
     keys: bool = False,
+    requests: int | None = None,
 ) -> dict[str, Any]:
     """Load the server and return the figures (see the module's docstring)."""
     loop = asyncio.get_running_loop()
     conns: list[Connection] = []
+    each = None if requests is None else max(1, requests // clients)
+    t0 = time.perf_counter()
     for i in range(clients):
         prefix = f"c{i}" if keys else None
         _, proto = await loop.create_connection(
-            functools.partial(Connection, window, prefix), host, port
+            functools.partial(Connection, window, prefix, each), host, port
         )
         conns.append(proto)
-    await asyncio.sleep(warmup)
-    t0 = time.perf_counter()
-    await asyncio.sleep(duration)
+    if each is None:
+        await asyncio.sleep(warmup)
+        t0 = time.perf_counter()
+        await asyncio.sleep(duration)
+    else:  # a fixed amount of work: all of it is measured
+        await asyncio.gather(*(c.drained.wait() for c in conns))
     t1 = time.perf_counter()
     for c in conns:
         c.stop()
@@ -156,7 +174,7 @@ async def measure(
     replies = 0
     for c in conns:
         sent, replied = c.sent_at, c.replied_at
-        idx = [i for i in range(len(replied)) if t0 <= replied[i] <= t1]
+        idx = [i for i in range(len(replied)) if t0 <= replied[i] <= t1 or each is not None]
         replies += len(idx)
         lat += [replied[i] - sent[i] for i in idx]
     lat.sort()
@@ -191,8 +209,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--keys", action="store_true", help="a request key on every request")
+    ap.add_argument("--requests", type=int, help="send this many requests in all, then stop")
     a = ap.parse_args()
-    args = (a.host, a.port, a.clients, a.window, a.warmup, a.duration, a.keys)
+    args = (a.host, a.port, a.clients, a.window, a.warmup, a.duration, a.keys, a.requests)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX

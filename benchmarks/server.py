@@ -25,10 +25,10 @@ real client would, each pinned to its own core when ``taskset`` exists.
 The baseline is ``benchmarks/handwritten.py``, a hand-written uvloop
 ``asyncio.Protocol`` counter speaking the same protocol, measured the same
 way in the same run; the two are measured in alternation, ``--rounds``
-times each, and the median of each is kept, so the machine's noise falls
-on both. ``ratio_vs_handwritten`` is arrowloop's requests/s over the
-hand-written server's (and ``p99_ratio_vs_handwritten`` the same for p99
-latency).
+times each (each round starting one server later), and the median of each
+is kept, so the machine's noise falls on both. ``ratio_vs_handwritten``
+is arrowloop's requests/s over the hand-written server's (and
+``p99_ratio_vs_handwritten`` the same for p99 latency).
 
 The external mode also measures the arrowloop server with a state
 directory (``serve --state-dir``: every reply waits for its batch's commit)
@@ -559,7 +559,10 @@ def external(
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     with progress(rounds * len(runs), "external") as advance:
         for i in range(rounds):
-            for kind in runs:
+            # Each round starts one kind later, so that no server always
+            # runs right after the same other one (the machine's state after
+            # a run, and its other load, then fall on each slot in turn).
+            for kind in kinds[i % len(kinds) :] + kinds[: i % len(kinds)]:
                 runs[kind].append(run_external(kind, clients, window, warmup, duration))
                 advance(f"round {i + 1} of {rounds}, {kind} done")
 

@@ -49,6 +49,7 @@ from arrowloop.arrows import (
     Proj,
     SetField,
     Split,
+    While,
 )
 from arrowloop.typesys import (
     BOOL,
@@ -377,6 +378,7 @@ class _Gen:
             "fan_distribute": lambda: self.fan_distribute(src, dst, d),
             "either": lambda: self.either_case(src, dst, d),
             "fold": lambda: self.fold(src, dst, d),
+            "while": lambda: self.while_(src, dst, d),
             "item": lambda: _seq(
                 Fanout((self.to(src, ListT(dst), d), self.to(src, INT, d))), Prim("item")
             ),
@@ -451,6 +453,17 @@ class _Gen:
         item = self.some_type()
         start = self.to(src, _pair(dst, ListT(item)), d)
         return _seq(start, Fold(self.to(_pair(dst, item), dst, d)))
+
+    def while_(self, src: Type, dst: Type, d: int) -> Arrow:
+        # A loop that ends: a counter beside the value, at most 3 iterations
+        # of a random body (a random condition would rarely end).
+        state = _pair(INT, dst)
+        n = self.draw(st.integers(0, 3))
+        below = Fanout((Proj(0, 2), Const(INT, n))) >> Prim("lt")
+        cond = If(self.to(state, BOOL, d), below, Const(BOOL, False))
+        step = Fanout((Fanout((Proj(0, 2), Const(INT, 1))) >> Prim("add"), self.to(state, dst, d)))
+        start = Fanout((Const(INT, 0), self.to(src, dst, d)))
+        return _seq(start, While(cond, step), Proj(1, 2))
 
     # -- building dst ---------------------------------------------------------
 
@@ -686,4 +699,6 @@ def replace_at(a: Arrow, path: tuple[str, ...], new: Arrow) -> Arrow:
             return MapList(parts[0])
         case Fold():
             return Fold(parts[0])
+        case While():
+            return While(*parts)
     raise AssertionError(f"{type(a).__name__} has no children")

@@ -41,6 +41,7 @@ from arrowloop.arrows import (
     Proj,
     SetField,
     Split,
+    While,
 )
 from arrowloop.check import MAX_NESTING
 from arrowloop.errors import CheckError, DecodeError
@@ -120,7 +121,7 @@ def _kitchen_sink() -> Machine:
         (
             If(
                 GetField("last") >> Prim("is_some"),
-                Id(),
+                While(GetField("last") >> Prim("is_none"), Id()),
                 Fanout((GetField("total"), GetField("seen"), Const(OptionT(STR), "tick")))
                 >> MakeRecord(_Stats),
             ),
@@ -178,6 +179,7 @@ _KINDS = (
     "prim",
     "map",
     "fold",
+    "while",
     "loop",
     "unit",
     "bool",
@@ -425,6 +427,7 @@ _ARROW_KINDS = (
     "prim",
     "map",
     "fold",
+    "while",
 )
 _ODD_NAMES = ("self", "_", "_a", "a", "cls", "other", "f0", "kind", "__x", "class", "a b", "")
 
@@ -795,7 +798,7 @@ def test_corpus_uses_every_node_kind() -> None:
         cls.kind
         for cls in (
             *(Id, Compose, Fanout, Split, Proj, Const, Inject, Case, Distribute, If),
-            *(MakeRecord, GetField, SetField, Prim, MapList, Fold),
+            *(MakeRecord, GetField, SetField, Prim, MapList, Fold, While),
         )
     }
     assert expected <= kinds

@@ -48,21 +48,37 @@ def triple(x: int) -> int:
     return 3 * x
 
 
+def untyped_triple(x: int):  # type: ignore[no-untyped-def]
+    """Registered with its types by the test below; its return not annotated."""
+    return 3 * x
+
+
 def test_a_custom_registry_supplies_the_primitives() -> None:
     """User primitives can live in a registry of their own."""
     registry = Registry()
     registry.register("triple", int, int, triple)
+    registry.register("untyped_triple", int, int, untyped_triple)
 
     @arrow(registry=registry)
     def f(n: int) -> int:
-        return triple(n)
+        return untyped_triple(triple(n))  # type: ignore[no-any-return]
 
-    assert f.compiled(4) == 12
-    with pytest.raises(FrontendError, match="triple cannot be called here"):
+    assert f.compiled(4) == 36
+    assert b'"triple"' in f.function.to_wire()
+    with pytest.raises(FrontendError, match="untyped_triple cannot be called here"):
 
         @arrow
         def g(n: int) -> int:
-            return triple(n)
+            return untyped_triple(n)  # type: ignore[no-any-return]
+
+    # Not a primitive of the default registry, triple is a plain annotated
+    # function there: compiled and inlined (frontend/_globals.py).
+    @arrow
+    def h(n: int) -> int:
+        return triple(n)
+
+    assert h.compiled(4) == 12
+    assert b'"triple"' not in h.function.to_wire()
 
 
 def test_classes_of_an_enclosing_function_can_be_used() -> None:

@@ -245,9 +245,22 @@ def test_the_benchmarked_machines_agree_with_python(steps: list[tuple[str, int]]
     _run(sm.token_bucket, requests)
 
 
-def test_a_name_bound_by_setdefault_shares_with_its_dict() -> None:
+def test_a_name_bound_by_setdefault_is_the_entry_of_its_dict() -> None:
     """``users = table.setdefault(k, [])`` is ``table[k]`` itself in Python:
-    appending to it while the table is read later is refused."""
+    appending to it changes the table, and so it does compiled (the name is
+    read as the entry, tests/test_frontend_mutation_more.py); when the entry
+    may stop being that list first, the change is refused."""
+
+    @statemachine(init={})
+    def good(
+        click: tuple[str, str], table: dict[str, list[str]]
+    ) -> tuple[dict[str, list[str]], int]:
+        ad, user = click
+        users = table.setdefault(ad, [])
+        users.append(user)
+        return table, len(users)
+
+    _run(good, [("a", "x"), ("b", "y"), ("a", "z")])
     with pytest.raises(FrontendError, match="users and table may be the same"):
 
         @statemachine(init={})
@@ -256,6 +269,7 @@ def test_a_name_bound_by_setdefault_shares_with_its_dict() -> None:
         ) -> tuple[dict[str, list[str]], int]:
             ad, user = click
             users = table.setdefault(ad, [])
+            table.clear()
             users.append(user)
             return table, len(users)
 

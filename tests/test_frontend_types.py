@@ -269,16 +269,6 @@ def test_an_empty_container_no_use_types_is_refused() -> None:
             return len(out) + n
 
 
-def test_del_of_a_list_item_is_refused_with_what_to_write() -> None:
-    with pytest.raises(FrontendError, match=r"del xs\[i\] on a list .*xs = xs\[1:\]"):
-
-        @statemachine(init=[])
-        def bad(x: int, xs: list[int]) -> tuple[list[int], int]:
-            xs.append(x)
-            del xs[0]
-            return xs, len(xs)
-
-
 # -- unions of records and plain values (Greeting | str) ----------------------------
 
 

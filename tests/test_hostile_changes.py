@@ -435,6 +435,40 @@ async def test_the_data_port_answers_while_a_change_document_is_decoded(
 
 
 @pytest.mark.anyio
+async def test_the_data_port_answers_while_a_big_request_line_is_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A big control line is parsed in a worker thread: data requests are answered meanwhile."""
+    from arrowloop.cli import DataClient
+    from examples.counter import v1, v2
+    from tests.test_server_protocol import ACK, INCR, control, count, serving
+
+    control_module = importlib.import_module("arrowloop.server._control")
+    gate = Gate()
+    monkeypatch.setattr(control_module, "_parse_big", gate.wrap(control_module._parse_big))
+    monkeypatch.setattr(control_module, "BIG_LINE", 0)  # the counter's change line is small
+    change = encode_change(
+        code_change("counter", v1.machine.version, v2.machine.machine, v2.migrate)
+    )
+    async with serving() as server, control(server) as ctl:
+        async with anyio.create_task_group() as tg:
+            results = []
+
+            async def upgrade() -> None:
+                results.append(await ctl.request("upgrade", change=change))
+
+            tg.start_soon(upgrade)
+            await anyio.to_thread.run_sync(gate.entered.wait)
+            async with DataClient(*server.data_address) as client:
+                await client.send([INCR] * 3 + [{"tag": "ReadCount"}])
+                replies = [await client.reply() for _ in range(4)]
+            assert replies == [{"output": ACK}] * 3 + [{"output": count(3)}]
+            assert results == []
+            gate.release.set()
+        assert results == [{"versions": {"counter": v2.machine.version}}]
+
+
+@pytest.mark.anyio
 async def test_a_stale_change_over_the_control_port_is_refused_and_recorded() -> None:
     """Refused before its machine is decoded, and in the history like any refused change."""
     from arrowloop.cli import RemoteError

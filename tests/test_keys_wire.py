@@ -47,7 +47,9 @@ PINNED = {
     "py_v2": "8bf1c8fbc1b6628494a6618ceeefb6e748bc9500040f83129cdc5159ad369b94",
     "py_v3": "253bec0003ebdd089ee012feec8292377ce4c5082383fa9617f6d68eb731abda",
     "aggregate": "554536c113d7e7902358552046ec281165c91f98a07e1896e12bc9b85eb364cc",
-    "sessionize": "189cf53488dec6d85d32597b3c0d599acb5682a4449e46bbea76fca8df6fce85",
+    # Changed on purpose since: sessions.setdefault(user, []).append(ts) is one
+    # map_append_or (the entry appended to in place) where it was a take and a put.
+    "sessionize": "1f643e028767f07e755135fc768fd90dba891ba61325102e966eedf3d34c75ee",
     "token_bucket": "a4a946096355bb056c72255b8abe8b0212ab888fa70c3c69aac99991779e4d74",
 }
 

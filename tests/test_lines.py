@@ -308,3 +308,32 @@ def test_each_over_long_line_is_reported_exactly_once(
     got = read_chunks(_split(raw, [c for c in cuts if c < len(raw)]), max_line)
     assert [e for e in got if isinstance(e, tuple)] == [("too long", max_line + extra)]
     assert got == [*before, ("too long", max_line + extra), *after]
+
+
+async def _read_batches(reader: LineReader, max_line: int, limits: list[int]) -> list[Event]:
+    out: list[Event] = []
+    for i in itertools.count():
+        limit = limits[i % len(limits)]
+        lines = await reader.receive_lines(limit)
+        if lines is None:
+            return out
+        assert 1 <= len(lines) <= limit
+        for line in lines:
+            if isinstance(line, LineTooLong):
+                out.append(("too long", line.size) if line.limit == max_line else ("limit", 0))
+            else:
+                out.append(line)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@SETTINGS
+@given(framed(), st.integers(1, 20), st.lists(st.integers(1, 5), min_size=1, max_size=4))
+def test_receive_lines_agrees_with_the_model(
+    case: tuple[bytes, list[bytes]], max_line: int, limits: list[int]
+) -> None:
+    """Batches of at most ``limit`` lines, any reads: the model's lines, blank ones left out."""
+    data, chunks = case
+    reader = LineReader(ChunkStream(chunks), max_line)
+    got = anyio.run(_read_batches, reader, max_line, limits, backend="asyncio")
+    expected = [e for e in model(data, max_line) if isinstance(e, tuple) or e.strip()]
+    assert got == expected

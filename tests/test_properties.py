@@ -351,7 +351,7 @@ def _spine(a: Arrow, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     if kids and kids[0][0].startswith("compose"):
         label, last = kids[-1]
         out.extend(_spine(last, (*path, label)))
-    elif kids and not kids[0][0].startswith(("map", "fold")):
+    elif kids and not kids[0][0].startswith(("map", "fold", "while")):
         for label, child in kids:
             if label != "if.cond":
                 out.extend(_spine(child, (*path, label)))

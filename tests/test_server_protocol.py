@@ -128,6 +128,33 @@ async def test_bad_requests_get_one_error_each_and_the_connection_goes_on() -> N
     assert replies[8] == {"id": "r", "output": count(1)}  # nothing bad reached the counter
 
 
+async def test_ids_and_keys_stay_with_their_requests_within_one_read() -> None:
+    """One write mixing requests with and without ids and keys: the server
+    notes ids and keys only from the first request that has one, and each
+    reply still carries its own request's id (a resent key is not applied)."""
+    lines = [
+        {"item": INCR},
+        {"item": INCR, "id": 1},
+        {"item": INCR},
+        {"item": INCR, "key": "k"},
+        {"item": INCR, "id": "b"},
+        {"item": INCR, "key": "k"},
+        {"item": READ, "id": 2},
+    ]
+    async with serving() as server, DataClient(*server.data_address) as client:
+        await client.send_raw(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+        replies = [await client.reply() for _ in lines]
+    assert replies == [
+        {"output": ACK},
+        {"id": 1, "output": ACK},
+        {"output": ACK},
+        {"output": ACK},
+        {"id": "b", "output": ACK},
+        {"output": ACK},
+        {"id": 2, "output": count(5)},
+    ]
+
+
 async def test_an_over_long_line_is_refused_and_skipped() -> None:
     async with serving(max_line=256) as server, DataClient(*server.data_address) as client:
         huge = orjson.dumps({"item": INCR, "id": "x" * 1000}) + b"\n"

@@ -37,8 +37,11 @@ from arrowloop.arrows._build import (
     snd,
     split,
     type_of_value,
+    while_,
 )
+from arrowloop.arrows._mathprims import MAX_POW_BITS, MAX_REPEAT
 from arrowloop.arrows._nodes import (
+    MAX_ITERATIONS,
     Arrow,
     Case,
     Compose,
@@ -57,6 +60,7 @@ from arrowloop.arrows._nodes import (
     Proj,
     SetField,
     Split,
+    While,
 )
 from arrowloop.arrows._prims import (
     MAX_PRIMITIVES,
@@ -93,6 +97,8 @@ __all__ = [
     "Prim",
     "MapList",
     "Fold",
+    "While",
+    "MAX_ITERATIONS",
     "Loop",
     "Signature",
     "Primitive",
@@ -101,6 +107,8 @@ __all__ = [
     "MAX_PRIMITIVES",
     "primitive",
     "FORMAT_PREFIX",
+    "MAX_POW_BITS",
+    "MAX_REPEAT",
     "format_primitive",
     "raised_class",
     "id_",
@@ -127,6 +135,7 @@ __all__ = [
     "prim",
     "map_",
     "fold",
+    "while_",
     "loop",
     "type_of_value",
     "simplify",

@@ -29,6 +29,7 @@ from arrowloop.arrows._nodes import (
     Proj,
     SetField,
     Split,
+    While,
 )
 from arrowloop.errors import TypeDefinitionError
 from arrowloop.typesys import (
@@ -71,6 +72,7 @@ __all__ = [
     "prim",
     "map_",
     "fold",
+    "while_",
     "loop",
     "type_of_value",
 ]
@@ -234,6 +236,12 @@ def map_(fn: Arrow) -> Arrow:
 def fold(fn: Arrow) -> Arrow:
     """``(b, list[a]) -> b`` with ``fn : (b, a) -> b``."""
     return Fold(fn)
+
+
+def while_(cond: Arrow, body: Arrow) -> Arrow:
+    """``a -> a``: ``body : a -> a`` while ``cond : a -> bool`` holds (at most
+    ``MAX_ITERATIONS`` times, then the step fails)."""
+    return While(cond, body)
 
 
 def loop(body: Arrow, init: Any, state: TypeLike | None = None) -> Loop:

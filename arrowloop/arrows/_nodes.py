@@ -9,13 +9,14 @@ pairing their states.
 
 Each node has a ``kind`` (its wire tag) and ``children()``, the labelled
 sub-programs used for paths in error messages: ``compose[1]``,
-``fanout[0]``, ``case[IncrCount]``, ``if.then``, ``map``, ``fold``.
+``fanout[0]``, ``case[IncrCount]``, ``if.then``, ``map``, ``fold``,
+``while.cond``, ``while.body``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import attrs
 
@@ -39,8 +40,14 @@ __all__ = [
     "Prim",
     "MapList",
     "Fold",
+    "While",
+    "MAX_ITERATIONS",
     "Loop",
 ]
+
+#: The most iterations one run of a ``While`` node makes before it fails
+#: (part of the node's meaning, hence of every version that uses it).
+MAX_ITERATIONS: Final = 1_000_000
 
 
 class Arrow:
@@ -333,6 +340,20 @@ class Fold(Arrow):
 
     def children(self) -> tuple[tuple[str, Arrow], ...]:
         return (("fold", self.fn),)
+
+
+@attrs.frozen(cache_hash=True)
+class While(Arrow):
+    """``a -> a``: ``body : a -> a`` applied while ``cond : a -> bool`` holds
+    (Python's ``while``); raises :class:`arrowloop.errors.IterationLimitError`
+    when the condition still holds after :data:`MAX_ITERATIONS` iterations."""
+
+    kind: ClassVar[str] = "while"
+    cond: Arrow
+    body: Arrow
+
+    def children(self) -> tuple[tuple[str, Arrow], ...]:
+        return (("while.cond", self.cond), ("while.body", self.body))
 
 
 _FST2 = Proj(0, 2)

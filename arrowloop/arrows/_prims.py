@@ -35,6 +35,7 @@ from arrowloop.typesys import (
     TypeLike,
     from_annotation,
     identity_blind,
+    index_of,
     sorted_keys,
     values_equal,
 )
@@ -71,7 +72,9 @@ class Signature:
     ``update`` and ``result`` tell the compiler what it may assume, for
     updating lists and dicts in place (compiler/_ownership.py); only the
     built-in primitives set them. ``update`` (``"put"``, ``"remove"``,
-    ``"append"``, ``"set"``, ``"pop"``, ``"take"``, ``"take_or"``, and for
+    ``"append"``, ``"set"``, ``"pop"``, ``"pop_at"``, ``"del_at"``, ``"remove_item"``,
+    ``"entry_append"``, ``"entry_append_or"``, ``"entry_add"``, ``"entry_add_or"``,
+    ``"insert"``, ``"take"``, ``"take_or"``, and for
     sets ``"add"``, ``"discard"``, ``"discard_or_raise"``) marks a
     primitive returning its first argument with one change (the compiler
     then makes the change itself). ``result`` says what
@@ -232,6 +235,70 @@ def _drop_last(xs: list[Any]) -> list[Any]:
     if not xs:
         raise IndexError("pop from empty list")
     return xs[:-1]
+
+
+def _pop_item(xs: list[Any], i: int) -> Any:
+    # The item xs.pop(i) returns, with its errors (read before the change).
+    if not xs:
+        raise IndexError("pop from empty list")
+    if not -len(xs) <= i < len(xs):
+        raise IndexError("pop index out of range")
+    return xs[i]
+
+
+def _list_pop_at(xs: list[Any], i: int) -> list[Any]:
+    out = list(xs)
+    out.pop(i)
+    return out
+
+
+def _map_append(d: dict[Any, Any], k: Any, x: Any) -> dict[Any, Any]:
+    return {**d, k: [*d[k], x]}
+
+
+def _map_append_or(d: dict[Any, Any], k: Any, default: list[Any], x: Any) -> dict[Any, Any]:
+    return {**d, k: [*d.get(k, default), x]}
+
+
+def _map_add(d: dict[Any, Any], k: Any, x: Any) -> dict[Any, Any]:
+    return {**d, k: d[k] | {x}}
+
+
+def _map_add_or(d: dict[Any, Any], k: Any, default: set[Any], x: Any) -> dict[Any, Any]:
+    return {**d, k: d.get(k, default) | {x}}
+
+
+def _list_del_at(xs: list[Any], i: int) -> list[Any]:
+    out = list(xs)
+    del out[i]
+    return out
+
+
+def _list_remove(xs: list[Any], x: Any) -> list[Any]:
+    j = index_of(xs, x)
+    if j < 0:
+        raise ValueError("list.remove(x): x not in list")
+    return [*xs[:j], *xs[j + 1 :]]
+
+
+def _list_insert(xs: list[Any], i: int, x: Any) -> list[Any]:
+    out = list(xs)
+    out.insert(i, x)
+    return out
+
+
+def _list_del_slice(xs: list[Any], a: int | None, b: int | None, c: int | None) -> list[Any]:
+    out = list(xs)
+    del out[a:b:c]
+    return out
+
+
+def _list_set_slice(
+    xs: list[Any], a: int | None, b: int | None, c: int | None, ys: list[Any]
+) -> list[Any]:
+    out = list(xs)
+    out[a:b:c] = ys
+    return out
 
 
 def _int_of_float(x: float) -> int:
@@ -427,6 +494,65 @@ def _install_builtins(r: Registry) -> None:
         doc="xs without its last item (raises on an empty list, as xs.pop() does)",
     )
     reg(
+        "pop_item",
+        _pair(ListT(_A), INT),
+        _A,
+        _pop_item,
+        result="element",
+        doc="the item xs.pop(i) returns (raises IndexError as it does)",
+    )
+    reg(
+        "list_pop_at",
+        _pair(ListT(_A), INT),
+        ListT(_A),
+        _list_pop_at,
+        update="pop_at",
+        doc="xs without item i (Python's xs.pop(i): negative i counts from the end; IndexError)",
+    )
+    reg(
+        "list_del_at",
+        _pair(ListT(_A), INT),
+        ListT(_A),
+        _list_del_at,
+        update="del_at",
+        doc="xs without item i (Python's del xs[i]: negative i counts from the end; IndexError)",
+    )
+    reg(
+        "list_remove",
+        _pair(ListT(_A), _A),
+        ListT(_A),
+        _list_remove,
+        update="remove_item",
+        doc="xs without its first item equal to x (Python's xs.remove(x), IEEE on floats as "
+        "list_has; ValueError when there is none)",
+    )
+    reg(
+        "list_insert",
+        TupleT((ListT(_A), INT, _A)),
+        ListT(_A),
+        _list_insert,
+        update="insert",
+        doc="xs with x inserted before index i (Python's xs.insert(i, x): i clamped to the list)",
+    )
+    bounds = (OptionT(INT), OptionT(INT), OptionT(INT))
+    reg(
+        "list_del_slice",
+        TupleT((ListT(_A), *bounds)),
+        ListT(_A),
+        _list_del_slice,
+        result="fresh",
+        doc="xs without the items of xs[a:b:c] (Python's del xs[a:b:c]; None for a missing bound)",
+    )
+    reg(
+        "list_set_slice",
+        TupleT((ListT(_A), *bounds, ListT(_A))),
+        ListT(_A),
+        _list_set_slice,
+        result="fresh",
+        doc="xs with xs[a:b:c] replaced by ys (Python's xs[a:b:c] = ys; ValueError for an "
+        "extended slice of another length)",
+    )
+    reg(
         "reverse",
         ListT(_A),
         ListT(_A),
@@ -443,6 +569,43 @@ def _install_builtins(r: Registry) -> None:
         MapT(_A, _K),
         lambda d, k, v: {**d, k: v},
         update="put",
+    )
+    reg(
+        "map_append",
+        TupleT((MapT(ListT(_A), _K), _K, _A)),
+        MapT(ListT(_A), _K),
+        _map_append,
+        update="entry_append",
+        doc="d with x appended to the list d[k], which keeps its place (Python's "
+        "d[k].append(x); KeyError when k is absent)",
+    )
+    reg(
+        "map_append_or",
+        TupleT((MapT(ListT(_A), _K), _K, ListT(_A), _A)),
+        MapT(ListT(_A), _K),
+        _map_append_or,
+        update="entry_append_or",
+        doc="d with x appended to d[k], or k put in with the default and x (Python's "
+        "d.setdefault(k, default).append(x))",
+    )
+    item = TVar(3)  # the items of a set held in a dict (a key type too)
+    reg(
+        "map_add",
+        TupleT((MapT(SetT(item), _K), _K, item)),
+        MapT(SetT(item), _K),
+        _map_add,
+        update="entry_add",
+        doc="d with x added to the set d[k], which keeps its place (Python's d[k].add(x); "
+        "KeyError when k is absent)",
+    )
+    reg(
+        "map_add_or",
+        TupleT((MapT(SetT(item), _K), _K, SetT(item), item)),
+        MapT(SetT(item), _K),
+        _map_add_or,
+        update="entry_add_or",
+        doc="d with x added to d[k], or k put in with the default and x (Python's "
+        "d.setdefault(k, default).add(x))",
     )
     reg(
         "map_remove",

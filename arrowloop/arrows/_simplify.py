@@ -53,6 +53,7 @@ from arrowloop.arrows._nodes import (
     MapList,
     Proj,
     Split,
+    While,
 )
 from arrowloop.typesys import BOOL, RecordT, TupleT, VariantT, tag_and_payload
 
@@ -91,6 +92,9 @@ def map_children(node: Arrow, fn: Callable[[Arrow], Arrow]) -> Arrow:
         case Fold(fn=f):
             nf = fn(f)
             return node if nf is f else Fold(nf)
+        case While(cond=c, body=b):
+            nc, nb = fn(c), fn(b)
+            return node if nc is c and nb is b else While(nc, nb)
     return node
 
 

@@ -36,6 +36,7 @@ from arrowloop.arrows import (
     SetField,
     Signature,
     Split,
+    While,
     current_meter,
 )
 from arrowloop.check._unify import Subst
@@ -257,6 +258,13 @@ class _Checker:
                 if not self.s.unify(k.output, acc):
                     raise self.fail(f"{path}.fold", "output (the accumulator)", acc, k.output)
                 return acc, [k], None
+            case While(cond=cond, body=body):
+                kc = self.infer(cond, t, f"{path}.while.cond")
+                self.need(f"{path}.while.cond", kc.output, BOOL, "output")
+                kb = self.infer(body, t, f"{path}.while.body")
+                if not self.s.unify(kb.output, t):
+                    raise self.fail(f"{path}.while.body", "output (the input)", t, kb.output)
+                return t, [kc, kb], None
         raise CheckError(f"expected an arrow node, found {type(node).__name__}", path=path)
 
     def _case(

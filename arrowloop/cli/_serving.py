@@ -4,6 +4,7 @@ server until SIGINT or SIGTERM, printing where it listens."""
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -187,6 +188,12 @@ async def serve(args: argparse.Namespace) -> int:
             say(f"  connections: up to {lim['data']} data, {lim['control']} control")
             for s in stages:
                 say(f"  stage {s}: version {short(sup.pipeline.version(s))}")
+            # What start-up made (modules, compiled machines, the pipeline)
+            # lives as long as the process: frozen out of the collector, a
+            # full collection scans only what serving makes, instead of
+            # pausing every data connection for tens of milliseconds.
+            gc.collect()
+            gc.freeze()
             if args.ready_file:
                 _write_ready(
                     args.ready_file,

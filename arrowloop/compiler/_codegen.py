@@ -31,6 +31,7 @@ from typing import Any, Final
 import attrs
 
 from arrowloop.arrows import (
+    MAX_ITERATIONS,
     Case,
     Compose,
     Const,
@@ -47,13 +48,16 @@ from arrowloop.arrows import (
     Proj,
     SetField,
     Split,
+    While,
     current_meter,
 )
 from arrowloop.check import Typed, TypedLoop
 from arrowloop.compiler._ownership import (
     APPEND,
+    INSERTED_AT,
     MISSING,
     POP,
+    REMOVED_AT,
     SET_ADD,
     SET_DISCARD,
     UNKNOWN,
@@ -67,20 +71,24 @@ from arrowloop.compiler._ownership import (
     container,
     copier,
     deep_owned,
+    del_at,
     demand_item,
     disjoint,
     elements,
     fresh,
+    insert_at,
     locs_of,
     merge,
     mutable,
     needs,
+    pop_at,
+    remove_at,
     self_aliased,
     summary,
     undo,
     used_locs,
 )
-from arrowloop.errors import CompileError
+from arrowloop.errors import CompileError, IterationLimitError
 from arrowloop.typesys import (
     RecordT,
     Tagged,
@@ -206,6 +214,14 @@ _UPDATE_ARITY: Final = {
     "append": 2,
     "set": 3,
     "pop": 1,
+    "pop_at": 2,
+    "del_at": 2,
+    "remove_item": 2,
+    "insert": 3,
+    "entry_append": 3,
+    "entry_append_or": 4,
+    "entry_add": 3,
+    "entry_add_or": 4,
     "take": 2,
     "take_or": 3,
     "add": 2,
@@ -216,6 +232,10 @@ _UPDATE_ARITY: Final = {
 
 #: The update kinds of sets (the others are of lists and dicts).
 _SET_UPDATES: Final = frozenset({"add", "discard", "discard_or_raise"})
+#: The update kinds of lists.
+_LIST_UPDATES: Final = frozenset(
+    {"append", "set", "pop", "pop_at", "del_at", "remove_item", "insert"}
+)
 
 
 class _Own:
@@ -585,7 +605,7 @@ class _Gen:
 
     def _gen(self, t: Typed, sym: _Sym, demand: Demand) -> _Sym:
         node = t.node
-        if self.depth > _MAX_NESTING and isinstance(node, If | Case | Fold):
+        if self.depth > _MAX_NESTING and isinstance(node, If | Case | Fold | While):
             return self.call_helper(t, sym)
         match node:
             case Id():
@@ -678,6 +698,8 @@ class _Gen:
                 return self.set_info(made, self.new_container(info))
             case Fold():
                 return self.fold(t, sym)
+            case While():
+                return self.while_(t, sym)
         raise CompileError(f"no code generator for {type(node).__name__}")  # pragma: no cover
 
     def new_container(self, elem: Info) -> Leaf:
@@ -763,25 +785,36 @@ class _Gen:
         in_place = box.owned and disjoint(box.locs, self.own.live) and not (box.locs & others)
         if not in_place:
             copy = self.const(
-                list if kind in ("append", "set", "pop") else set if kind in _SET_UPDATES else dict
+                list if kind in _LIST_UPDATES else set if kind in _SET_UPDATES else dict
             )
             target = self.bind(f"{copy}({target})").code
             box = Leaf(frozenset({self.own.new_loc()}), True, False, box.elem)
         elem = box.elem
-        if kind in ("put", "append", "set"):
+        if kind in ("put", "append", "set", "insert", "entry_append", "entry_append_or"):
             value, vinfo = args[-1], infos[-1]
             if vinfo is not None and not self.unique(vinfo, locs_of(box) | locs_of(infos[0])):
                 # The new element is shared (with the input, or another
                 # element): the container gets a copy of its own.
-                item_t = t.output.value if kind == "put" else t.output.item  # type: ignore[attr-defined]
+                out_t: Any = t.output
+                item_t = (
+                    out_t.value
+                    if kind == "put"
+                    else out_t.value.item
+                    if kind.startswith("entry")
+                    else out_t.item
+                )
                 value = self.bind(f"{self.const(copier(item_t))}({value})").code
                 vinfo = self.fresh_info(item_t)
             args[-1] = value
-            elem = merge(elem, vinfo)
+            infos[-1] = vinfo
+            if not kind.startswith("entry"):
+                elem = merge(elem, vinfo)
         log = self.own.owned and box.old
         if log:
             self.own.logged = True
-        if kind == "put":
+        if kind.startswith("entry"):
+            elem = self.entry_append(kind, target, args, infos, box, in_place, others, log)
+        elif kind == "put":
             k, v = args[1], args[2]
             if log:
                 self.emit(f"_u(({target}, {k}, {target}.get({k}, _M)))")
@@ -824,6 +857,8 @@ class _Gen:
             if log:
                 self.emit(f"_u(({target}, _P, {target}[-1]))")
             self.emit(f"{target}.pop()")
+        elif kind in ("pop_at", "del_at", "remove_item", "insert"):
+            self.list_update(kind, target, args[1:], log)
         elif kind in _SET_UPDATES:
             self.set_update(kind, target, args[1], log)
         else:
@@ -833,6 +868,101 @@ class _Gen:
         self.own.info[target] = Leaf(box.locs, box.owned, box.old, elem)
         self.own.epoch += 1
         return _V(target)
+
+    def entry_append(
+        self,
+        kind: str,
+        target: str,
+        args: list[str],
+        infos: list[Info],
+        box: Leaf,
+        in_place: bool,
+        others: frozenset[int],
+        log: bool,
+    ) -> Info:
+        """``d[k].append(x)`` (``entry_append``) or ``d.setdefault(k,
+        default).append(x)`` (``entry_append_or``), and the same with
+        ``add`` on a set (``entry_add``, ``entry_add_or``) on the dict ``target``:
+        the entry appended to in place when it is unique (the dict is
+        changed in place and nothing else may refer to its entries), else
+        replaced by a longer copy where it is (the dict keeps its order).
+        ``args[-1]`` is the item, unique by now; returns what is known of
+        the dict's entries afterwards."""
+        k, x, vinfo = args[1], args[-1], infos[-1]
+        old = box.elem
+        entry = self.fresh()
+        is_set = kind.startswith("entry_add")
+        # A new list: the old entry's items (or the default's) and x.
+        new_elems = None if is_set else merge(elements(old), vinfo)
+        if kind.endswith("_or"):
+            new_elems = None if is_set else merge(new_elems, elements(infos[2]))
+            self.emit(f"{entry} = {target}.get({k}, _M)")
+            made_new = f"{{*{args[2]}, {x}}}" if is_set else f"[*{args[2]}, {x}]"
+            put = f"{target}[{k}] = {made_new}"
+            self.branch(
+                f"if {entry} is _M:",
+                lambda: self.emit(f"_u(({target}, {k}, _M)); {put}" if log else put),
+            )
+        else:
+            self.emit(f"{entry} = {target}[{k}]")  # KeyError when absent, as d[k]
+        unique = (
+            in_place
+            and isinstance(old, Leaf)
+            and old.owned
+            and disjoint(old.locs, self.own.live)
+            and not (old.locs & others)
+        )
+
+        def change() -> None:
+            if unique:
+                assert isinstance(old, Leaf)
+                logged = self.own.owned and old.old
+                self.own.logged |= logged
+                if is_set:
+                    self.set_update("add", entry, x, logged)
+                else:
+                    if logged:
+                        self.emit(f"_u(({entry}, _A, None))")
+                    self.emit(f"{entry}.append({x})")
+            else:
+                if log:
+                    self.emit(f"_u(({target}, {k}, {entry}))")
+                longer = f"{entry} | {{{x}}}" if is_set else f"[*{entry}, {x}]"
+                self.emit(f"{target}[{k}] = {longer}")
+
+        if kind.endswith("_or"):
+            self.branch("else:", change)
+        else:
+            change()
+        made = Leaf(frozenset({self.own.new_loc()}), True, False, new_elems)
+        if unique:
+            assert isinstance(old, Leaf)
+            kept = old if is_set else Leaf(old.locs, old.owned, old.old, merge(old.elem, vinfo))
+            return merge(kept, made)
+        return merge(old, made)
+
+    def list_update(self, kind: str, target: str, args: list[str], log: bool) -> None:
+        """``xs.pop(i)``, ``del xs[i]``, ``xs.remove(x)`` or ``xs.insert(i, x)`` on
+        ``target``; logged with the index the item had or got (Python's
+        own errors are raised before any change)."""
+        if kind == "pop_at":
+            if log:
+                self.emit(f"_u(({target}, _RA, {self.const(pop_at)}({target}, {args[0]})))")
+            else:
+                self.emit(f"{target}.pop({args[0]})")
+        elif kind == "del_at":
+            if log:
+                self.emit(f"_u(({target}, _RA, {self.const(del_at)}({target}, {args[0]})))")
+            else:
+                self.emit(f"del {target}[{args[0]}]")
+        elif kind == "remove_item":
+            call = f"{self.const(remove_at)}({target}, {args[0]})"
+            self.emit(f"_u(({target}, _RA, {call}))" if log else call)
+        elif log:
+            call = f"{self.const(insert_at)}({target}, {args[0]}, {args[1]})"
+            self.emit(f"_u(({target}, _IA, {call}))")
+        else:
+            self.emit(f"{target}.insert({args[0]}, {args[1]})")
 
     def set_update(self, kind: str, target: str, x: str, log: bool) -> None:
         """``s.add(x)``, ``s.discard(x)`` or ``s.remove(x)`` on ``target``,
@@ -946,6 +1076,55 @@ class _Gen:
             self.own.info.pop(acc, None)
         return _V(acc)
 
+    def while_(self, t: Typed, sym: _Sym) -> _Sym:
+        """``while cond(x): x = body(x)``, at most ``MAX_ITERATIONS`` times
+        (the interpreter's loop). Like a fold's accumulator, ``x`` is updated
+        in place across iterations when it is unique."""
+        cond, body = t.children
+        acc = self.fresh("a")
+        count = self.fresh("n")
+        acc_t = t.output
+        init = self.materialize(sym)
+        init_info = self.info_of(sym)
+        old = False
+        if mutable(acc_t):
+            if self.unique(init_info, frozenset()):
+                old = any_old(init_info)
+            else:
+                init = self.bind(f"{self.const(copier(acc_t))}({init})").code
+        self.emit(f"{acc} = {init}")
+        self.emit(f"{count} = 0")
+        head = self.fresh_info(acc_t, True, old)
+        if head is not None:
+            self.own.info[acc] = head
+        limit = self.const(IterationLimitError)
+
+        def loop_body() -> None:
+            held = locs_of(self.own.info.get(acc))
+            self.own.hold(held)  # the body reads x after the condition
+            c = self.materialize(self.gen(cond, _V(acc)))
+            self.own.release(held)
+            self.branch(f"if not {c}:", lambda: self.emit("break"))
+            self.branch(
+                f"if {count} == {MAX_ITERATIONS}:",
+                lambda: self.emit(f"raise {limit}({MAX_ITERATIONS})"),
+            )
+            self.emit(f"{count} += 1")
+            res = self.gen(body, _V(acc))
+            value = self.materialize(res)
+            info = self.info_of(res)
+            if mutable(acc_t) and not self.unique(info, frozenset()):
+                value = self.bind(f"{self.const(copier(acc_t))}({value})").code
+                info = self.fresh_info(acc_t)
+            self.emit(f"{acc} = {value}")
+            self.own.info[acc] = merge(head, info)
+            self.own.epoch += 1
+
+        self.branch("while True:", loop_body)
+        if head is None:
+            self.own.info.pop(acc, None)
+        return _V(acc)
+
     def compose_in_runs(self, t: Typed, sym: _Sym) -> _Sym:
         """A long ``compose`` as runs of steps of about :data:`_BIG` nodes,
         each a helper function (a single step is generated in place)."""
@@ -995,6 +1174,8 @@ def _namespace() -> dict[str, Any]:
         "_P": POP,
         "_SA": SET_ADD,
         "_SD": SET_DISCARD,
+        "_RA": REMOVED_AT,
+        "_IA": INSERTED_AT,
     }
 
 

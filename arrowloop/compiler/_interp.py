@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from arrowloop.arrows import (
+    MAX_ITERATIONS,
     Case,
     Compose,
     Const,
@@ -25,8 +26,10 @@ from arrowloop.arrows import (
     Proj,
     SetField,
     Split,
+    While,
 )
 from arrowloop.check import Typed, TypedLoop
+from arrowloop.errors import IterationLimitError
 from arrowloop.typesys import (
     RecordT,
     Tagged,
@@ -101,6 +104,15 @@ def interpret(t: Typed, x: Any) -> Any:
             for v in xs:
                 acc = interpret(t.children[0], (acc, v))
             return acc
+        case While():
+            cond, body = t.children
+            n = 0
+            while interpret(cond, x):
+                if n == MAX_ITERATIONS:
+                    raise IterationLimitError(MAX_ITERATIONS)
+                n += 1
+                x = interpret(body, x)
+            return x
     raise TypeError(f"cannot interpret {type(t.node).__name__}")  # pragma: no cover
 
 

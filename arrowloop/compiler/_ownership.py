@@ -65,6 +65,7 @@ from arrowloop.typesys import (
     Type,
     VariantT,
     case_repr,
+    index_of,
     record_class,
 )
 
@@ -102,6 +103,12 @@ __all__ = [
     "POP",
     "SET_ADD",
     "SET_DISCARD",
+    "REMOVED_AT",
+    "INSERTED_AT",
+    "pop_at",
+    "del_at",
+    "remove_at",
+    "insert_at",
 ]
 
 #: A loc that stands for "anything": a value the generator knows nothing
@@ -371,13 +378,60 @@ SET_ADD: Final = _Missing()
 SET_DISCARD: Final = _Missing()
 
 
+#: In the undo log, in the key's place: ``old`` is ``(index, item)``, an
+#: item taken out of a list at that index (``xs.pop(i)``, ``xs.remove(x)``),
+#: undone by inserting it back there.
+REMOVED_AT: Final = _Missing()
+#: In the undo log, in the key's place: ``old`` is the index at which an
+#: item was inserted (``xs.insert(i, x)``), undone by deleting it.
+INSERTED_AT: Final = _Missing()
+
+
+def pop_at(xs: list[Any], i: int) -> tuple[int, Any]:
+    """``xs.pop(i)`` in place; returns the index it had (from the start) and
+    the item, for the undo log. Raises as Python's ``pop`` does."""
+    n = len(xs)
+    item = xs.pop(i)
+    return (i + n if i < 0 else i), item
+
+
+def del_at(xs: list[Any], i: int) -> tuple[int, Any]:
+    """``del xs[i]`` in place; returns the index it had (from the start) and
+    the item, for the undo log. Raises as Python's ``del`` does."""
+    n = len(xs)
+    j = i + n if i < 0 else i
+    if not 0 <= j < n:
+        raise IndexError("list assignment index out of range")
+    return j, xs.pop(j)
+
+
+def remove_at(xs: list[Any], x: Any) -> tuple[int, Any]:
+    """``xs.remove(x)`` in place (equality as ``list_has``: IEEE on floats);
+    returns the index and the item removed, for the undo log."""
+    j = index_of(xs, x)
+    if j < 0:
+        raise ValueError("list.remove(x): x not in list")
+    return j, xs.pop(j)
+
+
+def insert_at(xs: list[Any], i: int, x: Any) -> int:
+    """``xs.insert(i, x)`` in place; returns the index ``x`` got (Python
+    clamps ``i`` to the list), for the undo log."""
+    n = len(xs)
+    j = max(0, i + n) if i < 0 else min(i, n)
+    xs.insert(j, x)
+    return j
+
+
 def undo(log: list[tuple[Any, Any, Any]], mark: int) -> None:
     """Undo the writes logged from ``mark`` on, newest first, and forget them.
 
     An entry is ``(container, key, old)``: ``old`` was the value at ``key``
     (:data:`MISSING` if there was none), or ``key`` is :data:`APPEND`, or
     :data:`POP` (``old`` was the last item), or :data:`SET_ADD` /
-    :data:`SET_DISCARD` (``old`` is the item added to / taken out of a set).
+    :data:`SET_DISCARD` (``old`` is the item added to / taken out of a set),
+    or :data:`REMOVED_AT` / :data:`INSERTED_AT` (a list item taken out or
+    put in at an index).
     """
     for c, k, old in reversed(log[mark:]):
         if k is APPEND:
@@ -388,6 +442,10 @@ def undo(log: list[tuple[Any, Any, Any]], mark: int) -> None:
             c.discard(old)
         elif k is SET_DISCARD:
             c.add(old)
+        elif k is REMOVED_AT:
+            c.insert(old[0], old[1])
+        elif k is INSERTED_AT:
+            del c[old]
         elif old is MISSING:
             c.pop(k, None)
         else:

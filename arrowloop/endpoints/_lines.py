@@ -161,6 +161,22 @@ class LineReader:
         a server reading a batch answers each line in order. Blank lines are
         left out. Empty when no complete line is buffered.
         """
+        buf = self._buf
+        end = buf.rfind(b"\n", self._scan)
+        if end < 0:
+            self._scan = len(buf)
+            return []
+        # Every complete line at once (one split, not a search and a copy
+        # per line), unless one of them needs a closer look.
+        chunk = bytes(buf[:end])
+        lines = chunk.split(b"\n")
+        if len(lines) <= limit and b"\r" not in chunk and max(map(len, lines)) <= self._max:
+            del buf[: end + 1]
+            self._scan = 0
+            return [line for line in lines if line.strip()]
+        return self._take_lines_one_by_one(limit)
+
+    def _take_lines_one_by_one(self, limit: int) -> list[bytes | LineTooLong]:
         out: list[bytes | LineTooLong] = []
         while len(out) < limit:
             try:
@@ -219,6 +235,27 @@ class LineReader:
                         raise LineTooLong(len(rest), self._max)
                     return rest
                 return None
+
+    async def receive_lines(self, limit: int) -> list[bytes | LineTooLong] | None:
+        """Up to ``limit`` lines, at least one, as :meth:`take_lines` gives
+        them, reading only while none is buffered; ``None`` at the end of
+        the stream (a last line without a newline is a line, as with
+        :meth:`receive_line`)."""
+        while True:
+            lines = self.take_lines(limit)
+            if lines:
+                return lines
+            if len(self._buf) <= self._max and not self._eof and await self._fill():
+                continue  # more bytes: look again
+            # An over-long partial line, or the end: receive_line knows both.
+            try:
+                line = await self.receive_line()
+            except LineTooLong as exc:
+                return [exc, *self.take_lines(limit - 1)]
+            if line is None:
+                return None
+            if line.strip():
+                return [line, *self.take_lines(limit - 1)]
 
     async def _skip_rest(self) -> None:
         """Drop an over-long line up to and including its newline, then raise."""

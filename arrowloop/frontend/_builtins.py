@@ -345,11 +345,21 @@ class Builtins(Calls):
 
 
 def key_lambdas(tree: ast.AST) -> set[ast.AST]:
-    """The ``lambda``s passed as ``key=`` (translated inline; others are refused)."""
-    return {
+    """The ``lambda``s passed as ``key=``, or as the function of ``map`` or
+    ``filter`` (translated inline, frontend/_iteration.py; others are refused)."""
+    keys: set[ast.AST] = {
         k.value
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
         for k in node.keywords
         if k.arg == "key" and isinstance(k.value, ast.Lambda)
+    }
+    return keys | {
+        node.args[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("map", "filter")
+        and node.args
+        and isinstance(node.args[0], ast.Lambda)
     }

@@ -73,11 +73,12 @@ _LIST_MUTATORS = frozenset(
 )
 
 _SUPPORTED_CALLS = (
-    "record classes, attrs.evolve, @arrow and @statemachine functions, primitives registered "
-    "with @arrowloop.primitive, len, abs, min, max, sum, any, all, sorted, round, divmod, "
-    "ord, chr, str, int, float, list, tuple and dict, range, enumerate, zip and reversed "
-    "(iterated), and the methods upper, lower, strip, startswith, endswith, replace, split, "
-    "join of str, get and copy of dict, copy of list"
+    "record classes, attrs.evolve, @arrow and @statemachine functions, module-level "
+    "functions with annotations, primitives registered with @arrowloop.primitive, len, abs, "
+    "min, max, sum, any, all, sorted, round, divmod, pow, ord, chr, repr, hex, bin, oct, str, "
+    "int, float, list, tuple and dict, range, enumerate, zip and reversed (iterated), "
+    "next(iter(x)), the functions of math, Python's methods of str, get and copy of dict, "
+    "copy, count and index of list (docs/python-subset.md lists them)"
 )
 
 
@@ -443,8 +444,11 @@ class Calls(Exprs):
             self.fail(
                 node,
                 f"{recv_text}.{m}(...) changes {recv_text}: write it as a statement of its own "
-                f"(the ones supported: xs.append(x), xs.extend(ys), xs.pop(), xs.clear(), "
-                f"d.pop(k), d.setdefault(k, v), d.clear(); also x = xs.pop(), x = d.pop(k))",
+                f"(the ones supported: xs.append(x), xs.extend(ys), xs.pop(), xs.pop(i), "
+                f"xs.remove(x), xs.insert(i, x), xs.clear(), d.pop(k), d.setdefault(k, v), "
+                f"d.clear(); xs.pop(), d.pop(k) and d.setdefault(k, v) also inside an "
+                f"expression that Python always evaluates, not in a branch of and/or/if-else "
+                f"or a comprehension)",
                 "a statement",
                 f"{show(t)}.{m}",
             )

@@ -36,7 +36,11 @@ __all__ = [
     "empty_container",
     "UNIT_TUPLE",
     "tuple_of",
+    "READS_CACHE",
 ]
+
+#: The attribute under which :func:`reads` keeps a node's names.
+READS_CACHE = "_arrowloop_reads"
 
 #: The empty tuple, as a constant arrow.
 UNIT_TUPLE: Arrow = Const(TupleT(()), ())
@@ -173,21 +177,21 @@ def reads(nodes: Iterable[ast.AST]) -> set[str]:
 def _reads_of(node: ast.AST) -> frozenset[str]:
     # Asked for every statement about all the statements after it: kept on
     # the node, so a long body is walked once, not once per statement.
-    known: frozenset[str] | None = getattr(node, "_arrowloop_reads", None)
+    known: frozenset[str] | None = getattr(node, READS_CACHE, None)
     if known is None:
         known = frozenset(
             sub.id
             for sub in ast.walk(node)
             if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)
         )
-        setattr(node, "_arrowloop_reads", known)  # noqa: B010 - an attribute ast does not declare
+        setattr(node, READS_CACHE, known)
     return known
 
 
 #: Methods that change a list or dict in place: a statement calling one
 #: rebinds the name it is called through (see frontend/_mutation.py).
 CHANGING_METHODS = frozenset(
-    {"append", "extend", "clear", "pop", "setdefault", "add", "discard", "remove"}
+    {"append", "extend", "clear", "pop", "setdefault", "add", "discard", "remove", "insert"}
 )
 
 
@@ -220,7 +224,8 @@ def assigned(nodes: Iterable[ast.AST]) -> set[str]:
 
 
 def place_root(node: ast.expr) -> str | None:
-    """The name a place (``a.b[k].c``, ``d.setdefault(k, v)``) starts from."""
+    """The name a place (``a.b[k].c``, ``d.setdefault(k, v)``, ``d.get(k,
+    set())``) starts from."""
     while True:
         if isinstance(node, ast.Name):
             return node.id
@@ -229,7 +234,7 @@ def place_root(node: ast.expr) -> str | None:
         elif (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "setdefault"
+            and (node.func.attr, len(node.args)) in (("setdefault", 2), ("get", 2))
         ):
             node = node.func.value
         else:

@@ -368,6 +368,14 @@ class Exprs(Operators):
             )
         self.mismatch(node, f"a record to read .{node.attr} from", t)
 
+    def slice_bounds(self, sl: ast.Slice, env: Env) -> list[Val]:
+        """The bounds of ``a:b:c`` as ``int | None`` values (``None`` when missing)."""
+        opt = OptionT(INT)
+        return [
+            Val(Const(opt, None), opt) if b is None else self.expr(b, env, opt)
+            for b in (sl.lower, sl.upper, sl.step)
+        ]
+
     def subscript(self, node: ast.Subscript, env: Env) -> Val:
         """``t[0]`` on tuples (constant index) and ``xs[i]`` on lists."""
         if isinstance(node.slice, ast.Slice):

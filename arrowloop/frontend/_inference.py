@@ -14,8 +14,6 @@ Part of the Python front end, a layer of the translator.
   len(xs)``): ``sum(xs, 0.0)``. Python's ``sum`` of no floats is the int
   ``0``; it only differs from ``0.0`` in its type, which the arithmetic
   around it does not show.
-* Unpacking a list, ``a, b = xs``: the items, after a check of the length
-  that fails the step with Python's ``ValueError``.
 * ``xs = []`` or ``s = set()`` with nothing to tell the item type: the type
   the first later use needs (``xs.append(x)``, ``return xs``), found by
   translating the statements after it once with the item type a probe (a
@@ -29,16 +27,15 @@ import enum
 from collections.abc import Sequence
 from typing import Any
 
-from arrowloop.arrows import Arrow, Case, Const, Id, If, Proj, type_of_value
+from arrowloop.arrows import Arrow, Case, Const, type_of_value
 from arrowloop.errors import FrontendError, TypeDefinitionError, ValidationError
-from arrowloop.frontend._env import Env, Val, empty_container, tuple_of
+from arrowloop.frontend._env import Env, Val, empty_container
 from arrowloop.frontend._flow import Enough, Exit, Join
-from arrowloop.frontend._methods import Methods
+from arrowloop.frontend._iteration import Iteration
 from arrowloop.frontend._source import MISSING
 from arrowloop.typesys import (
     FLOAT,
     INT,
-    STR,
     ListT,
     OptionT,
     SetT,
@@ -55,8 +52,8 @@ __all__ = ["Inference"]
 _ENUM_ATTRS = ("value", "name")
 
 
-class Inference(Methods):
-    """Enum attributes, int literals as floats, sums of floats, list unpacking."""
+class Inference(Iteration):
+    """Enum attributes, int literals as floats, sums of floats, empty containers."""
 
     # -- enum members --------------------------------------------------------------
 
@@ -278,48 +275,6 @@ class Inference(Methods):
         if xs.type != ListT(FLOAT):
             return None
         return self.fold_sum(node, xs, Val(Const(FLOAT, 0.0), FLOAT))
-
-    # -- unpacking a list ------------------------------------------------------------------
-
-    def destructure(self, target: ast.expr, v: Val, env: Env) -> list[tuple[str, Val]]:
-        """Also ``a, b = xs`` of a list: ``ValueError`` unless it has exactly that many items."""
-        if not (isinstance(target, ast.Tuple | ast.List) and isinstance(v.type, ListT)):
-            return super().destructure(target, v, env)
-        n = len(target.elts)
-        if any(isinstance(e, ast.Starred) for e in target.elts):
-            self.fail(target, "*name in assignments is not supported")
-        length = self.prim("len", [v], target, "unpacking")
-        count = Val(Const(INT, n), INT)
-        fewer = self.prim("lt", [length, count], target, "unpacking")
-        shown = self.prim("str_of_int", [length], target, "unpacking")
-        # Python 3.11's messages, checked before any name is bound.
-        not_enough = self.prim(
-            "add",
-            [Val(Const(STR, f"not enough values to unpack (expected {n}, got "), STR), shown],
-            target,
-            "unpacking",
-        )
-        not_enough = self.prim("add", [not_enough, Val(Const(STR, ")"), STR)], target, "unpacking")
-        too_many = Val(Const(STR, f"too many values to unpack (expected {n})"), STR)
-        failure = If(
-            fewer.arrow,
-            self.failure(target, "ValueError", not_enough),
-            self.failure(target, "ValueError", too_many),
-        )
-        same = self.prim("eq", [length, count], target, "unpacking")
-        checked = If(same.arrow, v.arrow, failure)
-        out: list[tuple[str, Val]] = []
-        for i, elt in enumerate(target.elts):
-            index = tuple_of([Id(), Const(INT, i)])
-            item = self.prim(
-                "item",
-                [Val(Proj(0, 2), v.type), Val(Proj(1, 2), INT)],
-                target,
-                "unpacking",
-            )
-            part = Val(checked >> index >> item.arrow, v.type.item)
-            out += self.destructure(elt, part, env)
-        return out
 
 
 def _is_sum(node: ast.expr) -> bool:

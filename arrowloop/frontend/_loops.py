@@ -1,4 +1,5 @@
-"""``break``, ``continue``, ``return`` and ``else`` of ``for`` loops, as flags.
+"""``break``, ``continue``, ``return`` and ``else`` of ``for`` and ``while``
+loops, as flags.
 
 Part of the Python front end, run on the function's syntax tree before the
 translation. A ``for`` loop is a ``fold``, which visits the whole list; a
@@ -23,7 +24,10 @@ from "not returned") and breaks, and after the loop
 ``if $ret is not None: return $ret[0]``; ``for ... else`` runs its ``else``
 under ``if not $brk:``. No new program node is needed, so the checker,
 compiler, interpreter and wire form are unchanged; the cost is one test per
-remaining item after the loop is done (docs/python-subset.md).
+remaining item after the loop is done (docs/python-subset.md). A ``while``
+loop gets the same flags, its body unguarded and its condition
+``not $brk and (condition)``, so it stops at once after a ``break`` without
+evaluating the condition again, as Python.
 
 Loops are rewritten innermost first, so a ``return`` in an inner loop
 becomes the inner loop's flags plus a ``return`` after it, which the outer
@@ -64,6 +68,10 @@ class _Rewriter:
                 s.body = self.block(s.body)
                 s.orelse = self.block(s.orelse)
                 return self.for_(s)
+            case ast.While():
+                s.body = self.block(s.body)
+                s.orelse = self.block(s.orelse)
+                return self.for_(s)
             case ast.If():
                 s.body = self.block(s.body)
                 s.orelse = self.block(s.orelse)
@@ -72,7 +80,7 @@ class _Rewriter:
                     case.body = self.block(case.body)
         return [s]
 
-    def for_(self, s: ast.For) -> list[ast.stmt]:
+    def for_(self, s: ast.For | ast.While) -> list[ast.stmt]:
         exits = [n for b in s.body for n in ast.walk(b) if isinstance(n, _EXITS)]
         if not exits and not s.orelse:
             return [s]
@@ -91,7 +99,13 @@ class _Rewriter:
             )
         guard = _Guard(brk, skip, ret, self.returns)
         guarded = [_set(skip, False, s), *guard.block(s.body)]
-        s.body = [_at(ast.If(_not(brk, s), guarded, []), s)]
+        if isinstance(s, ast.While):
+            # After a break the condition is not evaluated again, as in Python.
+            both = ast.BoolOp(ast.And(), [_not(brk, s), s.test])
+            s.test = ast.fix_missing_locations(ast.copy_location(both, s.test))
+            s.body = guarded
+        else:
+            s.body = [_at(ast.If(_not(brk, s), guarded, []), s)]
         after: list[ast.stmt] = []
         if s.orelse:
             after.append(_at(ast.If(_not(brk, s), s.orelse, []), s))
@@ -148,14 +162,13 @@ class _Guard:
         elif isinstance(s, ast.Match):
             for case in s.cases:
                 case.body = self.block(case.body)
-        # Other statements holding an exit (while, try, with) are refused
+        # Other statements holding an exit (try, with) are refused
         # by the translation, which reports them where they are.
         return s
 
 
 def _exits_in(s: ast.stmt) -> bool:
-    # Inner for loops were rewritten first: an exit left in one is a
-    # refused construct's (a while loop's), not this loop's.
+    # Inner loops were rewritten first: no exit is left in them.
     return any(isinstance(n, _EXITS) for n in ast.walk(s))
 
 

@@ -24,7 +24,7 @@ import ast
 import inspect
 import textwrap
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -44,7 +44,7 @@ _FACTORIES = (list, dict, tuple, str, int, float, bool)
 # Methods being compiled, so that a method calling itself is refused
 # instead of recursing (the front end never inlines without end).
 _compiling: set[Any] = set()
-_compiled: dict[tuple[Any, Type], PyFunction] = {}
+_compiled: dict[tuple[Any, Any], PyFunction] = {}
 
 
 class Methods(Narrowing):
@@ -64,14 +64,30 @@ class Methods(Narrowing):
 
     def inline_method(self, node: ast.AST, fn: Any, rt: RecordT) -> PyFunction:
         """``fn`` compiled with ``self`` of type ``rt`` (once per method and type)."""
-        key = (fn, rt)
-        found = _compiled.get(key)
+        # _api imports this module (through _language), so the compiler of
+        # functions is imported when first needed.
+        from arrowloop.frontend._api import compile_method
+
+        return self.compiled_once(
+            node, fn, rt, "method", lambda: compile_method(fn, rt, self.registry)
+        )
+
+    def compiled_once(
+        self, node: ast.AST, fn: Any, key: Any, kind: str, compile: Callable[[], PyFunction]
+    ) -> PyFunction:
+        """``compile()``, the program of the ``kind`` (method or function)
+        ``fn`` called at ``node``, made once per ``fn`` and ``key``. A call
+        back to ``fn`` while it is compiled is recursion, and a body that
+        changes a parameter in place (the caller's value, in Python) is
+        refused."""
+        found = _compiled.get((fn, key))
         if found is not None:
             return found
+        name = fn.__qualname__
         if fn in _compiling:
             self.fail(
                 node,
-                "recursion is not supported (this method calls itself); use a for loop",
+                f"recursion is not supported (the {kind} {name} calls itself); use a loop",
                 found=fn.__name__,
             )
         src_tree = _method_tree(fn)
@@ -79,22 +95,18 @@ class Methods(Narrowing):
         if changed is not None:
             self.fail(
                 node,
-                f"the method {fn.__qualname__} changes {changed} in place: in Python the "
-                "caller's value would change too, but arrowloop values never share; return "
-                "the new value instead (attrs.evolve(self, ...))",
-                "a method that changes nothing",
+                f"the {kind} {name} changes {changed} in place: in Python the caller's value "
+                "would change too, but arrowloop values never share; return the new value "
+                "instead" + (" (attrs.evolve(self, ...))" if changed == "self" else ""),
+                f"a {kind} that changes nothing",
                 changed,
             )
-        # _api imports this module (through _language), so the compiler of
-        # functions is imported when first needed.
-        from arrowloop.frontend._api import compile_method
-
         _compiling.add(fn)
         try:
-            made = compile_method(fn, rt, self.registry)
+            made = compile()
         finally:
             _compiling.discard(fn)
-        _compiled[key] = made
+        _compiled[(fn, key)] = made
         return made
 
     def method(self, node: ast.Call, f: ast.Attribute, env: Env) -> Val:

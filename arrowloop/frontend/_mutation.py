@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import attrs
 
-from arrowloop.arrows import Arrow, Const, GetField, Id, Proj, Registry, SetField
+from arrowloop.arrows import Arrow, Const, GetField, Id, If, Proj, Registry, SetField
 from arrowloop.compiler import mutable
 from arrowloop.errors import FrontendError
 from arrowloop.frontend._env import CHANGING_METHODS, Env, Val, empty_container, tuple_of
 from arrowloop.frontend._exprs import int_literal
 from arrowloop.frontend._flow import Exit
-from arrowloop.frontend._patterns import Patterns
+from arrowloop.frontend._hoist import HOISTED_PREFIX, alias, cannot_fail, hoist, split_targets
+from arrowloop.frontend._sharing import HOLDER, PART, Change, Sharing
 from arrowloop.frontend._source import Source
 from arrowloop.frontend._typing import show
 from arrowloop.typesys import INT, STR, ListT, MapT, OptionT, RecordT, SetT, TupleT, Type, UnitT
@@ -44,9 +44,11 @@ __all__ = ["Mutations"]
 @attrs.frozen
 class _Acc:
     """One step into a place: a field, a dict key (with the default of
-    ``setdefault``), a list index, or a constant tuple index."""
+    ``setdefault``), a dict key read with ``get`` (a change of the default,
+    when the key is absent, is lost), a list index, or a constant tuple
+    index."""
 
-    kind: str  # "field" | "key" | "index" | "item"
+    kind: str  # "field" | "key" | "get" | "index" | "item"
     node: ast.AST
     field: str = ""
     key: ast.expr | None = None
@@ -71,15 +73,6 @@ def _lift(v: Val) -> Val:
     return Val(Proj(0, 2) >> v.arrow, v.type)
 
 
-@attrs.frozen
-class _Change:
-    """A change of a place's root, to check once the function is translated."""
-
-    root: str
-    node: ast.AST
-    others: frozenset[str]  # names read after it, of types that hold lists or dicts
-
-
 _METHODS = CHANGING_METHODS
 #: The set methods that change their set, and the primitive of each.
 _SET_METHODS: dict[str, str] = {
@@ -89,113 +82,57 @@ _SET_METHODS: dict[str, str] = {
 }
 
 
-class Mutations(Patterns):
-    """In-place changes of lists and dicts, on top of :class:`Patterns`."""
+class Mutations(Sharing):
+    """In-place changes of lists and dicts, on top of :class:`Sharing`."""
 
     def __init__(self, src: Source, registry: Registry, local_names: set[str]) -> None:
         super().__init__(src, registry, local_names)
-        # name -> the names it may share a list or dict with, and where that began
-        self._shares: dict[str, dict[str, ast.AST]] = {}
-        self._changes: list[_Change] = []
         self._node: ast.AST = src.tree
 
-    def mark(self) -> dict[str, Any]:
-        """Also the changes and sharing noted so far."""
-        return {
-            **super().mark(),
-            "changes": len(self._changes),
-            "shares": {k: dict(v) for k, v in self._shares.items()},
-        }
-
-    def forget(self, mark: dict[str, Any]) -> None:
-        super().forget(mark)
-        del self._changes[mark["changes"] :]
-        self._shares = mark["shares"]
-
-    # -- sharing ---------------------------------------------------------------
-
-    def note_sharing(self, name: str, value: ast.expr | None, node: ast.AST, env: Env) -> None:
-        """``name`` now holds (parts of) the value of ``value``: record which
-        names it may share a list or dict with."""
-        if value is None or name.startswith("$"):
-            # Names the front end makes up (a loop's saved return value, an
-            # assignment's evaluated value) are used once, where it decides.
-            return
-        for other in self._sources(value, env):
-            if other != name and not other.startswith("$"):
-                self._shares.setdefault(name, {}).setdefault(other, node)
-                self._shares.setdefault(other, {}).setdefault(name, node)
-
-    def _sources(self, e: ast.expr, env: Env) -> set[str]:
-        """The names whose lists or dicts the value of ``e`` may contain."""
-        match e:
-            case ast.Name(id=n):
-                i = env.find(n)
-                return {n} if i is not None and mutable(env.slots[i].type) else set()
-            case ast.Constant() | ast.Compare() | ast.BoolOp() | ast.JoinedStr():
-                return set()
-            case ast.UnaryOp(op=ast.Not()):
-                return set()
-            case ast.Call(func=ast.Name(id="len" | "str" | "int" | "float" | "bool" | "abs")):
-                return set()
-            case ast.Subscript(value=v) | ast.Attribute(value=v):
-                return self._sources(v, env)
-            case (
-                ast.Call(func=ast.Name(id="list" | "dict" | "set"), args=[arg])
-                | ast.Call(func=ast.Attribute(value=arg, attr="copy"), args=[])
-            ):
-                # A new container: it shares only the elements, if they hold any.
-                return self._sources(arg, env) if self._elements_mutable(arg, env) else set()
-        out: set[str] = set()
-        for child in ast.iter_child_nodes(e):
-            if isinstance(child, ast.expr):
-                out |= self._sources(child, env)
-        return out
-
-    def _elements_mutable(self, e: ast.expr, env: Env) -> bool:
-        try:
-            t = self.expr(e, env).type
-        except FrontendError:
-            return True  # reported where the value is translated
-        if isinstance(t, SetT):
-            return False  # set items are hashable, hence immutable
-        elem = t.item if isinstance(t, ListT) else t.value if isinstance(t, MapT) else t
-        return mutable(elem)
-
-    def check_changes(self) -> None:
-        """Refuse a change through a name while another name that may share
-        with it is read later (see the module docstring)."""
-        for c in self._changes:
-            linked = self._linked(c.root)
-            for other in sorted(c.others & set(linked)):
-                where = linked[other]
-                line = self.src.file_line(where)
-                self.fail(
-                    c.node,
-                    f"{c.root} and {other} may be the same list or dict here (since line "
-                    f"{line}: {ast.unparse(where)[:60]}): in Python, changing it through "
-                    f"{c.root} changes {other} too, and {other} is read later, but arrowloop "
-                    f"values never share, so the two would compute different things. Make "
-                    f"a copy where they begin to share (list(...), dict(...)), or change "
-                    f"it through one name only",
-                    "names that do not share",
-                    f"{c.root} and {other}",
-                )
-
-    def _linked(self, root: str) -> dict[str, ast.AST]:
-        """Every name that may share with ``root`` (directly or through
-        others), with where the first link began."""
-        seen: dict[str, ast.AST] = {}
-        stack = [root]
-        while stack:
-            n = stack.pop()
-            for other, where in self._shares.get(n, {}).items():
-                if other not in seen and other != root:
-                    seen[other] = where
-                    stack.append(other)
-        return seen
-
     # -- statements ------------------------------------------------------------
+
+    def rewrite(
+        self, s: ast.stmt, rest: Sequence[ast.stmt], env: Env, exit: Exit
+    ) -> list[ast.stmt] | None:
+        """``s`` and ``rest`` written again, or ``None``: ``s`` as several
+        statements when it changes a list or dict inside an expression (``x
+        = xs.pop() + 1``) or assigns one value to items (``xs[i] = xs[j] =
+        v``); ``x = d.setdefault(k, [])`` with ``x`` read as ``d[k]`` in
+        ``rest`` when ``rest`` changes it (frontend/_hoist.py)."""
+
+        def fresh() -> str:
+            return f"{HOISTED_PREFIX}{self.new_key()}"
+
+        split = hoist(s, lambda call: self._hoistable(call, env), fresh) or split_targets(s, fresh)
+        if split is not None:
+            for st in split:
+                match st:
+                    case ast.Assign(targets=[ast.Name(id=n)], value=v) if n.startswith(
+                        HOISTED_PREFIX
+                    ):
+                        self.hoisted[n] = ast.unparse(v)
+            return [*split, *rest]
+        return alias(s, rest, exit.needs | exit.after, lambda e: self._holds(e, env), fresh)
+
+    def _holds(self, e: ast.expr, env: Env) -> bool:
+        """Whether the place ``e`` holds a list, dict or set."""
+        if not self._is_place(e, env):
+            return False
+        try:
+            return isinstance(self._read(e, env).type, ListT | MapT | SetT)
+        except FrontendError:
+            return False
+
+    def _hoistable(self, call: ast.Call, env: Env) -> bool:
+        """Whether ``call`` is ``xs.pop(...)`` or ``d.setdefault(...)`` on a
+        place holding a list or dict (a method with a value)."""
+        match call.func:
+            case ast.Attribute(value=recv, attr="pop" | "setdefault") if self._is_place(recv, env):
+                try:
+                    return isinstance(self._read(recv, env).type, ListT | MapT)
+                except FrontendError:
+                    return False
+        return False
 
     def mutation(
         self, s: ast.stmt, rest: Sequence[ast.stmt], env: Env, exit: Exit
@@ -226,7 +163,7 @@ class Mutations(Patterns):
             case ast.Expr(value=ast.Call(func=ast.Attribute(value=recv, attr=m)) as call) if (
                 m in _METHODS
                 and self._is_place(recv, env)
-                and (m not in _SET_METHODS or self._is_set(recv, env))
+                and (m not in _SET_METHODS or self._is_set(recv, env, m))
             ):
                 return self._method(s, call, recv, m, None, rest, env, exit)
             case ast.Assign(
@@ -238,14 +175,15 @@ class Mutations(Patterns):
                 return self._method(s, call, recv, m, name, rest, env, exit)
         return None
 
-    def _is_set(self, node: ast.expr, env: Env) -> bool:
-        """Whether ``node`` is a set: ``add``/``discard``/``remove`` on
-        anything else (a list's ``remove``, a record's own method) is left
-        to the translation of calls."""
+    def _is_set(self, node: ast.expr, env: Env, m: str) -> bool:
+        """Whether ``node`` is a set (or a list, for ``remove``):
+        ``add``/``discard``/``remove`` on anything else (a record's own
+        method) is left to the translation of calls."""
         try:
-            return isinstance(self._read(node, env).type, SetT)
+            t = self._read(node, env).type
         except FrontendError:
             return False
+        return isinstance(t, SetT) or (m == "remove" and isinstance(t, ListT))
 
     def _is_place(self, node: ast.expr, env: Env) -> bool:
         base = node
@@ -254,6 +192,11 @@ class Mutations(Patterns):
                 case ast.Attribute(value=v) | ast.Subscript(value=v):
                     base = v
                 case ast.Call(func=ast.Attribute(value=v, attr="setdefault")):
+                    base = v
+                case ast.Call(func=ast.Attribute(value=v, attr="get"), args=[_, d]):
+                    # d.get(k, set()).discard(x): the entry, or a new value
+                    if self._sources(d, env):
+                        return False  # a default that Python would change
                     base = v
                 case ast.Name(id=n):
                     return env.find(n) is not None and n not in env.unbound
@@ -275,6 +218,9 @@ class Mutations(Patterns):
                     if isinstance(k, ast.Slice):
                         self.fail(node, "slices cannot be changed in place; build a new list")
                     steps.append(_Acc("key", node, key=k))
+                    node = v
+                case ast.Call(func=ast.Attribute(value=v, attr="get"), args=[k, d]):
+                    steps.append(_Acc("get", node, key=k, default=d))
                     node = v
                 case ast.Call(func=ast.Attribute(value=v, attr="setdefault"), args=args):
                     if len(args) != 2 or node.keywords:
@@ -308,6 +254,8 @@ class Mutations(Patterns):
             new = inner >> self._update(ft, rest, leaf, env)
             return tuple_of([Proj(1, 2), new]) >> SetField(st.field)
         assert st.key is not None
+        if st.kind == "get":
+            return self._update_get(t, st, rest, leaf, env)
         if isinstance(t, TupleT) and st.default is None:
             n = len(t.items)
             k = int_literal(st.key)
@@ -354,6 +302,23 @@ class Mutations(Patterns):
             new = self.coerce(leaf(cur), t.value, st.node).arrow  # the leaf ignores it
         return self.prim("map_put", [cur, key, Val(new, t.value)], st.node, "d[k] = v").arrow
 
+    def _update_get(self, t: Type, st: _Acc, rest: list[_Acc], leaf: _Leaf, env: Env) -> Arrow:
+        """``d.get(k, default).m(...)``: the entry changed when ``k`` is in
+        ``d``; else the change made to the new default (for its failures,
+        such as ``remove`` of an absent item) and ``d`` left as it is."""
+        if not isinstance(t, MapT):
+            self.mismatch(st.node, "a dict for d.get(k, default)", t)
+        assert st.key is not None
+        assert st.default is not None
+        cur = Val(Proj(1, 2), t)
+        key = _lift(self.expr(st.key, env, t.key))
+        has = self.prim("map_has", [cur, key], st.node, "d.get")
+        present = self._update(t, [_Acc("key", st.node, key=st.key), *rest], leaf, env)
+        default = _lift(self.expr(st.default, env, t.value))
+        lost = tuple_of([Proj(0, 2), default.arrow]) >> self._update(t.value, rest, leaf, env)
+        absent = tuple_of([lost, Proj(1, 2)]) >> Proj(1, 2)
+        return If(has.arrow, present, absent)
+
     def _change(self, root: ast.Name, steps: list[_Acc], leaf: _Leaf, env: Env) -> Val:
         """The new value of ``root`` with the place ``steps`` changed by ``leaf``."""
         whole = self._root(root, env)
@@ -371,17 +336,17 @@ class Mutations(Patterns):
         rest: Sequence[ast.stmt],
         env: Env,
         exit: Exit,
+        top_only: bool,
     ) -> tuple[Arrow, Env]:
         """Rebind the changed root (and ``extra`` names), recording the
-        change for :meth:`check_changes`."""
+        change for :meth:`check_changes` (``top_only``: only the root's own
+        list or dict changes, none inside it)."""
         name = root.id
         live = self.live(rest, exit)
         read_later = live | exit.after
-        others = frozenset(
-            n for n in env.names() if n in read_later and n != name and mutable(env.type_of(n))
-        )
-        self._changes.append(_Change(name, s, others))
-        self.note_sharing(name, stored, s, env)
+        others = frozenset(n for n in read_later if n != name and self.may_hold(n, env))
+        self.note_change(Change(name, s, others, top_only))
+        self.note_sharing(name, stored, s, env, HOLDER)
         for n, _ in extra:
             self.note_sharing(n, stored, s, env)
         want = env.declared.get(name)
@@ -405,6 +370,8 @@ class Mutations(Patterns):
         env: Env,
         exit: Exit,
     ) -> tuple[Arrow, Env]:
+        if isinstance(target.slice, ast.Slice):
+            return self._set_slice(s, target, target.slice, value, op, rest, env, exit)
         root, steps = self._place(target)
         if op is None:
             # Python evaluates the value before the place. A new empty
@@ -415,7 +382,7 @@ class Mutations(Patterns):
             first, env1 = env.rebuild(env.names(), [(tmp, v)])
             lifted = _lift(env1.val(tmp))
             new = self._change(root, steps, _Leaf(lambda cur: lifted, reads=False), env1)
-            arrow, env2 = self._commit(s, root, new, value, [], rest, env1, exit)
+            arrow, env2 = self._commit(s, root, new, value, [], rest, env1, exit, len(steps) == 1)
             return first >> arrow, env2
         operator = op
         cur_t = self._read(target, env).type
@@ -425,36 +392,74 @@ class Mutations(Patterns):
             return self.combine(s, operator, cur, rhs)
 
         new = self._change(root, steps, _Leaf(combine, reads=True), env)
-        return self._commit(s, root, new, value, [], rest, env, exit)
+        # xs += ys on an item changes the item's list in place, in Python.
+        top = len(steps) == 1 and not mutable(cur_t)
+        return self._commit(s, root, new, value, [], rest, env, exit, top)
+
+    def _set_slice(
+        self,
+        s: ast.stmt,
+        target: ast.Subscript,
+        sl: ast.Slice,
+        value: ast.expr | None,
+        op: ast.operator | None,
+        rest: Sequence[ast.stmt],
+        env: Env,
+        exit: Exit,
+    ) -> tuple[Arrow, Env]:
+        """``xs[a:b:c] = ys`` and ``del xs[a:b:c]``: a new list (O(len(xs)))."""
+        if op is not None:
+            self.fail(s, "a slice cannot be changed with an operator; write xs[a:b] = ...")
+        root, steps = self._place(target.value)
+        t = self._read(target.value, env).type
+        if not isinstance(t, ListT):
+            self.mismatch(target, "a list to change a slice of", t)
+        first: Arrow = Id()
+        cur_env = env
+        ys: Val | None = None
+        if value is not None:
+            # Python evaluates the value before the place.
+            tmp = f"$value{s.lineno}.{s.col_offset}"
+            first, cur_env = env.rebuild(env.names(), [(tmp, self.expr(value, env, t))])
+            ys = _lift(cur_env.val(tmp))
+        bounds = [_lift(b) for b in self.slice_bounds(sl, cur_env)]
+
+        def change(cur: Val) -> Val:
+            if ys is None:
+                return self.prim("list_del_slice", [cur, *bounds], s, "del xs[a:b]")
+            return self.prim("list_set_slice", [cur, *bounds, ys], s, "xs[a:b] = ys")
+
+        new = self._change(root, steps, _Leaf(change, reads=True), cur_env)
+        arrow, env2 = self._commit(s, root, new, value, [], rest, cur_env, exit, not steps)
+        return first >> arrow, env2
 
     def _delete(
         self, s: ast.stmt, target: ast.Subscript, rest: Sequence[ast.stmt], env: Env, exit: Exit
     ) -> tuple[Arrow, Env]:
+        if isinstance(target.slice, ast.Slice):
+            return self._set_slice(s, target, target.slice, None, None, rest, env, exit)
         root, steps = self._place(target)
         last = steps[-1]
         if last.kind != "key" or last.default is not None or last.key is None:
-            self.fail(s, "del is supported for dict keys (del d[k]); for a list, use xs.pop()")
+            self.fail(s, "del is supported for dict keys and list items (del d[k], del xs[i])")
         mt = self._read(target.value, env).type
         if isinstance(mt, ListT):
-            self.fail(
-                s,
-                "del xs[i] on a list is not supported; write xs = xs[:i] + xs[i + 1 :] "
-                "(xs = xs[1:] for the first item), or xs.pop() for the last",
-                "del d[k]",
-                "del xs[i]",
-            )
+            i = _lift(self.expr(last.key, env, INT))
+            leaf = _Leaf(lambda cur: self.prim("list_del_at", [cur, i], s, "del xs[i]"), reads=True)
+            new = self._change(root, steps[:-1], leaf, env)
+            return self._commit(s, root, new, None, [], rest, env, exit, len(steps) == 1)
         key = _lift(self.expr(last.key, env, mt.key if isinstance(mt, MapT) else STR))
 
         def remove(cur: Val) -> Val:
             if not isinstance(cur.type, MapT):
-                self.fail(s, "del is supported for dict keys (del d[k]); for a list, use xs.pop()")
+                self.mismatch(s, "a dict or a list to delete an item of", cur.type)
             # Python's del d[k] raises KeyError when k is absent: so does this.
             check = self.prim("map_at", [cur, key], s, "del d[k]")
             removed = self.prim("map_remove", [cur, key], s, "del d[k]")
             return Val(tuple_of([check.arrow, removed.arrow]) >> Proj(1, 2), cur.type)
 
         new = self._change(root, steps[:-1], _Leaf(remove, reads=True), env)
-        return self._commit(s, root, new, None, [], rest, env, exit)
+        return self._commit(s, root, new, None, [], rest, env, exit, len(steps) == 1)
 
     def _method(
         self,
@@ -477,6 +482,9 @@ class Mutations(Patterns):
         extra: list[tuple[str, Val]] = []
         stored: ast.expr | None = None
         leaf: _Leaf
+        entry = self._entry_append(s, call, recv, steps, t, rest, env, exit)
+        if entry is not None:
+            return entry
         if m == "append" and isinstance(t, ListT) and len(args) == 1:
             x = _lift(self.expr(args[0], env, t.item))
             leaf = _Leaf(lambda cur: self.prim("append", [cur, x], call, "append"), reads=True)
@@ -496,13 +504,33 @@ class Mutations(Patterns):
             if result is not None:
                 extra.append((result, self.prim("last", [place], call, "xs.pop()")))
             leaf = _Leaf(lambda cur: self.prim("drop_last", [cur], call, "xs.pop()"), reads=True)
+        elif m == "pop" and isinstance(t, ListT) and len(args) == 1:
+            i = self.expr(args[0], env, INT)
+            if result is not None:
+                extra.append((result, self.prim("pop_item", [place, i], call, "xs.pop(i)")))
+            j = _lift(i)
+            leaf = _Leaf(
+                lambda cur: self.prim("list_pop_at", [cur, j], call, "xs.pop(i)"), reads=True
+            )
+        elif m == "remove" and isinstance(t, ListT) and len(args) == 1:
+            x = _lift(self.expr(args[0], env, t.item))
+            leaf = _Leaf(
+                lambda cur: self.prim("list_remove", [cur, x], call, "xs.remove(x)"), reads=True
+            )
+        elif m == "insert" and isinstance(t, ListT) and len(args) == 2:
+            i = _lift(self.expr(args[0], env, INT))
+            x = _lift(self.expr(args[1], env, t.item))
+            leaf = _Leaf(
+                lambda cur: self.prim("list_insert", [cur, i, x], call, "xs.insert(i, x)"),
+                reads=True,
+            )
+            stored = args[1]
         elif m == "pop" and isinstance(t, MapT) and len(args) in (1, 2):
             key = self.expr(args[0], env, t.key)
             if len(args) == 2:
                 got = self.prim("map_get", [place, key], call, "d.pop")
                 if _is_none(args[1]) and not isinstance(t.value, OptionT | UnitT):
-                    # d.pop(k, None) on non-optional values: the value or None.
-                    value = got
+                    value = got  # d.pop(k, None): the value or None, as d.get(k)
                 else:
                     d = self.expr(args[1], env, t.value)
                     value = self.prim("unwrap_or", [got, d], call, "d.pop")
@@ -523,7 +551,7 @@ class Mutations(Patterns):
             if result is not None:
                 extra.append((result, value))
                 # x = d.setdefault(k, v) is d[k] itself in Python: x and d share it.
-                self.note_sharing(result, recv, s, env)
+                self.note_sharing(result, recv, s, env, PART)
             k, v = _lift(key), _lift(value)
             leaf = _Leaf(
                 lambda cur: self.prim("map_put", [cur, k, v], call, "d.setdefault"), reads=True
@@ -533,12 +561,66 @@ class Mutations(Patterns):
             self.fail(
                 call,
                 f"{show(t)}.{m} with {len(args)} argument{'s' if len(args) != 1 else ''} is not "
-                "supported; supported are xs.append(x), xs.extend(ys), xs.pop(), xs.clear(), "
+                "supported; supported are xs.append(x), xs.extend(ys), xs.pop(), xs.pop(i), "
+                "xs.remove(x), xs.insert(i, x), xs.clear(), "
                 "d.pop(k), d.pop(k, default), d.setdefault(k, default), d.clear(), s.add(x), "
                 "s.discard(x), s.remove(x), s.clear()",
             )
         new = self._change(root, steps, leaf, env)
-        return self._commit(s, root, new, stored, extra, rest, env, exit)
+        return self._commit(s, root, new, stored, extra, rest, env, exit, not steps)
+
+    def _entry_append(
+        self,
+        s: ast.stmt,
+        call: ast.Call,
+        recv: ast.expr,
+        steps: list[_Acc],
+        t: Type,
+        rest: Sequence[ast.stmt],
+        env: Env,
+        exit: Exit,
+    ) -> tuple[Arrow, Env] | None:
+        """``d[k].append(x)`` and ``d.setdefault(k, []).append(x)`` as one
+        change of the dict (``map_append``, ``map_append_or``; for a set's
+        ``add``, ``map_add`` and ``map_add_or``), which the
+        compiler makes in place on the entry (O(1) amortised, where a take
+        and a put copy the entry), when ``x`` cannot fail (so Python's
+        ``KeyError`` for ``d[k]`` still comes first); else ``None``."""
+        adds = {"append": ListT, "add": SetT}
+        if not (
+            isinstance(call.func, ast.Attribute)
+            and call.func.attr in adds
+            and len(call.args) == 1
+            and isinstance(t, adds[call.func.attr])
+            and steps
+            and steps[-1].kind == "key"
+            and cannot_fail(call.args[0])
+        ):
+            return None
+        last = steps[-1]
+        match recv:
+            case ast.Call(func=ast.Attribute(value=container)) | ast.Subscript(value=container):
+                pt = self._read(container, env).type
+            case _:
+                return None
+        if not isinstance(pt, MapT) or last.key is None:
+            return None
+        assert isinstance(t, ListT | SetT)
+        key = _lift(self.expr(last.key, env, pt.key))
+        x = _lift(self.expr(call.args[0], env, t.item))
+        prim = "map_append" if isinstance(t, ListT) else "map_add"
+        if last.default is None:
+            args = [key, x]
+        else:
+            args = [key, _lift(self.expr(last.default, env, pt.value)), x]
+            prim += "_or"
+
+        def append(cur: Val) -> Val:
+            return self.prim(prim, [cur, *args], call, "d[k].append(x)")
+
+        root, _ = self._place(recv)
+        new = self._change(root, steps[:-1], _Leaf(append, reads=True), env)
+        return self._commit(s, root, new, call.args[0], [], rest, env, exit, False)
 
     def _read(self, node: ast.expr, env: Env) -> Val:
         """The current value of a place (``d.setdefault(k, v)`` reads as

@@ -42,8 +42,6 @@ from arrowloop.typesys import INT, ListT, MapT, OptionT, SetT, TupleT, Type
 __all__ = ["Translator"]
 
 _REFUSED: dict[type[ast.stmt], str] = {
-    ast.While: "while loops are not supported; loop over a list with for x in xs: "
-    "(a fold), or register a primitive",
     ast.Try: "try/except is not supported: the function must not raise; return an error "
     "value in the output instead",
     ast.Raise: "raise is not supported: return an error value in the output instead",
@@ -88,6 +86,11 @@ class Translator(Mutations):
         for i, s in enumerate(stmts):
             self.count(s)
             try:
+                again = self.rewrite(s, stmts[i + 1 :], env, exit)
+                if again is not None:
+                    # Changes inside expressions as statements of their own,
+                    # a name for a list inside a dict as that place.
+                    return _sequence(done, self.block(again, env, exit, after))
                 out = self.statement(s, stmts[i + 1 :], env, exit)
             except FrontendError as err:
                 # Refused: note it and go on after the statement, its names
@@ -200,8 +203,7 @@ class Translator(Mutations):
             if not isinstance(target, ast.Name | ast.Tuple | ast.List):
                 self.refuse_target(target)
         for target in s.targets:
-            for bound in assigned([target]):
-                self.note_sharing(bound, s.value, s, env)
+            self.note_unpacked(target, s.value, s, env)
         if len(s.targets) == 1 and isinstance(s.targets[0], ast.Name):
             name = s.targets[0].id
             return env.rebuild(live, [(name, self.expr(s.value, env, env.declared.get(name)))])
@@ -362,8 +364,9 @@ class Translator(Mutations):
             if isinstance(node, ast.Break | ast.Continue):
                 self.fail(node, _REFUSED[type(node)])
         xs = self.iterable(s.iter, env)
+        self.check_walk(s, env)
         for bound in assigned([s.target]):
-            self.note_sharing(bound, s.iter, s, env)
+            self.note_sharing(bound, s.iter, s, env, "part")
         if not isinstance(xs.type, ListT):
             self.mismatch(s.iter, "a list to loop over", xs.type)
         live_after = self.live(rest, exit)
@@ -384,7 +387,20 @@ class Translator(Mutations):
             carried, self.destructure(s.target, env_in.val(item), env_in)
         )
         join = Join(carried, frozenset(live_after | body_reads) | exit.after)
-        body = prefix >> bind >> self.block(s.body, env_body, join, s)
+        body = (
+            prefix
+            >> bind
+            >> self.loop_body(env, carried, lambda: self.block(s.body, env_body, join, s))
+        )
+        body = self.loop_body_end(s, body, join, carried, env)
+        fold = tuple_of([tuple_of([env.read(n) for n in carried]), xs.arrow]) >> Fold(body)
+        return self.after_loop(s, fold, carried, changed, live_after, env, "the list may be empty")
+
+    def loop_body_end(
+        self, s: ast.stmt, body: Arrow, join: Join, carried: Sequence[str], env: Env
+    ) -> Arrow:
+        """``body`` ending in the tuple of the ``carried`` names (of a loop
+        that started in ``env``), each still bound and of its type."""
         ((key, end),) = join.ends
         ends = {n: end.read(n) for n in carried}
         for n in carried:
@@ -404,19 +420,34 @@ class Translator(Mutations):
                     show(env.type_of(n)),
                     show(end.type_of(n)),
                 )
-        body = fill_holes(body, {key: tuple_of([ends[n] for n in carried])})
-        fold = tuple_of([tuple_of([env.read(n) for n in carried]), xs.arrow]) >> Fold(body)
+        return fill_holes(body, {key: tuple_of([ends[n] for n in carried])})
+
+    def after_loop(
+        self,
+        s: ast.For | ast.While,
+        loop: Arrow,
+        carried: Sequence[str],
+        changed: set[str],
+        live_after: set[str],
+        env: Env,
+        why: str,
+    ) -> tuple[Arrow, Env]:
+        """The environment after a loop (``loop`` maps ``env``'s tuple to the
+        carried names' last values): names assigned only inside it are unbound
+        (``why``: the loop may run no times)."""
+        k = len(carried)
         kept = [n for n in env.names() if n in live_after and n not in carried]
         parts = [Proj(0, 2) >> env.read(n) for n in kept]
         parts += [Proj(1, 2) >> Proj(i, k) for i in range(k)]
         line = self.src.file_line(s)
+        what = "for" if isinstance(s, ast.For) else "while"
         unbound = dict(env.unbound)
         for n in changed - set(carried):
             if unbound.get(n) == REFUSED_ABOVE:
                 continue
             unbound[n] = (
-                f"{n} is not available after the for loop at line {line} (it is assigned only "
-                f"inside it, and the list may be empty); assign it before the loop"
+                f"{n} is not available after the {what} loop at line {line} (it is assigned "
+                f"only inside it, and {why}); assign it before the loop"
             )
         after_env = Env(
             tuple(Slot(n, env.type_of(n)) for n in [*kept, *carried]),
@@ -424,7 +455,7 @@ class Translator(Mutations):
             unbound,
             env.narrowed - changed,
         )
-        glue = tuple_of([Id(), fold]) >> tuple_of(parts)
+        glue = tuple_of([Id(), loop]) >> tuple_of(parts)
         return glue, after_env
 
 

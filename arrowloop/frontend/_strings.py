@@ -19,7 +19,7 @@ from arrowloop.frontend._env import Env, Val
 from arrowloop.frontend._shapes import balanced
 from arrowloop.frontend._stmts import Translator
 from arrowloop.frontend._typing import show
-from arrowloop.typesys import BOOL, FLOAT, INT, STR, ListT, OptionT, Type
+from arrowloop.typesys import BOOL, FLOAT, INT, STR, ListT, Type
 
 __all__ = ["Strings"]
 
@@ -34,7 +34,6 @@ _NO_ARG = {
 }
 _ONE_STR = {"find": "find", "count": "count"}
 _FORMATTABLE = (INT, FLOAT, STR, BOOL)
-_OPT_INT = OptionT(INT)
 
 
 class Strings(Translator):
@@ -115,11 +114,7 @@ class Strings(Translator):
         base = self.expr(node.value, env)
         if base.type != STR and not isinstance(base.type, ListT):
             self.mismatch(node, "a str or a list to slice", base.type)
-        bounds = [
-            Val(Const(_OPT_INT, None), _OPT_INT) if b is None else self.expr(b, env, _OPT_INT)
-            for b in (sl.lower, sl.upper, sl.step)
-        ]
-        return self.prim("slice", [base, *bounds], node, "a slice")
+        return self.prim("slice", [base, *self.slice_bounds(sl, env)], node, "a slice")
 
     def method(self, node: ast.Call, f: ast.Attribute, env: Env) -> Val:
         """More methods of str: find, count, isdigit, ..., split()."""

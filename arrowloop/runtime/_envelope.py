@@ -56,20 +56,21 @@ class Reply:
     # The event is made only by a waiter that finds nothing delivered yet:
     # one reply per request is the data path's hot spot, and most replies of
     # a pipelined batch are in before anyone looks at them.
-    __slots__ = ("_event", "done", "error", "then", "value")
+    __slots__ = ("done", "error", "then", "value", "waiter")
 
     def __init__(self, then: Callable[[], None] | None = None) -> None:
         #: Whether a value or error was delivered.
         self.done = False
-        self._event: anyio.Event | None = None
+        #: The event a waiter made (None: nobody has waited yet).
+        self.waiter: anyio.Event | None = None
         self.value: Any = None
         self.error: BaseException | None = None
         self.then = then
 
     def _deliver(self) -> None:
         self.done = True
-        if self._event is not None:
-            self._event.set()
+        if self.waiter is not None:
+            self.waiter.set()
         if self.then is not None:
             self.then()
 
@@ -94,9 +95,9 @@ class Reply:
     async def wait(self) -> Any:
         """Wait for the delivery; return the value or raise the error."""
         if not self.done:
-            if self._event is None:
-                self._event = anyio.Event()
-            await self._event.wait()
+            if self.waiter is None:
+                self.waiter = anyio.Event()
+            await self.waiter.wait()
         else:
             # Even when the reply is in: a waiter must stay cancellable and
             # must not starve the loop when every reply is ready at once.

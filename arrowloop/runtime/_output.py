@@ -42,7 +42,17 @@ class OutputPort:
             return plain
         if tm is Calls or tm is KeyedCalls:
             for r in message:
-                r.reply.set(r.value)
+                reply = r.reply
+                if reply.done:
+                    continue
+                if reply.then is None and reply.waiter is None:
+                    # Reply.set without its calls: nobody waits on this one
+                    # yet (a pipelining connection collects most replies
+                    # this way), so filling it in is all there is to do.
+                    reply.value = r.value
+                    reply.done = True
+                else:
+                    reply.set(r.value)
         elif tm is Routed:
             message.reply.set(message.value)
         elif tm is EndMsg:

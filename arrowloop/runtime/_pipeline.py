@@ -344,18 +344,18 @@ class Pipeline:
         else:
             v = view()
             item = v.decode(item) if decode else v.admit(item)
-        reply = Reply()
         pending = self._pending
-        pending.add(reply)
+        ticket = Ticket(pending, v, v.emit if v is not None and v.adapt_out else None)
+        pending.add(ticket)
         try:
             if key is None:
-                await self._door.put(Routed(item, reply))
+                await self._door.put(Routed(item, ticket))
             else:
-                await self._door.put(KeyedCalls((Keyed(item, reply, key),)))
+                await self._door.put(KeyedCalls((Keyed(item, ticket, key),)))
         except BaseException:
-            pending.discard(reply)
+            pending.discard(ticket)
             raise
-        return Ticket(reply, pending, v, v.emit if v is not None and v.adapt_out else None)
+        return ticket
 
     async def submit_many(
         self,
@@ -385,6 +385,7 @@ class Pipeline:
             await door.wait_open()
         v = self.view() if view is None else view()
         take = v.decoder() if decode else v.admit
+        where = "$.item" if decode else "item"
         out: list[Ticket | Exception] = []
         # Only a batch with keys takes the stages' keyed path.
         key_of: Iterable[str | None] = repeat(None)
@@ -395,26 +396,26 @@ class Pipeline:
         calls = Calls() if type(key_of) is repeat else KeyedCalls()
         pending = self._pending
         after = v.emit if v.adapt_out else None
+        enter = calls.append
+        give = out.append
         for item, key in zip(items, key_of, strict=False):  # keys: checked above
             try:
-                value = take(item)
+                value = take(item, where)
                 if key is not None:
                     check_key(key, "keys")
             except Exception as exc:  # this item's fault: the batch goes on
-                out.append(exc)
+                give(exc)
                 continue
-            reply = Reply()
-            calls.append(Routed(value, reply) if key is None else Keyed(value, reply, key))
-            out.append(Ticket(reply, pending, v, after))
+            ticket = Ticket(pending, v, after)
+            enter(Routed(value, ticket) if key is None else Keyed(value, ticket, key))
+            give(ticket)
         if not calls:
             return out
-        for r in calls:
-            pending.add(r.reply)
+        pending.update([r.reply for r in calls])
         try:
             await door.put(calls)
         except BaseException:
-            for r in calls:
-                pending.discard(r.reply)
+            pending.difference_update([r.reply for r in calls])
             raise
         return out
 

@@ -1,8 +1,10 @@
 """Tickets: the pending output of one item, collected later.
 
 The pipeline delivers every routed item's output (or error) to its
-:class:`~arrowloop.runtime._envelope.Reply`; a :class:`Ticket` is the
-caller's handle on it, with the client view the item was admitted through.
+:class:`~arrowloop.runtime._envelope.Reply`; a :class:`Ticket` is that reply
+slot as the caller holds it, with the client view the item was admitted
+through. (One object per item, not a reply and a handle on it: a server
+pipelining thousands of requests a second makes one per request.)
 """
 
 from __future__ import annotations
@@ -16,33 +18,34 @@ from arrowloop.runtime._view import ClientView
 __all__ = ["Ticket"]
 
 
-class Ticket:
+class Ticket(Reply):
     """The pending output of an item sent with :meth:`Pipeline.submit`.
 
     Await :meth:`result` once; call :meth:`forget` instead if the output is
-    no longer wanted (the item is processed either way).
+    no longer wanted (the item is processed either way). :attr:`done` says
+    whether the output (or the error) has arrived.
     """
 
-    __slots__ = ("_after", "_pending", "_reply", "view")
+    __slots__ = ("_after", "_pending", "view")
 
     def __init__(
         self,
-        reply: Reply,
         pending: set[Reply],
         view: ClientView | None = None,
         after: Callable[[Any], Any] | None = None,
     ) -> None:
-        self._reply = reply
+        # Reply's fields set here rather than through super().__init__: one
+        # call less per request.
+        self.done = False
+        self.waiter = None
+        self.value = None
+        self.error = None
+        self.then = None
         self._pending = pending
         #: The client view the item was admitted through (its output has
         #: ``view.output``'s type once :meth:`result` returns it).
         self.view = view
         self._after = after
-
-    @property
-    def done(self) -> bool:
-        """Whether the output (or the error) has arrived."""
-        return self._reply.done
 
     async def result(self) -> Any:
         """Wait for the item's output (adapted out through the ticket's view).
@@ -52,9 +55,9 @@ class Ticket:
             PipelineClosed: the pipeline closed before the item got through.
         """
         try:
-            value = await self._reply.wait()
+            value = await self.wait()
         finally:
-            self._pending.discard(self._reply)
+            self._pending.discard(self)
         return value if self._after is None else self._after(value)
 
     def get(self) -> Any:
@@ -64,11 +67,13 @@ class Ticket:
         Raises:
             StepError, PipelineClosed: as :meth:`result`.
         """
-        assert self._reply.done, "Ticket.get before the output arrived"
-        self._pending.discard(self._reply)
-        value = self._reply.get()
+        assert self.done, "Ticket.get before the output arrived"
+        self._pending.discard(self)
+        if self.error is not None:
+            raise self.error
+        value = self.value
         return value if self._after is None else self._after(value)
 
     def forget(self) -> None:
         """Give up on the output (the pipeline stops tracking it)."""
-        self._pending.discard(self._reply)
+        self._pending.discard(self)

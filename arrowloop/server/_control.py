@@ -152,12 +152,39 @@ def _small(doc: Any) -> bool:
     return True
 
 
+class _Stale(Exception):
+    """A change refused as stale, with what the history records of it."""
+
+    def __init__(self, error: UpgradeError, stages: tuple[str, ...], who: str) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.stages = stages
+        self.who = who
+
+
+def _decode_taken(decode: Callable[[Any], Any], holder: list[Any]) -> Any:
+    """``decode`` the document in ``holder``, taking it out: with no other
+    reference left, it is freed in the thread that runs this (millions of
+    objects take milliseconds to free, which the data port would wait).
+
+    Raises:
+        _Stale: the change is stale (refused before its programs are decoded).
+    """
+    doc = holder.pop()
+    try:
+        return decode(doc)
+    except UpgradeError as exc:
+        stages = tuple(s["stage"] for s in doc["stages"])
+        raise _Stale(exc, stages, doc.get("requested_by", "unknown")) from None
+    finally:
+        del doc
+
+
 async def _upgrade(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) -> Any:
     change_doc = _field(req, "change", dict, "a change document (an object)")
     p = sup.pipeline
     decode = functools.partial(
         decode_change,
-        change_doc,
         limits=limits.program,
         max_record_types=limits.max_record_types,
         path="$.change",
@@ -168,22 +195,22 @@ async def _upgrade(sup: Supervisor, req: dict[str, Any], limits: ControlLimits) 
     # decoded, before the supervisor checks the change (collections scan
     # what is alive).
     del req["change"]
+    small = _small(change_doc)
+    holder = [change_doc]
+    del change_doc  # the decoder holds the only reference
     try:
-        if _small(change_doc):
+        if small:
             # A few milliseconds on the loop cost less than a thread hop:
             # under load the loop then waits for the GIL at every switch.
-            change = decode()
+            change = _decode_taken(decode, holder)
         else:
             change = await anyio.to_thread.run_sync(
-                decode, limiter=_decoder_of(sup), abandon_on_cancel=True
+                _decode_taken, decode, holder, limiter=_decoder_of(sup), abandon_on_cancel=True
             )
-    except UpgradeError as exc:  # stale: refused before decoding, recorded as the supervisor would
-        stages = tuple(s["stage"] for s in change_doc["stages"])
-        who = change_doc.get("requested_by", "unknown")
-        sup.record_refused(stages, _requester(req, who) if "requested_by" in req else who, exc)
-        raise
-    finally:
-        del decode, change_doc
+    except _Stale as stale:  # refused before decoding, recorded as the supervisor would
+        who = _requester(req, stale.who) if "requested_by" in req else stale.who
+        sup.record_refused(stale.stages, who, stale.error)
+        raise stale.error from stale.error.__cause__
     if "requested_by" in req:  # the request's own word wins over the document's
         change = attrs.evolve(change, requested_by=_requester(req, "control"))
     versions = await sup.code_change(change)
@@ -285,6 +312,18 @@ async def _handle(
         return await _answer(sup, token, line, limits, throttle, address)
 
 
+#: Request lines longer than this (in bytes) are parsed in a worker thread:
+#: parsing takes about 25 ms per MiB, which the data port would wait. Above
+#: ``max_unauthenticated``'s default, so only a client that has shown the
+#: token can make the server parse in a thread.
+BIG_LINE: Final = 256 * 1024
+
+
+def _parse_big(line: bytes) -> Any:
+    """A big request line parsed (called in a worker thread)."""
+    return orjson.loads(line)
+
+
 async def _answer(
     sup: Supervisor,
     token: Token,
@@ -294,7 +333,12 @@ async def _answer(
     address: str | None,
 ) -> tuple[bytes, bool, bool]:
     try:
-        req = orjson.loads(line)
+        if len(line) > BIG_LINE:
+            req = await anyio.to_thread.run_sync(
+                _parse_big, line, limiter=_decoder_of(sup), abandon_on_cancel=True
+            )
+        else:
+            req = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         err = _bad("$", "a JSON object per line", f"invalid JSON ({exc})")
         return _reply(None, error=error_data(err)), True, False

@@ -21,8 +21,8 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import Coroutine
-from itertools import islice
+from collections.abc import Coroutine, Iterable
+from itertools import islice, repeat
 from typing import Any, Final
 
 import anyio
@@ -31,7 +31,7 @@ from anyio.abc import ByteStream
 
 from arrowloop.endpoints import BufferBudget, LineReader, LineTooLong, describe_json
 from arrowloop.errors import ProtocolError, error_data
-from arrowloop.runtime import LATENCY_SECONDS, MAX_KEY, Histogram, Ticket
+from arrowloop.runtime import LATENCY_SECONDS, MAX_KEY, ClientView, Histogram, Ticket
 from arrowloop.supervisor import Supervisor
 
 __all__ = ["serve_data_connection", "Drain", "DataStats", "DEFAULT_WINDOW", "MAX_ID"]
@@ -48,21 +48,11 @@ _BATCH: Final = 64
 _GONE: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
-class _Pending:
-    """One request's place in a connection's reply order."""
-
-    __slots__ = ("at", "error", "id", "ticket")
-
-    def __init__(
-        self,
-        rid: Any,
-        ticket: Ticket | None = None,
-        error: dict[str, Any] | None = None,
-    ) -> None:
-        self.id = rid
-        self.ticket = ticket
-        self.error = error
-        self.at = 0.0  # when its batch was read (time.monotonic())
+#: A request's place in a connection's reply order: ``(id, ticket, error,
+#: read at)``: its ticket, or (no ticket) the error it is answered with,
+#: and when its batch was read (time.monotonic()). A tuple, not an object:
+#: one is made per request.
+_Pending = tuple[Any, Ticket | None, dict[str, Any] | None, float]
 
 
 class DataStats:
@@ -105,7 +95,16 @@ def _parse(line: bytes) -> tuple[Any, Any, str | None, str | None]:
     try:
         req = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        raise _protocol_error("$", "a JSON object per line", f"invalid JSON ({exc})") from None
+        raise _invalid_json(exc) from None
+    return _fields(req)
+
+
+def _invalid_json(exc: orjson.JSONDecodeError) -> ProtocolError:
+    return _protocol_error("$", "a JSON object per line", f"invalid JSON ({exc})")
+
+
+def _fields(req: Any) -> tuple[Any, Any, str | None, str | None]:
+    """``(id, raw item, version, key)`` of a parsed request (see :func:`_parse`)."""
     if type(req) is not dict:
         raise _protocol_error("$", 'an object {"item": ...}', describe_json(req))
     rid = req.get("id")
@@ -139,13 +138,18 @@ def _parse(line: bytes) -> tuple[Any, Any, str | None, str | None]:
     return rid, req["item"], version, rkey
 
 
-def _reply(p: _Pending, output: Any = None, error: dict[str, Any] | None = None) -> bytes:
-    body: dict[str, Any] = {} if p.id is None else {"id": p.id}
+#: orjson's option ending a reply with its newline (no copy to add it).
+_LINE: Final = orjson.OPT_APPEND_NEWLINE
+
+
+def _reply(rid: Any, output: Any = None, error: dict[str, Any] | None = None) -> bytes:
     if error is not None:
-        body["error"] = error
-    else:
-        body["output"] = output
-    return orjson.dumps(body) + b"\n"
+        return orjson.dumps(
+            {"error": error} if rid is None else {"id": rid, "error": error}, option=_LINE
+        )
+    return orjson.dumps(
+        {"output": output} if rid is None else {"id": rid, "output": output}, option=_LINE
+    )
 
 
 def _id_of(line: bytes) -> Any:
@@ -159,14 +163,15 @@ def _id_of(line: bytes) -> Any:
 
 
 def _encode_output(p: _Pending, out: Any, stats: DataStats) -> bytes:
-    assert p.ticket is not None
-    assert p.ticket.view is not None
+    t = p[1]
+    assert t is not None
+    assert t.view is not None
     try:
-        return _reply(p, p.ticket.view.encode(out))
+        return _reply(p[0], t.view.encode(out))
     except Exception as exc:
         data = error_data(exc)
         stats.error(data)
-        return _reply(p, error=data)
+        return _reply(p[0], error=data)
 
 
 class _Replies:
@@ -183,7 +188,6 @@ class _Replies:
         "_reader",
         "_writer",
         "last_written",
-        "now",
         "queue",
         "reading",
         "waiting_since",
@@ -198,8 +202,6 @@ class _Replies:
         self.waiting_since: float | None = None
         #: When the writer last made room (time.monotonic()).
         self.last_written = time.monotonic()
-        #: When the batch being admitted was read.
-        self.now = self.last_written
         self._writer: anyio.Event | None = None
         self._reader: anyio.Event | None = None
 
@@ -208,10 +210,9 @@ class _Replies:
         """How many more requests the reader may admit now."""
         return self.window - len(self.queue)
 
-    def push(self, p: _Pending) -> None:
-        """Hand an admitted request to the writer."""
-        p.at = self.now
-        self.queue.append(p)
+    def add(self, ps: list[_Pending]) -> None:
+        """Hand admitted requests to the writer, in order."""
+        self.queue.extend(ps)
         if self._writer is not None:
             self._writer.set()
             self._writer = None
@@ -250,8 +251,8 @@ class _Replies:
     def forget_all(self) -> None:
         """Stop tracking the outputs of requests that will get no reply."""
         for p in self.queue:
-            if p.ticket is not None:
-                p.ticket.forget()
+            if p[1] is not None:
+                p[1].forget()
         self.queue.clear()
         self.reading = False
 
@@ -259,69 +260,90 @@ class _Replies:
 async def _admit(
     sup: Supervisor, lines: list[bytes | LineTooLong], replies: _Replies, stats: DataStats
 ) -> None:
-    """Parse a batch of request lines and admit them, handing each to the
-    writer in order as soon as its fate is known.
+    """Parse a batch of request lines and admit them, handing them to the
+    writer in order as soon as their fate is known.
 
     Consecutive requests for the same client version enter the pipeline
     together (one message), which is what makes a pipelining client cheap.
     A request that does not parse gets its error in its place.
     """
-    group: list[Any] = []
-    ids: list[Any] = []
-    keys: list[str | None] = []
-    keyed = False  # whether a request of the group has a key
-    version: str | None = None
-    replies.now = time.monotonic()
+    now = time.monotonic()
     stats.requests += len(lines)
+    done: list[_Pending] = []  # fates known, in order, not handed over yet
+    group: list[Any] = []
+    # The group's ids and keys, made (as long as the group) only once a
+    # request has one: most pipelining clients send neither.
+    ids: list[Any] | None = None
+    keys: list[str | None] | None = None
+    version: str | None = None
+    loads = orjson.loads
 
     async def flush() -> None:
-        nonlocal keyed
+        nonlocal ids, keys
+        if done:  # the errors before the group are answered first, whatever happens to it
+            replies.add(done)
+            done.clear()
+        rids: Iterable[Any] = repeat(None) if ids is None else ids
         try:
             # Decoded through the client's view as it stands when the items
             # are admitted; they then enter before any change that would make
             # that view wrong, so their replies are encoded through it.
-            tickets = await sup.submit_many(
-                group, version=version, decode=True, keys=keys if keyed else None
-            )
+            tickets = await sup.submit_many(group, version=version, decode=True, keys=keys)
         except Exception as exc:
             err = error_data(exc)
-            for rid in ids:
-                replies.push(_Pending(rid, error=err))
+            done.extend([(rid, None, err, now) for rid, _ in zip(rids, group, strict=False)])
         else:
-            for rid, t in zip(ids, tickets, strict=True):
-                if isinstance(t, Ticket):
-                    replies.push(_Pending(rid, t))
-                else:
-                    replies.push(_Pending(rid, error=error_data(t)))
+            done.extend(
+                [
+                    (rid, t, None, now)
+                    if isinstance(t, Ticket)
+                    else (rid, None, error_data(t), now)
+                    for rid, t in zip(rids, tickets, strict=False)
+                ]
+            )
+        replies.add(done)
+        done.clear()
         group.clear()
-        ids.clear()
-        keys.clear()
-        keyed = False
+        ids = keys = None
 
     for line in lines:
         if type(line) is not bytes:
             assert isinstance(line, LineTooLong)
-            p = _Pending(None, error=error_data(_too_long(line)))
-        else:
-            try:
-                rid, raw, v, key = _parse(line)
-            except ProtocolError as exc:
-                p = _Pending(_id_of(line), error=error_data(exc))
+            if group:
+                await flush()
+            done.append((None, None, error_data(_too_long(line)), now))
+            continue
+        try:
+            req = loads(line)
+            if type(req) is dict and len(req) == 1 and "item" in req:
+                # {"item": ...} alone, the common request: nothing to check
+                rid = v = key = None
+                raw = req["item"]
             else:
-                if group and v != version:
-                    await flush()
-                version = v
-                group.append(raw)
-                ids.append(rid)
-                keys.append(key)
-                if key is not None:
-                    keyed = True
-                continue
-        if group:
+                rid, raw, v, key = _fields(req)
+        except (orjson.JSONDecodeError, ProtocolError) as exc:
+            if group:
+                await flush()  # the requests before it are answered first
+            if isinstance(exc, orjson.JSONDecodeError):
+                exc = _invalid_json(exc)
+            done.append((_id_of(line), None, error_data(exc), now))
+            continue
+        if group and v != version:
             await flush()
-        replies.push(p)
+        version = v
+        if ids is not None:
+            ids.append(rid)
+        elif rid is not None:
+            ids = [*repeat(None, len(group)), rid]
+        if keys is not None:
+            keys.append(key)
+        elif key is not None:
+            keys = [*repeat(None, len(group)), key]
+        group.append(raw)
     if group:
         await flush()
+    if done:
+        replies.add(done)
 
 
 def _too_long(exc: LineTooLong) -> ProtocolError:
@@ -422,11 +444,12 @@ async def _write_replies(
     admitted request is answered."""
     alive = True
     queue = replies.queue
+    dumps = orjson.dumps
     sender = _Sender(stream, send_timeout)
 
     def failed(p: _Pending, data: dict[str, Any]) -> bytes:
         stats.error(data)
-        return _reply(p, error=data)
+        return _reply(p[0], error=data)
 
     while True:
         if not queue:
@@ -436,7 +459,7 @@ async def _write_replies(
             continue
         chunks: list[bytes] = []
         n = 0
-        head = queue[0].ticket
+        head = queue[0][1]
         if alive and head is not None and not head.done:
             try:  # the oldest reply is not in yet: wait for it alone
                 out = await head.result()
@@ -449,26 +472,40 @@ async def _write_replies(
         # send: the writer must not empty the window faster than the client
         # reads its replies, or the window would bound nothing. (No await in
         # this loop: the reader appends to the queue meanwhile.)
+        view: ClientView | None = None
+        encode: Any = None  # view's encoder, looked up once per view and send
+        add = chunks.append
         for p in islice(queue, n, _BATCH):
-            t = p.ticket
+            t = p[1]
             if t is None:
                 if alive:
-                    assert p.error is not None
-                    chunks.append(failed(p, p.error))
+                    assert p[2] is not None
+                    add(failed(p, p[2]))
             elif not alive:
                 t.forget()  # the client is gone: nobody will read it
             elif t.done:
                 try:
                     out = t.get()
+                    if t.view is not view:
+                        view = t.view
+                        assert view is not None
+                        encode = view.encoder()
+                    data = encode(out, "output")
                 except Exception as exc:
-                    chunks.append(failed(p, error_data(exc)))
+                    add(failed(p, error_data(exc)))
                 else:
-                    chunks.append(_encode_output(p, out, stats))
+                    rid = p[0]
+                    add(
+                        dumps(
+                            {"output": data} if rid is None else {"id": rid, "output": data},
+                            option=_LINE,
+                        )
+                    )
             else:
                 break
             n += 1
         if chunks:
-            stats.latency.observe(time.monotonic() - queue[0].at)
+            stats.latency.observe(time.monotonic() - queue[0][3])
             if await sender.send(b"".join(chunks)):
                 stats.replies += len(chunks)
             else:
@@ -487,18 +524,7 @@ async def _next_lines(
         return lines  # already buffered: no await
     replies.waiting_since = time.monotonic()
     try:
-        while True:
-            try:
-                line = await reader.receive_line()  # a partial line stays buffered
-            except LineTooLong as exc:
-                return [exc, *reader.take_lines(limit - 1)]
-            if line is None:
-                return None
-            if line.strip():
-                return [line, *reader.take_lines(limit - 1)]
-            lines = reader.take_lines(limit)
-            if lines:
-                return lines
+        return await reader.receive_lines(limit)  # a partial line stays buffered
     finally:
         replies.waiting_since = None
 

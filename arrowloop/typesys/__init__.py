@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from arrowloop.typesys._annotations import TypeLike, from_annotation
-from arrowloop.typesys._equality import identity_blind, values_equal
+from arrowloop.typesys._equality import identity_blind, index_of, values_equal
 from arrowloop.typesys._jsonform import json_reader, json_writer
 from arrowloop.typesys._repr import (
     CaseRepr,
@@ -65,6 +65,7 @@ from arrowloop.typesys._values import (
 __all__ = [
     "identity_blind",
     "values_equal",
+    "index_of",
     "Type",
     "UnitT",
     "BoolT",

@@ -30,7 +30,7 @@ from arrowloop.typesys._types import (
     VariantT,
 )
 
-__all__ = ["values_equal", "identity_blind"]
+__all__ = ["values_equal", "identity_blind", "index_of"]
 
 
 def values_equal(a: Any, b: Any) -> bool:
@@ -57,6 +57,15 @@ def values_equal(a: Any, b: Any) -> bool:
             values_equal(getattr(a, f.name), getattr(b, f.name)) for f in attrs.fields(t) if f.eq
         )
     return bool(a == b)
+
+
+def index_of(xs: list[Any], x: Any) -> int:
+    """The index of the first item of ``xs`` equal to ``x`` by
+    :func:`values_equal` (as ``x in xs`` compiles), or -1."""
+    for i, y in enumerate(xs):
+        if values_equal(y, x):
+            return i
+    return -1
 
 
 def identity_blind(t: Type) -> bool:

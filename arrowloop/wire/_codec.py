@@ -34,6 +34,7 @@ from arrowloop.arrows import (
     Registry,
     SetField,
     Split,
+    While,
     current_meter,
 )
 from arrowloop.errors import ArrowloopError, DecodeError, TypeDefinitionError, ValidationError
@@ -165,6 +166,8 @@ def encode_arrow(a: Arrow) -> Any:
             return {"kind": "map", "fn": encode_arrow(fn)}
         case Fold(fn=fn):
             return {"kind": "fold", "fn": encode_arrow(fn)}
+        case While(cond=c, body=b):
+            return {"kind": "while", "cond": encode_arrow(c), "body": encode_arrow(b)}
     raise ValueError(f"no wire form for {type(a).__name__}")  # pragma: no cover
 
 
@@ -431,6 +434,9 @@ class Decoder:
                 return MapList(self.arrow(d["fn"], f"{path}.fn"))
             case "fold":
                 return Fold(self.arrow(d["fn"], f"{path}.fn"))
+            case "while":
+                c = self.arrow(d["cond"], f"{path}.cond")
+                return While(c, self.arrow(d["body"], f"{path}.body"))
         raise self.fail(path, "a program node", k)  # pragma: no cover
 
     def loop(self, data: Any, path: str) -> Loop:
@@ -460,6 +466,7 @@ _ARROW_FIELDS: dict[str, tuple[str, ...]] = {
     "prim": ("name",),
     "map": ("fn",),
     "fold": ("fn",),
+    "while": ("cond", "body"),
 }
 
 

@@ -65,7 +65,11 @@ async def answer_status(nc: Client, pipeline: str, seg: Segment, index: int) -> 
         if msg.reply:
             await nc.publish(msg.reply, orjson.dumps(segment_status(seg, index)))
 
-    return await nc.subscribe(status_subject(pipeline), cb=answer)
+    sub = await nc.subscribe(status_subject(pipeline), cb=answer)
+    # Round trip to the broker: once this returns, a request from any
+    # connection reaches this segment (the subscription is not in transit).
+    await nc.flush()
+    return sub
 
 
 async def pipeline_status(

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-long lint typecheck unit bench wheel-check clean browser corpus-update
+.PHONY: demo test test-long lint typecheck unit bench wheel-check clean browser nats corpus-update
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,12 @@ browser:
 COVERAGE ?=
 COV_ARGS := $(if $(COVERAGE),--cov --cov-report=term,)
 
-unit: $(STAMP) browser
+# The distributed tests (tests/test_nats_*.py) start Debian's nats-server
+# themselves; installed here when possible, else they are skipped.
+nats:
+	@scripts/install-nats.sh
+
+unit: $(STAMP) browser nats
 	$(BIN)/pytest -q $(COV_ARGS)
 
 # The long hypothesis profile (tests/profiles.py): ten times the examples, at random.
@@ -52,10 +57,12 @@ corpus-update: $(STAMP)
 wheel-check:
 	PYTHON=$(PYTHON) bash .ci/wheel-check
 
-bench: $(STAMP)
+bench: $(STAMP) nats
 	$(BIN)/python benchmarks/step_cost.py
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/server.py
+	if command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ]; then \
+		$(BIN)/python benchmarks/distributed.py; fi
 	$(BIN)/python benchmarks/plot.py
 
 clean:

@@ -66,6 +66,7 @@ PREFIXES: dict[str, str] = {
     "test_supervisor": "supervisor",
     "test_server": "server",
     "test_cli": "cli",
+    "test_nats": "distributed",
 }
 #: Every layer marker, registered so that ``--strict-markers`` accepts them.
 LAYER_MARKERS = (
@@ -80,6 +81,7 @@ LAYER_MARKERS = (
     "supervisor",
     "upgrade",
     "endpoints",
+    "distributed",
     "server",
     "cli",
     "api",

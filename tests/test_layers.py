@@ -2,7 +2,7 @@
 that ``__all__`` promises exists (anyio's test_all_attributes).
 
 Layers, bottom up (docs/architecture.md): errors, typesys, arrows, check, compiler, wire,
-machine, frontend, runtime, supervisor, upgrade, endpoints/io, server/cli, and the
+machine, frontend, runtime, supervisor, upgrade, endpoints/io/distributed, server/cli, and the
 examples that ship in the package above them all (nothing in the library imports them).
 Modules outside them (``arrowloop/__init__.py``, ``__main__.py``) are the
 top and may import anything.
@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "upgrade": 10,
     "endpoints": 11,
     "io": 11,
+    "distributed": 11,
     "server": 12,
     "cli": 12,
 }

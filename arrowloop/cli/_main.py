@@ -32,6 +32,7 @@ from arrowloop.cli._commands import (
 )
 from arrowloop.cli._format import show_error, show_json
 from arrowloop.cli._load import FUNCTION_PARTS
+from arrowloop.cli._segment import serve_segment, status_over_nats, upgrade_over_nats
 from arrowloop.cli._serving import serve
 from arrowloop.endpoints import DEFAULT_MAX_BUFFERED
 from arrowloop.errors import AuthenticationError, StoreError
@@ -86,6 +87,37 @@ def _import_path(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="also import the user's modules from DIR (repeatable; the working directory "
         "always counts, and a file inside a package is found from its own location)",
+    )
+
+
+def _nats(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "distributed (docs/distributed.md; needs the nats extra)",
+        "with --nats, this process runs some stages between channels on NATS JetStream "
+        "instead of serving over TCP; --state-dir keeps their state across crashes",
+    )
+    g.add_argument("--nats", metavar="URL", help="the broker, e.g. nats://127.0.0.1:4222")
+    g.add_argument("--segment", metavar="A,B", help="the stages to run here (default: all)")
+    g.add_argument(
+        "--nats-frame-items", type=_positive(int), default=256, help="items per broker message"
+    )
+    g.add_argument(
+        "--nats-window",
+        type=_positive(int),
+        default=64,
+        help="broker messages in flight per channel (max_ack_pending) (%(default)s)",
+    )
+    g.add_argument(
+        "--nats-max-msgs",
+        type=_positive(int),
+        default=1024,
+        help="broker messages a channel holds before producers wait (%(default)s)",
+    )
+    g.add_argument(
+        "--nats-ack-wait",
+        type=_positive(float),
+        default=30.0,
+        help="seconds before an unacked message is redelivered (%(default)s)",
     )
 
 
@@ -267,6 +299,7 @@ def _parser() -> argparse.ArgumentParser:
         help="on stop, seconds to answer requests already admitted (%(default)s)",
     )
     p.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
+    _nats(p)
     _import_path(p)
     p.set_defaults(run=serve)
 
@@ -293,6 +326,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--change-interface", action="store_true", help="allow a new interface")
     p.add_argument("--by", default=os.environ.get("USER", "cli"), help="recorded as requester")
     p.add_argument("--dump", action="store_true", help="print the change document, send nothing")
+    g = p.add_argument_group(
+        "distributed (docs/distributed.md)",
+        "send the change in-band into a pipeline served with serve --nats",
+    )
+    g.add_argument("--nats", metavar="URL", help="the broker")
+    g.add_argument("--nats-pipeline", metavar="NAME", help="the pipeline's name on the broker")
+    g.add_argument("--nats-channel", metavar="STAGE", help="the pipeline's first stage")
     _import_path(p)
     _common(p, control=True)
     p.set_defaults(run=upgrade)
@@ -318,6 +358,12 @@ def _parser() -> argparse.ArgumentParser:
                 "--interval", type=float, default=1.0, help="seconds between redraws (%(default)s)"
             )
             p.add_argument("--count", type=int, default=None, help="stop after this many redraws")
+            g = p.add_argument_group(
+                "distributed (docs/distributed.md)",
+                "gather the status of every segment of a pipeline served with serve --nats",
+            )
+            g.add_argument("--nats", metavar="URL", help="the broker")
+            g.add_argument("--nats-pipeline", metavar="NAME", help="the pipeline's name")
 
     p = sub.add_parser("savepoint", help="write a consistent cut of every stage to a file")
     p.add_argument("name", nargs="?", help="its name (default: from the time)")
@@ -342,6 +388,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo(say)
     command: Callable[[argparse.Namespace], Any] = args.run
+    if args.command == "serve" and (args.nats or args.segment):
+        if not args.nats:
+            complain("error: --segment goes with --nats URL")
+            return EXIT_USAGE
+        command = serve_segment
+    if args.command == "upgrade" and args.nats and not args.dump:
+        command = upgrade_over_nats
+    if args.command == "status" and args.nats:
+        command = status_over_nats
     try:
         add_import_paths(getattr(args, "path", []))
         code: int = run(

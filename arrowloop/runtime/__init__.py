@@ -21,6 +21,7 @@ from arrowloop.runtime._checked import (
     check_rollback,
 )
 from arrowloop.runtime._deadletter import DeadLetter, DeadLetters, DeadLetterSink
+from arrowloop.runtime._envelope import CutMsg, EndMsg, Reply, StageChange, UpgradeMsg
 from arrowloop.runtime._histogram import (
     BATCH_SIZES,
     LATENCY_SECONDS,
@@ -50,7 +51,7 @@ from arrowloop.runtime._spec import (
     pipeline,
     stage,
 )
-from arrowloop.runtime._stage import Persist, StageCrashed, StageStatistics
+from arrowloop.runtime._stage import Persist, StageActor, StageCrashed, StageStatistics
 from arrowloop.runtime._ticket import Ticket
 from arrowloop.runtime._view import ClientView
 
@@ -103,6 +104,14 @@ __all__ = [
     "NO_STATE",
     "DEFAULT_OUTPUT_CAPACITY",
     "StageCrashed",
+    # For transports beyond one process (arrowloop.distributed): the actor
+    # and the envelopes a networked channel handles itself.
+    "StageActor",
+    "Reply",
+    "CutMsg",
+    "EndMsg",
+    "UpgradeMsg",
+    "StageChange",
     "run",
     "uvloop_available",
 ]

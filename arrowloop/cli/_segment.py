@@ -1,0 +1,206 @@
+"""``python -m arrowloop serve TARGET --nats URL --segment a,b``: run some
+stages of a pipeline in this process, between channels on NATS JetStream
+(docs/distributed.md), until end of stream or SIGINT/SIGTERM; and
+``upgrade ... --nats URL``: send a code change into such a pipeline;
+``status --nats URL``: what each of its segments runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+from pathlib import Path
+
+import anyio
+
+from arrowloop.cli._client import RemoteError, Unreachable
+from arrowloop.cli._commands import EXIT_OK, UsageError, say
+from arrowloop.cli._format import short, show_json
+from arrowloop.cli._load import FUNCTION_PARTS, ChangeOptions, build_change, read_change_file
+from arrowloop.cli._serving import _write_ready
+from arrowloop.errors import ArrowloopError
+from arrowloop.runtime import PipelineSpec
+from arrowloop.server import as_supervisor_spec, load_object
+
+__all__ = ["serve_segment", "upgrade_over_nats", "status_over_nats"]
+
+_VERSION = re.compile(r"[0-9a-f]{64}")
+
+
+def _pipeline_of(target: str) -> tuple[PipelineSpec, str]:
+    obj, name = load_object(target)
+    spec = as_supervisor_spec(obj, name)
+    return PipelineSpec(tuple(c.start for c in spec.stages)), spec.name  # type: ignore[misc]
+
+
+async def serve_segment(args: argparse.Namespace) -> int:
+    """Run the stages ``args.segment`` names (all of them by default) here.
+
+    Raises:
+        UsageError: a segment that is not consecutive stages of the pipeline,
+            a store that holds other versions of them, or no nats extra.
+        Unreachable: no broker at ``args.nats``.
+    """
+    try:
+        from nats.errors import NoServersError
+
+        from arrowloop.distributed import ChannelConfig, open_segment
+    except ImportError:
+        raise UsageError(
+            "--nats needs the nats extra (nats-py): pip install 'arrowloop[nats]'"
+        ) from None
+    spec, name = _pipeline_of(args.target)
+    stages = args.segment.split(",") if args.segment else [s.name for s in spec.stages]
+    config = ChannelConfig(
+        frame_items=args.nats_frame_items,
+        max_ack_pending=args.nats_window,
+        max_msgs=args.nats_max_msgs,
+        ack_wait=args.nats_ack_wait,
+    )
+    state_dir = Path(args.state_dir) if args.state_dir else None
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        try:
+            async with open_segment(
+                spec,
+                stages,
+                args.nats,
+                pipeline=name,
+                state_dir=state_dir,
+                fsync=args.fsync,
+                config=config,
+            ) as seg:
+                say(f"arrowloop: serving stages {', '.join(stages)} of {args.target}")
+                say(f"  broker   {args.nats}  (pipeline {name})")
+                say(f"  input    {seg.receiver.name.stream}")
+                assert seg.sender is not None
+                say(f"  output   {seg.sender.name.stream}")
+                store = seg.store.location if state_dir else "memory only: a crash loses state"
+                fsync = f"; fsync {args.fsync}" if state_dir else ""
+                say(f"  state    {store}  (resumed after position {seg.committed}{fsync})")
+                for a in seg.actors:
+                    say(f"  stage {a.name}: version {short(a.machine.version)}")
+                if args.ready_file:
+                    _write_ready(args.ready_file, {"pid": os.getpid(), "stages": stages})
+                async with anyio.create_task_group() as tg:
+
+                    async def stop_on_signal() -> None:
+                        async for signum in signals:
+                            say(f"arrowloop: {signal.Signals(signum).name}: stopping")
+                            break
+                        tg.cancel_scope.cancel()
+
+                    tg.start_soon(stop_on_signal)
+                    await seg.finished.wait()
+                    say("arrowloop: end of stream")
+                    tg.cancel_scope.cancel()
+                counts = ", ".join(f"{k} {v}" for k, v in seg.statistics().items())
+                say(f"arrowloop: {counts}")
+        except NoServersError:
+            raise Unreachable(f"no broker at {args.nats}") from None
+        except ArrowloopError as exc:
+            raise UsageError(str(exc)) from exc
+    say("arrowloop: stopped")
+    return EXIT_OK
+
+
+async def upgrade_over_nats(args: argparse.Namespace) -> int:
+    """``upgrade --nats URL --nats-pipeline NAME --nats-channel FIRST``: send
+    the change in-band into a distributed pipeline and print the versions.
+
+    Raises:
+        UsageError: no full ``--stage`` and ``--expect`` (nothing to ask
+            them from), or no nats extra.
+        RemoteError: the segment running the stages refused the change.
+        Unreachable: no broker, or no result in ``--timeout`` seconds.
+    """
+    try:
+        from nats.errors import NoServersError
+
+        from arrowloop.distributed import connect, request_change
+    except ImportError:
+        raise UsageError(
+            "--nats needs the nats extra (nats-py): pip install 'arrowloop[nats]'"
+        ) from None
+    if not args.nats_pipeline or not args.nats_channel:
+        raise UsageError("--nats goes with --nats-pipeline NAME and --nats-channel FIRST_STAGE")
+    if args.change_file:
+        doc = read_change_file(args.change_file)
+    else:
+        if not args.source or not args.stage or not _VERSION.fullmatch(args.expect or ""):
+            raise UsageError(
+                "with --nats: SOURCE, --stage and --expect with the full version (64 hex "
+                "digits) or --change-file: there is no control port to ask them from"
+            )
+        parts = {p: getattr(args, p) for p in FUNCTION_PARTS}
+        if args.no_migrate:
+            parts["migrate"] = "none"
+        doc = build_change(
+            ChangeOptions(
+                args.source,
+                args.stage,
+                args.expect,
+                parts,
+                requested_by=args.by,
+                change_interface=args.change_interface,
+            )
+        )
+    try:
+        async with connect(args.nats) as nc:
+            result = await request_change(
+                nc, args.nats_pipeline, args.nats_channel, doc, within=args.timeout
+            )
+    except NoServersError:
+        raise Unreachable(f"no broker at {args.nats}") from None
+    if result is None:
+        raise Unreachable(f"no result within {args.timeout} s (is every segment running?)")
+    if "error" in result:
+        raise RemoteError(result["error"])
+    if args.json:
+        say(show_json(result))
+        return EXIT_OK
+    for stage, version in result["versions"].items():
+        say(f"upgrade of stage {stage}: succeeded (now {short(version)})")
+    return EXIT_OK
+
+
+async def status_over_nats(args: argparse.Namespace) -> int:
+    """``status --nats URL --nats-pipeline NAME``: every segment's status.
+
+    Raises:
+        UsageError: no ``--nats-pipeline``, or no nats extra.
+        Unreachable: no broker, or no segment answered.
+    """
+    try:
+        from nats.errors import NoServersError
+
+        from arrowloop.distributed import connect, pipeline_status
+    except ImportError:
+        raise UsageError(
+            "--nats needs the nats extra (nats-py): pip install 'arrowloop[nats]'"
+        ) from None
+    if not args.nats_pipeline:
+        raise UsageError("--nats goes with --nats-pipeline NAME")
+    try:
+        async with connect(args.nats) as nc:
+            segments = await pipeline_status(nc, args.nats_pipeline, within=1.0)
+    except NoServersError:
+        raise Unreachable(f"no broker at {args.nats}") from None
+    if not segments:
+        raise Unreachable(f"no segment of pipeline {args.nats_pipeline!r} answered")
+    if args.json:
+        say(show_json(segments))
+        return EXIT_OK
+    for seg in segments:
+        names = ",".join(st["name"] for st in seg["stages"])
+        c = seg["counts"]
+        say(
+            f"segment {names} (pid {seg['pid']}): {seg['input']} -> {seg['output']}, "
+            f"position {c['committed']}{', finished' if seg['finished'] else ''}"
+        )
+        for st in seg["stages"]:
+            say(
+                f"  stage {st['name']}: version {short(st['version'])}, "
+                f"{st['processed']} applied, {st['failed']} failed, {st['upgrades']} upgrades"
+            )
+    return EXIT_OK

@@ -449,7 +449,7 @@ def test_generator_reaches_every_node_kind_and_overload(feature: str, src: Type,
         arrows_to(src, dst),
         lambda prog: feature in _features((prog, src, dst)),
         settings=settings(
-            max_examples=1_000, database=None, deadline=None, phases=[Phase.generate]
+            max_examples=5_000, database=None, deadline=None, phases=[Phase.generate]
         ),
         random=random.Random(0),
     )

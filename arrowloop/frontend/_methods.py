@@ -30,12 +30,12 @@ from typing import Any
 import attrs
 
 from arrowloop.arrows import Arrow, Const
-from arrowloop.errors import ValidationError
+from arrowloop.errors import FrontendError, ValidationError
 from arrowloop.frontend._env import CHANGING_METHODS, Env, Val, place_root, tuple_of
 from arrowloop.frontend._flow import Exit
 from arrowloop.frontend._narrowing import Narrowing
 from arrowloop.frontend._objects import PyFunction
-from arrowloop.typesys import RecordT, Type, record_class, validate
+from arrowloop.typesys import RecordT, TupleT, Type, record_class, validate
 
 __all__ = ["Methods"]
 
@@ -169,8 +169,41 @@ class Methods(Narrowing):
         """Also ``match a, b:`` with class patterns inside the tuple (see the module)."""
         stmts = _tuple_cases(s)
         if stmts is not None:
+            if self.exhaustive(s, env):
+                # Every value matches a case (each of which returns or
+                # raises): what follows is never reached, so a path that
+                # ends here (Python's None) does not exist.
+                stmts.append(_unreachable(s))
             return self.block([*stmts, *rest], env, exit, s)
         return super().match_(s, rest, env, exit)
+
+    def exhaustive(self, s: ast.Match, env: Env) -> bool:
+        """Whether the cases without guards of ``match a, b:`` cover every
+        combination of tags, bools and none/some of its items' types."""
+        assert isinstance(s.subject, ast.Tuple)
+        mark = self.mark()
+        try:
+            t = TupleT(tuple(self.expr(e, env).type for e in s.subject.elts))
+        except FrontendError:
+            return False
+        finally:
+            self.forget(mark)
+        full = self.kinds(t)
+        covered: set[object] = set()
+        for case in s.cases:
+            if case.guard is None:
+                covered |= self.covers(case.pattern, t) or set()
+        return full is not None and full <= covered
+
+
+def _unreachable(s: ast.Match) -> ast.stmt:
+    """``raise AssertionError(...)`` where no value can arrive."""
+    exc = ast.Call(
+        func=ast.Name(id="AssertionError", ctx=ast.Load()),
+        args=[ast.Constant(value="no case of the match matched")],
+        keywords=[],
+    )
+    return ast.fix_missing_locations(ast.copy_location(ast.Raise(exc=exc, cause=None), s))
 
 
 def _wild(p: ast.pattern) -> bool:

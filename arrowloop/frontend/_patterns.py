@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import enum
 from collections.abc import Callable, Mapping, Sequence
+from typing import Final
 
 from arrowloop.arrows import (
     Arrow,
@@ -61,6 +62,25 @@ Fall = Callable[[Env], Arrow]
 _BUILTIN_CLASSES: dict[type, Type] = {int: INT, float: FLOAT, str: STR, bool: BOOL}
 #: Subject types whose literal cases a long match turns into an if/elif chain.
 _SCALARS: dict[Type, type] = {INT: int, FLOAT: float, STR: str}
+
+
+#: A kind of a tuple item that a match does not tell apart (an int, a str, ...).
+_ANY: Final = "*"
+#: Beyond this many combinations a tuple subject is not checked for exhaustiveness.
+_MAX_COMBINATIONS: Final = 4096
+
+
+def _irrefutable(p: ast.pattern) -> bool:
+    """Whether ``p`` matches anything (``_``, a name, ``q as x`` of such a
+    ``q``, or an alternative that is one)."""
+    match p:
+        case ast.MatchAs(pattern=None):
+            return True
+        case ast.MatchAs(pattern=q) if q is not None:
+            return _irrefutable(q)
+        case ast.MatchOr(patterns=ps):
+            return any(_irrefutable(q) for q in ps)
+    return False
 
 
 def _conj(tests: Sequence[Arrow]) -> Arrow | None:
@@ -344,7 +364,7 @@ class Patterns(Flow):
         leaks: Mapping[int, frozenset[str]],
     ) -> Arrow:
         """A chain of ``if`` nodes over the cases' tests."""
-        full = {True, False} if t == BOOL else {"none", "some"} if isinstance(t, OptionT) else None
+        full = self.kinds(t)
         covered: set[object] = set()
         total: list[bool] = []  # the case matches whatever the earlier ones left
         for case in s.cases:
@@ -373,8 +393,33 @@ class Patterns(Flow):
 
         return chain(0, env)
 
+    def kinds(self, t: Type) -> set[object] | None:
+        """The kinds of value of ``t`` a match tells apart without further
+        tests (True/False, none/some, a variant's tags, and for a tuple
+        subject, ``match msg, state:``, their combinations), or ``None``
+        when there are too many or ``t`` has none."""
+        if t == BOOL:
+            return {True, False}
+        if isinstance(t, OptionT):
+            return {"none", "some"}
+        if isinstance(t, VariantT):
+            return set(t.tags)
+        if isinstance(t, TupleT):
+            combos: set[object] = {()}
+            for item in t.items:
+                part = self.kinds(item) or {_ANY}
+                if len(combos) * len(part) > _MAX_COMBINATIONS:
+                    return None
+                combos = {(*c, k) for c in combos for k in part if isinstance(c, tuple)}
+            return combos
+        return None
+
     def covers(self, p: ast.pattern, t: Type) -> set[object] | None:
-        """The kinds of value (True/False, none/some) ``p`` matches without further tests."""
+        """The kinds of value (see :meth:`kinds`) ``p`` matches without further tests."""
+        if _irrefutable(p):
+            return self.kinds(t) or {_ANY}
+        if isinstance(t, VariantT | TupleT):
+            return self.covers_parts(p, t)
         match p:
             case ast.MatchSingleton(value=v):
                 return {"none"} if v is None else {v}
@@ -394,6 +439,43 @@ class Patterns(Flow):
                 ):
                     return {"some"}
         return None
+
+    def covers_parts(self, p: ast.pattern, t: VariantT | TupleT) -> set[object]:
+        """What ``p`` surely matches of a variant (tags) or a tuple
+        (combinations): an under-estimate, so a match is only ever taken as
+        exhaustive when it is."""
+        match p:
+            case ast.MatchAs(pattern=q) if q is not None:
+                return self.covers(q, t) or set()
+            case ast.MatchOr(patterns=ps):
+                return set().union(*(self.covers(q, t) or set() for q in ps))
+            case ast.MatchSequence(patterns=ps) if isinstance(t, TupleT) and len(ps) == len(
+                t.items
+            ):
+                combos: set[object] = {()}
+                for q, item in zip(ps, t.items, strict=True):
+                    part = self.covers(q, item) or set()
+                    combos = {(*c, k) for c in combos for k in part if isinstance(c, tuple)}
+                return combos
+            case ast.MatchClass(cls=cls_node, patterns=ps, kwd_patterns=kps) if isinstance(
+                t, VariantT
+            ) and all(_irrefutable(q) for q in (*ps, *kps)):
+                cls = self.src.static(cls_node, ())
+                if not isinstance(cls, type):
+                    return set()
+                return {
+                    tag
+                    for tag, pt in t.cases
+                    if isinstance(pt, RecordT)
+                    and pt.name == tag
+                    and any(issubclass(k, cls) for k in record_classes(pt))
+                }
+            case ast.MatchValue(value=v) if isinstance(t, VariantT):
+                obj = self.src.static(v, ())
+                ecls = enum_class(t)
+                if isinstance(obj, enum.Enum) and ecls is not None and type(obj) is ecls:
+                    return {obj.name}
+        return set()
 
     def arm(
         self,

@@ -135,9 +135,14 @@ async def test_the_cli_sends_a_change_into_a_distributed_pipeline(
         assert stale.returncode == 1
         assert "expected to replace version" in stale.stderr
         status = ["status", "--nats", url, "--nats-pipeline", PIPELINE]
-        shown = await anyio.to_thread.run_sync(lambda: run_arrowloop(tmp_path, *status))
-        assert shown.returncode == 0, shown.stderr
-        lines = shown.stdout.splitlines()
+        # The CLI gathers answers for a second; on a busy machine a segment
+        # may answer later, so ask again (a bounded number of times).
+        for _ in range(10):
+            shown = await anyio.to_thread.run_sync(lambda: run_arrowloop(tmp_path, *status))
+            assert shown.returncode == 0, shown.stderr
+            lines = shown.stdout.splitlines()
+            if any(line.startswith("segment check (pid ") for line in lines):
+                break
         assert lines[0].startswith("segment count,total (pid ")
         new_version = total_twice.machine.version[:12]
         assert f"  stage total: version {new_version}, 100 applied, 0 failed, 1 upgrades" in lines
@@ -171,15 +176,22 @@ async def test_status_and_changes_in_process(
         open_segment(SPEC, ["check"], url, **kw),
         open_segment(SPEC, ["count", "total"], url, **kw),
     ):
-        segments = await pipeline_status(nc, PIPELINE)
+        # A bound against a loaded machine, not a timing check: both answer.
+        segments = await pipeline_status(nc, PIPELINE, within=30, expect=2)
         assert [[s["name"] for s in seg["stages"]] for seg in segments] == [
             ["count", "total"],
             ["check"],
         ]
         assert await pipeline_status(nc, "nobody") == []
-        code = await anyio.to_thread.run_sync(main, ["status", *nats, "--json"])
-        assert code == 0
-        assert '"name":"total"' in capsys.readouterr().out
+        # The CLI gathers for a second: on a busy machine a segment may
+        # answer later, so ask again (a bounded number of times).
+        for _ in range(10):
+            code = await anyio.to_thread.run_sync(main, ["status", *nats, "--json"])
+            assert code == 0
+            if '"name":"total"' in capsys.readouterr().out:
+                break
+        else:
+            pytest.fail("the segment running total never answered the CLI's status")
         args = ["upgrade", "tests.nats_pipeline:total_twice", "--stage", "total"]
         stale = await anyio.to_thread.run_sync(
             main, [*args, "--expect", "0" * 64, *nats, "--nats-channel", "count"]

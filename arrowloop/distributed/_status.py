@@ -73,10 +73,12 @@ async def answer_status(nc: Client, pipeline: str, seg: Segment, index: int) -> 
 
 
 async def pipeline_status(
-    nc: Client, pipeline: str, *, within: float = 0.5
+    nc: Client, pipeline: str, *, within: float = 0.5, expect: int | None = None
 ) -> list[dict[str, Any]]:
     """Every running segment's status, in pipeline order: those that
-    answered within ``within`` seconds (an empty list: none is running)."""
+    answered within ``within`` seconds (an empty list: none is running), or
+    as soon as ``expect`` segments have answered, for a caller that knows
+    how many run (a busy process may answer after a short window)."""
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox)
     answers: list[dict[str, Any]] = []
@@ -88,6 +90,8 @@ async def pipeline_status(
                 if not msg.data:  # the server's "no responders": nobody runs
                     break
                 answers.append(orjson.loads(msg.data))
+                if expect is not None and len(answers) >= expect:
+                    break
     except TimeoutError:
         pass
     finally:

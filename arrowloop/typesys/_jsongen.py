@@ -107,8 +107,12 @@ def _bind(g: _Gen, out: str, src: str, ind: int) -> None:
         g.emit(ind, f"{out} = {src}")
 
 
-def _read(g: _Gen, t: Type, src: str, out: str, ind: int) -> None:
-    """Lines reading JSON data ``src`` of type ``t`` into the name ``out``."""
+_Emit = Callable[["_Gen", Type, str, str, int], None]
+
+
+def _shared(g: _Gen, t: Type, src: str, out: str, ind: int, inner: _Emit) -> bool:
+    """The lines alike in both directions (``inner`` for the items), or
+    ``False`` when ``t`` is not of those kinds."""
     e = g.emit
     if isinstance(t, UnitT):
         g.slow_unless(ind, f"{src} is None")
@@ -119,33 +123,18 @@ def _read(g: _Gen, t: Type, src: str, out: str, ind: int) -> None:
     elif isinstance(t, IntT):
         g.slow_unless(ind, f"type({src}) is int and {_INT_RANGE.format(src)}")
         _bind(g, out, src, ind)
-    elif isinstance(t, FloatT):
-        e(ind, f"if type({src}) is float:")
-        e(ind + 1, f"{out} = {src}")
-        e(ind, f"elif type({src}) is int and {_INT_RANGE.format(src)}:")
-        e(ind + 1, f"{out} = float({src})")
-        e(ind, "else:")
-        e(ind + 1, "raise _Slow")
     elif isinstance(t, OptionT):
         e(ind, f"if {src} is None:")
         e(ind + 1, f"{out} = None")
         e(ind, "else:")
-        _read(g, t.item, src, out, ind + 1)
-    elif isinstance(t, TupleT):
-        g.slow_unless(ind, f"type({src}) is list and len({src}) == {len(t.items)}")
-        parts = [g.var() for _ in t.items]
-        if parts:
-            e(ind, f"{', '.join(parts)}, = {src}")
-        for part, it in zip(parts, t.items, strict=True):
-            _read(g, it, part, part, ind)
-        e(ind, f"{out} = ({''.join(p + ', ' for p in parts)})")
+        inner(g, t.item, src, out, ind + 1)
     elif isinstance(t, ListT | MapT) and (isinstance(t, ListT) or t.key == STR):
         acc, x, y = g.var(), g.var(), g.var()
         if isinstance(t, ListT):
             g.slow_unless(ind, f"type({src}) is list")
             e(ind, f"{acc} = []")
             e(ind, f"for {x} in {src}:")
-            _read(g, t.item, x, y, ind + 1)
+            inner(g, t.item, x, y, ind + 1)
             e(ind + 1, f"{acc}.append({y})")
         else:
             k = g.var()
@@ -153,9 +142,38 @@ def _read(g: _Gen, t: Type, src: str, out: str, ind: int) -> None:
             e(ind, f"{acc} = {{}}")
             e(ind, f"for {k}, {x} in {src}.items():")
             g.slow_unless(ind + 1, f"type({k}) is str")
-            _read(g, t.value, x, y, ind + 1)
+            inner(g, t.value, x, y, ind + 1)
             e(ind + 1, f"{acc}[{k}] = {y}")
         e(ind, f"{out} = {acc}")
+    elif isinstance(t, TupleT):
+        # A tuple is a JSON array: read from a list, written as one.
+        reading = inner is _read
+        kind = "list" if reading else "tuple"
+        g.slow_unless(ind, f"type({src}) is {kind} and len({src}) == {len(t.items)}")
+        parts = [g.var() for _ in t.items]
+        if parts:
+            e(ind, f"{', '.join(parts)}, = {src}")
+        for part, it in zip(parts, t.items, strict=True):
+            inner(g, it, part, part, ind)
+        items = "".join(p + ", " for p in parts)
+        e(ind, f"{out} = ({items})" if reading else f"{out} = [{items}]")
+    else:
+        return False
+    return True
+
+
+def _read(g: _Gen, t: Type, src: str, out: str, ind: int) -> None:
+    """Lines reading JSON data ``src`` of type ``t`` into the name ``out``."""
+    e = g.emit
+    if _shared(g, t, src, out, ind, _read):
+        return
+    if isinstance(t, FloatT):
+        e(ind, f"if type({src}) is float:")
+        e(ind + 1, f"{out} = {src}")
+        e(ind, f"elif type({src}) is int and {_INT_RANGE.format(src)}:")
+        e(ind + 1, f"{out} = float({src})")
+        e(ind, "else:")
+        e(ind + 1, "raise _Slow")
     elif isinstance(t, RecordT):
         # As many keys as fields and every field found: no unknown field (a
         # missing one raises KeyError, which also goes the reference way).
@@ -253,48 +271,11 @@ def _read_variant(g: _Gen, t: VariantT, src: str, out: str, ind: int) -> None:
 def _write(g: _Gen, t: Type, src: str, out: str, ind: int) -> None:
     """Lines writing the value ``src`` of type ``t`` as JSON data into ``out``."""
     e = g.emit
-    if isinstance(t, UnitT):
-        g.slow_unless(ind, f"{src} is None")
-        e(ind, f"{out} = None")
-    elif isinstance(t, BoolT | StrT):
-        g.slow_unless(ind, f"type({src}) is {'bool' if isinstance(t, BoolT) else 'str'}")
-        _bind(g, out, src, ind)
-    elif isinstance(t, IntT):
-        g.slow_unless(ind, f"type({src}) is int and {_INT_RANGE.format(src)}")
-        _bind(g, out, src, ind)
-    elif isinstance(t, FloatT):
+    if _shared(g, t, src, out, ind, _write):
+        return
+    if isinstance(t, FloatT):
         g.slow_unless(ind, f"type({src}) is float and {g.const(math.isfinite)}({src})")
         _bind(g, out, src, ind)
-    elif isinstance(t, OptionT):
-        e(ind, f"if {src} is None:")
-        e(ind + 1, f"{out} = None")
-        e(ind, "else:")
-        _write(g, t.item, src, out, ind + 1)
-    elif isinstance(t, TupleT):
-        g.slow_unless(ind, f"type({src}) is tuple and len({src}) == {len(t.items)}")
-        parts = [g.var() for _ in t.items]
-        if parts:
-            e(ind, f"{', '.join(parts)}, = {src}")
-        for part, it in zip(parts, t.items, strict=True):
-            _write(g, it, part, part, ind)
-        e(ind, f"{out} = [{', '.join(parts)}]")
-    elif isinstance(t, ListT | MapT) and (isinstance(t, ListT) or t.key == STR):
-        acc, x, y = g.var(), g.var(), g.var()
-        if isinstance(t, ListT):
-            g.slow_unless(ind, f"type({src}) is list")
-            e(ind, f"{acc} = []")
-            e(ind, f"for {x} in {src}:")
-            _write(g, t.item, x, y, ind + 1)
-            e(ind + 1, f"{acc}.append({y})")
-        else:
-            k = g.var()
-            g.slow_unless(ind, f"type({src}) is dict")
-            e(ind, f"{acc} = {{}}")
-            e(ind, f"for {k}, {x} in {src}.items():")
-            g.slow_unless(ind + 1, f"type({k}) is str")
-            _write(g, t.value, x, y, ind + 1)
-            e(ind + 1, f"{acc}[{k}] = {y}")
-        e(ind, f"{out} = {acc}")
     elif isinstance(t, RecordT):
         # The live set: a class bound later as an alias is found too; an
         # instance of a class the type was bound to before is not.

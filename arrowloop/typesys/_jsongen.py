@@ -291,9 +291,13 @@ def _write(g: _Gen, t: Type, src: str, out: str, ind: int) -> None:
 def _write_fields(g: _Gen, t: RecordT, src: str, out: str, ind: int) -> None:
     e = g.emit
     parts = [g.var() for _ in t.fields]
-    if parts:
+    names = [name for name, _ in t.fields]
+    if any("." in name for name in names):  # attrgetter would follow the dots
+        for part, name in zip(parts, names, strict=True):
+            e(ind, f"{part} = {g.const(getattr)}({src}, {g.const(name)})")
+    elif parts:
         # One C call for all the fields (attrgetter of one name gives the value).
-        get = g.const(operator.attrgetter(*(name for name, _ in t.fields)))
+        get = g.const(operator.attrgetter(*names))
         e(ind, f"{', '.join(parts)}{',' if len(parts) > 1 else ''} = {get}({src})")
     for part, (_, ft) in zip(parts, t.fields, strict=True):
         _write(g, ft, part, part, ind)
@@ -308,12 +312,17 @@ def _write_variant(g: _Gen, t: VariantT, src: str, out: str, ind: int) -> None:
     first = True
     for name, pt in t.cases:
         rep = case_repr(t, name)
-        if rep.how not in ("record", "plain"):
-            continue  # Tagged and enum cases go the reference way
-        test = " or ".join(f"{cls} is {g.const(c)}" for c in rep.classes)
+        if rep.how == "tagged":
+            continue  # Tagged values are rare: the reference writes them
+        if rep.how == "enum":
+            test = f"{src} is {g.const(rep.member)}"
+        else:
+            test = " or ".join(f"{cls} is {g.const(c)}" for c in rep.classes)
         e(ind, f"{'if' if first else 'elif'} {test}:")
         first = False
-        if isinstance(pt, RecordT):
+        if rep.how == "enum":
+            e(ind + 1, f"{payload} = None")
+        elif isinstance(pt, RecordT):
             _write_fields(g, pt, src, payload, ind + 1)  # the class is checked
         else:
             _write(g, pt, src, payload, ind + 1)

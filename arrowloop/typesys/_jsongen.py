@@ -244,24 +244,22 @@ def _read_variant(g: _Gen, t: VariantT, src: str, out: str, ind: int) -> None:
         if rep.how == "tagged":
             e(ind + 1, "raise _Slow")  # Tagged values are rare: the reference builds them
             continue
-        # ``value`` may be left out when the payload is unit or an empty record.
-        default = (
-            "None"
-            if isinstance(pt, UnitT)
-            else "{}"
-            if isinstance(pt, RecordT) and not pt.fields
-            else None
-        )
-        if default is None:
-            g.slow_unless(ind + 1, f"{n} == 2")
-            e(ind + 1, f"{raw} = {src}['value']")
-        else:
+        # ``value`` may be left out when the payload is unit or an empty
+        # record: then the payload is known without reading anything.
+        if isinstance(pt, UnitT) or (isinstance(pt, RecordT) and not pt.fields):
             e(ind + 1, f"if {n} == 1:")
-            e(ind + 2, f"{raw} = {default}")
+            if isinstance(pt, UnitT):
+                e(ind + 2, f"{out} = None")
+            else:
+                _construct(g, pt, [], out, ind + 2)
             e(ind + 1, "else:")
             g.slow_unless(ind + 2, f"{n} == 2")
             e(ind + 2, f"{raw} = {src}['value']")
-        _read(g, pt, raw, out, ind + 1)
+            _read(g, pt, raw, out, ind + 2)
+        else:
+            g.slow_unless(ind + 1, f"{n} == 2")
+            e(ind + 1, f"{raw} = {src}['value']")
+            _read(g, pt, raw, out, ind + 1)
         if rep.how == "enum":
             e(ind + 1, f"{out} = {g.const(rep.member)}")
     e(ind, "else:")

@@ -31,7 +31,7 @@ from arrowloop.typesys import (
 )
 from arrowloop.typesys import _jsongen as jsongen
 from arrowloop.typesys import _types as types_internal
-from arrowloop.typesys._types import INT, STR, RecordT, VariantT
+from arrowloop.typesys._types import INT, STR, ListT, RecordT, VariantT
 from tests.profiles import examples
 from tests.strategies import types, value_key, values
 
@@ -304,3 +304,17 @@ def test_plain_attrs_classes_are_built_without_their_init() -> None:
     got = json_reader(from_annotation(JfPrivate))({"n": 1, "_private": "p"}, "v")
     assert got == JfPrivate(1, "p")
     assert hash(got) == hash(JfPrivate(1, "p"))
+
+
+@pytest.mark.parametrize("depth", [19, 30])
+def test_types_too_deep_for_the_generated_code_go_the_reference_way(depth: int) -> None:
+    """Python compiles at most 20 nested loops: deeper lists are read and
+    written by the reference functions instead of failing."""
+    t: Type = INT
+    data: Any = 1
+    for _ in range(depth):
+        t, data = ListT(t), [data]
+    assert json_reader(t)(data, "v") == data == json_writer(t)(data, "v")
+    with pytest.raises(ValidationError) as info:
+        json_reader(t)([[["x"]]], "v")
+    assert info.value.message == _outcome(from_json, t, [[["x"]]], "v")[1][0]

@@ -87,7 +87,20 @@ class _Gen:
         self.emit(ind, f"if not ({cond}):")
         self.emit(ind + 1, "raise _Slow")
 
-    def function(self, name: str, arg: str, body: list[str], fallback: list[str]) -> Any:
+    def function(self, name: str, arg: str, emit: Callable[[], None], fallback: list[str]) -> Any:
+        """The function ``name`` doing what ``emit`` generates, or ``fallback``
+        when that raises; a type too deep for the generator or for Python's
+        compiler (20 nested loops at most) gets one that always falls back."""
+        try:
+            emit()
+            code = self._compile(name, arg, [*self.lines, "return _out"], fallback)
+        except (RecursionError, SyntaxError):
+            code = self._compile(name, arg, ["raise _Slow"], fallback)
+        exec(code, self.ns)  # our own generated source: see the module docstring
+        return self.ns[name]
+
+    @staticmethod
+    def _compile(name: str, arg: str, body: list[str], fallback: list[str]) -> Any:
         src = "\n".join(
             [
                 f"def {name}({arg}, path='value'):",
@@ -97,9 +110,7 @@ class _Gen:
                 *("        " + line for line in fallback),
             ]
         )
-        code = compile(src, f"<arrowloop json {name}>", "exec")
-        exec(code, self.ns)  # our own generated source: see the module docstring
-        return self.ns[name]
+        return compile(src, f"<arrowloop json {name}>", "exec")
 
 
 def _bind(g: _Gen, out: str, src: str, ind: int) -> None:
@@ -339,9 +350,8 @@ def generate_reader(t: Type) -> Coder:
     """One function ``(data, path='value') -> value`` equal to ``from_json(t, data, path)``."""
     g = _Gen()
     g.ns.update(_t=t, _from_json=from_json)
-    _read(g, t, "data", "_out", 0)
-    body = [*g.lines, "return _out"]
-    fn: Coder = g.function("read", "data", body, ["return _from_json(_t, data, path)"])
+    fallback = ["return _from_json(_t, data, path)"]
+    fn: Coder = g.function("read", "data", lambda: _read(g, t, "data", "_out", 0), fallback)
     return fn
 
 
@@ -350,8 +360,6 @@ def generate_writer(t: Type) -> Coder:
     value, path)`` followed by ``to_json(t, value)``."""
     g = _Gen()
     g.ns.update(_t=t, _validate=validate, _to_json=to_json)
-    _write(g, t, "value", "_out", 0)
-    body = [*g.lines, "return _out"]
     fallback = ["_validate(_t, value, path)", "return _to_json(_t, value)"]
-    fn: Coder = g.function("write", "value", body, fallback)
+    fn: Coder = g.function("write", "value", lambda: _write(g, t, "value", "_out", 0), fallback)
     return fn

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Any
+import types as types_mod
+from typing import Any, ClassVar
 
 import attrs
 import orjson
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arrowloop.errors import ValidationError
+from arrowloop.errors import TypeDefinitionError, ValidationError
 from arrowloop.typesys import (
     Type,
     from_annotation,
@@ -28,6 +29,9 @@ from arrowloop.typesys import (
     to_json,
     validate,
 )
+from arrowloop.typesys import _jsongen as jsongen
+from arrowloop.typesys import _types as types_internal
+from arrowloop.typesys._types import INT, STR, ListT, RecordT, VariantT
 from tests.profiles import examples
 from tests.strategies import types, value_key, values
 
@@ -139,3 +143,178 @@ def test_the_unusual_cases_go_the_reference_way() -> None:
     with pytest.raises(ValidationError) as wrong:
         json_writer(point)(JfPoint(1, "2"), "output")  # type: ignore[arg-type]
     assert wrong.value.path == "output.y"
+
+
+# -- the generated functions ---------------------------------------------------
+
+
+@attrs.frozen
+class JfDefaulted:
+    n: int = 0
+
+
+@attrs.frozen
+class JfFactory:
+    n: int = attrs.field(factory=int)
+
+
+@attrs.frozen
+class JfConverted:
+    n: int = attrs.field(converter=int)
+
+
+@attrs.frozen
+class JfPosted:
+    n: int
+
+    def __attrs_post_init__(self) -> None:
+        JfPosted.seen.append(self.n)
+
+    seen: ClassVar[list[int]] = []
+
+
+@attrs.frozen(cache_hash=True)
+class JfHashed:
+    n: int
+
+
+@attrs.frozen
+class JfPrivate:
+    n: int
+    _private: str
+
+
+def _fallback_fails(fn: Any) -> Any:
+    """``fn`` with its reference fallback replaced by a failure: what it still
+    does, the generated code did alone."""
+
+    def fail(*_: Any) -> Any:
+        raise AssertionError("went the reference way")
+
+    ns = dict(fn.__globals__, _from_json=fail, _validate=fail)
+    return types_mod.FunctionType(fn.__code__, ns, fn.__name__, fn.__defaults__)
+
+
+_COMMON = [
+    (int, 3, 3),
+    (float, 2, 2.0),
+    (str, "é\n\"'", "é\n\"'"),
+    (bool, True, True),
+    (None, None, None),
+    (int | None, None, None),
+    (tuple[int, str], [1, "a"], (1, "a")),
+    (tuple[()], [], ()),
+    (list[tuple[int, bool]], [[1, True]], [(1, True)]),
+    (dict[str, list[int]], {"a": [1], "b": []}, {"a": [1], "b": []}),
+    (JfPoint, {"x": 1, "y": 2}, JfPoint(1, 2)),
+    (JfPrivate, {"n": 1, "_private": "p"}, JfPrivate(1, "p")),
+    (JfColour, {"tag": "RED"}, JfColour.RED),
+    (JfPoint | JfDefaulted, {"tag": "JfDefaulted", "value": {"n": 4}}, JfDefaulted(4)),
+    (int | str | JfPoint, {"tag": "str", "value": "s"}, "s"),
+    (int | str | JfPoint, {"tag": "int", "value": 7}, 7),
+    (int | str | JfPoint, {"tag": "JfPoint", "value": {"x": 0, "y": 1}}, JfPoint(0, 1)),
+    (list[int | str | JfPoint], [{"tag": "int", "value": 1}], [1]),
+]
+
+
+@pytest.mark.parametrize(("annotation", "data", "value"), _COMMON)
+def test_the_common_cases_are_done_by_the_generated_code_alone(
+    annotation: Any, data: Any, value: Any
+) -> None:
+    """Every kind the generated code handles, read and written without the
+    reference functions, giving their results."""
+    t = from_annotation(annotation)
+    got = _fallback_fails(json_reader(t))(data, "$.item")
+    assert value_key(got) == value_key(value) == value_key(from_json(t, data, "$.item"))
+    assert type(got) is type(value)
+    written = _fallback_fails(json_writer(t))(value, "output")
+    assert orjson.dumps(written) == orjson.dumps(to_json(t, value))
+
+
+@pytest.mark.parametrize("cls", [JfFactory, JfConverted, JfPosted, JfHashed, JfPositive])
+def test_classes_whose_init_does_more_are_built_by_it(cls: type) -> None:
+    """A factory, a converter, a hook, a hash cache or a validator: the class
+    is called, so it does what it does (and a refusal is the reference's)."""
+    t = from_annotation(cls)
+    assert json_reader(t)({"n": 5}, "v") == cls(5)
+    assert not jsongen._plain_init(cls, ["n"])
+    if cls is JfHashed:
+        assert hash(json_reader(t)({"n": 5}, "v")) == hash(JfHashed(5))
+    if cls is JfPosted:
+        JfPosted.seen.clear()
+        json_reader(t)({"n": 6}, "v")
+        assert JfPosted.seen == [6]
+
+
+_AWKWARD = ["a\"b'c", "x\n):\n import os", "é\\u00e9\\", "'''", "a.b", "_k1", "data", "_Slow"]
+
+
+def _no_str_constants(fn: Any) -> None:
+    assert not {c for c in fn.__code__.co_consts if type(c) is str} & set(_AWKWARD)
+
+
+def test_awkward_names_cannot_break_the_generated_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Field names and tags reach the generated code through its namespace,
+    never its source. The types refuse such names; past that check, quotes,
+    newlines, unicode, dots and the generator's own names still read and
+    write as they should, and none of them is in the code."""
+    for name in _AWKWARD[:5]:
+        with pytest.raises(TypeDefinitionError):
+            RecordT("R", ((name, INT),))
+        with pytest.raises(TypeDefinitionError):
+            VariantT("V", ((name, INT),))
+    monkeypatch.setattr(types_internal, "check_name", lambda name, _what: name)
+    # Tags, and record names as tags: the reference is there to compare with.
+    cases = [(tag, RecordT(tag, (("a", INT),)) if i % 2 else STR) for i, tag in enumerate(_AWKWARD)]
+    variant = VariantT("V", tuple(cases))
+    for i, tag in enumerate(_AWKWARD):
+        data = {"tag": tag, "value": {"a": i} if i % 2 else "s"}
+        read, write = json_reader(variant), json_writer(variant)
+        got = read(data, "$.item")
+        assert value_key(got) == value_key(from_json(variant, data, "$.item"))
+        assert orjson.dumps(write(got, "output")) == orjson.dumps(to_json(variant, got))
+        _no_str_constants(read)
+        _no_str_constants(write)
+    # Field names: attrs cannot make a class of them, so a plain one stands in.
+    rec = RecordT("R", tuple((name, INT) for name in _AWKWARD))
+
+    class Bag:
+        def __init__(self, *values: int) -> None:
+            self.__dict__.update(zip(_AWKWARD, values, strict=True))
+
+    monkeypatch.setattr(jsongen, "record_class", lambda _t: Bag)
+    monkeypatch.setattr(jsongen, "user_classes", lambda _t: {Bag})
+    fields = {name: i for i, name in enumerate(_AWKWARD)}
+    read, write = jsongen.generate_reader(rec), jsongen.generate_writer(rec)
+    got = read(fields, "v")
+    assert type(got) is Bag
+    assert vars(got) == fields
+    assert write(got, "v") == fields
+    _no_str_constants(read)
+    _no_str_constants(write)
+
+
+def test_plain_attrs_classes_are_built_without_their_init() -> None:
+    """A frozen attrs class whose __init__ only stores its fields (a private
+    one too) is filled in directly, and is equal to the one its class makes."""
+    assert jsongen._plain_init(JfPoint, ["x", "y"])
+    assert jsongen._plain_init(JfPrivate, ["n", "_private"])
+    assert jsongen._plain_init(JfDefaulted, ["n"])  # every field is given
+    assert not jsongen._plain_init(JfPoint, ["x"])  # not the type's fields
+    got = json_reader(from_annotation(JfPrivate))({"n": 1, "_private": "p"}, "v")
+    assert got == JfPrivate(1, "p")
+    assert hash(got) == hash(JfPrivate(1, "p"))
+
+
+@pytest.mark.parametrize("depth", [19, 30])
+def test_types_too_deep_for_the_generated_code_go_the_reference_way(depth: int) -> None:
+    """Python compiles at most 20 nested loops: deeper lists are read and
+    written by the reference functions instead of failing."""
+    t: Type = INT
+    data: Any = 1
+    for _ in range(depth):
+        t, data = ListT(t), [data]
+    assert json_reader(t)(data, "v") == data == json_writer(t)(data, "v")
+    with pytest.raises(ValidationError) as info:
+        json_reader(t)([[["x"]]], "v")
+    assert info.value.message == _outcome(from_json, t, [[["x"]]], "v")[1][0]

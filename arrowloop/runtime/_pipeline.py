@@ -24,7 +24,7 @@ from anyio.abc import TaskGroup
 
 from arrowloop.arrows import Loop
 from arrowloop.check import is_subtype
-from arrowloop.errors import PipelineClosed, UpgradeError
+from arrowloop.errors import PipelineClosed, PipelineError, UpgradeError
 from arrowloop.frontend import PyMachine
 from arrowloop.machine import AnyMachine
 from arrowloop.runtime._admission import GONE, Door, closed
@@ -55,6 +55,7 @@ from arrowloop.runtime._envelope import (
 )
 from arrowloop.runtime._keys import DEFAULT_REQUEST_KEYS, Recorded, check_key, check_window
 from arrowloop.runtime._output import OutputPort
+from arrowloop.runtime._shards import ShardedActor
 from arrowloop.runtime._spec import PipelineSpec, StageSpec
 from arrowloop.runtime._stage import Persist, StageActor, StageCrashed, StageStatistics
 from arrowloop.runtime._ticket import Ticket
@@ -119,6 +120,13 @@ class Pipeline:
         persist: Persist | None = None,
         request_keys: int = DEFAULT_REQUEST_KEYS,
     ) -> None:
+        if persist is not None:
+            for s in spec.stages:
+                if s.sharded:  # before any channel is opened
+                    raise PipelineError(
+                        f"stage {s.name!r} is sharded: sharded stages cannot be made durable "
+                        "yet (run them without a store)"
+                    )
         self._persist = persist
         self._request_keys = check_window(request_keys)
         self.dead_letters: DeadLetterSink = DeadLetters() if dead_letters is None else dead_letters
@@ -143,7 +151,7 @@ class Pipeline:
         self._finished: dict[str, anyio.Event] = {}
 
     def _actor_of(self, spec: StageSpec, inbox: ReceiveChannel, outbox: SendChannel) -> StageActor:
-        return StageActor(
+        return (ShardedActor if spec.sharded else StageActor)(
             spec,
             inbox,
             outbox,
@@ -587,6 +595,16 @@ class Pipeline:
             raise TypeError(
                 f"expected a CheckedChange (Pipeline.check(...)), found {type(change).__name__}"
             )
+        for p in change.plans:
+            key = self._actor(p.stage).spec.shard_key
+            if key is not None and not is_subtype(p.new.input, key.input):
+                # The router computes keys with the old key function.
+                raise UpgradeError(
+                    f"refused: stage {p.stage!r} is sharded by a key function taking "
+                    f"{key.input!r}, which does not accept the new input type {p.new.input!r}",
+                    stage=p.stage,
+                    reason="types",
+                )
         prepared = {
             p.stage: StageChange(p.stage, p.new, p.migrate, p.old.version) for p in change.plans
         }

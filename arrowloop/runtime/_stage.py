@@ -147,6 +147,9 @@ class StageActor:
         request_keys: int = DEFAULT_REQUEST_KEYS,
     ) -> None:
         self.name = spec.name
+        # A replica of a sharded stage (see _shards.py): never the one to
+        # decide an upgrade, since its siblings must have prepared too.
+        self.shard = False
         # The request keys applied recently (see _keys.py); with a store,
         # committed with the state.
         self.keys = KeyWindow(request_keys, tracking=persist is not None)
@@ -782,7 +785,7 @@ class StageActor:
 
         msg.versions[self.name] = machine.version
         msg.durable.append((self.name, machine, new_state, self.processed + self._applied_in_batch))
-        if msg.last == self.name:
+        if msg.last == self.name and not self.shard:
             if self.persist is not None:
                 try:
                     # Every changed stage's new machine and migrated state in

@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arrowloop import CheckError, arrow, statemachine
-from arrowloop.errors import PipelineError, UpgradeError
+from arrowloop.errors import PipelineError, SupervisorError, UpgradeError
 from arrowloop.runtime import DeadLetters, Pipeline, open_pipeline, stage
 from arrowloop.runtime._shards import canonical_key, shard_of
 from arrowloop.runtime._ticket import Ticket
+from arrowloop.supervisor import CodeChange, StageUpgrade, open_supervisor, supervisor
 from tests.profiles import examples
 
 pytestmark = pytest.mark.anyio
@@ -352,3 +353,27 @@ async def test_an_upgrade_the_key_function_cannot_route_is_refused() -> None:
             await p.upgrade("count", sum_optional, change_interface=True)
         assert info.value.reason == "types"
         assert p.version("count") == sum_v1.version
+
+
+async def test_a_supervisor_runs_and_changes_a_sharded_stage() -> None:
+    """Under a supervisor: calls, a checked code change applied to every
+    replica, the state per shard; a savepoint is refused, saying why."""
+    async with open_supervisor(
+        supervisor("s", stage("count", sum_v1, shards=3, shard_key=by_key))
+    ) as sup:
+        assert sup.pipeline.shards("count") == 3
+        for k in "abcab":
+            await sup.pipeline.call((k, 1))
+        versions = await sup.code_change(
+            CodeChange((StageUpgrade("count", sum_v1.version, sum_v2, migrate=to_v2),))
+        )
+        assert versions == {"count": sum_v2.version}
+        assert await sup.pipeline.call(("a", 1)) == ("a", 3 + 1000)
+        states = await sup.get_state("count")
+        assert {k: v for s in states for k, v in s.items()} == {
+            "a": (3, 1),
+            "b": (2, 0),
+            "c": (1, 0),
+        }
+        with pytest.raises(SupervisorError, match="savepoints of sharded stages"):
+            await sup.savepoint("x")

@@ -205,13 +205,20 @@ class Pipeline:
         """The machine ``stage`` runs now (its types, initial state, version)."""
         return self._actor(stage).machine
 
+    def shards(self, stage: str) -> int | None:
+        """How many replicas run ``stage`` if it is sharded (its :meth:`state`
+        is then the list of their states, shard ``i`` at index ``i``), else None."""
+        actor = self._actor(stage)
+        return len(actor.replicas) if isinstance(actor, ShardedActor) else None
+
     def running(self) -> list[tuple[str, AnyMachine]]:
         """Each stage's name and the machine it runs now, in order."""
         return [(a.name, a.machine) for a in self._actors]
 
     def state(self, stage: str) -> Any:
         """The current state of ``stage`` (like OTP's ``sys:get_state``): a
-        copy that later steps do not change."""
+        copy that later steps do not change (for a sharded stage, the list of
+        its replicas' states, see :meth:`shards`)."""
         return self._actor(stage).state_copy()
 
     def statistics(self) -> list[StageStatistics]:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arrowloop import CheckError, arrow, statemachine
-from arrowloop.errors import PipelineError, SupervisorError, UpgradeError
+from arrowloop.errors import PipelineClosed, PipelineError, SupervisorError, UpgradeError
 from arrowloop.runtime import DeadLetters, Pipeline, open_pipeline, stage
 from arrowloop.runtime._shards import canonical_key, shard_of
 from arrowloop.runtime._ticket import Ticket
@@ -377,3 +377,37 @@ async def test_a_supervisor_runs_and_changes_a_sharded_stage() -> None:
         }
         with pytest.raises(SupervisorError, match="savepoints of sharded stages"):
             await sup.savepoint("x")
+
+
+async def test_a_stopped_sharded_stage_answers_what_its_replicas_held() -> None:
+    """Stopped for good while paused: every queued call gets PipelineClosed,
+    plain items are counted as abandoned, nothing hangs."""
+    async with open_pipeline(stage("count", sum_v1, shards=2, shard_key=by_key)) as p:
+        assert await p.call(("a", 1)) == ("a", 1)
+        p.pause_stage("count")
+        assert p.is_paused("count")
+        tickets = [await p.submit((k, 1)) for k in "abcd"]
+        await p.send_batch([("e", 1), ("f", 1)])
+        await anyio.wait_all_tasks_blocked()
+        with anyio.fail_after(5):
+            await p.close(shutdown={"count": 0})
+        for t in tickets:
+            with pytest.raises(PipelineClosed):
+                await t.result()
+        stats = p.statistics()[0]
+        assert (stats.processed, stats.abandoned) == (1, 6)
+
+
+async def test_request_keys_and_splicing_after_a_sharded_stage() -> None:
+    """A request key applied once is not stepped again (its item goes to the
+    same replica); a stage appended after a sharded last stage gets its outputs."""
+    async with open_pipeline(stage("count", sum_v1, shards=3, shard_key=by_key)) as p:
+        assert await p.call(("a", 5), key="k1") == ("a", 5)
+        assert await p.call(("a", 5), key="k1") == ("a", 5)
+        assert await p.call(("a", 5)) == ("a", 10)
+        await p.append(stage("tail", passthrough))
+        assert await p.call(("b", 1)) == ("b", 1)
+        assert p.state("tail") == 1
+        await p.prepend(stage("head", passthrough))
+        assert await p.call(("a", 1)) == ("a", 11)
+        assert (p.state("head"), p.state("tail")) == (1, 2)

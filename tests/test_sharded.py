@@ -12,7 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arrowloop import CheckError, arrow, statemachine
-from arrowloop.errors import PipelineClosed, PipelineError, SupervisorError, UpgradeError
+from arrowloop.errors import (
+    ArrowloopError,
+    PipelineClosed,
+    PipelineError,
+    SupervisorError,
+    UpgradeError,
+)
 from arrowloop.runtime import DeadLetters, Pipeline, open_pipeline, stage
 from arrowloop.runtime._shards import canonical_key, shard_of
 from arrowloop.runtime._ticket import Ticket
@@ -411,3 +417,45 @@ async def test_request_keys_and_splicing_after_a_sharded_stage() -> None:
         await p.prepend(stage("head", passthrough))
         assert await p.call(("a", 1)) == ("a", 11)
         assert (p.state("head"), p.state("tail")) == (1, 2)
+
+
+async def test_a_full_replica_blocks_the_router() -> None:
+    """Backpressure: with the replicas paused, the stage takes no more than
+    its channels hold (router and replicas), then the sender waits; resumed,
+    every item comes out."""
+    outputs: list[Any] = []
+    async with (
+        open_pipeline(stage("count", sum_v1, shards=2, shard_key=by_key, capacity=3)) as p,
+        anyio.create_task_group() as tg,
+    ):
+        p.pause_stage("count")
+        sent = 0
+        while True:
+            try:
+                p.send_nowait(("a", 1))  # one key: one replica fills
+            except anyio.WouldBlock:
+                break
+            sent += 1
+            await anyio.wait_all_tasks_blocked()
+        # Each replica holds one batch unstepped while paused, plus its channel;
+        # the router holds one message while it waits; the stage's channel.
+        assert sent <= 3 + 1 + 3 + 3
+        queue = p.statistics()[0].queue
+        assert queue.capacity == 3 * 3
+        tg.start_soon(_consume, p, outputs)
+        p.restart_stage("count")  # resumes it (and resets it, before anything was stepped)
+        await p.send(("b", 1))
+        sent += 1
+        await p.close()
+    assert len(outputs) == sent
+    assert _per_key(outputs)["a"][-1] == ("a", sent - 1)
+
+
+def test_a_sharded_stage_does_not_run_in_a_segment_yet() -> None:
+    """A distributed segment refuses a sharded stage rather than run it whole."""
+    from arrowloop.distributed import segment_stages
+
+    spec = stage("count", sum_v1, shards=2, shard_key=by_key) >> stage("tail", passthrough)
+    with pytest.raises(ArrowloopError, match="sharded stages do not run in a distributed segment"):
+        segment_stages(spec, ["count"])
+    assert segment_stages(spec, ["tail"])[1] == "out"

@@ -287,15 +287,22 @@ class ShardedActor(StageActor):
         self.upgrades += 1
 
     def statistics(self) -> StageStatistics:
-        """The stage as a whole: the replicas' counters added up, the router's
-        queue (each replica's histograms stay its own; shard 0's are shown)."""
+        """The stage as a whole: the replicas' counters added up, and its
+        queue as the router's and the replicas' channels together (each
+        replica's histograms stay its own; shard 0's are shown)."""
         parts = [r.statistics() for r in self.replicas]
+        queues = [self.inbox.statistics(), *(p.queue for p in parts)]
         return attrs.evolve(
             parts[0],
             processed=sum(p.processed for p in parts),
             failed=self.failed + sum(p.failed for p in parts),
             upgrades=self.upgrades,
-            queue=self.inbox.statistics(),
+            queue=ChannelStatistics(
+                sum(q.items for q in queues),
+                sum(q.messages for q in queues),
+                sum(q.capacity for q in queues),
+                queues[0].closed,
+            ),
             restarts=sum(p.restarts for p in parts),
             abandoned=self.abandoned + sum(p.abandoned for p in parts),
             held=sum(p.held for p in parts),

@@ -26,7 +26,6 @@ not make a CPU-bound stage faster.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -55,9 +54,7 @@ from arrowloop.runtime._envelope import (
 )
 from arrowloop.runtime._keys import DEFAULT_REQUEST_KEYS
 from arrowloop.runtime._spec import StageSpec
-from arrowloop.runtime._stage import Persist, StageActor, StageStatistics
-
-log = logging.getLogger("arrowloop.runtime")
+from arrowloop.runtime._stage import Persist, StageActor, StageStatistics, decide
 
 __all__ = ["ShardedActor", "shard_of", "canonical_key"]
 
@@ -194,7 +191,7 @@ class _Merge:
                 return
             msg.commits.append(lambda: parent.committed(change.machine))
             if msg.last == parent.name:
-                _decide(parent.name, msg)
+                decide(parent.name, msg)  # every replica's commit is in msg.commits
             else:
                 await parent.outbox.send(msg)
         elif isinstance(msg, _ShardSplice):
@@ -202,20 +199,6 @@ class _Merge:
             msg.original.reply.set(None)
         else:  # EndMsg, or a splice further on
             await parent.outbox.send(msg)
-
-
-def _decide(name: str, msg: UpgradeMsg) -> None:
-    """Commit every prepared stage and replica of ``msg`` at once (the last
-    changed stage's part, as in ``StageActor._upgrade``; no store here)."""
-    for commit in msg.commits:
-        commit()
-    if msg.on_commit is not None:
-        try:
-            msg.on_commit()
-        except Exception:  # a bookkeeping bug must not kill the stage
-            log.exception("stage %s: the commit hook of an upgrade failed", name)
-    msg.decided.set()
-    msg.reply.set(dict(msg.versions))
 
 
 class ShardedActor(StageActor):

@@ -52,7 +52,7 @@ from arrowloop.typesys import validate
 
 log = logging.getLogger("arrowloop.runtime")
 
-__all__ = ["StageStatistics", "StageActor", "StageCrashed", "Persist"]
+__all__ = ["StageStatistics", "StageActor", "StageCrashed", "Persist", "decide"]
 
 
 class Persist(Protocol):
@@ -129,6 +129,22 @@ def _native_step(machine: NativeMachine) -> Callable[[Any, Any], tuple[Any, Any]
         return result
 
     return step
+
+
+def decide(stage: str, msg: UpgradeMsg) -> None:
+    """Commit what every other changed stage prepared for ``msg`` and answer
+    it: the last changed stage's part, once its own commit is done."""
+    for other in msg.commits:
+        other()
+    # Whoever keeps records of what runs (a supervisor) updates them in this
+    # same step, so no client sees the new code unrecorded.
+    if msg.on_commit is not None:
+        try:
+            msg.on_commit()
+        except Exception:  # a bookkeeping bug must not kill the stage
+            log.exception("stage %s: the commit hook of an upgrade failed", stage)
+    msg.decided.set()
+    msg.reply.set(dict(msg.versions))
 
 
 class StageActor:
@@ -803,17 +819,7 @@ class StageActor:
                     msg.reply.fail(err)
                     return
             commit()
-            for other in msg.commits:
-                other()
-            # Whoever keeps records of what runs (a supervisor) updates them
-            # in this same step, so no client sees the new code unrecorded.
-            if msg.on_commit is not None:
-                try:
-                    msg.on_commit()
-                except Exception:  # a bookkeeping bug must not kill the stage
-                    log.exception("stage %s: the commit hook of an upgrade failed", self.name)
-            msg.decided.set()
-            msg.reply.set(dict(msg.versions))
+            decide(self.name, msg)
             return
         msg.commits.append(commit)
         await self.outbox.send(msg)

@@ -66,11 +66,9 @@ def to_v2(state: dict[str, int]) -> dict[str, tuple[int, int]]:
     return {k: (v, 0) for k, v in state.items()}
 
 
-def _model(
-    items: list[Item], upgrade_at: int | None
-) -> tuple[dict[str, list[tuple[str, int]]], dict[str, Any]]:
-    """The sequential model: outputs per key, in order, and the final state."""
-    outs: dict[str, list[tuple[str, int]]] = {}
+def _outputs(items: list[Item], upgrade_at: int | None) -> tuple[list[tuple[str, int]], Any]:
+    """The sequential model: each item's output, in order, and the final state."""
+    outs: list[tuple[str, int]] = []
     state: dict[str, Any] = {}
     v2 = False
     for i, (k, v) in enumerate(items):
@@ -79,14 +77,21 @@ def _model(
         if v2:
             total, count = state.get(k, (0, 0))
             state[k] = (total + v, count + 1)
-            out = (k, total + v + 1000 * (count + 1))
+            outs.append((k, total + v + 1000 * (count + 1)))
         else:
             state[k] = state.get(k, 0) + v
-            out = (k, state[k])
-        outs.setdefault(k, []).append(out)
+            outs.append((k, state[k]))
     if upgrade_at is not None and upgrade_at >= len(items):
         state = to_v2(state)
     return outs, state
+
+
+def _model(
+    items: list[Item], upgrade_at: int | None
+) -> tuple[dict[str, list[tuple[str, int]]], dict[str, Any]]:
+    """The sequential model: outputs per key, in order, and the final state."""
+    outs, state = _outputs(items, upgrade_at)
+    return _per_key(outs), state
 
 
 def _per_key(outputs: list[tuple[str, int]]) -> dict[str, list[tuple[str, int]]]:
@@ -118,44 +123,82 @@ async def _consume(p: Pipeline, outputs: list[Any]) -> None:
 items_st = st.lists(st.tuples(st.sampled_from("abcdefg"), st.integers(-50, 50)), max_size=120)
 
 
+def fails_on_g(state: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """to_v2, but raising in the one shard that holds the key "g"."""
+    if "g" in state:
+        raise RuntimeError("g")
+    return to_v2(state)
+
+
 @settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     items=items_st,
     shards=st.integers(1, 4),
     upgrade_at=st.none() | st.integers(0, 120),
     capacity=st.integers(1, 8),
+    calls=st.sets(st.integers(0, 119), max_size=30),
+    risky=st.booleans(),
 )
 def test_per_key_order_and_states_equal_the_sequential_model(
-    items: list[Item], shards: int, upgrade_at: int | None, capacity: int
+    items: list[Item],
+    shards: int,
+    upgrade_at: int | None,
+    capacity: int,
+    calls: set[int],
+    risky: bool,
 ) -> None:
     """Outputs per key and the final per-key states are the sequential
     model's, with an upgrade changing the state type while items are queued
-    (small channels: the router blocks on full replicas)."""
+    (small channels: the router blocks on full replicas). Some items are
+    calls: each gets its own item's output. With ``risky``, the upgrade is
+    first tried with a migration that raises in the shard holding "g": it
+    fails whole if that key was seen, and nothing changes."""
     if upgrade_at is not None:
         upgrade_at = min(upgrade_at, len(items))
-    anyio.run(_run_model, items, shards, upgrade_at, capacity)
+    anyio.run(_run_model, items, shards, upgrade_at, capacity, calls, risky)
 
 
-async def _run_model(items: list[Item], shards: int, upgrade_at: int | None, capacity: int) -> None:
+async def _run_model(
+    items: list[Item],
+    shards: int,
+    upgrade_at: int | None,
+    capacity: int,
+    calls: set[int],
+    risky: bool,
+) -> None:
     outputs: list[tuple[str, int]] = []
+    tickets: dict[int, Ticket] = {}
     spec = stage(
         "count", sum_v1, shards=shards, shard_key=by_key, capacity=capacity, batch_limit=3
     ) >> stage("tail", passthrough, capacity=capacity)
     async with open_pipeline(spec) as p, anyio.create_task_group() as tg:
         tg.start_soon(_consume, p, outputs)
         cut = len(items) if upgrade_at is None else upgrade_at
-        # Items one by one and in batches, so both envelopes are routed.
-        for k, v in items[: cut // 2]:
-            await p.send((k, v))
+        # Items one by one (some as calls) and in a batch, so every envelope is routed.
+        for i, item in enumerate(items[: cut // 2]):
+            if i in calls:
+                tickets[i] = await p.submit(item)
+            else:
+                await p.send(item)
         await p.send_batch(list(items[cut // 2 : cut]))
         if upgrade_at is not None:
+            seen_g = any(k == "g" for k, _ in items[:cut])
+            if risky and seen_g:
+                with pytest.raises(UpgradeError, match="migration raised RuntimeError"):
+                    await p.upgrade("count", sum_v2, fails_on_g)
+                assert p.version("count") == sum_v1.version
             assert await p.upgrade("count", sum_v2, to_v2) == sum_v2.version
             assert p.version("count") == sum_v2.version
-        await p.send_batch(list(items[cut:]))
+        for i, item in enumerate(items[cut:], cut):
+            if i in calls:
+                tickets[i] = await p.submit(item)
+            else:
+                await p.send(item)
         await p.close()
         final = _merged(p, shards)
-    want_outs, want_state = _model(items, upgrade_at)
-    assert _per_key(outputs) == want_outs
+    want, want_state = _outputs(items, upgrade_at)
+    assert {i: await t.result() for i, t in tickets.items()} == {i: want[i] for i in tickets}
+    assert _per_key(outputs) == _per_key([o for i, o in enumerate(want) if i not in tickets])
     assert final == want_state
     assert p.state("tail") == len(items)
 

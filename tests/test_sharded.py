@@ -138,6 +138,7 @@ def fails_on_g(state: dict[str, int]) -> dict[str, tuple[int, int]]:
     capacity=st.integers(1, 8),
     calls=st.sets(st.integers(0, 119), max_size=30),
     risky=st.booleans(),
+    use_uvloop=st.booleans(),
 )
 def test_per_key_order_and_states_equal_the_sequential_model(
     items: list[Item],
@@ -146,6 +147,7 @@ def test_per_key_order_and_states_equal_the_sequential_model(
     capacity: int,
     calls: set[int],
     risky: bool,
+    use_uvloop: bool,
 ) -> None:
     """Outputs per key and the final per-key states are the sequential
     model's, with an upgrade changing the state type while items are queued
@@ -155,7 +157,17 @@ def test_per_key_order_and_states_equal_the_sequential_model(
     fails whole if that key was seen, and nothing changes."""
     if upgrade_at is not None:
         upgrade_at = min(upgrade_at, len(items))
-    anyio.run(_run_model, items, shards, upgrade_at, capacity, calls, risky)
+    anyio.run(
+        _run_model,
+        items,
+        shards,
+        upgrade_at,
+        capacity,
+        calls,
+        risky,
+        backend="asyncio",
+        backend_options={"use_uvloop": use_uvloop},
+    )
 
 
 async def _run_model(

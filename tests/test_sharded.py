@@ -514,3 +514,31 @@ def test_a_sharded_stage_does_not_run_in_a_segment_yet() -> None:
     with pytest.raises(ArrowloopError, match="sharded stages do not run in a distributed segment"):
         segment_stages(spec, ["count"])
     assert segment_stages(spec, ["tail"])[1] == "out"
+
+
+async def test_a_stopped_sharded_stage_answers_what_its_router_held() -> None:
+    """Stopped while the router waits on a full replica: the call in the
+    router's hands is answered too, and every item is counted."""
+    async with open_pipeline(
+        stage("count", sum_v1, shards=2, shard_key=by_key, capacity=1, batch_limit=1)
+    ) as p:
+        p.pause_stage("count")
+        tickets = []
+        for _ in range(3):  # held by the replica, queued for it, in the router's hands
+            tickets.append(await p.submit(("a", 1)))
+            await anyio.wait_all_tasks_blocked()
+        plain = 0
+        while True:
+            try:
+                p.send_nowait(("a", 1))
+            except anyio.WouldBlock:
+                break
+            plain += 1
+            await anyio.wait_all_tasks_blocked()
+        assert p.statistics()[0].queue.items >= 1
+        with anyio.fail_after(5):
+            await p.close(shutdown={"count": 0})
+        for t in tickets:
+            with pytest.raises(PipelineClosed), anyio.fail_after(5):
+                await t.result()
+        assert p.statistics()[0].abandoned == 3 + plain

@@ -246,6 +246,10 @@ class ShardedActor(StageActor):
             replica.shard = True
             self.replicas.append(replica)
             self.senders.append(sender)
+        # The router's messages not handed to a replica yet, and the parts
+        # of the one it is handing over (see _gather).
+        self._unrouted: list[Any] = []
+        self._sending: list[tuple[int, Any]] = []
 
     # -- as one stage ---------------------------------------------------------
 
@@ -342,7 +346,10 @@ class ShardedActor(StageActor):
                 r.inbox.close()
 
     def _gather(self) -> None:
-        held: list[Any] = []
+        # In order: what the router had not handed over yet, then what each
+        # replica held or had queued.
+        held: list[Any] = [part for _, part in self._sending] + self._unrouted
+        self._sending, self._unrouted = [], []
         for r, sender in zip(self.replicas, self.senders, strict=True):
             held += r.leftover + ([r.unsent] if r.unsent else [])
             r.leftover, r.unsent = [], []
@@ -352,49 +359,62 @@ class ShardedActor(StageActor):
                     held += r.inbox.receive_nowait(1 << 16)
                 except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
                     break
+        # A splice of this stage is answered as the pipeline sent it.
+        held = [m.original if type(m) is _ShardSplice else m for m in held]
         self.leftover = held + self.leftover
 
     async def _route(self) -> None:
         inbox = self.inbox
-        n = len(self.replicas)
         while True:
             if self.leftover:
-                messages, self.leftover = self.leftover, []
+                self._unrouted, self.leftover = self.leftover, []
             else:
                 try:
-                    messages = await inbox.receive(self.batch_limit)
+                    self._unrouted = await inbox.receive(self.batch_limit)
                 except anyio.EndOfStream:
                     for sender in self.senders:
                         sender.close()  # torn down: the replicas end too
                     return
-            for m in messages:
-                tm = type(m)
-                if tm is list or tm is Calls or tm is KeyedCalls:
-                    parts: list[Any] = [tm() for _ in range(n)]
-                    if tm is list:
-                        for x in m:
-                            i = self._shard(x, None)
-                            if i is not None:
-                                parts[i].append(x)
-                    else:
-                        for r in m:
-                            i = self._shard(r.value, r)
-                            if i is not None:
-                                parts[i].append(r)
-                    for i, part in enumerate(parts):
-                        if part:
-                            await self._to(i, part)
-                elif tm is Routed or tm is Keyed:
-                    i = self._shard(m.value, m)
+            unrouted = self._unrouted
+            while unrouted:
+                m = unrouted.pop(0)
+                # Kept until handed over: a stage stopped meanwhile answers them.
+                self._sending = sending = self._split(m)
+                while sending:
+                    i, part = sending[0]
+                    sender = self.senders[i]
+                    try:
+                        sender.send_nowait(part)
+                    except anyio.WouldBlock:
+                        await sender.send(part)  # a full replica holds the router
+                    del sending[0]
+                if type(m) is EndMsg:
+                    return
+
+    def _split(self, m: Any) -> list[tuple[int, Any]]:
+        """What ``m`` becomes, per replica: a batch split by key, in order; a
+        call to its key's replica; a control message to every replica."""
+        tm = type(m)
+        n = len(self.replicas)
+        if tm is list or tm is Calls or tm is KeyedCalls:
+            parts: list[Any] = [tm() for _ in range(n)]
+            if tm is list:
+                for x in m:
+                    i = self._shard(x, None)
                     if i is not None:
-                        await self._to(i, m)
-                else:
-                    if isinstance(m, SpliceMsg) and m.stage == self.name:
-                        m = _ShardSplice(m)
-                    for i in range(n):
-                        await self._to(i, m)
-                    if tm is EndMsg:
-                        return
+                        parts[i].append(x)
+            else:
+                for r in m:
+                    i = self._shard(r.value, r)
+                    if i is not None:
+                        parts[i].append(r)
+            return [(i, part) for i, part in enumerate(parts) if part]
+        if tm is Routed or tm is Keyed:
+            i = self._shard(m.value, m)
+            return [] if i is None else [(i, m)]
+        if isinstance(m, SpliceMsg) and m.stage == self.name:
+            m = _ShardSplice(m)
+        return [(i, m) for i in range(n)]
 
     def _shard(self, value: Any, routed: Routed | None) -> int | None:
         """The replica of ``value``, or None if its key function raised (the
@@ -404,10 +424,3 @@ class ShardedActor(StageActor):
         except Exception as exc:
             self._crash(value, exc, routed)
             return None
-
-    async def _to(self, shard: int, message: Any) -> None:
-        sender = self.senders[shard]
-        try:
-            sender.send_nowait(message)
-        except anyio.WouldBlock:
-            await sender.send(message)  # a full replica holds the router

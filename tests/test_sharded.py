@@ -436,6 +436,8 @@ async def test_a_supervisor_runs_and_changes_a_sharded_stage() -> None:
             "b": (2, 0),
             "c": (1, 0),
         }
+        status = await sup.status()
+        assert [c.version for c in status.children] == [sum_v2.version]
         with pytest.raises(SupervisorError, match="savepoints of sharded stages"):
             await sup.savepoint("x")
 

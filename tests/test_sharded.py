@@ -236,6 +236,10 @@ async def test_calls_get_their_replies() -> None:
             ("b", 11),
             ("a", 5),
         ]
+        with pytest.raises(PipelineError, match="initial state only"):
+            p.restart_stage("count", state={})
+        with pytest.raises(PipelineError, match="cannot be seeded"):
+            p.seed("count", [{}, {}, {}])
         stats = p.statistics()[0]
         assert stats.processed == 12
         assert stats.version == sum_v1.version

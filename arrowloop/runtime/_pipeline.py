@@ -872,8 +872,11 @@ class Pipeline:
             UpgradeError: there is no stage of that name.
             ValidationError: ``state`` is not of the stage's state type.
             RuntimeError: the stage has stepped items already.
+            PipelineError: the stage is sharded (not durable yet).
         """
         actor = self._actor(stage)
+        if isinstance(actor, ShardedActor):
+            actor.seed(state, applied)  # refused, saying why
         validate(actor.machine.state, state, f"state of stage {stage!r}")
         if actor.processed or actor.failed:
             raise RuntimeError(f"stage {stage!r} has stepped items: it cannot be seeded")

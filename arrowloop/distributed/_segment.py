@@ -80,7 +80,8 @@ def segment_stages(spec: PipelineSpec, names: Sequence[str]) -> tuple[list[Stage
     """The stages ``names`` name, in pipeline order, and the channel after them.
 
     Raises:
-        ArrowloopError: a name is unknown, or the stages are not consecutive.
+        ArrowloopError: a name is unknown, the stages are not consecutive, or
+            one is sharded (not across processes yet).
     """
     order = [s.name for s in spec.stages]
     missing = [n for n in names if n not in order]
@@ -92,6 +93,14 @@ def segment_stages(spec: PipelineSpec, names: Sequence[str]) -> tuple[list[Stage
         raise ArrowloopError(
             f"a segment is consecutive stages in pipeline order ({order}), found {list(names)}"
         )
+    for s in chosen:
+        if s.sharded:
+            # A segment keeps durable state per stage, which a sharded stage
+            # has not yet (docs/runtime.md, "Sharded stages").
+            raise ArrowloopError(
+                f"stage {s.name!r} is sharded: sharded stages do not run in a distributed "
+                "segment yet"
+            )
     after = first + len(names)
     return chosen, order[after] if after < len(order) else "out"
 

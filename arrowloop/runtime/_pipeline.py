@@ -24,7 +24,7 @@ from anyio.abc import TaskGroup
 
 from arrowloop.arrows import Loop
 from arrowloop.check import is_subtype
-from arrowloop.errors import PipelineClosed, UpgradeError
+from arrowloop.errors import PipelineClosed, PipelineError, UpgradeError
 from arrowloop.frontend import PyMachine
 from arrowloop.machine import AnyMachine
 from arrowloop.runtime._admission import GONE, Door, closed
@@ -55,6 +55,7 @@ from arrowloop.runtime._envelope import (
 )
 from arrowloop.runtime._keys import DEFAULT_REQUEST_KEYS, Recorded, check_key, check_window
 from arrowloop.runtime._output import OutputPort
+from arrowloop.runtime._shards import ShardedActor
 from arrowloop.runtime._spec import PipelineSpec, StageSpec
 from arrowloop.runtime._stage import Persist, StageActor, StageCrashed, StageStatistics
 from arrowloop.runtime._ticket import Ticket
@@ -119,6 +120,13 @@ class Pipeline:
         persist: Persist | None = None,
         request_keys: int = DEFAULT_REQUEST_KEYS,
     ) -> None:
+        if persist is not None:
+            for s in spec.stages:
+                if s.sharded:  # before any channel is opened
+                    raise PipelineError(
+                        f"stage {s.name!r} is sharded: sharded stages cannot be made durable "
+                        "yet (run them without a store)"
+                    )
         self._persist = persist
         self._request_keys = check_window(request_keys)
         self.dead_letters: DeadLetterSink = DeadLetters() if dead_letters is None else dead_letters
@@ -143,7 +151,7 @@ class Pipeline:
         self._finished: dict[str, anyio.Event] = {}
 
     def _actor_of(self, spec: StageSpec, inbox: ReceiveChannel, outbox: SendChannel) -> StageActor:
-        return StageActor(
+        return (ShardedActor if spec.sharded else StageActor)(
             spec,
             inbox,
             outbox,
@@ -197,13 +205,20 @@ class Pipeline:
         """The machine ``stage`` runs now (its types, initial state, version)."""
         return self._actor(stage).machine
 
+    def shards(self, stage: str) -> int | None:
+        """How many replicas run ``stage`` if it is sharded (its :meth:`state`
+        is then the list of their states, shard ``i`` at index ``i``), else None."""
+        actor = self._actor(stage)
+        return len(actor.replicas) if isinstance(actor, ShardedActor) else None
+
     def running(self) -> list[tuple[str, AnyMachine]]:
         """Each stage's name and the machine it runs now, in order."""
         return [(a.name, a.machine) for a in self._actors]
 
     def state(self, stage: str) -> Any:
         """The current state of ``stage`` (like OTP's ``sys:get_state``): a
-        copy that later steps do not change."""
+        copy that later steps do not change (for a sharded stage, the list of
+        its replicas' states, see :meth:`shards`)."""
         return self._actor(stage).state_copy()
 
     def statistics(self) -> list[StageStatistics]:
@@ -587,6 +602,16 @@ class Pipeline:
             raise TypeError(
                 f"expected a CheckedChange (Pipeline.check(...)), found {type(change).__name__}"
             )
+        for p in change.plans:
+            key = self._actor(p.stage).spec.shard_key
+            if key is not None and not is_subtype(p.new.input, key.input):
+                # The router computes keys with the old key function.
+                raise UpgradeError(
+                    f"refused: stage {p.stage!r} is sharded by a key function taking "
+                    f"{key.input!r}, which does not accept the new input type {p.new.input!r}",
+                    stage=p.stage,
+                    reason="types",
+                )
         prepared = {
             p.stage: StageChange(p.stage, p.new, p.migrate, p.old.version) for p in change.plans
         }
@@ -847,8 +872,11 @@ class Pipeline:
             UpgradeError: there is no stage of that name.
             ValidationError: ``state`` is not of the stage's state type.
             RuntimeError: the stage has stepped items already.
+            PipelineError: the stage is sharded (not durable yet).
         """
         actor = self._actor(stage)
+        if isinstance(actor, ShardedActor):
+            actor.seed(state, applied)  # refused, saying why
         validate(actor.machine.state, state, f"state of stage {stage!r}")
         if actor.processed or actor.failed:
             raise RuntimeError(f"stage {stage!r} has stepped items: it cannot be seeded")

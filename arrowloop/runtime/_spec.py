@@ -16,10 +16,10 @@ import attrs
 
 from arrowloop.check import is_subtype
 from arrowloop.errors import CheckError, PipelineError
-from arrowloop.frontend import PyMachine
-from arrowloop.machine import AnyMachine, Machine, NativeMachine
+from arrowloop.frontend import PyFunction, PyMachine
+from arrowloop.machine import AnyMachine, Function, Machine, NativeMachine
 from arrowloop.runtime._channel import DEFAULT_CAPACITY
-from arrowloop.typesys import Type, check_name
+from arrowloop.typesys import BoolT, IntT, StrT, TupleT, Type, check_name
 
 __all__ = [
     "OnStepError",
@@ -72,6 +72,27 @@ def _check_machine(machine: object) -> AnyMachine:
     return machine
 
 
+def _shard_key(value: Any) -> Function | None:
+    if value is None or isinstance(value, Function):
+        return value
+    if isinstance(value, PyFunction):  # an @arrow function: route by what it compiled to
+        return value.function
+    raise TypeError(
+        f"expected shard_key to be an @arrow function (or a Function), found "
+        f"{type(value).__name__}: a key function must be pure data, so that it can be "
+        "checked and sent to another process"
+    )
+
+
+def is_key_type(t: Type) -> bool:
+    """Whether values of ``t`` can route items to shards: bools, ints,
+    strings, and tuples of these (their canonical form is fixed; see
+    ``_shards.shard_of``)."""
+    if isinstance(t, BoolT | IntT | StrT):
+        return True
+    return isinstance(t, TupleT) and all(is_key_type(e) for e in t.items)
+
+
 def _positive(name: str) -> Callable[[Any, Any, Any], None]:
     def check(_: Any, __: Any, value: Any) -> None:
         if type(value) is not int or value < 1:
@@ -95,6 +116,11 @@ class StageSpec:
             scalar, per character, per element; see ``_budget.py``) fails
             like a raising step, and the stage keeps its state. ``None``:
             no budget (and no cost). Steps are never preempted.
+        shards: how many replicas run the stage (with ``shard_key``); each
+            owns the state of the keys routed to it (see ``_shards.py``).
+        shard_key: an ``@arrow`` function of the item giving its key (a
+            bool, int, str or a tuple of these): items with one key go to one
+            replica, in order. ``None``: the stage is not sharded.
     """
 
     name: str = attrs.field(validator=lambda _, __, v: check_name(v, "stage name"))
@@ -109,6 +135,45 @@ class StageSpec:
         if value is not None and (type(value) is not int or value < 1):
             raise ValueError(f"expected max_state_size to be an integer >= 1, found {value!r}")
 
+    shards: int = attrs.field(default=1, validator=_positive("shards"), kw_only=True)
+    shard_key: Function | None = attrs.field(default=None, converter=_shard_key, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        key = self.shard_key
+        if key is None:
+            if self.shards != 1:
+                raise ValueError(
+                    f"stage {self.name!r}: shards={self.shards} needs a shard_key (an @arrow "
+                    "function of the item) to route items by"
+                )
+            return
+        if not is_subtype(self.machine.input, key.input):
+            raise CheckError(
+                f"stage {self.name!r}: its shard_key takes {key.input!r}, which does not accept "
+                f"the stage's input type {self.machine.input!r}",
+                path="shard_key",
+                expected=repr(self.machine.input),
+                found=repr(key.input),
+            )
+        if not is_key_type(key.output):
+            raise CheckError(
+                f"stage {self.name!r}: its shard_key returns {key.output!r}; a key is a bool, "
+                "int, str or a tuple of these",
+                path="shard_key",
+                expected="bool, int, str or a tuple of these",
+                found=repr(key.output),
+            )
+        if self.on_step_error is OnStepError.RESTART:
+            raise ValueError(
+                f"stage {self.name!r}: a sharded stage cannot have on_step_error='restart' yet "
+                "(its replicas would restart one by one); use 'keep'"
+            )
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the stage runs as replicas routed by ``shard_key``."""
+        return self.shard_key is not None
+
     def __rshift__(self, other: Any) -> Any:
         return PipelineSpec((self,)) >> other
 
@@ -121,14 +186,25 @@ def stage(
     batch_limit: int = DEFAULT_BATCH_LIMIT,
     on_step_error: OnStepError | str = OnStepError.KEEP,
     max_state_size: int | None = None,
+    shards: int = 1,
+    shard_key: PyFunction | Function | None = None,
 ) -> StageSpec:
     """A stage named ``name`` running ``machine`` (``stage("a", m1) >> stage("b", m2)``).
 
+    With ``shard_key`` (an ``@arrow`` function of the item), the stage runs
+    ``shards`` replicas, each owning the state of its keys (see
+    docs/runtime.md, "Sharded stages"); ``capacity`` is then each replica's.
+
     Raises:
         TypeDefinitionError: ``name`` is not an identifier.
-        TypeError: ``machine`` is not a machine.
-        ValueError: ``capacity``, ``batch_limit`` or ``max_state_size`` is not
-            a positive integer, or ``on_step_error`` is not a policy.
+        TypeError: ``machine`` is not a machine, or ``shard_key`` not an
+            ``@arrow`` function.
+        ValueError: ``capacity``, ``batch_limit``, ``max_state_size`` or
+            ``shards`` is not a positive integer, ``on_step_error`` is not a
+            policy, ``shards`` is above 1 without a ``shard_key``, or a
+            sharded stage asks for the restart policy.
+        CheckError: ``shard_key`` does not accept the stage's input type, or
+            does not return a key type.
     """
     return StageSpec(
         name,
@@ -137,6 +213,8 @@ def stage(
         batch_limit,
         on_step_error,
         max_state_size,
+        shards=shards,
+        shard_key=shard_key,
     )
 
 

@@ -52,7 +52,7 @@ from arrowloop.typesys import validate
 
 log = logging.getLogger("arrowloop.runtime")
 
-__all__ = ["StageStatistics", "StageActor", "StageCrashed", "Persist"]
+__all__ = ["StageStatistics", "StageActor", "StageCrashed", "Persist", "decide"]
 
 
 class Persist(Protocol):
@@ -131,6 +131,22 @@ def _native_step(machine: NativeMachine) -> Callable[[Any, Any], tuple[Any, Any]
     return step
 
 
+def decide(stage: str, msg: UpgradeMsg) -> None:
+    """Commit what every other changed stage prepared for ``msg`` and answer
+    it: the last changed stage's part, once its own commit is done."""
+    for other in msg.commits:
+        other()
+    # Whoever keeps records of what runs (a supervisor) updates them in this
+    # same step, so no client sees the new code unrecorded.
+    if msg.on_commit is not None:
+        try:
+            msg.on_commit()
+        except Exception:  # a bookkeeping bug must not kill the stage
+            log.exception("stage %s: the commit hook of an upgrade failed", stage)
+    msg.decided.set()
+    msg.reply.set(dict(msg.versions))
+
+
 class StageActor:
     """The running form of a stage (created and owned by a pipeline)."""
 
@@ -147,6 +163,9 @@ class StageActor:
         request_keys: int = DEFAULT_REQUEST_KEYS,
     ) -> None:
         self.name = spec.name
+        # A replica of a sharded stage (see _shards.py): never the one to
+        # decide an upgrade, since its siblings must have prepared too.
+        self.shard = False
         # The request keys applied recently (see _keys.py); with a store,
         # committed with the state.
         self.keys = KeyWindow(request_keys, tracking=persist is not None)
@@ -782,7 +801,7 @@ class StageActor:
 
         msg.versions[self.name] = machine.version
         msg.durable.append((self.name, machine, new_state, self.processed + self._applied_in_batch))
-        if msg.last == self.name:
+        if msg.last == self.name and not self.shard:
             if self.persist is not None:
                 try:
                     # Every changed stage's new machine and migrated state in
@@ -800,17 +819,7 @@ class StageActor:
                     msg.reply.fail(err)
                     return
             commit()
-            for other in msg.commits:
-                other()
-            # Whoever keeps records of what runs (a supervisor) updates them
-            # in this same step, so no client sees the new code unrecorded.
-            if msg.on_commit is not None:
-                try:
-                    msg.on_commit()
-                except Exception:  # a bookkeeping bug must not kill the stage
-                    log.exception("stage %s: the commit hook of an upgrade failed", self.name)
-            msg.decided.set()
-            msg.reply.set(dict(msg.versions))
+            decide(self.name, msg)
             return
         msg.commits.append(commit)
         await self.outbox.send(msg)

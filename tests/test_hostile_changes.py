@@ -401,52 +401,29 @@ async def test_items_are_answered_while_a_change_is_checked(
 
 
 @pytest.mark.anyio
-async def test_the_data_port_answers_while_a_change_document_is_decoded(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("slow_step", "threshold"),
+    [
+        # The change document is decoded in a worker thread (small ones on the loop).
+        ("decode_change", "SMALL_CHANGE"),
+        # A big control line is parsed in a worker thread (the counter's line is small).
+        ("_parse_big", "BIG_LINE"),
+    ],
+    ids=["decoding a change", "parsing a big line"],
+)
+async def test_the_data_port_answers_while_the_control_port_works_in_a_thread(
+    monkeypatch: pytest.MonkeyPatch, slow_step: str, threshold: str
 ) -> None:
-    """The control port decodes in a worker thread: data requests are answered meanwhile."""
+    """While the control port's work is held in its worker thread, data
+    requests are answered; the change completes once it is let go."""
     from arrowloop.cli import DataClient
     from examples.counter import v1, v2
     from tests.test_server_protocol import ACK, INCR, control, count, serving
 
     control_module = importlib.import_module("arrowloop.server._control")
     gate = Gate()
-    monkeypatch.setattr(control_module, "decode_change", gate.wrap(decode_change))
-    monkeypatch.setattr(control_module, "SMALL_CHANGE", 0)  # small ones are decoded on the loop
-    change = encode_change(
-        code_change("counter", v1.machine.version, v2.machine.machine, v2.migrate)
-    )
-    async with serving() as server, control(server) as ctl:
-        async with anyio.create_task_group() as tg:
-            results = []
-
-            async def upgrade() -> None:
-                results.append(await ctl.request("upgrade", change=change))
-
-            tg.start_soon(upgrade)
-            await anyio.to_thread.run_sync(gate.entered.wait)
-            async with DataClient(*server.data_address) as client:
-                await client.send([INCR] * 3 + [{"tag": "ReadCount"}])
-                replies = [await client.reply() for _ in range(4)]
-            assert replies == [{"output": ACK}] * 3 + [{"output": count(3)}]
-            assert results == []
-            gate.release.set()
-        assert results == [{"versions": {"counter": v2.machine.version}}]
-
-
-@pytest.mark.anyio
-async def test_the_data_port_answers_while_a_big_request_line_is_parsed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A big control line is parsed in a worker thread: data requests are answered meanwhile."""
-    from arrowloop.cli import DataClient
-    from examples.counter import v1, v2
-    from tests.test_server_protocol import ACK, INCR, control, count, serving
-
-    control_module = importlib.import_module("arrowloop.server._control")
-    gate = Gate()
-    monkeypatch.setattr(control_module, "_parse_big", gate.wrap(control_module._parse_big))
-    monkeypatch.setattr(control_module, "BIG_LINE", 0)  # the counter's change line is small
+    monkeypatch.setattr(control_module, slow_step, gate.wrap(getattr(control_module, slow_step)))
+    monkeypatch.setattr(control_module, threshold, 0)
     change = encode_change(
         code_change("counter", v1.machine.version, v2.machine.machine, v2.migrate)
     )

@@ -249,14 +249,7 @@ def arrow(
         names, types, ret = _signature(src)
         if not names:
             raise src.error(src.tree.args, "an @arrow function takes at least one parameter")
-        in_t: Type = types[0] if len(types) == 1 else TupleT(tuple(types))
-        prefix: Arrow = Fanout((Id(),)) if len(names) == 1 else Id()
-        body = _translate(src, registry, names, types, ret, prefix)
-        try:
-            function = Function.build(body, in_t, ret, registry=registry)
-        except CheckError as exc:  # pragma: no cover - a bug, reported as such
-            raise _internal(src, exc) from exc
-        return PyFunction(f, function, tuple(names))
+        return _function(f, src, registry, names, types, ret)
 
     if fn is not None:
         return decorate(fn)
@@ -274,6 +267,20 @@ def compile_method(f: Callable[..., Any], self_type: Type, registry: Registry) -
     names, types, ret = _signature(src, self_type)
     if not names:
         raise src.error(src.tree.args, "a method takes self")
+    return _function(f, src, registry, names, types, ret)
+
+
+def _function(
+    f: Callable[..., Any],
+    src: Source,
+    registry: Registry,
+    names: list[str],
+    types: list[Type],
+    ret: Type,
+) -> PyFunction:
+    """``f`` (read as ``src``, with its parameters' ``names`` and ``types``)
+    translated and built as a function of one input: the parameter, or the
+    tuple of them."""
     in_t: Type = types[0] if len(types) == 1 else TupleT(tuple(types))
     prefix: Arrow = Fanout((Id(),)) if len(names) == 1 else Id()
     body = _translate(src, registry, names, types, ret, prefix)

@@ -28,6 +28,7 @@ import builtins
 from typing import Any
 
 from arrowloop.arrows import Const, Id, If, Prim, Proj
+from arrowloop.errors import FrontendError
 from arrowloop.frontend._env import Env, Val, tuple_of
 from arrowloop.frontend._whiles import Whiles
 from arrowloop.typesys import INT, ListT, MapT, SetT, TupleT, Type
@@ -100,7 +101,15 @@ class Iteration(Whiles):
         if expected is None and _empty(body) != _empty(orelse):
             env_a, env_b = self.branch_envs(test, env)
             full, env_full = (orelse, env_b) if _empty(body) else (body, env_a)
-            t = self.expr(full, env_full).type
+            # Translated here for its type only: what that notes (refusals,
+            # sharing) is forgotten, since the branch is translated again.
+            mark = self.mark()
+            try:
+                t: Type | None = self.expr(full, env_full).type
+            except FrontendError:
+                t = None
+            finally:
+                self.forget(mark)
             if isinstance(t, ListT | MapT | SetT):
                 expected = t
         return super().if_expr(node, test, body, orelse, env, expected)

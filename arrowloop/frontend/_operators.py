@@ -280,16 +280,23 @@ class Operators(Typing):
         a, b = self.expr(left, env), self.expr(right, env)
         if not (_singletons(a.type) and _singletons(b.type)):
             return None
-        if a.type != b.type:
-            b2 = self.convert(b.arrow, b.type, a.type)
-            a2 = self.convert(a.arrow, a.type, b.type)
-            if b2 is not None:
-                b = Val(b2, a.type)
-            elif a2 is not None:
-                a = Val(a2, b.type)
-            else:
-                return None
-        return self.prim("eq", [a, b], node, "is").arrow
+        same = self.one_type(a, b)
+        if same is None:
+            return None
+        return self.prim("eq", list(same), node, "is").arrow
+
+    def one_type(self, a: Val, b: Val) -> tuple[Val, Val] | None:
+        """``a`` and ``b`` of one type: as they are, or one converted to the
+        other's type (``b`` to ``a``'s first); ``None`` when neither converts."""
+        if a.type == b.type:
+            return a, b
+        b2 = self.convert(b.arrow, b.type, a.type)
+        if b2 is not None:
+            return a, Val(b2, a.type)
+        a2 = self.convert(a.arrow, a.type, b.type)
+        if a2 is not None:
+            return Val(a2, b.type), b
+        return None
 
     def if_expr(
         self,
@@ -305,27 +312,23 @@ class Operators(Typing):
         env_a, env_b = self.branch_envs(test, env)
         a = self.expr(body, env_a, expected)
         b = self.expr(orelse, env_b, expected)
-        if a.type != b.type:
-            b2 = self.convert(b.arrow, b.type, a.type)
-            a2 = self.convert(a.arrow, a.type, b.type)
-            if b2 is not None:
-                b = Val(b2, a.type)
-            elif a2 is not None:
-                a = Val(a2, b.type)
-            elif UNIT in (a.type, b.type) and not isinstance(
-                other := b.type if a.type == UNIT else a.type, OptionT | UnitT
-            ):
-                # ``None if c else x``: an optional
-                a, b = self.coerce(a, OptionT(other), body), self.coerce(b, OptionT(other), orelse)
-            else:
-                self.fail(
-                    node,
-                    f"the branches of the conditional expression have the types {show(a.type)} "
-                    f"and {show(b.type)}; annotate the target with a type that holds both "
-                    "(reply: Output = ...)",
-                    show(a.type),
-                    show(b.type),
-                )
+        same = self.one_type(a, b)
+        if same is not None:
+            a, b = same
+        elif UNIT in (a.type, b.type) and not isinstance(
+            other := b.type if a.type == UNIT else a.type, OptionT | UnitT
+        ):
+            # ``None if c else x``: an optional
+            a, b = self.coerce(a, OptionT(other), body), self.coerce(b, OptionT(other), orelse)
+        else:
+            self.fail(
+                node,
+                f"the branches of the conditional expression have the types {show(a.type)} "
+                f"and {show(b.type)}; annotate the target with a type that holds both "
+                "(reply: Output = ...)",
+                show(a.type),
+                show(b.type),
+            )
         return Val(If(cond, a.arrow, b.arrow), a.type)
 
 

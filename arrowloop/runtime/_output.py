@@ -1,7 +1,7 @@
 """The end of a pipeline: replies go to their callers, other outputs to readers.
 
 The last stage's outbox is an :class:`OutputPort`. It delivers each
-:class:`~arrowloop.runtime._envelope.Routed` item's output to the caller
+:class:`~arrowloop.runtime._ticket.Ticket`'s output to the caller
 waiting for it and queues plain outputs on a bounded channel that
 :meth:`Pipeline.receive` reads. End of stream closes that channel.
 """
@@ -14,7 +14,8 @@ import anyio
 
 from arrowloop.errors import UpgradeError
 from arrowloop.runtime._channel import ChannelStatistics, open_channel
-from arrowloop.runtime._envelope import Calls, CutMsg, EndMsg, KeyedCalls, Routed, SpliceMsg
+from arrowloop.runtime._envelope import Calls, CutMsg, EndMsg, KeyedCalls, SpliceMsg
+from arrowloop.runtime._ticket import Ticket
 
 __all__ = ["OutputPort"]
 
@@ -42,19 +43,17 @@ class OutputPort:
             return plain
         if tm is Calls or tm is KeyedCalls:
             for r in message:
-                reply = r.reply
-                if reply.done:
+                if r.done:
                     continue
-                if reply.then is None and reply.waiter is None:
+                if r.then is None and r.waiter is None:
                     # Reply.set without its calls: nobody waits on this one
                     # yet (a pipelining connection collects most replies
-                    # this way), so filling it in is all there is to do.
-                    reply.value = r.value
-                    reply.done = True
+                    # this way), and the output is in place already.
+                    r.done = True
                 else:
-                    reply.set(r.value)
-        elif tm is Routed:
-            message.reply.set(message.value)
+                    r.set(r.value)
+        elif tm is Ticket:
+            message.set(message.value)
         elif tm is EndMsg:
             self._queue.close()
             self.finished.set()

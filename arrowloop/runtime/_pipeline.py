@@ -45,10 +45,8 @@ from arrowloop.runtime._envelope import (
     Calls,
     CutMsg,
     EndMsg,
-    Keyed,
     KeyedCalls,
     Reply,
-    Routed,
     SpliceMsg,
     StageChange,
     UpgradeMsg,
@@ -360,13 +358,10 @@ class Pipeline:
             v = view()
             item = v.decode(item) if decode else v.admit(item)
         pending = self._pending
-        ticket = Ticket(pending, v, v.emit if v is not None and v.adapt_out else None)
+        ticket = Ticket(item, pending, v, v.emit if v is not None and v.adapt_out else None, key)
         pending.add(ticket)
         try:
-            if key is None:
-                await self._door.put(Routed(item, ticket))
-            else:
-                await self._door.put(KeyedCalls((Keyed(item, ticket, key),)))
+            await self._door.put(ticket if key is None else KeyedCalls((ticket,)))
         except BaseException:
             pending.discard(ticket)
             raise
@@ -421,16 +416,16 @@ class Pipeline:
             except Exception as exc:  # this item's fault: the batch goes on
                 give(exc)
                 continue
-            ticket = Ticket(pending, v, after)
-            enter(Routed(value, ticket) if key is None else Keyed(value, ticket, key))
+            ticket = Ticket(value, pending, v, after, key)
+            enter(ticket)
             give(ticket)
         if not calls:
             return out
-        pending.update([r.reply for r in calls])
+        pending.update(calls)
         try:
             await door.put(calls)
         except BaseException:
-            pending.difference_update([r.reply for r in calls])
+            pending.difference_update(calls)
             raise
         return out
 
@@ -821,13 +816,13 @@ class Pipeline:
             tm = type(m)
             if tm is list:
                 actor.abandoned += len(m)
-            elif tm is Routed:
+            elif tm is Ticket:
                 actor.abandoned += 1
-                m.reply.fail(err)
+                m.fail(err)
             elif tm is Calls or tm is KeyedCalls:
                 actor.abandoned += len(m)
                 for r in m:
-                    r.reply.fail(err)
+                    r.fail(err)
             elif tm is UpgradeMsg:
                 m.failure = (actor.name, "closed", err)
                 m.decided.set()

@@ -26,8 +26,12 @@ class OutputPort:
     ``outputs`` is the receiving half of the channel of plain outputs.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, pending: set[Any] | None = None) -> None:
         self._queue, self.outputs = open_channel(capacity)
+        # The pipeline's undelivered replies: a batch of calls leaves it
+        # here, in one call, rather than one ticket at a time as its
+        # outputs are collected.
+        self._pending: set[Any] = set() if pending is None else pending
         self.finished = anyio.Event()
         self.discard = False
         self.discarded = 0
@@ -42,6 +46,7 @@ class OutputPort:
             plain: list[Any] = message
             return plain
         if tm is Calls or tm is KeyedCalls:
+            self._pending.difference_update(message)
             for r in message:
                 if r.done:
                     continue

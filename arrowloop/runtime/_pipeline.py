@@ -133,7 +133,8 @@ class Pipeline:
         self._on_exit = on_exit
         self._on_failure = on_failure
         self.validate_inputs = validate_inputs
-        self._port = OutputPort(output_capacity)
+        self._pending: set[Reply] = set()
+        self._port = OutputPort(output_capacity, self._pending)
         self._actors: list[StageActor] = []
         channels = [open_channel(s.capacity) for s in spec.stages]
         for i, s in enumerate(spec.stages):
@@ -141,7 +142,6 @@ class Pipeline:
             self._actors.append(self._actor_of(s, channels[i][1], outbox))
         self._door = Door(channels[0][0])
         self._tg: TaskGroup | None = None
-        self._pending: set[Reply] = set()
         self._buffer: deque[Any] = deque()
         self._control_lock = anyio.Lock()
         self._own_view: ClientView | None = None

@@ -19,7 +19,14 @@ from anyio.abc import ByteReceiveStream, SocketAttribute, SocketStream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arrowloop.endpoints import DEFAULT_MAX_LINE, READ_CHUNK, LineReader, LineTooLong
+from arrowloop.endpoints import (
+    DEFAULT_MAX_LINE,
+    READ_CHUNK,
+    BufferBudget,
+    LineFeed,
+    LineReader,
+    LineTooLong,
+)
 from tests.profiles import examples
 
 SETTINGS = settings(max_examples=examples(300), derandomize=True, deadline=None)
@@ -337,3 +344,70 @@ def test_receive_lines_agrees_with_the_model(
     got = anyio.run(_read_batches, reader, max_line, limits, backend="asyncio")
     expected = [e for e in model(data, max_line) if isinstance(e, tuple) or e.strip()]
     assert got == expected
+
+
+# -- the same framing pushed in (LineFeed) --------------------------------------------
+
+
+def _fed(chunks: list[bytes], max_line: int, limits: list[int]) -> list[Event]:
+    feed = LineFeed(max_line)
+    out: list[Event] = []
+    turns = itertools.count()
+
+    def take() -> None:
+        while lines := feed.take(limits[next(turns) % len(limits)]):
+            for line in lines:
+                if isinstance(line, LineTooLong):
+                    out.append(("too long", line.size) if line.limit == max_line else ("limit", 0))
+                else:
+                    out.append(line)
+
+    for chunk in chunks:
+        feed.feed(chunk)
+        take()
+    feed.end()
+    take()
+    return out
+
+
+@SETTINGS
+@given(framed(), st.integers(1, 20), st.lists(st.integers(1, 5), min_size=1, max_size=4))
+def test_a_line_feed_agrees_with_the_model(
+    case: tuple[bytes, list[bytes]], max_line: int, limits: list[int]
+) -> None:
+    """Chunks pushed in as they come, lines taken in batches of at most
+    ``limit``: the model's lines, blank ones left out, as the reader gives."""
+    data, chunks = case
+    expected = [e for e in model(data, max_line) if isinstance(e, tuple) or e.strip()]
+    assert _fed(chunks, max_line, limits) == expected
+
+
+def test_a_line_feed_keeps_no_more_than_its_limit_of_an_over_long_line() -> None:
+    """An over-long line is counted and dropped as it arrives: the budget
+    sees at most the limit held, and the line is reported once, by size."""
+    budget = BufferBudget(10**9)
+    feed = LineFeed(100, budget=budget)
+    feed.feed(b"ok\n" + b"x" * 150)
+    assert budget.total <= 100 + len(b"ok")
+    for _ in range(100):
+        feed.feed(b"x" * 1000)
+    assert budget.total <= 100 + len(b"ok")
+    feed.feed(b"\nnext\n")
+    got = feed.take(10)
+    assert got[0] == b"ok"
+    assert isinstance(got[1], LineTooLong)
+    assert got[1].size == 150 + 100 * 1000
+    assert got[2:] == [b"next"]
+    assert budget.total == 0
+
+
+def test_a_line_feed_evicted_by_its_budget_drops_what_it_holds() -> None:
+    evicted: list[bool] = []
+    budget = BufferBudget(50)
+    feed = LineFeed(100, budget=budget, on_evict=lambda: evicted.append(True))
+    feed.feed(b"a" * 60)
+    assert evicted == [True]
+    assert feed.evicted
+    assert budget.total == 0
+    feed.feed(b"more\n")
+    assert feed.take(10) == []

@@ -10,7 +10,7 @@ read normally.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 import anyio
 from anyio.abc import ByteReceiveStream
@@ -19,6 +19,7 @@ __all__ = [
     "LineReader",
     "LineTooLong",
     "BufferBudget",
+    "BufferHolder",
     "DEFAULT_MAX_LINE",
     "DEFAULT_MAX_BUFFERED",
     "READ_CHUNK",
@@ -45,6 +46,13 @@ class LineTooLong(Exception):
         self.limit = limit
 
 
+class BufferHolder(Protocol):
+    """What a :class:`BufferBudget` counts: a reader of a connection's bytes."""
+
+    def evict(self) -> None:
+        """Drop what is held and read nothing more; tell the budget it holds 0."""
+
+
 class BufferBudget:
     """A bound on the bytes held by many :class:`LineReader` s together.
 
@@ -64,9 +72,9 @@ class BufferBudget:
         self.limit = limit
         self.total = 0
         self.evicted = 0
-        self._held: dict[LineReader, int] = {}
+        self._held: dict[BufferHolder, int] = {}
 
-    def update(self, reader: LineReader, held: int) -> None:
+    def update(self, reader: BufferHolder, held: int) -> None:
         """``reader`` now holds ``held`` bytes; evict if that is too much."""
         old = self._held.get(reader, 0)
         if held == old:

@@ -79,6 +79,12 @@ class Door:
         if self._gate is not None:
             raise anyio.WouldBlock
 
+    def can_enter(self, n: int) -> bool:
+        """Whether a message of ``n`` items would be admitted and queued now,
+        without waiting: no change holds the door, the pipeline is not
+        closing, and the entry has room for it."""
+        return not self.shut and self.entry.would_take(n)
+
     def put_nowait(self, message: Any) -> None:
         """Queue an admitted message now, or raise ``anyio.WouldBlock``.
 

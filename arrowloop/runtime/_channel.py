@@ -193,6 +193,13 @@ class MemorySendChannel:
             raise WouldBlock  # others are queued for room first
         self._put(message)
 
+    def would_take(self, n: int) -> bool:
+        """Whether :meth:`send_nowait` of a message of ``n`` items would
+        queue it now: open, nobody waiting for room, and room (an empty
+        channel takes one message of any size)."""
+        s = self._s
+        return not s.waiting and not s.closed and (not s.items or s.items + n <= s.capacity)
+
     def _put(self, message: Any) -> None:
         s = self._s
         t = type(message)  # size(message), inlined: this is the per-message path

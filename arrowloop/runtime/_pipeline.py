@@ -393,7 +393,52 @@ class Pipeline:
         door = self._door
         if door.shut:
             await door.wait_open()
-        v = self.view() if view is None else view()
+        out, calls = self._tickets(items, self.view() if view is None else view(), decode, keys)
+        if not calls:
+            return out
+        pending = self._pending
+        pending.update(calls)
+        try:
+            await door.put(calls)
+        except BaseException:
+            pending.difference_update(calls)
+            raise
+        return out
+
+    def submit_many_nowait(
+        self,
+        items: Sequence[Any],
+        *,
+        view: ViewSource | None = None,
+        decode: bool = False,
+        keys: Sequence[str | None] | None = None,
+    ) -> list[Ticket | Exception] | None:
+        """:meth:`submit_many` without waiting: ``None`` (and nothing done,
+        not even decoding) when the items could not enter at once, because
+        a change holds the door, the pipeline is closing or the first
+        channel has no room for them; call :meth:`submit_many` then.
+
+        For a caller that must not wait (a protocol's ``data_received``):
+        the check and the entry happen in one step, so nothing can take the
+        room in between.
+        """
+        door = self._door
+        if not door.can_enter(len(items)):
+            return None
+        out, calls = self._tickets(items, self.view() if view is None else view(), decode, keys)
+        if calls:
+            self._pending.update(calls)
+            door.put_nowait(calls)  # cannot block: checked above, nothing ran since
+        return out
+
+    def _tickets(
+        self,
+        items: Sequence[Any],
+        v: ClientView,
+        decode: bool,
+        keys: Sequence[str | None] | None,
+    ) -> tuple[list[Ticket | Exception], Calls]:
+        """A ticket or an error for each item, and the message of the tickets."""
         take = v.decoder() if decode else v.admit
         where = "$.item" if decode else "item"
         out: list[Ticket | Exception] = []
@@ -419,15 +464,7 @@ class Pipeline:
             ticket = Ticket(value, pending, v, after, key)
             enter(ticket)
             give(ticket)
-        if not calls:
-            return out
-        pending.update(calls)
-        try:
-            await door.put(calls)
-        except BaseException:
-            pending.difference_update(calls)
-            raise
-        return out
+        return out, calls
 
     # -- receiving ------------------------------------------------------------
 

@@ -26,7 +26,8 @@ from arrowloop.endpoints import DEFAULT_MAX_BUFFERED, DEFAULT_MAX_LINE, BufferBu
 from arrowloop.runtime import DEFAULT_REQUEST_KEYS
 from arrowloop.server._auth import Token
 from arrowloop.server._control import ControlLimits, serve_control_connection
-from arrowloop.server._data import DEFAULT_WINDOW, DataStats, Drain, serve_data_connection
+from arrowloop.server._data import DEFAULT_WINDOW, DataStats, Drain
+from arrowloop.server._dataconn import serve_data_connection
 from arrowloop.server._guards import LOOPBACK, AddressCounts, AuthThrottle
 from arrowloop.store import StateStore
 from arrowloop.supervisor import Supervisor, SupervisorSpec, open_supervisor

@@ -241,6 +241,21 @@ class Supervisor(Administration, Restarts, Orchestration, Savepoints):
             items, view=lambda: self.view(version), decode=decode, keys=keys
         )
 
+    def submit_many_nowait(
+        self,
+        items: Sequence[Any],
+        *,
+        version: str | None = None,
+        decode: bool = False,
+        keys: Sequence[str | None] | None = None,
+    ) -> list[Ticket | Exception] | None:
+        """:meth:`submit_many` without waiting: ``None``, with nothing done,
+        when the items cannot enter at once (see
+        :meth:`Pipeline.submit_many_nowait`)."""
+        return self.pipeline.submit_many_nowait(
+            items, view=lambda: self.view(version), decode=decode, keys=keys
+        )
+
     # -- control requests -------------------------------------------------------
 
     async def _request(self, kind: RequestKind, arg: Any = None) -> Any:

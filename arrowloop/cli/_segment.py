@@ -69,13 +69,20 @@ async def serve_segment(args: argparse.Namespace) -> int:
                 state_dir=state_dir,
                 fsync=args.fsync,
                 config=config,
+                memory=args.nats_state == "memory",
             ) as seg:
                 say(f"arrowloop: serving stages {', '.join(stages)} of {args.target}")
                 say(f"  broker   {args.nats}  (pipeline {name})")
                 say(f"  input    {seg.receiver.name.stream}")
                 assert seg.sender is not None
                 say(f"  output   {seg.sender.name.stream}")
-                store = seg.store.location if state_dir else "memory only: a crash loses state"
+                store = seg.store.location
+                if state_dir is None:
+                    store = (
+                        "memory only: a crash loses state"
+                        if args.nats_state == "memory"
+                        else f"{store} (the broker's key-value store)"
+                    )
                 fsync = f"; fsync {args.fsync}" if state_dir else ""
                 say(f"  state    {store}  (resumed after position {seg.committed}{fsync})")
                 for a in seg.actors:

@@ -1,0 +1,363 @@
+"""A segment's state store on a JetStream key-value bucket (no state directory).
+
+A segment commits its stages' states, its input position and its producers'
+watermarks as one unit (_segment.py). A key-value bucket has no transaction
+over several keys, so the whole segment is **one value**: the key named
+after the segment holds its record (every stage's version, state and item
+count, the watermarks' row, the history and the undo stack), and every
+commit replaces it whole. Machine documents, which change only with a code
+change and are the bulk of a record, are kept under keys of their own
+named by version (``<segment>.machine.<version>``): written before the
+record that names them and never changed after, so the record stays the
+one place a commit lands.
+
+**One writer.** Every write is an ``update`` checked against the revision
+this process read or wrote last: if another process wrote the record
+since, the broker refuses it and the store raises :class:`StoreError`, so
+two processes running one segment can never interleave their states (the
+second one's first write, its claim on start, or the first one's next
+write fails, whichever comes later). To refuse the second process at once
+rather than at its first write, the owner answers on a core NATS subject
+(:func:`owner_subject`) for as long as its connection lives; a process that
+starts asks there first, and is refused if anyone answers. The broker drops
+the subscription with the connection, so a restart after ``kill -9`` takes
+over at once.
+
+**Size.** A value is one broker message: the record (and each machine
+document) must fit the broker's ``max_payload`` (1 MiB by default). One
+that does not is refused with a :class:`StoreError` naming the limit and
+the size; nothing is written, and the segment stops.
+
+**The seam.** The segment calls its store's methods, which are
+synchronous, from a worker thread (``anyio.to_thread.run_sync``). This
+store hands each broker operation back to the event loop that started the
+thread (``anyio.from_thread.run``) and waits for it there: the loop is never
+blocked, and nats-py is only used from its own loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, TypeVar
+
+import anyio.from_thread
+import orjson
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from arrowloop.errors import StoreError
+from arrowloop.store import KeyRecord, KeyWrites, StageRecord, Stored
+
+__all__ = ["KvStore", "open_kv_store", "bucket_name", "owner_subject", "KV_FORMAT"]
+
+#: The format of a segment's record (its ``format`` field).
+KV_FORMAT: Final = 1
+
+T = TypeVar("T")
+
+
+def bucket_name(pipeline: str) -> str:
+    """The bucket holding the records of ``pipeline``'s segments."""
+    return f"arrowloop_{pipeline}_state"
+
+
+def owner_subject(pipeline: str, segment: str) -> str:
+    """Where the process running ``segment`` answers (core NATS)."""
+    return f"arrowloop.{pipeline}.owner.{segment}"
+
+
+def _empty() -> dict[str, Any]:
+    return {"format": KV_FORMAT, "owner": "", "stages": {}, "history": [], "undo": [], "keys": {}}
+
+
+class KvStore:
+    """A :class:`~arrowloop.store.StateStore` of one segment in a JetStream
+    key-value bucket (made by :func:`open_kv_store`; see the module docstring).
+
+    Its methods are called from worker threads started by
+    ``anyio.to_thread.run_sync`` on the loop that opened it (as the segment
+    calls every store), one at a time.
+    """
+
+    def __init__(
+        self,
+        kv: KeyValue,
+        bucket: str,
+        key: str,
+        record: dict[str, Any],
+        revision: int | None,
+        max_payload: int,
+    ) -> None:
+        self._kv = kv
+        self._bucket = bucket
+        self._key = key
+        self._record = record
+        self._revision = revision
+        self._machines: set[str] = set()  # versions whose documents are stored
+        self.max_payload = max_payload
+        self.closed = False
+        #: Values written (records and machine documents).
+        self.writes = 0
+
+    @property
+    def location(self) -> str:
+        """The bucket and key, for messages."""
+        return f"nats kv {self._bucket}/{self._key}"
+
+    # -- the broker, from the worker thread -------------------------------------
+
+    def _run(self, fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        if self.closed:
+            raise StoreError(
+                f"the state store {self.location} is closed",
+                path=self.location,
+                expected="an open store",
+                found="closed",
+            )
+        return anyio.from_thread.run(fn)
+
+    def _fit(self, what: str, data: bytes) -> None:
+        if len(data) > self.max_payload:
+            raise StoreError(
+                f"cannot write {what} to the state store {self.location}: it is "
+                f"{len(data)} bytes, over the broker's max_payload of {self.max_payload} "
+                "bytes (1 MiB unless the broker is configured otherwise). Raise max_payload "
+                "in nats-server's configuration, keep less state, or run the segment with "
+                "--state-dir; nothing was written",
+                path=self.location,
+                expected=f"at most {self.max_payload} bytes",
+                found=f"{len(data)} bytes",
+            )
+
+    def _commit(self, record: dict[str, Any]) -> None:
+        """Replace the record with ``record`` if nobody else wrote it since."""
+        data = orjson.dumps(record)
+        self._fit("the segment's record", data)
+        key, last = self._key, self._revision
+
+        async def write() -> int:
+            if last is None:
+                return await self._kv.create(key, data)
+            return await self._kv.update(key, data, last=last)
+
+        try:
+            self._revision = self._run(write)
+        except KeyWrongLastSequenceError:
+            raise self._taken() from None
+        except StoreError:
+            raise
+        except Exception as exc:  # the broker refused, or is away too long
+            raise StoreError(
+                f"writing the state store {self.location} failed: {type(exc).__name__}: {exc}",
+                path=self.location,
+                expected="a write the broker confirms",
+                found=type(exc).__name__,
+            ) from exc
+        self._record = record
+        self.writes += 1
+
+    def _taken(self) -> StoreError:
+        return StoreError(
+            f"another process wrote the state store {self.location} since this one read it: "
+            "two processes run this segment (each segment runs in one process at a time); "
+            "this one stops",
+            path=self.location,
+            expected=f"revision {self._revision}",
+            found="a newer revision",
+        )
+
+    def _store_machine(self, version: str, doc: dict[str, Any]) -> None:
+        if version in self._machines:
+            return
+        data = orjson.dumps(doc)
+        self._fit(f"the machine {version[:12]}", data)
+        key = f"{self._key}.machine.{version}"
+
+        async def put() -> int:
+            return await self._kv.put(key, data)
+
+        self._run(put)
+        self._machines.add(version)
+        self.writes += 1
+
+    # -- the StateStore interface -----------------------------------------------
+
+    def load(self) -> Stored | None:
+        """What was recorded (as read on open, and written since), or ``None``."""
+        r = self._record
+        if not r["stages"] and not r["history"]:
+            return None
+
+        def machine(version: str, stored: bool) -> dict[str, Any] | None:
+            if not stored:
+                return None
+            key = f"{self._key}.machine.{version}"
+
+            async def get() -> bytes | None:
+                return (await self._kv.get(key)).value
+
+            data = self._run(get)
+            self._machines.add(version)
+            return None if data is None else orjson.loads(data)
+
+        return Stored(
+            {
+                name: StageRecord(
+                    name, s["version"], machine(s["version"], s["machine"]), s["state"], s["seq"]
+                )
+                for name, s in r["stages"].items()
+            },
+            list(r["history"]),
+            list(r["undo"]),
+            {
+                stage: [KeyRecord(k, v, o) for k, v, o in window]
+                for stage, window in r["keys"].items()
+                if window
+            },
+        )
+
+    def save_stage(self, record: StageRecord) -> None:
+        """Record one stage's machine and state."""
+        self.save_stages([record])
+
+    def save_stages(
+        self,
+        records: list[StageRecord],
+        undo: list[dict[str, Any]] | None = None,
+        keys: KeyWrites | None = None,
+    ) -> None:
+        """Record several stages whole (machines first, then the record)."""
+        for rec in records:
+            if rec.machine is not None:
+                self._store_machine(rec.version, rec.machine)
+        r = self._next()
+        for rec in records:
+            r["stages"][rec.stage] = {
+                "version": rec.version,
+                "machine": rec.machine is not None,
+                "state": rec.state,
+                "seq": rec.seq,
+            }
+        if undo is not None:
+            r["undo"] = copy.deepcopy(undo)
+        _write_keys(r, keys)
+        self._commit(r)
+
+    def save_states(
+        self, states: list[tuple[str, Any, int]], keys: KeyWrites | None = None
+    ) -> None:
+        """Record the states of several stages in one write."""
+        r = self._next()
+        for name, state, seq in states:
+            r["stages"][name] = {**r["stages"][name], "state": state, "seq": seq}
+        _write_keys(r, keys)
+        self._commit(r)
+
+    def append_history(self, record: dict[str, Any]) -> None:
+        """Add a change-history record."""
+        r = self._next()
+        r["history"] = [*r["history"], record]
+        self._commit(r)
+
+    def save_undo(self, undo: list[dict[str, Any]]) -> None:
+        """Replace the undo stack."""
+        r = self._next()
+        r["undo"] = copy.deepcopy(undo)
+        self._commit(r)
+
+    def close(self) -> None:
+        """Stop accepting writes (the connection is the segment's to close)."""
+        self.closed = True
+
+    def _next(self) -> dict[str, Any]:
+        # A shallow copy: the parts a write changes are replaced, not
+        # changed in place, so a refused write leaves the record as it was.
+        r = dict(self._record)
+        r["stages"] = dict(r["stages"])
+        r["keys"] = dict(r["keys"])
+        return r
+
+
+def _write_keys(r: dict[str, Any], keys: KeyWrites | None) -> None:
+    if keys is None:
+        return
+    windows = r["keys"]
+    for stage, key in keys.drop:
+        windows[stage] = [e for e in windows.get(stage, []) if e[0] != key]
+    for stage, rec in keys.put:
+        window = [e for e in windows.get(stage, []) if e[0] != rec.key]
+        windows[stage] = [*window, [rec.key, rec.version, rec.output]]
+
+
+async def open_kv_store(nc: Client, pipeline: str, segment: str) -> KvStore:
+    """The key-value store of ``segment`` of ``pipeline``, claimed by this process.
+
+    Makes the pipeline's bucket if there is none (file storage, one value
+    per key kept), reads the segment's record, and claims it: asks the
+    owner's subject, answers it from now on, and writes the record with
+    this process as its owner, checked against the revision read.
+
+    Raises:
+        StoreError: another process runs the segment (it answered, or
+            claimed the record first), or the record is not one this
+            arrowloop reads.
+    """
+    subject = owner_subject(pipeline, segment)
+    location = f"nats kv {bucket_name(pipeline)}/{segment}"
+    try:
+        reply = await nc.request(subject, b"", timeout=0.5)
+    except (NoRespondersError, NatsTimeout):
+        reply = None
+    if reply is not None:
+        raise StoreError(
+            f"another process runs this segment ({reply.data.decode(errors='replace')}, "
+            f"state in {location}); each segment runs in one process at a time",
+            path=location,
+            expected="no other process running the segment",
+            found=reply.data.decode(errors="replace"),
+        )
+    me = f"pid {os.getpid()} on {socket.gethostname()}"
+
+    async def answer(msg: Any) -> None:
+        await msg.respond(me.encode())
+
+    sub = await nc.subscribe(subject, cb=answer)
+    await nc.flush()
+    try:
+        js = nc.jetstream()
+        bucket = bucket_name(pipeline)
+        try:
+            kv = await js.key_value(bucket)
+        except BucketNotFoundError:
+            kv = await js.create_key_value(
+                KeyValueConfig(bucket=bucket, history=1, storage=StorageType.FILE)
+            )
+        try:
+            entry = await kv.get(segment)
+            record = orjson.loads(entry.value or b"{}")
+            revision: int | None = entry.revision
+        except KeyNotFoundError:
+            record, revision = _empty(), None
+        if not isinstance(record, dict) or record.get("format") != KV_FORMAT:
+            found = record.get("format") if isinstance(record, dict) else type(record).__name__
+            raise StoreError(
+                f"cannot use the state store {location}: it is not a segment record this "
+                f"arrowloop reads (format {found!r:.40}; this one reads {KV_FORMAT})",
+                path=location,
+                expected=f"a segment record of format {KV_FORMAT}",
+                found=f"format {found!r:.40}",
+            )
+        store = KvStore(kv, bucket, segment, record, revision, nc.max_payload)
+        claimed = {**record, "owner": me}
+        await anyio.to_thread.run_sync(store._commit, claimed)
+        return store
+    except BaseException:
+        await sub.unsubscribe()
+        raise

@@ -1,0 +1,217 @@
+"""Segments without a state directory: their state in JetStream's key-value
+store (``arrowloop/distributed/_kvstore.py``).
+
+Exactly-once across kill -9 of segment processes served with no
+``--state-dir`` (as tests/test_nats_kill.py does with one), a second process
+running a segment refused (at start, and at its write if it got past that),
+a record over the broker's payload limit refused naming the limit, and a
+segment resumed on its record in process.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+import pytest
+
+from arrowloop.distributed import (
+    bucket_name,
+    change_frame,
+    connect,
+    open_kv_store,
+    open_segment,
+    open_sink,
+    open_source,
+)
+from arrowloop.errors import StoreError
+from arrowloop.runtime import EndMsg
+from arrowloop.store import StageRecord
+from arrowloop.typesys import INT
+from tests.nats_pipeline import CONFIG, PIPELINE, SERVE_ARGS, SPEC, as_tuples, model, total_twice
+from tests.natsserver import NatsServer, nats_server
+from tests.test_nats_kill import CHANGE, OUT_TYPE, SEGMENTS, Segments
+
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+
+__all__ = ["nats_server"]  # the fixture, imported for pytest
+
+
+class KvSegments(Segments):
+    """The segment processes, served without a state directory."""
+
+    def start(self, name: str) -> None:
+        import subprocess
+
+        from tests.serving import server_env
+        from tests.test_nats_kill import ROOT
+
+        command = [sys.executable, "-m", "arrowloop", "serve", "tests.nats_pipeline:SPEC"]
+        command += ["--nats", self.url, "--segment", SEGMENTS[name], *SERVE_ARGS]
+        with (self.tmp / f"segment-{name}.log").open("ab") as log:
+            self.procs[name] = subprocess.Popen(
+                command, cwd=ROOT, env=server_env(self.tmp), stdout=log, stderr=log
+            )
+
+
+async def _records(url: str) -> dict[str, Any]:
+    """Every segment's record in the pipeline's bucket, by segment."""
+    async with connect(url) as nc:
+        kv = await nc.jetstream().key_value(bucket_name(PIPELINE))
+        out = {}
+        for key in ("count-total", "check"):
+            entry = await kv.get(key)
+            assert entry.value is not None
+            out[key] = orjson.loads(entry.value)
+        return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_kill_9_of_segments_on_the_kv_store_loses_and_duplicates_nothing(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Kill -9 of segments with no state directory, restarted: the outputs
+    are the sequential model's exactly, the change at its place, and the
+    records in the bucket hold the final states and versions."""
+    items = [(i * 7919) % 1000 - 500 for i in range(4000)]
+    change_at = 2000
+    kill_at = {500: "a", 1300: "b", 2300: "a", 3100: "b"}
+    url = nats_server.url
+    segments = KvSegments(url, tmp_path)
+    got: list[Any] = []
+    try:
+        for name in SEGMENTS:
+            segments.start(name)
+        with anyio.fail_after(180):
+            async with (
+                open_source(url, PIPELINE, "count", INT, config=CONFIG) as src,
+                open_sink(url, PIPELINE, "out", OUT_TYPE, config=CONFIG) as sink,
+                anyio.create_task_group() as tg,
+            ):
+
+                async def produce() -> None:
+                    for i in range(0, len(items), CONFIG.frame_items):
+                        if i == change_at:
+                            await src.flush()
+                            await src.publish_frame(change_frame(CHANGE, None))
+                        await src.send(items[i : i + CONFIG.frame_items])
+                    await src.send(EndMsg())
+
+                tg.start_soon(produce)
+                try:
+                    while True:
+                        for m in await sink.receive(1024):
+                            if type(m) is list:
+                                got.extend(m)
+                        for at in sorted(kill_at):
+                            if len(got) >= at:
+                                name = kill_at.pop(at)
+                                segments.kill(name)
+                                segments.start(name)
+                except anyio.EndOfStream:
+                    pass
+    finally:
+        segments.stop_all()
+    assert [p.returncode for p in segments.procs.values()] == [0, 0]
+    assert segments.live_kills >= 2
+    assert "key-value store" in (tmp_path / "segment-a.log").read_text()
+    expected = model(items, twice_from=change_at)
+    outputs = as_tuples(got)
+    lost = len(set(expected) - set(outputs))
+    duplicated = len(outputs) - len(set(outputs))
+    assert (lost, duplicated) == (0, 0)
+    assert outputs == expected
+    _, n, t, h = expected[-1]
+    records = await _records(url)
+    stages = {k: v for r in records.values() for k, v in r["stages"].items()}
+    assert {k: stages[k]["state"] for k in ("count", "total", "check")} == {
+        "count": n,
+        "total": t,
+        "check": h,
+    }
+    assert stages["total"]["version"] == total_twice.machine.version
+
+
+async def test_a_segment_resumes_from_its_kv_record(nats_server: NatsServer) -> None:
+    """Stopped and started again in process with no state directory, a
+    segment goes on from the state and position it committed."""
+    url = nats_server.url
+    items = list(range(1, 41))
+    kw: dict[str, Any] = {"pipeline": PIPELINE, "config": CONFIG}
+    async with open_source(url, PIPELINE, "count", INT, config=CONFIG) as src:
+        await src.send(items[:20])
+        await src.flush()
+    async with open_segment(SPEC, ["count", "total", "check"], url, **kw) as seg:
+        assert seg.store.location == f"nats kv {bucket_name(PIPELINE)}/count-total-check"
+        with anyio.fail_after(30):
+            while seg.committed < 2:  # noqa: ASYNC110 - the segment sets no event for tests
+                await anyio.sleep(0.01)
+    async with open_source(url, PIPELINE, "count", INT, config=CONFIG) as src:
+        await src.send(items[20:])
+        await src.send(EndMsg())
+    async with open_segment(SPEC, ["count", "total", "check"], url, **kw) as seg:
+        assert seg.committed == 2
+        with anyio.fail_after(30):
+            await seg.finished.wait()
+    got: list[Any] = []
+    async with open_sink(url, PIPELINE, "out", OUT_TYPE, config=CONFIG) as sink:
+        with anyio.fail_after(30):
+            while True:
+                try:
+                    for m in await sink.receive(1024):
+                        if type(m) is list:
+                            got.extend(m)
+                except anyio.EndOfStream:
+                    break
+    assert as_tuples(got) == model(items)
+
+
+async def test_a_second_process_of_a_segment_is_refused(nats_server: NatsServer) -> None:
+    """Without a state directory, a second process running the same segment
+    is refused at start (the first answers on the owner subject); free again
+    once the first has stopped."""
+    kw: dict[str, Any] = {"pipeline": PIPELINE, "config": CONFIG}
+    async with open_segment(SPEC, ["count"], nats_server.url, **kw):
+        with pytest.raises(StoreError, match="another process runs this segment"):
+            async with open_segment(SPEC, ["count"], nats_server.url, **kw):
+                pass
+    async with open_segment(SPEC, ["count"], nats_server.url, **kw):
+        pass
+
+
+async def test_a_write_after_another_process_wrote_is_refused(nats_server: NatsServer) -> None:
+    """Two writers that got past the start (both claimed before either
+    answered): the revision check refuses the one whose write comes second."""
+    async with connect(nats_server.url) as nc:
+        store = await open_kv_store(nc, "race", "a")
+        kv = await nc.jetstream().key_value(bucket_name("race"))
+        entry = await kv.get("a")
+        assert entry.value is not None
+        await kv.put("a", entry.value)  # another process's write
+        record = StageRecord("a", "v", None, 1, 1)
+        with pytest.raises(StoreError, match="two processes run this segment"):
+            await anyio.to_thread.run_sync(store.save_stages, [record])
+
+
+async def test_a_record_over_the_payload_limit_is_refused(nats_server: NatsServer) -> None:
+    """A state that makes the record bigger than the broker's max_payload is
+    refused with a StoreError naming the limit; nothing is written."""
+    async with connect(nats_server.url) as nc:
+        store = await open_kv_store(nc, "big", "a")
+        await anyio.to_thread.run_sync(store.save_stages, [StageRecord("a", "v", None, "small", 1)])
+        writes = store.writes
+        big = "x" * (nc.max_payload + 1)
+        with pytest.raises(StoreError, match="over the broker's max_payload of 1048576 bytes"):
+            await anyio.to_thread.run_sync(store.save_states, [("a", big, 2)])
+        assert store.writes == writes
+        stored = store.load()
+        assert stored is not None
+        assert stored.stages["a"].state == "small"
+        kv = await nc.jetstream().key_value(bucket_name("big"))
+        entry = await kv.get("a")
+        assert entry.value is not None
+        assert orjson.loads(entry.value)["stages"]["a"]["state"] == "small"

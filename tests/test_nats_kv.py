@@ -10,6 +10,7 @@ segment resumed on its record in process.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import anyio
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from arrowloop.distributed import (
     bucket_name,
@@ -29,10 +32,11 @@ from arrowloop.distributed import (
 )
 from arrowloop.errors import StoreError
 from arrowloop.runtime import EndMsg
-from arrowloop.store import StageRecord
+from arrowloop.store import KeyRecord, KeyWrites, MemoryStore, StageRecord
 from arrowloop.typesys import INT
 from tests.nats_pipeline import CONFIG, PIPELINE, SERVE_ARGS, SPEC, as_tuples, model, total_twice
 from tests.natsserver import NatsServer, nats_server
+from tests.profiles import examples
 from tests.test_nats_kill import CHANGE, OUT_TYPE, SEGMENTS, Segments
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -215,3 +219,100 @@ async def test_a_record_over_the_payload_limit_is_refused(nats_server: NatsServe
         entry = await kv.get("a")
         assert entry.value is not None
         assert orjson.loads(entry.value)["stages"]["a"]["state"] == "small"
+
+
+_states = st.one_of(
+    st.integers(-5, 5), st.text(max_size=3), st.lists(st.integers(0, 3), max_size=3)
+)
+_names = st.sampled_from(["a", "b", "c#0", "~watermarks"])
+_keys = st.builds(
+    KeyWrites,
+    put=st.lists(
+        st.tuples(
+            _names,
+            st.builds(KeyRecord, st.sampled_from(["k1", "k2", "k3"]), st.just("v"), _states),
+        ),
+        max_size=3,
+    ),
+    drop=st.lists(st.tuples(_names, st.sampled_from(["k1", "k2"])), max_size=2),
+)
+_ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("stages"),
+            st.lists(
+                st.builds(
+                    StageRecord,
+                    _names,
+                    st.sampled_from(["v1", "v2"]),
+                    st.sampled_from([None, {"kind": "machine", "n": 1}]),
+                    _states,
+                    st.integers(0, 9),
+                ),
+                min_size=1,
+                max_size=3,
+            ),
+            st.none() | st.lists(st.fixed_dictionaries({"kind": st.just("undo")}), max_size=2),
+            st.none() | _keys,
+        ),
+        st.tuples(
+            st.just("states"),
+            st.lists(st.tuples(_names, _states, st.integers(0, 9)), max_size=3),
+            st.none() | _keys,
+        ),
+        st.tuples(st.just("history"), st.integers(1, 99)),
+    ),
+    max_size=8,
+)
+
+
+def _apply(store: Any, op: tuple[Any, ...], known: set[str]) -> None:
+    if op[0] == "stages":
+        store.save_stages(op[1], op[2], op[3])
+        known.update(r.stage for r in op[1])
+    elif op[0] == "states":
+        # Only stages recorded whole before (as the segment does).
+        states = [s for s in op[1] if s[0] in known]
+        store.save_states(states, op[2])
+    else:
+        store.append_history({"seq": op[1], "event": "x"})
+
+
+@settings(
+    max_examples=examples(25),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(ops=_ops)
+def test_the_kv_store_keeps_what_the_memory_store_keeps(
+    nats_server: NatsServer, ops: list[tuple[Any, ...]]
+) -> None:
+    """Any sequence of writes: the key-value store loads what MemoryStore
+    does, in this process and in the next one (opened on the bucket anew)."""
+    segment = f"s{next(_SEGMENTS)}"
+
+    async def main() -> None:
+        with anyio.fail_after(60):
+            await check()
+
+    async def check() -> None:
+        mem = MemoryStore()
+        known: set[str] = set()
+        async with connect(nats_server.url) as nc:
+            store = await open_kv_store(nc, "model", segment)
+
+            def run() -> None:
+                for op in ops:
+                    _apply(mem, op, set(known))
+                    _apply(store, op, known)
+
+            await anyio.to_thread.run_sync(run)
+            assert store.load() == mem.load()
+        async with connect(nats_server.url) as nc:
+            again = await open_kv_store(nc, "model", segment)
+            assert await anyio.to_thread.run_sync(again.load) == mem.load()
+
+    anyio.run(main)
+
+
+_SEGMENTS = itertools.count()

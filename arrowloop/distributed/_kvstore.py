@@ -94,13 +94,15 @@ class KvStore:
         record: dict[str, Any],
         revision: int | None,
         max_payload: int,
+        machines: dict[str, dict[str, Any]],
     ) -> None:
         self._kv = kv
         self._bucket = bucket
         self._key = key
         self._record = record
         self._revision = revision
-        self._machines: set[str] = set()  # versions whose documents are stored
+        # The machine documents the record names, by version (read on open).
+        self._machines = machines
         self.max_payload = max_payload
         self.closed = False
         #: Values written (records and machine documents).
@@ -175,7 +177,7 @@ class KvStore:
 
     def _store_machine(self, version: str, doc: dict[str, Any]) -> None:
         if version in self._machines:
-            return
+            return  # a version's document never changes
         data = orjson.dumps(doc)
         self._fit(f"the machine {version[:12]}", data)
         key = f"{self._key}.machine.{version}"
@@ -184,33 +186,27 @@ class KvStore:
             return await self._kv.put(key, data)
 
         self._run(put)
-        self._machines.add(version)
+        self._machines[version] = copy.deepcopy(doc)
         self.writes += 1
 
     # -- the StateStore interface -----------------------------------------------
 
     def load(self) -> Stored | None:
-        """What was recorded (as read on open, and written since), or ``None``."""
+        """What was recorded (as read on open, and written since: this
+        process is the one writer), or ``None``. Reads nothing from the broker."""
         r = self._record
         if not r["stages"] and not r["history"]:
             return None
 
-        def machine(version: str, stored: bool) -> dict[str, Any] | None:
-            if not stored:
-                return None
-            key = f"{self._key}.machine.{version}"
-
-            async def get() -> bytes | None:
-                return (await self._kv.get(key)).value
-
-            data = self._run(get)
-            self._machines.add(version)
-            return None if data is None else orjson.loads(data)
-
+        docs = self._machines
         return Stored(
             {
                 name: StageRecord(
-                    name, s["version"], machine(s["version"], s["machine"]), s["state"], s["seq"]
+                    name,
+                    s["version"],
+                    copy.deepcopy(docs[s["version"]]) if s["machine"] else None,
+                    copy.deepcopy(s["state"]),
+                    s["seq"],
                 )
                 for name, s in r["stages"].items()
             },
@@ -261,9 +257,12 @@ class KvStore:
         self._commit(r)
 
     def append_history(self, record: dict[str, Any]) -> None:
-        """Add a change-history record."""
+        """Add a change-history record (keyed by its ``seq``)."""
         r = self._next()
-        r["history"] = [*r["history"], record]
+        # Keyed by its seq, as the other stores keep it: a record written
+        # again replaces itself.
+        kept = [h for h in r["history"] if h.get("seq") != record["seq"]]
+        r["history"] = sorted([*kept, record], key=lambda h: h["seq"])
         self._commit(r)
 
     def save_undo(self, undo: list[dict[str, Any]]) -> None:
@@ -354,7 +353,12 @@ async def open_kv_store(nc: Client, pipeline: str, segment: str) -> KvStore:
                 expected=f"a segment record of format {KV_FORMAT}",
                 found=f"format {found!r:.40}",
             )
-        store = KvStore(kv, bucket, segment, record, revision, nc.max_payload)
+        machines = {}
+        for rec in record["stages"].values():
+            if rec["machine"] and rec["version"] not in machines:
+                entry = await kv.get(f"{segment}.machine.{rec['version']}")
+                machines[rec["version"]] = orjson.loads(entry.value or b"null")
+        store = KvStore(kv, bucket, segment, record, revision, nc.max_payload, machines)
         claimed = {**record, "owner": me}
         await anyio.to_thread.run_sync(store._commit, claimed)
         return store

@@ -11,6 +11,7 @@ segment resumed on its record in process.
 from __future__ import annotations
 
 import itertools
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,13 @@ from arrowloop.distributed import (
 from arrowloop.errors import StoreError
 from arrowloop.runtime import EndMsg
 from arrowloop.store import KeyRecord, KeyWrites, MemoryStore, StageRecord
-from arrowloop.typesys import INT
+from arrowloop.typesys import INT, STR
+from tests.nats_big import BIG
 from tests.nats_pipeline import CONFIG, PIPELINE, SERVE_ARGS, SPEC, as_tuples, model, total_twice
 from tests.natsserver import NatsServer, nats_server
 from tests.profiles import examples
-from tests.test_nats_kill import CHANGE, OUT_TYPE, SEGMENTS, Segments
+from tests.serving import server_env
+from tests.test_nats_kill import CHANGE, OUT_TYPE, ROOT, SEGMENTS, Segments
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -48,11 +51,6 @@ class KvSegments(Segments):
     """The segment processes, served without a state directory."""
 
     def start(self, name: str) -> None:
-        import subprocess
-
-        from tests.serving import server_env
-        from tests.test_nats_kill import ROOT
-
         command = [sys.executable, "-m", "arrowloop", "serve", "tests.nats_pipeline:SPEC"]
         command += ["--nats", self.url, "--segment", SEGMENTS[name], *SERVE_ARGS]
         with (self.tmp / f"segment-{name}.log").open("ab") as log:
@@ -316,3 +314,60 @@ def test_the_kv_store_keeps_what_the_memory_store_keeps(
 
 
 _SEGMENTS = itertools.count()
+
+
+async def test_a_segment_whose_record_outgrows_the_limit_stops_saying_so(
+    nats_server: NatsServer,
+) -> None:
+    """A state that outgrows the broker's max_payload stops the segment with
+    the StoreError naming the limit; the record keeps the last state that fit."""
+    url = nats_server.url
+    chunk = "x" * 100_000
+    async with open_source(url, "big", "keep", STR, config=CONFIG) as src:
+        for _ in range(12):  # one frame each: the state passes 1 MiB at the 11th
+            await src.send([chunk])
+            await src.flush()
+    err: BaseException | None = None
+    try:
+        with anyio.fail_after(30):
+            async with open_segment(BIG, ["keep"], url, pipeline="big", config=CONFIG) as seg:
+                await seg.finished.wait()
+    except BaseException as exc:  # inside the task groups' exception groups
+        err = exc
+        while isinstance(err, BaseExceptionGroup):
+            err = err.exceptions[0]
+    assert isinstance(err, StoreError), err
+    assert "over the broker's max_payload of 1048576 bytes" in str(err)
+    async with connect(url) as nc:
+        kv = await nc.jetstream().key_value(bucket_name("big"))
+        entry = await kv.get("keep")
+        assert entry.value is not None
+        kept = orjson.loads(entry.value)["stages"]["keep"]
+        # The last write that fit (group commit may have taken the 10th
+        # input into the write that failed).
+        assert 1 <= kept["seq"] <= 10
+        assert kept["state"] == chunk * kept["seq"]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_serve_without_a_state_dir_says_where_its_state_is_and_why_it_stops(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """``serve --nats`` without ``--state-dir``: the banner names the
+    key-value store; a record over the limit stops it with the message (exit
+    status 2), no traceback."""
+    url = nats_server.url
+    async with open_source(url, "BIG", "keep", STR, config=CONFIG) as src:
+        for _ in range(12):
+            await src.send(["x" * 100_000])
+            await src.flush()
+    command = [sys.executable, "-m", "arrowloop", "serve", "tests.nats_big:BIG", "--nats", url]
+    done = await anyio.run_process(
+        command, cwd=ROOT, env=server_env(tmp_path), check=False, stderr=subprocess.STDOUT
+    )
+    out = done.stdout.decode()
+    assert done.returncode == 2, out
+    assert "nats kv arrowloop_BIG_state/keep (the broker's key-value store)" in out
+    assert "error: the segment stopped:" in out
+    assert "over the broker's max_payload of 1048576 bytes" in out
+    assert "Traceback" not in out

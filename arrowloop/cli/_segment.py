@@ -19,7 +19,7 @@ from arrowloop.cli._commands import EXIT_OK, UsageError, say
 from arrowloop.cli._format import short, show_json
 from arrowloop.cli._load import FUNCTION_PARTS, ChangeOptions, build_change, read_change_file
 from arrowloop.cli._serving import _write_ready
-from arrowloop.errors import ArrowloopError
+from arrowloop.errors import ArrowloopError, StoreError
 from arrowloop.runtime import PipelineSpec
 from arrowloop.server import as_supervisor_spec, load_object
 
@@ -107,6 +107,17 @@ async def serve_segment(args: argparse.Namespace) -> int:
             raise Unreachable(f"no broker at {args.nats}") from None
         except ArrowloopError as exc:
             raise UsageError(str(exc)) from exc
+        except BaseExceptionGroup as group:
+            # A store that refused a commit (over the broker's payload
+            # limit, or another process took the segment) stops the stages'
+            # task group: its error is the message, not a traceback.
+            found = group.subgroup(lambda e: isinstance(e, StoreError))
+            if found is None:
+                raise
+            leaf: BaseException = found
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]
+            raise UsageError(f"the segment stopped: {leaf}") from group
     say("arrowloop: stopped")
     return EXIT_OK
 

@@ -38,9 +38,10 @@ blocked, and nats-py is only used from its own loop.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, TypeVar
 
 import anyio.from_thread
@@ -49,9 +50,16 @@ from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyNotFoundError,
+    KeyValueError,
+    KeyWrongLastSequenceError,
+)
 from nats.js.kv import KeyValue
 
+# The channel's notion of a broker that is away, and its backoff: one policy.
+from arrowloop.distributed._channel import _BACKOFF_MAX, _BACKOFF_MIN, _retryable
 from arrowloop.errors import StoreError
 from arrowloop.store import KeyRecord, KeyWrites, StageRecord, Stored
 
@@ -61,6 +69,8 @@ __all__ = ["KvStore", "open_kv_store", "bucket_name", "owner_subject", "KV_FORMA
 KV_FORMAT: Final = 1
 
 T = TypeVar("T")
+
+log = logging.getLogger("arrowloop.distributed")
 
 
 def bucket_name(pipeline: str) -> str:
@@ -107,6 +117,8 @@ class KvStore:
         self.closed = False
         #: Values written (records and machine documents).
         self.writes = 0
+        #: Writes tried again because the broker was away.
+        self.waits = 0
 
     @property
     def location(self) -> str:
@@ -145,17 +157,37 @@ class KvStore:
         key, last = self._key, self._revision
 
         async def write() -> int:
-            if last is None:
-                return await self._kv.create(key, data)
-            return await self._kv.update(key, data, last=last)
+            tried = False
 
+            async def attempt() -> int:
+                nonlocal tried
+                if tried:
+                    self.waits += 1
+                tried = True
+                if last is None:
+                    return await self._kv.create(key, data)
+                return await self._kv.update(key, data, last=last)
+
+            try:
+                return await _patiently(attempt)
+            except KeyWrongLastSequenceError:
+                if self.waits == waits:
+                    raise
+            # Tried again after the broker was away: the first attempt may
+            # have landed with its reply lost. Ours, if the value is ours.
+            entry = await _patiently(lambda: self._kv.get(key))
+            if entry.value != data or entry.revision is None:
+                raise KeyWrongLastSequenceError
+            return entry.revision
+
+        waits = self.waits
         try:
             self._revision = self._run(write)
         except KeyWrongLastSequenceError:
             raise self._taken() from None
         except StoreError:
             raise
-        except Exception as exc:  # the broker refused, or is away too long
+        except Exception as exc:  # the broker refused
             raise StoreError(
                 f"writing the state store {self.location} failed: {type(exc).__name__}: {exc}",
                 path=self.location,
@@ -183,7 +215,7 @@ class KvStore:
         key = f"{self._key}.machine.{version}"
 
         async def put() -> int:
-            return await self._kv.put(key, data)
+            return await _patiently(lambda: self._kv.put(key, data))  # the same value again
 
         self._run(put)
         self._machines[version] = copy.deepcopy(doc)
@@ -282,6 +314,24 @@ class KvStore:
         r["stages"] = dict(r["stages"])
         r["keys"] = dict(r["keys"])
         return r
+
+
+async def _patiently(op: Callable[[], Awaitable[T]]) -> T:
+    """``op()``, tried again with backoff while the broker is away (as a
+    channel's publish is: a restarting broker stalls the segment, it does
+    not stop it); any other failure is raised."""
+    delay = _BACKOFF_MIN
+    while True:
+        try:
+            return await op()
+        except KeyValueError:
+            raise  # the broker answered (a wrong revision, a missing key)
+        except Exception as exc:
+            if not _retryable(exc):
+                raise
+            log.debug("state store: a write waits: %s", exc)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, _BACKOFF_MAX)
 
 
 def _write_keys(r: dict[str, Any], keys: KeyWrites | None) -> None:

@@ -217,6 +217,12 @@ async def test_a_record_over_the_payload_limit_is_refused(nats_server: NatsServe
         entry = await kv.get("a")
         assert entry.value is not None
         assert orjson.loads(entry.value)["stages"]["a"]["state"] == "small"
+        # The largest record that fits, headers and all, the broker takes.
+        largest = nc.max_payload - 1024 - (len(entry.value) - len('"small"') + 2)
+        await anyio.to_thread.run_sync(store.save_states, [("a", "y" * largest, 3)])
+        entry = await kv.get("a")
+        assert entry.value is not None
+        assert len(entry.value) == nc.max_payload - 1024
 
 
 _states = st.one_of(

@@ -68,6 +68,10 @@ __all__ = ["KvStore", "open_kv_store", "bucket_name", "owner_subject", "KV_FORMA
 #: The format of a segment's record (its ``format`` field).
 KV_FORMAT: Final = 1
 
+#: Bytes of a broker message kept for its headers (the subject, the
+#: expected revision): a value may take the rest of ``max_payload``.
+_HEADROOM: Final = 1024
+
 T = TypeVar("T")
 
 log = logging.getLogger("arrowloop.distributed")
@@ -138,11 +142,12 @@ class KvStore:
         return anyio.from_thread.run(fn)
 
     def _fit(self, what: str, data: bytes) -> None:
-        if len(data) > self.max_payload:
+        if len(data) > self.max_payload - _HEADROOM:
             raise StoreError(
                 f"cannot write {what} to the state store {self.location}: it is "
                 f"{len(data)} bytes, over the broker's max_payload of {self.max_payload} "
-                "bytes (1 MiB unless the broker is configured otherwise). Raise max_payload "
+                f"bytes less {_HEADROOM} for the message's headers (1 MiB unless the broker "
+                "is configured otherwise). Raise max_payload "
                 "in nats-server's configuration, keep less state, or run the segment with "
                 "--state-dir; nothing was written",
                 path=self.location,

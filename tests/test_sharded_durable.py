@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from arrowloop import arrow, statemachine
-from arrowloop.errors import StoreError
+from arrowloop.errors import StoreError, UpgradeError
 from arrowloop.runtime import Ticket, open_pipeline, stage
 from arrowloop.runtime._shards import shard_of
 from arrowloop.store import (
@@ -385,3 +385,33 @@ async def test_a_refused_write_withholds_the_replicas_replies() -> None:
             await p.call(("a", 1))
         fail = False
         assert await p.call(("a", 5)) == ("a", 6)
+
+
+@pytest.mark.anyio
+async def test_a_change_the_store_refuses_leaves_every_replica_on_its_code() -> None:
+    """The merge writes every replica's migrated state in one write before
+    the change is decided: refused, the change fails whole (``not durable``)
+    and every replica keeps its code and state."""
+    refuse = False
+    writes: list[list[str]] = []
+
+    async def persist(records: Any, keys: Any = None) -> None:
+        if refuse and any(m.version == count_v2.machine.version for _, m, _, _ in records):
+            raise OSError("read-only disk")
+        writes.append([r[0] for r in records])
+
+    async with open_pipeline(
+        stage("count", count_v1, shards=3, shard_key=by_key), persist=persist
+    ) as p:
+        for k in "abcdef":
+            await p.call((k, 1))
+        refuse = True
+        with pytest.raises(UpgradeError, match="could not be made durable") as info:
+            await p.upgrade("count", count_v2, up)
+        assert info.value.reason == "not durable"
+        assert p.version("count") == count_v1.machine.version
+        assert await p.call(("a", 1)) == ("a", 2)
+        refuse = False
+        await p.upgrade("count", count_v2, up)
+        assert sorted(writes[-1]) == ["count#0", "count#1", "count#2"]  # one write, all of them
+        assert await p.call(("a", 1)) == ("a", 3 + 1000)

@@ -199,30 +199,37 @@ async def test_a_write_after_another_process_wrote_is_refused(nats_server: NatsS
             await anyio.to_thread.run_sync(store.save_stages, [record])
 
 
-async def test_a_record_over_the_payload_limit_is_refused(nats_server: NatsServer) -> None:
-    """A state that makes the record bigger than the broker's max_payload is
-    refused with a StoreError naming the limit; nothing is written."""
+async def test_a_record_over_one_value_is_written_in_parts(nats_server: NatsServer) -> None:
+    """A record bigger than what one value holds is written in parts first,
+    then a value naming them (the commit); it reads back whole in the next
+    process, and the parts of a replaced record are removed."""
     async with connect(nats_server.url) as nc:
         store = await open_kv_store(nc, "big", "a")
+        assert store.limit == nc.max_payload - 1024
         await anyio.to_thread.run_sync(store.save_stages, [StageRecord("a", "v", None, "small", 1)])
-        writes = store.writes
-        big = "x" * (nc.max_payload + 1)
-        with pytest.raises(StoreError, match="over the broker's max_payload of 1048576 bytes"):
-            await anyio.to_thread.run_sync(store.save_states, [("a", big, 2)])
-        assert store.writes == writes
-        stored = store.load()
-        assert stored is not None
-        assert stored.stages["a"].state == "small"
         kv = await nc.jetstream().key_value(bucket_name("big"))
         entry = await kv.get("a")
         assert entry.value is not None
-        assert orjson.loads(entry.value)["stages"]["a"]["state"] == "small"
-        # The largest record that fits, headers and all, the broker takes.
-        largest = nc.max_payload - 1024 - (len(entry.value) - len('"small"') + 2)
-        await anyio.to_thread.run_sync(store.save_states, [("a", "y" * largest, 3)])
+        # The largest record one value holds, headers and all, the broker takes.
+        largest = store.limit - (len(entry.value) - len('"small"') + 2)
+        await anyio.to_thread.run_sync(store.save_states, [("a", "y" * largest, 2)])
         entry = await kv.get("a")
         assert entry.value is not None
         assert len(entry.value) == nc.max_payload - 1024
+        big = "x" * (3 * nc.max_payload)
+        await anyio.to_thread.run_sync(store.save_states, [("a", big, 3)])
+        head = orjson.loads((await kv.get("a")).value or b"")
+        assert head["arrowloop-parts"] == 4
+        parts = [k for k in await kv.keys() if ".part." in k]
+        assert len(parts) == 4
+    async with connect(nats_server.url) as nc:
+        again = await open_kv_store(nc, "big", "a")
+        stored = again.load()
+        assert stored is not None
+        assert (stored.stages["a"].state, stored.stages["a"].seq) == (big, 3)
+        await anyio.to_thread.run_sync(again.save_states, [("a", "small again", 4)])
+        kv = await nc.jetstream().key_value(bucket_name("big"))
+        assert [k for k in await kv.keys() if ".part." in k] == []
 
 
 _states = st.one_of(
@@ -287,12 +294,13 @@ def _apply(store: Any, op: tuple[Any, ...], known: set[str]) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(ops=_ops)
+@given(ops=_ops, limit=st.sampled_from([None, 48]))
 def test_the_kv_store_keeps_what_the_memory_store_keeps(
-    nats_server: NatsServer, ops: list[tuple[Any, ...]]
+    nats_server: NatsServer, ops: list[tuple[Any, ...]], limit: int | None
 ) -> None:
     """Any sequence of writes: the key-value store loads what MemoryStore
-    does, in this process and in the next one (opened on the bucket anew)."""
+    does, in this process and in the next one (opened on the bucket anew),
+    with values of at most 48 bytes too (most records in parts)."""
     segment = f"s{next(_SEGMENTS)}"
 
     async def main() -> None:
@@ -303,7 +311,7 @@ def test_the_kv_store_keeps_what_the_memory_store_keeps(
         mem = MemoryStore()
         known: set[str] = set()
         async with connect(nats_server.url) as nc:
-            store = await open_kv_store(nc, "model", segment)
+            store = await open_kv_store(nc, "model", segment, limit=limit)
 
             def run() -> None:
                 for op in ops:
@@ -313,8 +321,12 @@ def test_the_kv_store_keeps_what_the_memory_store_keeps(
             await anyio.to_thread.run_sync(run)
             assert store.load() == mem.load()
         async with connect(nats_server.url) as nc:
-            again = await open_kv_store(nc, "model", segment)
+            again = await open_kv_store(nc, "model", segment, limit=limit)
             assert await anyio.to_thread.run_sync(again.load) == mem.load()
+            kv = await nc.jetstream().key_value(bucket_name("model"))
+            left = [k for k in await kv.keys() if k.startswith(f"{segment}.part.")]
+            named = orjson.loads((await kv.get(segment)).value or b"")
+            assert len(left) == named.get("arrowloop-parts", 0)  # the rest removed
 
     anyio.run(main)
 
@@ -322,61 +334,63 @@ def test_the_kv_store_keeps_what_the_memory_store_keeps(
 _SEGMENTS = itertools.count()
 
 
-async def test_a_segment_whose_record_outgrows_the_limit_stops_saying_so(
+async def test_a_segment_whose_state_outgrows_one_value_goes_on(
     nats_server: NatsServer,
 ) -> None:
-    """A state that outgrows the broker's max_payload stops the segment with
-    the StoreError naming the limit; the record keeps the last state that fit."""
+    """A segment whose state passes the broker's max_payload goes on (its
+    record in parts) and is resumed from it whole."""
     url = nats_server.url
     chunk = "x" * 100_000
     async with open_source(url, "big", "keep", STR, config=CONFIG) as src:
         for _ in range(12):  # one frame each: the state passes 1 MiB at the 11th
             await src.send([chunk])
             await src.flush()
-    err: BaseException | None = None
-    try:
+        await src.send(EndMsg())
+    with anyio.fail_after(60):
+        async with open_segment(BIG, ["keep"], url, pipeline="big", config=CONFIG) as seg:
+            await seg.finished.wait()
+    got: list[Any] = []
+    async with open_sink(url, "big", "out", INT, config=CONFIG) as sink:
         with anyio.fail_after(30):
-            async with open_segment(BIG, ["keep"], url, pipeline="big", config=CONFIG) as seg:
-                await seg.finished.wait()
-    except BaseException as exc:  # inside the task groups' exception groups
-        err = exc
-        while isinstance(err, BaseExceptionGroup):
-            err = err.exceptions[0]
-    assert isinstance(err, StoreError), err
-    assert "over the broker's max_payload of 1048576 bytes" in str(err)
+            while True:
+                try:
+                    for m in await sink.receive(1024):
+                        if type(m) is list:
+                            got.extend(m)
+                except anyio.EndOfStream:
+                    break
+    assert got == [100_000 * i for i in range(1, 13)]
     async with connect(url) as nc:
-        kv = await nc.jetstream().key_value(bucket_name("big"))
-        entry = await kv.get("keep")
-        assert entry.value is not None
-        kept = orjson.loads(entry.value)["stages"]["keep"]
-        # The last write that fit (group commit may have taken the 10th
-        # input into the write that failed).
-        assert 1 <= kept["seq"] <= 10
-        assert kept["state"] == chunk * kept["seq"]
+        store = await open_kv_store(nc, "big", "keep")
+        stored = store.load()
+        assert stored is not None
+        assert stored.stages["keep"].state == chunk * 12
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_serve_without_a_state_dir_says_where_its_state_is_and_why_it_stops(
+async def test_serve_without_a_state_dir_says_where_its_state_is(
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
-    """``serve --nats`` without ``--state-dir``: the banner names the
-    key-value store; a record over the limit stops it with the message (exit
-    status 2), no traceback."""
+    """``serve --nats`` without ``--state-dir`` while another process runs
+    the segment: refused (exit status 2) with the message, no traceback."""
     url = nats_server.url
-    async with open_source(url, "BIG", "keep", STR, config=CONFIG) as src:
-        for _ in range(12):
-            await src.send(["x" * 100_000])
-            await src.flush()
     command = [sys.executable, "-m", "arrowloop", "serve", "tests.nats_big:BIG", "--nats", url]
+    async with open_segment(BIG, ["keep"], url, pipeline="BIG", config=CONFIG):
+        done = await anyio.run_process(
+            command, cwd=ROOT, env=server_env(tmp_path), check=False, stderr=subprocess.STDOUT
+        )
+    out = done.stdout.decode()
+    assert done.returncode == 2, out
+    assert "another process runs this segment (pid" in out
+    assert "Traceback" not in out
+    async with open_source(url, "BIG", "keep", STR, config=CONFIG) as src:
+        await src.send(EndMsg())
     done = await anyio.run_process(
         command, cwd=ROOT, env=server_env(tmp_path), check=False, stderr=subprocess.STDOUT
     )
     out = done.stdout.decode()
-    assert done.returncode == 2, out
+    assert done.returncode == 0, out
     assert "nats kv arrowloop_BIG_state/keep (the broker's key-value store)" in out
-    assert "error: the segment stopped:" in out
-    assert "over the broker's max_payload of 1048576 bytes" in out
-    assert "Traceback" not in out
 
 
 @pytest.mark.slow

@@ -108,9 +108,9 @@ async def serve_segment(args: argparse.Namespace) -> int:
         except ArrowloopError as exc:
             raise UsageError(str(exc)) from exc
         except BaseExceptionGroup as group:
-            # A store that refused a commit (over the broker's payload
-            # limit, or another process took the segment) stops the stages'
-            # task group: its error is the message, not a traceback.
+            # A store that refused a commit (another process took the
+            # segment, the broker refused the write) stops the stages' task
+            # group: its error is the message, not a traceback.
             found = group.subgroup(lambda e: isinstance(e, StoreError))
             if found is None:
                 raise

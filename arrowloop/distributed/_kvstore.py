@@ -23,10 +23,14 @@ starts asks there first, and is refused if anyone answers. The broker drops
 the subscription with the connection, so a restart after ``kill -9`` takes
 over at once.
 
-**Size.** A value is one broker message: the record (and each machine
-document) must fit the broker's ``max_payload`` (1 MiB by default). One
-that does not is refused with a :class:`StoreError` naming the limit and
-the size; nothing is written, and the segment stops.
+**Size.** A value is one broker message, at most the broker's
+``max_payload`` (1 MiB by default) less its headers. A bigger record (or
+machine document) is written in parts first, under keys named by its
+digest (``<segment>.part.<digest>.<i>``), and then the value, which names
+them: the value stays the one place a commit lands, and a crash between
+the two leaves parts no value names, removed when the segment is opened
+next. The parts of a record that was replaced are removed once the new one
+is written.
 
 **The seam.** The segment calls its store's methods, which are
 synchronous, from a worker thread (``anyio.to_thread.run_sync``). This
@@ -38,6 +42,8 @@ blocked, and nats-py is only used from its own loop.
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
 import logging
 import os
 import socket
@@ -50,11 +56,13 @@ from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import KeyValueConfig, StorageType
+from nats.js.client import JetStreamContext
 from nats.js.errors import (
     BucketNotFoundError,
     KeyNotFoundError,
     KeyValueError,
     KeyWrongLastSequenceError,
+    NoKeysError,
 )
 from nats.js.kv import KeyValue
 
@@ -67,6 +75,8 @@ __all__ = ["KvStore", "open_kv_store", "bucket_name", "owner_subject", "KV_FORMA
 
 #: The format of a segment's record (its ``format`` field).
 KV_FORMAT: Final = 1
+#: The field that marks a value naming parts (a value too big for one).
+_PARTS: Final = "arrowloop-parts"
 
 #: Bytes of a broker message kept for its headers (the subject, the
 #: expected revision): a value may take the rest of ``max_payload``.
@@ -102,14 +112,17 @@ class KvStore:
 
     def __init__(
         self,
+        js: JetStreamContext,
         kv: KeyValue,
         bucket: str,
         key: str,
         record: dict[str, Any],
         revision: int | None,
-        max_payload: int,
+        limit: int,
         machines: dict[str, dict[str, Any]],
+        parts: list[str],
     ) -> None:
+        self._js = js
         self._kv = kv
         self._bucket = bucket
         self._key = key
@@ -117,7 +130,12 @@ class KvStore:
         self._revision = revision
         # The machine documents the record names, by version (read on open).
         self._machines = machines
-        self.max_payload = max_payload
+        # The keys of the parts the record's value names (a record too big
+        # for one value), removed once a newer record replaces it.
+        self._parts = parts
+        #: The largest value written (``max_payload`` less the headers');
+        #: anything bigger is written in parts.
+        self.limit = limit
         self.closed = False
         #: Values written (records and machine documents).
         self.writes = 0
@@ -141,27 +159,41 @@ class KvStore:
             )
         return anyio.from_thread.run(fn)
 
-    def _fit(self, what: str, data: bytes) -> None:
-        if len(data) > self.max_payload - _HEADROOM:
-            raise StoreError(
-                f"cannot write {what} to the state store {self.location}: it is "
-                f"{len(data)} bytes, over the broker's max_payload of {self.max_payload} "
-                f"bytes less {_HEADROOM} for the message's headers (1 MiB unless the broker "
-                "is configured otherwise). Raise max_payload "
-                "in nats-server's configuration, keep less state, or run the segment with "
-                "--state-dir; nothing was written",
-                path=self.location,
-                expected=f"at most {self.max_payload} bytes",
-                found=f"{len(data)} bytes",
-            )
+    def _split(self, key: str, data: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
+        """The value to write under ``key`` for ``data``, and the parts to
+        write before it: ``data`` itself and none if it fits one value,
+        else a small head naming parts of at most :attr:`limit` bytes."""
+        if len(data) <= self.limit:
+            return data, []
+        digest = hashlib.sha256(data).hexdigest()
+        n = -(-len(data) // self.limit)
+        prefix = f"{key}.part.{digest[:32]}"
+        head = {
+            _PARTS: n,
+            "prefix": prefix,
+            "size": len(data),
+            "sha256": digest,
+            # Every value names its writer (see _commit's retry).
+            "owner": self._record.get("owner", ""),
+        }
+        chunks = [data[i * self.limit : (i + 1) * self.limit] for i in range(n)]
+        return orjson.dumps(head), [(f"{prefix}.{i}", c) for i, c in enumerate(chunks)]
+
+    async def _put_parts(self, parts: list[tuple[str, bytes]]) -> None:
+        for key, chunk in parts:
+            # put, not update: a part's key is named by the content it holds.
+            await _patiently(functools.partial(self._kv.put, key, chunk))
+            self.writes += 1
 
     def _commit(self, record: dict[str, Any]) -> None:
         """Replace the record with ``record`` if nobody else wrote it since."""
-        data = orjson.dumps(record)
-        self._fit("the segment's record", data)
         key, last = self._key, self._revision
+        data, parts = self._split(key, orjson.dumps(record))
 
         async def write() -> int:
+            # The parts first: the record's value is the one place a commit
+            # lands, and it names them only once they are all there.
+            await self._put_parts(parts)
             tried = False
 
             async def attempt() -> int:
@@ -201,6 +233,9 @@ class KvStore:
             ) from exc
         self._record = record
         self.writes += 1
+        old, self._parts = self._parts, [k for k, _ in parts]
+        if old and old != self._parts:
+            self._run(lambda: _purge(self._js, self._bucket, old))
 
     def _taken(self) -> StoreError:
         return StoreError(
@@ -215,11 +250,11 @@ class KvStore:
     def _store_machine(self, version: str, doc: dict[str, Any]) -> None:
         if version in self._machines:
             return  # a version's document never changes
-        data = orjson.dumps(doc)
-        self._fit(f"the machine {version[:12]}", data)
         key = f"{self._key}.machine.{version}"
+        data, parts = self._split(key, orjson.dumps(doc))
 
         async def put() -> int:
+            await self._put_parts(parts)
             return await _patiently(lambda: self._kv.put(key, data))  # the same value again
 
         self._run(put)
@@ -339,6 +374,68 @@ async def _patiently(op: Callable[[], Awaitable[T]]) -> T:
             delay = min(delay * 2, _BACKOFF_MAX)
 
 
+async def _purge(js: JetStreamContext, bucket: str, keys: list[str]) -> None:
+    """Remove the parts of a record no longer named, leaving nothing behind
+    (a purge of the bucket's stream by subject, not the key-value purge,
+    which keeps a marker per key for ever). Best effort: a part left over
+    costs space until the next open removes it, nothing else."""
+    for key in keys:
+        try:
+            await js.purge_stream(f"KV_{bucket}", subject=f"$KV.{bucket}.{key}")
+        except Exception as exc:  # the broker is away: the next open cleans up
+            log.debug("state store: a part was not removed: %s", exc)
+            return
+
+
+async def _orphans(kv: KeyValue, segment: str, named: list[str]) -> list[str]:
+    """Parts of the segment's record that no record names (left by a crash
+    between writing the parts and the record)."""
+    try:
+        keys = await kv.keys()
+    except NoKeysError:
+        return []
+    prefix = f"{segment}.part."
+    kept = set(named)
+    return [k for k in keys if k.startswith(prefix) and k not in kept]
+
+
+async def _read(kv: KeyValue, value: bytes) -> tuple[bytes, list[str]]:
+    """The data a value holds (its parts put together, if it names some),
+    and the keys of those parts.
+
+    Raises:
+        StoreError: a part is missing or the parts do not make the data the
+            value names (the bucket was changed by hand).
+    """
+    head = orjson.loads(value)
+    if not isinstance(head, dict) or _PARTS not in head:
+        return value, []
+    keys = [f"{head['prefix']}.{i}" for i in range(head[_PARTS])]
+    chunks = []
+    for key in keys:
+        try:
+            chunk = (await kv.get(key)).value
+        except KeyNotFoundError:
+            chunk = None
+        if chunk is None:
+            raise StoreError(
+                f"the state store is missing the part {key} of a value",
+                path=key,
+                expected="every part of a value",
+                found="no such key",
+            )
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    if hashlib.sha256(data).hexdigest() != head["sha256"]:
+        raise StoreError(
+            f"the parts {head['prefix']}.* do not make the value that names them",
+            path=head["prefix"],
+            expected=f"sha256 {head['sha256'][:12]}",
+            found=f"sha256 {hashlib.sha256(data).hexdigest()[:12]}",
+        )
+    return data, keys
+
+
 def _write_keys(r: dict[str, Any], keys: KeyWrites | None) -> None:
     if keys is None:
         return
@@ -350,13 +447,17 @@ def _write_keys(r: dict[str, Any], keys: KeyWrites | None) -> None:
         windows[stage] = [*window, [rec.key, rec.version, rec.output]]
 
 
-async def open_kv_store(nc: Client, pipeline: str, segment: str) -> KvStore:
+async def open_kv_store(
+    nc: Client, pipeline: str, segment: str, *, limit: int | None = None
+) -> KvStore:
     """The key-value store of ``segment`` of ``pipeline``, claimed by this process.
 
     Makes the pipeline's bucket if there is none (file storage, one value
     per key kept), reads the segment's record, and claims it: asks the
     owner's subject, answers it from now on, and writes the record with
-    this process as its owner, checked against the revision read.
+    this process as its owner, checked against the revision read. Values
+    bigger than ``limit`` bytes (by default what the broker's
+    ``max_payload`` leaves after the headers) are written in parts.
 
     Raises:
         StoreError: another process runs the segment (it answered, or
@@ -393,9 +494,11 @@ async def open_kv_store(nc: Client, pipeline: str, segment: str) -> KvStore:
             kv = await js.create_key_value(
                 KeyValueConfig(bucket=bucket, history=1, storage=StorageType.FILE)
             )
+        parts: list[str] = []
         try:
             entry = await kv.get(segment)
-            record = orjson.loads(entry.value or b"{}")
+            data, parts = await _read(kv, entry.value or b"{}")
+            record = orjson.loads(data)
             revision: int | None = entry.revision
         except KeyNotFoundError:
             record, revision = _empty(), None
@@ -412,8 +515,12 @@ async def open_kv_store(nc: Client, pipeline: str, segment: str) -> KvStore:
         for rec in record["stages"].values():
             if rec["machine"] and rec["version"] not in machines:
                 entry = await kv.get(f"{segment}.machine.{rec['version']}")
-                machines[rec["version"]] = orjson.loads(entry.value or b"null")
-        store = KvStore(kv, bucket, segment, record, revision, nc.max_payload, machines)
+                doc, _ = await _read(kv, entry.value or b"null")
+                machines[rec["version"]] = orjson.loads(doc)
+        await _purge(js, bucket, await _orphans(kv, segment, parts))
+        if limit is None:
+            limit = nc.max_payload - _HEADROOM
+        store = KvStore(js, kv, bucket, segment, record, revision, limit, machines, parts)
         claimed = {**record, "owner": me}
         await anyio.to_thread.run_sync(store._commit, claimed)
         return store

@@ -318,3 +318,27 @@ def test_types_too_deep_for_the_generated_code_go_the_reference_way(depth: int) 
     with pytest.raises(ValidationError) as info:
         json_reader(t)([[["x"]]], "v")
     assert info.value.message == _outcome(from_json, t, [[["x"]]], "v")[1][0]
+
+
+@attrs.frozen
+class JfNothing:
+    """A record without fields, slotted: nothing can change an instance."""
+
+
+@attrs.frozen(slots=False)
+class JfLoose:
+    """A record without fields whose instances have a ``__dict__``."""
+
+
+def test_a_record_without_fields_is_read_as_one_shared_instance_only_when_it_cannot_change() -> (
+    None
+):
+    nothing = json_reader(from_annotation(JfNothing | int))
+    first = nothing({"tag": "JfNothing", "value": {}}, "v")
+    assert first == JfNothing()
+    assert nothing({"tag": "JfNothing"}, "v") is first
+    loose = json_reader(from_annotation(JfLoose | int))
+    a = loose({"tag": "JfLoose", "value": {}}, "v")
+    b = loose({"tag": "JfLoose", "value": {}}, "v")
+    assert a == b == JfLoose()
+    assert a is not b

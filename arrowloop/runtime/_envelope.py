@@ -3,13 +3,14 @@
 A batch is a list whose elements are either *plain items* (the user's values,
 unwrapped, the common case and the cheapest) or envelopes:
 
-* :class:`Routed` - an item with a reply route: whoever is waiting for it
-  gets exactly this item's output (or its error), however many callers are
+* a ticket (``_ticket.py``) - an item that is its own reply route: it
+  carries the item while it travels, and whoever is waiting for it gets
+  exactly this item's output (or its error), however many callers are
   concurrently waiting;
-* :class:`Calls` - several routed items admitted together, in order;
-* :class:`KeyedCalls` - the same, some of them with a request key
-  (:class:`Keyed`): stages step them on a path of their own, so items
-  without a key pay nothing for keys;
+* :class:`Calls` - several tickets admitted together, in order;
+* :class:`KeyedCalls` - the same, some of them with a request key:
+  stages step them on a path of their own, so items without a key pay
+  nothing for keys;
 * :class:`UpgradeMsg` - an in-band code change for one or more stages;
 * :class:`SpliceMsg` - re-route the last stage's output through a new stage;
 * :class:`CutMsg` - a marker each stage notes its machine and state at
@@ -34,9 +35,7 @@ from arrowloop.machine import AnyMachine
 __all__ = [
     "Reply",
     "CutMsg",
-    "Routed",
     "Calls",
-    "Keyed",
     "KeyedCalls",
     "Control",
     "UpgradeMsg",
@@ -107,18 +106,8 @@ class Reply:
         return self.value
 
 
-class Routed:
-    """An item with a reply route; stages replace ``value`` as it moves on."""
-
-    __slots__ = ("reply", "value")
-
-    def __init__(self, value: Any, reply: Reply) -> None:
-        self.value = value
-        self.reply = reply
-
-
-class Calls(list[Routed]):
-    """Routed items admitted together (a connection's batch of requests).
+class Calls(list[Any]):
+    """Tickets (``_ticket.py``) admitted together: a connection's batch of requests.
 
     One message for many calls: a stage steps them in order in one go and
     passes them on as one message, and the pipeline's end delivers each
@@ -128,19 +117,8 @@ class Calls(list[Routed]):
     __slots__ = ()
 
 
-class Keyed(Routed):
-    """A routed item with the client's request key (see ``_keys.py``)."""
-
-    __slots__ = ("key",)
-
-    def __init__(self, value: Any, reply: Reply, key: str) -> None:
-        self.value = value
-        self.reply = reply
-        self.key = key
-
-
 class KeyedCalls(Calls):
-    """Calls of which some are :class:`Keyed` (the others plain :class:`Routed`).
+    """Calls of which some carry a request key (``Ticket.key``).
 
     A stage steps an item whose key it has not applied and remembers its
     output; it passes on the remembered output of one it has applied

@@ -1,7 +1,7 @@
 """The end of a pipeline: replies go to their callers, other outputs to readers.
 
 The last stage's outbox is an :class:`OutputPort`. It delivers each
-:class:`~arrowloop.runtime._envelope.Routed` item's output to the caller
+:class:`~arrowloop.runtime._ticket.Ticket`'s output to the caller
 waiting for it and queues plain outputs on a bounded channel that
 :meth:`Pipeline.receive` reads. End of stream closes that channel.
 """
@@ -14,7 +14,8 @@ import anyio
 
 from arrowloop.errors import UpgradeError
 from arrowloop.runtime._channel import ChannelStatistics, open_channel
-from arrowloop.runtime._envelope import Calls, CutMsg, EndMsg, KeyedCalls, Routed, SpliceMsg
+from arrowloop.runtime._envelope import Calls, CutMsg, EndMsg, KeyedCalls, SpliceMsg
+from arrowloop.runtime._ticket import Ticket
 
 __all__ = ["OutputPort"]
 
@@ -25,8 +26,12 @@ class OutputPort:
     ``outputs`` is the receiving half of the channel of plain outputs.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, pending: set[Any] | None = None) -> None:
         self._queue, self.outputs = open_channel(capacity)
+        # The pipeline's undelivered replies: a batch of calls leaves it
+        # here, in one call, rather than one ticket at a time as its
+        # outputs are collected.
+        self._pending: set[Any] = set() if pending is None else pending
         self.finished = anyio.Event()
         self.discard = False
         self.discarded = 0
@@ -41,20 +46,19 @@ class OutputPort:
             plain: list[Any] = message
             return plain
         if tm is Calls or tm is KeyedCalls:
+            self._pending.difference_update(message)
             for r in message:
-                reply = r.reply
-                if reply.done:
+                if r.done:
                     continue
-                if reply.then is None and reply.waiter is None:
+                if r.then is None and r.waiter is None:
                     # Reply.set without its calls: nobody waits on this one
                     # yet (a pipelining connection collects most replies
-                    # this way), so filling it in is all there is to do.
-                    reply.value = r.value
-                    reply.done = True
+                    # this way), and the output is in place already.
+                    r.done = True
                 else:
-                    reply.set(r.value)
-        elif tm is Routed:
-            message.reply.set(message.value)
+                    r.set(r.value)
+        elif tm is Ticket:
+            message.set(message.value)
         elif tm is EndMsg:
             self._queue.close()
             self.finished.set()

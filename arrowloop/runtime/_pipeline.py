@@ -45,10 +45,8 @@ from arrowloop.runtime._envelope import (
     Calls,
     CutMsg,
     EndMsg,
-    Keyed,
     KeyedCalls,
     Reply,
-    Routed,
     SpliceMsg,
     StageChange,
     UpgradeMsg,
@@ -132,7 +130,8 @@ class Pipeline:
         self._on_exit = on_exit
         self._on_failure = on_failure
         self.validate_inputs = validate_inputs
-        self._port = OutputPort(output_capacity)
+        self._pending: set[Reply] = set()
+        self._port = OutputPort(output_capacity, self._pending)
         self._actors: list[StageActor] = []
         channels = [open_channel(s.capacity) for s in spec.stages]
         for i, s in enumerate(spec.stages):
@@ -140,7 +139,6 @@ class Pipeline:
             self._actors.append(self._actor_of(s, channels[i][1], outbox))
         self._door = Door(channels[0][0])
         self._tg: TaskGroup | None = None
-        self._pending: set[Reply] = set()
         self._buffer: deque[Any] = deque()
         self._control_lock = anyio.Lock()
         self._own_view: ClientView | None = None
@@ -357,13 +355,10 @@ class Pipeline:
             v = view()
             item = v.decode(item) if decode else v.admit(item)
         pending = self._pending
-        ticket = Ticket(pending, v, v.emit if v is not None and v.adapt_out else None)
+        ticket = Ticket(item, pending, v, v.emit if v is not None and v.adapt_out else None, key)
         pending.add(ticket)
         try:
-            if key is None:
-                await self._door.put(Routed(item, ticket))
-            else:
-                await self._door.put(KeyedCalls((Keyed(item, ticket, key),)))
+            await self._door.put(ticket if key is None else KeyedCalls((ticket,)))
         except BaseException:
             pending.discard(ticket)
             raise
@@ -418,16 +413,16 @@ class Pipeline:
             except Exception as exc:  # this item's fault: the batch goes on
                 give(exc)
                 continue
-            ticket = Ticket(pending, v, after)
-            enter(Routed(value, ticket) if key is None else Keyed(value, ticket, key))
+            ticket = Ticket(value, pending, v, after, key)
+            enter(ticket)
             give(ticket)
         if not calls:
             return out
-        pending.update([r.reply for r in calls])
+        pending.update(calls)
         try:
             await door.put(calls)
         except BaseException:
-            pending.difference_update([r.reply for r in calls])
+            pending.difference_update(calls)
             raise
         return out
 
@@ -821,13 +816,13 @@ class Pipeline:
             tm = type(m)
             if tm is list:
                 actor.abandoned += len(m)
-            elif tm is Routed:
+            elif tm is Ticket:
                 actor.abandoned += 1
-                m.reply.fail(err)
+                m.fail(err)
             elif tm is Calls or tm is KeyedCalls:
                 actor.abandoned += len(m)
                 for r in m:
-                    r.reply.fail(err)
+                    r.fail(err)
             elif tm is UpgradeMsg:
                 m.failure = (actor.name, "closed", err)
                 m.decided.set()

@@ -46,9 +46,7 @@ from arrowloop.runtime._envelope import (
     Control,
     CutMsg,
     EndMsg,
-    Keyed,
     KeyedCalls,
-    Routed,
     SpliceMsg,
     UpgradeMsg,
 )
@@ -61,6 +59,7 @@ from arrowloop.runtime._stage import (
     decide,
     persist_change,
 )
+from arrowloop.runtime._ticket import Ticket
 
 __all__ = ["ShardedActor", "shard_of", "canonical_key", "replica_name", "split_replica"]
 
@@ -441,14 +440,14 @@ class ShardedActor(StageActor):
                     if i is not None:
                         parts[i].append(r)
             return [(i, part) for i, part in enumerate(parts) if part]
-        if tm is Routed or tm is Keyed:
+        if tm is Ticket:
             i = self._shard(m.value, m)
             return [] if i is None else [(i, m)]
         if isinstance(m, SpliceMsg) and m.stage == self.name:
             m = _ShardSplice(m)
         return [(i, m) for i in range(n)]
 
-    def _shard(self, value: Any, routed: Routed | None) -> int | None:
+    def _shard(self, value: Any, routed: Ticket | None) -> int | None:
         """The replica of ``value``, or None if its key function raised (the
         item then fails as a raising step does)."""
         try:

@@ -33,9 +33,7 @@ from arrowloop.runtime._envelope import (
     Control,
     CutMsg,
     EndMsg,
-    Keyed,
     KeyedCalls,
-    Routed,
     SpliceMsg,
     UpgradeMsg,
 )
@@ -48,6 +46,7 @@ from arrowloop.runtime._histogram import (
 )
 from arrowloop.runtime._keys import DEFAULT_REQUEST_KEYS, Change, KeyWindow
 from arrowloop.runtime._spec import OnStepError, StageSpec
+from arrowloop.runtime._ticket import Ticket
 from arrowloop.typesys import validate
 
 log = logging.getLogger("arrowloop.runtime")
@@ -489,7 +488,7 @@ class StageActor:
                         self._queue_out(outs)
                         outs = []
                         state, done = await self._keyed(m, state, done, rest)
-                    elif tm is Routed:
+                    elif tm is Ticket:
                         try:
                             state, m.value = step(m.value, state)
                         except Exception as exc:
@@ -599,23 +598,23 @@ class StageActor:
             tq = type(q)
             if tq is list:
                 kept.append(q)
-            elif tq is Routed:
+            elif tq is Ticket:
                 queued.add(id(q))
-                if not q.reply.done:
+                if not q.done:
                     kept.append(q)
             else:  # Calls, KeyedCalls
                 queued.update(id(r) for r in q)
-                unanswered = tq(r for r in q if not r.reply.done)
+                unanswered = tq(r for r in q if not r.done)
                 if unanswered:
                     kept.append(unanswered)
         self._outgoing = []
         if outs:
             kept.append(outs)
         tm = type(m)
-        if tm is Routed and not m.reply.done and id(m) not in queued:
+        if tm is Ticket and not m.done and id(m) not in queued:
             kept.append(m)
         elif tm is Calls or tm is KeyedCalls:
-            unanswered = tm(r for r in m if not r.reply.done and id(r) not in queued)
+            unanswered = tm(r for r in m if not r.done and id(r) not in queued)
             if unanswered:
                 kept.append(unanswered)
         return kept
@@ -672,11 +671,11 @@ class StageActor:
             tm = type(m)
             if tm is list:
                 self.not_durable += len(m)
-            elif tm is Routed:
-                m.reply.fail(err)
+            elif tm is Ticket:
+                m.fail(err)
             elif tm is Calls or tm is KeyedCalls:
                 for r in m:
-                    r.reply.fail(err)
+                    r.fail(err)
 
     async def _keyed(self, m: KeyedCalls, state: Any, done: int, rest: Any) -> tuple[Any, int]:
         """Step a batch of calls some of which carry request keys (the slow
@@ -691,14 +690,14 @@ class StageActor:
         passed = KeyedCalls()
         calls = iter(m)
         for r in calls:
-            key = r.key if type(r) is Keyed else None
+            key = r.key
             if key is not None:
                 entry = window.entries.get(key)
                 if entry is not None:
                     try:
                         r.value = window.replay(self.name, key, entry, version, machine.output)
                     except Exception as exc:
-                        r.reply.fail(exc)
+                        r.fail(exc)
                         continue
                     passed.append(r)
                     continue
@@ -749,7 +748,7 @@ class StageActor:
         except anyio.WouldBlock:
             await outbox.send(message)
 
-    def _crash(self, item: Any, exc: Exception, routed: Routed | None) -> None:
+    def _crash(self, item: Any, exc: Exception, routed: Ticket | None) -> None:
         self.failed += 1
         version = self.machine.version
         err = StepError(
@@ -777,7 +776,7 @@ class StageActor:
             },
         )
         if routed is not None:
-            routed.reply.fail(err)
+            routed.fail(err)
 
     def _reset_after_crash(self) -> Any:
         self.restarts += 1

@@ -1,10 +1,12 @@
 """Tickets: the pending output of one item, collected later.
 
-The pipeline delivers every routed item's output (or error) to its
-:class:`~arrowloop.runtime._envelope.Reply`; a :class:`Ticket` is that reply
-slot as the caller holds it, with the client view the item was admitted
-through. (One object per item, not a reply and a handle on it: a server
-pipelining thousands of requests a second makes one per request.)
+A :class:`Ticket` is an item on its way through the pipeline and the reply
+slot its caller holds, in one object: it carries the item (stages replace
+:attr:`~arrowloop.runtime._envelope.Reply.value` as it moves on, so once
+delivered it holds the output), its request key, and the client view it was
+admitted through. (One object per item, not an envelope, a reply and a
+handle on it: a server pipelining hundreds of thousands of requests a
+second makes one per request, and each object made is measured there.)
 """
 
 from __future__ import annotations
@@ -26,21 +28,26 @@ class Ticket(Reply):
     whether the output (or the error) has arrived.
     """
 
-    __slots__ = ("_after", "_pending", "view")
+    __slots__ = ("_after", "_pending", "key", "view")
 
     def __init__(
         self,
+        item: Any,
         pending: set[Reply],
         view: ClientView | None = None,
         after: Callable[[Any], Any] | None = None,
+        key: str | None = None,
     ) -> None:
         # Reply's fields set here rather than through super().__init__: one
         # call less per request.
         self.done = False
         self.waiter = None
-        self.value = None
+        #: The item while it travels; the output once delivered.
+        self.value = item
         self.error = None
         self.then = None
+        #: The client's request key (see ``_keys.py``), or None.
+        self.key = key
         self._pending = pending
         #: The client view the item was admitted through (its output has
         #: ``view.output``'s type once :meth:`result` returns it).

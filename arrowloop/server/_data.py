@@ -226,9 +226,12 @@ class _Replies:
 
     def written(self, n: int) -> None:
         """The first ``n`` replies are written: make room for the reader."""
-        popleft = self.queue.popleft
-        for _ in range(n):
-            popleft()
+        if n == len(self.queue):
+            self.queue.clear()
+        else:
+            popleft = self.queue.popleft
+            for _ in range(n):
+                popleft()
         self.last_written = time.monotonic()
         if self._reader is not None:
             self._reader.set()
@@ -296,8 +299,9 @@ async def _admit(
             done.extend(
                 [
                     (rid, t, None, now)
-                    if isinstance(t, Ticket)
-                    else (rid, None, error_data(t), now)
+                    if type(t) is Ticket
+                    # (mypy narrows ``type(t) is`` on the if side only)
+                    else (rid, None, error_data(t), now)  # type: ignore[arg-type]
                     for rid, t in zip(rids, tickets, strict=False)
                 ]
             )
@@ -474,6 +478,7 @@ async def _write_replies(
         # this loop: the reader appends to the queue meanwhile.)
         view: ClientView | None = None
         encode: Any = None  # view's encoder, looked up once per view and send
+        emit: Any = None  # and its output adapter (None: none)
         add = chunks.append
         for p in islice(queue, n, _BATCH):
             t = p[1]
@@ -485,12 +490,17 @@ async def _write_replies(
                 t.forget()  # the client is gone: nobody will read it
             elif t.done:
                 try:
-                    out = t.get()
+                    if t.error is not None:
+                        t.get()  # raises it
+                    # Ticket.get inlined: the pipeline's end has already
+                    # stopped tracking a delivered batch.
+                    out = t.value
                     if t.view is not view:
                         view = t.view
                         assert view is not None
                         encode = view.encoder()
-                    data = encode(out, "output")
+                        emit = view.emit if view.adapt_out else None
+                    data = encode(out if emit is None else emit(out), "output")
                 except Exception as exc:
                     add(failed(p, error_data(exc)))
                 else:

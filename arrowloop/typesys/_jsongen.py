@@ -63,6 +63,8 @@ class _Gen:
         self.ns: dict[str, Any] = {"_Slow": _Slow}
         self._names: dict[tuple[str, object], str] = {}
         self._n = 0
+        #: The one instance of each record class without fields read so far.
+        self.nullary: dict[type, Any] = {}
 
     def var(self) -> str:
         self._n += 1
@@ -207,6 +209,14 @@ def _construct(g: _Gen, t: RecordT, parts: list[str], out: str, ind: int) -> Non
     if not _plain_init(cls, [name for name, _ in t.fields]):
         g.emit(ind, f"{out} = {g.const(cls)}({', '.join(parts)})")
         return
+    if not parts:
+        one = g.nullary.setdefault(cls, cls())
+        if not hasattr(one, "__dict__"):
+            # No fields and no room for attributes: nothing can change the
+            # value and all its instances are equal, so one instance serves
+            # every read (as compiled steps share theirs).
+            g.emit(ind, f"{out} = {g.const(one)}")
+            return
     # The class's __init__ would only set the fields: do that without its frame.
     g.emit(ind, f"{out} = {g.const(object.__new__)}({g.const(cls)})")
     for part, (name, _) in zip(parts, t.fields, strict=True):

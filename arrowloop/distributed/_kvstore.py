@@ -172,9 +172,9 @@ class KvStore:
             _PARTS: n,
             "prefix": prefix,
             "size": len(data),
+            # Of the record, which names its owner: so the head too tells
+            # one writer's value from another's (see _commit's retry).
             "sha256": digest,
-            # Every value names its writer (see _commit's retry).
-            "owner": self._record.get("owner", ""),
         }
         chunks = [data[i * self.limit : (i + 1) * self.limit] for i in range(n)]
         return orjson.dumps(head), [(f"{prefix}.{i}", c) for i, c in enumerate(chunks)]

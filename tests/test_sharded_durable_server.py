@@ -20,6 +20,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.serving import run_arrowloop, start_server
 
 KILLS = 3
@@ -102,6 +104,7 @@ def _round(port: int, clients: list[_Client], seconds: float | None) -> Any:
     return stop, threads
 
 
+@pytest.mark.slow
 def test_a_sharded_stage_loses_and_duplicates_nothing_across_kill_9(tmp_path: Path) -> None:
     """Kill -9 at random moments, keyed increments resent: every letter's
     sum is exactly its number of distinct increments."""

@@ -252,4 +252,4 @@ def test_a_format_1_store_is_brought_forward(tmp_path: Path) -> None:
     assert got.keys == {"c": [KeyRecord("k", "v1", 8)]}
     assert got.stages["c"].state == 8
     again.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == FORMAT == 2
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == FORMAT == 3

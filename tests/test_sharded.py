@@ -16,7 +16,6 @@ from arrowloop.errors import (
     ArrowloopError,
     PipelineClosed,
     PipelineError,
-    SupervisorError,
     UpgradeError,
 )
 from arrowloop.runtime import DeadLetters, Pipeline, open_pipeline, stage
@@ -238,7 +237,7 @@ async def test_calls_get_their_replies() -> None:
         ]
         with pytest.raises(PipelineError, match="initial state only"):
             p.restart_stage("count", state={})
-        with pytest.raises(PipelineError, match="cannot be seeded"):
+        with pytest.raises(PipelineError, match="seeded one by one"):
             p.seed("count", [{}, {}, {}])
         stats = p.statistics()[0]
         assert stats.processed == 12
@@ -387,19 +386,6 @@ def test_the_spec_is_validated_field_by_field() -> None:
     assert stage("count", sum_v1, shards=2, shard_key=by_key.function).sharded
 
 
-async def test_a_store_is_refused_for_now() -> None:
-    """Sharded state is not durable yet: a pipeline with a store refuses it."""
-
-    async def persist(records: Any, keys: Any = None) -> None:
-        pass
-
-    with pytest.raises(PipelineError, match="cannot be made durable yet"):
-        async with open_pipeline(
-            stage("count", sum_v1, shards=2, shard_key=by_key), persist=persist
-        ):
-            pass
-
-
 @statemachine(init={})
 def sum_optional(
     item: tuple[str, int] | None, state: dict[str, int]
@@ -422,7 +408,7 @@ async def test_an_upgrade_the_key_function_cannot_route_is_refused() -> None:
 
 async def test_a_supervisor_runs_and_changes_a_sharded_stage() -> None:
     """Under a supervisor: calls, a checked code change applied to every
-    replica, the state per shard; a savepoint is refused, saying why."""
+    replica, the state per shard; a savepoint notes every replica."""
     async with open_supervisor(
         supervisor("s", stage("count", sum_v1, shards=3, shard_key=by_key))
     ) as sup:
@@ -442,8 +428,9 @@ async def test_a_supervisor_runs_and_changes_a_sharded_stage() -> None:
         }
         status = await sup.status()
         assert [c.version for c in status.children] == [sum_v2.version]
-        with pytest.raises(SupervisorError, match="savepoints of sharded stages"):
-            await sup.savepoint("x")
+        sp = await sup.savepoint("x")
+        assert [r.stage for r in sp.stages] == ["count#0", "count#1", "count#2"]
+        assert sum(r.seq for r in sp.stages) == 6
 
 
 async def test_a_stopped_sharded_stage_answers_what_its_replicas_held() -> None:

@@ -23,6 +23,7 @@ import attrs
 from arrowloop.cli._commands import UsageError
 from arrowloop.cli._load import ChangeOptions, build_change, read_change_file
 from arrowloop.errors import ArrowloopError, StoreError
+from arrowloop.runtime import split_replica
 from arrowloop.server import TargetError
 from arrowloop.store import MemoryStore, SqliteStore, Stored, read_savepoint, seed_store
 from arrowloop.supervisor import Supervisor, SupervisorSpec, open_supervisor
@@ -80,7 +81,8 @@ async def cold_start(spec: SupervisorSpec, path: str, upgrades: list[str]) -> Co
     """
     savepoint = read_savepoint(path)
     served = [c.name for c in spec.stages]
-    recorded = [s.stage for s in savepoint.stages]
+    # A sharded stage is recorded per replica; the supervisor checks their number.
+    recorded = list(dict.fromkeys(split_replica(s.stage)[0] for s in savepoint.stages))
     if sorted(served) != sorted(recorded):
         raise StoreError(
             f"cannot use the savepoint {path}: its stages {recorded} are not the served "

@@ -94,7 +94,8 @@ def _nats(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "distributed (docs/distributed.md; needs the nats extra)",
         "with --nats, this process runs some stages between channels on NATS JetStream "
-        "instead of serving over TCP; --state-dir keeps their state across crashes",
+        "instead of serving over TCP; their state survives crashes in --state-dir, or "
+        "without it in the broker's key-value store",
     )
     g.add_argument("--nats", metavar="URL", help="the broker, e.g. nats://127.0.0.1:4222")
     g.add_argument("--segment", metavar="A,B", help="the stages to run here (default: all)")
@@ -118,6 +119,13 @@ def _nats(p: argparse.ArgumentParser) -> None:
         type=_positive(float),
         default=30.0,
         help="seconds before an unacked message is redelivered (%(default)s)",
+    )
+    g.add_argument(
+        "--nats-state",
+        choices=("kv", "memory"),
+        default="kv",
+        help="without --state-dir, where the segment's state is committed: the broker's "
+        "key-value store, or this process's memory (a crash loses it) (%(default)s)",
     )
 
 

@@ -19,7 +19,7 @@ from arrowloop.cli._commands import EXIT_OK, UsageError, say
 from arrowloop.cli._format import short, show_json
 from arrowloop.cli._load import FUNCTION_PARTS, ChangeOptions, build_change, read_change_file
 from arrowloop.cli._serving import _write_ready
-from arrowloop.errors import ArrowloopError
+from arrowloop.errors import ArrowloopError, StoreError
 from arrowloop.runtime import PipelineSpec
 from arrowloop.server import as_supervisor_spec, load_object
 
@@ -69,13 +69,20 @@ async def serve_segment(args: argparse.Namespace) -> int:
                 state_dir=state_dir,
                 fsync=args.fsync,
                 config=config,
+                memory=args.nats_state == "memory",
             ) as seg:
                 say(f"arrowloop: serving stages {', '.join(stages)} of {args.target}")
                 say(f"  broker   {args.nats}  (pipeline {name})")
                 say(f"  input    {seg.receiver.name.stream}")
                 assert seg.sender is not None
                 say(f"  output   {seg.sender.name.stream}")
-                store = seg.store.location if state_dir else "memory only: a crash loses state"
+                store = seg.store.location
+                if state_dir is None:
+                    store = (
+                        "memory only: a crash loses state"
+                        if args.nats_state == "memory"
+                        else f"{store} (the broker's key-value store)"
+                    )
                 fsync = f"; fsync {args.fsync}" if state_dir else ""
                 say(f"  state    {store}  (resumed after position {seg.committed}{fsync})")
                 for a in seg.actors:
@@ -100,6 +107,17 @@ async def serve_segment(args: argparse.Namespace) -> int:
             raise Unreachable(f"no broker at {args.nats}") from None
         except ArrowloopError as exc:
             raise UsageError(str(exc)) from exc
+        except BaseExceptionGroup as group:
+            # A store that refused a commit (another process took the
+            # segment, the broker refused the write) stops the stages' task
+            # group: its error is the message, not a traceback.
+            found = group.subgroup(lambda e: isinstance(e, StoreError))
+            if found is None:
+                raise
+            leaf: BaseException = found
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]
+            raise UsageError(f"the segment stopped: {leaf}") from group
     say("arrowloop: stopped")
     return EXIT_OK
 

@@ -5,7 +5,8 @@ The runtime's channel halves on NATS JetStream (``_channel.py``,
 read by one durable pull consumer with an explicit ack per message), the
 frames they carry (``_frames.py``), sources and sinks (``_ends.py``), and
 segments: stages run in this process with an exactly-once effect across
-crashes (``_segment.py``), code changes travelling in-band
+crashes (``_segment.py``; without a state directory their state is in
+the broker's key-value store, ``_kvstore.py``), code changes travelling in-band
 across them (``_changes.py``), and status gathered from every segment
 (``_status.py``). Needs the ``nats`` extra (``nats-py``);
 docs/distributed.md describes the mechanism, the guarantees and operations.
@@ -23,6 +24,7 @@ from arrowloop.distributed._channel import (
 )
 from arrowloop.distributed._ends import connect, open_sink, open_source
 from arrowloop.distributed._frames import FrameCodec, change_frame, message_id
+from arrowloop.distributed._kvstore import KvStore, bucket_name, open_kv_store, owner_subject
 from arrowloop.distributed._receive import NatsReceiveChannel
 from arrowloop.distributed._segment import Segment, open_segment, segment_stages
 from arrowloop.distributed._status import pipeline_status, segment_status, status_subject
@@ -41,6 +43,10 @@ __all__ = [
     "open_source",
     "open_sink",
     "Segment",
+    "KvStore",
+    "open_kv_store",
+    "bucket_name",
+    "owner_subject",
     "open_segment",
     "segment_stages",
     "SegmentChanges",

@@ -48,6 +48,7 @@ from arrowloop.distributed._channel import (
 )
 from arrowloop.distributed._ends import connect
 from arrowloop.distributed._frames import FrameCodec
+from arrowloop.distributed._kvstore import open_kv_store
 from arrowloop.distributed._receive import NatsReceiveChannel
 from arrowloop.distributed._status import answer_status
 from arrowloop.errors import ArrowloopError
@@ -363,13 +364,17 @@ async def open_segment(
     state_dir: Path | None = None,
     fsync: Literal["full", "normal"] = "full",
     config: ChannelConfig | None = None,
+    memory: bool = False,
 ) -> AsyncIterator[Segment]:
     """Run ``stages`` of ``spec`` here, between networked channels on the broker at ``url``.
 
     With ``state_dir`` the stages' states and input position are committed
     to a state store file there, and a segment restarted on it (after a
     crash, kill -9 included) goes on with nothing lost or duplicated.
-    Without it they are kept in memory only. ``fsync="normal"`` makes
+    Without it they are committed the same way to the broker's key-value
+    store (_kvstore.py: one value per segment, revision-checked, so a
+    second process running the segment is refused), or with ``memory``
+    kept in this process only (a crash loses them). ``fsync="normal"`` makes
     commits cheaper and survives a crash of the process (kill -9 included)
     but not of the machine (see docs/durability.md). Wait for
     ``segment.finished`` to run until end of stream; leaving the block
@@ -379,15 +384,17 @@ async def open_segment(
     config = ChannelConfig() if config is None else config
     chosen, after = segment_stages(spec, stages)
     names = [s.name for s in chosen]
-    store: StateStore
+    store: StateStore | None = None
     lock: IO[bytes] | None = None
-    if state_dir is None:
-        store = MemoryStore()
-    else:
+    if state_dir is not None:
         path = state_dir / f"{pipeline}.{'-'.join(names)}.sqlite"
         store, lock = await anyio.to_thread.run_sync(_sqlite_store, path, fsync)
+    elif memory:
+        store = MemoryStore()
     try:
         async with connect(url) as nc:
+            if store is None:
+                store = await open_kv_store(nc, pipeline, "-".join(names))
             js = nc.jetstream()
             inp, out = ChannelName(pipeline, names[0]), ChannelName(pipeline, after)
             await ensure_stream(js, inp, config)
@@ -418,6 +425,7 @@ async def open_segment(
                 await answer_status(nc, pipeline, seg, index)  # until the connection closes
                 yield seg
     finally:
-        store.close()
+        if store is not None:
+            store.close()
         if lock is not None:
             lock.close()  # and with it the lock

@@ -38,10 +38,12 @@ from arrowloop.runtime._pipeline import (
     ExitHook,
     FailureHook,
     Pipeline,
+    Seeded,
     ViewSource,
     open_pipeline,
 )
 from arrowloop.runtime._run import run, uvloop_available
+from arrowloop.runtime._shards import replica_name, split_replica
 from arrowloop.runtime._spec import (
     DEFAULT_BATCH_LIMIT,
     OnStepError,
@@ -90,6 +92,9 @@ __all__ = [
     "MAX_KEY",
     "ClientView",
     "ViewSource",
+    "Seeded",
+    "replica_name",
+    "split_replica",
     "open_pipeline",
     "Migration",
     "Adapter",

@@ -215,13 +215,17 @@ class SpliceMsg(Control):
 class CutMsg(Control):
     """A consistent-cut marker: each stage adds ``(stage, machine, state,
     items applied)`` as it passes, once everything admitted before it is
-    applied and nothing after it; the end of the pipeline replies with them."""
+    applied and nothing after it; the end of the pipeline replies with them.
+    A sharded stage adds itself once, its state the list of its replicas'
+    states, or with ``per_shard`` once per replica, as a store records it
+    (``_shards.replica_name``)."""
 
-    __slots__ = ("reply", "stages")
+    __slots__ = ("per_shard", "reply", "stages")
 
-    def __init__(self, reply: Reply) -> None:
+    def __init__(self, reply: Reply, *, per_shard: bool = False) -> None:
         self.reply = reply
         self.stages: list[tuple[str, AnyMachine, Any, int]] = []
+        self.per_shard = per_shard
 
 
 class EndMsg(Control):

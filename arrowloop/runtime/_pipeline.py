@@ -53,7 +53,7 @@ from arrowloop.runtime._envelope import (
 )
 from arrowloop.runtime._keys import DEFAULT_REQUEST_KEYS, Recorded, check_key, check_window
 from arrowloop.runtime._output import OutputPort
-from arrowloop.runtime._shards import ShardedActor
+from arrowloop.runtime._shards import ShardedActor, replica_name
 from arrowloop.runtime._spec import PipelineSpec, StageSpec
 from arrowloop.runtime._stage import Persist, StageActor, StageCrashed, StageStatistics
 from arrowloop.runtime._ticket import Ticket
@@ -67,6 +67,7 @@ __all__ = [
     "ExitHook",
     "FailureHook",
     "ViewSource",
+    "Seeded",
     "NO_STATE",
     "DEFAULT_OUTPUT_CAPACITY",
 ]
@@ -74,6 +75,9 @@ __all__ = [
 #: What :meth:`Pipeline.upgrade_many` takes per stage: a machine, or a
 #: machine and its migration (a ``@statemachine`` stands for its machine).
 Change = AnyMachine | PyMachine | Loop | tuple[AnyMachine | PyMachine | Loop, Migration | None]
+#: One replica as :meth:`Pipeline.seed_shards` starts it: its state, the
+#: items it had applied, and its request keys (``(key, version, output)``).
+Seeded = tuple[Any, int, list[tuple[str, str, Recorded]] | None]
 #: Resolves a client's view when its item is admitted (see :meth:`Pipeline.submit`).
 ViewSource = Callable[[], ClientView]
 
@@ -118,13 +122,6 @@ class Pipeline:
         persist: Persist | None = None,
         request_keys: int = DEFAULT_REQUEST_KEYS,
     ) -> None:
-        if persist is not None:
-            for s in spec.stages:
-                if s.sharded:  # before any channel is opened
-                    raise PipelineError(
-                        f"stage {s.name!r} is sharded: sharded stages cannot be made durable "
-                        "yet (run them without a store)"
-                    )
         self._persist = persist
         self._request_keys = check_window(request_keys)
         self.dead_letters: DeadLetterSink = DeadLetters() if dead_letters is None else dead_letters
@@ -671,10 +668,13 @@ class Pipeline:
         result: dict[str, str] = await reply.wait()
         return result
 
-    async def cut(self) -> list[tuple[str, AnyMachine, Any, int]]:
+    async def cut(self, *, per_shard: bool = False) -> list[tuple[str, AnyMachine, Any, int]]:
         """A consistent cut: each stage's ``(name, machine, state, items
         applied)``, every state after exactly the items admitted before
-        this call and none after, in pipeline order.
+        this call and none after, in pipeline order. A sharded stage is
+        noted once, its state the list of its replicas' states and its
+        count theirs added up; with ``per_shard``, once per replica, as a
+        store records it (named by :func:`replica_name`).
 
         Taken in-band, as an upgrade travels: a marker enters behind the
         items admitted so far and each stage notes its machine and state
@@ -695,7 +695,7 @@ class Pipeline:
         reply = Reply(decided)
         pending.add(reply)
         try:
-            await self._door.put(CutMsg(reply))
+            await self._door.put(CutMsg(reply, per_shard=per_shard))
         except BaseException as exc:
             reply.fail(exc)
             raise
@@ -904,11 +904,44 @@ class Pipeline:
             UpgradeError: there is no stage of that name.
             ValidationError: ``state`` is not of the stage's state type.
             RuntimeError: the stage has stepped items already.
-            PipelineError: the stage is sharded (not durable yet).
+            PipelineError: the stage is sharded (see :meth:`seed_shards`).
         """
         actor = self._actor(stage)
         if isinstance(actor, ShardedActor):
             actor.seed(state, applied)  # refused, saying why
+        self._seed_one(stage, actor, state, applied, keys)
+
+    def seed_shards(self, stage: str, replicas: Sequence[Seeded]) -> None:
+        """Start the sharded ``stage``'s replicas from their recorded states
+        (a supervisor resuming from its store): per shard, in order, its
+        ``(state, items applied, request keys)`` as :meth:`seed` takes them.
+
+        Raises:
+            UpgradeError: there is no stage of that name.
+            PipelineError: the stage is not sharded, or has another number
+                of replicas.
+            ValidationError: a state is not of the stage's state type.
+            RuntimeError: the stage has stepped items already.
+        """
+        actor = self._actor(stage)
+        if not isinstance(actor, ShardedActor) or len(actor.replicas) != len(replicas):
+            raise PipelineError(
+                f"stage {stage!r} runs {self.shards(stage) or 'unsharded'} replicas, "
+                f"not {len(replicas)}: its recorded shards cannot be seeded"
+            )
+        for i, (replica, (state, applied, keys)) in enumerate(
+            zip(actor.replicas, replicas, strict=True)
+        ):
+            self._seed_one(replica_name(stage, i), replica, state, applied, keys)
+
+    @staticmethod
+    def _seed_one(
+        stage: str,
+        actor: StageActor,
+        state: Any,
+        applied: int,
+        keys: list[tuple[str, str, Recorded]] | None,
+    ) -> None:
         validate(actor.machine.state, state, f"state of stage {stage!r}")
         if actor.processed or actor.failed:
             raise RuntimeError(f"stage {stage!r} has stepped items: it cannot be seeded")

@@ -52,10 +52,30 @@ from arrowloop.runtime._envelope import (
 )
 from arrowloop.runtime._keys import DEFAULT_REQUEST_KEYS
 from arrowloop.runtime._spec import StageSpec
-from arrowloop.runtime._stage import Persist, StageActor, StageStatistics, decide
+from arrowloop.runtime._stage import (
+    Persist,
+    StageActor,
+    StageStatistics,
+    decide,
+    persist_change,
+)
 from arrowloop.runtime._ticket import Ticket
 
-__all__ = ["ShardedActor", "shard_of", "canonical_key"]
+__all__ = ["ShardedActor", "shard_of", "canonical_key", "replica_name", "split_replica"]
+
+
+def replica_name(stage: str, shard: int) -> str:
+    """The name replica ``shard`` of ``stage`` is recorded under in a store
+    or a savepoint: ``stage#shard`` (a stage name is an identifier, so it
+    never contains ``#``)."""
+    return f"{stage}#{shard}"
+
+
+def split_replica(name: str) -> tuple[str, int | None]:
+    """The stage and shard a recorded name stands for (shard ``None`` for
+    an unsharded stage's record)."""
+    stage, sep, shard = name.partition("#")
+    return (stage, int(shard)) if sep and shard.isdigit() else (name, None)
 
 
 def canonical_key(key: Any) -> bytes:
@@ -177,9 +197,14 @@ class _Merge:
         if isinstance(msg, CutMsg):
             noted = [arrivals.cut[i] for i in range(len(parent.replicas))]
             machine = noted[0][1]
-            msg.stages.append(
-                (parent.name, machine, [n[2] for n in noted], sum(n[3] for n in noted))
-            )
+            if msg.per_shard:
+                msg.stages.extend(
+                    (replica_name(parent.name, i), n[1], n[2], n[3]) for i, n in enumerate(noted)
+                )
+            else:
+                msg.stages.append(
+                    (parent.name, machine, [n[2] for n in noted], sum(n[3] for n in noted))
+                )
             await parent.outbox.send(msg)
         elif isinstance(msg, UpgradeMsg):
             if msg.decided.is_set():
@@ -190,7 +215,10 @@ class _Merge:
                 return
             msg.commits.append(lambda: parent.committed(change.machine))
             if msg.last == parent.name:
-                decide(parent.name, msg)  # every replica's commit is in msg.commits
+                # Every replica's migrated state is in msg.durable, its
+                # commit in msg.commits: durable together, then decided.
+                if await persist_change(parent.name, msg, parent.persist):
+                    decide(parent.name, msg)
             else:
                 await parent.outbox.send(msg)
         elif isinstance(msg, _ShardSplice):
@@ -220,12 +248,11 @@ class ShardedActor(StageActor):
         persist: Persist | None = None,
         request_keys: int = DEFAULT_REQUEST_KEYS,
     ) -> None:
-        if persist is not None:
-            raise PipelineError(
-                f"stage {spec.name!r} is sharded: sharded stages cannot be made durable yet "
-                "(run them without a store)"
-            )
-        super().__init__(spec, inbox, outbox, dead, supervised=supervised, on_failure=on_failure)
+        # The router steps nothing: ``persist`` is for the changes the merge
+        # decides; each replica commits its own state under its own name.
+        super().__init__(
+            spec, inbox, outbox, dead, supervised=supervised, on_failure=on_failure, persist=persist
+        )
         assert spec.shard_key is not None
         self.key = spec.shard_key
         self.merge = _Merge(self)
@@ -240,9 +267,11 @@ class ShardedActor(StageActor):
                 dead,
                 supervised=supervised,
                 on_failure=on_failure,
+                persist=persist,
                 request_keys=request_keys,
             )
             replica.shard = True
+            replica.record = replica_name(spec.name, i)
             self.replicas.append(replica)
             self.senders.append(sender)
         # The router's messages not handed to a replica yet, and the parts
@@ -321,8 +350,11 @@ class ShardedActor(StageActor):
             r.reset()
 
     def seed(self, state: Any, applied: int) -> None:
-        """Refused: a sharded stage has no durable state to start from yet."""
-        raise PipelineError(f"stage {self.name!r} is sharded: it cannot be seeded yet")
+        """Refused: each replica is seeded on its own (``Pipeline.seed_shards``)."""
+        raise PipelineError(
+            f"stage {self.name!r} is sharded: its replicas are seeded one by one "
+            "(Pipeline.seed_shards)"
+        )
 
     # -- the router -----------------------------------------------------------
 

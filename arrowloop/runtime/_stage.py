@@ -51,7 +51,7 @@ from arrowloop.typesys import validate
 
 log = logging.getLogger("arrowloop.runtime")
 
-__all__ = ["StageStatistics", "StageActor", "StageCrashed", "Persist", "decide"]
+__all__ = ["StageStatistics", "StageActor", "StageCrashed", "Persist", "decide", "persist_change"]
 
 
 class Persist(Protocol):
@@ -146,6 +146,31 @@ def decide(stage: str, msg: UpgradeMsg) -> None:
     msg.reply.set(dict(msg.versions))
 
 
+async def persist_change(stage: str, msg: UpgradeMsg, persist: Persist | None) -> bool:
+    """Make every changed stage's new machine and migrated state durable in
+    one write, before the change commits (by its last changed ``stage``).
+
+    Returns whether the change may commit: if the store refuses, the change
+    fails whole (``not durable``) and every stage keeps its code.
+    """
+    if persist is None:
+        return True
+    try:
+        await persist(msg.durable)
+    except Exception as exc:
+        err = UpgradeError(
+            f"stage {stage!r}: the change could not be made durable "
+            f"({type(exc).__name__}: {exc}); every stage keeps its code",
+            stage=stage,
+            reason="not durable",
+        )
+        msg.failure = (stage, "not durable", err)
+        msg.decided.set()
+        msg.reply.fail(err)
+        return False
+    return True
+
+
 class StageActor:
     """The running form of a stage (created and owned by a pipeline)."""
 
@@ -165,6 +190,9 @@ class StageActor:
         # A replica of a sharded stage (see _shards.py): never the one to
         # decide an upgrade, since its siblings must have prepared too.
         self.shard = False
+        # The name its state is recorded under in a store: the stage's, or
+        # for a replica its own (``_shards.replica_name``).
+        self.record = spec.name
         # The request keys applied recently (see _keys.py); with a store,
         # committed with the state.
         self.keys = KeyWindow(request_keys, tracking=persist is not None)
@@ -607,10 +635,12 @@ class StageActor:
         seq = self.processed + done
         assert self.persist is not None
         try:
-            records = [(self.name, self.machine, state, seq)]
+            records = [(self.record, self.machine, state, seq)]
             # Keys only when there are some: hooks written before keys still fit.
             await (
-                self.persist(records) if keys is None else self.persist(records, {self.name: keys})
+                self.persist(records)
+                if keys is None
+                else self.persist(records, {self.record: keys})
             )
         except Exception as exc:
             if keys is not None:
@@ -799,24 +829,12 @@ class StageActor:
             self._pause_t0 = t0
 
         msg.versions[self.name] = machine.version
-        msg.durable.append((self.name, machine, new_state, self.processed + self._applied_in_batch))
+        msg.durable.append(
+            (self.record, machine, new_state, self.processed + self._applied_in_batch)
+        )
         if msg.last == self.name and not self.shard:
-            if self.persist is not None:
-                try:
-                    # Every changed stage's new machine and migrated state in
-                    # one write: durable together, or the change fails whole.
-                    await self.persist(msg.durable)
-                except Exception as exc:
-                    err = UpgradeError(
-                        f"stage {self.name!r}: the change could not be made durable "
-                        f"({type(exc).__name__}: {exc}); every stage keeps its code",
-                        stage=self.name,
-                        reason="not durable",
-                    )
-                    msg.failure = (self.name, "not durable", err)
-                    msg.decided.set()
-                    msg.reply.fail(err)
-                    return
+            if not await persist_change(self.name, msg, self.persist):
+                return
             commit()
             decide(self.name, msg)
             return

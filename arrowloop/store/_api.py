@@ -21,8 +21,10 @@ import attrs
 __all__ = ["StageRecord", "KeyRecord", "KeyWrites", "Stored", "StateStore", "FORMAT"]
 
 #: The version of the stores' format; a store of a newer format is refused,
-#: an older one is brought forward in place (format 2 added request keys).
-FORMAT: Final = 2
+#: an older one is brought forward in place (format 2 added request keys;
+#: format 3 records a sharded stage once per replica, as ``STAGE#i``, which
+#: an older arrowloop would take for a stage of another service).
+FORMAT: Final = 3
 
 
 @attrs.frozen

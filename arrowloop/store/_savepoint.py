@@ -40,7 +40,9 @@ __all__ = [
 #: The ``format`` field of every savepoint file.
 SAVEPOINT_FORMAT: Final = "arrowloop-savepoint"
 #: The version of the savepoint format this arrowloop writes and the newest it reads.
-SAVEPOINT_VERSION: Final = 1
+#: Version 2 records a sharded stage once per replica (``STAGE#i``); a
+#: savepoint without one is written as version 1, which older readers take.
+SAVEPOINT_VERSION: Final = 2
 
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -75,7 +77,9 @@ class Savepoint:
         """The file's JSON data (with its ``digest``)."""
         body: dict[str, Any] = {
             "format": SAVEPOINT_FORMAT,
-            "version": SAVEPOINT_VERSION,
+            # Only a replica's record needs version 2: an older arrowloop
+            # would take it for a stage of another service.
+            "version": SAVEPOINT_VERSION if any("#" in s.stage for s in self.stages) else 1,
             "name": self.name,
             "supervisor": self.supervisor,
             "taken_at": self.taken_at,

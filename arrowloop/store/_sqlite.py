@@ -13,8 +13,10 @@ loss, for several times the commit rate.
 Tables: ``stages`` (name, version, machine document, state, seq), ``history``
 (seq, record), ``meta`` (the undo stack), ``keys`` (each stage's window of
 request keys: stage, key, version, output; oldest first by rowid). JSON
-columns hold canonical orjson text. A format-1 file (before request keys)
-is brought forward in place when it is opened.
+columns hold canonical orjson text. A sharded stage has one row per replica
+in ``stages`` (and in ``keys``), named ``STAGE#i`` (format 3). A file of an
+older format (1: before request keys; 2: before replicas' rows) is brought
+forward in place when it is opened.
 """
 
 from __future__ import annotations
@@ -149,7 +151,10 @@ class SqliteStore:
         crash leaves the old format, which is brought forward next time)."""
         try:
             with self._transaction():
-                self._db.execute(_KEYS_SCHEMA)  # format 1 -> 2: request keys
+                if fmt < 2:
+                    self._db.execute(_KEYS_SCHEMA)  # format 1 -> 2: request keys
+                # 2 -> 3: replicas' records are rows of ``stages`` like any
+                # other (named STAGE#i); no table changes, only the mark.
                 self._db.execute(f"PRAGMA user_version={FORMAT}")
         except sqlite3.Error as exc:
             raise _fail(

@@ -24,7 +24,14 @@ import attrs
 
 from arrowloop.errors import StoreError
 from arrowloop.machine import AnyMachine, Machine
-from arrowloop.runtime import CheckedChange, Recorded, StageSpec
+from arrowloop.runtime import (
+    CheckedChange,
+    Recorded,
+    Seeded,
+    StageSpec,
+    replica_name,
+    split_replica,
+)
 from arrowloop.store import KeyRecord, KeyWrites, StageRecord, StateStore, Stored
 from arrowloop.supervisor._undo import decode_undo
 from arrowloop.typesys import Type, json_writer
@@ -42,6 +49,19 @@ class Resumed:
     seq: int
     #: The request keys it had applied: ``(key, version, output)``, oldest first.
     keys: list[tuple[str, str, Recorded]] = attrs.field(factory=list)
+    #: A sharded stage: per replica, its state, items applied and request
+    #: keys (``state`` and ``seq`` are then the list of states and the sum).
+    replicas: list[Seeded] | None = None
+
+
+def _fresh(spec: StageSpec) -> list[StageRecord]:
+    """What a stage starts with in a store: its initial state, one record
+    per replica of a sharded stage."""
+    m = spec.machine
+    names = (
+        [replica_name(spec.name, i) for i in range(spec.shards)] if spec.sharded else [spec.name]
+    )
+    return [stage_record(n, m, m.init, 0) for n in names]
 
 
 def stage_record(stage: str, machine: AnyMachine, state: Any, seq: int) -> StageRecord:
@@ -111,31 +131,80 @@ class Durability:
         """
         stored: Stored | None = await self._call(self.store.load)
         if stored is None:
-            seed = [stage_record(s.name, s.machine, s.machine.init, 0) for s in stages]
+            seed = [r for s in stages for r in _fresh(s)]
             await self._call(self.store.save_stages, seed)
-            self._versions = {s.name: s.machine.version for s in stages}
+            self._versions = {r.stage: r.version for r in seed}
             return {}
         self.history = stored.history
         self.undo = stored.undo
         resumed: dict[str, Resumed] = {}
         fresh: list[StageRecord] = []
         for s in stages:
-            rec = stored.stages.get(s.name)
-            if rec is None:  # a stage added to the service since: it starts fresh
-                fresh.append(stage_record(s.name, s.machine, s.machine.init, 0))
-                self._versions[s.name] = s.machine.version
+            recs = self._records_of(stored, s)
+            if recs is None:  # a stage added to the service since: it starts fresh
+                fresh += _fresh(s)
                 continue
-            machine = self._machine_of(rec, s)
-            try:
-                state = decode_value(machine.state, rec.state, f"$.stages.{s.name}.state")
-            except Exception as exc:
-                raise self._unusable(f"the recorded state of stage {s.name!r}", exc) from None
-            keys = [_recorded(s.name, k) for k in stored.keys.get(s.name, ())]
-            resumed[s.name] = Resumed(machine, state, rec.seq, keys)
-            self._versions[s.name] = machine.version
+            machine = self._machine_of(recs[0], s)
+            parts: list[Seeded] = []
+            for rec in recs:
+                if rec.version != recs[0].version:
+                    raise self._unusable(
+                        f"the records of stage {s.name!r}",
+                        ValueError(
+                            f"its replicas run versions {rec.version} and {recs[0].version}"
+                        ),
+                    )
+                try:
+                    state = decode_value(machine.state, rec.state, f"$.stages.{rec.stage}.state")
+                except Exception as exc:
+                    raise self._unusable(
+                        f"the recorded state of stage {rec.stage!r}", exc
+                    ) from None
+                keys = [_recorded(rec.stage, k) for k in stored.keys.get(rec.stage, ())]
+                parts.append((state, rec.seq, keys))
+                self._versions[rec.stage] = machine.version
+            if s.sharded:
+                resumed[s.name] = Resumed(
+                    machine, [p[0] for p in parts], sum(p[1] for p in parts), [], parts
+                )
+            else:
+                one = parts[0]
+                resumed[s.name] = Resumed(machine, one[0], one[1], one[2] or [])
+        for r in fresh:
+            self._versions[r.stage] = r.version
         if fresh:
             await self._call(self.store.save_stages, fresh)
         return resumed
+
+    def _records_of(self, stored: Stored, spec: StageSpec) -> list[StageRecord] | None:
+        """The records of ``spec``'s stage (one per replica of a sharded
+        stage), or ``None`` if the store has none.
+
+        Raises:
+            StoreError: the stage was recorded with another number of
+                replicas (or sharded and now not, or the other way round):
+                keys would move between shards.
+        """
+        mine = {}
+        for name, rec in stored.stages.items():
+            stage, shard = split_replica(name)
+            if stage == spec.name:
+                mine[shard] = rec
+        if not mine:
+            return None
+        served: list[int | None] = list(range(spec.shards)) if spec.sharded else [None]
+        if sorted(mine, key=lambda k: -1 if k is None else k) != served:
+            recorded = "unsharded" if None in mine else f"with {len(mine)} shards"
+            now = f"with {spec.shards} shards" if spec.sharded else "unsharded"
+            raise StoreError(
+                f"stage {spec.name!r} was recorded {recorded}, and is served {now}: the state "
+                "of its keys cannot be moved between shards (re-sharding is not supported). "
+                "Serve it as recorded, or start from a fresh state directory",
+                path=self.store.location,
+                expected=recorded,
+                found=now,
+            )
+        return [mine[k] for k in served]
 
     def _machine_of(self, rec: StageRecord, spec: StageSpec) -> AnyMachine:
         if rec.version == spec.machine.version:
@@ -214,7 +283,8 @@ class Durability:
             full = [stage_record(stage, m, state, seq) for stage, m, state, seq in records]
             undo = None
             change = self._change
-            if change is not None and change[0] == {(s, m.version) for s, m, _, _ in records}:
+            changed = {(split_replica(s)[0], m.version) for s, m, _, _ in records}
+            if change is not None and change[0] == changed:
                 undo = change[1]
                 self._change = None
             await self._call(self.store.save_stages, full, undo, writes)

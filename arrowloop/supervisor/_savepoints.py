@@ -64,16 +64,6 @@ class Savepoints:
     def _begin_savepoint(self, name: str | None, reply: Reply) -> None:
         assert self._tg is not None
         pipeline = self.pipeline  # no stages: SupervisorError to the caller, now
-        sharded = [s for s in pipeline.stage_names if pipeline.shards(s) is not None]
-        if sharded:
-            # A savepoint records one state of the stage's own type per stage.
-            raise SupervisorError(
-                f"supervisor {self.name!r}: no savepoint: stage {sharded[0]!r} is sharded, and "
-                "savepoints of sharded stages are not supported yet",
-                path=f"{self.name}.savepoint",
-                expected="stages that are not sharded",
-                found=sharded[0],
-            )
         at = time.time()
         if name is None:
             name = default_savepoint_name(at)
@@ -101,7 +91,7 @@ class Savepoints:
 
     async def _take_cut(self, pipeline: Pipeline, savepoint: Savepoint, reply: Reply) -> None:
         try:
-            cut = await pipeline.cut()
+            cut = await pipeline.cut(per_shard=True)  # a sharded stage: a record per replica
             stages = tuple(stage_record(*part) for part in cut)
             reply.set(attrs.evolve(savepoint, stages=stages))
         except PipelineClosed as exc:

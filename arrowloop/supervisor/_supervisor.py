@@ -478,7 +478,10 @@ class Supervisor(Administration, Restarts, Orchestration, Savepoints):
                         )
                     )
                     for name, r in resumed.items():
-                        self._pipeline.seed(name, r.state, r.seq, r.keys)
+                        if r.replicas is not None:
+                            self._pipeline.seed_shards(name, r.replicas)
+                        else:
+                            self._pipeline.seed(name, r.state, r.seq, r.keys)
                     if self._restoring:
                         await self._restore_stages()
                     for c in self._order[: len(stages)]:

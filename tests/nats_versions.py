@@ -30,6 +30,13 @@ def widen(t: int) -> tuple[int, int]:
 
 
 @arrow
+def narrow(s: tuple[int, int]) -> int:
+    """``total_wide``'s state back to ``total``'s (the inverse of ``widen``)."""
+    t, _ = s
+    return t
+
+
+@arrow
 def widen_badly(t: int) -> tuple[int, int]:
     """A migration that raises on the running state (a division by zero)."""
     return (t, 1 // (t - t))
@@ -55,14 +62,17 @@ def rehash_badly(h: int) -> int:
     return 1 // (h - h)
 
 
-def model_wide(items: list[int], wide_from: int) -> list[tuple[int, int, int, int]]:
+def model_wide(
+    items: list[int], wide_from: int, wide_to: int | None = None
+) -> list[tuple[int, int, int, int]]:
     """What the pipeline produces for ``items`` with ``total`` and ``check``
-    changed to the wide versions before item ``wide_from + 1``."""
+    changed to the wide versions before item ``wide_from + 1`` (and back
+    before item ``wide_to + 1``)."""
     out: list[tuple[int, int, int, int]] = []
     t, h, k = 0, 7, 0
     for n, x in enumerate(items, 1):
         t += x
-        if n > wide_from:
+        if n > wide_from and (wide_to is None or n <= wide_to):
             k += 1
             h = (h * 31 + x * 7 + n * 3 + t + k) % M
         else:

@@ -37,10 +37,17 @@ from arrowloop.distributed._channel import (
 )
 from arrowloop.distributed._decisions import Decisions
 from arrowloop.distributed._frames import MSG_ID, Frame, FrameCodec, change_frame
+from arrowloop.distributed._history import (
+    ROLLBACK,
+    SegmentHistory,
+    change_record,
+    finish_record,
+)
 from arrowloop.distributed._receive import NatsReceiveChannel
 from arrowloop.errors import ArrowloopError, UpgradeError
 from arrowloop.runtime import Reply, StageActor, StageChange, UpgradeMsg, check_change
 from arrowloop.supervisor import CodeChange
+from arrowloop.supervisor._undo import encode_undo
 from arrowloop.upgrade import decode_change, encode_change
 from arrowloop.wire import decode_type, encode_type
 
@@ -57,6 +64,7 @@ class _Change:
         "id",
         "output",
         "position",
+        "record",
         "reply",
         "subject",
         "upstream",
@@ -81,6 +89,8 @@ class _Change:
         self.output: FrameCodec | None = None
         #: The new versions of the stages prepared before.
         self.versions: dict[str, str] = {}
+        #: Its change-history record here (_history.py), once its part is known.
+        self.record: dict[str, Any] | None = None
 
     @property
     def owes_decision(self) -> bool:
@@ -115,6 +125,8 @@ class SegmentChanges:
         self._decisions: Decisions | None = None
         # Prepared here, to pass on when they reach the sending half.
         self._prepared: dict[int, tuple[UpgradeMsg, _Change, Frame]] = {}
+        #: The changes this segment took part in (its store's history).
+        self.history = SegmentHistory()
 
     def wire(
         self,
@@ -141,15 +153,16 @@ class SegmentChanges:
         try:
             return self._take(frame, rec, raw)
         except ArrowloopError as exc:
+            if rec.record is None and frame.change is not None:
+                _, _, names = _names(frame.change)
+                rec.record = change_record(frame.change, rec.id, position, None, None, names)
             rec.reply.fail(exc)
             return [], None
 
     def _take(self, frame: Frame, rec: _Change, raw: bytes) -> tuple[list[Any], bytes | None]:
         doc = frame.change
         assert doc is not None
-        stages = doc.get("stages")
-        parts = [s for s in stages if type(s) is dict] if type(stages) is list else []
-        names = [s.get("stage") for s in parts]
+        rollback, parts, names = _names(doc)
         mine = [a.name for a in self._actors]
         order = self._order or mine
         unknown = [n for n in names if n not in order]
@@ -179,14 +192,22 @@ class SegmentChanges:
             if frame.change_id is None:
                 return [], change_frame(doc, frame.reply, rec.id, frame.boundary, frame.versions)
             return [], raw
-        sub = {**doc, "stages": [s for s in parts if s.get("stage") in mine]}
-        change = decode_change(sub, running={n: m.version for n, m in running})
-        checked = check_change(running, change.upgrades, change_interface=True)
+        if rollback:
+            # A downgrade may narrow the pipeline's interface back (as in process).
+            checked, undo = self.history.rollback_part(doc, running), None
+            interface = True
+        else:
+            sub = {**doc, "stages": [s for s in parts if s.get("stage") in mine]}
+            change = decode_change(sub, running={n: m.version for n, m in running})
+            checked = check_change(running, change.upgrades, change_interface=True)
+            undo = encode_undo(change.upgrades, checked)
+            interface = change.change_interface
+        rec.record = change_record(doc, rec.id, rec.position, checked, undo, names)
         before, after = checked.input_before, checked.input_after
         if boundary is not None:
             fits = is_subtype(boundary, after)
         else:
-            fits = is_subtype(before, after) or (first == 0 and change.change_interface)
+            fits = is_subtype(before, after) or (first == 0 and interface)
         if not fits:
             raise UpgradeError(
                 f"the change makes stage {mine[0]!r} read {after!r}, and the channel into it "
@@ -196,7 +217,7 @@ class SegmentChanges:
                 reason="interface change",
             )
         before, after = checked.output_before, checked.output_after
-        widens = self._last and change.change_interface  # the pipeline's clients are ready
+        widens = self._last and interface  # the pipeline's clients are ready
         if not downstream and not is_subtype(after, before) and not widens:
             raise UpgradeError(
                 f"the change makes stage {mine[-1]!r} write {after!r} where {before!r} was "
@@ -271,6 +292,9 @@ class SegmentChanges:
                 # deterministic) and publishes under the same ID.
                 await self._decisions.publish(rec.id, _decision(rec))
                 rec.decided = True
+            if rec.record is not None:
+                record, rec.record = rec.record, None
+                await self.history.append(finish_record(record, rec.reply))
 
     def results(self, committed: int) -> list[tuple[str, bytes]]:
         """The results to publish now: those of changes at or before ``committed``."""
@@ -283,6 +307,16 @@ class SegmentChanges:
                 out.append((rec.subject, _result(rec.reply, rec.versions)))
         self.replies = kept
         return out
+
+
+def _names(doc: dict[str, Any]) -> tuple[bool, list[dict[str, Any]], list[Any]]:
+    """Whether ``doc`` is a rollback, its stage changes, and the stages it names."""
+    stages = doc.get("stages")
+    listed = stages if type(stages) is list else []
+    if doc.get("kind") == ROLLBACK:
+        return True, [], [s for s in listed if type(s) is str]
+    parts = [s for s in listed if type(s) is dict]
+    return False, parts, [s.get("stage") for s in parts]
 
 
 def _decision(rec: _Change) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from arrowloop.distributed._channel import (
 from arrowloop.distributed._decisions import Decisions
 from arrowloop.distributed._ends import connect
 from arrowloop.distributed._frames import FrameCodec
+from arrowloop.distributed._history import answer_history
 from arrowloop.distributed._receive import NatsReceiveChannel
 from arrowloop.distributed._status import answer_status
 from arrowloop.errors import ArrowloopError
@@ -423,9 +424,11 @@ async def open_segment(
             await decisions.ensure()
             order = [s.name for s in spec.stages]
             seg.changes.wire(order, receiver, seg.sender, decisions)
+            await anyio.to_thread.run_sync(seg.changes.history.load, store)
             async with _running(seg):
                 index = [s.name for s in spec.stages].index(names[0])
                 await answer_status(nc, pipeline, seg, index)  # until the connection closes
+                await answer_history(nc, pipeline, seg.changes.history, names, index)
                 yield seg
     finally:
         store.close()

@@ -44,6 +44,8 @@ def segment_status(seg: Segment, index: int) -> dict[str, Any]:
                 "processed": st.processed,
                 "failed": st.failed,
                 "upgrades": st.upgrades,
+                "state_type": st.state_type,
+                "queue_depth": st.queue.items,
             }
         )
     return {

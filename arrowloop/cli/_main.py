@@ -98,7 +98,17 @@ def _nats(p: argparse.ArgumentParser) -> None:
         "instead of serving over TCP; --state-dir keeps their state across crashes",
     )
     g.add_argument("--nats", metavar="URL", help="the broker, e.g. nats://127.0.0.1:4222")
-    g.add_argument("--segment", metavar="A,B", help="the stages to run here (default: all)")
+    g.add_argument(
+        "--segment",
+        metavar="A,B",
+        help="the stages to run here (default: all); with --placement, the segment's name",
+    )
+    g.add_argument(
+        "--placement",
+        metavar="FILE",
+        help="a placement file (TOML or JSON): the pipeline's name, the broker and each "
+        "segment's stages",
+    )
     g.add_argument(
         "--nats-frame-items", type=_positive(int), default=256, help="items per broker message"
     )
@@ -404,8 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo(say)
     command: Callable[[argparse.Namespace], Any] = args.run
-    if args.command == "serve" and (args.nats or args.segment):
-        if not args.nats:
+    if args.command == "serve" and (args.nats or args.segment or args.placement):
+        if not args.nats and not args.placement:
             complain("error: --segment goes with --nats URL")
             return EXIT_USAGE
         command = serve_segment

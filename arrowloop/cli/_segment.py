@@ -21,6 +21,7 @@ from arrowloop.cli._client import RemoteError, Unreachable
 from arrowloop.cli._commands import EXIT_OK, UsageError, say
 from arrowloop.cli._format import short, show_json
 from arrowloop.cli._load import FUNCTION_PARTS, ChangeOptions, build_change, read_change_file
+from arrowloop.cli._placement import segment_of
 from arrowloop.cli._segment_control import open_segment_control
 from arrowloop.cli._serving import _write_ready
 from arrowloop.errors import ArrowloopError
@@ -55,7 +56,7 @@ async def serve_segment(args: argparse.Namespace) -> int:
             "--nats needs the nats extra (nats-py): pip install 'arrowloop[nats]'"
         ) from None
     spec, name = _pipeline_of(args.target)
-    stages = args.segment.split(",") if args.segment else [s.name for s in spec.stages]
+    url, stages = segment_of(args, spec, name)
     config = ChannelConfig(
         frame_items=args.nats_frame_items,
         max_ack_pending=args.nats_window,
@@ -69,16 +70,16 @@ async def serve_segment(args: argparse.Namespace) -> int:
                 open_segment(
                     spec,
                     stages,
-                    args.nats,
+                    url,
                     pipeline=name,
                     state_dir=state_dir,
                     fsync=args.fsync,
                     config=config,
                 ) as seg,
-                open_segment_control(args, spec.stages[0].name, name) as control,
+                open_segment_control(args, url, spec.stages[0].name, name) as control,
             ):
                 say(f"arrowloop: serving stages {', '.join(stages)} of {args.target}")
-                say(f"  broker   {args.nats}  (pipeline {name})")
+                say(f"  broker   {url}  (pipeline {name})")
                 say(f"  input    {seg.receiver.name.stream}")
                 assert seg.sender is not None
                 say(f"  output   {seg.sender.name.stream}")
@@ -117,7 +118,7 @@ async def serve_segment(args: argparse.Namespace) -> int:
                 counts = ", ".join(f"{k} {v}" for k, v in seg.statistics().items())
                 say(f"arrowloop: {counts}")
         except NoServersError:
-            raise Unreachable(f"no broker at {args.nats}") from None
+            raise Unreachable(f"no broker at {url}") from None
         except ArrowloopError as exc:
             raise UsageError(str(exc)) from exc
     say("arrowloop: stopped")

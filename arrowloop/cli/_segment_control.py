@@ -18,7 +18,7 @@ __all__ = ["open_segment_control"]
 
 @asynccontextmanager
 async def open_segment_control(
-    args: argparse.Namespace, first: str, pipeline: str
+    args: argparse.Namespace, url: str, first: str, pipeline: str
 ) -> AsyncIterator[tuple[tuple[str, int], str] | None]:
     """Serve the control port ``args.control_port`` asks for (``None`` and
     nothing served without it) for the block; yields the bound address and
@@ -40,7 +40,7 @@ async def open_segment_control(
         program=Limits(max_bytes=args.max_request_bytes, max_nodes=args.max_program_nodes),
     )
     async with (
-        connect(args.nats) as nc,
+        connect(url) as nc,
         open_control_port(
             SegmentControl(nc, pipeline, first),
             token,

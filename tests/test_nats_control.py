@@ -128,6 +128,10 @@ async def test_either_segments_control_port_drives_the_whole_pipeline(
                 assert "upgrade succeeded: total" in lines[0]
                 assert "(by op)" in lines[0]
                 assert "rollback succeeded: total" in lines[1]
+                watch = ("status", "--watch", "--count", "1", "--interval", "0")
+                view = await anyio.to_thread.run_sync(lambda: cli(ready_b, *watch))
+                assert view.returncode == 0, view.stderr
+                assert f"pipeline {PIPELINE} (distributed," in view.stdout
                 state = await anyio.to_thread.run_sync(lambda: cli(ready_a, "state", "total"))
                 assert state.returncode == 1
                 assert "a supervisor's operation" in state.stderr

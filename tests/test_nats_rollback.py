@@ -132,6 +132,16 @@ async def test_a_change_across_segments_is_rolled_back_in_both_and_recorded(
         assert "upgrade succeeded: total" in lines[0]
         assert "(by tester)" in lines[0]
         assert "rollback succeeded: total" in lines[1]
+        # The live view, polled through the broker (drawn once here).
+        watch = ["status", *nats, "--watch", "--count", "1", "--interval", "0"]
+        for _ in range(10):
+            code = await anyio.to_thread.run_sync(main, watch)
+            assert code == 0
+            view = capsys.readouterr().out
+            if "check" in view:
+                break
+        assert f"pipeline {PIPELINE} (distributed, 2 segment(s))" in view
+        assert all(name in view for name in ("count", "total", "check", "rollback"))
         rollback = ["rollback", "total", *nats, "--nats-channel", "count"]
         code = await anyio.to_thread.run_sync(main, rollback)
         assert code == 1

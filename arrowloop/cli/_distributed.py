@@ -1,7 +1,9 @@
 """``history --nats URL --nats-pipeline NAME`` and ``rollback STAGE --nats URL
 --nats-pipeline NAME --nats-channel FIRST``: a distributed pipeline's change
 history gathered from its segments, and the rollback of a stage's latest
-change sent in-band (docs/distributed.md), printed as for a server."""
+change sent in-band (docs/distributed.md), printed as for a server; and
+``status --nats URL --nats-pipeline NAME --watch``: the live view of
+``status --watch`` (_watch.py), polled through the broker."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from arrowloop.cli._commands import EXIT_OK, UsageError, say
 from arrowloop.cli._format import short, show_history, show_json
 from arrowloop.errors import UpgradeError, error_data
 
-__all__ = ["history_over_nats", "rollback_over_nats"]
+__all__ = ["history_over_nats", "rollback_over_nats", "watch_over_nats"]
 
 _NO_EXTRA = "--nats needs the nats extra (nats-py): pip install 'arrowloop[nats]'"
 
@@ -89,4 +91,45 @@ async def rollback_over_nats(args: argparse.Namespace) -> int:
         return EXIT_OK
     for stage, version in versions.items():
         say(f"rollback of stage {stage}: succeeded (now {short(version)})")
+    return EXIT_OK
+
+
+async def watch_over_nats(args: argparse.Namespace) -> int:
+    """Redraw the watch view of every segment's status and the merged history.
+
+    Raises:
+        UsageError: no ``--nats-pipeline``, or no nats extra.
+        Unreachable: no broker.
+    """
+    try:
+        from nats.errors import NoServersError
+
+        from arrowloop.distributed import connect
+        from arrowloop.distributed._control import SegmentControl
+    except ImportError:
+        raise UsageError(_NO_EXTRA) from None
+    from arrowloop.cli._watch import watch_status
+
+    if not args.nats_pipeline:
+        raise UsageError("--nats goes with --nats-pipeline NAME")
+
+    class Gathered:
+        """The control operations the view polls, answered through the broker."""
+
+        def __init__(self, control: SegmentControl) -> None:
+            self.control = control
+
+        async def request(self, op: str, **fields: Any) -> Any:
+            if op == "status":
+                return await self.control.status()
+            return await self.control.history()
+
+    try:
+        async with connect(args.nats) as nc:
+            # The first channel is not needed to watch: nothing is sent.
+            await watch_status(
+                Gathered(SegmentControl(nc, args.nats_pipeline, "")), args.interval, args.count
+            )
+    except NoServersError:
+        raise Unreachable(f"no broker at {args.nats}") from None
     return EXIT_OK

@@ -30,7 +30,7 @@ from arrowloop.cli._commands import (
     status,
     upgrade,
 )
-from arrowloop.cli._distributed import history_over_nats, rollback_over_nats
+from arrowloop.cli._distributed import history_over_nats, rollback_over_nats, watch_over_nats
 from arrowloop.cli._format import show_error, show_json
 from arrowloop.cli._load import FUNCTION_PARTS
 from arrowloop.cli._segment import serve_segment, status_over_nats, upgrade_over_nats
@@ -422,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "upgrade" and args.nats and not args.dump:
         command = upgrade_over_nats
     if args.command == "status" and args.nats:
-        command = status_over_nats
+        command = watch_over_nats if args.watch else status_over_nats
     if args.command == "history" and args.nats:
         command = history_over_nats
     if args.command == "rollback" and args.nats:

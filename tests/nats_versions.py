@@ -79,3 +79,24 @@ def model_wide(
             h = (h * 31 + x * 7 + n * 3 + t) % M
         out.append((x, n, t, h))
     return out
+
+
+@statemachine(init=0)
+def count_again(x: int, n: int) -> tuple[int, tuple[int, int]]:
+    """``count`` written otherwise: another version, the same outputs."""
+    m = n + 1
+    return m, (x, m)
+
+
+@statemachine(init=7)
+def check_again(item: tuple[int, int, int], h: int) -> tuple[int, tuple[int, int, int, int]]:
+    """``check`` written otherwise: another version, the same outputs."""
+    x, n, t = item
+    h2 = (h * 31 + x * 7 + n * 3 + t) % M
+    return h2, (x, n, t, h2)
+
+
+@arrow
+def raises(t: int) -> int:
+    """A migration that raises on the running state."""
+    return 1 // (t - t)

@@ -21,8 +21,11 @@ from arrowloop.typesys import INT
 from arrowloop.upgrade import encode_change
 from tests.nats_pipeline import CONFIG, PIPELINE, SPEC, as_tuples, model, total_twice
 from tests.nats_versions import (
+    check_again,
     check_wide,
+    count_again,
     model_wide,
+    raises,
     rehash,
     rehash_badly,
     total_wide,
@@ -222,3 +225,45 @@ async def test_a_segment_stopped_with_its_part_prepared_reads_the_decision_when_
                 assert a.actors[1].machine.version == total_wide.machine.version
         got = await _drain(sink)
     assert as_tuples(got) == model_wide(first + second, wide_from=len(first))
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("middle_fails", [False, True], ids=["commits", "middle refuses"])
+async def test_a_change_across_three_segments(nats_server: NatsServer, middle_fails: bool) -> None:
+    """One segment per stage. ``count`` and ``check`` changed with ``total``
+    between them unchanged (it passes the change on): both commit. Or
+    ``total`` changed too, with a migration that raises: the middle segment
+    refuses after the first prepared, publishes the abort and answers; no
+    segment changes."""
+    url = nats_server.url
+    kw: dict[str, Any] = {"pipeline": PIPELINE, "config": CONFIG}
+    parts = code_change("count", SPEC.stages[0].machine.version, count_again).upgrades
+    if middle_fails:
+        parts += code_change("total", TOTAL, total_twice, raises).upgrades
+    parts += code_change("check", CHECK, check_again).upgrades
+    first, second = list(range(1, 101)), list(range(100))
+    async with (
+        open_source(url, PIPELINE, "count", INT, config=CONFIG) as src,
+        open_sink(url, PIPELINE, "out", OUT_TYPE, config=CONFIG) as sink,
+        connect(url) as nc,
+        open_segment(SPEC, ["count"], url, **kw) as a,
+        open_segment(SPEC, ["total"], url, **kw) as m,
+        open_segment(SPEC, ["check"], url, **kw) as b,
+    ):
+        result = await _change_between(nc, src, CodeChange(parts), first, second)
+        got = await _drain(sink)
+        await b.finished.wait()
+        versions = [a.actors[0].machine.version, m.actors[0].machine.version]
+        versions.append(b.actors[0].machine.version)
+    if middle_fails:
+        assert result["error"]["reason"] == "migration failed", result
+        assert versions == [s.machine.version for s in SPEC.stages]
+    else:
+        assert result == {
+            "versions": {
+                "count": count_again.machine.version,
+                "check": check_again.machine.version,
+            }
+        }
+        assert versions == [count_again.machine.version, TOTAL, check_again.machine.version]
+    assert as_tuples(got) == model(first + second)

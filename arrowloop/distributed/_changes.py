@@ -93,10 +93,15 @@ class _Change:
         self.record: dict[str, Any] | None = None
 
     @property
+    def refused_here(self) -> bool:
+        """Whether it was refused in this segment (not passed on, or decided here)."""
+        return self.reply.error is not None and not self.forwarded
+
+    @property
     def owes_decision(self) -> bool:
         """Whether this segment must publish the decision (segments before
-        hold their part prepared, and it decided or refused)."""
-        return self.upstream and self.answers and self.reply.done
+        hold their part prepared, and it decided, or refused it)."""
+        return self.upstream and self.reply.done and (self.answers or self.refused_here)
 
 
 class SegmentChanges:
@@ -146,7 +151,7 @@ class SegmentChanges:
 
     def __call__(self, frame: Frame, position: int, raw: bytes) -> tuple[list[Any], bytes | None]:
         """The runtime messages ``frame`` becomes here, and what to pass on."""
-        change_id = frame.change_id or f"{self._channel}.{position}"
+        change_id = frame.change_id or f"{self._channel}-{position}"
         rec = _Change(change_id, position, frame.reply, Reply())
         rec.versions = dict(frame.versions)
         self.replies.append(rec)
@@ -280,6 +285,9 @@ class SegmentChanges:
     async def at_cut(self, position: int) -> None:
         """At the segment's cut of ``position``, before its states are written:
         the codec after a change there, and the decision this segment owes."""
+        for key, (_, rec, _) in list(self._prepared.items()):
+            if rec.reply.done:  # refused here before it reached the sending half
+                del self._prepared[key]
         for rec in self.replies:
             if rec.position != position or not rec.reply.done:
                 continue
@@ -303,7 +311,7 @@ class SegmentChanges:
         for rec in self.replies:
             if rec.position > committed or not rec.reply.done:
                 kept.append(rec)
-            elif rec.subject is not None and (rec.answers or not rec.forwarded):
+            elif rec.subject is not None and (rec.answers or rec.refused_here):
                 out.append((rec.subject, _result(rec.reply, rec.versions)))
         self.replies = kept
         return out

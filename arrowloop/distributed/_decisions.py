@@ -23,7 +23,7 @@ import orjson
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 
-from arrowloop.distributed._channel import ChannelName
+from arrowloop.distributed._channel import ChannelName, _safe
 from arrowloop.distributed._frames import MSG_ID
 
 __all__ = ["Decisions"]
@@ -46,7 +46,7 @@ class Decisions:
 
     def subject(self, change_id: str) -> str:
         """Where the decision of ``change_id`` is published."""
-        return f"{self._prefix}.{change_id}"
+        return f"{self._prefix}.{_safe(change_id)}"  # one subject token
 
     async def ensure(self) -> None:
         """Create the stream unless it exists."""

@@ -76,8 +76,10 @@ class _Change:
         self.position = position
         self.subject = subject
         self.reply = reply
-        #: Whether this segment answers the change's sender (it runs the
-        #: last changed stage, or refused it before passing it on).
+        #: Whether this segment answers the change's sender: it runs the
+        #: last changed stage, or none of them, or refused the change before
+        #: finding its part (a segment holding its part prepared answers
+        #: only if it refused it itself: see refused_here).
         self.answers = True
         #: A segment before holds its part prepared: a decision is owed.
         self.upstream = False

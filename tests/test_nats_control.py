@@ -157,3 +157,55 @@ def _model(items: list[int], twice: tuple[int, int]) -> list[tuple[int, int, int
         h = (h * 31 + x * 7 + n * 3 + t) % 1000000007
         out.append((x, n, t, h))
     return out
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_bad_control_requests_to_a_segment_get_one_clear_error(
+    nats_server: NatsServer,
+) -> None:
+    """In this process: a segment's control port refuses a wrong token, a
+    malformed change (with its path; nothing is sent into the pipeline), a
+    rollback without a stage or of a stage with nothing to undo, and a
+    supervisor's operation; the pipeline goes on unchanged."""
+    from arrowloop.cli._client import ControlClient, RemoteError
+    from arrowloop.cli._segment_port import open_control_port
+    from arrowloop.distributed import connect, open_segment
+    from arrowloop.distributed._control import SegmentControl
+    from arrowloop.server import Token
+
+    token = Token("a-test-token-of-enough-length", "test")
+    url = nats_server.url
+    kw: dict[str, Any] = {"pipeline": PIPELINE, "config": CONFIG}
+    items = list(range(50))
+    async with (
+        open_source(url, PIPELINE, "count", INT, config=CONFIG) as src,
+        open_sink(url, PIPELINE, "out", SPEC.stages[-1].machine.output, config=CONFIG) as sink,
+        connect(url) as nc,
+        open_segment(SPEC, ["count", "total"], url, **kw),
+        open_segment(SPEC, ["check"], url, **kw) as b,
+        open_control_port(SegmentControl(nc, PIPELINE, "count"), token) as (host, port),
+    ):
+        async with ControlClient(host, port, "not-the-token-at-all") as wrong:
+            with pytest.raises(RemoteError) as info:
+                await wrong.request("status")
+            assert info.value.error["type"] == "AuthenticationError"
+        async with ControlClient(host, port, token.value) as ctl:
+            refusals = [
+                (("upgrade",), {"change": {"kind": "change"}}, "DecodeError", "$.format"),
+                (("upgrade",), {"change": [1]}, "ProtocolError", "$.change"),
+                (("rollback",), {}, "ProtocolError", "$.stage"),
+                (("rollback",), {"stage": "total"}, "UpgradeError", None),
+                (("get_state",), {"stage": "total"}, "ProtocolError", "$.op"),
+                (("nope",), {}, "ProtocolError", "$.op"),
+            ]
+            for (op,), fields, kind, path in refusals:
+                with pytest.raises(RemoteError) as info:
+                    await ctl.request(op, **fields)
+                assert info.value.error["type"] == kind, info.value.error
+                if path is not None:
+                    assert info.value.error.get("path", "").startswith(path), info.value.error
+            await src.send(items)
+            await src.send(EndMsg())
+            got = await _drain(sink)
+            await b.finished.wait()
+    assert as_tuples(got) == _model(items, twice=(0, 0))

@@ -14,7 +14,14 @@ import anyio
 import orjson
 import pytest
 
-from arrowloop.distributed import change_frame, connect, open_segment, open_sink, open_source
+from arrowloop.distributed import (
+    change_frame,
+    connect,
+    open_segment,
+    open_sink,
+    open_source,
+    pipeline_status,
+)
 from arrowloop.runtime import EndMsg
 from arrowloop.supervisor import CodeChange, code_change
 from arrowloop.typesys import INT
@@ -217,6 +224,8 @@ async def test_a_segment_stopped_with_its_part_prepared_reads_the_decision_when_
             while b'"u"' not in (await passed_on.next_msg(timeout=60)).data:
                 pass
             assert a.actors[1].machine.version == TOTAL
+            status = await pipeline_status(nc, PIPELINE, within=30, expect=1)
+            assert status[0]["awaiting"] == ["c1"]
         async with open_segment(SPEC, ["check"], url, **kw) as b:
             msg = await sub.next_msg(timeout=60)
             assert "versions" in orjson.loads(msg.data)

@@ -190,7 +190,7 @@ async def test_bad_control_requests_to_a_segment_get_one_clear_error(
                 await wrong.request("status")
             assert info.value.error["type"] == "AuthenticationError"
         async with ControlClient(host, port, token.value) as ctl:
-            refusals = [
+            refusals: list[tuple[tuple[str], dict[str, Any], str, str | None]] = [
                 (("upgrade",), {"change": {"kind": "change"}}, "DecodeError", "$.format"),
                 (("upgrade",), {"change": [1]}, "ProtocolError", "$.change"),
                 (("rollback",), {}, "ProtocolError", "$.stage"),

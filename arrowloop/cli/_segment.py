@@ -224,4 +224,6 @@ async def status_over_nats(args: argparse.Namespace) -> int:
                 f"  stage {st['name']}: version {short(st['version'])}, "
                 f"{st['processed']} applied, {st['failed']} failed, {st['upgrades']} upgrades"
             )
+        for change in seg.get("awaiting", []):
+            say(f"  holding change {change} prepared: waiting for its decision")
     return EXIT_OK

@@ -284,6 +284,10 @@ class SegmentChanges:
         msg.decided.set()  # the stages here wake up and keep their code
         msg.reply.fail(err)
 
+    def awaiting(self) -> list[str]:
+        """The changes held prepared here, waiting for their decision."""
+        return [r.id for r in self.replies if r.forwarded and not r.reply.done]
+
     async def at_cut(self, position: int) -> None:
         """At the segment's cut of ``position``, before its states are written:
         the codec after a change there, and the decision this segment owes."""

@@ -100,3 +100,10 @@ def check_again(item: tuple[int, int, int], h: int) -> tuple[int, tuple[int, int
 def raises(t: int) -> int:
     """A migration that raises on the running state."""
     return 1 // (t - t)
+
+
+@statemachine(init=0)
+def count_pairs(item: tuple[int, int], n: int) -> tuple[int, tuple[int, int]]:
+    """``count`` taking pairs: numbers their sums (the pipeline's input type changes)."""
+    x, y = item
+    return n + 1, (x + y, n + 1)

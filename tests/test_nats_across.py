@@ -31,6 +31,7 @@ from tests.nats_versions import (
     check_again,
     check_wide,
     count_again,
+    count_pairs,
     model_wide,
     raises,
     rehash,
@@ -276,3 +277,50 @@ async def test_a_change_across_three_segments(nats_server: NatsServer, middle_fa
         }
         assert versions == [count_again.machine.version, TOTAL, check_again.machine.version]
     assert as_tuples(got) == model(first + second)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_change_of_the_pipelines_input_type_decodes_by_position(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """``count`` changed to take pairs (``change_interface``): the frames
+    after the change, already queued in the first channel, are read as pairs,
+    those before as numbers, whatever the timing; started again on its store,
+    the segment reads pairs."""
+    url = nats_server.url
+    kw: dict[str, Any] = {"pipeline": PIPELINE, "state_dir": tmp_path, "config": CONFIG}
+    pair = count_pairs.machine.input
+    change = code_change(
+        "count", SPEC.stages[0].machine.version, count_pairs, change_interface=True
+    )
+    first = list(range(1, 101))
+    pairs = [(i, 2 * i) for i in range(100)]
+    more = [(i, -i) for i in range(50)]
+    async with (
+        open_source(url, PIPELINE, "count", INT, config=CONFIG) as src,
+        open_source(url, PIPELINE, "count", pair, producer="pairs", config=CONFIG) as src2,
+        open_sink(url, PIPELINE, "out", OUT_TYPE, config=CONFIG) as sink,
+        connect(url) as nc,
+    ):
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox, max_msgs=1)
+        # Everything is in the channel before any segment runs.
+        await src.send(first)
+        await src.flush()
+        await src.publish_frame(change_frame(encode_change(change), inbox, "in"))
+        await src2.send(pairs)
+        await src2.flush()
+        async with open_segment(SPEC, ["check"], url, **kw):
+            async with open_segment(SPEC, ["count", "total"], url, **kw) as a:
+                msg = await sub.next_msg(timeout=60)
+                assert orjson.loads(msg.data) == {
+                    "versions": {"count": count_pairs.machine.version}
+                }
+            async with open_segment(SPEC, ["count", "total"], url, **kw) as a:
+                assert a.actors[0].machine.version == count_pairs.machine.version
+                await src2.send(more)
+                await src2.send(EndMsg())
+                await a.finished.wait()
+            got = await _drain(sink)
+    sums = first + [x + y for x, y in pairs + more]
+    assert as_tuples(got) == model(sums)

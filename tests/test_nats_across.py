@@ -324,3 +324,43 @@ async def test_a_change_of_the_pipelines_input_type_decodes_by_position(
             got = await _drain(sink)
     sums = first + [x + y for x, y in pairs + more]
     assert as_tuples(got) == model(sums)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_deciding_segment_crashing_after_its_decision_decides_again_alike(
+    nats_server: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The segment running ``check`` publishes the decision and then fails to
+    write the change (a crash between the two); the first segment applies
+    the decision and goes on. Started again on its store, the second
+    replays the change, decides the same, and reads what the first wrote
+    after it in the new type: the outputs are exactly the model's."""
+    url = nats_server.url
+    first, second = list(range(1, 151)), list(range(150))
+    kw: dict[str, Any] = {"pipeline": PIPELINE, "state_dir": tmp_path, "config": CONFIG}
+    async with (
+        open_source(url, PIPELINE, "count", INT, config=CONFIG) as src,
+        open_sink(url, PIPELINE, "out", OUT_TYPE, config=CONFIG) as sink,
+        open_segment(SPEC, ["count", "total"], url, **kw) as a,
+    ):
+        with pytest.raises(BaseExceptionGroup) as info:  # noqa: PT012
+            async with open_segment(SPEC, ["check"], url, **kw) as b:
+
+                def crash(records: Any) -> None:
+                    raise RuntimeError("the process died here")
+
+                monkeypatch.setattr(b.store, "save_stages", crash)
+                await src.send(first)
+                await src.flush()
+                await src.publish_frame(change_frame(encode_change(_wide()), None, "k1"))
+                await src.send(second)
+                await src.send(EndMsg())
+                await b.finished.wait()  # never: the write fails first
+        assert info.group_contains(RuntimeError, match="the process died here")
+        async with open_segment(SPEC, ["check"], url, **kw) as b:
+            assert b.actors[0].machine.version == CHECK  # the write never happened
+            await b.finished.wait()
+            assert b.actors[0].machine.version == check_wide.machine.version
+        assert a.actors[1].machine.version == total_wide.machine.version
+        got = await _drain(sink)
+    assert as_tuples(got) == model_wide(first + second, wide_from=len(first))

@@ -1,7 +1,8 @@
 """Exactly-once effect across kill -9: two segment processes
 (``python -m arrowloop serve tests.nats_pipeline:SPEC --nats URL --segment
 count,total``, and ``check``) on one broker, a code change in-band halfway
-through, each
+through (of ``total``; or of ``total`` and ``check``, across both segments,
+changing the type of the channel between them), each
 killed with SIGKILL during a steady stream and restarted on its state
 directory; the outputs are the sequential model's, exactly: nothing lost,
 nothing duplicated, nothing reordered, the change applied at exactly its
@@ -22,7 +23,7 @@ import pytest
 from arrowloop.distributed import change_frame, open_sink, open_source
 from arrowloop.runtime import EndMsg
 from arrowloop.store import SqliteStore
-from arrowloop.supervisor import code_change
+from arrowloop.supervisor import CodeChange, code_change
 from arrowloop.typesys import INT
 from arrowloop.upgrade import encode_change
 from tests.nats_pipeline import (
@@ -34,6 +35,7 @@ from tests.nats_pipeline import (
     model,
     total_twice,
 )
+from tests.nats_versions import check_wide, model_wide, rehash, total_wide, widen
 from tests.natsserver import NatsServer, nats_server
 from tests.serving import server_env
 
@@ -47,6 +49,13 @@ SEGMENTS = {"a": "count,total", "b": "check"}
 #: ``total`` becomes ``total_twice`` after this many items, in-band.
 CHANGE_AT = 3008
 CHANGE = encode_change(code_change("total", SPEC.stages[1].machine.version, total_twice))
+#: The change across both segments: ``total`` writes, and ``check`` reads, one more field.
+ACROSS = encode_change(
+    CodeChange(
+        code_change("total", SPEC.stages[1].machine.version, total_wide, widen).upgrades
+        + code_change("check", SPEC.stages[2].machine.version, check_wide, rehash).upgrades
+    )
+)
 
 
 class Segments:
@@ -119,8 +128,9 @@ def _committed_versions(tmp: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("across", [False, True], ids=["one segment", "across segments"])
 async def test_kill_9_of_segment_processes_loses_and_duplicates_nothing(
-    nats_server: NatsServer, tmp_path: Path
+    nats_server: NatsServer, tmp_path: Path, across: bool
 ) -> None:
     items = [(i * 7919) % 1000 - 500 for i in range(6000)]
     # Kill after these many outputs have come out, alternating processes.
@@ -144,7 +154,8 @@ async def test_kill_9_of_segment_processes_loses_and_duplicates_nothing(
                             # A code change in-band, between two frames of the
                             # source: its place in the stream is known exactly.
                             await src.flush()
-                            await src.publish_frame(change_frame(CHANGE, None))
+                            doc = ACROSS if across else CHANGE
+                            await src.publish_frame(change_frame(doc, None))
                         await src.send(items[i : i + CONFIG.frame_items])
                     await src.send(EndMsg())
 
@@ -167,12 +178,21 @@ async def test_kill_9_of_segment_processes_loses_and_duplicates_nothing(
     assert segments.kills == 5
     # "b" makes the outputs, so it runs until the last one: killed mid-stream.
     assert segments.live_kills >= 2
-    expected = model(items, twice_from=CHANGE_AT)
+    if across:
+        expected = model_wide(items, wide_from=CHANGE_AT)
+    else:
+        expected = model(items, twice_from=CHANGE_AT)
     outputs = as_tuples(got)
     lost = len(set(expected) - set(outputs))
     duplicated = len(outputs) - len(set(outputs))
     assert (lost, duplicated) == (0, 0)
     assert outputs == expected
     _, n, t, h = expected[-1]
-    assert _committed_states(tmp_path) == {"count": n, "total": t, "check": h}
-    assert _committed_versions(tmp_path)["total"] == total_twice.machine.version
+    states, versions = _committed_states(tmp_path), _committed_versions(tmp_path)
+    if across:
+        assert states == {"count": n, "total": [t, len(items) - CHANGE_AT], "check": h}
+        assert versions["total"] == total_wide.machine.version
+        assert versions["check"] == check_wide.machine.version
+    else:
+        assert states == {"count": n, "total": t, "check": h}
+        assert versions["total"] == total_twice.machine.version

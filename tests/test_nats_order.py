@@ -145,3 +145,39 @@ async def test_a_producers_replay_the_broker_let_through_is_passed_over() -> Non
     assert got == [1, 2, 3, 4, 5]
     assert r.replays == 2
     assert r.watermarks == {"up.a": (8, 0), "up.b": (1, 0)}
+
+
+@pytest.mark.parametrize("commits", [True, False], ids=["change commits", "change refused"])
+async def test_a_hold_keeps_later_messages_undecoded_until_the_change_is_decided(
+    commits: bool,
+) -> None:
+    """A change that alters the channel's type holds what follows it, in
+    whatever order it is delivered; released, those messages are decoded
+    with the new type if the change committed, the old one if not."""
+    from arrowloop.distributed._frames import Frame
+    from arrowloop.runtime import Reply
+    from arrowloop.typesys import STR
+
+    r = NatsReceiveChannel(
+        cast(Any, None), ChannelName("p", "c"), FrameCodec(INT), ChannelConfig(), cuts=True
+    )
+    decided = Reply()
+
+    def on_change(frame: Frame, position: int, raw: bytes) -> tuple[list[Any], bytes | None]:
+        r.hold(decided, FrameCodec(STR))
+        return [], None
+
+    r.on_change = on_change
+    after = [b'{"i":["a"]}', b'{"i":[1]}'][0 if commits else 1]
+    await r._take(cast(Any, FakeMsg(1, [5])))
+    await r._take(cast(Any, FakeMsg(4, [], data=after)))
+    await r._take(cast(Any, FakeMsg(2, [], data=b'{"u":{},"r":null}')))
+    await r._take(cast(Any, FakeMsg(3, [], data=after)))
+    assert _handed_out(r) == [5, ("cut", 1), ("cut", 2)]
+    if commits:
+        decided.set({})
+        assert _handed_out(r) == ["a", ("cut", 3), "a", ("cut", 4)]
+    else:
+        decided.fail(RuntimeError("refused"))
+        assert _handed_out(r) == [1, ("cut", 3), 1, ("cut", 4)]
+    assert r.malformed == 0

@@ -80,6 +80,8 @@ def _read_ready(path: str) -> dict[str, Any]:
 def _data_address(args: argparse.Namespace) -> tuple[str, int]:
     if args.ready_file:
         d = _read_ready(args.ready_file)["data"]
+        if d is None:  # a segment of a distributed pipeline (serve --nats)
+            raise UsageError(f"the server of {args.ready_file} has no data port")
         return str(d["host"]), int(d["port"])
     return args.host, args.port
 
@@ -87,6 +89,8 @@ def _data_address(args: argparse.Namespace) -> tuple[str, int]:
 def _control_address(args: argparse.Namespace) -> tuple[str, int]:
     if args.ready_file:
         d = _read_ready(args.ready_file)["control"]
+        if d is None:  # a segment served without --control-port
+            raise UsageError(f"the server of {args.ready_file} has no control port")
         return str(d["host"]), int(d["port"])
     return args.host, args.control_port
 

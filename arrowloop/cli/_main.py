@@ -30,6 +30,7 @@ from arrowloop.cli._commands import (
     status,
     upgrade,
 )
+from arrowloop.cli._distributed import history_over_nats, rollback_over_nats, watch_over_nats
 from arrowloop.cli._format import show_error, show_json
 from arrowloop.cli._load import FUNCTION_PARTS
 from arrowloop.cli._segment import serve_segment, status_over_nats, upgrade_over_nats
@@ -98,7 +99,17 @@ def _nats(p: argparse.ArgumentParser) -> None:
         "without it in the broker's key-value store",
     )
     g.add_argument("--nats", metavar="URL", help="the broker, e.g. nats://127.0.0.1:4222")
-    g.add_argument("--segment", metavar="A,B", help="the stages to run here (default: all)")
+    g.add_argument(
+        "--segment",
+        metavar="A,B",
+        help="the stages to run here (default: all); with --placement, the segment's name",
+    )
+    g.add_argument(
+        "--placement",
+        metavar="FILE",
+        help="a placement file (TOML or JSON): the pipeline's name, the broker and each "
+        "segment's stages",
+    )
     g.add_argument(
         "--nats-frame-items", type=_positive(int), default=256, help="items per broker message"
     )
@@ -148,8 +159,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--control-port",
         type=int,
-        default=DEFAULT_CONTROL_PORT,
-        help="control port, 0 for any (%(default)s)",
+        default=None,
+        help=f"control port, 0 for any ({DEFAULT_CONTROL_PORT}); with --nats, a segment "
+        "has one only when given",
     )
     p.add_argument("--token-file", help="control token file (made on first start if missing)")
     p.add_argument("--ready-file", help="write the bound ports here (JSON) once listening")
@@ -348,6 +360,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollback", help="undo a stage's latest code change")
     p.add_argument("stage", nargs="?", help="the stage (default: the only one)")
     p.add_argument("--by", default=os.environ.get("USER", "cli"), help="recorded as requester")
+    g = p.add_argument_group(
+        "distributed (docs/distributed.md)",
+        "send the rollback in-band into a pipeline served with serve --nats",
+    )
+    g.add_argument("--nats", metavar="URL", help="the broker")
+    g.add_argument("--nats-pipeline", metavar="NAME", help="the pipeline's name on the broker")
+    g.add_argument("--nats-channel", metavar="STAGE", help="the pipeline's first stage")
     _common(p, control=True)
     p.set_defaults(run=rollback)
 
@@ -358,6 +377,13 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         _common(p, control=True)
         p.set_defaults(run=fn)
+        if name == "history":
+            g = p.add_argument_group(
+                "distributed (docs/distributed.md)",
+                "gather the change history of every segment of a pipeline served with serve --nats",
+            )
+            g.add_argument("--nats", metavar="URL", help="the broker")
+            g.add_argument("--nats-pipeline", metavar="NAME", help="the pipeline's name")
         if name == "status":
             p.add_argument(
                 "--watch", action="store_true", help="keep redrawing a live view (Ctrl-C ends it)"
@@ -396,15 +422,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo(say)
     command: Callable[[argparse.Namespace], Any] = args.run
-    if args.command == "serve" and (args.nats or args.segment):
-        if not args.nats:
+    if args.command == "serve" and (args.nats or args.segment or args.placement):
+        if not args.nats and not args.placement:
             complain("error: --segment goes with --nats URL")
             return EXIT_USAGE
         command = serve_segment
     if args.command == "upgrade" and args.nats and not args.dump:
         command = upgrade_over_nats
     if args.command == "status" and args.nats:
-        command = status_over_nats
+        command = watch_over_nats if args.watch else status_over_nats
+    if args.command == "history" and args.nats:
+        command = history_over_nats
+    if args.command == "rollback" and args.nats:
+        command = rollback_over_nats
     try:
         add_import_paths(getattr(args, "path", []))
         code: int = run(

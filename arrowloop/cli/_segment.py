@@ -2,7 +2,9 @@
 stages of a pipeline in this process, between channels on NATS JetStream
 (docs/distributed.md), until end of stream or SIGINT/SIGTERM; and
 ``upgrade ... --nats URL``: send a code change into such a pipeline;
-``status --nats URL``: what each of its segments runs."""
+``status --nats URL``: what each of its segments runs. With
+``--control-port N`` a segment serves the control protocol for the whole
+pipeline (_segment_control.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import os
 import re
 import signal
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -18,6 +21,8 @@ from arrowloop.cli._client import RemoteError, Unreachable
 from arrowloop.cli._commands import EXIT_OK, UsageError, say
 from arrowloop.cli._format import short, show_json
 from arrowloop.cli._load import FUNCTION_PARTS, ChangeOptions, build_change, read_change_file
+from arrowloop.cli._placement import segment_of
+from arrowloop.cli._segment_control import open_segment_control
 from arrowloop.cli._serving import _write_ready
 from arrowloop.errors import ArrowloopError, StoreError
 from arrowloop.runtime import PipelineSpec
@@ -51,7 +56,7 @@ async def serve_segment(args: argparse.Namespace) -> int:
             "--nats needs the nats extra (nats-py): pip install 'arrowloop[nats]'"
         ) from None
     spec, name = _pipeline_of(args.target)
-    stages = args.segment.split(",") if args.segment else [s.name for s in spec.stages]
+    url, stages = segment_of(args, spec, name)
     config = ChannelConfig(
         frame_items=args.nats_frame_items,
         max_ack_pending=args.nats_window,
@@ -61,18 +66,21 @@ async def serve_segment(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir) if args.state_dir else None
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
-            async with open_segment(
-                spec,
-                stages,
-                args.nats,
-                pipeline=name,
-                state_dir=state_dir,
-                fsync=args.fsync,
-                config=config,
-                memory=args.nats_state == "memory",
-            ) as seg:
+            async with (
+                open_segment(
+                    spec,
+                    stages,
+                    url,
+                    pipeline=name,
+                    state_dir=state_dir,
+                    fsync=args.fsync,
+                    config=config,
+                    memory=args.nats_state == "memory",
+                ) as seg,
+                open_segment_control(args, url, spec.stages[0].name, name) as control,
+            ):
                 say(f"arrowloop: serving stages {', '.join(stages)} of {args.target}")
-                say(f"  broker   {args.nats}  (pipeline {name})")
+                say(f"  broker   {url}  (pipeline {name})")
                 say(f"  input    {seg.receiver.name.stream}")
                 assert seg.sender is not None
                 say(f"  output   {seg.sender.name.stream}")
@@ -87,8 +95,21 @@ async def serve_segment(args: argparse.Namespace) -> int:
                 say(f"  state    {store}  (resumed after position {seg.committed}{fsync})")
                 for a in seg.actors:
                     say(f"  stage {a.name}: version {short(a.machine.version)}")
+                # The server's ready file's keys: the CLI reads the control
+                # port from it (a segment has no data port).
+                ready: dict[str, Any] = {
+                    "pid": os.getpid(),
+                    "stages": stages,
+                    "data": None,
+                    "control": None,
+                }
+                if control is not None:
+                    (ch, cp), source = control
+                    say(f"  control  {ch}:{cp}  (token from {source}; drives the whole pipeline)")
+                    ready["control"] = {"host": ch, "port": cp}
+                    ready["token_file"] = None if source.startswith("$") else source
                 if args.ready_file:
-                    _write_ready(args.ready_file, {"pid": os.getpid(), "stages": stages})
+                    _write_ready(args.ready_file, ready)
                 async with anyio.create_task_group() as tg:
 
                     async def stop_on_signal() -> None:
@@ -104,7 +125,7 @@ async def serve_segment(args: argparse.Namespace) -> int:
                 counts = ", ".join(f"{k} {v}" for k, v in seg.statistics().items())
                 say(f"arrowloop: {counts}")
         except NoServersError:
-            raise Unreachable(f"no broker at {args.nats}") from None
+            raise Unreachable(f"no broker at {url}") from None
         except ArrowloopError as exc:
             raise UsageError(str(exc)) from exc
         except BaseExceptionGroup as group:
@@ -221,4 +242,6 @@ async def status_over_nats(args: argparse.Namespace) -> int:
                 f"  stage {st['name']}: version {short(st['version'])}, "
                 f"{st['processed']} applied, {st['failed']} failed, {st['upgrades']} upgrades"
             )
+        for change in seg.get("awaiting", []):
+            say(f"  holding change {change} prepared: waiting for its decision")
     return EXIT_OK

@@ -21,6 +21,7 @@ from arrowloop.cli._coldstart import ColdStart, cold_start, install
 from arrowloop.cli._commands import EXIT_OK, UsageError, say
 from arrowloop.cli._format import short
 from arrowloop.server import (
+    DEFAULT_CONTROL_PORT,
     LOOPBACK,
     ControlLimits,
     ServerConfig,
@@ -109,7 +110,7 @@ async def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         control_host=args.control_host,
-        control_port=args.control_port,
+        control_port=DEFAULT_CONTROL_PORT if args.control_port is None else args.control_port,
         max_line=args.max_line_bytes,
         window=args.window,
         max_connections=args.max_connections,

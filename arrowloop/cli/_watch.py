@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 from rich.console import Console, Group
@@ -18,9 +18,15 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from arrowloop.cli._client import ControlClient
+__all__ = ["watch_status", "render_status", "Requests"]
 
-__all__ = ["watch_status", "render_status"]
+
+class Requests(Protocol):
+    """What the view polls: a control client, or a distributed pipeline's
+    segments gathered through the broker (``status --nats --watch``)."""
+
+    async def request(self, op: str, **fields: Any) -> Any:
+        """The result of the control operation ``op``."""
 
 
 def _stages(status: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -40,7 +46,10 @@ def render_status(
 ) -> Group:
     """The watch view of one poll (``before``: the previous poll's status)."""
     previous = dict(_stages(before)) if before is not None else {}
-    table = Table(title=f"supervisor {status.get('name', '?')}", expand=True)
+    title = f"supervisor {status.get('name', '?')}"
+    if "segments" in status:  # a distributed pipeline (a segment's port, or --nats)
+        title = f"pipeline {status.get('name', '?')} ({status.get('strategy', '')})"
+    table = Table(title=title, expand=True)
     for column in ("stage", "version", "items/s", "queue", "processed", "failed", "restarts"):
         table.add_column(column, justify="left" if column in ("stage", "version") else "right")
     table.add_column("upgrades", justify="right")
@@ -76,7 +85,7 @@ def render_status(
 
 
 async def watch_status(
-    ctl: ControlClient,
+    ctl: Requests,
     interval: float = 1.0,
     count: int | None = None,
     console: Console | None = None,

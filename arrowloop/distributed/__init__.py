@@ -6,10 +6,12 @@ read by one durable pull consumer with an explicit ack per message), the
 frames they carry (``_frames.py``), sources and sinks (``_ends.py``), and
 segments: stages run in this process with an exactly-once effect across
 crashes (``_segment.py``; without a state directory their state is in
-the broker's key-value store, ``_kvstore.py``), code changes travelling in-band
-across them (``_changes.py``), and status gathered from every segment
-(``_status.py``). Needs the ``nats`` extra (``nats-py``);
-docs/distributed.md describes the mechanism, the guarantees and operations.
+the broker's key-value store, ``_kvstore.py``), code changes travelling
+in-band across them (``_changes.py``; those across segments decided on the
+broker, ``_decisions.py``), their history and rollback (``_history.py``,
+``_rollback.py``), and status gathered from every segment (``_status.py``).
+Needs the ``nats`` extra (``nats-py``); docs/distributed.md describes the
+mechanism, the guarantees and operations.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from arrowloop.distributed._channel import (
 )
 from arrowloop.distributed._ends import connect, open_sink, open_source
 from arrowloop.distributed._frames import FrameCodec, change_frame, message_id
+from arrowloop.distributed._history import gather_history, pipeline_history
 from arrowloop.distributed._kvstore import KvStore, bucket_name, open_kv_store, owner_subject
 from arrowloop.distributed._receive import NatsReceiveChannel
+from arrowloop.distributed._rollback import send_rollback
 from arrowloop.distributed._segment import Segment, open_segment, segment_stages
 from arrowloop.distributed._status import pipeline_status, segment_status, status_subject
 
@@ -52,6 +56,9 @@ __all__ = [
     "SegmentChanges",
     "send_change",
     "request_change",
+    "send_rollback",
+    "pipeline_history",
+    "gather_history",
     "pipeline_status",
     "segment_status",
     "status_subject",

@@ -11,9 +11,13 @@ runtime's one checker), applies it with the runtime's in-band upgrade
 with the states at that input, and only then publishes the result on the
 change's reply subject.
 
-Not yet: a change whose stages are in different segments (refused), and one
-that changes a segment's input or output type (refused: the neighbouring
-segments would not read its frames).
+A change whose stages run in several segments commits in two phases: the
+segments before the last prepare and hold their part, the last decides and
+publishes the decision on the broker (_decisions.py), and the others apply
+or discard theirs. A change that alters the item type of a channel between
+segments switches the codec at the change's own position: the sending half
+at its cut, the receiving half holds what follows until the change is
+decided here.
 """
 
 from __future__ import annotations
@@ -24,93 +28,320 @@ from typing import Any
 import orjson
 from nats.aio.client import Client
 
-from arrowloop.distributed._channel import ChannelConfig, ChannelName, ensure_stream
-from arrowloop.distributed._frames import MSG_ID, Frame, change_frame
+from arrowloop.check import is_subtype
+from arrowloop.distributed._channel import (
+    ChannelConfig,
+    ChannelName,
+    NatsSendChannel,
+    ensure_stream,
+)
+from arrowloop.distributed._decisions import Decisions
+from arrowloop.distributed._frames import MSG_ID, Frame, FrameCodec, change_frame
+from arrowloop.distributed._history import (
+    ROLLBACK,
+    SegmentHistory,
+    change_record,
+    finish_record,
+)
+from arrowloop.distributed._receive import NatsReceiveChannel
 from arrowloop.errors import ArrowloopError, UpgradeError
 from arrowloop.runtime import Reply, StageActor, StageChange, UpgradeMsg, check_change
 from arrowloop.supervisor import CodeChange
+from arrowloop.supervisor._undo import encode_undo
 from arrowloop.upgrade import decode_change, encode_change
+from arrowloop.wire import decode_type, encode_type
 
 __all__ = ["SegmentChanges", "send_change", "request_change"]
+
+
+class _Change:
+    """One change frame that reached this segment, until its result is out."""
+
+    __slots__ = (
+        "answers",
+        "decided",
+        "forwarded",
+        "id",
+        "output",
+        "position",
+        "record",
+        "reply",
+        "subject",
+        "upstream",
+        "versions",
+    )
+
+    def __init__(self, change_id: str, position: int, subject: str | None, reply: Reply) -> None:
+        self.id = change_id
+        self.position = position
+        self.subject = subject
+        self.reply = reply
+        #: Whether this segment answers the change's sender: it runs the
+        #: last changed stage, or none of them, or refused the change before
+        #: finding its part (a segment holding its part prepared answers
+        #: only if it refused it itself: see refused_here).
+        self.answers = True
+        #: A segment before holds its part prepared: a decision is owed.
+        self.upstream = False
+        #: Passed on prepared: the decision comes from further on.
+        self.forwarded = False
+        #: Whether the decision owed was published.
+        self.decided = False
+        #: The sending half's codec after the change, if it alters its type.
+        self.output: FrameCodec | None = None
+        #: The new versions of the stages prepared before.
+        self.versions: dict[str, str] = {}
+        #: Its change-history record here (_history.py), once its part is known.
+        self.record: dict[str, Any] | None = None
+
+    @property
+    def refused_here(self) -> bool:
+        """Whether it was refused in this segment (not passed on, or decided here)."""
+        return self.reply.error is not None and not self.forwarded
+
+    @property
+    def owes_decision(self) -> bool:
+        """Whether this segment must publish the decision (segments before
+        hold their part prepared, and it decided, or refused it)."""
+        return self.upstream and self.reply.done and (self.answers or self.refused_here)
 
 
 class SegmentChanges:
     """What a segment does with the change frames that reach it (the
     receiving half's ``on_change``); the results wait in :attr:`replies`
-    until the input they came with is committed."""
+    until the input they came with is committed.
+
+    A change whose stages run in several segments commits in two phases
+    (docs/distributed.md, "Changes across segments"): each segment before
+    the one running the last changed stage prepares its part at its cut
+    (the runtime's in-band upgrade, held undecided: its stages wait, so
+    nothing after the cut is applied), passes the change on and waits for
+    the decision; the last one decides, publishes the decision
+    (_decisions.py) and answers.
+    """
 
     def __init__(self, actors: list[StageActor], last: bool) -> None:
         self._actors = actors
         self._last = last  # its output is the pipeline's: nothing further on
-        #: ``(reply subject, input position, reply)`` of each change seen.
-        self.replies: list[tuple[str | None, int, Reply]] = []
+        #: Each change seen, until its result is published.
+        self.replies: list[_Change] = []
+        self._order: list[str] = []
+        self._channel = ""
+        self._receiver: NatsReceiveChannel | None = None
+        self._sender: NatsSendChannel | None = None
+        self._decisions: Decisions | None = None
+        # Prepared here, to pass on when they reach the sending half.
+        self._prepared: dict[int, tuple[UpgradeMsg, _Change, Frame]] = {}
+        #: The changes this segment took part in (its store's history).
+        self.history = SegmentHistory()
+
+    def wire(
+        self,
+        order: list[str],
+        receiver: NatsReceiveChannel,
+        sender: NatsSendChannel,
+        decisions: Decisions,
+    ) -> None:
+        """Join the segment's channels: ``order`` is every stage of the
+        pipeline, in order (to tell the stages before from those after)."""
+        self._order = order
+        self._channel = receiver.name.stream
+        self._receiver = receiver
+        self._sender = sender
+        self._decisions = decisions
+        sender.on_control = self.at_sender
 
     def __call__(self, frame: Frame, position: int, raw: bytes) -> tuple[list[Any], bytes | None]:
         """The runtime messages ``frame`` becomes here, and what to pass on."""
-        reply = Reply()
-        self.replies.append((frame.reply, position, reply))
+        change_id = frame.change_id or f"{self._channel}-{position}"
+        rec = _Change(change_id, position, frame.reply, Reply())
+        rec.versions = dict(frame.versions)
+        self.replies.append(rec)
         try:
-            return self._take(frame, reply, raw)
+            return self._take(frame, rec, raw)
         except ArrowloopError as exc:
-            reply.fail(exc)
+            if rec.record is None and frame.change is not None:
+                _, _, names = _names(frame.change)
+                rec.record = change_record(frame.change, rec.id, position, None, None, names)
+            rec.reply.fail(exc)
             return [], None
 
-    def _take(self, frame: Frame, reply: Reply, raw: bytes) -> tuple[list[Any], bytes | None]:
+    def _take(self, frame: Frame, rec: _Change, raw: bytes) -> tuple[list[Any], bytes | None]:
         doc = frame.change
         assert doc is not None
-        stages = doc.get("stages")
-        names = [s.get("stage") for s in stages if type(s) is dict] if type(stages) is list else []
-        mine = {a.name for a in self._actors}
+        rollback, parts, names = _names(doc)
+        mine = [a.name for a in self._actors]
+        order = self._order or mine
+        unknown = [n for n in names if n not in order]
+        if unknown or not names:
+            raise UpgradeError(
+                f"no stage {unknown or names} runs in the pipeline; its stages are {order}",
+                stage=",".join(map(str, names)),
+                reason="unknown stage",
+            )
+        first, end = order.index(mine[0]), order.index(mine[-1]) + 1
+        where = [order.index(str(n)) for n in names]
+        rec.upstream = any(i < first for i in where)
+        downstream = any(i >= end for i in where)
+        boundary = None if frame.boundary is None else decode_type(frame.boundary, "$.t")
+        running = [(a.name, a.machine) for a in self._actors]
         here = [n for n in names if n in mine]
         if not here:
-            if self._last:
+            if boundary is not None and boundary != running[0][1].input:
                 raise UpgradeError(
-                    f"no stage {names} runs in the pipeline",
-                    stage=",".join(map(str, names)),
-                    reason="unknown stage",
+                    f"the change alters the items stage {mine[0]!r} reads to {boundary!r}, "
+                    f"and it runs {running[0][1].input!r}; a stage between changed ones must "
+                    "read the same type (change it too)",
+                    stage=mine[0],
+                    reason="interface change",
                 )
             self.replies.pop()  # not ours to answer
+            if frame.change_id is None:
+                return [], change_frame(doc, frame.reply, rec.id, frame.boundary, frame.versions)
             return [], raw
-        if len(here) != len(names):
+        if rollback:
+            # A downgrade may narrow the pipeline's interface back (as in process).
+            checked, undo = self.history.rollback_part(doc, running), None
+            interface = True
+        else:
+            sub = {**doc, "stages": [s for s in parts if s.get("stage") in mine]}
+            change = decode_change(sub, running={n: m.version for n, m in running})
+            checked = check_change(running, change.upgrades, change_interface=True)
+            undo = encode_undo(change.upgrades, checked)
+            interface = change.change_interface
+        rec.record = change_record(doc, rec.id, rec.position, checked, undo, names)
+        before, after = checked.input_before, checked.input_after
+        if boundary is not None:
+            fits = is_subtype(boundary, after)
+        else:
+            fits = is_subtype(before, after) or (first == 0 and interface)
+        if not fits:
             raise UpgradeError(
-                f"the stages {names} run in different segments; a change across segments "
-                "is not built yet",
-                stage=here[0],
-                reason="across segments",
-            )
-        running = [(a.name, a.machine) for a in self._actors]
-        change = decode_change(doc, running={n: m.version for n, m in running})
-        checked = check_change(running, change.upgrades)
-        if checked.input_after != checked.input_before or (
-            checked.output_after != checked.output_before
-        ):
-            raise UpgradeError(
-                "the change alters what this segment reads or writes on the broker; not built yet",
-                stage=checked.last,
+                f"the change makes stage {mine[0]!r} read {after!r}, and the channel into it "
+                f"carries {boundary or before!r}; change what writes it in the same change"
+                + ("" if first else " (or pass change_interface for the pipeline's input)"),
+                stage=mine[0],
                 reason="interface change",
             )
+        before, after = checked.output_before, checked.output_after
+        widens = self._last and interface  # the pipeline's clients are ready
+        if not downstream and not is_subtype(after, before) and not widens:
+            raise UpgradeError(
+                f"the change makes stage {mine[-1]!r} write {after!r} where {before!r} was "
+                "written; change what reads it in the same change"
+                + (" (or pass change_interface for the pipeline's output)" if self._last else ""),
+                stage=mine[-1],
+                reason="interface change",
+            )
+        if after != before:
+            rec.output = FrameCodec(after)
         prepared = {
             p.stage: StageChange(p.stage, p.new, p.migrate, p.old.version) for p in checked.plans
         }
-        return [UpgradeMsg(prepared, checked.last, reply)], None
+        if downstream:
+            # Prepared here and held undecided: ``last`` names a stage further
+            # on, so every stage here waits after preparing, and the message
+            # reaches the sending half (at_sender), which passes it on.
+            rec.answers = False
+            later = max(where)
+            msg = UpgradeMsg(prepared, order[later], rec.reply)
+            bound = None if after == before else encode_type(after)
+            self._prepared[id(msg)] = (msg, rec, Frame([], doc, frame.reply, rec.id, bound))
+        else:
+            msg = UpgradeMsg(prepared, checked.last, rec.reply)
+        if checked.input_after != checked.input_before:
+            # The frames after this one are in the new type if the change
+            # commits, in the old one if not: decoded once that is known.
+            assert self._receiver is not None
+            self._receiver.hold(rec.reply, FrameCodec(checked.input_after))
+        return [msg], None
+
+    async def at_sender(self, msg: UpgradeMsg) -> None:
+        """A change prepared by every stage here reached the sending half
+        (after every output before it): pass it on and wait for the decision."""
+        entry = self._prepared.pop(id(msg), None)
+        if entry is None or self._sender is None or self._decisions is None:
+            raise TypeError("an upgrade message that no change of this segment prepared")
+        _, rec, frame = entry
+        rec.forwarded = True
+        assert frame.change is not None
+        versions = {**rec.versions, **msg.versions}
+        payload = change_frame(frame.change, frame.reply, rec.id, frame.boundary, versions)
+        await self._sender.publish_frame(payload)
+        decision = await self._decisions.wait(rec.id)
+        if decision.get("commit") is True:
+            for commit in msg.commits:
+                commit()
+            msg.decided.set()
+            msg.reply.set(dict(msg.versions))
+            return
+        error = decision.get("error") or {}
+        reason = str(error.get("reason", "refused"))
+        err = UpgradeError(
+            f"refused further on: {error.get('message')}", stage=msg.last, reason=reason
+        )
+        msg.failure = (msg.last, reason, err)
+        msg.decided.set()  # the stages here wake up and keep their code
+        msg.reply.fail(err)
+
+    def awaiting(self) -> list[str]:
+        """The changes held prepared here, waiting for their decision."""
+        return [r.id for r in self.replies if r.forwarded and not r.reply.done]
+
+    async def at_cut(self, position: int) -> None:
+        """At the segment's cut of ``position``, before its states are written:
+        the codec after a change there, and the decision this segment owes."""
+        for key, (_, rec, _) in list(self._prepared.items()):
+            if rec.reply.done:  # refused here before it reached the sending half
+                del self._prepared[key]
+        for rec in self.replies:
+            if rec.position != position or not rec.reply.done:
+                continue
+            if rec.output is not None and rec.reply.error is None and self._sender is not None:
+                self._sender.use_codec(rec.output)
+                rec.output = None
+            if rec.owes_decision and not rec.decided and self._decisions is not None:
+                # Published before the states are written: a crash in between
+                # replays the change, which decides the same (the stages are
+                # deterministic) and publishes under the same ID.
+                await self._decisions.publish(rec.id, _decision(rec))
+                rec.decided = True
+            if rec.record is not None:
+                record, rec.record = rec.record, None
+                await self.history.append(finish_record(record, rec.reply))
 
     def results(self, committed: int) -> list[tuple[str, bytes]]:
         """The results to publish now: those of changes at or before ``committed``."""
         out: list[tuple[str, bytes]] = []
         kept = []
-        for subject, position, reply in self.replies:
-            if position > committed or not reply.done:
-                kept.append((subject, position, reply))
-            elif subject is not None:
-                out.append((subject, _result(reply)))
+        for rec in self.replies:
+            if rec.position > committed or not rec.reply.done:
+                kept.append(rec)
+            elif rec.subject is not None and (rec.answers or rec.refused_here):
+                out.append((rec.subject, _result(rec.reply, rec.versions)))
         self.replies = kept
         return out
 
 
-def _result(reply: Reply) -> bytes:
+def _names(doc: dict[str, Any]) -> tuple[bool, list[dict[str, Any]], list[Any]]:
+    """Whether ``doc`` is a rollback, its stage changes, and the stages it names."""
+    stages = doc.get("stages")
+    listed = stages if type(stages) is list else []
+    if doc.get("kind") == ROLLBACK:
+        return True, [], [s for s in listed if type(s) is str]
+    parts = [s for s in listed if type(s) is dict]
+    return False, parts, [s.get("stage") for s in parts]
+
+
+def _decision(rec: _Change) -> dict[str, Any]:
+    result = orjson.loads(_result(rec.reply, rec.versions))
+    return {"commit": "versions" in result, **result}
+
+
+def _result(reply: Reply, before: dict[str, str] | None = None) -> bytes:
     err = reply.error
     if err is None:
-        return orjson.dumps({"versions": reply.value})
+        return orjson.dumps({"versions": {**(before or {}), **reply.value}})
     data: dict[str, Any] = {"type": type(err).__name__, "message": str(err)}
     reason = getattr(err, "reason", None)
     if reason is not None:
@@ -138,8 +369,9 @@ async def request_change(
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox, max_msgs=1)
     try:
-        headers = {MSG_ID: f"change:{uuid.uuid4().hex}"}
-        await js.publish(name.subject, change_frame(doc, inbox), headers=headers)
+        change_id = uuid.uuid4().hex
+        headers = {MSG_ID: f"change:{change_id}"}
+        await js.publish(name.subject, change_frame(doc, inbox, change_id), headers=headers)
         try:
             msg = await sub.next_msg(timeout=within)
         except TimeoutError:

@@ -41,7 +41,7 @@ from nats.js.api import (
 )
 
 from arrowloop.distributed._frames import END, MSG_ID, FrameCodec, message_id
-from arrowloop.runtime import ChannelStatistics, CutMsg, EndMsg, Reply
+from arrowloop.runtime import ChannelStatistics, CutMsg, EndMsg, Reply, UpgradeMsg
 
 __all__ = [
     "ChannelConfig",
@@ -232,6 +232,14 @@ class NatsSendChannel:
         self.published = 0
         #: Of those, the ones the broker had already (a replay after a crash).
         self.duplicates = 0
+        #: What a segment does with an upgrade message that
+        #: reaches its end (a change prepared here, decided further on:
+        #: _changes.py), after what came before it is published.
+        self.on_control: Callable[[Any], Awaitable[None]] | None = None
+
+    def use_codec(self, codec: FrameCodec) -> None:
+        """Encode the items sent from now on with ``codec`` (flush first)."""
+        self._codec = codec
 
     def send_nowait(self, message: Any) -> None:
         """Buffer a batch that does not fill a frame; anything else needs :meth:`send`."""
@@ -261,6 +269,9 @@ class NatsSendChannel:
             if self._positions is None:
                 await self._publish(END)
             self.closed = True
+        elif self.on_control is not None and t is UpgradeMsg:
+            await self.flush()
+            await self.on_control(message)
         else:
             raise TypeError(
                 f"a networked channel carries plain items, cuts and end of stream, "

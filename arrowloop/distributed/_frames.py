@@ -3,9 +3,11 @@
 A frame is canonical-free JSON (orjson) so it stays cheap: ``{"i": [...]}``
 holds items in the JSON form of the channel's item type (typesys'
 ``json_writer``/``json_reader``, made once per type), ``{"e": true}`` is end
-of stream, ``{"u": change, "r": subject}`` a code change travelling in-band
-(``_changes.py``). Many items per broker message is what closes most of the gap to
-in-process channels: the broker's cost is per message, not per item.
+of stream, ``{"u": change, "r": subject, "k": id}`` a code change travelling
+in-band (``_changes.py``; ``"t"``, when a segment before changed the type of
+the channel, its new item type, wire-encoded). Many items per broker
+message is what closes most of the gap to in-process channels: the
+broker's cost is per message, not per item.
 
 Message IDs (JetStream's ``Nats-Msg-Id`` header, deduplicated by the stream
 within its duplicate window) are derived from who produced the frame and
@@ -33,19 +35,28 @@ END: Final = b'{"e":true}'
 class Frame:
     """A decoded broker message: its items, end of stream (``items is None``),
     or a code change (``change``: its wire document; ``reply``: the subject
-    its result goes to, if any)."""
+    its result goes to, if any; ``change_id``: the change's own name, the
+    same in every segment; ``boundary``: the channel's item type after the
+    change, wire-encoded, when a segment before changed it)."""
 
-    __slots__ = ("change", "items", "reply")
+    __slots__ = ("boundary", "change", "change_id", "items", "reply", "versions")
 
     def __init__(
         self,
         items: list[Any] | None,
         change: dict[str, Any] | None = None,
         reply: str | None = None,
+        change_id: str | None = None,
+        boundary: Any = None,
+        versions: dict[str, str] | None = None,
     ) -> None:
         self.items = items
         self.change = change
         self.reply = reply
+        self.change_id = change_id
+        self.boundary = boundary
+        #: The new versions of the stages segments before prepared.
+        self.versions = {} if versions is None else versions
 
     @property
     def end(self) -> bool:
@@ -53,10 +64,25 @@ class Frame:
         return self.items is None
 
 
-def change_frame(change: dict[str, Any], reply: str | None) -> bytes:
-    """A frame carrying a code change's wire document in-band, and the
-    subject its result is published on."""
-    return orjson.dumps({"u": change, "r": reply})
+def change_frame(
+    change: dict[str, Any],
+    reply: str | None,
+    change_id: str | None = None,
+    boundary: Any = None,
+    versions: dict[str, str] | None = None,
+) -> bytes:
+    """A frame carrying a code change's wire document in-band, the subject
+    its result is published on, its name, the channel's new item type
+    (wire-encoded) if the change alters it, and the new versions of the
+    stages prepared before."""
+    data: dict[str, Any] = {"u": change, "r": reply}
+    if change_id is not None:
+        data["k"] = change_id
+    if boundary is not None:
+        data["t"] = boundary
+    if versions:
+        data["v"] = versions
+    return orjson.dumps(data)
 
 
 class FrameCodec:
@@ -95,10 +121,15 @@ class FrameCodec:
             return Frame(None)
         change = data.get("u")
         if change is not None:
-            reply = data.get("r")
-            if type(change) is not dict or (reply is not None and type(reply) is not str):
+            reply, change_id, versions = data.get("r"), data.get("k"), data.get("v", {})
+            if (
+                type(change) is not dict
+                or any(v is not None and type(v) is not str for v in (reply, change_id))
+                or type(versions) is not dict
+                or not all(type(v) is str for v in versions.values())
+            ):
                 raise ValueError(f"not a change frame: {payload[:80]!r}")
-            return Frame([], change, reply)
+            return Frame([], change, reply, change_id, data.get("t"), versions)
         items = data.get("i")
         if type(items) is not list:
             raise ValueError(f"not a frame: {payload[:80]!r}")

@@ -42,7 +42,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from arrowloop.distributed._channel import ChannelConfig, ChannelName, InputPosition
 from arrowloop.distributed._frames import MSG_ID, Frame, FrameCodec
 from arrowloop.errors import ArrowloopError
-from arrowloop.runtime import ChannelStatistics, CutMsg, EndMsg
+from arrowloop.runtime import ChannelStatistics, CutMsg, EndMsg, Reply
 
 __all__ = ["NatsReceiveChannel", "OnChange"]
 
@@ -120,6 +120,35 @@ class NatsReceiveChannel:
         #: What a segment does with a code change frame: the runtime messages
         #: to hand out before its cut, and a frame to pass on at the cut.
         self.on_change: OnChange | None = None
+        # Set while a change that alters this channel's item type is being
+        # decided: later messages wait here undecoded (see hold()).
+        self._holding = False
+
+    def use_codec(self, codec: FrameCodec) -> None:
+        """Decode the messages handed out from now on with ``codec``."""
+        self._codec = codec
+
+    def hold(self, until: Reply, codec: FrameCodec) -> None:
+        """Hand out nothing after the message being handed out until ``until``
+        is delivered; then go on, decoding with ``codec`` if it succeeded.
+
+        For a change that alters the channel's item type: the frames after
+        it are in the new type if (and only if) the change commits, which is
+        known only once the segment's stages have taken it.
+        """
+        self._holding = True
+
+        def release() -> None:
+            self._holding = False
+            if until.error is None:
+                self._codec = codec
+            while self._expected in self._early and not self._holding:
+                seq = self._expected
+                self._hand_out(seq, self._early.pop(seq))
+
+        until.then = release
+        if until.done:
+            release()
 
     def start_at(self, committed: int) -> None:
         """Begin after ``committed`` (the position a segment's store holds)."""
@@ -165,7 +194,7 @@ class NatsReceiveChannel:
                 else:
                     msgs = await sub.fetch(1, timeout=config.fetch_timeout)
             except TimeoutError:  # nats' own or asyncio's, by the path taken
-                if not flowing and self._early:
+                if not flowing and self._early and not self._holding:
                     await self._skip_gap()
                 flowing = False
                 continue
@@ -193,11 +222,11 @@ class NatsReceiveChannel:
             elif seq in self._inflight:
                 self._inflight[seq] = msg  # ack the newest delivery
             return
-        if seq > self._expected:
+        if seq > self._expected or self._holding:
             self._early[seq] = msg
             return
         self._hand_out(seq, msg)
-        while self._expected in self._early:
+        while self._expected in self._early and not self._holding:
             seq = self._expected
             self._hand_out(seq, self._early.pop(seq))
         if not self._cuts:
@@ -276,7 +305,7 @@ class NatsReceiveChannel:
                 self._expected += 1
             except nats.errors.Error:
                 return
-        while self._expected in self._early:
+        while self._expected in self._early and not self._holding:
             seq = self._expected
             self._hand_out(seq, self._early.pop(seq))
 

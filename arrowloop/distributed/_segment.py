@@ -46,8 +46,10 @@ from arrowloop.distributed._channel import (
     NatsSendChannel,
     ensure_stream,
 )
+from arrowloop.distributed._decisions import Decisions
 from arrowloop.distributed._ends import connect
 from arrowloop.distributed._frames import FrameCodec
+from arrowloop.distributed._history import answer_history
 from arrowloop.distributed._kvstore import open_kv_store
 from arrowloop.distributed._receive import NatsReceiveChannel
 from arrowloop.distributed._status import answer_status
@@ -179,6 +181,10 @@ class Segment:
             self._marks = {p: (m[0], m[1]) for p, m in marks.state.items()}
             self.receiver.watermarks = dict(self._marks)
         self.ended = any(r.get("event") == _END_EVENT for r in stored.history)
+        # A change committed before may have changed what the segment reads
+        # or writes: its channels' codecs follow the machines it runs.
+        self.receiver.use_codec(FrameCodec(self.actors[0].machine.input))
+        sender.use_codec(FrameCodec(self.actors[-1].machine.output))
         for a in self.actors:
             a.seed(decode_value(a.machine.state, records[a.name].state, f"$.{a.name}"), 0)
         self._versions = {a.name: a.machine.version for a in self.actors}
@@ -238,6 +244,7 @@ class Segment:
         crash replays from the last write; the outputs replayed carry the
         IDs they had, so the broker drops them whichever write was last.
         """
+        await self.changes.at_cut(at.position)
         pending = self._uncommitted
         pending.append(at)
         later = len(self.receiver.positions) > 1  # this cut's position is still first
@@ -420,9 +427,15 @@ async def open_segment(
                 commit=seg.commit,
                 max_payload=nc.max_payload,
             )
+            decisions = Decisions(js, pipeline)
+            await decisions.ensure()
+            order = [s.name for s in spec.stages]
+            seg.changes.wire(order, receiver, seg.sender, decisions)
+            await anyio.to_thread.run_sync(seg.changes.history.load, store)
             async with _running(seg):
                 index = [s.name for s in spec.stages].index(names[0])
                 await answer_status(nc, pipeline, seg, index)  # until the connection closes
+                await answer_history(nc, pipeline, seg.changes.history, names, index)
                 yield seg
     finally:
         if store is not None:

@@ -44,6 +44,8 @@ def segment_status(seg: Segment, index: int) -> dict[str, Any]:
                 "processed": st.processed,
                 "failed": st.failed,
                 "upgrades": st.upgrades,
+                "state_type": st.state_type,
+                "queue_depth": st.queue.items,
             }
         )
     return {
@@ -54,6 +56,9 @@ def segment_status(seg: Segment, index: int) -> dict[str, Any]:
         "finished": seg.finished.is_set(),
         "stages": stages,
         "counts": seg.statistics(),
+        # Changes across segments this one holds prepared, waiting for the
+        # decision (its stages wait meanwhile: docs/distributed.md).
+        "awaiting": seg.changes.awaiting(),
     }
 
 

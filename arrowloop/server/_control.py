@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import anyio
@@ -110,7 +110,7 @@ def _requester(req: dict[str, Any], default: str) -> str:
     return who
 
 
-Handler = Callable[[Supervisor, dict[str, Any], ControlLimits], Awaitable[Any]]
+Handler = Callable[[Any, dict[str, Any], ControlLimits], Awaitable[Any]]
 
 
 # One change document decoded at a time per supervisor: several control
@@ -294,22 +294,23 @@ def _reply(rid: Any, result: Any = None, error: dict[str, Any] | None = None) ->
 
 
 async def _handle(
-    sup: Supervisor,
+    sup: Any,
     token: Token,
     line: bytes,
     limits: ControlLimits,
     throttle: AuthThrottle | None = None,
     address: str | None = None,
+    handlers: Mapping[str, Handler] = _HANDLERS,
 ) -> tuple[bytes, bool, bool]:
     """The reply to one request line, whether to keep the connection, and
     whether the request carried the right token."""
     if len(line) < _BIG_REQUEST:
-        return await _answer(sup, token, line, limits, throttle, address)
+        return await _answer(sup, token, line, limits, throttle, address, handlers)
     # Parsed on the loop (the token comes first): a big request is millions
     # of objects, and a full collection while it is alive would scan them
     # all with the loop stopped.
     with deferred_full_collections():
-        return await _answer(sup, token, line, limits, throttle, address)
+        return await _answer(sup, token, line, limits, throttle, address, handlers)
 
 
 #: Request lines longer than this (in bytes) are parsed in a worker thread:
@@ -325,12 +326,13 @@ def _parse_big(line: bytes) -> Any:
 
 
 async def _answer(
-    sup: Supervisor,
+    sup: Any,
     token: Token,
     line: bytes,
     limits: ControlLimits,
     throttle: AuthThrottle | None,
     address: str | None,
+    handlers: Mapping[str, Handler],
 ) -> tuple[bytes, bool, bool]:
     try:
         if len(line) > BIG_LINE:
@@ -373,7 +375,7 @@ async def _answer(
                 f"the field {unknown[0]!r:.40}",
             )
         op = req.get("op")
-        handler = _HANDLERS.get(op) if type(op) is str else None
+        handler = handlers.get(op) if type(op) is str else None
         if handler is None:
             raise _bad("$.op", f"one of {list(OPERATIONS)}", repr(op)[:40])
         result = await handler(sup, req, limits)
@@ -383,7 +385,7 @@ async def _answer(
 
 
 async def serve_control_connection(
-    sup: Supervisor,
+    sup: Supervisor | Any,
     stream: ByteStream,
     token: Token,
     limits: ControlLimits,
@@ -394,6 +396,7 @@ async def serve_control_connection(
     throttle: AuthThrottle | None = None,
     address: str | None = None,
     refusals: dict[str, int] | None = None,
+    handlers: Mapping[str, Handler] | None = None,
 ) -> None:
     """Serve one control connection: requests one at a time, in order.
 
@@ -405,7 +408,9 @@ async def serve_control_connection(
     Refusals of wrong tokens from an ``address`` that keeps sending them
     are delayed by ``throttle``; ``budget`` may evict the connection (it is
     then closed) when the server's readers hold too much together. Error
-    replies are counted by type in ``refusals``.
+    replies are counted by type in ``refusals``. ``handlers`` replaces what
+    each operation does (a distributed pipeline's segment passes its own,
+    and itself as ``sup``: ``arrowloop.distributed``); the protocol stays.
     """
     scope = anyio.CancelScope()
     reader = LineReader(
@@ -427,13 +432,14 @@ async def serve_control_connection(
                 auth_timeout,
                 idle_timeout,
                 {} if refusals is None else refusals,
+                _HANDLERS if handlers is None else handlers,
             )
     finally:
         reader.release()
 
 
 async def _serve_requests(
-    sup: Supervisor,
+    sup: Any,
     stream: ByteStream,
     reader: LineReader,
     token: Token,
@@ -443,6 +449,7 @@ async def _serve_requests(
     auth_timeout: float | None,
     idle_timeout: float | None,
     refusals: dict[str, int],
+    handlers: Mapping[str, Handler],
 ) -> None:
     authed = False
     auth_deadline = None if auth_timeout is None else anyio.current_time() + auth_timeout
@@ -475,7 +482,7 @@ async def _serve_requests(
                 return
             if not line.strip():
                 continue
-            reply, keep, ok = await _handle(sup, token, line, limits, throttle, address)
+            reply, keep, ok = await _handle(sup, token, line, limits, throttle, address, handlers)
             if ok and not authed:
                 authed = True
                 reader.max_line = limits.max_request

@@ -15,10 +15,16 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import Final
 
 from arrowloop.endpoints._lines import BufferBudget, LineTooLong
 
 __all__ = ["LineFeed"]
+
+#: The bytes ``bytes.strip`` removes (``\r`` is looked for on its own).
+_BLANK: Final = frozenset(b" \t\n\x0b\x0c")
+#: A line starting with one of them, after a newline.
+_STARTS_BLANK: Final = tuple(b"\n" + bytes([c]) for c in sorted(_BLANK))
 
 
 class LineFeed:
@@ -142,9 +148,18 @@ class LineFeed:
         """The complete lines of ``block`` (the bytes before its last newline)."""
         lines = block.split(b"\n")
         ready = self._ready
-        if b"\r" not in block and max(map(len, lines)) <= self._max:
-            # The common case: one split, no line to look at closely.
-            ready.extend([line for line in lines if line.strip()])
+        if (
+            block
+            and b"\r" not in block
+            and block[0] not in _BLANK
+            and block[-1] != 10  # an empty last line (b"\n")
+            and not any(b in block for b in _STARTS_BLANK)
+            and max(map(len, lines)) <= self._max
+        ):
+            # The common case: one split, nothing to drop, no line to look
+            # at closely. (A blank line starts with a blank: the scans for
+            # those, a few per read, save a strip per line.)
+            ready.extend(lines)
             self._held += len(block)
             return
         for line in lines:

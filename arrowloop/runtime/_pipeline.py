@@ -355,7 +355,7 @@ class Pipeline:
             v = view()
             item = v.decode(item) if decode else v.admit(item)
         pending = self._pending
-        ticket = Ticket(item, pending, v, v.emit if v is not None and v.adapt_out else None, key)
+        ticket = Ticket(item, pending, v, key)
         pending.add(ticket)
         try:
             await self._door.put(ticket if key is None else KeyedCalls((ticket,)))
@@ -447,7 +447,6 @@ class Pipeline:
             key_of = keys
         calls = Calls() if type(key_of) is repeat else KeyedCalls()
         pending = self._pending
-        after = v.emit if v.adapt_out else None
         enter = calls.append
         give = out.append
         for item, key in zip(items, key_of, strict=False):  # keys: checked above
@@ -458,7 +457,7 @@ class Pipeline:
             except Exception as exc:  # this item's fault: the batch goes on
                 give(exc)
                 continue
-            ticket = Ticket(value, pending, v, after, key)
+            ticket = Ticket(value, pending, v, key)
             enter(ticket)
             give(ticket)
         return out, calls

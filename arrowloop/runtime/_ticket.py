@@ -11,7 +11,6 @@ second makes one per request, and each object made is measured there.)
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from arrowloop.runtime._envelope import Reply
@@ -28,14 +27,13 @@ class Ticket(Reply):
     whether the output (or the error) has arrived.
     """
 
-    __slots__ = ("_after", "_pending", "key", "view")
+    __slots__ = ("_pending", "key", "view")
 
     def __init__(
         self,
         item: Any,
         pending: set[Reply],
         view: ClientView | None = None,
-        after: Callable[[Any], Any] | None = None,
         key: str | None = None,
     ) -> None:
         # Reply's fields set here rather than through super().__init__: one
@@ -52,7 +50,6 @@ class Ticket(Reply):
         #: The client view the item was admitted through (its output has
         #: ``view.output``'s type once :meth:`result` returns it).
         self.view = view
-        self._after = after
 
     async def result(self) -> Any:
         """Wait for the item's output (adapted out through the ticket's view).
@@ -65,7 +62,8 @@ class Ticket(Reply):
             value = await self.wait()
         finally:
             self._pending.discard(self)
-        return value if self._after is None else self._after(value)
+        view = self.view
+        return value if view is None or not view.adapt_out else view.emit(value)
 
     def get(self) -> Any:
         """The output of a ticket that is :attr:`done`, without waiting (as
@@ -79,7 +77,8 @@ class Ticket(Reply):
         if self.error is not None:
             raise self.error
         value = self.value
-        return value if self._after is None else self._after(value)
+        view = self.view
+        return value if view is None or not view.adapt_out else view.emit(value)
 
     def forget(self) -> None:
         """Give up on the output (the pipeline stops tracking it)."""

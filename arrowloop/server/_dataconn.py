@@ -49,10 +49,11 @@ from arrowloop.supervisor import Supervisor
 
 __all__ = ["serve_data_connection"]
 
-#: A request's place in a connection's reply order: its ticket (a request
-#: without an id, the common case: nothing is made for it), or ``(id,
-#: ticket, None)``, or ``(id, None, error)`` for one answered with an error.
-_Pending = Ticket | tuple[Any, Ticket | None, dict[str, Any] | None]
+#: A request's place in a connection's reply order: for a request without
+#: an id (the common case: nothing is made for it) its ticket, or the
+#: exception it is answered with; else ``(id, ticket, None)`` or ``(id,
+#: None, error data)``.
+_Pending = Ticket | Exception | tuple[Any, Ticket | None, dict[str, Any] | None]
 
 #: orjson's option ending a reply with its newline (no copy to add it).
 _LINE: Final = orjson.OPT_APPEND_NEWLINE
@@ -77,9 +78,7 @@ class _Group:
         """The group's places in the reply order, given its tickets."""
         ids = self.ids
         if ids is None:
-            if all(type(t) is Ticket for t in tickets):
-                return tickets  # type: ignore[return-value]  # all tickets
-            return [t if type(t) is Ticket else _failed(None, t) for t in tickets]
+            return tickets  # type: ignore[return-value]  # (list is invariant)
         return [
             (rid, t, None) if type(t) is Ticket else _failed(rid, t)
             for rid, t in zip(ids, tickets, strict=True)
@@ -94,7 +93,9 @@ class _Group:
 
 def _ticket_of(p: _Pending) -> Ticket | None:
     """The ticket of a place in the reply order (None: answered already)."""
-    return p if isinstance(p, Ticket) else p[1]
+    if isinstance(p, Ticket):
+        return p
+    return p[1] if isinstance(p, tuple) else None
 
 
 def _failed(rid: Any, exc: Any) -> _Pending:
@@ -110,17 +111,23 @@ def _steps(lines: list[bytes | LineTooLong]) -> list[_Step]:
     """Parse a batch of request lines into what to admit and what to answer."""
     steps: list[_Step] = []
     group: _Group | None = None
+    # The current group's items.append while the group is plain (no
+    # version, ids or keys): a plain request then costs one call.
+    plain: Any = None
     loads = orjson.loads
     for line in lines:
         if type(line) is not bytes:
             assert isinstance(line, LineTooLong)
             steps.append((None, None, error_data(too_long(line))))
-            group = None
+            group = plain = None
             continue
         try:
             req = loads(line)
             if type(req) is dict and len(req) == 1 and "item" in req:
                 # {"item": ...} alone, the common request: nothing to check
+                if plain is not None:
+                    plain(req["item"])
+                    continue
                 rid = version = key = None
                 raw = req["item"]
             else:
@@ -128,7 +135,7 @@ def _steps(lines: list[bytes | LineTooLong]) -> list[_Step]:
         except (orjson.JSONDecodeError, ProtocolError) as exc:
             err = invalid_json(exc) if isinstance(exc, orjson.JSONDecodeError) else exc
             steps.append((id_of(line), None, error_data(err)))
-            group = None
+            group = plain = None
             continue
         if group is None or group.version != version:
             group = _Group(version)
@@ -142,6 +149,11 @@ def _steps(lines: list[bytes | LineTooLong]) -> list[_Step]:
         elif key is not None:
             group.keys = [*([None] * len(group.items)), key]
         group.items.append(raw)
+        plain = (
+            group.items.append
+            if group.version is None and group.ids is None and group.keys is None
+            else None
+        )
     return steps
 
 
@@ -405,6 +417,12 @@ class _Connection(asyncio.Protocol):
             if isinstance(p, Ticket):
                 t = p
                 rid = None
+            elif not isinstance(p, tuple):
+                data = error_data(p)  # refused on its own (ill-typed, say)
+                stats.error(data)
+                add(reply_line(None, error=data))
+                n += 1
+                continue
             else:
                 rid, answered, err = p
                 if answered is None:

@@ -99,6 +99,12 @@ def _nats(p: argparse.ArgumentParser) -> None:
     g.add_argument("--nats", metavar="URL", help="the broker, e.g. nats://127.0.0.1:4222")
     g.add_argument("--segment", metavar="A,B", help="the stages to run here (default: all)")
     g.add_argument(
+        "--shards",
+        metavar="0,1",
+        help="with --segment naming a sharded stage: the shards to run here, each as a "
+        "task with its own channel and store (default: all)",
+    )
+    g.add_argument(
         "--nats-frame-items", type=_positive(int), default=256, help="items per broker message"
     )
     g.add_argument(

@@ -49,6 +49,14 @@ from arrowloop.distributed._channel import (
 from arrowloop.distributed._ends import connect
 from arrowloop.distributed._frames import FrameCodec
 from arrowloop.distributed._receive import NatsReceiveChannel
+from arrowloop.distributed._shardnet import (
+    ShardChanges,
+    ShardRouter,
+    check_shards,
+    replica_spec,
+    shard_channel,
+    shard_producer,
+)
 from arrowloop.distributed._status import answer_status
 from arrowloop.errors import ArrowloopError
 from arrowloop.machine import AnyMachine, Machine
@@ -81,7 +89,7 @@ def segment_stages(spec: PipelineSpec, names: Sequence[str]) -> tuple[list[Stage
 
     Raises:
         ArrowloopError: a name is unknown, the stages are not consecutive, or
-            one is sharded (not across processes yet).
+            a sharded stage is not a segment of its own (see _shardnet.py).
     """
     order = [s.name for s in spec.stages]
     missing = [n for n in names if n not in order]
@@ -93,14 +101,7 @@ def segment_stages(spec: PipelineSpec, names: Sequence[str]) -> tuple[list[Stage
         raise ArrowloopError(
             f"a segment is consecutive stages in pipeline order ({order}), found {list(names)}"
         )
-    for s in chosen:
-        if s.sharded:
-            # A segment keeps durable state per stage, which a sharded stage
-            # has not yet (docs/runtime.md, "Sharded stages").
-            raise ArrowloopError(
-                f"stage {s.name!r} is sharded: sharded stages do not run in a distributed "
-                "segment yet"
-            )
+    check_shards(list(spec.stages), first, len(chosen))
     after = first + len(names)
     return chosen, order[after] if after < len(order) else "out"
 
@@ -120,7 +121,7 @@ class Segment:
     ) -> None:
         self.store = store
         self.receiver = receiver
-        self.sender: NatsSendChannel | None = None
+        self.sender: NatsSendChannel | ShardRouter | None = None
         self.dead_letters = DeadLetters()
         self.actors: list[StageActor] = []
         #: Set once end of stream has passed through every stage.
@@ -146,7 +147,7 @@ class Segment:
         """The input position committed last."""
         return self.receiver.committed
 
-    def resume(self, sender: NatsSendChannel) -> int:
+    def resume(self, sender: NatsSendChannel | ShardRouter) -> int:
         """Build the actors (from the receiver to ``sender``) with the machines
         and states the store holds; the committed position (0 if new).
 
@@ -195,7 +196,7 @@ class Segment:
         machine = Machine.from_wire(rec.machine, budget=None)  # checked when it was stored
         return attrs.evolve(spec, machine=machine)
 
-    def _build(self, specs: list[StageSpec], sender: NatsSendChannel) -> None:
+    def _build(self, specs: list[StageSpec], sender: NatsSendChannel | ShardRouter) -> None:
         self.sender = sender
         inbox: ReceiveChannel = self.receiver
         for i, spec in enumerate(specs):
@@ -281,6 +282,8 @@ class Segment:
             if d.mark is not None:
                 producer, position, part = d.mark
                 self._marks[producer] = (position, part)
+            for producer, position, part in d.notes:
+                self._marks[producer] = (position, part)
 
     def _marks_row(self, seq: int) -> tuple[str, Any, int]:
         """The producers' watermarks as of the inputs committed, as a store row."""
@@ -363,6 +366,7 @@ async def open_segment(
     state_dir: Path | None = None,
     fsync: Literal["full", "normal"] = "full",
     config: ChannelConfig | None = None,
+    shard: int | None = None,
 ) -> AsyncIterator[Segment]:
     """Run ``stages`` of ``spec`` here, between networked channels on the broker at ``url``.
 
@@ -375,23 +379,41 @@ async def open_segment(
     ``segment.finished`` to run until end of stream; leaving the block
     earlier stops the stages (what was not committed is redelivered to
     the next process that runs them).
+
+    A sharded stage runs alone, one shard per segment: ``shard`` says which
+    (its own channel and store; see _shardnet.py).
+
+    Raises:
+        ArrowloopError: the stages are no segment (see :func:`segment_stages`),
+            ``shard`` is missing or out of range for a sharded stage, or given
+            for another.
     """
     config = ChannelConfig() if config is None else config
     chosen, after = segment_stages(spec, stages)
     names = [s.name for s in chosen]
+    label, channel, producer = "-".join(names), names[0], f"{pipeline}.{'-'.join(names)}"
+    if chosen[0].sharded:
+        n = chosen[0].shards
+        if shard is None or not 0 <= shard < n:
+            raise ArrowloopError(f"stage {names[0]!r} has {n} shards: run shard 0 to {n - 1}")
+        chosen = [replica_spec(chosen[0])]
+        label = f"{label}.shard{shard}"
+        channel = shard_channel(names[0], shard)
+        producer = shard_producer(producer, shard, n)
+    elif shard is not None:
+        raise ArrowloopError(f"stage {names[0]!r} is not sharded: no shard to run")
     store: StateStore
     lock: IO[bytes] | None = None
     if state_dir is None:
         store = MemoryStore()
     else:
-        path = state_dir / f"{pipeline}.{'-'.join(names)}.sqlite"
+        path = state_dir / f"{pipeline}.{label}.sqlite"
         store, lock = await anyio.to_thread.run_sync(_sqlite_store, path, fsync)
     try:
         async with connect(url) as nc:
             js = nc.jetstream()
-            inp, out = ChannelName(pipeline, names[0]), ChannelName(pipeline, after)
+            inp = ChannelName(pipeline, channel)
             await ensure_stream(js, inp, config)
-            await ensure_stream(js, out, config)
             positions: deque[int] = deque()
             codec_in = FrameCodec(chosen[0].machine.input)
             receiver = NatsReceiveChannel(js, inp, codec_in, config, cuts=True, positions=positions)
@@ -403,16 +425,36 @@ async def open_segment(
                 last=after == "out",
                 publish=nc.publish,
             )
-            seg.sender = NatsSendChannel(
-                js,
-                out,
-                FrameCodec(chosen[-1].machine.output),
-                f"{pipeline}.{'-'.join(names)}",
-                config,
-                positions=positions,
-                commit=seg.commit,
-                max_payload=nc.max_payload,
-            )
+            if shard is not None:
+                seg.changes = ShardChanges(seg.actors, after == "out")
+            codec_out = FrameCodec(chosen[-1].machine.output)
+            nxt = {s.name: s for s in spec.stages}.get(after)
+            if nxt is not None and nxt.shard_key is not None:
+                outs = [ChannelName(pipeline, shard_channel(after, k)) for k in range(nxt.shards)]
+                for out in outs:
+                    await ensure_stream(js, out, config)
+                senders = [
+                    NatsSendChannel(
+                        js, out, codec_out, f"{producer}/{k}", config, max_payload=nc.max_payload
+                    )
+                    for k, out in enumerate(outs)
+                ]
+                name = ChannelName(pipeline, after)
+                key = nxt.shard_key
+                seg.sender = ShardRouter(name, senders, key, positions, seg.commit)
+            else:
+                out = ChannelName(pipeline, after)
+                await ensure_stream(js, out, config)
+                seg.sender = NatsSendChannel(
+                    js,
+                    out,
+                    codec_out,
+                    producer,
+                    config,
+                    positions=positions,
+                    commit=seg.commit,
+                    max_payload=nc.max_payload,
+                )
             async with _running(seg):
                 index = [s.name for s in spec.stages].index(names[0])
                 await answer_status(nc, pipeline, seg, index)  # until the connection closes

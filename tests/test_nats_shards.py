@@ -1,0 +1,191 @@
+"""Sharded stages across processes under kill -9: the segment before the
+sharded stage (``number``), its three shards in two processes (shards 0 and
+1 as tasks of one, shard 2 alone: how many a process runs differs), and the
+segment after them (``tally``), all served with the CLI on one broker; a
+code change of the sharded stage in-band partway; shard processes (and in
+one run the router's and the reader's) killed with SIGKILL during a steady
+stream and restarted on their state directories. Nothing is lost or
+duplicated, each key's outputs come in its order and are the sequential
+model's, and the committed states and versions are the model's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from arrowloop.distributed import change_frame, open_sink, open_source
+from arrowloop.runtime import EndMsg
+from arrowloop.store import SqliteStore
+from arrowloop.supervisor import code_change
+from arrowloop.typesys import INT
+from arrowloop.upgrade import encode_change
+from arrowloop.wire import decode_value
+from tests.nats_pipeline import CONFIG, SERVE_ARGS
+from tests.nats_shards_pipeline import (
+    KEYS,
+    PIPELINE,
+    SPEC,
+    as_tuples,
+    model,
+    per_key_twice,
+)
+from tests.natsserver import NatsServer, nats_server
+from tests.serving import server_env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.anyio]
+
+__all__ = ["nats_server"]  # the fixture, imported for pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = "tests.nats_shards_pipeline:SPEC"
+OUT_TYPE = SPEC.stages[-1].machine.output
+#: Each process: the stages it runs, and the shards of a sharded one.
+PROCESSES = {
+    "a": ["--segment", "number"],
+    "s01": ["--segment", "per_key", "--shards", "0,1"],
+    "s2": ["--segment", "per_key", "--shards", "2"],
+    "c": ["--segment", "tally"],
+}
+#: ``per_key`` becomes ``per_key_twice`` after this many items, in-band.
+CHANGE_AT = 2400
+CHANGE = encode_change(code_change("per_key", SPEC.stages[1].machine.version, per_key_twice))
+
+
+class Processes:
+    """The segment processes of one test, started and killed by name."""
+
+    def __init__(self, url: str, tmp: Path) -> None:
+        self.url = url
+        self.tmp = tmp
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.live_kills = 0  # of a process still running its part of the stream
+
+    def start(self, name: str) -> None:
+        command = [sys.executable, "-m", "arrowloop", "serve", TARGET, "--nats", self.url]
+        command += [*PROCESSES[name], *SERVE_ARGS, "--state-dir", str(self.tmp / "state")]
+        with (self.tmp / f"segment-{name}.log").open("ab") as log:
+            self.procs[name] = subprocess.Popen(
+                command, cwd=ROOT, env=server_env(self.tmp), stdout=log, stderr=log
+            )
+
+    def kill(self, name: str) -> None:
+        proc = self.procs[name]
+        if proc.poll() is None:  # it may have finished its part of the stream
+            os.kill(proc.pid, signal.SIGKILL)
+            self.live_kills += 1
+        proc.wait()
+
+    def stop_all(self) -> None:
+        """Wait for each to finish on its own, killing one that does not."""
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _stores(tmp: Path) -> dict[str, Any]:
+    """Per store file (its stem): ``{stage: (version, state)}`` as committed."""
+    found: dict[str, Any] = {}
+    for path in sorted((tmp / "state").glob("*.sqlite")):
+        store = SqliteStore(path)
+        try:
+            stored = store.load()
+            assert stored is not None
+            found[path.stem] = {
+                n: (r.version, r.state) for n, r in stored.stages.items() if not n.startswith("~")
+            }
+        finally:
+            store.close()
+    return found
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize(
+    "kills",
+    [
+        {900: "s01"},
+        {500: "s01", 1300: "s2", 2100: "s01", 2900: "s2", 3700: "s01"},
+        {700: "a", 1500: "c", 2300: "s2", 3100: "a", 3900: "c"},
+    ],
+    ids=["one-shard-kill", "five-shard-kills", "router-reader-and-shard-kills"],
+)
+async def test_kill_9_of_shard_processes_loses_and_duplicates_nothing(
+    nats_server: NatsServer, tmp_path: Path, kills: dict[int, str]
+) -> None:
+    items = [(i * 7919) % 1000 for i in range(4800)]
+    kill_at = dict(kills)
+    url = nats_server.url
+    procs = Processes(url, tmp_path)
+    got: list[Any] = []
+    try:
+        for name in PROCESSES:
+            procs.start(name)
+        with anyio.fail_after(240):
+            async with (
+                open_source(url, PIPELINE, "number", INT, config=CONFIG) as src,
+                open_sink(url, PIPELINE, "out", OUT_TYPE, config=CONFIG) as sink,
+                anyio.create_task_group() as tg,
+            ):
+
+                async def produce() -> None:
+                    for i in range(0, len(items), CONFIG.frame_items):
+                        if i == CHANGE_AT:
+                            await src.flush()
+                            await src.publish_frame(change_frame(CHANGE, None))
+                        await src.send(items[i : i + CONFIG.frame_items])
+                    await src.send(EndMsg())
+
+                tg.start_soon(produce)
+                try:
+                    while True:
+                        for m in await sink.receive(1024):
+                            if type(m) is list:
+                                got.extend(m)
+                        for at in sorted(kill_at):
+                            if len(got) >= at:
+                                name = kill_at.pop(at)
+                                procs.kill(name)
+                                procs.start(name)
+                except anyio.EndOfStream:
+                    pass
+    finally:
+        procs.stop_all()
+    assert {n: p.returncode for n, p in procs.procs.items()} == dict.fromkeys(PROCESSES, 0)
+    assert not kill_at
+    assert procs.live_kills >= 1
+    expected, states = model(items, twice_from=CHANGE_AT)
+    outputs = as_tuples(got)
+    lost = len(set(expected) - set(outputs))
+    duplicated = len(outputs) - len(set(outputs))
+    assert (lost, duplicated) == (0, 0)
+    assert sorted(outputs) == sorted(expected)
+    # Per key, the order of the input: one key is one shard, in order.
+    per_key_got: dict[int, list[Any]] = defaultdict(list)
+    per_key_expected: dict[int, list[Any]] = defaultdict(list)
+    for o in outputs:
+        per_key_got[o[0] % KEYS].append(o)
+    for o in expected:
+        per_key_expected[o[0] % KEYS].append(o)
+    assert per_key_got == per_key_expected
+    stores = _stores(tmp_path)
+    shard_stores = [s for name, s in stores.items() if ".per_key.shard" in name]
+    assert len(shard_stores) == 3
+    state_type = per_key_twice.machine.state
+    merged: dict[int, Any] = {}
+    for s in shard_stores:
+        version, state = s["per_key"]
+        assert version == per_key_twice.machine.version  # every shard, at its copy
+        merged.update(decode_value(state_type, state))
+    assert merged == states
+    assert stores[f"{PIPELINE}.number"]["number"][1] == len(items)
+    assert stores[f"{PIPELINE}.tally"]["tally"][1] == len(items)

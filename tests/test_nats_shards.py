@@ -2,11 +2,13 @@
 sharded stage (``number``), its three shards in two processes (shards 0 and
 1 as tasks of one, shard 2 alone: how many a process runs differs), and the
 segment after them (``tally``), all served with the CLI on one broker; a
-code change of the sharded stage in-band partway; shard processes (and in
+code change of the sharded stage in-band partway, and one of the stage
+after it (its shards' copies aligned: one cut); shard processes (and in
 one run the router's and the reader's) killed with SIGKILL during a steady
 stream and restarted on their state directories. Nothing is lost or
 duplicated, each key's outputs come in its order and are the sequential
-model's, and the committed states and versions are the model's."""
+model's (each change at exactly its place), and the committed states and
+versions are the model's."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from typing import Any
 import anyio
 import pytest
 
-from arrowloop.distributed import change_frame, open_sink, open_source
+from arrowloop import pipeline, stage
+from arrowloop.distributed import change_frame, open_segment, open_sink, open_source
 from arrowloop.runtime import EndMsg
 from arrowloop.store import SqliteStore
 from arrowloop.supervisor import code_change
@@ -32,10 +35,15 @@ from tests.nats_pipeline import CONFIG, SERVE_ARGS
 from tests.nats_shards_pipeline import (
     KEYS,
     PIPELINE,
+    SHARDS,
     SPEC,
     as_tuples,
+    by_key,
     model,
+    number,
+    per_key,
     per_key_twice,
+    tally_v2,
 )
 from tests.natsserver import NatsServer, nats_server
 from tests.serving import server_env
@@ -54,9 +62,12 @@ PROCESSES = {
     "s2": ["--segment", "per_key", "--shards", "2"],
     "c": ["--segment", "tally"],
 }
-#: ``per_key`` becomes ``per_key_twice`` after this many items, in-band.
-CHANGE_AT = 2400
-CHANGE = encode_change(code_change("per_key", SPEC.stages[1].machine.version, per_key_twice))
+#: In-band: ``per_key`` (the sharded stage) becomes ``per_key_twice`` after
+#: this many items, and ``tally`` (after the shards: aligned) ``tally_v2``.
+CHANGES = {
+    2400: encode_change(code_change("per_key", SPEC.stages[1].machine.version, per_key_twice)),
+    3200: encode_change(code_change("tally", SPEC.stages[2].machine.version, tally_v2)),
+}
 
 
 class Processes:
@@ -139,9 +150,11 @@ async def test_kill_9_of_shard_processes_loses_and_duplicates_nothing(
 
                 async def produce() -> None:
                     for i in range(0, len(items), CONFIG.frame_items):
-                        if i == CHANGE_AT:
+                        if i in CHANGES:
+                            # A code change in-band, between two frames of the
+                            # source: its place in the stream is known exactly.
                             await src.flush()
-                            await src.publish_frame(change_frame(CHANGE, None))
+                            await src.publish_frame(change_frame(CHANGES[i], None))
                         await src.send(items[i : i + CONFIG.frame_items])
                     await src.send(EndMsg())
 
@@ -163,7 +176,7 @@ async def test_kill_9_of_shard_processes_loses_and_duplicates_nothing(
     assert {n: p.returncode for n, p in procs.procs.items()} == dict.fromkeys(PROCESSES, 0)
     assert not kill_at
     assert procs.live_kills >= 1
-    expected, states = model(items, twice_from=CHANGE_AT)
+    expected, states = model(items, twice_from=2400, v2_from=3200)
     outputs = as_tuples(got)
     lost = len(set(expected) - set(outputs))
     duplicated = len(outputs) - len(set(outputs))
@@ -188,4 +201,46 @@ async def test_kill_9_of_shard_processes_loses_and_duplicates_nothing(
         merged.update(decode_value(state_type, state))
     assert merged == states
     assert stores[f"{PIPELINE}.number"]["number"][1] == len(items)
-    assert stores[f"{PIPELINE}.tally"]["tally"][1] == len(items)
+    assert stores[f"{PIPELINE}.tally"]["tally"] == (tally_v2.machine.version, len(items))
+
+
+LAST_SHARDED = pipeline(
+    stage("number", number), stage("per_key", per_key, shards=SHARDS, shard_key=by_key)
+)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_sink_after_a_sharded_last_stage_reads_every_shard(
+    nats_server: NatsServer,
+) -> None:
+    """Segments in this process (the shards of the last stage as tasks), a
+    sink with ``shards``: every output once, per key in order, one end."""
+    url, name = nats_server.url, "last_sharded"
+    items = [(i * 7919) % 1000 for i in range(600)]
+    got: list[Any] = []
+    out_type = LAST_SHARDED.stages[-1].machine.output
+    with anyio.fail_after(60):
+        async with (
+            open_segment(LAST_SHARDED, ["number"], url, pipeline=name, config=CONFIG),
+            open_segment(LAST_SHARDED, ["per_key"], url, pipeline=name, config=CONFIG, shard=0),
+            open_segment(LAST_SHARDED, ["per_key"], url, pipeline=name, config=CONFIG, shard=1),
+            open_segment(LAST_SHARDED, ["per_key"], url, pipeline=name, config=CONFIG, shard=2),
+            open_source(url, name, "number", INT, config=CONFIG) as src,
+            open_sink(url, name, "out", out_type, config=CONFIG, shards=SHARDS) as sink,
+        ):
+            await src.send(items)
+            await src.send(EndMsg())
+            try:
+                while True:
+                    for m in await sink.receive(1024):
+                        if type(m) is list:
+                            got.extend(m)
+            except anyio.EndOfStream:
+                pass
+    expected = [o[:4] for o in model(items)[0]]
+    outputs = [tuple(o) for o in got]
+    assert sorted(outputs) == sorted(expected)
+    for key in range(KEYS):
+        assert [o for o in outputs if o[0] % KEYS == key] == [
+            o for o in expected if o[0] % KEYS == key
+        ]

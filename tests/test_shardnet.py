@@ -1,9 +1,10 @@
 """Sharded stages across processes, without a broker: producer names, the
-router before the shards (each item to its key's shard, every shard's part
-of an input numbered by that input, changes and end of stream to every
-shard), the end of the next channel at the last shard's end (also when the
-reader restarts between the ends), and changes in shard segments (the same
-outcome on every shard)."""
+reader after the shards (a change aligned: held streams, applied once at
+the last copy; the end at the last shard's end; a restart resumes each
+stream and its holds), the sending half (each item to its key's shard,
+every shard's part of an input numbered by that input, changes and end of
+stream to every shard; after the shards, per input stream), and changes in
+shard segments (the same outcome on every shard)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,18 @@ from typing import Any, cast
 import pytest
 
 from arrowloop import arrow, statemachine
-from arrowloop.distributed import ChannelName, InputPosition, NatsSendChannel
+from arrowloop.distributed import (
+    ChannelConfig,
+    ChannelName,
+    FrameCodec,
+    InputPosition,
+    NatsSendChannel,
+)
 from arrowloop.distributed._frames import END, Frame
+from arrowloop.distributed._merge import ChangeCopy, MergedPosition, MergeReceiver
 from arrowloop.distributed._shardnet import (
     ShardChanges,
     ShardRouter,
-    merge_end,
     producer_shard,
     replica_spec,
     shard_producer,
@@ -28,8 +35,7 @@ from arrowloop.runtime import CutMsg, DeadLetters, EndMsg, StageActor, UpgradeMs
 from arrowloop.runtime._shards import shard_of
 from arrowloop.supervisor import code_change
 from arrowloop.upgrade import encode_change
-from tests.nats_shards_pipeline import SPEC, by_key, per_key, per_key_twice
-from tests.test_nats_order import FakeMsg, _handed_out, _receiver
+from tests.nats_shards_pipeline import SPEC, by_key, per_key, per_key_twice, tally_v2
 
 pytestmark = pytest.mark.anyio
 
@@ -41,34 +47,106 @@ def test_a_shards_producer_name_says_which_shard_of_how_many() -> None:
     assert producer_shard("SPEC.x~3of3") is None  # no shard 3 of 3
 
 
-def test_the_channel_ends_at_the_last_shards_end() -> None:
-    marks: dict[str, tuple[int, int]] = {}
-    names = [shard_producer("p.s", k, 3) for k in range(3)]
-    assert merge_end(names[2], marks)[0] is False
-    last, notes = merge_end(names[0], marks)
-    assert last is False
-    assert notes == ((f"~end:{names[0]}", 1, 0),)
-    # A reader restarted with the notes it committed waits for the last only.
-    restored = dict(marks)
-    assert merge_end(names[1], restored)[0] is True
-    assert merge_end("p.other", {}) == (True, ())
+def _merge(shards: int = 2) -> tuple[MergeReceiver, list[int]]:
+    """A reader after ``shards`` shards, in a segment, its streams fed by hand."""
+    m = MergeReceiver(
+        cast(Any, None),
+        ChannelName("p", "tally"),
+        FrameCodec(None),
+        ChannelConfig(),
+        shards,
+        cuts=True,
+    )
+    applied: list[int] = []
+
+    def on_change(frame: Frame, position: int, raw: bytes) -> tuple[list[Any], bytes | None]:
+        applied.append(position)
+        return [("upgrade", raw)], b"forward"
+
+    m.on_change = on_change
+    m.watermarks = {}
+    m.start_at(0)
+    return m, applied
 
 
-async def test_the_reader_after_the_shards_hands_out_one_end_and_notes_the_others() -> None:
-    r = _receiver()
-    producers = [shard_producer("p.s", k, 2) for k in range(2)]
-    await r._take(cast(Any, FakeMsg(1, [1], msg_id=f"{producers[0]}:5:0")))
-    await r._take(cast(Any, FakeMsg(2, None, msg_id=f"{producers[0]}:5:1")))
-    await r._take(cast(Any, FakeMsg(3, [2], msg_id=f"{producers[1]}:4:0")))
-    assert _handed_out(r) == [1, ("cut", 1), ("cut", 2), 2, ("cut", 3)]
-    await r._take(cast(Any, FakeMsg(4, None, msg_id=f"{producers[1]}:7:0")))
+def _cut(seq: int, end: bool = False) -> CutMsg:
+    return CutMsg(InputPosition(seq, end))
+
+
+def _copy(seq: int) -> ChangeCopy:
+    return ChangeCopy(Frame([], {"stages": []}, None), seq, b"change")
+
+
+def _merged(m: MergeReceiver) -> list[Any]:
+    """What the reader hands out, cuts as (counter, stream, seq, forward, end)."""
     out: list[Any] = []
-    while r.queued:
-        out.extend(r.receive_nowait(100))
-    cut, end = out
-    assert type(end) is EndMsg
-    assert cut.reply.end
-    assert cut.reply.notes == ((f"~end:{producers[1]}", 1, 0),)
+    while m.queued:
+        for x in m.receive_nowait(1 << 20):
+            if type(x) is CutMsg:
+                at = x.reply
+                assert isinstance(at, MergedPosition)
+                out.append((at.position, at.stream, at.seq, at.forward, at.end))
+            else:
+                out.append(x)
+    return out
+
+
+def test_a_change_after_the_shards_waits_for_every_shards_copy() -> None:
+    m, applied = _merge()
+    m._take(0, [1, 2])
+    m._take(0, _cut(1))
+    m._take(0, _copy(2))
+    assert not m._held(0)  # until its cut is through
+    m._take(0, _cut(2))
+    assert m._held(0)  # shard 0 is past the change, shard 1 is not
+    m._take(1, [3])
+    m._take(1, _cut(1))
+    assert applied == []
+    m._take(1, _copy(2))  # the last copy: the change takes its place here
+    m._take(1, _cut(2))
+    assert applied == [4]
+    assert not m._held(0)
+    assert not m._held(1)
+    m._take(0, [4])
+    m._take(0, _cut(3))
+    assert _merged(m) == [
+        [1, 2],
+        (1, 0, 1, None, False),
+        (2, 0, 2, None, False),
+        [3],
+        (3, 1, 1, None, False),
+        ("upgrade", b"change"),
+        (4, 1, 2, b"forward", False),  # passed on once, at the last copy
+        [4],
+        (5, 0, 3, None, False),
+    ]
+
+
+async def test_the_reader_ends_at_the_last_shards_end_and_acks_by_stream() -> None:
+    m, _ = _merge()
+    m._take(1, _cut(1, end=True))
+    m._take(1, EndMsg())
+    m._take(0, [5])
+    m._take(0, _cut(1, end=True))
+    m._take(0, EndMsg())
+    out = m.receive_nowait(100)
+    assert [type(x) for x in out] == [CutMsg, list, CutMsg, EndMsg]
+    assert out[0].reply.end is False  # one shard's end
+    assert out[2].reply.end is True
+    assert ("~end:1", 1, 0) in out[0].reply.notes
+    assert ("~in:0", 1, 0) in out[2].reply.notes
+    await m.commit(out[2].reply.position)
+    assert (m.subs[0].committed, m.subs[1].committed) == (1, 0)
+
+
+def test_a_restarted_reader_resumes_each_stream_and_its_holds_from_its_notes() -> None:
+    m, _ = _merge(3)
+    m.watermarks = {"~in:0": (7, 0), "~copies:0": (1, 0), "~in:1": (4, 0), "~end:2": (1, 0)}
+    m.start_at(12)
+    assert [s.committed for s in m.subs] == [7, 4, 0]
+    assert m.ended == [False, False, True]
+    assert m._held(0)
+    assert not m._held(1)
 
 
 class FakeSender:
@@ -92,7 +170,7 @@ async def test_the_router_sends_each_item_to_its_keys_shard_at_the_cut() -> None
 
     router = ShardRouter(
         ChannelName("p", "s"),
-        cast(list[NatsSendChannel], senders),
+        [cast(list[NatsSendChannel], senders)],
         by_key.function,
         positions,
         commit,
@@ -114,6 +192,29 @@ async def test_the_router_sends_each_item_to_its_keys_shard_at_the_cut() -> None
     assert router.closed
 
 
+async def test_after_the_shards_outputs_go_out_per_input_stream_at_its_position() -> None:
+    rows = [[FakeSender(), FakeSender()], [FakeSender(), FakeSender()]]
+    commits: list[int] = []
+
+    async def commit(cut: CutMsg, at: InputPosition) -> None:
+        commits.append(at.position)
+
+    router = ShardRouter(
+        ChannelName("p", "s"),
+        cast(list[list[NatsSendChannel]], rows),
+        by_key.function,
+        deque([3]),
+        commit,
+    )
+    items = [(x, 1) for x in range(4)]
+    await router.send(items)
+    await router.send(CutMsg(MergedPosition(3, False, None, None, (), 1, 9)))
+    assert commits == [3]
+    assert rows[0][0].sent == rows[0][1].sent == []
+    for k, s in enumerate(rows[1]):
+        assert s.sent == [(9, [x for x in items if shard_of(x[0] % 24, 2) == k], [])]
+
+
 @arrow
 def bad_key(item: tuple[int, int]) -> int:
     """A key that fails on some items."""
@@ -128,7 +229,7 @@ async def test_an_item_whose_key_raises_is_dropped_and_counted() -> None:
 
     router = ShardRouter(
         ChannelName("p", "s"),
-        cast(list[NatsSendChannel], senders),
+        [cast(list[NatsSendChannel], senders)],
         bad_key.function,
         deque([1]),
         commit,
@@ -179,26 +280,19 @@ def test_a_shard_applies_a_change_of_its_stage_that_keeps_the_state(
     assert [type(m) for m in messages] == [UpgradeMsg]
 
 
-@pytest.mark.parametrize(
-    ("change", "reason"),
-    [
-        (
-            code_change("per_key", per_key.machine.version, per_key_new_state, to_counts),
-            "sharded migration",
-        ),
-        (
-            code_change("tally", SPEC.stages[2].machine.version, SPEC.stages[2].machine),
-            "after shards",
-        ),
-    ],
-    ids=["migration", "stage-after-the-shards"],
-)
-def test_a_shard_refuses_alike_what_it_could_not_apply_alike(
-    changes: ShardChanges, change: Any, reason: str
-) -> None:
+def test_a_shard_passes_a_change_of_later_stages_on(changes: ShardChanges) -> None:
+    tally = SPEC.stages[2].machine
+    change = code_change("tally", tally.version, tally_v2)
+    messages, forward = changes(_frame(change), 3, b"raw")
+    assert (messages, forward) == ([], b"raw")
+    assert changes.replies == []  # answered where it is applied
+
+
+def test_a_shard_refuses_a_migration_as_every_shard_would(changes: ShardChanges) -> None:
+    change = code_change("per_key", per_key.machine.version, per_key_new_state, to_counts)
     messages, forward = changes(_frame(change), 3, b"raw")
     assert (messages, forward) == ([], None)
     [(subject, position, reply)] = changes.replies
     assert (subject, position) == ("reply.subject", 3)
     assert reply.done
-    assert getattr(reply.error, "reason", None) == reason
+    assert getattr(reply.error, "reason", None) == "sharded migration"

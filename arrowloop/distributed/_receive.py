@@ -41,7 +41,6 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from arrowloop.distributed._channel import ChannelConfig, ChannelName, InputPosition
 from arrowloop.distributed._frames import MSG_ID, Frame, FrameCodec
-from arrowloop.distributed._shardnet import merge_end
 from arrowloop.errors import ArrowloopError
 from arrowloop.runtime import ChannelStatistics, CutMsg, EndMsg
 
@@ -223,12 +222,6 @@ class NatsReceiveChannel:
             self.malformed += 1
             log.error("channel %s: message %d is not a frame: %s", self.name.stream, seq, exc)
             frame = Frame([])
-        notes: tuple[tuple[str, int, int], ...] = ()
-        if frame.end and mark is not None:
-            # After a sharded stage, the end of every shard ends the channel.
-            last, notes = merge_end(mark[0], self.watermarks)
-            if not last:
-                frame = Frame([])
         out = self._out
         if frame.items:
             out.append(frame.items)
@@ -242,7 +235,7 @@ class NatsReceiveChannel:
             self._items += len(messages)
         if self._cuts:
             self.positions.append(seq)
-            out.append(CutMsg(InputPosition(seq, frame.end, forward, mark, notes)))
+            out.append(CutMsg(InputPosition(seq, frame.end, forward, mark)))
             self._items += 1
         if frame.end:
             out.append(EndMsg())

@@ -48,6 +48,7 @@ from arrowloop.distributed._channel import (
 )
 from arrowloop.distributed._ends import connect
 from arrowloop.distributed._frames import FrameCodec
+from arrowloop.distributed._merge import MergeReceiver, merged_channel
 from arrowloop.distributed._receive import NatsReceiveChannel
 from arrowloop.distributed._shardnet import (
     ShardChanges,
@@ -113,7 +114,7 @@ class Segment:
         self,
         stages: list[StageSpec],
         store: StateStore,
-        receiver: NatsReceiveChannel,
+        receiver: NatsReceiveChannel | MergeReceiver,
         *,
         group: int = 1,
         last: bool = True,
@@ -412,11 +413,32 @@ async def open_segment(
     try:
         async with connect(url) as nc:
             js = nc.jetstream()
-            inp = ChannelName(pipeline, channel)
-            await ensure_stream(js, inp, config)
             positions: deque[int] = deque()
             codec_in = FrameCodec(chosen[0].machine.input)
-            receiver = NatsReceiveChannel(js, inp, codec_in, config, cuts=True, positions=positions)
+            order = [s.name for s in spec.stages]
+            index = order.index(names[0])
+            before = spec.stages[index - 1] if index > 0 else None
+            merged = before.shards if before is not None and before.sharded else None
+            receiver: NatsReceiveChannel | MergeReceiver
+            if merged is None:
+                inp = ChannelName(pipeline, channel)
+                await ensure_stream(js, inp, config)
+                receiver = NatsReceiveChannel(
+                    js, inp, codec_in, config, cuts=True, positions=positions
+                )
+            else:
+                for k in range(merged):
+                    name = ChannelName(pipeline, merged_channel(channel, k))
+                    await ensure_stream(js, name, config)
+                receiver = MergeReceiver(
+                    js,
+                    ChannelName(pipeline, channel),
+                    codec_in,
+                    config,
+                    merged,
+                    cuts=True,
+                    positions=positions,
+                )
             seg = Segment(
                 chosen,
                 store,
@@ -428,22 +450,14 @@ async def open_segment(
             if shard is not None:
                 seg.changes = ShardChanges(seg.actors, after == "out")
             codec_out = FrameCodec(chosen[-1].machine.output)
-            nxt = {s.name: s for s in spec.stages}.get(after)
-            if nxt is not None and nxt.shard_key is not None:
-                outs = [ChannelName(pipeline, shard_channel(after, k)) for k in range(nxt.shards)]
-                for out in outs:
-                    await ensure_stream(js, out, config)
-                senders = [
-                    NatsSendChannel(
-                        js, out, codec_out, f"{producer}/{k}", config, max_payload=nc.max_payload
-                    )
-                    for k, out in enumerate(outs)
-                ]
-                name = ChannelName(pipeline, after)
-                key = nxt.shard_key
-                seg.sender = ShardRouter(name, senders, key, positions, seg.commit)
-            else:
-                out = ChannelName(pipeline, after)
+            nxt = spec.stages[index + 1] if after != "out" else None
+            routed = nxt is not None and nxt.shard_key is not None
+            if merged is None and not routed:
+                # One input stream, one output stream: frames published as
+                # they fill (a shard's output goes to a stream of its own).
+                out = ChannelName(
+                    pipeline, after if shard is None else merged_channel(after, shard)
+                )
                 await ensure_stream(js, out, config)
                 seg.sender = NatsSendChannel(
                     js,
@@ -455,8 +469,35 @@ async def open_segment(
                     commit=seg.commit,
                     max_payload=nc.max_payload,
                 )
+            else:
+                assert shard is None  # a shard's neighbours are not sharded
+                outs = [ChannelName(pipeline, after)]
+                key = None
+                if nxt is not None and nxt.shard_key is not None:
+                    outs = [
+                        ChannelName(pipeline, shard_channel(after, k)) for k in range(nxt.shards)
+                    ]
+                    key = nxt.shard_key
+                for out in outs:
+                    await ensure_stream(js, out, config)
+                streams = [""] if merged is None else [f"<{j}" for j in range(merged)]
+                senders = [
+                    [
+                        NatsSendChannel(
+                            js,
+                            out,
+                            codec_out,
+                            f"{producer}{j}/{k}" if key is not None else f"{producer}{j}",
+                            config,
+                            max_payload=nc.max_payload,
+                        )
+                        for k, out in enumerate(outs)
+                    ]
+                    for j in streams
+                ]
+                name = ChannelName(pipeline, after)
+                seg.sender = ShardRouter(name, senders, key, positions, seg.commit)
             async with _running(seg):
-                index = [s.name for s in spec.stages].index(names[0])
                 await answer_status(nc, pipeline, seg, index)  # until the connection closes
                 yield seg
     finally:

@@ -1,11 +1,13 @@
-"""Sharded stages across processes: the channels of the shards, the router
-before them and the end of stream after them.
+"""Sharded stages across processes: the channels of the shards, the
+sending half that routes to them, and changes in shard segments.
 
 A stage made with ``shard_key`` and ``shards=N`` runs across processes as N
 *shard segments*, each a segment (``_segment.py``) of one replica of the
 stage with its own store. Shard ``k`` reads a channel of its own,
 :func:`shard_channel` (a stream per shard, so its positions are contiguous
-and its exactly-once commit is the segment's, unchanged).
+and its exactly-once commit is the segment's, unchanged), and writes one of
+its own into the next stage (``_merge.py``: the reader after the shards
+merges the N streams and aligns code changes).
 
 The segment before the stage sends through a :class:`ShardRouter`: each
 output goes to the shard its key hashes to (the in-process hash,
@@ -14,15 +16,15 @@ across processes), and at each cut the outputs of the input there are
 published to every shard's stream under IDs that add the shard to
 (producer, position, part): a replay after a crash republishes every
 shard's frames under the IDs they had. A code change passed on and end of
-stream go to every shard, numbered after the items.
+stream go to every shard, numbered after the items. Per key the order
+holds: one key is one shard, each shard's input is a stream in order, and
+its outputs are published in order into a stream of its own.
 
-All shards publish into the stage's one next channel, each as a producer
-named :func:`shard_producer` (``...~kofN``). Per key the order holds: one
-key is one shard, each shard's input is a stream in order, and its outputs
-are published in order. The receiving half of the next channel ends the
-stream only at the end of stream of the Nth shard (:func:`merge_end`); the
-ends seen before are committed with the reader's watermarks, so a reader
-restarted after some shards ended still waits for the others only.
+The same sending half serves a segment whose input is merged from shards
+(with or without routing to shards after it): the outputs of an input from
+stream ``j`` are published under the producer ``<producer><j`` at the
+input's position in that stream, so IDs are the same on every replay and
+increase per producer, whatever order the streams were merged in.
 """
 
 from __future__ import annotations
@@ -43,16 +45,16 @@ from arrowloop.distributed._channel import (
     NatsSendChannel,
 )
 from arrowloop.distributed._frames import END, Frame
+from arrowloop.distributed._merge import MergedPosition
 from arrowloop.errors import ArrowloopError, UpgradeError
 from arrowloop.machine import Function
-from arrowloop.runtime import ChannelStatistics, CutMsg, EndMsg, Reply, StageSpec, UpgradeMsg
+from arrowloop.runtime import ChannelStatistics, CutMsg, EndMsg, StageSpec, UpgradeMsg
 from arrowloop.runtime._shards import shard_of
 
 __all__ = [
     "ShardChanges",
     "ShardRouter",
     "check_shards",
-    "merge_end",
     "producer_shard",
     "replica_spec",
     "shard_channel",
@@ -86,51 +88,30 @@ def producer_shard(producer: str) -> tuple[str, int, int] | None:
     return producer[: m.start()], shard, shards
 
 
-def _end_note(producer: str) -> str:
-    return f"~end:{producer}"
-
-
-def merge_end(
-    producer: str, watermarks: dict[str, tuple[int, int]]
-) -> tuple[bool, tuple[tuple[str, int, int], ...]]:
-    """Whether end of stream from ``producer`` ends the channel, and the
-    watermark notes to commit with it.
-
-    An end from a shard is noted in ``watermarks`` (committed with the
-    reader's state, restored with it); the channel ends at the end of the
-    last of the ``N`` shards. Any other producer's end ends the channel.
-    """
-    shard = producer_shard(producer)
-    if shard is None:
-        return True, ()
-    base, _, shards = shard
-    note = _end_note(producer)
-    watermarks[note] = (1, 0)
-    ended = sum(_end_note(shard_producer(base, i, shards)) in watermarks for i in range(shards))
-    return ended == shards, ((note, 1, 0),)
-
-
 def replica_spec(spec: StageSpec) -> StageSpec:
     """One replica of the sharded stage ``spec``: the stage a shard segment runs."""
     return attrs.evolve(spec, shards=1, shard_key=None)
 
 
 class ShardRouter:
-    """The sending half of a segment whose next stage is sharded across
-    processes: routes each output by its key to one of ``senders`` (one per
-    shard, in shard order) and publishes each input's outputs at its cut.
+    """A segment's sending half that publishes each input's outputs at its
+    cut: routed by key to one of N shards' channels (``key`` given), and/or
+    per input stream when the input is merged from shards.
 
-    Outputs are held until the cut (they are what one input produced, so
-    about a frame's worth), then each shard's are published in frames under
-    IDs derived from the input position; an item whose key function raises
-    is dropped and counted (``unroutable``), alike on every replay.
+    ``senders[j][k]`` publishes the outputs of inputs from stream ``j``
+    (0 when the input is one stream) into channel ``k`` (the shard's, or
+    the one next channel when ``key`` is ``None``). Outputs are held until
+    the cut (they are what one input produced, so about a frame's worth),
+    then published in frames under IDs derived from the input's position;
+    an item whose key function raises is dropped and counted
+    (``unroutable``), alike on every replay.
     """
 
     def __init__(
         self,
         name: ChannelName,
-        senders: list[NatsSendChannel],
-        key: Function,
+        senders: list[list[NatsSendChannel]],
+        key: Function | None,
         positions: deque[int],
         commit: Commit,
     ) -> None:
@@ -139,28 +120,34 @@ class ShardRouter:
         self._key = key
         self._positions = positions
         self._commit = commit
-        self._bufs: list[list[Any]] = [[] for _ in senders]
+        self._bufs: list[list[Any]] = [[] for _ in senders[0]]
         self.closed = False
         #: Items whose key function raised (dropped).
         self.unroutable = 0
 
+    def _all(self) -> list[NatsSendChannel]:
+        return [s for row in self.senders for s in row]
+
     @property
     def published(self) -> int:
-        """Broker messages published, to every shard."""
-        return sum(s.published for s in self.senders)
+        """Broker messages published, to every channel."""
+        return sum(s.published for s in self._all())
 
     @property
     def duplicates(self) -> int:
         """Of those, the ones the broker had already (replays)."""
-        return sum(s.duplicates for s in self.senders)
+        return sum(s.duplicates for s in self._all())
 
     @property
     def waits(self) -> int:
-        """Publishes that waited for room (a full shard channel)."""
-        return sum(s.waits for s in self.senders)
+        """Publishes that waited for room (a full channel)."""
+        return sum(s.waits for s in self._all())
 
     def _route(self, items: list[Any]) -> None:
         bufs, key, n = self._bufs, self._key, len(self._bufs)
+        if key is None:
+            bufs[0].extend(items)
+            return
         for x in items:
             try:
                 k = shard_of(key(x), n)
@@ -171,14 +158,14 @@ class ShardRouter:
             bufs[k].append(x)
 
     def send_nowait(self, message: Any) -> None:
-        """Route a batch (published at the cut); anything else needs :meth:`send`."""
+        """Take a batch (published at the cut); anything else needs :meth:`send`."""
         if type(message) is list:
             self._route(message)
             return
         raise WouldBlock
 
     async def send(self, message: Any) -> None:
-        """Route items, publish at a cut, or note end of stream (sent at its cut).
+        """Take items, publish at a cut, or note end of stream (sent at its cut).
 
         Raises:
             TypeError: anything else (an envelope with a reply route).
@@ -198,10 +185,13 @@ class ShardRouter:
 
     async def _cut(self, cut: CutMsg, at: InputPosition) -> None:
         then = [f for f in (at.forward, END if at.end else None) if f is not None]
-        for k, sender in enumerate(self.senders):
+        row, position = self.senders[0], at.position
+        if isinstance(at, MergedPosition):
+            row, position = self.senders[at.stream], at.seq
+        for k, sender in enumerate(row):
             items, self._bufs[k] = self._bufs[k], []
-            await sender.send_at(at.position, items, then)
-        # Every shard's part of this input is confirmed: commit there.
+            await sender.send_at(position, items, then)
+        # Everything this input produced is confirmed: commit there.
         await self._commit(cut, at)
         self._positions.popleft()
 
@@ -213,9 +203,9 @@ class ShardRouter:
         self.closed = True
 
     def statistics(self) -> ChannelStatistics:
-        """Items routed and not yet published."""
+        """Items taken and not yet published."""
         held = sum(len(b) for b in self._bufs)
-        frame = sum(s.statistics().capacity for s in self.senders)
+        frame = sum(s.statistics().capacity for s in self.senders[0])
         return ChannelStatistics(held, 0, frame, self.closed)
 
 
@@ -255,39 +245,28 @@ class ShardChanges(SegmentChanges):
 
     Every shard gets a copy of a change at the same place of the router's
     output (one cut), checks it against the same machine version and
-    applies it there. So that no shard can refuse what another applies, a
-    change of the sharded stage must keep its state as it is (no
-    migration: one could fail on some shards' states only), and a change of
-    stages further on is refused (passing it on needs the next channel's
-    reader to align the shards' copies: not built yet).
+    applies it there; a change of stages further on is passed on by every
+    shard and aligned after them (``_merge.py``). So that no shard can
+    refuse what another applies, a change of the sharded stage must keep
+    its state as it is (no migration: one could fail on some shards'
+    states only).
     """
 
     def __call__(self, frame: Frame, position: int, raw: bytes) -> tuple[list[Any], bytes | None]:
-        """The runtime messages ``frame`` becomes here (nothing is passed on)."""
+        """The runtime messages ``frame`` becomes here, and what to pass on."""
         messages, forward = super().__call__(frame, position, raw)
-        stage = ",".join(a.name for a in self._actors)
-        refusal: UpgradeError | None = None
-        if forward is not None:
-            refusal = UpgradeError(
-                f"a change of stages after the sharded stage {stage!r} is not built yet "
-                "across processes",
-                stage=stage,
-                reason="after shards",
-            )
-            reply = Reply()
-            self.replies.append((frame.reply, position, reply))
-        elif any(
+        if not any(
             isinstance(m, UpgradeMsg) and any(c.migrate is not None for c in m.changes.values())
             for m in messages
         ):
-            refusal = UpgradeError(
+            return messages, forward
+        stage = ",".join(a.name for a in self._actors)
+        self.replies[-1][2].fail(
+            UpgradeError(
                 f"stage {stage!r} is sharded across processes: a change of it keeps the "
                 "state as it is (a migration could fail on some shards only)",
                 stage=stage,
                 reason="sharded migration",
             )
-            reply = self.replies[-1][2]
-        if refusal is None:
-            return messages, forward
-        reply.fail(refusal)
+        )
         return [], None

@@ -6,7 +6,9 @@ read by one durable pull consumer with an explicit ack per message), the
 frames they carry (``_frames.py``), sources and sinks (``_ends.py``), and
 segments: stages run in this process with an exactly-once effect across
 crashes (``_segment.py``), code changes travelling in-band
-across them (``_changes.py``), and status gathered from every segment
+across them (``_changes.py``), sharded stages across processes
+(``_shardnet.py`` routing to a stream per shard, ``_merge.py`` merging
+them after the shards, changes aligned), and status gathered from every segment
 (``_status.py``). Needs the ``nats`` extra (``nats-py``);
 docs/distributed.md describes the mechanism, the guarantees and operations.
 """

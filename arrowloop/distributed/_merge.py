@@ -141,6 +141,7 @@ class MergeReceiver:
         self.on_change: OnChange | None = None
         #: The committed position (this reader's counter).
         self.committed = 0
+        self.watermarks = {}  # one dict, shared with the streams' halves
 
     # -- what a segment asks of its receiver -----------------------------------
 

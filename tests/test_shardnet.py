@@ -296,3 +296,17 @@ def test_a_shard_refuses_a_migration_as_every_shard_would(changes: ShardChanges)
     assert (subject, position) == ("reply.subject", 3)
     assert reply.done
     assert getattr(reply.error, "reason", None) == "sharded migration"
+
+
+def test_serve_shards_names_shards_of_a_sharded_stage() -> None:
+    from arrowloop.cli._commands import UsageError
+    from arrowloop.cli._segment import _shards
+
+    assert _shards(SPEC, ["per_key"], None) == [0, 1, 2]
+    assert _shards(SPEC, ["per_key"], "2,0") == [2, 0]
+    assert _shards(SPEC, ["number"], None) == [None]
+    for wrong, stages in (("3", ["per_key"]), ("1,1", ["per_key"]), ("a", ["per_key"])):
+        with pytest.raises(UsageError, match="shards"):
+            _shards(SPEC, stages, wrong)
+    with pytest.raises(UsageError, match="goes with --segment naming a sharded stage"):
+        _shards(SPEC, ["number"], "0")

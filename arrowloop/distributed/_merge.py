@@ -245,6 +245,7 @@ class MergeReceiver:
                 self._awaiting_cut.add(k)
         elif t is CutMsg and isinstance(m.reply, InputPosition):
             at = m.reply
+            self.subs[k].positions.clear()  # the merge numbers its own cuts
             notes = [*at.notes, *self._notes[k], (f"~in:{k}", at.position, 0)]
             self._notes[k].clear()
             end = False

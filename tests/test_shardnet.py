@@ -280,6 +280,21 @@ def test_a_shard_applies_a_change_of_its_stage_that_keeps_the_state(
     assert [type(m) for m in messages] == [UpgradeMsg]
 
 
+def test_a_shard_checks_a_change_against_the_changes_before_it_not_yet_applied(
+    changes: ShardChanges,
+) -> None:
+    """The second of two changes in a row meets the first's version, whether
+    or not the replica has stepped to the first yet (alike on every shard)."""
+    first = code_change("per_key", per_key.machine.version, per_key_twice)
+    second = code_change("per_key", per_key_twice.machine.version, per_key)
+    for change in (first, second):
+        messages, _ = changes(_frame(change), 3, b"")
+        assert [type(m) for m in messages] == [UpgradeMsg]
+    stale = code_change("per_key", per_key_twice.machine.version, per_key)
+    assert changes(_frame(stale), 4, b"") == ([], None)
+    assert getattr(changes.replies[-1][2].error, "reason", None) == "version mismatch"
+
+
 def test_a_shard_passes_a_change_of_later_stages_on(changes: ShardChanges) -> None:
     tally = SPEC.stages[2].machine
     change = code_change("tally", tally.version, tally_v2)

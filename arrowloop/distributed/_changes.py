@@ -27,6 +27,7 @@ from nats.aio.client import Client
 from arrowloop.distributed._channel import ChannelConfig, ChannelName, ensure_stream
 from arrowloop.distributed._frames import MSG_ID, Frame, change_frame
 from arrowloop.errors import ArrowloopError, UpgradeError
+from arrowloop.machine import AnyMachine
 from arrowloop.runtime import Reply, StageActor, StageChange, UpgradeMsg, check_change
 from arrowloop.supervisor import CodeChange
 from arrowloop.upgrade import decode_change, encode_change
@@ -78,7 +79,7 @@ class SegmentChanges:
                 stage=here[0],
                 reason="across segments",
             )
-        running = [(a.name, a.machine) for a in self._actors]
+        running = self._running()
         change = decode_change(doc, running={n: m.version for n, m in running})
         checked = check_change(running, change.upgrades)
         if checked.input_after != checked.input_before or (
@@ -93,6 +94,10 @@ class SegmentChanges:
             p.stage: StageChange(p.stage, p.new, p.migrate, p.old.version) for p in checked.plans
         }
         return [UpgradeMsg(prepared, checked.last, reply)], None
+
+    def _running(self) -> list[tuple[str, AnyMachine]]:
+        """What a change is checked against: each stage's machine."""
+        return [(a.name, a.machine) for a in self._actors]
 
     def results(self, committed: int) -> list[tuple[str, bytes]]:
         """The results to publish now: those of changes at or before ``committed``."""

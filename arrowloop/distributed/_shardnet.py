@@ -47,8 +47,15 @@ from arrowloop.distributed._channel import (
 from arrowloop.distributed._frames import END, Frame
 from arrowloop.distributed._merge import MergedPosition
 from arrowloop.errors import ArrowloopError, UpgradeError
-from arrowloop.machine import Function
-from arrowloop.runtime import ChannelStatistics, CutMsg, EndMsg, StageSpec, UpgradeMsg
+from arrowloop.machine import AnyMachine, Function
+from arrowloop.runtime import (
+    ChannelStatistics,
+    CutMsg,
+    EndMsg,
+    StageActor,
+    StageSpec,
+    UpgradeMsg,
+)
 from arrowloop.runtime._shards import shard_of
 
 __all__ = [
@@ -252,13 +259,25 @@ class ShardChanges(SegmentChanges):
     states only).
     """
 
+    def __init__(self, actors: list[StageActor], last: bool) -> None:
+        super().__init__(actors, last)
+        # The machine each stage runs once the changes handed out so far are
+        # applied: a change is checked against it, not against what the
+        # stage runs now (a change before it may still be queued there, for
+        # longer on one shard than on another).
+        self._after: dict[str, AnyMachine] = {}
+
+    def _running(self) -> list[tuple[str, AnyMachine]]:
+        return [(a.name, self._after.get(a.name, a.machine)) for a in self._actors]
+
     def __call__(self, frame: Frame, position: int, raw: bytes) -> tuple[list[Any], bytes | None]:
         """The runtime messages ``frame`` becomes here, and what to pass on."""
         messages, forward = super().__call__(frame, position, raw)
-        if not any(
-            isinstance(m, UpgradeMsg) and any(c.migrate is not None for c in m.changes.values())
-            for m in messages
-        ):
+        upgrades = [m for m in messages if isinstance(m, UpgradeMsg)]
+        if not any(c.migrate is not None for m in upgrades for c in m.changes.values()):
+            # Applied for sure: without a migration nothing can fail on a state.
+            for m in upgrades:
+                self._after.update({name: c.machine for name, c in m.changes.items()})
             return messages, forward
         stage = ",".join(a.name for a in self._actors)
         self.replies[-1][2].fail(

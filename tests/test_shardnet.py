@@ -221,8 +221,9 @@ def bad_key(item: tuple[int, int]) -> int:
     return item[0] // item[1]
 
 
-async def test_an_item_whose_key_raises_is_dropped_and_counted() -> None:
+async def test_an_item_whose_key_raises_is_a_dead_letter() -> None:
     senders = [FakeSender(), FakeSender()]
+    dead = DeadLetters()
 
     async def commit(cut: CutMsg, at: InputPosition) -> None:
         pass
@@ -233,10 +234,13 @@ async def test_an_item_whose_key_raises_is_dropped_and_counted() -> None:
         bad_key.function,
         deque([1]),
         commit,
+        dead,
     )
     await router.send([(4, 2), (4, 0), (6, 3)])
     await router.send(CutMsg(InputPosition(1, False)))
     assert router.unroutable == 1
+    [letter] = list(dead)
+    assert (letter.stage, letter.item) == ("s", (4, 0))
     assert sorted(x for s in senders for x in s.sent[0][1]) == [(4, 2), (6, 3)]
 
 

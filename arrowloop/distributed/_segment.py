@@ -496,7 +496,9 @@ async def open_segment(
                     for j in streams
                 ]
                 name = ChannelName(pipeline, after)
-                seg.sender = ShardRouter(name, senders, key, positions, seg.commit)
+                seg.sender = ShardRouter(
+                    name, senders, key, positions, seg.commit, seg.dead_letters
+                )
             async with _running(seg):
                 await answer_status(nc, pipeline, seg, index)  # until the connection closes
                 yield seg

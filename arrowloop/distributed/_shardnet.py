@@ -51,6 +51,8 @@ from arrowloop.machine import AnyMachine, Function
 from arrowloop.runtime import (
     ChannelStatistics,
     CutMsg,
+    DeadLetter,
+    DeadLetters,
     EndMsg,
     StageActor,
     StageSpec,
@@ -110,8 +112,8 @@ class ShardRouter:
     the one next channel when ``key`` is ``None``). Outputs are held until
     the cut (they are what one input produced, so about a frame's worth),
     then published in frames under IDs derived from the input's position;
-    an item whose key function raises is dropped and counted
-    (``unroutable``), alike on every replay.
+    an item whose key function raises is dropped, counted (``unroutable``)
+    and put in ``dead_letters``, alike on every replay.
     """
 
     def __init__(
@@ -121,10 +123,12 @@ class ShardRouter:
         key: Function | None,
         positions: deque[int],
         commit: Commit,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self.name = name
         self.senders = senders
         self._key = key
+        self._dead_letters = dead_letters
         self._positions = positions
         self._commit = commit
         self._bufs: list[list[Any]] = [[] for _ in senders[0]]
@@ -159,8 +163,13 @@ class ShardRouter:
             try:
                 k = shard_of(key(x), n)
             except Exception as exc:
+                # As in process: the item fails as a raising step does (to
+                # the dead letters, under the sharded stage and its key).
                 self.unroutable += 1
                 log.error("channel %s: the shard key of an item raised: %s", self.name.stream, exc)
+                if self._dead_letters is not None:
+                    letter = DeadLetter(self.name.channel, key.version, x, exc)
+                    self._dead_letters.put(letter)
                 continue
             bufs[k].append(x)
 

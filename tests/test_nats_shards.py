@@ -62,6 +62,9 @@ PROCESSES = {
     "s2": ["--segment", "per_key", "--shards", "2"],
     "c": ["--segment", "tally"],
 }
+#: Small streams, so no process can run far ahead of the sink: one killed
+#: after some outputs is still running its part of the stream.
+BOUND = ["--nats-max-msgs", "32"]
 #: In-band: ``per_key`` (the sharded stage) becomes ``per_key_twice`` after
 #: this many items, and ``tally`` (after the shards: aligned) ``tally_v2``.
 CHANGES = {
@@ -81,7 +84,7 @@ class Processes:
 
     def start(self, name: str) -> None:
         command = [sys.executable, "-m", "arrowloop", "serve", TARGET, "--nats", self.url]
-        command += [*PROCESSES[name], *SERVE_ARGS, "--state-dir", str(self.tmp / "state")]
+        command += [*PROCESSES[name], *SERVE_ARGS, *BOUND, "--state-dir", str(self.tmp / "state")]
         with (self.tmp / f"segment-{name}.log").open("ab") as log:
             self.procs[name] = subprocess.Popen(
                 command, cwd=ROOT, env=server_env(self.tmp), stdout=log, stderr=log

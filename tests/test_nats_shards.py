@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 from collections import defaultdict
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import pytest
 from arrowloop import pipeline, stage
 from arrowloop.distributed import change_frame, open_segment, open_sink, open_source
 from arrowloop.runtime import EndMsg
+from arrowloop.runtime._shards import shard_of
 from arrowloop.store import SqliteStore
 from arrowloop.supervisor import code_change
 from arrowloop.typesys import INT
@@ -247,3 +249,86 @@ async def test_a_sink_after_a_sharded_last_stage_reads_every_shard(
         assert [o for o in outputs if o[0] % KEYS == key] == [
             o for o in expected if o[0] % KEYS == key
         ]
+
+
+def _notes(tmp: Path, store: str) -> dict[str, Any]:
+    """The watermarks row (and so the merge's notes) a segment's store holds."""
+    path = tmp / "state" / f"{store}.sqlite"
+    if not path.exists():
+        return {}
+    s = SqliteStore(path)
+    try:
+        stored = s.load()
+        if stored is None or "~watermarks" not in stored.stages:
+            return {}
+        marks: dict[str, Any] = stored.stages["~watermarks"].state
+        return marks
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_reader_killed_while_it_holds_shards_for_a_change_holds_them_again(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Shard 2 is stopped (SIGSTOP) before a change of ``tally``: the reader
+    after the shards holds shards 0 and 1 after their copies, commits that,
+    is killed with SIGKILL and restarted; it holds them again from its notes
+    until shard 2 goes on (SIGCONT) and its copy comes. Every item before
+    the change meets the old ``tally``, every one after it the new."""
+    change_at = 160
+    items = [(i * 7919) % 1000 for i in range(1600)]
+    change = encode_change(code_change("tally", SPEC.stages[2].machine.version, tally_v2))
+    url = nats_server.url
+    procs = Processes(url, tmp_path)
+    expected, _ = model(items, v2_from=change_at)
+    before = {o for o in expected if o[1] <= change_at and shard_of(o[0] % KEYS, SHARDS) != 2}
+    got: list[Any] = []
+    for name in PROCESSES:
+        procs.start(name)
+    stopped = procs.procs["s2"]
+    os.kill(stopped.pid, signal.SIGSTOP)
+    try:
+        with anyio.fail_after(180):
+            async with (
+                open_source(url, PIPELINE, "number", INT, config=CONFIG) as src,
+                open_sink(url, PIPELINE, "out", OUT_TYPE, config=CONFIG) as sink,
+                anyio.create_task_group() as tg,
+            ):
+
+                async def produce() -> None:
+                    for i in range(0, len(items), CONFIG.frame_items):
+                        if i == change_at:
+                            await src.flush()
+                            await src.publish_frame(change_frame(change, None))
+                        await src.send(items[i : i + CONFIG.frame_items])
+                    await src.send(EndMsg())
+
+                async def read(until: int | None) -> None:
+                    while until is None or len(got) < until:
+                        for m in await sink.receive(1024):
+                            if type(m) is list:
+                                got.extend(m)
+
+                tg.start_soon(produce)
+                await read(len(before))
+                # Held: shards 0 and 1 are past the change, shard 2 is not;
+                # wait until the reader has committed that (another process).
+                held = {"~copies:0", "~copies:1"}
+                while not held <= set(_notes(tmp_path, "SPEC.tally")):  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+                assert set(as_tuples(got)) == before
+                procs.kill("c")
+                procs.start("c")
+                os.kill(stopped.pid, signal.SIGCONT)
+                with suppress(anyio.EndOfStream):
+                    await read(None)
+    finally:
+        os.kill(stopped.pid, signal.SIGCONT)
+        procs.stop_all()
+    assert {n: p.returncode for n, p in procs.procs.items()} == dict.fromkeys(PROCESSES, 0)
+    assert procs.live_kills == 1
+    outputs = as_tuples(got)
+    assert len(outputs) == len(set(outputs))
+    assert sorted(outputs) == sorted(expected)
+    assert _stores(tmp_path)["SPEC.tally"]["tally"] == (tally_v2.machine.version, len(items))

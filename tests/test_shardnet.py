@@ -1,7 +1,7 @@
-"""Sharded stages across processes, without a broker: producer names, the
-reader after the shards (a change aligned: held streams, applied once at
-the last copy; the end at the last shard's end; a restart resumes each
-stream and its holds), the sending half (each item to its key's shard,
+"""Sharded stages across processes, without a broker: the reader after
+the shards (a change aligned: held streams, applied once at the last copy;
+the end at the last shard's end; a restart resumes each stream and its
+holds), the sending half (each item to its key's shard,
 every shard's part of an input numbered by that input, changes and end of
 stream to every shard; after the shards, per input stream), and changes in
 shard segments (the same outcome on every shard)."""
@@ -27,9 +27,7 @@ from arrowloop.distributed._merge import ChangeCopy, MergedPosition, MergeReceiv
 from arrowloop.distributed._shardnet import (
     ShardChanges,
     ShardRouter,
-    producer_shard,
     replica_spec,
-    shard_producer,
 )
 from arrowloop.runtime import CutMsg, DeadLetters, EndMsg, StageActor, UpgradeMsg, open_channel
 from arrowloop.runtime._shards import shard_of
@@ -38,13 +36,6 @@ from arrowloop.upgrade import encode_change
 from tests.nats_shards_pipeline import SPEC, by_key, per_key, per_key_twice, tally_v2
 
 pytestmark = pytest.mark.anyio
-
-
-def test_a_shards_producer_name_says_which_shard_of_how_many() -> None:
-    name = shard_producer("SPEC.per_key", 1, 3)
-    assert producer_shard(name) == ("SPEC.per_key", 1, 3)
-    assert producer_shard("SPEC.number") is None
-    assert producer_shard("SPEC.x~3of3") is None  # no shard 3 of 3
 
 
 def _merge(shards: int = 2) -> tuple[MergeReceiver, list[int]]:

@@ -146,8 +146,9 @@ class InputPosition(Reply):
     ``forward`` is a frame to pass on downstream at the cut (a code change
     for stages further on); ``mark`` is ``(producer, position, part)`` of
     that message as its producer numbered it, if it did (see _receive.py);
-    ``notes`` are more watermarks to commit with it (a merge of shards
-    notes there which shards have ended: see _shardnet.py).
+    ``notes`` are more watermarks to commit with it (the reader after a
+    sharded stage notes there its streams' positions, the change copies
+    they passed and their ends: see _merge.py).
     """
 
     __slots__ = ("end", "forward", "mark", "notes", "position")

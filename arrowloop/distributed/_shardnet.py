@@ -30,7 +30,6 @@ increase per producer, whatever order the streams were merged in.
 from __future__ import annotations
 
 import logging
-import re
 from collections import deque
 from typing import Any
 
@@ -64,15 +63,12 @@ __all__ = [
     "ShardChanges",
     "ShardRouter",
     "check_shards",
-    "producer_shard",
     "replica_spec",
     "shard_channel",
     "shard_producer",
 ]
 
 log = logging.getLogger("arrowloop.distributed")
-
-_SHARD = re.compile(r"~(\d+)of(\d+)$")
 
 
 def shard_channel(stage: str, shard: int) -> str:
@@ -81,20 +77,8 @@ def shard_channel(stage: str, shard: int) -> str:
 
 
 def shard_producer(producer: str, shard: int, shards: int) -> str:
-    """The producer name of shard ``shard`` of ``shards`` in message IDs
-    (what tells the next channel's reader how many ends to wait for)."""
+    """The producer name of shard ``shard`` of ``shards`` in message IDs."""
     return f"{producer}~{shard}of{shards}"
-
-
-def producer_shard(producer: str) -> tuple[str, int, int] | None:
-    """``(stage producer, shard, shards)`` of a shard's producer name, else ``None``."""
-    m = _SHARD.search(producer)
-    if m is None:
-        return None
-    shard, shards = int(m.group(1)), int(m.group(2))
-    if not 0 <= shard < shards:
-        return None
-    return producer[: m.start()], shard, shards
 
 
 def replica_spec(spec: StageSpec) -> StageSpec:

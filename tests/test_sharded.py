@@ -499,14 +499,23 @@ async def test_a_full_replica_blocks_the_router() -> None:
     assert _per_key(outputs)["a"][-1] == ("a", sent - 1)
 
 
-def test_a_sharded_stage_does_not_run_in_a_segment_yet() -> None:
-    """A distributed segment refuses a sharded stage rather than run it whole."""
+def test_a_distributed_segment_runs_a_sharded_stage_alone_and_not_first() -> None:
+    """Across processes a sharded stage is a segment of its own (its shards
+    are segments), after a stage that routes to it; other layouts are refused."""
     from arrowloop.distributed import segment_stages
 
     spec = stage("count", sum_v1, shards=2, shard_key=by_key) >> stage("tail", passthrough)
-    with pytest.raises(ArrowloopError, match="sharded stages do not run in a distributed segment"):
+    with pytest.raises(ArrowloopError, match="is sharded and first"):
         segment_stages(spec, ["count"])
     assert segment_stages(spec, ["tail"])[1] == "out"
+    spec = stage("head", passthrough) >> spec
+    assert segment_stages(spec, ["count"])[1] == "tail"
+    with pytest.raises(ArrowloopError, match="a segment of its own"):
+        segment_stages(spec, ["head", "count"])
+    both = stage("head", passthrough) >> stage("a", sum_v1, shards=2, shard_key=by_key)
+    both = both >> stage("b", passthrough, shards=2, shard_key=by_key)
+    with pytest.raises(ArrowloopError, match="both sharded"):
+        segment_stages(both, ["a"])
 
 
 async def test_a_stopped_sharded_stage_answers_what_its_router_held() -> None:

@@ -111,6 +111,12 @@ def _nats(p: argparse.ArgumentParser) -> None:
         "segment's stages",
     )
     g.add_argument(
+        "--shards",
+        metavar="0,1",
+        help="with --segment naming a sharded stage: the shards to run here, each as a "
+        "task with its own channel and store (default: all)",
+    )
+    g.add_argument(
         "--nats-frame-items", type=_positive(int), default=256, help="items per broker message"
     )
     g.add_argument(

@@ -1,5 +1,6 @@
 """``python -m arrowloop serve TARGET --nats URL --segment a,b``: run some
-stages of a pipeline in this process, between channels on NATS JetStream
+stages of a pipeline in this process (``--shards 0,1``: those shards of a
+sharded stage, as tasks), between channels on NATS JetStream
 (docs/distributed.md), until end of stream or SIGINT/SIGTERM; and
 ``upgrade ... --nats URL``: send a code change into such a pipeline;
 ``status --nats URL``: what each of its segments runs. With
@@ -12,6 +13,8 @@ import argparse
 import os
 import re
 import signal
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,26 @@ def _pipeline_of(target: str) -> tuple[PipelineSpec, str]:
     return PipelineSpec(tuple(c.start for c in spec.stages)), spec.name  # type: ignore[misc]
 
 
+def _shards(spec: PipelineSpec, stages: list[str], given: str | None) -> Sequence[int | None]:
+    """The shards ``--shards`` names (all of a sharded stage's by default);
+    ``[None]`` for a segment of unsharded stages."""
+    sharded = [s for s in spec.stages if s.name in stages and s.sharded]
+    if not sharded:
+        if given:
+            raise UsageError(f"--shards goes with --segment naming a sharded stage, not {stages}")
+        return [None]
+    n = sharded[0].shards
+    if not given:
+        return list(range(n))
+    try:
+        chosen = [int(x) for x in given.split(",")]
+    except ValueError:
+        raise UsageError(f"--shards takes shard numbers, e.g. 0,1; found {given!r}") from None
+    if len(set(chosen)) != len(chosen) or not all(0 <= k < n for k in chosen):
+        raise UsageError(f"stage {sharded[0].name!r} has shards 0 to {n - 1}; found {given!r}")
+    return chosen
+
+
 async def serve_segment(args: argparse.Namespace) -> int:
     """Run the stages ``args.segment`` names (all of them by default) here.
 
@@ -64,36 +87,47 @@ async def serve_segment(args: argparse.Namespace) -> int:
         ack_wait=args.nats_ack_wait,
     )
     state_dir = Path(args.state_dir) if args.state_dir else None
+    shards = _shards(spec, stages, args.shards)
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
-            async with (
-                open_segment(
-                    spec,
-                    stages,
-                    url,
-                    pipeline=name,
-                    state_dir=state_dir,
-                    fsync=args.fsync,
-                    config=config,
-                    memory=args.nats_state == "memory",
-                ) as seg,
-                open_segment_control(args, url, spec.stages[0].name, name) as control,
-            ):
+            async with AsyncExitStack() as stack:
+                # One segment per shard named (one for unsharded stages), and
+                # one control port for the process.
+                segs = [
+                    await stack.enter_async_context(
+                        open_segment(
+                            spec,
+                            stages,
+                            url,
+                            pipeline=name,
+                            state_dir=state_dir,
+                            fsync=args.fsync,
+                            config=config,
+                            memory=args.nats_state == "memory",
+                            shard=shard,
+                        )
+                    )
+                    for shard in shards
+                ]
+                control = await stack.enter_async_context(
+                    open_segment_control(args, url, spec.stages[0].name, name)
+                )
                 say(f"arrowloop: serving stages {', '.join(stages)} of {args.target}")
                 say(f"  broker   {url}  (pipeline {name})")
-                say(f"  input    {seg.receiver.name.stream}")
-                assert seg.sender is not None
-                say(f"  output   {seg.sender.name.stream}")
-                store = seg.store.location
-                if state_dir is None:
-                    store = (
-                        "memory only: a crash loses state"
-                        if args.nats_state == "memory"
-                        else f"{store} (the broker's key-value store)"
-                    )
-                fsync = f"; fsync {args.fsync}" if state_dir else ""
-                say(f"  state    {store}  (resumed after position {seg.committed}{fsync})")
-                for a in seg.actors:
+                for seg in segs:
+                    say(f"  input    {seg.receiver.name.stream}")
+                    assert seg.sender is not None
+                    say(f"  output   {seg.sender.name.stream}")
+                    store = seg.store.location
+                    if state_dir is None:
+                        store = (
+                            "memory only: a crash loses state"
+                            if args.nats_state == "memory"
+                            else f"{store} (the broker's key-value store)"
+                        )
+                    fsync = f"; fsync {args.fsync}" if state_dir else ""
+                    say(f"  state    {store}  (resumed after position {seg.committed}{fsync})")
+                for a in segs[0].actors:
                     say(f"  stage {a.name}: version {short(a.machine.version)}")
                 # The server's ready file's keys: the CLI reads the control
                 # port from it (a segment has no data port).
@@ -119,11 +153,13 @@ async def serve_segment(args: argparse.Namespace) -> int:
                         tg.cancel_scope.cancel()
 
                     tg.start_soon(stop_on_signal)
-                    await seg.finished.wait()
+                    for seg in segs:
+                        await seg.finished.wait()
                     say("arrowloop: end of stream")
                     tg.cancel_scope.cancel()
-                counts = ", ".join(f"{k} {v}" for k, v in seg.statistics().items())
-                say(f"arrowloop: {counts}")
+                for seg in segs:
+                    counts = ", ".join(f"{k} {v}" for k, v in seg.statistics().items())
+                    say(f"arrowloop: {counts}")
         except NoServersError:
             raise Unreachable(f"no broker at {url}") from None
         except ArrowloopError as exc:

@@ -9,9 +9,11 @@ crashes (``_segment.py``; without a state directory their state is in
 the broker's key-value store, ``_kvstore.py``), code changes travelling
 in-band across them (``_changes.py``; those across segments decided on the
 broker, ``_decisions.py``), their history and rollback (``_history.py``,
-``_rollback.py``), and status gathered from every segment (``_status.py``).
-Needs the ``nats`` extra (``nats-py``); docs/distributed.md describes the
-mechanism, the guarantees and operations.
+``_rollback.py``), sharded stages across processes (``_shardnet.py``
+routing to a stream per shard, ``_merge.py`` merging them after the
+shards, changes aligned), and status gathered from every segment
+(``_status.py``). Needs the ``nats`` extra (``nats-py``);
+docs/distributed.md describes the mechanism, the guarantees and operations.
 """
 
 from __future__ import annotations

@@ -18,12 +18,17 @@ or discard theirs. A change that alters the item type of a channel between
 segments switches the codec at the change's own position: the sending half
 at its cut, the receiving half holds what follows until the change is
 decided here.
+
+A sharded stage's segments (its shards, the segment routing to them, the
+one reading them merged: _shardnet.py, _merge.py) take changes of their own
+stages and pass others on; a change across segments with a part in one of
+them is refused there (``across segments``: not built yet).
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from nats.aio.client import Client
@@ -43,15 +48,25 @@ from arrowloop.distributed._history import (
     change_record,
     finish_record,
 )
+from arrowloop.distributed._merge import MergeReceiver
 from arrowloop.distributed._receive import NatsReceiveChannel
 from arrowloop.errors import ArrowloopError, UpgradeError
+from arrowloop.machine import AnyMachine
 from arrowloop.runtime import Reply, StageActor, StageChange, UpgradeMsg, check_change
 from arrowloop.supervisor import CodeChange
 from arrowloop.supervisor._undo import encode_undo
 from arrowloop.upgrade import decode_change, encode_change
 from arrowloop.wire import decode_type, encode_type
 
-__all__ = ["SegmentChanges", "send_change", "request_change"]
+__all__ = ["Codecs", "SegmentChanges", "send_change", "request_change"]
+
+
+class Codecs(Protocol):
+    """A segment's sending half other than one stream's (the router to a
+    sharded stage's shards, _shardnet.py): what a change here asks of it."""
+
+    def use_codec(self, codec: FrameCodec) -> None:
+        """Encode the items sent from now on with ``codec``."""
 
 
 class _Change:
@@ -127,8 +142,11 @@ class SegmentChanges:
         self.replies: list[_Change] = []
         self._order: list[str] = []
         self._channel = ""
-        self._receiver: NatsReceiveChannel | None = None
-        self._sender: NatsSendChannel | None = None
+        self._receiver: NatsReceiveChannel | MergeReceiver | None = None
+        self._sender: NatsSendChannel | Codecs | None = None
+        # Why this segment takes no part in a change across segments (it
+        # runs a shard, routes to shards or merges them), or "".
+        self._sharded = ""
         self._decisions: Decisions | None = None
         # Prepared here, to pass on when they reach the sending half.
         self._prepared: dict[int, tuple[UpgradeMsg, _Change, Frame]] = {}
@@ -138,18 +156,29 @@ class SegmentChanges:
     def wire(
         self,
         order: list[str],
-        receiver: NatsReceiveChannel,
-        sender: NatsSendChannel,
+        receiver: NatsReceiveChannel | MergeReceiver,
+        sender: NatsSendChannel | Codecs,
         decisions: Decisions,
+        *,
+        sharded: str = "",
     ) -> None:
         """Join the segment's channels: ``order`` is every stage of the
-        pipeline, in order (to tell the stages before from those after)."""
+        pipeline, in order (to tell the stages before from those after).
+
+        ``sharded`` says why this segment cannot take part in a change
+        across segments (it runs a shard of a sharded stage, routes to the
+        shards or reads them merged: not built yet), or is empty; such a
+        change is then refused here with reason ``across segments``, and
+        the segments before it that prepared it abort.
+        """
         self._order = order
         self._channel = receiver.name.stream
         self._receiver = receiver
         self._sender = sender
         self._decisions = decisions
-        sender.on_control = self.at_sender
+        self._sharded = sharded
+        if isinstance(sender, NatsSendChannel):
+            sender.on_control = self.at_sender
 
     def __call__(self, frame: Frame, position: int, raw: bytes) -> tuple[list[Any], bytes | None]:
         """The runtime messages ``frame`` becomes here, and what to pass on."""
@@ -184,7 +213,7 @@ class SegmentChanges:
         rec.upstream = any(i < first for i in where)
         downstream = any(i >= end for i in where)
         boundary = None if frame.boundary is None else decode_type(frame.boundary, "$.t")
-        running = [(a.name, a.machine) for a in self._actors]
+        running = self._running()
         here = [n for n in names if n in mine]
         if not here:
             if boundary is not None and boundary != running[0][1].input:
@@ -199,6 +228,15 @@ class SegmentChanges:
             if frame.change_id is None:
                 return [], change_frame(doc, frame.reply, rec.id, frame.boundary, frame.versions)
             return [], raw
+        if self._sharded and (rec.upstream or downstream):
+            raise UpgradeError(
+                f"the change names stages {names} of more than one segment, and this segment "
+                f"({', '.join(mine)}) {self._sharded}: a change across segments does not take "
+                "in sharded stages, their routers or their merge yet; change the stages of "
+                "this segment on their own",
+                stage=",".join(here),
+                reason="across segments",
+            )
         if rollback:
             # A downgrade may narrow the pipeline's interface back (as in process).
             checked, undo = self.history.rollback_part(doc, running), None
@@ -260,15 +298,16 @@ class SegmentChanges:
         """A change prepared by every stage here reached the sending half
         (after every output before it): pass it on and wait for the decision."""
         entry = self._prepared.pop(id(msg), None)
-        if entry is None or self._sender is None or self._decisions is None:
+        sender, decisions = self._sender, self._decisions
+        if entry is None or not isinstance(sender, NatsSendChannel) or decisions is None:
             raise TypeError("an upgrade message that no change of this segment prepared")
         _, rec, frame = entry
         rec.forwarded = True
         assert frame.change is not None
         versions = {**rec.versions, **msg.versions}
         payload = change_frame(frame.change, frame.reply, rec.id, frame.boundary, versions)
-        await self._sender.publish_frame(payload)
-        decision = await self._decisions.wait(rec.id)
+        await sender.publish_frame(payload)
+        decision = await decisions.wait(rec.id)
         if decision.get("commit") is True:
             for commit in msg.commits:
                 commit()
@@ -309,6 +348,10 @@ class SegmentChanges:
             if rec.record is not None:
                 record, rec.record = rec.record, None
                 await self.history.append(finish_record(record, rec.reply))
+
+    def _running(self) -> list[tuple[str, AnyMachine]]:
+        """What a change is checked against: each stage's machine."""
+        return [(a.name, a.machine) for a in self._actors]
 
     def results(self, committed: int) -> list[tuple[str, bytes]]:
         """The results to publish now: those of changes at or before ``committed``."""

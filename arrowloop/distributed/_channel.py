@@ -24,7 +24,7 @@ import logging
 import re
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Final
 
 import anyio
@@ -145,10 +145,13 @@ class InputPosition(Reply):
     came before the cut; ``end`` says that message was end of stream;
     ``forward`` is a frame to pass on downstream at the cut (a code change
     for stages further on); ``mark`` is ``(producer, position, part)`` of
-    that message as its producer numbered it, if it did (see _receive.py).
+    that message as its producer numbered it, if it did (see _receive.py);
+    ``notes`` are more watermarks to commit with it (the reader after a
+    sharded stage notes there its streams' positions, the change copies
+    they passed and their ends: see _merge.py).
     """
 
-    __slots__ = ("end", "forward", "mark", "position")
+    __slots__ = ("end", "forward", "mark", "notes", "position")
 
     def __init__(
         self,
@@ -156,12 +159,14 @@ class InputPosition(Reply):
         end: bool,
         forward: bytes | None = None,
         mark: tuple[str, int, int] | None = None,
+        notes: tuple[tuple[str, int, int], ...] = (),
     ) -> None:
         super().__init__()
         self.position = position
         self.end = end
         self.forward = forward
         self.mark = mark
+        self.notes = notes
 
 
 #: A publish failing so may succeed later: the broker is away (restarting,
@@ -305,8 +310,9 @@ class NatsSendChannel:
             raise RuntimeError("flush() what send() buffered before publish_frame()")
         await self._publish(payload)
 
-    async def send_at(self, position: int, items: list[Any]) -> None:
-        """Publish ``items`` as this producer's input at ``position``.
+    async def send_at(self, position: int, items: list[Any], then: Sequence[bytes] = ()) -> None:
+        """Publish ``items`` as this producer's input at ``position``, and
+        after them the frames ``then`` (made elsewhere), numbered on.
 
         For a source with offsets of its own (a line of a file, an offset in
         a log): frames get IDs derived from the producer's name and
@@ -324,6 +330,8 @@ class NatsSendChannel:
         parts = iter(range(1 << 62))
         for start in range(0, len(items), frame):
             await self._publish_items(items[start : start + frame], (position, parts))
+        for payload in then:
+            await self._publish(payload, message_id(self._producer, position, next(parts)))
 
     async def _publish_items(
         self, items: list[Any], at: tuple[int, Iterator[int]] | None = None

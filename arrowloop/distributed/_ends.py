@@ -23,6 +23,7 @@ from arrowloop.distributed._channel import (
     ensure_stream,
 )
 from arrowloop.distributed._frames import FrameCodec
+from arrowloop.distributed._merge import MergeReceiver, merged_channel
 from arrowloop.distributed._receive import NatsReceiveChannel
 from arrowloop.typesys import Type
 
@@ -114,18 +115,27 @@ async def open_sink(
     item_type: Type | None = None,
     *,
     config: ChannelConfig | None = None,
-) -> AsyncIterator[NatsReceiveChannel]:
+    shards: int | None = None,
+) -> AsyncIterator[NatsReceiveChannel | MergeReceiver]:
     """A receiving half of ``channel`` of ``pipeline``: take with ``await ch.receive(n)``.
 
     Each broker message is acked as it is handed out (a sink keeps no
-    state to commit); ``anyio.EndOfStream`` after end of stream.
+    state to commit); ``anyio.EndOfStream`` after end of stream. After a
+    sharded stage of N shards (the pipeline's last), give ``shards=N``: the
+    shards' N streams are read, merged (see _merge.py).
     """
     config = ChannelConfig() if config is None else config
     name = ChannelName(pipeline, channel)
     async with connect(url) as nc:
         js = nc.jetstream()
-        await ensure_stream(js, name, config)
-        recv = NatsReceiveChannel(js, name, FrameCodec(item_type), config)
+        recv: NatsReceiveChannel | MergeReceiver
+        if shards is None:
+            await ensure_stream(js, name, config)
+            recv = NatsReceiveChannel(js, name, FrameCodec(item_type), config)
+        else:
+            for k in range(shards):
+                await ensure_stream(js, ChannelName(pipeline, merged_channel(channel, k)), config)
+            recv = MergeReceiver(js, name, FrameCodec(item_type), config, shards)
         async with anyio.create_task_group() as tg:
             tg.start_soon(recv.run)
             try:

@@ -51,7 +51,16 @@ from arrowloop.distributed._ends import connect
 from arrowloop.distributed._frames import FrameCodec
 from arrowloop.distributed._history import answer_history
 from arrowloop.distributed._kvstore import open_kv_store
+from arrowloop.distributed._merge import MergeReceiver, merged_channel
 from arrowloop.distributed._receive import NatsReceiveChannel
+from arrowloop.distributed._shardnet import (
+    ShardChanges,
+    ShardRouter,
+    check_shards,
+    replica_spec,
+    shard_channel,
+    shard_producer,
+)
 from arrowloop.distributed._status import answer_status
 from arrowloop.errors import ArrowloopError
 from arrowloop.machine import AnyMachine, Machine
@@ -84,7 +93,7 @@ def segment_stages(spec: PipelineSpec, names: Sequence[str]) -> tuple[list[Stage
 
     Raises:
         ArrowloopError: a name is unknown, the stages are not consecutive, or
-            one is sharded (not across processes yet).
+            a sharded stage is not a segment of its own (see _shardnet.py).
     """
     order = [s.name for s in spec.stages]
     missing = [n for n in names if n not in order]
@@ -96,14 +105,7 @@ def segment_stages(spec: PipelineSpec, names: Sequence[str]) -> tuple[list[Stage
         raise ArrowloopError(
             f"a segment is consecutive stages in pipeline order ({order}), found {list(names)}"
         )
-    for s in chosen:
-        if s.sharded:
-            # A segment keeps durable state per stage, which a sharded stage
-            # has not yet (docs/runtime.md, "Sharded stages").
-            raise ArrowloopError(
-                f"stage {s.name!r} is sharded: sharded stages do not run in a distributed "
-                "segment yet"
-            )
+    check_shards(list(spec.stages), first, len(chosen))
     after = first + len(names)
     return chosen, order[after] if after < len(order) else "out"
 
@@ -115,7 +117,7 @@ class Segment:
         self,
         stages: list[StageSpec],
         store: StateStore,
-        receiver: NatsReceiveChannel,
+        receiver: NatsReceiveChannel | MergeReceiver,
         *,
         group: int = 1,
         last: bool = True,
@@ -123,7 +125,7 @@ class Segment:
     ) -> None:
         self.store = store
         self.receiver = receiver
-        self.sender: NatsSendChannel | None = None
+        self.sender: NatsSendChannel | ShardRouter | None = None
         self.dead_letters = DeadLetters()
         self.actors: list[StageActor] = []
         #: Set once end of stream has passed through every stage.
@@ -149,7 +151,7 @@ class Segment:
         """The input position committed last."""
         return self.receiver.committed
 
-    def resume(self, sender: NatsSendChannel) -> int:
+    def resume(self, sender: NatsSendChannel | ShardRouter) -> int:
         """Build the actors (from the receiver to ``sender``) with the machines
         and states the store holds; the committed position (0 if new).
 
@@ -202,7 +204,7 @@ class Segment:
         machine = Machine.from_wire(rec.machine, budget=None)  # checked when it was stored
         return attrs.evolve(spec, machine=machine)
 
-    def _build(self, specs: list[StageSpec], sender: NatsSendChannel) -> None:
+    def _build(self, specs: list[StageSpec], sender: NatsSendChannel | ShardRouter) -> None:
         self.sender = sender
         inbox: ReceiveChannel = self.receiver
         for i, spec in enumerate(specs):
@@ -289,6 +291,8 @@ class Segment:
             if d.mark is not None:
                 producer, position, part = d.mark
                 self._marks[producer] = (position, part)
+            for producer, position, part in d.notes:
+                self._marks[producer] = (position, part)
 
     def _marks_row(self, seq: int) -> tuple[str, Any, int]:
         """The producers' watermarks as of the inputs committed, as a store row."""
@@ -372,6 +376,7 @@ async def open_segment(
     fsync: Literal["full", "normal"] = "full",
     config: ChannelConfig | None = None,
     memory: bool = False,
+    shard: int | None = None,
 ) -> AsyncIterator[Segment]:
     """Run ``stages`` of ``spec`` here, between networked channels on the broker at ``url``.
 
@@ -387,28 +392,67 @@ async def open_segment(
     ``segment.finished`` to run until end of stream; leaving the block
     earlier stops the stages (what was not committed is redelivered to
     the next process that runs them).
+
+    A sharded stage runs alone, one shard per segment: ``shard`` says which
+    (its own channel and store; see _shardnet.py).
+
+    Raises:
+        ArrowloopError: the stages are no segment (see :func:`segment_stages`),
+            ``shard`` is missing or out of range for a sharded stage, or given
+            for another.
     """
     config = ChannelConfig() if config is None else config
     chosen, after = segment_stages(spec, stages)
     names = [s.name for s in chosen]
+    label, channel, producer = "-".join(names), names[0], f"{pipeline}.{'-'.join(names)}"
+    if chosen[0].sharded:
+        n = chosen[0].shards
+        if shard is None or not 0 <= shard < n:
+            raise ArrowloopError(f"stage {names[0]!r} has {n} shards: run shard 0 to {n - 1}")
+        chosen = [replica_spec(chosen[0])]
+        label = f"{label}.shard{shard}"
+        channel = shard_channel(names[0], shard)
+        producer = shard_producer(producer, shard, n)
+    elif shard is not None:
+        raise ArrowloopError(f"stage {names[0]!r} is not sharded: no shard to run")
     store: StateStore | None = None
     lock: IO[bytes] | None = None
     if state_dir is not None:
-        path = state_dir / f"{pipeline}.{'-'.join(names)}.sqlite"
+        path = state_dir / f"{pipeline}.{label}.sqlite"
         store, lock = await anyio.to_thread.run_sync(_sqlite_store, path, fsync)
     elif memory:
         store = MemoryStore()
     try:
         async with connect(url) as nc:
             if store is None:
-                store = await open_kv_store(nc, pipeline, "-".join(names))
+                store = await open_kv_store(nc, pipeline, label)
             js = nc.jetstream()
-            inp, out = ChannelName(pipeline, names[0]), ChannelName(pipeline, after)
-            await ensure_stream(js, inp, config)
-            await ensure_stream(js, out, config)
             positions: deque[int] = deque()
             codec_in = FrameCodec(chosen[0].machine.input)
-            receiver = NatsReceiveChannel(js, inp, codec_in, config, cuts=True, positions=positions)
+            order = [s.name for s in spec.stages]
+            index = order.index(names[0])
+            before = spec.stages[index - 1] if index > 0 else None
+            merged = before.shards if before is not None and before.sharded else None
+            receiver: NatsReceiveChannel | MergeReceiver
+            if merged is None:
+                inp = ChannelName(pipeline, channel)
+                await ensure_stream(js, inp, config)
+                receiver = NatsReceiveChannel(
+                    js, inp, codec_in, config, cuts=True, positions=positions
+                )
+            else:
+                for k in range(merged):
+                    name = ChannelName(pipeline, merged_channel(channel, k))
+                    await ensure_stream(js, name, config)
+                receiver = MergeReceiver(
+                    js,
+                    ChannelName(pipeline, channel),
+                    codec_in,
+                    config,
+                    merged,
+                    cuts=True,
+                    positions=positions,
+                )
             seg = Segment(
                 chosen,
                 store,
@@ -417,23 +461,77 @@ async def open_segment(
                 last=after == "out",
                 publish=nc.publish,
             )
-            seg.sender = NatsSendChannel(
-                js,
-                out,
-                FrameCodec(chosen[-1].machine.output),
-                f"{pipeline}.{'-'.join(names)}",
-                config,
-                positions=positions,
-                commit=seg.commit,
-                max_payload=nc.max_payload,
+            if shard is not None:
+                seg.changes = ShardChanges(seg.actors, after == "out")
+            codec_out = FrameCodec(chosen[-1].machine.output)
+            nxt = spec.stages[index + 1] if after != "out" else None
+            routed = nxt is not None and nxt.shard_key is not None
+            # Why a change across segments with a part here is refused
+            # (SegmentChanges: not built with shards yet).
+            sharded = "; ".join(
+                why
+                for why, here in (
+                    (f"runs shard {shard} of sharded stage {names[0]!r}", shard is not None),
+                    (f"routes its outputs to the shards of stage {after!r}", routed),
+                    (
+                        f"reads the merged shards of the stage before {names[0]!r}",
+                        merged is not None,
+                    ),
+                )
+                if here
             )
+            if merged is None and not routed:
+                # One input stream, one output stream: frames published as
+                # they fill (a shard's output goes to a stream of its own).
+                out = ChannelName(
+                    pipeline, after if shard is None else merged_channel(after, shard)
+                )
+                await ensure_stream(js, out, config)
+                seg.sender = NatsSendChannel(
+                    js,
+                    out,
+                    codec_out,
+                    producer,
+                    config,
+                    positions=positions,
+                    commit=seg.commit,
+                    max_payload=nc.max_payload,
+                )
+            else:
+                assert shard is None  # a shard's neighbours are not sharded
+                outs = [ChannelName(pipeline, after)]
+                key = None
+                if nxt is not None and nxt.shard_key is not None:
+                    outs = [
+                        ChannelName(pipeline, shard_channel(after, k)) for k in range(nxt.shards)
+                    ]
+                    key = nxt.shard_key
+                for out in outs:
+                    await ensure_stream(js, out, config)
+                streams = [""] if merged is None else [f"<{j}" for j in range(merged)]
+                senders = [
+                    [
+                        NatsSendChannel(
+                            js,
+                            out,
+                            codec_out,
+                            f"{producer}{j}/{k}" if key is not None else f"{producer}{j}",
+                            config,
+                            max_payload=nc.max_payload,
+                        )
+                        for k, out in enumerate(outs)
+                    ]
+                    for j in streams
+                ]
+                name = ChannelName(pipeline, after)
+                seg.sender = ShardRouter(
+                    name, senders, key, positions, seg.commit, seg.dead_letters
+                )
             decisions = Decisions(js, pipeline)
             await decisions.ensure()
-            order = [s.name for s in spec.stages]
-            seg.changes.wire(order, receiver, seg.sender, decisions)
+            seg.changes.wire(order, receiver, seg.sender, decisions, sharded=sharded)
             await anyio.to_thread.run_sync(seg.changes.history.load, store)
             async with _running(seg):
-                index = [s.name for s in spec.stages].index(names[0])
                 await answer_status(nc, pipeline, seg, index)  # until the connection closes
                 await answer_history(nc, pipeline, seg.changes.history, names, index)
                 yield seg

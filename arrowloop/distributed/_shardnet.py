@@ -1,0 +1,290 @@
+"""Sharded stages across processes: the channels of the shards, the
+sending half that routes to them, and changes in shard segments.
+
+A stage made with ``shard_key`` and ``shards=N`` runs across processes as N
+*shard segments*, each a segment (``_segment.py``) of one replica of the
+stage with its own store. Shard ``k`` reads a channel of its own,
+:func:`shard_channel` (a stream per shard, so its positions are contiguous
+and its exactly-once commit is the segment's, unchanged), and writes one of
+its own into the next stage (``_merge.py``: the reader after the shards
+merges the N streams and aligns code changes).
+
+The segment before the stage sends through a :class:`ShardRouter`: each
+output goes to the shard its key hashes to (the in-process hash,
+``arrowloop.runtime._shards.shard_of``, so a key has the same shard in and
+across processes), and at each cut the outputs of the input there are
+published to every shard's stream under IDs that add the shard to
+(producer, position, part): a replay after a crash republishes every
+shard's frames under the IDs they had. A code change passed on and end of
+stream go to every shard, numbered after the items. Per key the order
+holds: one key is one shard, each shard's input is a stream in order, and
+its outputs are published in order into a stream of its own.
+
+The same sending half serves a segment whose input is merged from shards
+(with or without routing to shards after it): the outputs of an input from
+stream ``j`` are published under the producer ``<producer><j`` at the
+input's position in that stream, so IDs are the same on every replay and
+increase per producer, whatever order the streams were merged in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any
+
+import attrs
+from anyio import WouldBlock
+
+from arrowloop.distributed._changes import SegmentChanges
+from arrowloop.distributed._channel import (
+    ChannelName,
+    Commit,
+    InputPosition,
+    NatsSendChannel,
+)
+from arrowloop.distributed._frames import END, Frame, FrameCodec
+from arrowloop.distributed._merge import MergedPosition
+from arrowloop.errors import ArrowloopError, UpgradeError
+from arrowloop.machine import AnyMachine, Function
+from arrowloop.runtime import (
+    ChannelStatistics,
+    CutMsg,
+    DeadLetter,
+    DeadLetters,
+    EndMsg,
+    StageActor,
+    StageSpec,
+    UpgradeMsg,
+)
+from arrowloop.runtime._shards import shard_of
+
+__all__ = [
+    "ShardChanges",
+    "ShardRouter",
+    "check_shards",
+    "replica_spec",
+    "shard_channel",
+    "shard_producer",
+]
+
+log = logging.getLogger("arrowloop.distributed")
+
+
+def shard_channel(stage: str, shard: int) -> str:
+    """The channel (and so stream) feeding shard ``shard`` of ``stage``."""
+    return f"{stage}.shard{shard}"
+
+
+def shard_producer(producer: str, shard: int, shards: int) -> str:
+    """The producer name of shard ``shard`` of ``shards`` in message IDs."""
+    return f"{producer}~{shard}of{shards}"
+
+
+def replica_spec(spec: StageSpec) -> StageSpec:
+    """One replica of the sharded stage ``spec``: the stage a shard segment runs."""
+    return attrs.evolve(spec, shards=1, shard_key=None)
+
+
+class ShardRouter:
+    """A segment's sending half that publishes each input's outputs at its
+    cut: routed by key to one of N shards' channels (``key`` given), and/or
+    per input stream when the input is merged from shards.
+
+    ``senders[j][k]`` publishes the outputs of inputs from stream ``j``
+    (0 when the input is one stream) into channel ``k`` (the shard's, or
+    the one next channel when ``key`` is ``None``). Outputs are held until
+    the cut (they are what one input produced, so about a frame's worth),
+    then published in frames under IDs derived from the input's position;
+    an item whose key function raises is dropped, counted (``unroutable``)
+    and put in ``dead_letters``, alike on every replay.
+    """
+
+    def __init__(
+        self,
+        name: ChannelName,
+        senders: list[list[NatsSendChannel]],
+        key: Function | None,
+        positions: deque[int],
+        commit: Commit,
+        dead_letters: DeadLetters | None = None,
+    ) -> None:
+        self.name = name
+        self.senders = senders
+        self._key = key
+        self._dead_letters = dead_letters
+        self._positions = positions
+        self._commit = commit
+        self._bufs: list[list[Any]] = [[] for _ in senders[0]]
+        self.closed = False
+        #: Items whose key function raised (dropped).
+        self.unroutable = 0
+
+    def use_codec(self, codec: FrameCodec) -> None:
+        """Encode the items published from now on with ``codec`` (a change
+        of the segment's output type, at its cut), on every channel."""
+        for s in self._all():
+            s.use_codec(codec)
+
+    def _all(self) -> list[NatsSendChannel]:
+        return [s for row in self.senders for s in row]
+
+    @property
+    def published(self) -> int:
+        """Broker messages published, to every channel."""
+        return sum(s.published for s in self._all())
+
+    @property
+    def duplicates(self) -> int:
+        """Of those, the ones the broker had already (replays)."""
+        return sum(s.duplicates for s in self._all())
+
+    @property
+    def waits(self) -> int:
+        """Publishes that waited for room (a full channel)."""
+        return sum(s.waits for s in self._all())
+
+    def _route(self, items: list[Any]) -> None:
+        bufs, key, n = self._bufs, self._key, len(self._bufs)
+        if key is None:
+            bufs[0].extend(items)
+            return
+        for x in items:
+            try:
+                k = shard_of(key(x), n)
+            except Exception as exc:
+                # As in process: the item fails as a raising step does (to
+                # the dead letters, under the sharded stage and its key).
+                self.unroutable += 1
+                log.error("channel %s: the shard key of an item raised: %s", self.name.stream, exc)
+                if self._dead_letters is not None:
+                    letter = DeadLetter(self.name.channel, key.version, x, exc)
+                    self._dead_letters.put(letter)
+                continue
+            bufs[k].append(x)
+
+    def send_nowait(self, message: Any) -> None:
+        """Take a batch (published at the cut); anything else needs :meth:`send`."""
+        if type(message) is list:
+            self._route(message)
+            return
+        raise WouldBlock
+
+    async def send(self, message: Any) -> None:
+        """Take items, publish at a cut, or note end of stream (sent at its cut).
+
+        Raises:
+            TypeError: anything else (an envelope with a reply route).
+        """
+        t = type(message)
+        if t is list:
+            self._route(message)
+        elif t is CutMsg and isinstance(message.reply, InputPosition):
+            await self._cut(message, message.reply)
+        elif t is EndMsg:
+            self.closed = True
+        else:
+            raise TypeError(
+                f"a networked channel carries plain items, cuts and end of stream, "
+                f"not {t.__name__} (not yet: see docs/distributed.md)"
+            )
+
+    async def _cut(self, cut: CutMsg, at: InputPosition) -> None:
+        then = [f for f in (at.forward, END if at.end else None) if f is not None]
+        row, position = self.senders[0], at.position
+        if isinstance(at, MergedPosition):
+            row, position = self.senders[at.stream], at.seq
+        for k, sender in enumerate(row):
+            items, self._bufs[k] = self._bufs[k], []
+            await sender.send_at(position, items, then)
+        # Everything this input produced is confirmed: commit there.
+        await self._commit(cut, at)
+        self._positions.popleft()
+
+    async def flush(self) -> None:
+        """Nothing to do: items are published at their input's cut."""
+
+    def close(self) -> None:
+        """Send no more."""
+        self.closed = True
+
+    def statistics(self) -> ChannelStatistics:
+        """Items taken and not yet published."""
+        held = sum(len(b) for b in self._bufs)
+        frame = sum(s.statistics().capacity for s in self.senders[0])
+        return ChannelStatistics(held, 0, frame, self.closed)
+
+
+def check_shards(stages: list[StageSpec], first: int, count: int) -> None:
+    """Refuse a segment of ``count`` stages from ``first`` whose sharding is
+    not built across processes.
+
+    Raises:
+        ArrowloopError: a sharded stage with other stages in its segment, as
+            the pipeline's first stage (a source does not route by key), or
+            followed by another sharded stage.
+    """
+    for i in range(first, first + count):
+        s = stages[i]
+        if not s.sharded:
+            continue
+        if count != 1:
+            raise ArrowloopError(
+                f"stage {s.name!r} is sharded: across processes it is a segment of its own "
+                "(--segment NAME --shards 0,1,...)"
+            )
+        if i == 0:
+            raise ArrowloopError(
+                f"stage {s.name!r} is sharded and first: a source does not route by key "
+                "across processes yet; put a stage before it"
+            )
+        if i + 1 < len(stages) and stages[i + 1].sharded:
+            raise ArrowloopError(
+                f"stages {s.name!r} and {stages[i + 1].name!r} are both sharded: two sharded "
+                "stages in a row do not run across processes yet"
+            )
+
+
+class ShardChanges(SegmentChanges):
+    """What a shard segment does with code changes: what any segment does,
+    with the same outcome on every shard.
+
+    Every shard gets a copy of a change at the same place of the router's
+    output (one cut), checks it against the same machine version and
+    applies it there; a change of stages further on is passed on by every
+    shard and aligned after them (``_merge.py``). So that no shard can
+    refuse what another applies, a change of the sharded stage must keep
+    its state as it is (no migration: one could fail on some shards'
+    states only).
+    """
+
+    def __init__(self, actors: list[StageActor], last: bool) -> None:
+        super().__init__(actors, last)
+        # The machine each stage runs once the changes handed out so far are
+        # applied: a change is checked against it, not against what the
+        # stage runs now (a change before it may still be queued there, for
+        # longer on one shard than on another).
+        self._after: dict[str, AnyMachine] = {}
+
+    def _running(self) -> list[tuple[str, AnyMachine]]:
+        return [(a.name, self._after.get(a.name, a.machine)) for a in self._actors]
+
+    def __call__(self, frame: Frame, position: int, raw: bytes) -> tuple[list[Any], bytes | None]:
+        """The runtime messages ``frame`` becomes here, and what to pass on."""
+        messages, forward = super().__call__(frame, position, raw)
+        upgrades = [m for m in messages if isinstance(m, UpgradeMsg)]
+        if not any(c.migrate is not None for m in upgrades for c in m.changes.values()):
+            # Applied for sure: without a migration nothing can fail on a state.
+            for m in upgrades:
+                self._after.update({name: c.machine for name, c in m.changes.items()})
+            return messages, forward
+        stage = ",".join(a.name for a in self._actors)
+        self.replies[-1].reply.fail(
+            UpgradeError(
+                f"stage {stage!r} is sharded across processes: a change of it keeps the "
+                "state as it is (a migration could fail on some shards only)",
+                stage=stage,
+                reason="sharded migration",
+            )
+        )
+        return [], None

@@ -1,0 +1,104 @@
+"""A pipeline with a sharded stage for the distributed tests,
+``tests.nats_shards_pipeline:SPEC`` (served per segment, the sharded stage per
+shard with ``--shards``), and its sequential model.
+
+- ``number``: ``int -> (x, n)``, ``n`` counts the items so far;
+- ``per_key`` (3 shards by ``x % 24``): ``(x, n) -> (x, n, c, h)``, ``c`` the
+  items of the key so far and ``h`` a running hash of them, so an item of
+  the key lost, repeated or reordered changes every later output of it;
+- ``tally``: passes items on marked with its version and counts them
+  (after the shards, keys interleave in no fixed order: its state is the
+  count).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arrowloop import arrow, pipeline, stage, statemachine
+
+#: The pipeline's name on the broker: the supervisor name `serve` gives it.
+PIPELINE = "SPEC"
+SHARDS = 3
+KEYS = 24
+
+
+@statemachine(init=0)
+def number(x: int, n: int) -> tuple[int, tuple[int, int]]:
+    """Number the items."""
+    return n + 1, (x, n + 1)
+
+
+@arrow
+def by_key(item: tuple[int, int]) -> int:
+    """The item's key."""
+    return item[0] % 24
+
+
+@statemachine(init={})
+def per_key(
+    item: tuple[int, int], state: dict[int, tuple[int, int]]
+) -> tuple[dict[int, tuple[int, int]], tuple[int, int, int, int]]:
+    """Per key, the count and a running hash of its items."""
+    x, n = item
+    k = x % 24
+    c, h = state.get(k, (0, 7))
+    h2 = (h * 31 + x * 7 + n) % 1000000007
+    state[k] = (c + 1, h2)
+    return state, (x, n, c + 1, h2)
+
+
+@statemachine(init={})
+def per_key_twice(
+    item: tuple[int, int], state: dict[int, tuple[int, int]]
+) -> tuple[dict[int, tuple[int, int]], tuple[int, int, int, int]]:
+    """The next version of ``per_key`` (same types): each item hashes twice."""
+    x, n = item
+    k = x % 24
+    c, h = state.get(k, (0, 7))
+    h2 = (h * 31 + x * 14 + n) % 1000000007
+    state[k] = (c + 1, h2)
+    return state, (x, n, c + 1, h2)
+
+
+@statemachine(init=0)
+def tally(item: tuple[int, int, int, int], t: int) -> tuple[int, tuple[int, int, int, int, int]]:
+    """Count the items, passing them on marked 1 (this version)."""
+    x, n, c, h = item
+    return t + 1, (x, n, c, h, 1)
+
+
+@statemachine(init=0)
+def tally_v2(item: tuple[int, int, int, int], t: int) -> tuple[int, tuple[int, int, int, int, int]]:
+    """The next version of ``tally`` (same types): marks the items 2."""
+    x, n, c, h = item
+    return t + 1, (x, n, c, h, 2)
+
+
+SPEC = pipeline(
+    stage("number", number),
+    stage("per_key", per_key, shards=SHARDS, shard_key=by_key),
+    stage("tally", tally),
+)
+
+
+def model(
+    items: list[int], twice_from: int | None = None, v2_from: int | None = None
+) -> tuple[list[tuple[int, int, int, int, int]], dict[int, tuple[int, int]]]:
+    """Each item's output, in input order, and the per-key states at the end
+    (with ``per_key_twice`` from item ``twice_from`` on and ``tally_v2`` from
+    item ``v2_from`` on, counted from 1)."""
+    out: list[tuple[int, int, int, int, int]] = []
+    state: dict[int, tuple[int, int]] = {}
+    for n, x in enumerate(items, 1):
+        twice = twice_from is not None and n > twice_from
+        c, h = state.get(x % KEYS, (0, 7))
+        h = (h * 31 + x * (14 if twice else 7) + n) % 1000000007
+        state[x % KEYS] = (c + 1, h)
+        out.append((x, n, c + 1, h, 2 if v2_from is not None and n > v2_from else 1))
+    return out, state
+
+
+def as_tuples(outputs: list[Any]) -> list[tuple[int, int, int, int, int]]:
+    """Outputs read from a sink (JSON arrays) as tuples."""
+    return [tuple(o) for o in outputs]

@@ -1,0 +1,391 @@
+"""Sharded stages across processes, without a broker: the reader after
+the shards (a change aligned: held streams, applied once at the last copy;
+the end at the last shard's end; a restart resumes each stream and its
+holds), the sending half (each item to its key's shard,
+every shard's part of an input numbered by that input, changes and end of
+stream to every shard; after the shards, per input stream), and changes in
+shard segments (the same outcome on every shard)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from typing import Any, cast
+
+import pytest
+
+from arrowloop import arrow, statemachine
+from arrowloop.distributed import (
+    ChannelConfig,
+    ChannelName,
+    FrameCodec,
+    InputPosition,
+    NatsSendChannel,
+)
+from arrowloop.distributed._frames import END, Frame
+from arrowloop.distributed._merge import ChangeCopy, MergedPosition, MergeReceiver
+from arrowloop.distributed._shardnet import (
+    ShardChanges,
+    ShardRouter,
+    replica_spec,
+)
+from arrowloop.errors import UpgradeError
+from arrowloop.runtime import (
+    CutMsg,
+    DeadLetters,
+    EndMsg,
+    Reply,
+    StageActor,
+    UpgradeMsg,
+    open_channel,
+)
+from arrowloop.runtime._shards import shard_of
+from arrowloop.supervisor import CodeChange, code_change
+from arrowloop.upgrade import encode_change
+from tests.nats_shards_pipeline import SPEC, by_key, per_key, per_key_twice, tally_v2
+
+pytestmark = pytest.mark.anyio
+
+
+def _merge(shards: int = 2) -> tuple[MergeReceiver, list[int]]:
+    """A reader after ``shards`` shards, in a segment, its streams fed by hand."""
+    m = MergeReceiver(
+        cast(Any, None),
+        ChannelName("p", "tally"),
+        FrameCodec(None),
+        ChannelConfig(),
+        shards,
+        cuts=True,
+    )
+    applied: list[int] = []
+
+    def on_change(frame: Frame, position: int, raw: bytes) -> tuple[list[Any], bytes | None]:
+        applied.append(position)
+        return [("upgrade", raw)], b"forward"
+
+    m.on_change = on_change
+    m.watermarks = {}
+    m.start_at(0)
+    return m, applied
+
+
+def _cut(seq: int, end: bool = False) -> CutMsg:
+    return CutMsg(InputPosition(seq, end))
+
+
+def _copy(seq: int) -> ChangeCopy:
+    return ChangeCopy(Frame([], {"stages": []}, None), seq, b"change")
+
+
+def _merged(m: MergeReceiver) -> list[Any]:
+    """What the reader hands out, cuts as (counter, stream, seq, forward, end)."""
+    out: list[Any] = []
+    while m.queued:
+        for x in m.receive_nowait(1 << 20):
+            if type(x) is CutMsg:
+                at = x.reply
+                assert isinstance(at, MergedPosition)
+                out.append((at.position, at.stream, at.seq, at.forward, at.end))
+            else:
+                out.append(x)
+    return out
+
+
+def test_a_change_after_the_shards_waits_for_every_shards_copy() -> None:
+    m, applied = _merge()
+    m._take(0, [1, 2])
+    m._take(0, _cut(1))
+    m._take(0, _copy(2))
+    assert not m._held(0)  # until its cut is through
+    m._take(0, _cut(2))
+    assert m._held(0)  # shard 0 is past the change, shard 1 is not
+    m._take(1, [3])
+    m._take(1, _cut(1))
+    assert applied == []
+    m._take(1, _copy(2))  # the last copy: the change takes its place here
+    m._take(1, _cut(2))
+    assert applied == [4]
+    assert not m._held(0)
+    assert not m._held(1)
+    m._take(0, [4])
+    m._take(0, _cut(3))
+    assert _merged(m) == [
+        [1, 2],
+        (1, 0, 1, None, False),
+        (2, 0, 2, None, False),
+        [3],
+        (3, 1, 1, None, False),
+        ("upgrade", b"change"),
+        (4, 1, 2, b"forward", False),  # passed on once, at the last copy
+        [4],
+        (5, 0, 3, None, False),
+    ]
+
+
+async def test_the_reader_ends_at_the_last_shards_end_and_acks_by_stream() -> None:
+    m, _ = _merge()
+    m._take(1, _cut(1, end=True))
+    m._take(1, EndMsg())
+    m._take(0, [5])
+    m._take(0, _cut(1, end=True))
+    m._take(0, EndMsg())
+    out = m.receive_nowait(100)
+    assert [type(x) for x in out] == [CutMsg, list, CutMsg, EndMsg]
+    assert out[0].reply.end is False  # one shard's end
+    assert out[2].reply.end is True
+    assert ("~end:1", 1, 0) in out[0].reply.notes
+    assert ("~in:0", 1, 0) in out[2].reply.notes
+    await m.commit(out[2].reply.position)
+    assert (m.subs[0].committed, m.subs[1].committed) == (1, 0)
+
+
+def test_a_restarted_reader_resumes_each_stream_and_its_holds_from_its_notes() -> None:
+    m, _ = _merge(3)
+    m.watermarks = {"~in:0": (7, 0), "~copies:0": (1, 0), "~in:1": (4, 0), "~end:2": (1, 0)}
+    m.start_at(12)
+    assert [s.committed for s in m.subs] == [7, 4, 0]
+    assert m.ended == [False, False, True]
+    assert m._held(0)
+    assert not m._held(1)
+
+
+class FakeSender:
+    """What the router asks of a shard's sending half."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, list[Any], list[bytes]]] = []
+        self.published = self.duplicates = self.waits = 0
+        self.codec: FrameCodec | None = None
+
+    def use_codec(self, codec: FrameCodec) -> None:
+        self.codec = codec
+
+    async def send_at(self, position: int, items: list[Any], then: Any = ()) -> None:
+        self.sent.append((position, items, list(then)))
+
+
+async def test_the_router_sends_each_item_to_its_keys_shard_at_the_cut() -> None:
+    senders = [FakeSender() for _ in range(3)]
+    commits: list[int] = []
+    positions: deque[int] = deque([7, 8])
+
+    async def commit(cut: CutMsg, at: InputPosition) -> None:
+        commits.append(at.position)
+
+    router = ShardRouter(
+        ChannelName("p", "s"),
+        [cast(list[NatsSendChannel], senders)],
+        by_key.function,
+        positions,
+        commit,
+    )
+    items = [(x, i) for i, x in enumerate(range(0, 60, 5))]
+    router.send_nowait(items[:4])
+    await router.send(items[4:])
+    assert commits == []
+    assert all(s.sent == [] for s in senders)
+    await router.send(CutMsg(InputPosition(7, False)))
+    assert commits == [7]
+    assert list(positions) == [8]
+    for k, s in enumerate(senders):
+        mine = [x for x in items if shard_of(x[0] % 24, 3) == k]
+        assert s.sent == [(7, mine, [])]  # in order, under the input's position
+    await router.send(CutMsg(InputPosition(8, True, forward=b'{"u":{}}')))
+    await router.send(EndMsg())
+    assert [s.sent[-1] for s in senders] == [(8, [], [b'{"u":{}}', END])] * 3
+    assert router.closed
+
+
+async def test_after_the_shards_outputs_go_out_per_input_stream_at_its_position() -> None:
+    rows = [[FakeSender(), FakeSender()], [FakeSender(), FakeSender()]]
+    commits: list[int] = []
+
+    async def commit(cut: CutMsg, at: InputPosition) -> None:
+        commits.append(at.position)
+
+    router = ShardRouter(
+        ChannelName("p", "s"),
+        cast(list[list[NatsSendChannel]], rows),
+        by_key.function,
+        deque([3]),
+        commit,
+    )
+    items = [(x, 1) for x in range(4)]
+    await router.send(items)
+    await router.send(CutMsg(MergedPosition(3, False, None, None, (), 1, 9)))
+    assert commits == [3]
+    assert rows[0][0].sent == rows[0][1].sent == []
+    for k, s in enumerate(rows[1]):
+        assert s.sent == [(9, [x for x in items if shard_of(x[0] % 24, 2) == k], [])]
+
+
+async def test_the_router_switches_every_shards_codec() -> None:
+    """A change of the router's output type (at its cut) reaches every
+    channel it publishes to, after the shards too."""
+    rows = [[FakeSender(), FakeSender()], [FakeSender(), FakeSender()]]
+
+    async def commit(cut: CutMsg, at: InputPosition) -> None:
+        pass
+
+    router = ShardRouter(
+        ChannelName("p", "s"),
+        cast(list[list[NatsSendChannel]], rows),
+        by_key.function,
+        deque([1]),
+        commit,
+    )
+    codec = FrameCodec(None)
+    router.use_codec(codec)
+    assert all(s.codec is codec for row in rows for s in row)
+
+
+def test_the_reader_after_the_shards_switches_every_streams_codec_if_the_change_commits() -> None:
+    """hold() of the merged reader: every stream's half decodes with the new
+    type once the change committed, with the old one if it was refused."""
+    m, _ = _merge(3)
+    old = [sub._codec for sub in m.subs]
+    refused, new = Reply(), FrameCodec(None)
+    m.hold(refused, new)
+    refused.fail(UpgradeError("no", stage="tally", reason="version mismatch"))
+    assert [sub._codec for sub in m.subs] == old
+    committed = Reply()
+    m.hold(committed, new)
+    assert [sub._codec for sub in m.subs] == old  # not before it is decided
+    committed.set({})
+    assert all(sub._codec is new for sub in m.subs)
+
+
+@arrow
+def bad_key(item: tuple[int, int]) -> int:
+    """A key that fails on some items."""
+    return item[0] // item[1]
+
+
+async def test_an_item_whose_key_raises_is_a_dead_letter() -> None:
+    senders = [FakeSender(), FakeSender()]
+    dead = DeadLetters()
+
+    async def commit(cut: CutMsg, at: InputPosition) -> None:
+        pass
+
+    router = ShardRouter(
+        ChannelName("p", "s"),
+        [cast(list[NatsSendChannel], senders)],
+        bad_key.function,
+        deque([1]),
+        commit,
+        dead,
+    )
+    await router.send([(4, 2), (4, 0), (6, 3)])
+    await router.send(CutMsg(InputPosition(1, False)))
+    assert router.unroutable == 1
+    [letter] = list(dead)
+    assert (letter.stage, letter.item) == ("s", (4, 0))
+    assert sorted(x for s in senders for x in s.sent[0][1]) == [(4, 2), (6, 3)]
+
+
+@statemachine(init={})
+def per_key_new_state(
+    item: tuple[int, int], state: dict[int, int]
+) -> tuple[dict[int, int], tuple[int, int, int, int]]:
+    """``per_key`` with another state type (a change needs a migration)."""
+    x, n = item
+    state[x % 24] = state.get(x % 24, 0) + 1
+    return state, (x, n, 0, 0)
+
+
+@arrow
+def to_counts(state: dict[int, tuple[int, int]]) -> dict[int, int]:
+    """The migration to ``per_key_new_state``: each key's count."""
+    return {k: v[0] for k, v in state.items()}
+
+
+@pytest.fixture
+def changes() -> Iterator[ShardChanges]:
+    """What a shard segment of ``per_key`` (not the last stage) does with changes."""
+    inbox, inbox_r = open_channel(4)
+    outbox, outbox_r = open_channel(4)
+    replica = StageActor(replica_spec(SPEC.stages[1]), inbox_r, outbox, DeadLetters())
+    shard = ShardChanges([replica], False)
+    # What open_segment's wire() gives it: the pipeline's stages, and why
+    # it takes no part in a change across segments.
+    shard._order = [s.name for s in SPEC.stages]
+    shard._sharded = "runs shard 0 of sharded stage 'per_key'"
+    yield shard
+    for ch in (inbox, inbox_r, outbox, outbox_r):
+        ch.close()
+
+
+def _frame(change: Any) -> Frame:
+    return Frame([], encode_change(change), "reply.subject", "change-1")
+
+
+def test_a_shard_applies_a_change_of_its_stage_that_keeps_the_state(
+    changes: ShardChanges,
+) -> None:
+    version = per_key.machine.version
+    messages, forward = changes(_frame(code_change("per_key", version, per_key_twice)), 3, b"")
+    assert forward is None
+    assert [type(m) for m in messages] == [UpgradeMsg]
+
+
+def test_a_shard_checks_a_change_against_the_changes_before_it_not_yet_applied(
+    changes: ShardChanges,
+) -> None:
+    """The second of two changes in a row meets the first's version, whether
+    or not the replica has stepped to the first yet (alike on every shard)."""
+    first = code_change("per_key", per_key.machine.version, per_key_twice)
+    second = code_change("per_key", per_key_twice.machine.version, per_key)
+    for change in (first, second):
+        messages, _ = changes(_frame(change), 3, b"")
+        assert [type(m) for m in messages] == [UpgradeMsg]
+    stale = code_change("per_key", per_key_twice.machine.version, per_key)
+    assert changes(_frame(stale), 4, b"") == ([], None)
+    assert getattr(changes.replies[-1].reply.error, "reason", None) == "version mismatch"
+
+
+def test_a_shard_passes_a_change_of_later_stages_on(changes: ShardChanges) -> None:
+    tally = SPEC.stages[2].machine
+    change = code_change("tally", tally.version, tally_v2)
+    messages, forward = changes(_frame(change), 3, b"raw")
+    assert (messages, forward) == ([], b"raw")
+    assert changes.replies == []  # answered where it is applied
+
+
+def test_a_shard_refuses_a_migration_as_every_shard_would(changes: ShardChanges) -> None:
+    change = code_change("per_key", per_key.machine.version, per_key_new_state, to_counts)
+    messages, forward = changes(_frame(change), 3, b"raw")
+    assert (messages, forward) == ([], None)
+    [rec] = changes.replies
+    assert (rec.subject, rec.position) == ("reply.subject", 3)
+    assert rec.reply.done
+    assert getattr(rec.reply.error, "reason", None) == "sharded migration"
+
+
+def test_a_shard_refuses_a_change_across_segments(changes: ShardChanges) -> None:
+    """A change naming the sharded stage and a stage of another segment is
+    refused on every shard (not built yet), so nothing is prepared."""
+    tally = SPEC.stages[2].machine
+    mine = code_change("per_key", per_key.machine.version, per_key_twice)
+    later = code_change("tally", tally.version, tally_v2)
+    change = CodeChange((*mine.upgrades, *later.upgrades))
+    messages, forward = changes(_frame(change), 3, b"raw")
+    assert (messages, forward) == ([], None)
+    [rec] = changes.replies
+    assert rec.reply.done
+    assert getattr(rec.reply.error, "reason", None) == "across segments"
+    assert "does not take in sharded stages" in str(rec.reply.error)
+
+
+def test_serve_shards_names_shards_of_a_sharded_stage() -> None:
+    from arrowloop.cli._commands import UsageError
+    from arrowloop.cli._segment import _shards
+
+    assert _shards(SPEC, ["per_key"], None) == [0, 1, 2]
+    assert _shards(SPEC, ["per_key"], "2,0") == [2, 0]
+    assert _shards(SPEC, ["number"], None) == [None]
+    for wrong, stages in (("3", ["per_key"]), ("1,1", ["per_key"]), ("a", ["per_key"])):
+        with pytest.raises(UsageError, match="shards"):
+            _shards(SPEC, stages, wrong)
+    with pytest.raises(UsageError, match="goes with --segment naming a sharded stage"):
+        _shards(SPEC, ["number"], "0")

@@ -445,10 +445,24 @@ class Pipeline:
             if len(keys) != len(items):
                 raise ValueError(f"expected {len(items)} keys (one per item), found {len(keys)}")
             key_of = keys
-        calls = Calls() if type(key_of) is repeat else KeyedCalls()
         pending = self._pending
-        enter = calls.append
         give = out.append
+        if type(key_of) is repeat:
+            # No keys: the common batch, in a loop of its own. Tickets go in
+            # ``out`` only; the message is a copy of it (made in C) when every
+            # item fitted, as is usual.
+            refused = 0
+            for item in items:
+                try:
+                    value = take(item, where)
+                except Exception as exc:  # this item's fault: the batch goes on
+                    give(exc)
+                    refused += 1
+                    continue
+                give(Ticket(value, pending, v))
+            return out, Calls(out if not refused else [t for t in out if type(t) is Ticket])
+        calls = KeyedCalls()
+        enter = calls.append
         for item, key in zip(items, key_of, strict=False):  # keys: checked above
             try:
                 value = take(item, where)

@@ -456,30 +456,37 @@ class StageActor:
                         # A connection's batch of requests: stepped in one go
                         # and passed on as one message, after the outputs
                         # before it.
-                        passed = Calls()
-                        calls = iter(m)
-                        for r in calls:
+                        # The message goes on as it is unless a step fails:
+                        # then the calls stepped so far are copied out and
+                        # the failing ones (answered already) left behind.
+                        passed: Calls | None = None
+                        for i, r in enumerate(m):
                             try:
                                 state, r.value = step(r.value, state)
                             except Exception as exc:
+                                if passed is None:
+                                    passed = Calls(m[:i])
                                 self._crash(r.value, exc, r)
                                 if self.reset_on_crash:
                                     state = self._reset_after_crash()
                                 if self.exit_on_crash:
-                                    left = Calls(calls)
+                                    left = Calls(m[i + 1 :])
                                     self._queue_out(outs, passed)
                                     outs = []
                                     await self._exit(
                                         state,
-                                        done,
+                                        done + len(passed),
                                         [],
                                         ([left] if left else []) + list(rest),
                                         r.value,
                                         exc,
                                     )
                                 continue
-                            done += 1
-                            passed.append(r)
+                            if passed is not None:
+                                passed.append(r)
+                        if passed is None:
+                            passed = m
+                        done += len(passed)
                         self._queue_out(outs, passed)
                         outs = []
                         if persist is None:

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from itertools import islice
 from typing import Any, Final
 
 import anyio
@@ -107,8 +108,32 @@ def _failed(rid: Any, exc: Any) -> _Pending:
 _Step = _Group | tuple[Any, None, dict[str, Any]]
 
 
+def _plain(lines: list[bytes | LineTooLong]) -> list[Any] | None:
+    """The items of a batch made only of ``{"item": ...}`` requests (the
+    usual batch of a pipelining client), or None."""
+    loads = orjson.loads
+    items: list[Any] = []
+    add = items.append
+    try:
+        for line in lines:
+            if type(line) is not bytes:
+                return None
+            req = loads(line)
+            if type(req) is not dict or len(req) != 1:
+                return None
+            add(req["item"])  # KeyError if not there
+    except Exception:
+        return None
+    return items
+
+
 def _steps(lines: list[bytes | LineTooLong]) -> list[_Step]:
     """Parse a batch of request lines into what to admit and what to answer."""
+    plain_items = _plain(lines)
+    if plain_items is not None:
+        only = _Group(None)
+        only.items = plain_items
+        return [only]
     steps: list[_Step] = []
     group: _Group | None = None
     # The current group's items.append while the group is plain (no
@@ -413,7 +438,33 @@ class _Connection(asyncio.Protocol):
         dumps = orjson.dumps
         view, encode, emit = self._view, self._encode, self._emit
         n = 0
-        for p in queue:
+        if view is not None:
+            # The usual run first: delivered outputs of requests without an
+            # id, through the view of the last flush, in a loop of their own.
+            # Anything else (or an encoder that raises) ends the run, and
+            # the general loop below goes on from there.
+            line = _LINE
+            try:
+                for p in queue:
+                    if (
+                        type(p) is not Ticket
+                        or not p.done
+                        or p.error is not None
+                        or p.view is not view
+                    ):
+                        break
+                    out = p.value
+                    add(
+                        dumps(
+                            {"output": encode(out if emit is None else emit(out), "output")},
+                            None,
+                            line,
+                        )
+                    )
+            except Exception:
+                pass  # the general loop answers it with the error
+            n = len(chunks)
+        for p in islice(queue, n, None) if n else queue:
             if isinstance(p, Ticket):
                 t = p
                 rid = None

@@ -8,7 +8,10 @@ one run the router's and the reader's) killed with SIGKILL during a steady
 stream and restarted on their state directories. Nothing is lost or
 duplicated, each key's outputs come in its order and are the sequential
 model's (each change at exactly its place), and the committed states and
-versions are the model's."""
+versions are the model's. And migrations of the sharded stage, voted on
+by its shards: committed on every shard or refused on every shard, the
+same with a shard's or the deciding shard's process killed after it
+voted."""
 
 from __future__ import annotations
 

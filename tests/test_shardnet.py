@@ -34,7 +34,7 @@ from arrowloop.distributed._shardnet import (
     ShardRouter,
     replica_spec,
 )
-from arrowloop.errors import UpgradeError
+from arrowloop.errors import ArrowloopError, UpgradeError
 from arrowloop.runtime import (
     CutMsg,
     DeadLetters,
@@ -472,8 +472,14 @@ async def test_every_shard_commits_a_migration_when_every_shard_voted_yes() -> N
     change = code_change("per_key", per_key.machine.version, per_key_new_state, to_counts)
     held = [_held(s, change) for s in shards]
     async with anyio.create_task_group() as tg:
-        for s, msg in zip(shards, held, strict=True):
+        for s, msg in zip(shards[:2], held, strict=False):
             tg.start_soon(s.at_sender, msg)
+        await anyio.sleep(0.1)
+        # Shards 0 and 1 voted and hold it (``status`` shows it), until shard 2 votes.
+        assert [s.awaiting() for s in shards] == [["change-1"], ["change-1"], []]
+        assert not held[0].decided.is_set()
+        tg.start_soon(shards[2].at_sender, held[2])
+    assert [s.awaiting() for s in shards] == [[], [], []]
     new = per_key_new_state.machine.version
     for s, msg in zip(shards, held, strict=True):
         assert msg.decided.is_set()
@@ -551,3 +557,18 @@ def test_serve_shards_names_shards_of_a_sharded_stage() -> None:
             _shards(SPEC, stages, wrong)
     with pytest.raises(UsageError, match="goes with --segment naming a sharded stage"):
         _shards(SPEC, ["number"], "0")
+
+
+async def test_a_replay_refusing_what_the_shard_voted_for_stops_the_shard() -> None:
+    """Votes stay on the broker: a shard that voted yes before a crash and
+    whose replay's migration raises (it would not, being a function of the
+    state) must not vote again or go on with its old code: it stops."""
+    js = FakeJetStream()
+    [shard] = _shards(js, 1)
+    decisions = Decisions(cast(Any, js), "p")
+    await decisions.vote("change-1", 0, {"commit": True, "versions": {"per_key": "v2"}})
+    change = code_change("per_key", per_key.machine.version, per_key_new_state, to_counts)
+    msg = _held(shard, change)
+    msg.reply.fail(UpgradeError("it raised", stage="per_key", reason="migration failed"))
+    with pytest.raises(ArrowloopError, match="voted to commit it before a crash"):
+        await shard.at_cut(3)

@@ -25,6 +25,12 @@ The same sending half serves a segment whose input is merged from shards
 stream ``j`` are published under the producer ``<producer><j`` at the
 input's position in that stream, so IDs are the same on every replay and
 increase per producer, whatever order the streams were merged in.
+
+A change of the sharded stage that migrates its state is voted on
+(:class:`ShardChanges`): every shard prepares it at its copy and holds,
+votes on the decisions stream (_decisions.py), shard 0 decides (commit iff
+every shard voted yes), and every shard commits or keeps its code; only
+shard 0 answers the change's sender.
 """
 
 from __future__ import annotations
@@ -362,10 +368,24 @@ class ShardChanges(SegmentChanges):
             ):
                 continue
             self._voted.add(rec.id)
-            await self._decisions.vote(rec.id, self._shard, _decision(rec))
+            vote = await self._decisions.vote(rec.id, self._shard, _decision(rec))
+            if vote.get("commit") is True:
+                # Voted yes before a crash, refused on the replay: the
+                # migration is not deterministic. Stop rather than diverge.
+                raise ArrowloopError(
+                    f"change {rec.id}: shard {self._shard} voted to commit it before a crash "
+                    f"and its replay refuses it ({rec.reply.error}); a migration must give "
+                    "the same result on the same state"
+                )
             if self._shard == 0:
                 await self._decisions.decide(rec.id, self._shards)
         await super().at_cut(position)
+
+    def awaiting(self) -> list[str]:
+        """The changes held prepared here, waiting for their decision."""
+        return [
+            r.id for r in self.replies if (r.forwarded or r.id in self._voted) and not r.reply.done
+        ]
 
     def results(self, committed: int) -> list[tuple[str, bytes]]:
         """The results to publish now: shard 0's only (one answer per change)."""

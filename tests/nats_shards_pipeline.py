@@ -61,6 +61,32 @@ def per_key_twice(
     return state, (x, n, c + 1, h2)
 
 
+@statemachine(init={})
+def per_key_marked(
+    item: tuple[int, int], state: dict[int, tuple[int, int, int]]
+) -> tuple[dict[int, tuple[int, int, int]], tuple[int, int, int, int]]:
+    """``per_key_twice`` with another state type (a change to it migrates):
+    each key's count, hash and a mark."""
+    x, n = item
+    k = x % 24
+    c, h, m = state.get(k, (0, 7, 1))
+    h2 = (h * 31 + x * 14 + n) % 1000000007
+    state[k] = (c + 1, h2, m)
+    return state, (x, n, c + 1, h2)
+
+
+@arrow
+def mark(state: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int, int]]:
+    """The migration to ``per_key_marked``: each key's count and hash, marked."""
+    return {k: (v[0], v[1], 1) for k, v in state.items()}
+
+
+@arrow
+def mark_badly(state: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int, int]]:
+    """A migration that raises on the shard holding key 5 only (a division by zero)."""
+    return {k: (v[0], v[1], 1 // (k - 5)) for k, v in state.items()}
+
+
 @statemachine(init=0)
 def tally(item: tuple[int, int, int, int], t: int) -> tuple[int, tuple[int, int, int, int, int]]:
     """Count the items, passing them on marked 1 (this version)."""

@@ -8,7 +8,10 @@ one run the router's and the reader's) killed with SIGKILL during a steady
 stream and restarted on their state directories. Nothing is lost or
 duplicated, each key's outputs come in its order and are the sequential
 model's (each change at exactly its place), and the committed states and
-versions are the model's."""
+versions are the model's. And migrations of the sharded stage, voted on
+by its shards: committed on every shard or refused on every shard, the
+same with a shard's or the deciding shard's process killed after it
+voted."""
 
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from arrowloop.distributed import (
     pipeline_status,
     send_change,
 )
+from arrowloop.distributed._decisions import Decisions
 from arrowloop.errors import UpgradeError
 from arrowloop.runtime import EndMsg
 from arrowloop.runtime._shards import shard_of
@@ -53,9 +57,12 @@ from tests.nats_shards_pipeline import (
     SPEC,
     as_tuples,
     by_key,
+    mark,
+    mark_badly,
     model,
     number,
     per_key,
+    per_key_marked,
     per_key_twice,
     tally_v2,
 )
@@ -494,3 +501,170 @@ async def test_serve_shards_with_a_control_port_and_the_key_value_store(
             await anyio.to_thread.run_sync(proc.wait)
     expected, _ = model(items, twice_from=200)
     assert sorted(as_tuples(got)) == sorted(expected)
+
+
+#: A migration of the sharded stage (another state type), and one that raises
+#: on shard 1's state only (it holds key 5).
+MIGRATION = encode_change(
+    code_change("per_key", SPEC.stages[1].machine.version, per_key_marked, mark)
+)
+BAD_MIGRATION = encode_change(
+    code_change("per_key", SPEC.stages[1].machine.version, per_key_marked, mark_badly)
+)
+
+
+def _marked(states: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int, int]]:
+    return {k: (c, h, 1) for k, (c, h) in states.items()}
+
+
+def _check_outputs(got: list[Any], expected: list[Any]) -> None:
+    """0 lost, 0 duplicated, and per key the model's outputs in its order."""
+    outputs = as_tuples(got)
+    lost = len(set(expected) - set(outputs))
+    duplicated = len(outputs) - len(set(outputs))
+    assert (lost, duplicated) == (0, 0)
+    assert sorted(outputs) == sorted(expected)
+    for key in range(KEYS):
+        assert [o for o in outputs if o[0] % KEYS == key] == [
+            o for o in expected if o[0] % KEYS == key
+        ]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("bad", [False, True], ids=["commits", "raises-on-one-shard"])
+async def test_a_migration_of_a_sharded_stage_commits_on_every_shard_or_none(
+    nats_server: NatsServer, bad: bool
+) -> None:
+    """Segments in this process, the three shards as tasks, with 300 items
+    before a migration of ``per_key`` and 300 after it queued in the first
+    channel before any segment runs. It commits on every shard at the
+    change, with one answer; or, raising on shard 1's state only, it is
+    refused on every shard, each keeping its version and state."""
+    url, name = nats_server.url, "shards_migration" + ("_bad" if bad else "")
+    items = [(i * 7919) % 1000 for i in range(600)]
+    got: list[Any] = []
+    answers: list[Any] = []
+    with anyio.fail_after(90):
+        async with connect(url) as nc:
+            inbox = nc.new_inbox()
+            sub = await nc.subscribe(inbox)
+            async with open_source(url, name, "number", INT, config=CONFIG) as src:
+                await src.send(items[:300])
+                await src.flush()
+                doc = BAD_MIGRATION if bad else MIGRATION
+                await src.publish_frame(change_frame(doc, inbox))
+                await src.send(items[300:])
+                await src.send(EndMsg())
+            async with (
+                open_segment(SPEC, ["number"], url, pipeline=name, config=CONFIG),
+                open_segment(SPEC, ["per_key"], url, pipeline=name, config=CONFIG, shard=0) as s0,
+                open_segment(SPEC, ["per_key"], url, pipeline=name, config=CONFIG, shard=1) as s1,
+                open_segment(SPEC, ["per_key"], url, pipeline=name, config=CONFIG, shard=2) as s2,
+                open_segment(SPEC, ["tally"], url, pipeline=name, config=CONFIG) as last,
+                open_sink(url, name, "out", OUT_TYPE, config=CONFIG) as sink,
+            ):
+                with suppress(anyio.EndOfStream):
+                    while True:
+                        for m in await sink.receive(1024):
+                            if type(m) is list:
+                                got.extend(m)
+                await last.finished.wait()
+                answers.append(json.loads((await sub.next_msg(timeout=10)).data))
+                with pytest.raises(TimeoutError):  # one answer for the change
+                    await sub.next_msg(timeout=0.5)
+                shards = [s0, s1, s2]
+                versions = {s.actors[0].machine.version for s in shards}
+                merged: dict[int, Any] = {}
+                for s in shards:
+                    merged.update(s.actors[0].state)
+    expected, states = model(items, twice_from=None if bad else 300)
+    _check_outputs(got, expected)
+    if bad:
+        assert answers[0]["error"]["reason"] == "migration failed", answers
+        assert "shard 1" in answers[0]["error"]["message"]
+        assert versions == {per_key.machine.version}
+        assert merged == states
+    else:
+        assert answers == [{"versions": {"per_key": per_key_marked.machine.version}}]
+        assert versions == {per_key_marked.machine.version}
+        assert merged == _marked(states)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize(
+    ("killed", "stopped"), [("s2", "s01"), ("s01", "s2")], ids=["a-shard", "the-decider"]
+)
+async def test_a_shard_killed_after_it_prepared_a_migration_ends_the_same(
+    nats_server: NatsServer, tmp_path: Path, killed: str, stopped: str
+) -> None:
+    """Served with the CLI: the process ``stopped`` (SIGSTOP) before the
+    migration, so no decision can be made; once every shard of ``killed``
+    has prepared and voted, ``killed`` is killed with SIGKILL and started
+    again on its state directory (it replays the change, prepares again and
+    reuses its vote), then ``stopped`` goes on. The migration commits on
+    every shard at its place, as without the kill."""
+    change_at = 320
+    items = [(i * 7919) % 1000 for i in range(1200)]
+    change_id = f"migration-{killed}"
+    url = nats_server.url
+    procs = Processes(url, tmp_path)
+    got: list[Any] = []
+    killed_shards = [2] if killed == "s2" else [0, 1]
+    for name in PROCESSES:
+        procs.start(name)
+    pause = procs.procs[stopped]
+    os.kill(pause.pid, signal.SIGSTOP)
+    try:
+        with anyio.fail_after(180):
+            async with (
+                connect(url) as nc,
+                open_source(url, PIPELINE, "number", INT, config=CONFIG) as src,
+                open_sink(url, PIPELINE, "out", OUT_TYPE, config=CONFIG) as sink,
+                anyio.create_task_group() as tg,
+            ):
+                inbox = nc.new_inbox()
+                sub = await nc.subscribe(inbox)
+                decisions = Decisions(nc.jetstream(), PIPELINE)
+                await decisions.ensure()
+
+                async def produce() -> None:
+                    for i in range(0, len(items), CONFIG.frame_items):
+                        if i == change_at:
+                            await src.flush()
+                            await src.publish_frame(change_frame(MIGRATION, inbox, change_id))
+                        await src.send(items[i : i + CONFIG.frame_items])
+                    await src.send(EndMsg())
+
+                async def read() -> None:
+                    with suppress(anyio.EndOfStream):
+                        while True:
+                            for m in await sink.receive(1024):
+                                if type(m) is list:
+                                    got.extend(m)
+
+                tg.start_soon(produce)
+                tg.start_soon(read)
+                for k in killed_shards:  # prepared and voted, undecided
+                    vote = decisions.vote_subject(change_id, k)
+                    while await decisions.look(vote) is None:  # noqa: ASYNC110
+                        await anyio.sleep(0.05)
+                assert await decisions.look(decisions.subject(change_id)) is None
+                procs.kill(killed)
+                procs.start(killed)
+                os.kill(pause.pid, signal.SIGCONT)
+                answer = json.loads((await sub.next_msg(timeout=60)).data)
+    finally:
+        os.kill(pause.pid, signal.SIGCONT)
+        procs.stop_all()
+    assert {n: p.returncode for n, p in procs.procs.items()} == dict.fromkeys(PROCESSES, 0)
+    assert procs.live_kills == 1
+    assert answer == {"versions": {"per_key": per_key_marked.machine.version}}
+    expected, states = model(items, twice_from=change_at)
+    _check_outputs(got, expected)
+    stores = _stores(tmp_path)
+    merged: dict[int, Any] = {}
+    for k in range(SHARDS):
+        version, state = stores[f"{PIPELINE}.per_key.shard{k}"]["per_key"]
+        assert version == per_key_marked.machine.version
+        merged.update(decode_value(per_key_marked.machine.state, state))
+    assert merged == _marked(states)

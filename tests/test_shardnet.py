@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any, cast
 
+import anyio
+import nats.js.errors
+import orjson
 import pytest
 
 from arrowloop import arrow, statemachine
@@ -22,6 +26,7 @@ from arrowloop.distributed import (
     InputPosition,
     NatsSendChannel,
 )
+from arrowloop.distributed._decisions import Decisions, tally_votes
 from arrowloop.distributed._frames import END, Frame
 from arrowloop.distributed._merge import ChangeCopy, MergedPosition, MergeReceiver
 from arrowloop.distributed._shardnet import (
@@ -29,7 +34,7 @@ from arrowloop.distributed._shardnet import (
     ShardRouter,
     replica_spec,
 )
-from arrowloop.errors import UpgradeError
+from arrowloop.errors import ArrowloopError, UpgradeError
 from arrowloop.runtime import (
     CutMsg,
     DeadLetters,
@@ -352,14 +357,177 @@ def test_a_shard_passes_a_change_of_later_stages_on(changes: ShardChanges) -> No
     assert changes.replies == []  # answered where it is applied
 
 
-def test_a_shard_refuses_a_migration_as_every_shard_would(changes: ShardChanges) -> None:
+def test_a_shard_holds_a_migration_for_the_vote(changes: ShardChanges) -> None:
+    """A migration is prepared and held (its ``last`` is no stage here, so
+    the replica waits after preparing), undecided until the shards vote."""
     change = code_change("per_key", per_key.machine.version, per_key_new_state, to_counts)
     messages, forward = changes(_frame(change), 3, b"raw")
-    assert (messages, forward) == ([], None)
+    assert forward is None
+    [msg] = messages
+    assert isinstance(msg, UpgradeMsg)
+    assert msg.last == "~vote"
+    assert msg.changes["per_key"].migrate is not None
     [rec] = changes.replies
-    assert (rec.subject, rec.position) == ("reply.subject", 3)
-    assert rec.reply.done
-    assert getattr(rec.reply.error, "reason", None) == "sharded migration"
+    assert (rec.subject, rec.position, rec.reply.done) == ("reply.subject", 3, False)
+
+
+def test_the_votes_decide_commit_iff_every_shard_voted_yes() -> None:
+    yes = {"commit": True, "versions": {"per_key": "v2"}}
+    no = {"commit": False, "error": {"message": "it raised", "reason": "migration failed"}}
+    assert tally_votes([yes, None, yes]) is None  # shard 1 has not voted
+    assert tally_votes([yes, yes, yes]) == yes
+    for votes in ([yes, no, None], [None, no, yes], [yes, no, no]):
+        decision = tally_votes(votes)
+        assert decision is not None
+        assert decision["commit"] is False
+        assert decision["error"]["reason"] == "migration failed"
+        assert decision["error"]["message"].startswith("shard 1: ")
+
+
+class FakeJetStream:
+    """The two calls Decisions makes, on a dict: one message per subject,
+    a message ID published once (the broker's duplicate window)."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, bytes] = {}
+        self.ids: set[str] = set()
+        self.published: list[str] = []
+
+    async def publish(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
+        msg_id = headers["Nats-Msg-Id"]
+        if msg_id in self.ids:
+            return
+        self.ids.add(msg_id)
+        self.published.append(subject)
+        self.last[subject] = data
+
+    async def get_last_msg(self, stream: str, subject: str) -> Any:
+        if subject not in self.last:
+            raise nats.js.errors.NotFoundError
+        return SimpleNamespace(data=self.last[subject])
+
+
+async def test_a_vote_or_decision_on_the_broker_is_reused_not_recomputed() -> None:
+    js = FakeJetStream()
+    decisions = Decisions(cast(Any, js), "p")
+    yes = {"commit": True, "versions": {"per_key": "v2"}}
+    no = {"commit": False, "error": {"message": "raised", "reason": "migration failed"}}
+    assert await decisions.vote("c1", 1, no) == no
+    # Shard 1 replays after a crash and would vote otherwise: its vote stands.
+    assert await decisions.vote("c1", 1, yes) == no
+    for k in (0, 2):
+        await decisions.vote("c1", k, yes)
+    decision = await decisions.decide("c1", 3)
+    assert decision["commit"] is False
+    # Shard 0 replays: it reads the decision, publishes nothing more.
+    published = list(js.published)
+    assert await decisions.decide("c1", 3) == decision
+    assert await decisions.wait("c1") == decision
+    assert js.published == published
+
+
+def _shards(js: FakeJetStream, n: int = 3) -> list[ShardChanges]:
+    out = []
+    for k in range(n):
+        shard = ShardChanges([], False, k, n)
+        shard._decisions = Decisions(cast(Any, js), "p")
+        shard._order = [s.name for s in SPEC.stages]
+        out.append(shard)
+    return out
+
+
+#: The in-process channels the tests' replicas were made with (closed after each).
+_OPEN: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_channels() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def _held(shard: ShardChanges, change: CodeChange, position: int = 3) -> UpgradeMsg:
+    """What shard ``shard``'s replica sends on after preparing ``change``."""
+    actor = StageActor(replica_spec(SPEC.stages[1]), *_channels(), DeadLetters())
+    shard._actors = [actor]
+    [msg], _ = shard(_frame(change), position, b"")
+    assert isinstance(msg, UpgradeMsg)
+    committed: list[int] = []
+    msg.versions["per_key"] = per_key_new_state.machine.version
+    msg.commits.append(lambda: committed.append(1))
+    return msg
+
+
+def _channels() -> tuple[Any, Any]:
+    inbox_s, inbox = open_channel(4)
+    outbox, outbox_r = open_channel(4)
+    _OPEN.extend((inbox_s, inbox, outbox, outbox_r))
+    return inbox, outbox
+
+
+async def test_every_shard_commits_a_migration_when_every_shard_voted_yes() -> None:
+    js = FakeJetStream()
+    shards = _shards(js)
+    change = code_change("per_key", per_key.machine.version, per_key_new_state, to_counts)
+    held = [_held(s, change) for s in shards]
+    async with anyio.create_task_group() as tg:
+        for s, msg in zip(shards[:2], held, strict=False):
+            tg.start_soon(s.at_sender, msg)
+        await anyio.sleep(0.1)
+        # Shards 0 and 1 voted and hold it (``status`` shows it), until shard 2 votes.
+        assert [s.awaiting() for s in shards] == [["change-1"], ["change-1"], []]
+        assert not held[0].decided.is_set()
+        tg.start_soon(shards[2].at_sender, held[2])
+    assert [s.awaiting() for s in shards] == [[], [], []]
+    new = per_key_new_state.machine.version
+    for s, msg in zip(shards, held, strict=True):
+        assert msg.decided.is_set()
+        assert msg.reply.value == {"per_key": new}
+        await s.at_cut(3)
+    decision = orjson.loads(js.last["arrowloop.p._decision.change-1"])
+    assert decision == {"commit": True, "versions": {"per_key": new}}
+    # One answer for the change: shard 0's.
+    answers = [s.results(3) for s in shards]
+    assert [len(a) for a in answers] == [1, 0, 0]
+    assert orjson.loads(answers[0][0][1]) == {"versions": {"per_key": new}}
+    # The next change is checked against the migrated version, on every shard.
+    stale = code_change("per_key", per_key.machine.version, per_key_twice)
+    for s in shards:
+        assert s(_frame(stale), 4, b"") == ([], None)
+        assert getattr(s.replies[-1].reply.error, "reason", None) == "version mismatch"
+
+
+async def test_a_migration_raising_on_one_shard_is_refused_by_every_shard() -> None:
+    js = FakeJetStream()
+    shards = _shards(js)
+    change = code_change("per_key", per_key.machine.version, per_key_new_state, to_counts)
+    held = [_held(s, change) for s in shards]
+    # Shard 1's replica: the migration raised on its state (the runtime
+    # fails the reply and sends nothing on).
+    err = UpgradeError("the migration raised", stage="per_key", reason="migration failed")
+    held[1].reply.fail(err)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(shards[0].at_sender, held[0])
+        tg.start_soon(shards[2].at_sender, held[2])
+        await shards[1].at_cut(3)
+    for msg in held:
+        assert msg.decided.is_set() or msg is held[1]
+        assert getattr(msg.reply.error, "reason", None) == "migration failed"
+    assert held[0].failure is not None  # keeps its code
+    assert held[2].failure is not None
+    answers = [s.results(3) for s in shards]
+    assert [len(a) for a in answers] == [1, 0, 0]
+    result = orjson.loads(answers[0][0][1])
+    assert result["error"]["reason"] == "migration failed"
+    assert "shard 1" in result["error"]["message"]
+    # A restarted shard 2 prepares again: it reuses its vote and the decision.
+    published = list(js.published)
+    [again] = _shards(js)[2:]
+    msg = _held(again, change)
+    await again.at_sender(msg)
+    assert getattr(msg.reply.error, "reason", None) == "migration failed"
+    assert js.published == published
 
 
 def test_a_shard_refuses_a_change_across_segments(changes: ShardChanges) -> None:
@@ -389,3 +557,18 @@ def test_serve_shards_names_shards_of_a_sharded_stage() -> None:
             _shards(SPEC, stages, wrong)
     with pytest.raises(UsageError, match="goes with --segment naming a sharded stage"):
         _shards(SPEC, ["number"], "0")
+
+
+async def test_a_replay_refusing_what_the_shard_voted_for_stops_the_shard() -> None:
+    """Votes stay on the broker: a shard that voted yes before a crash and
+    whose replay's migration raises (it would not, being a function of the
+    state) must not vote again or go on with its old code: it stops."""
+    js = FakeJetStream()
+    [shard] = _shards(js, 1)
+    decisions = Decisions(cast(Any, js), "p")
+    await decisions.vote("change-1", 0, {"commit": True, "versions": {"per_key": "v2"}})
+    change = code_change("per_key", per_key.machine.version, per_key_new_state, to_counts)
+    msg = _held(shard, change)
+    msg.reply.fail(UpgradeError("it raised", stage="per_key", reason="migration failed"))
+    with pytest.raises(ArrowloopError, match="voted to commit it before a crash"):
+        await shard.at_cut(3)

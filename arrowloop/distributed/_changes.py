@@ -21,7 +21,8 @@ decided here.
 
 A sharded stage's segments (its shards, the segment routing to them, the
 one reading them merged: _shardnet.py, _merge.py) take changes of their own
-stages and pass others on; a change across segments with a part in one of
+stages and pass others on (a migration of a sharded stage is voted on by
+its shards: _shardnet.py); a change across segments with a part in one of
 them is refused there (``across segments``: not built yet).
 """
 

@@ -462,7 +462,9 @@ async def open_segment(
                 publish=nc.publish,
             )
             if shard is not None:
-                seg.changes = ShardChanges(seg.actors, after == "out")
+                seg.changes = ShardChanges(
+                    seg.actors, after == "out", shard, spec.stages[index].shards
+                )
             codec_out = FrameCodec(chosen[-1].machine.output)
             nxt = spec.stages[index + 1] if after != "out" else None
             routed = nxt is not None and nxt.shard_key is not None

@@ -25,6 +25,12 @@ The same sending half serves a segment whose input is merged from shards
 stream ``j`` are published under the producer ``<producer><j`` at the
 input's position in that stream, so IDs are the same on every replay and
 increase per producer, whatever order the streams were merged in.
+
+A change of the sharded stage that migrates its state is voted on
+(:class:`ShardChanges`): every shard prepares it at its copy and holds,
+votes on the decisions stream (_decisions.py), shard 0 decides (commit iff
+every shard voted yes), and every shard commits or keeps its code; only
+shard 0 answers the change's sender.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from typing import Any
 import attrs
 from anyio import WouldBlock
 
-from arrowloop.distributed._changes import SegmentChanges
+from arrowloop.distributed._changes import SegmentChanges, _Change, _decision
 from arrowloop.distributed._channel import (
     ChannelName,
     Commit,
@@ -245,6 +251,12 @@ def check_shards(stages: list[StageSpec], first: int, count: int) -> None:
             )
 
 
+#: The ``last`` of a migration held on a shard: no stage of the segment, so
+#: the changed stage holds after preparing and the message reaches the
+#: sending half (ShardChanges.at_sender), which votes and waits.
+_VOTE = "~vote"
+
+
 class ShardChanges(SegmentChanges):
     """What a shard segment does with code changes: what any segment does,
     with the same outcome on every shard.
@@ -252,19 +264,35 @@ class ShardChanges(SegmentChanges):
     Every shard gets a copy of a change at the same place of the router's
     output (one cut), checks it against the same machine version and
     applies it there; a change of stages further on is passed on by every
-    shard and aligned after them (``_merge.py``). So that no shard can
-    refuse what another applies, a change of the sharded stage must keep
-    its state as it is (no migration: one could fail on some shards'
-    states only).
+    shard and aligned after them (``_merge.py``).
+
+    A change that migrates the stage's state could fail on some shards'
+    states only, so it is voted on (docs/distributed.md, "Migrations of a
+    sharded stage"): each shard prepares it at its copy and holds (nothing
+    after the change is applied), then votes yes on the decisions stream
+    (_decisions.py); a shard whose migration raises votes no at its cut.
+    Shard ``0`` decides from the votes (commit iff all ``shards`` voted
+    yes) and publishes the decision; every shard applies it or keeps its
+    code. Only shard 0 answers the change's sender (every shard's answer
+    would be the same): one answer per change.
     """
 
-    def __init__(self, actors: list[StageActor], last: bool) -> None:
+    def __init__(
+        self, actors: list[StageActor], last: bool, shard: int = 0, shards: int = 1
+    ) -> None:
         super().__init__(actors, last)
         # The machine each stage runs once the changes handed out so far are
         # applied: a change is checked against it, not against what the
         # stage runs now (a change before it may still be queued there, for
         # longer on one shard than on another).
         self._after: dict[str, AnyMachine] = {}
+        self._shard = shard
+        self._shards = shards
+        # Migrations prepared here (the upgrade message's id), to vote on
+        # when they reach the sending half; the ids of every change voted on.
+        self._voting: dict[int, _Change] = {}
+        self._ballots: set[str] = set()
+        self._voted: set[str] = set()
 
     def _running(self) -> list[tuple[str, AnyMachine]]:
         return [(a.name, self._after.get(a.name, a.machine)) for a in self._actors]
@@ -278,13 +306,91 @@ class ShardChanges(SegmentChanges):
             for m in upgrades:
                 self._after.update({name: c.machine for name, c in m.changes.items()})
             return messages, forward
-        stage = ",".join(a.name for a in self._actors)
-        self.replies[-1].reply.fail(
-            UpgradeError(
-                f"stage {stage!r} is sharded across processes: a change of it keeps the "
-                "state as it is (a migration could fail on some shards only)",
-                stage=stage,
-                reason="sharded migration",
-            )
+        # A migration: prepared and held here, voted on by every shard.
+        [msg] = upgrades
+        rec = self.replies[-1]
+        held = UpgradeMsg(msg.changes, _VOTE, msg.reply)
+        self._voting[id(held)] = rec
+        self._ballots.add(rec.id)
+        if self._receiver is not None:
+            # Nothing after the change is handed out (nor checked against
+            # the machine it runs) before the decision.
+            new = next(iter(msg.changes.values())).machine
+            self._receiver.hold(rec.reply, FrameCodec(new.input))
+        return [held], forward
+
+    async def at_sender(self, msg: UpgradeMsg) -> None:
+        """A migration prepared here reached the sending half: vote yes, and
+        apply the decision (shard 0 makes it from every shard's vote)."""
+        rec = self._voting.pop(id(msg), None)
+        if rec is None:
+            await super().at_sender(msg)
+            return
+        decisions = self._decisions
+        assert decisions is not None
+        self._voted.add(rec.id)
+        await decisions.vote(rec.id, self._shard, {"commit": True, "versions": msg.versions})
+        if self._shard == 0:
+            decision = await decisions.decide(rec.id, self._shards)
+        else:
+            decision = await decisions.wait(rec.id)
+        if decision.get("commit") is True:
+            for commit in msg.commits:
+                commit()
+            self._after.update({name: c.machine for name, c in msg.changes.items()})
+            msg.decided.set()
+            msg.reply.set(dict(msg.versions))
+            return
+        error = decision.get("error") or {}
+        reason = str(error.get("reason", "refused"))
+        stage = ",".join(msg.changes)
+        err = UpgradeError(
+            f"refused by a shard: {error.get('message')}", stage=stage, reason=reason
         )
-        return [], None
+        msg.failure = (stage, reason, err)
+        msg.decided.set()  # the replica wakes up and keeps its code
+        msg.reply.fail(err)
+
+    async def at_cut(self, position: int) -> None:
+        """At the cut of ``position``: a migration refused here (it raised on
+        this shard's state) is a no vote, published before the states are
+        written (and shard 0 decides: abort)."""
+        for key, rec in list(self._voting.items()):
+            if rec.reply.done:  # refused before it reached the sending half
+                del self._voting[key]
+        for rec in self.replies:
+            if (
+                rec.position != position
+                or rec.id not in self._ballots
+                or rec.id in self._voted
+                or rec.reply.error is None
+                or self._decisions is None
+            ):
+                continue
+            self._voted.add(rec.id)
+            vote = await self._decisions.vote(rec.id, self._shard, _decision(rec))
+            if vote.get("commit") is True:
+                # Voted yes before a crash, refused on the replay: the
+                # migration is not deterministic. Stop rather than diverge.
+                raise ArrowloopError(
+                    f"change {rec.id}: shard {self._shard} voted to commit it before a crash "
+                    f"and its replay refuses it ({rec.reply.error}); a migration must give "
+                    "the same result on the same state"
+                )
+            if self._shard == 0:
+                await self._decisions.decide(rec.id, self._shards)
+        await super().at_cut(position)
+
+    def awaiting(self) -> list[str]:
+        """The changes held prepared here, waiting for their decision."""
+        return [
+            r.id for r in self.replies if (r.forwarded or r.id in self._voted) and not r.reply.done
+        ]
+
+    def results(self, committed: int) -> list[tuple[str, bytes]]:
+        """The results to publish now: shard 0's only (one answer per change)."""
+        out = super().results(committed)
+        done = {r.id for r in self.replies}
+        self._ballots &= done
+        self._voted &= done
+        return out if self._shard == 0 else []

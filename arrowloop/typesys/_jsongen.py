@@ -187,6 +187,10 @@ def _read(g: _Gen, t: Type, src: str, out: str, ind: int) -> None:
         e(ind + 1, f"{out} = float({src})")
         e(ind, "else:")
         e(ind + 1, "raise _Slow")
+    elif isinstance(t, RecordT) and not t.fields:
+        # Only an empty object is equal to one (JSON's values are plain).
+        g.slow_unless(ind, f"{src} == {g.const({})}")
+        _construct(g, t, [], out, ind)
     elif isinstance(t, RecordT):
         # As many keys as fields and every field found: no unknown field (a
         # missing one raises KeyError, which also goes the reference way).
@@ -254,11 +258,11 @@ def _plain_init(cls: type, fields: list[str]) -> bool:
 def _read_variant(g: _Gen, t: VariantT, src: str, out: str, ind: int) -> None:
     e = g.emit
     tag, n, raw = g.var(), g.var(), g.var()
-    g.slow_unless(ind, f"type({src}) is dict")
+    # No type tests: anything but an object has no ``get`` (the error sends
+    # the value the reference way), and a tag that is not a string equals
+    # no case's name, so the chain's ``else`` does.
     e(ind, f"{tag} = {src}.get('tag')")
     e(ind, f"{n} = len({src})")
-    # Only a str tag reaches the chain: nothing else compares equal to one.
-    g.slow_unless(ind, f"type({tag}) is str")
     for i, (name, pt) in enumerate(t.cases):
         rep = case_repr(t, name)
         e(ind, f"{'if' if i == 0 else 'elif'} {tag} == {g.const(name)}:")

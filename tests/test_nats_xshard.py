@@ -164,18 +164,20 @@ async def test_a_change_across_the_shards_segments_commits_everywhere_or_nowhere
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("killed", ["s2", "a"], ids=["a-shard", "the-router"])
 async def test_a_shard_killed_after_it_prepared_a_change_across_segments_ends_the_same(
-    nats_server: NatsServer, tmp_path: Path
+    nats_server: NatsServer, tmp_path: Path, killed: str
 ) -> None:
     """Served with the CLI on state directories: the process of shards 0
     and 1 stopped (SIGSTOP) before the change, so nothing can be decided;
     once shard 2 has prepared, voted and passed the change on, its process
-    is killed with SIGKILL and started again (it replays the change, reuses
-    its vote and passes the change on under the same IDs), then the other
-    goes on. The change commits everywhere at its place, as without the kill."""
+    (or the router's, prepared too) is killed with SIGKILL and started
+    again (it replays the change, prepares again, reuses its vote and
+    passes the change on under the same IDs), then the other goes on. The
+    change commits everywhere at its place, as without the kill."""
     change_at = 320
     items = [(i * 7919) % 1000 for i in range(1200)]
-    change_id = "xshard-kill"
+    change_id = f"xshard-kill-{killed}"
     url = nats_server.url
     procs = Processes(url, tmp_path)
     got: list[Any] = []
@@ -210,8 +212,8 @@ async def test_a_shard_killed_after_it_prepared_a_change_across_segments_ends_th
                 while await decisions.look(vote) is None:  # noqa: ASYNC110
                     await anyio.sleep(0.05)
                 assert await decisions.look(decisions.subject(change_id)) is None
-                procs.kill("s2")
-                procs.start("s2")
+                procs.kill(killed)
+                procs.start(killed)
                 os.kill(pause.pid, signal.SIGCONT)
                 answer = json.loads((await sub.next_msg(timeout=60)).data)
     finally:

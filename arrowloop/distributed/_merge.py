@@ -15,7 +15,10 @@ that takes a stream's copy of change *i* holds that stream after the
 copy's cut until every stream has passed its copy *i*; the last copy
 applies the change, once, in the reader's segment (or passes it on), and
 every stream is released. So every item before the change in its shard
-meets the old code further on, and every item after it the new one.
+meets the old code further on, and every item after it the new one. A
+change that alters the channel's item type (a change across segments
+through the shards) holds every stream's half from the last copy until it
+is decided (:meth:`MergeReceiver.hold`).
 
 **End of stream** is handed out at the end of the last stream.
 

@@ -30,7 +30,11 @@ A change of the sharded stage that migrates its state is voted on
 (:class:`ShardChanges`): every shard prepares it at its copy and holds,
 votes on the decisions stream (_decisions.py), shard 0 decides (commit iff
 every shard voted yes), and every shard commits or keeps its code; only
-shard 0 answers the change's sender.
+shard 0 answers the change's sender. A change across segments with a part
+here is voted on alike: the router publishes its prepared part to every
+shard (:meth:`ShardRouter.publish_frame`), and if stages after the shards
+change too, each shard passes the change on after its vote (a refusing
+shard a copy), for the segment deciding after them (_changes.py).
 """
 
 from __future__ import annotations

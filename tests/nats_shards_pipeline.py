@@ -101,6 +101,44 @@ def tally_v2(item: tuple[int, int, int, int], t: int) -> tuple[int, tuple[int, i
     return t + 1, (x, n, c, h, 2)
 
 
+@statemachine(init=0)
+def number_wide(x: int, n: int) -> tuple[int, tuple[int, tuple[int, int]]]:
+    """The next version of ``number`` with another output type (the channel
+    into the shards changes): each item numbered and tagged 2."""
+    return n + 1, (x, (n + 1, 2))
+
+
+@statemachine(init={})
+def per_key_wide(
+    item: tuple[int, tuple[int, int]], state: dict[int, tuple[int, int, int]]
+) -> tuple[dict[int, tuple[int, int, int]], tuple[int, int, int, int, int]]:
+    """``per_key_marked`` reading ``number_wide``'s items and writing five
+    fields (another input, state and output type): the tag passed on."""
+    x, p = item
+    n, t = p
+    k = x % 24
+    c, h, m = state.get(k, (0, 7, 1))
+    h2 = (h * 31 + x * 14 + n) % 1000000007
+    state[k] = (c + 1, h2, m)
+    return state, (x, n, c + 1, h2, t)
+
+
+@statemachine(init=0)
+def tally_wide(
+    item: tuple[int, int, int, int, int], t: int
+) -> tuple[int, tuple[int, int, int, int, int]]:
+    """``tally`` reading ``per_key_wide``'s items (its output type the same):
+    marks them with the tag plus one (3)."""
+    x, n, c, h, g = item
+    return t + 1, (x, n, c, h, g + 1)
+
+
+@arrow
+def count_badly(t: int) -> int:
+    """A migration of ``tally``'s state that raises (a division by zero)."""
+    return t // (t - t)
+
+
 SPEC = pipeline(
     stage("number", number),
     stage("per_key", per_key, shards=SHARDS, shard_key=by_key),

@@ -26,6 +26,7 @@ from arrowloop.distributed import (
     InputPosition,
     NatsSendChannel,
 )
+from arrowloop.distributed._changes import SegmentChanges
 from arrowloop.distributed._decisions import Decisions, tally_votes
 from arrowloop.distributed._frames import END, Frame
 from arrowloop.distributed._merge import ChangeCopy, MergedPosition, MergeReceiver
@@ -47,7 +48,18 @@ from arrowloop.runtime import (
 from arrowloop.runtime._shards import shard_of
 from arrowloop.supervisor import CodeChange, code_change
 from arrowloop.upgrade import encode_change
-from tests.nats_shards_pipeline import SPEC, by_key, per_key, per_key_twice, tally_v2
+from arrowloop.wire import decode_type, encode_type
+from tests.nats_shards_pipeline import (
+    SPEC,
+    by_key,
+    mark,
+    number_wide,
+    per_key,
+    per_key_twice,
+    per_key_wide,
+    tally_v2,
+    tally_wide,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -530,19 +542,212 @@ async def test_a_migration_raising_on_one_shard_is_refused_by_every_shard() -> N
     assert js.published == published
 
 
-def test_a_shard_refuses_a_change_across_segments(changes: ShardChanges) -> None:
-    """A change naming the sharded stage and a stage of another segment is
-    refused on every shard (not built yet), so nothing is prepared."""
-    tally = SPEC.stages[2].machine
-    mine = code_change("per_key", per_key.machine.version, per_key_twice)
-    later = code_change("tally", tally.version, tally_v2)
-    change = CodeChange((*mine.upgrades, *later.upgrades))
-    messages, forward = changes(_frame(change), 3, b"raw")
-    assert (messages, forward) == ([], None)
-    [rec] = changes.replies
-    assert rec.reply.done
+class FakeOut:
+    """What a segment's changes ask of its sending half (a shard's stream)."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict[str, Any]] = []
+        self.codec: FrameCodec | None = None
+        self.on_control: Any = None
+
+    def use_codec(self, codec: FrameCodec) -> None:
+        self.codec = codec
+
+    async def publish_frame(self, payload: bytes) -> None:
+        self.frames.append(orjson.loads(payload))
+
+
+class FakeIn:
+    """What a segment's changes ask of its receiving half: holds."""
+
+    def __init__(self) -> None:
+        self.holds: list[Reply] = []
+
+    def hold(self, until: Reply, codec: FrameCodec) -> None:
+        self.holds.append(until)
+
+
+V1 = [s.machine.version for s in SPEC.stages]
+#: Every stage changed, with a migration of the sharded stage and new item
+#: types of the channels into and out of the shards.
+WIDE = CodeChange(
+    (
+        *code_change("number", V1[0], number_wide).upgrades,
+        *code_change("per_key", V1[1], per_key_wide, mark).upgrades,
+        *code_change("tally", V1[2], tally_wide).upgrades,
+    )
+)
+
+
+def _wide_frame() -> Frame:
+    """The change as the router passes it on prepared (the channel's new type)."""
+    versions = {"number": number_wide.machine.version}
+    boundary = encode_type(number_wide.machine.output)
+    return Frame([], encode_change(WIDE), "reply.subject", "change-1", boundary, versions)
+
+
+def _wide_shard(js: FakeJetStream, k: int) -> tuple[ShardChanges, FakeOut]:
+    shard = ShardChanges([], False, k, 3)
+    shard._actors = [StageActor(replica_spec(SPEC.stages[1]), *_channels(), DeadLetters())]
+    out = FakeOut()
+    shard._decisions = Decisions(cast(Any, js), "p")
+    shard._order = [s.name for s in SPEC.stages]
+    shard._sharded_stages = {"per_key": 3}
+    shard._sender = cast(Any, out)
+    shard._receiver = cast(Any, FakeIn())
+    return shard, out
+
+
+async def test_a_shard_votes_on_a_change_across_segments_and_passes_it_on_prepared() -> None:
+    """A change of the stages before, of and after the sharded stage: the
+    shard prepares its part and holds, votes yes at its sending half, passes
+    the change on with the new type of its output channel, and applies the
+    decision made further on; only the decider answers."""
+    js = FakeJetStream()
+    shard, out = _wide_shard(js, 1)
+    [msg], forward = shard(_wide_frame(), 3, b"raw")
+    assert isinstance(msg, UpgradeMsg)
+    assert (msg.last, forward) == ("tally", None)  # held: decided further on
+    new = per_key_wide.machine.version
+    msg.versions["per_key"] = new
+    committed: list[int] = []
+    msg.commits.append(lambda: committed.append(1))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(shard.at_sender, msg)
+        await anyio.sleep(0.05)
+        assert orjson.loads(js.last["arrowloop.p._decision.change-1_vote1"])["commit"] is True
+        [passed] = out.frames
+        assert passed["v"] == {"number": number_wide.machine.version, "per_key": new}
+        assert decode_type(passed["t"], "$.t") == per_key_wide.machine.output
+        assert shard.awaiting() == ["change-1"]
+        decisions = Decisions(cast(Any, js), "p")
+        await decisions.publish("change-1", {"commit": True, "versions": {}})
+    assert committed == [1]
+    assert msg.reply.value == {"per_key": new}
+    await shard.at_cut(3)
+    assert out.codec is not None  # its output channel switched at the cut
+    assert shard.results(3) == []  # the decider answers
+
+
+async def test_a_shard_refusing_a_change_across_segments_votes_no_and_passes_a_copy() -> None:
+    """A shard whose migration raises votes no at its cut and passes a copy
+    of the change on all the same (the merge after the shards aligns every
+    copy); it publishes no decision and no answer of its own."""
+    js = FakeJetStream()
+    shard, out = _wide_shard(js, 2)
+    [msg], _ = shard(_wide_frame(), 3, b"raw")
+    assert isinstance(msg, UpgradeMsg)
+    msg.reply.fail(UpgradeError("it raised", stage="per_key", reason="migration failed"))
+    await shard.at_cut(3)
+    vote = orjson.loads(js.last["arrowloop.p._decision.change-1_vote2"])
+    assert (vote["commit"], vote["error"]["reason"]) == (False, "migration failed")
+    [copy] = out.frames
+    assert copy["k"] == "change-1"
+    assert "arrowloop.p._decision.change-1" not in js.last
+    assert shard.results(3) == []
+    assert out.codec is None
+
+
+def _decider(js: FakeJetStream) -> SegmentChanges:
+    actor = StageActor(SPEC.stages[2], *_channels(), DeadLetters())
+    seg = SegmentChanges([actor], True)
+    seg._decisions = Decisions(cast(Any, js), "p")
+    seg._order = [s.name for s in SPEC.stages]
+    seg._sharded_stages = {"per_key": 3}
+    seg._receiver = cast(Any, FakeIn())
+    return seg
+
+
+def _copy_frame() -> Frame:
+    versions = {"number": number_wide.machine.version, "per_key": per_key_wide.machine.version}
+    boundary = encode_type(per_key_wide.machine.output)
+    return Frame([], encode_change(WIDE), "reply.subject", "change-1", boundary, versions)
+
+
+@pytest.mark.parametrize("refused_by", [None, 1])
+async def test_the_decider_after_the_shards_reads_their_votes_before_it_commits(
+    refused_by: int | None,
+) -> None:
+    """The segment running the last changed stage, after the shards, holds
+    its prepared part until it has read every shard's vote: it commits iff
+    all voted yes; a no refuses it with that shard's reason, in the
+    decision and in its one answer."""
+    js = FakeJetStream()
+    decisions = Decisions(cast(Any, js), "p")
+    for k in range(3):
+        if k == refused_by:
+            no = {"commit": False, "error": {"message": "raised", "reason": "migration failed"}}
+            await decisions.vote("change-1", k, no)
+        else:
+            await decisions.vote("change-1", k, {"commit": True, "versions": {}})
+    seg = _decider(js)
+    [msg], _ = seg(_copy_frame(), 9, b"raw")
+    assert isinstance(msg, UpgradeMsg)
+    assert msg.last == "~tally"  # held for the votes
+    msg.versions["tally"] = tally_wide.machine.version
+    await seg.at_sender(msg)
+    assert msg.decided.is_set()
+    await seg.at_cut(9)
+    decision = orjson.loads(js.last["arrowloop.p._decision.change-1"])
+    [(subject, answer)] = seg.results(9)
+    assert subject == "reply.subject"
+    if refused_by is None:
+        assert decision["commit"] is True
+        assert set(decision["versions"]) == {"number", "per_key", "tally"}
+        assert orjson.loads(answer) == {"versions": decision["versions"]}
+    else:
+        assert decision["commit"] is False
+        assert decision["error"]["reason"] == "migration failed"
+        assert "shard 1" in orjson.loads(answer)["error"]["message"]
+
+
+def test_a_change_across_segments_naming_two_sharded_stages_is_refused() -> None:
+    """Votes are per shard of one stage: a change across segments naming two
+    sharded stages is refused (``across segments``)."""
+    seg = _decider(FakeJetStream())
+    seg._sharded_stages = {"per_key": 3, "number": 2}
+    assert seg(_copy_frame(), 9, b"raw") == ([], None)
+    [rec] = seg.replies
     assert getattr(rec.reply.error, "reason", None) == "across segments"
-    assert "does not take in sharded stages" in str(rec.reply.error)
+
+
+async def test_the_router_publishes_a_prepared_change_to_every_shard() -> None:
+    """Under the IDs of the change's input position, in every shard's stream;
+    a router after a merge of shards refuses to (not built)."""
+    senders = [FakeSender() for _ in range(3)]
+    positions: deque[int] = deque([5])
+
+    async def commit(cut: CutMsg, at: InputPosition) -> None:
+        pass
+
+    rows = cast(list[list[NatsSendChannel]], [senders])
+    router = ShardRouter(ChannelName("p", "s"), rows, by_key.function, positions, commit)
+    seen: list[Any] = []
+
+    async def control(m: Any) -> None:
+        seen.append(m)
+
+    router.on_control = control
+    msg = UpgradeMsg({}, "tally", Reply())
+    await router.send(msg)
+    assert seen == [msg]
+    await router.publish_frame(b"change")
+    assert [s.sent for s in senders] == [[(5, [], [b"change"])]] * 3
+    merged = ShardRouter(ChannelName("p", "s"), rows * 2, None, positions, commit)
+    with pytest.raises(RuntimeError):
+        await merged.publish_frame(b"change")
+
+
+def test_the_merge_holds_every_stream_for_a_change_of_its_input_type() -> None:
+    """Handing out the last copy of a change that alters the channel's type,
+    the reader after the shards holds every stream until it is decided."""
+    m, _ = _merge(3)
+    reply = Reply()
+    m.hold(reply, FrameCodec(per_key_wide.machine.output))
+    assert all(sub._holding for sub in m.subs)
+    reply.set({})
+    assert not any(sub._holding for sub in m.subs)
+    assert all(sub._codec._read is not None for sub in m.subs)  # the new type's
 
 
 def test_serve_shards_names_shards_of_a_sharded_stage() -> None:

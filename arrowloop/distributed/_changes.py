@@ -22,14 +22,20 @@ decided here.
 A sharded stage's segments (its shards, the segment routing to them, the
 one reading them merged: _shardnet.py, _merge.py) take changes of their own
 stages and pass others on (a migration of a sharded stage is voted on by
-its shards: _shardnet.py); a change across segments with a part in one of
-them is refused there (``across segments``: not built yet).
+its shards: _shardnet.py). In a change across segments the router passes
+its prepared part to every shard; each shard prepares, votes on the
+decisions stream and passes a copy on (a refusing shard too, so the merge
+aligns the copies), and the decider after the shards reads their votes
+before its own stages commit (commit iff every shard voted yes). A change
+that the reader of merged shards would have to pass on prepared is still
+refused there (``across segments``).
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Protocol
 
 import orjson
 from nats.aio.client import Client
@@ -66,8 +72,21 @@ class Codecs(Protocol):
     """A segment's sending half other than one stream's (the router to a
     sharded stage's shards, _shardnet.py): what a change here asks of it."""
 
+    #: What to do with an upgrade message that reaches the sending half.
+    on_control: Callable[[Any], Awaitable[None]] | None
+
     def use_codec(self, codec: FrameCodec) -> None:
         """Encode the items sent from now on with ``codec``."""
+
+    async def publish_frame(self, payload: bytes) -> None:
+        """Publish a change frame made here at the input's place, into every channel."""
+
+
+#: The ``last`` of a change held by the segment that decides it after a
+#: sharded stage: no stage of the segment, so its changed stages hold after
+#: preparing and the message reaches the sending half, which reads the
+#: shards' votes (SegmentChanges.at_sender) before they commit.
+_TALLY: Final = "~tally"
 
 
 class _Change:
@@ -84,7 +103,9 @@ class _Change:
         "reply",
         "subject",
         "upstream",
+        "verdict",
         "versions",
+        "voters",
     )
 
     def __init__(self, change_id: str, position: int, subject: str | None, reply: Reply) -> None:
@@ -109,6 +130,11 @@ class _Change:
         self.versions: dict[str, str] = {}
         #: Its change-history record here (_history.py), once its part is known.
         self.record: dict[str, Any] | None = None
+        #: The shards that voted on it before this segment (it decides), or 0.
+        self.voters = 0
+        #: The shards' abort, which the decision and the answer give instead
+        #: of this segment's own refusal.
+        self.verdict: dict[str, Any] | None = None
 
     @property
     def refused_here(self) -> bool:
@@ -145,9 +171,13 @@ class SegmentChanges:
         self._channel = ""
         self._receiver: NatsReceiveChannel | MergeReceiver | None = None
         self._sender: NatsSendChannel | Codecs | None = None
-        # Why this segment takes no part in a change across segments (it
-        # runs a shard, routes to shards or merges them), or "".
+        # Why this segment cannot pass a prepared change on (it reads the
+        # merged shards of the stage before), or "".
         self._sharded = ""
+        # The sharded stages of the pipeline and their number of shards.
+        self._sharded_stages: dict[str, int] = {}
+        # Held for the shards' votes (the message's id), to tally at the sending half.
+        self._tallies: dict[int, _Change] = {}
         self._decisions: Decisions | None = None
         # Prepared here, to pass on when they reach the sending half.
         self._prepared: dict[int, tuple[UpgradeMsg, _Change, Frame]] = {}
@@ -162,15 +192,17 @@ class SegmentChanges:
         decisions: Decisions,
         *,
         sharded: str = "",
+        shards: dict[str, int] | None = None,
     ) -> None:
         """Join the segment's channels: ``order`` is every stage of the
-        pipeline, in order (to tell the stages before from those after).
+        pipeline, in order (to tell the stages before from those after);
+        ``shards`` the sharded stages and their number of shards.
 
-        ``sharded`` says why this segment cannot take part in a change
-        across segments (it runs a shard of a sharded stage, routes to the
-        shards or reads them merged: not built yet), or is empty; such a
-        change is then refused here with reason ``across segments``, and
-        the segments before it that prepared it abort.
+        ``sharded`` says why this segment cannot pass a change across
+        segments on prepared (it reads the merged shards of the stage
+        before it: not built yet), or is empty; such a change is then
+        refused here with reason ``across segments``, and the segments
+        before it that prepared it abort.
         """
         self._order = order
         self._channel = receiver.name.stream
@@ -178,8 +210,8 @@ class SegmentChanges:
         self._sender = sender
         self._decisions = decisions
         self._sharded = sharded
-        if isinstance(sender, NatsSendChannel):
-            sender.on_control = self.at_sender
+        self._sharded_stages = dict(shards or {})
+        sender.on_control = self.at_sender
 
     def __call__(self, frame: Frame, position: int, raw: bytes) -> tuple[list[Any], bytes | None]:
         """The runtime messages ``frame`` becomes here, and what to pass on."""
@@ -229,15 +261,24 @@ class SegmentChanges:
             if frame.change_id is None:
                 return [], change_frame(doc, frame.reply, rec.id, frame.boundary, frame.versions)
             return [], raw
-        if self._sharded and (rec.upstream or downstream):
+        sharded = [n for n in names if n in self._sharded_stages]
+        if (self._sharded and downstream) or (len(sharded) > 1 and (rec.upstream or downstream)):
+            why = (
+                f"this segment ({', '.join(mine)}) {self._sharded}: it cannot pass a prepared "
+                "change on yet"
+                if self._sharded and downstream
+                else f"it names sharded stages {sharded}: one sharded stage per change across "
+                "segments"
+            )
             raise UpgradeError(
-                f"the change names stages {names} of more than one segment, and this segment "
-                f"({', '.join(mine)}) {self._sharded}: a change across segments does not take "
-                "in sharded stages, their routers or their merge yet; change the stages of "
-                "this segment on their own",
+                f"the change names stages {names} of more than one segment, and {why}; "
+                "change these stages in separate changes",
                 stage=",".join(here),
                 reason="across segments",
             )
+        before_us = [n for n in sharded if order.index(n) < first]
+        if before_us and not downstream:
+            rec.voters = self._sharded_stages[before_us[0]]
         if rollback:
             # A downgrade may narrow the pipeline's interface back (as in process).
             checked, undo = self.history.rollback_part(doc, running), None
@@ -286,6 +327,10 @@ class SegmentChanges:
             msg = UpgradeMsg(prepared, order[later], rec.reply)
             bound = None if after == before else encode_type(after)
             self._prepared[id(msg)] = (msg, rec, Frame([], doc, frame.reply, rec.id, bound))
+        elif rec.voters:
+            # Decided here, once the shards' votes are read (at_sender).
+            msg = UpgradeMsg(prepared, _TALLY, rec.reply)
+            self._tallies[id(msg)] = rec
         else:
             msg = UpgradeMsg(prepared, checked.last, rec.reply)
         if checked.input_after != checked.input_before:
@@ -297,10 +342,18 @@ class SegmentChanges:
 
     async def at_sender(self, msg: UpgradeMsg) -> None:
         """A change prepared by every stage here reached the sending half
-        (after every output before it): pass it on and wait for the decision."""
-        entry = self._prepared.pop(id(msg), None)
+        (after every output before it): pass it on and wait for the decision.
+
+        A change this segment decides after a sharded stage reaches it too:
+        its stages commit only if every shard voted yes."""
         sender, decisions = self._sender, self._decisions
-        if entry is None or not isinstance(sender, NatsSendChannel) or decisions is None:
+        tally = self._tallies.pop(id(msg), None)
+        if tally is not None and decisions is not None:
+            votes = await decisions.votes(tally.id, tally.voters)
+            apply_decision(msg, votes, ",".join(msg.changes), "refused by a shard")
+            return
+        entry = self._prepared.pop(id(msg), None)
+        if entry is None or sender is None or decisions is None:
             raise TypeError("an upgrade message that no change of this segment prepared")
         _, rec, frame = entry
         rec.forwarded = True
@@ -309,20 +362,7 @@ class SegmentChanges:
         payload = change_frame(frame.change, frame.reply, rec.id, frame.boundary, versions)
         await sender.publish_frame(payload)
         decision = await decisions.wait(rec.id)
-        if decision.get("commit") is True:
-            for commit in msg.commits:
-                commit()
-            msg.decided.set()
-            msg.reply.set(dict(msg.versions))
-            return
-        error = decision.get("error") or {}
-        reason = str(error.get("reason", "refused"))
-        err = UpgradeError(
-            f"refused further on: {error.get('message')}", stage=msg.last, reason=reason
-        )
-        msg.failure = (msg.last, reason, err)
-        msg.decided.set()  # the stages here wake up and keep their code
-        msg.reply.fail(err)
+        apply_decision(msg, decision, msg.last, "refused further on")
 
     def awaiting(self) -> list[str]:
         """The changes held prepared here, waiting for their decision."""
@@ -341,10 +381,15 @@ class SegmentChanges:
                 self._sender.use_codec(rec.output)
                 rec.output = None
             if rec.owes_decision and not rec.decided and self._decisions is not None:
+                if rec.voters and rec.reply.error is not None:
+                    # Refused here after the shards voted (every copy came):
+                    # a shard's no is the reason to give, if there is one.
+                    votes = await self._decisions.votes(rec.id, rec.voters)
+                    rec.verdict = None if votes.get("commit") is True else votes
                 # Published before the states are written: a crash in between
                 # replays the change, which decides the same (the stages are
                 # deterministic) and publishes under the same ID.
-                await self._decisions.publish(rec.id, _decision(rec))
+                await self._decisions.publish(rec.id, rec.verdict or _decision(rec))
                 rec.decided = True
             if rec.record is not None:
                 record, rec.record = rec.record, None
@@ -362,9 +407,32 @@ class SegmentChanges:
             if rec.position > committed or not rec.reply.done:
                 kept.append(rec)
             elif rec.subject is not None and (rec.answers or rec.refused_here):
-                out.append((rec.subject, _result(rec.reply, rec.versions)))
+                verdict = rec.verdict
+                result = (
+                    _result(rec.reply, rec.versions)
+                    if verdict is None
+                    else orjson.dumps({"error": verdict.get("error") or {}})
+                )
+                out.append((rec.subject, result))
         self.replies = kept
         return out
+
+
+def apply_decision(msg: UpgradeMsg, decision: dict[str, Any], stage: str, why: str) -> None:
+    """Commit the stages holding ``msg`` prepared, or wake them keeping their
+    code, as ``decision`` says (``stage`` and ``why`` name the refusal)."""
+    if decision.get("commit") is True:
+        for commit in msg.commits:
+            commit()
+        msg.decided.set()
+        msg.reply.set(dict(msg.versions))
+        return
+    error = decision.get("error") or {}
+    reason = str(error.get("reason", "refused"))
+    err = UpgradeError(f"{why}: {error.get('message')}", stage=stage, reason=reason)
+    msg.failure = (stage, reason, err)
+    msg.decided.set()  # the stages here wake up and keep their code
+    msg.reply.fail(err)
 
 
 def _names(doc: dict[str, Any]) -> tuple[bool, list[dict[str, Any]], list[Any]]:

@@ -15,7 +15,10 @@ its N shards (_shardnet.py): each shard publishes its vote once, on
 ``<change id>_vote<k>`` in the same stream (a vote found there is reused,
 never published again), and shard 0 decides from the N votes
 (:func:`tally_votes`: commit iff every shard voted yes, abort at the first
-no) and publishes the decision as above, unless one is there already.
+no) and publishes the decision as above, unless one is there already. In
+a change across segments with a part before and after the shards, the
+shards vote the same way and the segment deciding after them reads their
+votes (:meth:`Decisions.votes`) before its own stages commit.
 """
 
 from __future__ import annotations
@@ -149,6 +152,20 @@ class Decisions:
             if decision is not None:
                 await self.publish(change_id, decision)
                 return await self.wait(change_id)  # what the broker kept
+            await anyio.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX)
+
+    async def votes(self, change_id: str, shards: int) -> dict[str, Any]:
+        """What the votes of ``shards`` shards on ``change_id`` decide, once
+        they do (:func:`tally_votes`), for the segment that decides the change
+        after them (not published: that segment's decision also holds its own
+        part)."""
+        delay = _POLL_MIN
+        while True:
+            votes = [await self.look(self.vote_subject(change_id, k)) for k in range(shards)]
+            decision = tally_votes(votes)
+            if decision is not None:
+                return decision
             await anyio.sleep(delay)
             delay = min(delay * 2, _POLL_MAX)
 

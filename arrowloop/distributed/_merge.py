@@ -15,7 +15,10 @@ that takes a stream's copy of change *i* holds that stream after the
 copy's cut until every stream has passed its copy *i*; the last copy
 applies the change, once, in the reader's segment (or passes it on), and
 every stream is released. So every item before the change in its shard
-meets the old code further on, and every item after it the new one.
+meets the old code further on, and every item after it the new one. A
+change that alters the channel's item type (a change across segments
+through the shards) holds every stream's half from the last copy until it
+is decided (:meth:`MergeReceiver.hold`).
 
 **End of stream** is handed out at the end of the last stream.
 
@@ -177,23 +180,25 @@ class MergeReceiver:
             sub.use_codec(codec)
 
     def hold(self, until: Reply, codec: FrameCodec) -> None:
-        """Decode with ``codec`` once ``until`` is delivered, if it succeeded.
+        """Hand out nothing after what every stream has handed out until
+        ``until`` is delivered; then go on, decoding with ``codec`` if it
+        succeeded.
 
-        One stream's half holds what follows a change that alters its type
-        (_receive.py), because the writer may switch types at the change.
-        Here no writer does: a change across segments does not take in the
-        merge (_changes.py refuses it), so a change of this segment's input
-        only widens it, and what the streams hand out meanwhile, written in
-        the old type, is of the new one too: nothing is held.
+        Called as the last copy of a change that alters this channel's type
+        is taken: every shard has passed its copy, and the shards write the
+        new type after it only if the change commits (a shard that refused
+        it writes the old type, and then the change aborts), so each
+        stream's half holds what follows, undecoded, until it is decided.
         """
+        releases = [sub.hold_release(codec) for sub in self.subs]
 
-        def switch() -> None:
-            if until.error is None:
-                self.use_codec(codec)
+        def release() -> None:
+            for r in releases:
+                r(until.error is None)
 
-        until.then = switch
+        until.then = release
         if until.done:
-            switch()
+            release()
 
     def start_at(self, committed: int) -> None:
         """Resume every stream where its notes say (``committed`` is this

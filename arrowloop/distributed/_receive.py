@@ -136,19 +136,25 @@ class NatsReceiveChannel:
         it are in the new type if (and only if) the change commits, which is
         known only once the segment's stages have taken it.
         """
+        release = self.hold_release(codec)
+        until.then = lambda: release(until.error is None)
+        if until.done:
+            until.then()
+
+    def hold_release(self, codec: FrameCodec) -> Callable[[bool], None]:
+        """Hold as :meth:`hold` does, until the function returned is called
+        (with whether to decode with ``codec`` from then on)."""
         self._holding = True
 
-        def release() -> None:
+        def release(switch: bool) -> None:
             self._holding = False
-            if until.error is None:
+            if switch:
                 self._codec = codec
             while self._expected in self._early and not self._holding:
                 seq = self._expected
                 self._hand_out(seq, self._early.pop(seq))
 
-        until.then = release
-        if until.done:
-            release()
+        return release
 
     def start_at(self, committed: int) -> None:
         """Begin after ``committed`` (the position a segment's store holds)."""

@@ -468,19 +468,12 @@ async def open_segment(
             codec_out = FrameCodec(chosen[-1].machine.output)
             nxt = spec.stages[index + 1] if after != "out" else None
             routed = nxt is not None and nxt.shard_key is not None
-            # Why a change across segments with a part here is refused
-            # (SegmentChanges: not built with shards yet).
-            sharded = "; ".join(
-                why
-                for why, here in (
-                    (f"runs shard {shard} of sharded stage {names[0]!r}", shard is not None),
-                    (f"routes its outputs to the shards of stage {after!r}", routed),
-                    (
-                        f"reads the merged shards of the stage before {names[0]!r}",
-                        merged is not None,
-                    ),
-                )
-                if here
+            # Why a change across segments cannot pass through here prepared
+            # (SegmentChanges: not built after a merge of shards yet).
+            sharded = (
+                f"reads the merged shards of the stage before {names[0]!r}"
+                if merged is not None
+                else ""
             )
             if merged is None and not routed:
                 # One input stream, one output stream: frames published as
@@ -531,7 +524,8 @@ async def open_segment(
                 )
             decisions = Decisions(js, pipeline)
             await decisions.ensure()
-            seg.changes.wire(order, receiver, seg.sender, decisions, sharded=sharded)
+            shards = {s.name: s.shards for s in spec.stages if s.sharded}
+            seg.changes.wire(order, receiver, seg.sender, decisions, sharded=sharded, shards=shards)
             await anyio.to_thread.run_sync(seg.changes.history.load, store)
             async with _running(seg):
                 await answer_status(nc, pipeline, seg, index)  # until the connection closes

@@ -30,28 +30,39 @@ A change of the sharded stage that migrates its state is voted on
 (:class:`ShardChanges`): every shard prepares it at its copy and holds,
 votes on the decisions stream (_decisions.py), shard 0 decides (commit iff
 every shard voted yes), and every shard commits or keeps its code; only
-shard 0 answers the change's sender.
+shard 0 answers the change's sender. A change across segments with a part
+here is voted on alike: the router publishes its prepared part to every
+shard (:meth:`ShardRouter.publish_frame`), and if stages after the shards
+change too, each shard passes the change on after its vote (a refusing
+shard a copy), for the segment deciding after them (_changes.py).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
 from anyio import WouldBlock
 
-from arrowloop.distributed._changes import SegmentChanges, _Change, _decision
+from arrowloop.distributed._changes import (
+    SegmentChanges,
+    _Change,
+    _decision,
+    _names,
+    apply_decision,
+)
 from arrowloop.distributed._channel import (
     ChannelName,
     Commit,
     InputPosition,
     NatsSendChannel,
 )
-from arrowloop.distributed._frames import END, Frame, FrameCodec
+from arrowloop.distributed._frames import END, Frame, FrameCodec, change_frame
 from arrowloop.distributed._merge import MergedPosition
-from arrowloop.errors import ArrowloopError, UpgradeError
+from arrowloop.errors import ArrowloopError
 from arrowloop.machine import AnyMachine, Function
 from arrowloop.runtime import (
     ChannelStatistics,
@@ -125,6 +136,9 @@ class ShardRouter:
         self.closed = False
         #: Items whose key function raised (dropped).
         self.unroutable = 0
+        #: What the segment does with an upgrade message that reaches the
+        #: router (a change prepared here, decided further on: _changes.py).
+        self.on_control: Callable[[Any], Awaitable[None]] | None = None
 
     def use_codec(self, codec: FrameCodec) -> None:
         """Encode the items published from now on with ``codec`` (a change
@@ -189,6 +203,8 @@ class ShardRouter:
             await self._cut(message, message.reply)
         elif t is EndMsg:
             self.closed = True
+        elif t is UpgradeMsg and self.on_control is not None:
+            await self.on_control(message)
         else:
             raise TypeError(
                 f"a networked channel carries plain items, cuts and end of stream, "
@@ -206,6 +222,22 @@ class ShardRouter:
         # Everything this input produced is confirmed: commit there.
         await self._commit(cut, at)
         self._positions.popleft()
+
+    async def publish_frame(self, payload: bytes) -> None:
+        """Publish a change frame prepared here (``change_frame``) into every
+        channel, at the place of the input being cut, under IDs derived from
+        its position (part 0: the change's input has no items, so its cut
+        publishes nothing else): a replay publishes it under the same IDs.
+
+        Raises:
+            RuntimeError: the input is merged from shards (not built: its
+                streams' producers would need the input's stream).
+        """
+        if len(self.senders) != 1:
+            raise RuntimeError("a change prepared after a merge of shards is not passed on")
+        position = self._positions[0]
+        for sender in self.senders[0]:
+            await sender.send_at(position, [], [payload])
 
     async def flush(self) -> None:
         """Nothing to do: items are published at their input's cut."""
@@ -275,6 +307,16 @@ class ShardChanges(SegmentChanges):
     yes) and publishes the decision; every shard applies it or keeps its
     code. Only shard 0 answers the change's sender (every shard's answer
     would be the same): one answer per change.
+
+    A change across segments with a part here is voted on the same way
+    (docs/distributed.md, "Changes across segments with shards"). If its
+    last changed stage is this one, shard 0 decides as above (the segments
+    before read its decision). If stages further on change too, each shard
+    votes yes when its prepared part reaches the sending half and passes the
+    change on prepared; a shard that refuses votes no at its cut and passes
+    a copy on all the same, so the reader after the shards aligns every
+    copy; the segment deciding after the shards reads the votes before its
+    own stages commit, and only it answers.
     """
 
     def __init__(
@@ -293,25 +335,52 @@ class ShardChanges(SegmentChanges):
         self._voting: dict[int, _Change] = {}
         self._ballots: set[str] = set()
         self._voted: set[str] = set()
+        # The copies a refusing shard passes on (by change id): the frame
+        # the change would have been passed on as.
+        self._copies: dict[str, bytes] = {}
 
     def _running(self) -> list[tuple[str, AnyMachine]]:
         return [(a.name, self._after.get(a.name, a.machine)) for a in self._actors]
 
     def __call__(self, frame: Frame, position: int, raw: bytes) -> tuple[list[Any], bytes | None]:
         """The runtime messages ``frame`` becomes here, and what to pass on."""
+        count = len(self.replies)
         messages, forward = super().__call__(frame, position, raw)
+        if len(self.replies) == count:
+            return messages, forward  # not ours: passed on
+        rec = self.replies[-1]
+        assert frame.change is not None
+        if not any(a.name in _names(frame.change)[2] for a in self._actors):
+            # A change this shard has no part in, refused here (the type it
+            # reads): alike on every shard, decided as in any segment.
+            return messages, forward
+        upstream, downstream = self._across(frame)
         upgrades = [m for m in messages if isinstance(m, UpgradeMsg)]
-        if not any(c.migrate is not None for m in upgrades for c in m.changes.values()):
+        migrates = any(c.migrate is not None for m in upgrades for c in m.changes.values())
+        if not (upstream or downstream or migrates):
             # Applied for sure: without a migration nothing can fail on a state.
             for m in upgrades:
                 self._after.update({name: c.machine for name, c in m.changes.items()})
             return messages, forward
-        # A migration: prepared and held here, voted on by every shard.
-        [msg] = upgrades
-        rec = self.replies[-1]
-        held = UpgradeMsg(msg.changes, _VOTE, msg.reply)
-        self._voting[id(held)] = rec
+        # Voted on by every shard: prepared and held here (or refused already).
         self._ballots.add(rec.id)
+        rec.decided = True  # decided from the votes, never by one shard alone
+        if downstream:
+            # Decided after the shards: the decider answers, and a copy goes
+            # on even from a shard that refuses (the merge aligns them).
+            rec.subject = None
+            bound = next((f.boundary for _, r, f in self._prepared.values() if r is rec), None)
+            assert frame.change is not None
+            self._copies[rec.id] = change_frame(
+                frame.change, frame.reply, rec.id, bound, rec.versions
+            )
+        if not upgrades:
+            return messages, forward  # refused: a no at the cut
+        [msg] = upgrades
+        held = msg
+        if not downstream:
+            held = UpgradeMsg(msg.changes, _VOTE, msg.reply)
+            self._voting[id(held)] = rec
         if self._receiver is not None:
             # Nothing after the change is handed out (nor checked against
             # the machine it runs) before the decision.
@@ -319,37 +388,45 @@ class ShardChanges(SegmentChanges):
             self._receiver.hold(rec.reply, FrameCodec(new.input))
         return [held], forward
 
+    def _across(self, frame: Frame) -> tuple[bool, bool]:
+        """Whether ``frame``'s change names stages before this one, and after."""
+        assert frame.change is not None
+        _, _, names = _names(frame.change)
+        order = self._order
+        mine = [a.name for a in self._actors]
+        if not mine or mine[0] not in order:
+            return False, False
+        first, last = order.index(mine[0]), order.index(mine[-1])
+        where = [order.index(n) for n in names if n in order]
+        return any(i < first for i in where), any(i > last for i in where)
+
     async def at_sender(self, msg: UpgradeMsg) -> None:
         """A migration prepared here reached the sending half: vote yes, and
         apply the decision (shard 0 makes it from every shard's vote)."""
-        rec = self._voting.pop(id(msg), None)
-        if rec is None:
-            await super().at_sender(msg)
-            return
         decisions = self._decisions
         assert decisions is not None
+        yes = {"commit": True, "versions": msg.versions}
+        rec = self._voting.pop(id(msg), None)
+        if rec is None:
+            entry = self._prepared.get(id(msg))
+            if entry is not None and entry[1].id in self._ballots:
+                # Decided after the shards: vote, then pass it on and wait.
+                self._voted.add(entry[1].id)
+                self._copies.pop(entry[1].id, None)
+                await decisions.vote(entry[1].id, self._shard, yes)
+            await super().at_sender(msg)
+            if msg.reply.error is None:
+                self._after.update({name: c.machine for name, c in msg.changes.items()})
+            return
         self._voted.add(rec.id)
-        await decisions.vote(rec.id, self._shard, {"commit": True, "versions": msg.versions})
+        await decisions.vote(rec.id, self._shard, yes)
         if self._shard == 0:
             decision = await decisions.decide(rec.id, self._shards)
         else:
             decision = await decisions.wait(rec.id)
         if decision.get("commit") is True:
-            for commit in msg.commits:
-                commit()
             self._after.update({name: c.machine for name, c in msg.changes.items()})
-            msg.decided.set()
-            msg.reply.set(dict(msg.versions))
-            return
-        error = decision.get("error") or {}
-        reason = str(error.get("reason", "refused"))
-        stage = ",".join(msg.changes)
-        err = UpgradeError(
-            f"refused by a shard: {error.get('message')}", stage=stage, reason=reason
-        )
-        msg.failure = (stage, reason, err)
-        msg.decided.set()  # the replica wakes up and keeps its code
-        msg.reply.fail(err)
+        apply_decision(msg, decision, ",".join(msg.changes), "refused by a shard")
 
     async def at_cut(self, position: int) -> None:
         """At the cut of ``position``: a migration refused here (it raised on
@@ -377,7 +454,12 @@ class ShardChanges(SegmentChanges):
                     f"and its replay refuses it ({rec.reply.error}); a migration must give "
                     "the same result on the same state"
                 )
-            if self._shard == 0:
+            copy = self._copies.pop(rec.id, None)
+            if copy is not None and self._sender is not None:
+                # After the vote: the decider after the shards reads it once
+                # every copy has come (this one included).
+                await self._sender.publish_frame(copy)
+            elif self._shard == 0:
                 await self._decisions.decide(rec.id, self._shards)
         await super().at_cut(position)
 

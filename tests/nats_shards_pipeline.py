@@ -128,3 +128,12 @@ def model(
 def as_tuples(outputs: list[Any]) -> list[tuple[int, int, int, int, int]]:
     """Outputs read from a sink (JSON arrays) as tuples."""
     return [tuple(o) for o in outputs]
+
+
+#: A pipeline whose first stage is sharded (2 shards): its source routes
+#: each ``(x, n)`` pair (``n`` numbered by the source) to its key's shard;
+#: ``tally`` after it. Served as ``tests.nats_shards_pipeline:FIRST``.
+FIRST = pipeline(
+    stage("per_key", per_key, shards=2, shard_key=by_key),
+    stage("tally", tally),
+)

@@ -109,7 +109,7 @@ def open_source(
     producer: str = "source",
     config: ChannelConfig | None = None,
     shards: int,
-    shard_key: Callable[[Any], Any],
+    shard_key: Callable[[Any], Any] | None,
 ) -> AbstractAsyncContextManager[ShardSource]: ...
 
 

@@ -1,0 +1,241 @@
+"""A sharded first stage across processes, fed by a source that routes by
+key (``open_source(..., shards=N, shard_key=...)``): ``per_key`` in two
+shards, one process each, and ``tally`` after it, all served with the CLI
+on one broker. The source numbers its frames by offset (``send_at``: IDs
+``source/<k>:<offset>:<part>``), sends a change of ``per_key`` in-band to
+every shard partway, and a change of ``tally`` goes through the CLI
+(``upgrade --nats-shards 2``: a copy into each shard's channel, aligned
+after the shards); shard processes are killed with SIGKILL and restarted on
+their state directories. Nothing is lost or duplicated, each key's outputs
+come in its order and are the sequential model's, and the committed states
+and versions are the model's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from arrowloop.distributed import change_frame, open_sink, open_source
+from arrowloop.distributed._frames import END
+from arrowloop.runtime._shards import shard_of
+from arrowloop.store import SqliteStore
+from arrowloop.supervisor import code_change
+from arrowloop.upgrade import encode_change
+from arrowloop.wire import decode_value
+from tests.nats_pipeline import CONFIG, SERVE_ARGS
+from tests.nats_shards_pipeline import (
+    FIRST,
+    KEYS,
+    as_tuples,
+    model,
+    per_key_twice,
+    tally_v2,
+)
+from tests.natsserver import NatsServer, nats_server
+from tests.serving import run_arrowloop, server_env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.anyio]
+
+__all__ = ["nats_server"]  # the fixture, imported for pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = "tests.nats_shards_pipeline:FIRST"
+PIPELINE = "FIRST"
+IN_TYPE = FIRST.stages[0].machine.input
+OUT_TYPE = FIRST.stages[-1].machine.output
+PROCESSES = {
+    "s0": ["--segment", "per_key", "--shards", "0"],
+    "s1": ["--segment", "per_key", "--shards", "1"],
+    "c": ["--segment", "tally"],
+}
+BOUND = ["--nats-max-msgs", "32"]
+#: ``per_key`` becomes ``per_key_twice`` after this many items (in-band from
+#: the source), ``tally`` becomes ``tally_v2`` after this many (the CLI, once
+#: every output before it is in).
+TWICE_FROM, V2_FROM = 1200, 2400
+
+
+class Processes:
+    """The segment processes of one test, started and killed by name."""
+
+    def __init__(self, url: str, tmp: Path) -> None:
+        self.url = url
+        self.tmp = tmp
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.live_kills = 0
+
+    def start(self, name: str) -> None:
+        command = [sys.executable, "-m", "arrowloop", "serve", TARGET, "--nats", self.url]
+        command += [*PROCESSES[name], *SERVE_ARGS, *BOUND, "--state-dir", str(self.tmp / "state")]
+        with (self.tmp / f"segment-{name}.log").open("ab") as log:
+            self.procs[name] = subprocess.Popen(
+                command, cwd=ROOT, env=server_env(self.tmp), stdout=log, stderr=log
+            )
+
+    def kill(self, name: str) -> None:
+        proc = self.procs[name]
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            self.live_kills += 1
+        proc.wait()
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _stores(tmp: Path) -> dict[str, Any]:
+    """Per store file (its stem): ``{stage: (version, state)}`` as committed."""
+    found: dict[str, Any] = {}
+    for path in sorted((tmp / "state").glob("*.sqlite")):
+        store = SqliteStore(path)
+        try:
+            stored = store.load()
+            assert stored is not None
+            found[path.stem] = {
+                n: (r.version, r.state) for n, r in stored.stages.items() if not n.startswith("~")
+            }
+        finally:
+            store.close()
+    return found
+
+
+def _marks(tmp: Path, store: str) -> dict[str, Any]:
+    """The producers' watermarks a segment's store holds."""
+    s = SqliteStore(tmp / "state" / f"{store}.sqlite")
+    try:
+        stored = s.load()
+        assert stored is not None
+        marks: dict[str, Any] = stored.stages["~watermarks"].state
+        return marks
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize(
+    "kills",
+    [{900: "s0"}, {700: "s1", 1900: "s0", 2900: "s1"}],
+    ids=["one-shard-kill", "three-shard-kills"],
+)
+async def test_a_source_routing_by_key_feeds_a_sharded_first_stage_across_kill_9(
+    nats_server: NatsServer, tmp_path: Path, kills: dict[int, str]
+) -> None:
+    xs = [(i * 7919) % 1000 for i in range(3600)]
+    items = [(x, n) for n, x in enumerate(xs, 1)]
+    kill_at = dict(kills)
+    url = nats_server.url
+    procs = Processes(url, tmp_path)
+    got: list[Any] = []
+    frame = CONFIG.frame_items
+    twice = encode_change(code_change("per_key", FIRST.stages[0].machine.version, per_key_twice))
+    nats = ["--nats", url, "--nats-pipeline", PIPELINE, "--nats-channel", "per_key"]
+    upgrade = [
+        "upgrade",
+        "tests.nats_shards_pipeline:tally_v2",
+        "--stage",
+        "tally",
+        "--expect",
+        FIRST.stages[1].machine.version,
+        *nats,
+        "--nats-shards",
+        "2",
+        "--timeout",
+        "60",
+    ]
+    changed: list[subprocess.CompletedProcess[str]] = []
+    enough = anyio.Event()
+    try:
+        for name in PROCESSES:
+            procs.start(name)
+        with anyio.fail_after(240):
+            async with (
+                open_source(
+                    url,
+                    PIPELINE,
+                    "per_key",
+                    IN_TYPE,
+                    config=CONFIG,
+                    shards=2,
+                    shard_key=FIRST.stages[0].shard_key,
+                ) as src,
+                open_sink(url, PIPELINE, "out", OUT_TYPE, config=CONFIG) as sink,
+                anyio.create_task_group() as tg,
+            ):
+
+                async def produce() -> None:
+                    for i in range(0, len(items), frame):
+                        if i == TWICE_FROM:
+                            # In-band, to every shard between two frames of
+                            # the source: its place is known exactly.
+                            await src.publish_frame(change_frame(twice, None))
+                        if i == V2_FROM:
+                            await enough.wait()  # every output before it is in
+                            done = await anyio.to_thread.run_sync(
+                                lambda: run_arrowloop(tmp_path, *upgrade)
+                            )
+                            changed.append(done)
+                        await src.send_at(i, items[i : i + frame])
+                    await src.send_at(len(items), [], [END])
+
+                tg.start_soon(produce)
+                try:
+                    while True:
+                        for m in await sink.receive(1024):
+                            if type(m) is list:
+                                got.extend(m)
+                        if len(got) >= V2_FROM:
+                            enough.set()
+                        for at in sorted(kill_at):
+                            if len(got) >= at:
+                                name = kill_at.pop(at)
+                                procs.kill(name)
+                                procs.start(name)
+                except anyio.EndOfStream:
+                    pass
+    finally:
+        procs.stop_all()
+    [done] = changed
+    assert done.returncode == 0, done.stderr
+    assert "upgrade of stage tally: succeeded" in done.stdout
+    assert {n: p.returncode for n, p in procs.procs.items()} == dict.fromkeys(PROCESSES, 0)
+    assert not kill_at
+    assert procs.live_kills >= 1
+    expected, states = model(xs, twice_from=TWICE_FROM, v2_from=V2_FROM)
+    outputs = as_tuples(got)
+    lost = len(set(expected) - set(outputs))
+    duplicated = len(outputs) - len(set(outputs))
+    assert (lost, duplicated) == (0, 0)
+    assert sorted(outputs) == sorted(expected)
+    per_key_got: dict[int, list[Any]] = defaultdict(list)
+    per_key_expected: dict[int, list[Any]] = defaultdict(list)
+    for o in outputs:
+        per_key_got[o[0] % KEYS].append(o)
+    for o in expected:
+        per_key_expected[o[0] % KEYS].append(o)
+    assert per_key_got == per_key_expected
+    stores = _stores(tmp_path)
+    merged: dict[int, Any] = {}
+    for k in range(2):
+        version, state = stores[f"{PIPELINE}.per_key.shard{k}"]["per_key"]
+        assert version == per_key_twice.machine.version
+        mine = decode_value(per_key_twice.machine.state, state)
+        # Routed by the in-process hash of the stage's key: shard k holds its keys only.
+        assert {shard_of(key, 2) for key in mine} == {k}
+        merged.update(mine)
+        # The source's offsets, per shard, as the shard's watermark for it.
+        assert f"source/{k}" in _marks(tmp_path, f"{PIPELINE}.per_key.shard{k}")
+    assert merged == states
+    assert stores[f"{PIPELINE}.tally"]["tally"] == (tally_v2.machine.version, len(items))

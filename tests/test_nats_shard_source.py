@@ -17,13 +17,14 @@ import signal
 import subprocess
 import sys
 from collections import defaultdict
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
-from arrowloop.distributed import change_frame, open_sink, open_source
+from arrowloop.distributed import change_frame, open_segment, open_sink, open_source
 from arrowloop.distributed._frames import END
 from arrowloop.runtime._shards import shard_of
 from arrowloop.store import SqliteStore
@@ -34,9 +35,12 @@ from tests.nats_pipeline import CONFIG, SERVE_ARGS
 from tests.nats_shards_pipeline import (
     FIRST,
     KEYS,
+    TWO,
     as_tuples,
     model,
+    model_two,
     per_key_twice,
+    seen_v2,
     tally_v2,
 )
 from tests.natsserver import NatsServer, nats_server
@@ -239,3 +243,80 @@ async def test_a_source_routing_by_key_feeds_a_sharded_first_stage_across_kill_9
         assert f"source/{k}" in _marks(tmp_path, f"{PIPELINE}.per_key.shard{k}")
     assert merged == states
     assert stores[f"{PIPELINE}.tally"]["tally"] == (tally_v2.machine.version, len(items))
+
+
+def _per_key_order(outputs: list[Any], expected: list[Any]) -> None:
+    """Every output once, and each key's in the model's order."""
+    assert (len(set(expected) - set(outputs)), len(outputs) - len(set(outputs))) == (0, 0)
+    assert sorted(outputs) == sorted(expected)
+    for key in range(KEYS):
+        assert [o for o in outputs if o[0] % KEYS == key] == [
+            o for o in expected if o[0] % KEYS == key
+        ]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_two_sharded_stages_in_a_row_route_shard_to_shard(
+    nats_server: NatsServer,
+) -> None:
+    """``per_key`` (2 shards, first) and ``seen`` (3 shards) in a row, every
+    shard a segment in this process: each shard of ``per_key`` routes to the
+    shards of ``seen``, each of which merges its 2 streams. Changes in-band
+    from the source, of ``per_key`` (at its copies), of ``seen`` (passed on by
+    ``per_key``'s shards, aligned by each shard of ``seen``) and of ``tally``
+    (aligned twice), each at exactly its place."""
+    url, name = nats_server.url, "two_sharded"
+    xs = [(i * 7919) % 1000 for i in range(1200)]
+    items = [(x, n) for n, x in enumerate(xs, 1)]
+    stages = TWO.stages
+    changes = {
+        304: code_change("per_key", stages[0].machine.version, per_key_twice),
+        608: code_change("seen", stages[1].machine.version, seen_v2),
+        896: code_change("tally", stages[2].machine.version, tally_v2),
+    }
+    kw: dict[str, Any] = {"pipeline": name, "config": CONFIG}
+    got: list[Any] = []
+    with anyio.fail_after(90):
+        async with AsyncExitStack() as stack:
+            for k in range(2):
+                await stack.enter_async_context(open_segment(TWO, ["per_key"], url, shard=k, **kw))
+            segs = [
+                await stack.enter_async_context(open_segment(TWO, ["seen"], url, shard=j, **kw))
+                for j in range(3)
+            ]
+            await stack.enter_async_context(open_segment(TWO, ["tally"], url, **kw))
+            src = await stack.enter_async_context(
+                open_source(
+                    url,
+                    name,
+                    "per_key",
+                    IN_TYPE,
+                    config=CONFIG,
+                    shards=2,
+                    shard_key=stages[0].shard_key,
+                )
+            )
+            sink = await stack.enter_async_context(
+                open_sink(url, name, "out", OUT_TYPE, config=CONFIG)
+            )
+            for i in range(0, len(items), CONFIG.frame_items):
+                if i in changes:
+                    await src.publish_frame(change_frame(encode_change(changes[i]), None))
+                await src.send_at(i, items[i : i + CONFIG.frame_items])
+            await src.send_at(len(items), [], [END])
+            try:
+                while True:
+                    for m in await sink.receive(1024):
+                        if type(m) is list:
+                            got.extend(m)
+            except anyio.EndOfStream:
+                pass
+            assert [s.actors[0].machine.version for s in segs] == [seen_v2.machine.version] * 3
+            counts: dict[int, int] = {}
+            for j, s in enumerate(segs):
+                state = s.actors[0].state
+                assert {shard_of(key, 3) for key in state} <= {j}
+                counts.update(state)
+    expected, _, seen_counts = model_two(xs, twice_from=304, seen_from=608, v2_from=896)
+    _per_key_order(as_tuples(got), expected)
+    assert counts == seen_counts

@@ -501,8 +501,8 @@ async def test_a_full_replica_blocks_the_router() -> None:
 
 def test_a_distributed_segment_runs_a_sharded_stage_alone() -> None:
     """Across processes a sharded stage is a segment of its own (its shards
-    are segments), after a stage that routes to it or first (its source
-    routes); other layouts are refused."""
+    are segments), after a stage that routes to it, first (its source
+    routes) or after another sharded stage; with other stages it is refused."""
     from arrowloop.distributed import segment_stages
 
     spec = stage("count", sum_v1, shards=2, shard_key=by_key) >> stage("tail", passthrough)
@@ -514,8 +514,9 @@ def test_a_distributed_segment_runs_a_sharded_stage_alone() -> None:
         segment_stages(spec, ["head", "count"])
     both = stage("head", passthrough) >> stage("a", sum_v1, shards=2, shard_key=by_key)
     both = both >> stage("b", passthrough, shards=2, shard_key=by_key)
-    with pytest.raises(ArrowloopError, match="both sharded"):
-        segment_stages(both, ["a"])
+    assert segment_stages(both, ["a"])[1] == "b"  # two sharded stages in a row
+    with pytest.raises(ArrowloopError, match="a segment of its own"):
+        segment_stages(both, ["a", "b"])
 
 
 async def test_a_stopped_sharded_stage_answers_what_its_router_held() -> None:

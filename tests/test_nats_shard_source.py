@@ -8,7 +8,12 @@ every shard partway, and a change of ``tally`` goes through the CLI
 after the shards); shard processes are killed with SIGKILL and restarted on
 their state directories. Nothing is lost or duplicated, each key's outputs
 come in its order and are the sequential model's, and the committed states
-and versions are the model's."""
+and versions are the model's. A migration of the first stage sent by the
+source is voted on by both shards under one change id. And two sharded
+stages in a row (``per_key`` in 2 shards, ``seen`` in 3: each shard of the
+first routes to the second's shards, each of which merges 2 streams), in
+process with changes of both and of the stage after, and with the CLI under
+kill -9."""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import pytest
 
 from arrowloop.distributed import change_frame, open_segment, open_sink, open_source
 from arrowloop.distributed._frames import END
+from arrowloop.runtime import EndMsg
 from arrowloop.runtime._shards import shard_of
 from arrowloop.store import SqliteStore
 from arrowloop.supervisor import code_change
@@ -37,8 +43,10 @@ from tests.nats_shards_pipeline import (
     KEYS,
     TWO,
     as_tuples,
+    mark,
     model,
     model_two,
+    per_key_marked,
     per_key_twice,
     seen_v2,
     tally_v2,
@@ -70,15 +78,24 @@ TWICE_FROM, V2_FROM = 1200, 2400
 class Processes:
     """The segment processes of one test, started and killed by name."""
 
-    def __init__(self, url: str, tmp: Path) -> None:
+    def __init__(
+        self,
+        url: str,
+        tmp: Path,
+        target: str = TARGET,
+        processes: dict[str, list[str]] = PROCESSES,
+    ) -> None:
         self.url = url
         self.tmp = tmp
+        self.target = target
+        self.processes = processes
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.live_kills = 0
 
     def start(self, name: str) -> None:
-        command = [sys.executable, "-m", "arrowloop", "serve", TARGET, "--nats", self.url]
-        command += [*PROCESSES[name], *SERVE_ARGS, *BOUND, "--state-dir", str(self.tmp / "state")]
+        command = [sys.executable, "-m", "arrowloop", "serve", self.target, "--nats", self.url]
+        command += [*self.processes[name], *SERVE_ARGS, *BOUND]
+        command += ["--state-dir", str(self.tmp / "state")]
         with (self.tmp / f"segment-{name}.log").open("ab") as log:
             self.procs[name] = subprocess.Popen(
                 command, cwd=ROOT, env=server_env(self.tmp), stdout=log, stderr=log
@@ -320,3 +337,148 @@ async def test_two_sharded_stages_in_a_row_route_shard_to_shard(
     expected, _, seen_counts = model_two(xs, twice_from=304, seen_from=608, v2_from=896)
     _per_key_order(as_tuples(got), expected)
     assert counts == seen_counts
+
+
+#: ``TWO`` served with the CLI: each shard of ``per_key`` in a process of its
+#: own, the three shards of ``seen`` in one, ``tally`` in another.
+TWO_PROCESSES = {
+    "p0": ["--segment", "per_key", "--shards", "0"],
+    "p1": ["--segment", "per_key", "--shards", "1"],
+    "s": ["--segment", "seen"],
+    "c": ["--segment", "tally"],
+}
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_two_sharded_stages_in_a_row_across_kill_9(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """``TWO`` served with the CLI, a change of ``seen`` in-band from the
+    source, the process of ``seen``'s shards and one of ``per_key``'s shards
+    killed with SIGKILL and restarted: the model's outputs (per key in
+    order), states and versions."""
+    xs = [(i * 7919) % 1000 for i in range(2400)]
+    items = [(x, n) for n, x in enumerate(xs, 1)]
+    change_at = 1200
+    change = encode_change(code_change("seen", TWO.stages[1].machine.version, seen_v2))
+    url = nats_server.url
+    procs = Processes(url, tmp_path, "tests.nats_shards_pipeline:TWO", TWO_PROCESSES)
+    kill_at = {500: "s", 1500: "p1", 1900: "s"}
+    got: list[Any] = []
+    try:
+        for name in TWO_PROCESSES:
+            procs.start(name)
+        with anyio.fail_after(240):
+            async with (
+                open_source(
+                    url,
+                    "TWO",
+                    "per_key",
+                    IN_TYPE,
+                    config=CONFIG,
+                    shards=2,
+                    shard_key=TWO.stages[0].shard_key,
+                ) as src,
+                open_sink(url, "TWO", "out", OUT_TYPE, config=CONFIG) as sink,
+                anyio.create_task_group() as tg,
+            ):
+
+                async def produce() -> None:
+                    for i in range(0, len(items), CONFIG.frame_items):
+                        if i == change_at:
+                            await src.publish_frame(change_frame(change, None))
+                        await src.send_at(i, items[i : i + CONFIG.frame_items])
+                    await src.send_at(len(items), [], [END])
+
+                tg.start_soon(produce)
+                try:
+                    while True:
+                        for m in await sink.receive(1024):
+                            if type(m) is list:
+                                got.extend(m)
+                        for at in sorted(kill_at):
+                            if len(got) >= at:
+                                name = kill_at.pop(at)
+                                procs.kill(name)
+                                procs.start(name)
+                except anyio.EndOfStream:
+                    pass
+    finally:
+        procs.stop_all()
+    assert {n: p.returncode for n, p in procs.procs.items()} == dict.fromkeys(TWO_PROCESSES, 0)
+    assert not kill_at
+    assert procs.live_kills >= 1
+    expected, states, seen_counts = model_two(xs, seen_from=change_at)
+    _per_key_order(as_tuples(got), expected)
+    stores = _stores(tmp_path)
+    merged: dict[int, Any] = {}
+    counts: dict[int, int] = {}
+    for k in range(2):
+        version, state = stores[f"TWO.per_key.shard{k}"]["per_key"]
+        merged.update(decode_value(FIRST.stages[0].machine.state, state))
+    for j in range(3):
+        version, state = stores[f"TWO.seen.shard{j}"]["seen"]
+        assert version == seen_v2.machine.version
+        mine = decode_value(seen_v2.machine.state, state)
+        assert {shard_of(key, 3) for key in mine} == {j}
+        counts.update(mine)
+    assert (merged, counts) == (states, seen_counts)
+    assert stores["TWO.tally"]["tally"] == (FIRST.stages[1].machine.version, len(items))
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_migration_sent_by_the_source_is_voted_on_by_every_shard(
+    nats_server: NatsServer,
+) -> None:
+    """A change frame the source sends unnamed gets one name in every
+    shard's copy: a migration of the sharded first stage is prepared and
+    voted on by both shards under it, and commits on both at its place."""
+    url, name = nats_server.url, "first_migrates"
+    xs = [(i * 7919) % 1000 for i in range(480)]
+    items = [(x, n) for n, x in enumerate(xs, 1)]
+    change = code_change("per_key", FIRST.stages[0].machine.version, per_key_marked, mark)
+    kw: dict[str, Any] = {"pipeline": name, "config": CONFIG}
+    got: list[Any] = []
+    with anyio.fail_after(90):
+        async with AsyncExitStack() as stack:
+            shards = [
+                await stack.enter_async_context(
+                    open_segment(FIRST, ["per_key"], url, shard=k, **kw)
+                )
+                for k in range(2)
+            ]
+            await stack.enter_async_context(open_segment(FIRST, ["tally"], url, **kw))
+            src = await stack.enter_async_context(
+                open_source(
+                    url,
+                    name,
+                    "per_key",
+                    IN_TYPE,
+                    config=CONFIG,
+                    shards=2,
+                    shard_key=FIRST.stages[0].shard_key,
+                )
+            )
+            sink = await stack.enter_async_context(
+                open_sink(url, name, "out", OUT_TYPE, config=CONFIG)
+            )
+            await src.send(items[:160])
+            await src.flush()
+            await src.publish_frame(change_frame(encode_change(change), None))
+            await src.send(items[160:])
+            await src.send(EndMsg())
+            try:
+                while True:
+                    for m in await sink.receive(1024):
+                        if type(m) is list:
+                            got.extend(m)
+            except anyio.EndOfStream:
+                pass
+            for seg in shards:
+                assert seg.actors[0].machine.version == per_key_marked.machine.version
+                [rec] = seg.changes.history.records[-1:]
+                assert rec["result"] == "succeeded"
+            ids = {seg.changes.history.records[-1]["id"] for seg in shards}
+            assert len(ids) == 1  # one change id: the shards voted under it
+    expected, _ = model(xs, twice_from=160)
+    _per_key_order(as_tuples(got), expected)

@@ -711,3 +711,19 @@ async def test_a_change_into_a_sharded_first_stage_goes_to_every_shard() -> None
     ]
     frames = [FrameCodec(None).decode(data) for _, data, _ in nc.published]
     assert {(f.change_id, f.reply) for f in frames} == {(frames[0].change_id, "_INBOX.1")}
+
+
+async def test_a_segments_control_port_sends_a_change_to_every_shard_of_a_sharded_first_stage() -> (
+    None
+):
+    """The control port of a pipeline whose first stage is sharded (``serve``
+    gives it the stage's shards) sends a copy of a change into each shard."""
+    from arrowloop.distributed._control import SegmentControl
+
+    nc = FakeChangeClient()
+    ctl = SegmentControl(cast(Any, nc), "p", "per_key", shards=2)
+    assert await ctl.change({"stages": [{"stage": "per_key"}]}) == {"per_key": "v2"}
+    assert [subject for subject, _, _ in nc.published] == [
+        "arrowloop.p.per_key_shard0",
+        "arrowloop.p.per_key_shard1",
+    ]

@@ -29,6 +29,7 @@ from typing import Any
 import anyio
 import pytest
 
+from arrowloop import pipeline, stage
 from arrowloop.distributed import change_frame, open_segment, open_sink, open_source
 from arrowloop.distributed._frames import END
 from arrowloop.runtime import EndMsg
@@ -43,9 +44,11 @@ from tests.nats_shards_pipeline import (
     KEYS,
     TWO,
     as_tuples,
+    by_key,
     mark,
     model,
     model_two,
+    per_key,
     per_key_marked,
     per_key_twice,
     seen_v2,
@@ -482,3 +485,35 @@ async def test_a_migration_sent_by_the_source_is_voted_on_by_every_shard(
             assert len(ids) == 1  # one change id: the shards voted under it
     expected, _ = model(xs, twice_from=160)
     _per_key_order(as_tuples(got), expected)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_pipeline_of_one_sharded_stage_runs_from_a_routing_source_to_a_merging_sink(
+    nats_server: NatsServer,
+) -> None:
+    """The sharded stage first and last: the source routes, the sink merges."""
+    url, name = nats_server.url, "only_sharded"
+    only = pipeline(stage("per_key", per_key, shards=2, shard_key=by_key))
+    xs = [(i * 7919) % 1000 for i in range(400)]
+    got: list[Any] = []
+    out_type = only.stages[0].machine.output
+    kw: dict[str, Any] = {"pipeline": name, "config": CONFIG}
+    with anyio.fail_after(60):
+        async with (
+            open_segment(only, ["per_key"], url, shard=0, **kw),
+            open_segment(only, ["per_key"], url, shard=1, **kw),
+            open_source(
+                url, name, "per_key", IN_TYPE, config=CONFIG, shards=2, shard_key=by_key.function
+            ) as src,
+            open_sink(url, name, "out", out_type, config=CONFIG, shards=2) as sink,
+        ):
+            await src.send([(x, n) for n, x in enumerate(xs, 1)])
+            await src.send(EndMsg())
+            try:
+                while True:
+                    for m in await sink.receive(1024):
+                        if type(m) is list:
+                            got.extend(m)
+            except anyio.EndOfStream:
+                pass
+    _per_key_order([tuple(o) for o in got], [o[:4] for o in model(xs)[0]])

@@ -40,6 +40,7 @@ from arrowloop.distributed._shardnet import (
 from arrowloop.distributed._shardsource import ShardSource, check_key, named_change
 from arrowloop.errors import ArrowloopError, UpgradeError
 from arrowloop.runtime import (
+    ChannelStatistics,
     CutMsg,
     DeadLetters,
     EndMsg,
@@ -584,6 +585,7 @@ class FakeSourceSender:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.published = self.duplicates = self.waits = 0
+        self.buffered = 0
 
     async def send(self, message: Any) -> None:
         self.calls.append(("send", message))
@@ -596,6 +598,9 @@ class FakeSourceSender:
 
     async def publish_frame(self, payload: bytes) -> None:
         self.calls.append(("frame", payload))
+
+    def statistics(self) -> ChannelStatistics:
+        return ChannelStatistics(self.buffered, 0, 16, False)
 
 
 def _source(shards: int = 3) -> tuple[ShardSource, list[FakeSourceSender]]:
@@ -727,3 +732,15 @@ async def test_a_segments_control_port_sends_a_change_to_every_shard_of_a_sharde
         "arrowloop.p.per_key_shard0",
         "arrowloop.p.per_key_shard1",
     ]
+
+
+async def test_a_source_sends_a_frame_to_no_shard_while_one_holds_items_unsent() -> None:
+    """A change or numbered input must reach every shard or none: refused
+    before anything is published while a shard's half buffers items."""
+    src, senders = _source()
+    senders[2].buffered = 3
+    with pytest.raises(RuntimeError, match="flush"):
+        await src.publish_frame(END)
+    with pytest.raises(RuntimeError, match="flush"):
+        await src.send_at(1, [(1, 1)])
+    assert all(s.calls == [] for s in senders)

@@ -116,9 +116,15 @@ class ShardSource:
             ArrowloopError: an item's key raised (nothing sent).
             RuntimeError: items sent with :meth:`send` are still buffered.
         """
+        self._unbuffered("send_at")
         then = [named_change(p) for p in then]
         for sender, part in zip(self.senders, self.route(items), strict=True):
             await sender.send_at(position, part, then)
+
+    def _unbuffered(self, what: str) -> None:
+        # Checked on every shard first: a frame must reach all or none.
+        if any(s.statistics().items for s in self.senders):
+            raise RuntimeError(f"flush() what send() buffered before {what}()")
 
     async def flush(self) -> None:
         """Publish what :meth:`send` buffered, on every shard."""
@@ -132,6 +138,7 @@ class ShardSource:
         Raises:
             RuntimeError: :meth:`flush` first what send() buffered.
         """
+        self._unbuffered("publish_frame")
         payload = named_change(payload)
         for sender in self.senders:
             await sender.publish_frame(payload)

@@ -602,6 +602,9 @@ class FakeSourceSender:
     def statistics(self) -> ChannelStatistics:
         return ChannelStatistics(self.buffered, 0, 16, False)
 
+    def use_codec(self, codec: FrameCodec) -> None:
+        self.calls.append(("codec", codec))
+
 
 def _source(shards: int = 3) -> tuple[ShardSource, list[FakeSourceSender]]:
     senders = [FakeSourceSender() for _ in range(shards)]
@@ -744,3 +747,12 @@ async def test_a_source_sends_a_frame_to_no_shard_while_one_holds_items_unsent()
     with pytest.raises(RuntimeError, match="flush"):
         await src.send_at(1, [(1, 1)])
     assert all(s.calls == [] for s in senders)
+
+
+def test_a_source_switches_every_shards_codec() -> None:
+    """After a change of the pipeline's input type the source sends the new
+    type, into every shard."""
+    src, senders = _source()
+    codec = FrameCodec(None)
+    src.use_codec(codec)
+    assert all(s.calls == [("codec", codec)] for s in senders)

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from arrowloop.distributed._channel import ChannelName, NatsSendChannel
+from arrowloop.distributed._frames import FrameCodec
 from arrowloop.errors import ArrowloopError
 from arrowloop.runtime import ChannelStatistics, EndMsg
 from arrowloop.runtime._shards import shard_of
@@ -67,6 +68,12 @@ class ShardSource:
     def shards(self) -> int:
         """How many shards the stage has."""
         return len(self.senders)
+
+    def use_codec(self, codec: FrameCodec) -> None:
+        """Encode the items sent from now on with ``codec`` (after a change
+        of the pipeline's input type), on every shard; flush first."""
+        for s in self.senders:
+            s.use_codec(codec)
 
     def route(self, items: list[Any]) -> list[list[Any]]:
         """``items`` split by shard, each part in the order given.

@@ -166,3 +166,68 @@ def model(
 def as_tuples(outputs: list[Any]) -> list[tuple[int, int, int, int, int]]:
     """Outputs read from a sink (JSON arrays) as tuples."""
     return [tuple(o) for o in outputs]
+
+
+#: A pipeline whose first stage is sharded (2 shards): its source routes
+#: each ``(x, n)`` pair (``n`` numbered by the source) to its key's shard;
+#: ``tally`` after it. Served as ``tests.nats_shards_pipeline:FIRST``.
+FIRST = pipeline(
+    stage("per_key", per_key, shards=2, shard_key=by_key),
+    stage("tally", tally),
+)
+
+
+@arrow
+def by_key4(item: tuple[int, int, int, int]) -> int:
+    """The key of ``per_key``'s output: the same key, so each key's items
+    reach ``seen`` from one shard of ``per_key``, in order."""
+    return item[0] % 24
+
+
+@statemachine(init={})
+def seen(
+    item: tuple[int, int, int, int], state: dict[int, int]
+) -> tuple[dict[int, int], tuple[int, int, int, int]]:
+    """Per key, counts its items again and mixes the count into the hash
+    (``s`` equals ``c`` only while each key's items come in order, once)."""
+    x, n, c, h = item
+    s = state.get(x % 24, 0) + 1
+    state[x % 24] = s
+    return state, (x, n, c, (h * 3 + s) % 1000000007)
+
+
+@statemachine(init={})
+def seen_v2(
+    item: tuple[int, int, int, int], state: dict[int, int]
+) -> tuple[dict[int, int], tuple[int, int, int, int]]:
+    """The next version of ``seen`` (same types): mixes by 5."""
+    x, n, c, h = item
+    s = state.get(x % 24, 0) + 1
+    state[x % 24] = s
+    return state, (x, n, c, (h * 5 + s) % 1000000007)
+
+
+#: Two sharded stages in a row, the first first: ``per_key`` (2 shards, its
+#: source routes), ``seen`` (3 shards, each reading the 2 shards of
+#: ``per_key`` merged), ``tally``.
+TWO = pipeline(
+    stage("per_key", per_key, shards=2, shard_key=by_key),
+    stage("seen", seen, shards=3, shard_key=by_key4),
+    stage("tally", tally),
+)
+
+
+def model_two(
+    items: list[int],
+    twice_from: int | None = None,
+    seen_from: int | None = None,
+    v2_from: int | None = None,
+) -> tuple[list[tuple[int, int, int, int, int]], dict[int, tuple[int, int]], dict[int, int]]:
+    """:func:`model` for ``TWO`` (``seen_v2`` from item ``seen_from`` on):
+    the outputs, ``per_key``'s states and ``seen``'s."""
+    out, state = model(items, twice_from, v2_from)
+    mixed = [
+        (x, n, c, (h * (5 if seen_from is not None and n > seen_from else 3) + c) % 1000000007, v)
+        for x, n, c, h, v in out
+    ]
+    return mixed, state, {k: c for k, (c, _) in state.items()}

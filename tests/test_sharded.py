@@ -499,14 +499,14 @@ async def test_a_full_replica_blocks_the_router() -> None:
     assert _per_key(outputs)["a"][-1] == ("a", sent - 1)
 
 
-def test_a_distributed_segment_runs_a_sharded_stage_alone_and_not_first() -> None:
+def test_a_distributed_segment_runs_a_sharded_stage_alone() -> None:
     """Across processes a sharded stage is a segment of its own (its shards
-    are segments), after a stage that routes to it; other layouts are refused."""
+    are segments), after a stage that routes to it, first (its source
+    routes) or after another sharded stage; with other stages it is refused."""
     from arrowloop.distributed import segment_stages
 
     spec = stage("count", sum_v1, shards=2, shard_key=by_key) >> stage("tail", passthrough)
-    with pytest.raises(ArrowloopError, match="is sharded and first"):
-        segment_stages(spec, ["count"])
+    assert segment_stages(spec, ["count"])[1] == "tail"
     assert segment_stages(spec, ["tail"])[1] == "out"
     spec = stage("head", passthrough) >> spec
     assert segment_stages(spec, ["count"])[1] == "tail"
@@ -514,8 +514,9 @@ def test_a_distributed_segment_runs_a_sharded_stage_alone_and_not_first() -> Non
         segment_stages(spec, ["head", "count"])
     both = stage("head", passthrough) >> stage("a", sum_v1, shards=2, shard_key=by_key)
     both = both >> stage("b", passthrough, shards=2, shard_key=by_key)
-    with pytest.raises(ArrowloopError, match="both sharded"):
-        segment_stages(both, ["a"])
+    assert segment_stages(both, ["a"])[1] == "b"  # two sharded stages in a row
+    with pytest.raises(ArrowloopError, match="a segment of its own"):
+        segment_stages(both, ["a", "b"])
 
 
 async def test_a_stopped_sharded_stage_answers_what_its_router_held() -> None:

@@ -1,4 +1,6 @@
-"""Sharded stages across processes, without a broker: the reader after
+"""Sharded stages across processes, without a broker: the source into a
+sharded first stage (each item to its key's shard, numbered per shard,
+changes and end to every shard), the reader after
 the shards (a change aligned: held streams, applied once at the last copy;
 the end at the last shard's end; a restart resumes each stream and its
 holds), the sending half (each item to its key's shard,
@@ -26,17 +28,19 @@ from arrowloop.distributed import (
     InputPosition,
     NatsSendChannel,
 )
-from arrowloop.distributed._changes import SegmentChanges
+from arrowloop.distributed._changes import SegmentChanges, request_change
 from arrowloop.distributed._decisions import Decisions, tally_votes
-from arrowloop.distributed._frames import END, Frame
+from arrowloop.distributed._frames import END, Frame, change_frame
 from arrowloop.distributed._merge import ChangeCopy, MergedPosition, MergeReceiver
 from arrowloop.distributed._shardnet import (
     ShardChanges,
     ShardRouter,
     replica_spec,
 )
+from arrowloop.distributed._shardsource import ShardSource, check_key, named_change
 from arrowloop.errors import ArrowloopError, UpgradeError
 from arrowloop.runtime import (
+    ChannelStatistics,
     CutMsg,
     DeadLetters,
     EndMsg,
@@ -777,3 +781,182 @@ async def test_a_replay_refusing_what_the_shard_voted_for_stops_the_shard() -> N
     msg.reply.fail(UpgradeError("it raised", stage="per_key", reason="migration failed"))
     with pytest.raises(ArrowloopError, match="voted to commit it before a crash"):
         await shard.at_cut(3)
+
+
+class FakeSourceSender:
+    """What a source into a sharded first stage asks of a shard's sending half."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.published = self.duplicates = self.waits = 0
+        self.buffered = 0
+
+    async def send(self, message: Any) -> None:
+        self.calls.append(("send", message))
+
+    async def send_at(self, position: int, items: list[Any], then: Any = ()) -> None:
+        self.calls.append(("send_at", position, items, list(then)))
+
+    async def flush(self) -> None:
+        self.calls.append(("flush",))
+
+    async def publish_frame(self, payload: bytes) -> None:
+        self.calls.append(("frame", payload))
+
+    def statistics(self) -> ChannelStatistics:
+        return ChannelStatistics(self.buffered, 0, 16, False)
+
+    def use_codec(self, codec: FrameCodec) -> None:
+        self.calls.append(("codec", codec))
+
+
+def _source(shards: int = 3) -> tuple[ShardSource, list[FakeSourceSender]]:
+    senders = [FakeSourceSender() for _ in range(shards)]
+    src = ShardSource(
+        ChannelName("p", "per_key"), cast(list[NatsSendChannel], senders), by_key.function
+    )
+    return src, senders
+
+
+async def test_a_source_sends_each_item_to_its_keys_shard_in_order() -> None:
+    """A sharded first stage's source routes as the router does (the
+    in-process hash of the stage's key), end of stream to every shard."""
+    src, senders = _source()
+    items = [(x, n) for n, x in enumerate(range(0, 90, 7), 1)]
+    await src.send(items)
+    await src.send(EndMsg())
+    for k, s in enumerate(senders):
+        mine = [x for x in items if shard_of(x[0] % 24, 3) == k]
+        assert s.calls[:-1] == ([("send", mine)] if mine else [])
+        assert s.calls[-1][0] == "send"
+        assert type(s.calls[-1][1]) is EndMsg
+    assert src.closed
+
+
+async def test_a_source_with_offsets_numbers_every_shards_part_by_the_offset() -> None:
+    """``send_at``: each shard's part under the offset (IDs ``<producer>/<k>:
+    <offset>:<part>``: a source sending again is dropped per shard), then the
+    frames ``then`` on every shard."""
+    src, senders = _source()
+    items = [(x, 1) for x in range(24)]
+    await src.send_at(40, items, [END])
+    for k, s in enumerate(senders):
+        assert s.calls == [("send_at", 40, [x for x in items if shard_of(x[0], 3) == k], [END])]
+
+
+async def test_a_source_refuses_a_batch_whose_key_raises_sending_none_of_it() -> None:
+    senders = [FakeSourceSender(), FakeSourceSender()]
+    src = ShardSource(ChannelName("p", "s"), cast(list[NatsSendChannel], senders), bad_key.function)
+    with pytest.raises(ArrowloopError, match=r"the shard key of item 1 .* raised"):
+        await src.send([(4, 2), (4, 0), (6, 3)])
+    assert all(s.calls == [] for s in senders)
+
+
+async def test_a_source_sends_a_change_to_every_shard_under_one_name() -> None:
+    """A change frame goes into every shard's channel; one without a name
+    gets one, the same in every copy (the shards vote under it)."""
+    src, senders = _source()
+    unnamed = change_frame({"stages": []}, None)
+    await src.publish_frame(unnamed)
+    payloads = [s.calls[0][1] for s in senders]
+    assert len(set(payloads)) == 1
+    frame = FrameCodec(None).decode(payloads[0])
+    assert frame.change == {"stages": []}
+    assert frame.change_id is not None
+    named = change_frame({"stages": []}, "reply", "c-7")
+    assert named_change(named) == named
+    assert named_change(END) == END
+    await src.send_at(3, [], [unnamed])
+    [ids] = {FrameCodec(None).decode(s.calls[1][3][0]).change_id for s in senders}
+    assert ids is not None
+
+
+def test_a_source_takes_shards_and_shard_key_together() -> None:
+    with pytest.raises(ArrowloopError, match="both shards=N and shard_key="):
+        check_key(2, None)
+    with pytest.raises(ArrowloopError, match="both shards=N and shard_key="):
+        check_key(None, by_key.function)
+    with pytest.raises(ArrowloopError, match="N >= 1"):
+        check_key(0, by_key.function)
+    check_key(None, None)
+    check_key(2, by_key.function)
+
+
+class FakeChangeClient:
+    """The calls request_change makes of a connection, on lists."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes, dict[str, str]]] = []
+        self.streams: list[str] = []
+
+    def jetstream(self) -> FakeChangeClient:
+        return self
+
+    async def stream_info(self, stream: str) -> None:
+        self.streams.append(stream)
+
+    def new_inbox(self) -> str:
+        return "_INBOX.1"
+
+    async def subscribe(self, subject: str, max_msgs: int) -> FakeChangeClient:
+        return self
+
+    async def publish(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
+        self.published.append((subject, data, headers))
+
+    async def next_msg(self, timeout: float) -> Any:  # noqa: ASYNC109 (nats-py's signature)
+        return SimpleNamespace(data=b'{"versions": {"per_key": "v2"}}')
+
+    async def unsubscribe(self) -> None:
+        pass
+
+
+async def test_a_change_into_a_sharded_first_stage_goes_to_every_shard() -> None:
+    """request_change(shards=N): one copy per shard's channel, one change id
+    and reply subject (shard 0 answers)."""
+    nc = FakeChangeClient()
+    result = await request_change(cast(Any, nc), "p", "per_key", {"stages": []}, shards=3)
+    assert result == {"versions": {"per_key": "v2"}}
+    assert nc.streams == [f"arrowloop_p_per_key_shard{k}" for k in range(3)]
+    assert [subject for subject, _, _ in nc.published] == [
+        f"arrowloop.p.per_key_shard{k}" for k in range(3)
+    ]
+    frames = [FrameCodec(None).decode(data) for _, data, _ in nc.published]
+    assert {(f.change_id, f.reply) for f in frames} == {(frames[0].change_id, "_INBOX.1")}
+
+
+async def test_a_segments_control_port_sends_a_change_to_every_shard_of_a_sharded_first_stage() -> (
+    None
+):
+    """The control port of a pipeline whose first stage is sharded (``serve``
+    gives it the stage's shards) sends a copy of a change into each shard."""
+    from arrowloop.distributed._control import SegmentControl
+
+    nc = FakeChangeClient()
+    ctl = SegmentControl(cast(Any, nc), "p", "per_key", shards=2)
+    assert await ctl.change({"stages": [{"stage": "per_key"}]}) == {"per_key": "v2"}
+    assert [subject for subject, _, _ in nc.published] == [
+        "arrowloop.p.per_key_shard0",
+        "arrowloop.p.per_key_shard1",
+    ]
+
+
+async def test_a_source_sends_a_frame_to_no_shard_while_one_holds_items_unsent() -> None:
+    """A change or numbered input must reach every shard or none: refused
+    before anything is published while a shard's half buffers items."""
+    src, senders = _source()
+    senders[2].buffered = 3
+    with pytest.raises(RuntimeError, match="flush"):
+        await src.publish_frame(END)
+    with pytest.raises(RuntimeError, match="flush"):
+        await src.send_at(1, [(1, 1)])
+    assert all(s.calls == [] for s in senders)
+
+
+def test_a_source_switches_every_shards_codec() -> None:
+    """After a change of the pipeline's input type the source sends the new
+    type, into every shard."""
+    src, senders = _source()
+    codec = FrameCodec(None)
+    src.use_codec(codec)
+    assert all(s.calls == [("codec", codec)] for s in senders)

@@ -78,6 +78,7 @@ async def rollback_over_nats(args: argparse.Namespace) -> int:
                 args.stage,
                 requested_by=args.by,
                 within=args.timeout,
+                shards=args.nats_shards,
             )
     except NoServersError:
         raise Unreachable(f"no broker at {args.nats}") from None

@@ -359,6 +359,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--nats", metavar="URL", help="the broker")
     g.add_argument("--nats-pipeline", metavar="NAME", help="the pipeline's name on the broker")
     g.add_argument("--nats-channel", metavar="STAGE", help="the pipeline's first stage")
+    g.add_argument(
+        "--nats-shards",
+        metavar="N",
+        type=int,
+        help="the first stage is sharded in N shards: a copy into each shard's channel",
+    )
     _import_path(p)
     _common(p, control=True)
     p.set_defaults(run=upgrade)
@@ -373,6 +379,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--nats", metavar="URL", help="the broker")
     g.add_argument("--nats-pipeline", metavar="NAME", help="the pipeline's name on the broker")
     g.add_argument("--nats-channel", metavar="STAGE", help="the pipeline's first stage")
+    g.add_argument(
+        "--nats-shards",
+        metavar="N",
+        type=int,
+        help="the first stage is sharded in N shards: a copy into each shard's channel",
+    )
     _common(p, control=True)
     p.set_defaults(run=rollback)
 

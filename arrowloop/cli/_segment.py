@@ -110,7 +110,13 @@ async def serve_segment(args: argparse.Namespace) -> int:
                     for shard in shards
                 ]
                 control = await stack.enter_async_context(
-                    open_segment_control(args, url, spec.stages[0].name, name)
+                    open_segment_control(
+                        args,
+                        url,
+                        spec.stages[0].name,
+                        name,
+                        spec.stages[0].shards if spec.stages[0].sharded else None,
+                    )
                 )
                 say(f"arrowloop: serving stages {', '.join(stages)} of {args.target}")
                 say(f"  broker   {url}  (pipeline {name})")
@@ -223,7 +229,12 @@ async def upgrade_over_nats(args: argparse.Namespace) -> int:
     try:
         async with connect(args.nats) as nc:
             result = await request_change(
-                nc, args.nats_pipeline, args.nats_channel, doc, within=args.timeout
+                nc,
+                args.nats_pipeline,
+                args.nats_channel,
+                doc,
+                within=args.timeout,
+                shards=args.nats_shards,
             )
     except NoServersError:
         raise Unreachable(f"no broker at {args.nats}") from None

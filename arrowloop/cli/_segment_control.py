@@ -18,11 +18,12 @@ __all__ = ["open_segment_control"]
 
 @asynccontextmanager
 async def open_segment_control(
-    args: argparse.Namespace, url: str, first: str, pipeline: str
+    args: argparse.Namespace, url: str, first: str, pipeline: str, shards: int | None = None
 ) -> AsyncIterator[tuple[tuple[str, int], str] | None]:
     """Serve the control port ``args.control_port`` asks for (``None`` and
     nothing served without it) for the block; yields the bound address and
-    where the token comes from.
+    where the token comes from. ``shards``: the first stage's, if sharded
+    (changes go to each shard's channel).
 
     Raises:
         OSError: the port cannot be bound.
@@ -42,7 +43,7 @@ async def open_segment_control(
     async with (
         connect(url) as nc,
         open_control_port(
-            SegmentControl(nc, pipeline, first),
+            SegmentControl(nc, pipeline, first, shards=shards),
             token,
             host=args.control_host,
             port=args.control_port,

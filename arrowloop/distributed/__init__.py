@@ -10,7 +10,8 @@ the broker's key-value store, ``_kvstore.py``), code changes travelling
 in-band across them (``_changes.py``; those across segments decided on the
 broker, ``_decisions.py``), their history and rollback (``_history.py``,
 ``_rollback.py``), sharded stages across processes (``_shardnet.py``
-routing to a stream per shard, ``_merge.py`` merging them after the
+routing to a stream per shard, ``_shardsource.py`` a source routing by
+key into a sharded first stage, ``_merge.py`` merging them after the
 shards, changes aligned), and status gathered from every segment
 (``_status.py``). Needs the ``nats`` extra (``nats-py``);
 docs/distributed.md describes the mechanism, the guarantees and operations.
@@ -33,6 +34,7 @@ from arrowloop.distributed._kvstore import KvStore, bucket_name, open_kv_store, 
 from arrowloop.distributed._receive import NatsReceiveChannel
 from arrowloop.distributed._rollback import send_rollback
 from arrowloop.distributed._segment import Segment, open_segment, segment_stages
+from arrowloop.distributed._shardsource import ShardSource
 from arrowloop.distributed._status import pipeline_status, segment_status, status_subject
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "ensure_stream",
     "connect",
     "open_source",
+    "ShardSource",
     "open_sink",
     "Segment",
     "KvStore",

@@ -469,21 +469,29 @@ async def request_change(
     *,
     within: float = 30.0,
     config: ChannelConfig | None = None,
+    shards: int | None = None,
 ) -> dict[str, Any] | None:
     """Publish the change document ``doc`` into ``channel`` (the pipeline's
     first stage's) and wait for its result: ``{"versions": {...}}`` or
     ``{"error": {"type", "message", "reason"}}``; ``None`` if none came
-    within ``within`` seconds."""
+    within ``within`` seconds.
+
+    A sharded first stage of ``shards`` shards gets a copy in every shard's
+    channel (``<channel>.shard<k>``, _shardnet.shard_channel), under one
+    change id: shard 0 answers (see _shardnet.ShardChanges)."""
     config = ChannelConfig() if config is None else config
-    name = ChannelName(pipeline, channel)
+    channels = [channel] if shards is None else [f"{channel}.shard{k}" for k in range(shards)]
+    names = [ChannelName(pipeline, c) for c in channels]
     js = nc.jetstream()
-    await ensure_stream(js, name, config)
+    for name in names:
+        await ensure_stream(js, name, config)
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox, max_msgs=1)
     try:
         change_id = uuid.uuid4().hex
         headers = {MSG_ID: f"change:{change_id}"}
-        await js.publish(name.subject, change_frame(doc, inbox, change_id), headers=headers)
+        for name in names:
+            await js.publish(name.subject, change_frame(doc, inbox, change_id), headers=headers)
         try:
             msg = await sub.next_msg(timeout=within)
         except TimeoutError:
@@ -502,9 +510,11 @@ async def send_change(
     *,
     within: float = 30.0,
     config: ChannelConfig | None = None,
+    shards: int | None = None,
 ) -> dict[str, str]:
     """Send ``change`` into ``channel`` (the pipeline's first stage's) and
-    wait until the segment running its stages has committed it.
+    wait until the segment running its stages has committed it (a sharded
+    first stage: give its ``shards``, and every shard gets a copy).
 
     Returns the new version of each changed stage.
 
@@ -514,7 +524,9 @@ async def send_change(
         TypeError: a part of the change has no wire form (a native machine).
     """
     doc = encode_change(change)
-    result = await request_change(nc, pipeline, channel, doc, within=within, config=config)
+    result = await request_change(
+        nc, pipeline, channel, doc, within=within, config=config, shards=shards
+    )
     stages = ",".join(change.stages)
     if result is None:
         raise UpgradeError(

@@ -111,12 +111,22 @@ def history_as_records(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class SegmentControl:
     """What a segment's control port acts on: the pipeline, through the broker."""
 
-    def __init__(self, nc: Client, pipeline: str, first: str, *, within: float = 30.0) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        pipeline: str,
+        first: str,
+        *,
+        within: float = 30.0,
+        shards: int | None = None,
+    ) -> None:
         self.nc = nc
         self.pipeline = pipeline
         #: The pipeline's first stage (the channel changes are sent into).
         self.first = first
         self.within = within
+        #: The first stage's shards, if it is sharded (a copy to each).
+        self.shards = shards
 
     async def status(self) -> dict[str, Any]:
         """The pipeline's status, gathered from every running segment."""
@@ -135,7 +145,9 @@ class SegmentControl:
             UpgradeError: refused (``reason`` says why) or no result.
         """
         stages = ",".join(str(s.get("stage")) for s in doc.get("stages", []) if type(s) is dict)
-        result = await request_change(self.nc, self.pipeline, self.first, doc, within=self.within)
+        result = await request_change(
+            self.nc, self.pipeline, self.first, doc, within=self.within, shards=self.shards
+        )
         return change_result(result, stages, self.within)
 
     async def rollback(self, stage: str, requested_by: str) -> dict[str, str]:
@@ -146,7 +158,9 @@ class SegmentControl:
         """
         answers = await gather_history(self.nc, self.pipeline, within=GATHER)
         doc = rollback_document(answers, stage, requested_by)
-        result = await request_change(self.nc, self.pipeline, self.first, doc, within=self.within)
+        result = await request_change(
+            self.nc, self.pipeline, self.first, doc, within=self.within, shards=self.shards
+        )
         return change_result(result, ",".join(doc["stages"]), self.within)
 
 

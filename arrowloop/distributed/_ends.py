@@ -8,8 +8,9 @@ produces). Both are plain channel halves on a connection of their own.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from typing import Any, overload
 
 import anyio
 import nats
@@ -25,6 +26,8 @@ from arrowloop.distributed._channel import (
 from arrowloop.distributed._frames import FrameCodec
 from arrowloop.distributed._merge import MergeReceiver, merged_channel
 from arrowloop.distributed._receive import NatsReceiveChannel
+from arrowloop.distributed._shardnet import shard_channel
+from arrowloop.distributed._shardsource import ShardSource, check_key
 from arrowloop.typesys import Type
 
 __all__ = ["connect", "open_source", "open_sink"]
@@ -82,8 +85,8 @@ async def connect(url: str) -> AsyncIterator[Client]:
         await nc.close()
 
 
-@asynccontextmanager
-async def open_source(
+@overload
+def open_source(
     url: str,
     pipeline: str,
     channel: str,
@@ -91,20 +94,84 @@ async def open_source(
     *,
     producer: str = "source",
     config: ChannelConfig | None = None,
-) -> AsyncIterator[NatsSendChannel]:
+    shards: None = None,
+    shard_key: None = None,
+) -> AbstractAsyncContextManager[NatsSendChannel]: ...
+
+
+@overload
+def open_source(
+    url: str,
+    pipeline: str,
+    channel: str,
+    item_type: Type | None = None,
+    *,
+    producer: str = "source",
+    config: ChannelConfig | None = None,
+    shards: int,
+    shard_key: Callable[[Any], Any] | None,
+) -> AbstractAsyncContextManager[ShardSource]: ...
+
+
+def open_source(
+    url: str,
+    pipeline: str,
+    channel: str,
+    item_type: Type | None = None,
+    *,
+    producer: str = "source",
+    config: ChannelConfig | None = None,
+    shards: int | None = None,
+    shard_key: Callable[[Any], Any] | None = None,
+) -> AbstractAsyncContextManager[NatsSendChannel | ShardSource]:
     """A sending half into ``channel`` of ``pipeline`` (its stream made if missing).
 
     ``item_type`` checks and encodes items (``None``: plain JSON values).
     Send items with ``await ch.send([...])``, then ``await ch.flush()``;
     ``await ch.send(EndMsg())`` ends the stream.
+
+    Into a sharded first stage, give its ``shards=N`` and ``shard_key``
+    (``spec.stages[0].shard_key``): each item goes to its key's shard's
+    channel, end of stream and change frames to every shard
+    (:class:`~arrowloop.distributed._shardsource.ShardSource`).
+
+    Raises:
+        ArrowloopError: ``shards`` without ``shard_key``, or the other way round.
     """
+    check_key(shards, shard_key)
+    return _open_source(url, pipeline, channel, item_type, producer, config, shards, shard_key)
+
+
+@asynccontextmanager
+async def _open_source(
+    url: str,
+    pipeline: str,
+    channel: str,
+    item_type: Type | None,
+    producer: str,
+    config: ChannelConfig | None,
+    shards: int | None,
+    shard_key: Callable[[Any], Any] | None,
+) -> AsyncIterator[NatsSendChannel | ShardSource]:
     config = ChannelConfig() if config is None else config
     name = ChannelName(pipeline, channel)
     async with connect(url) as nc:
         js = nc.jetstream()
-        await ensure_stream(js, name, config)
         codec = FrameCodec(item_type)
-        yield NatsSendChannel(js, name, codec, producer, config, max_payload=nc.max_payload)
+        if shards is None or shard_key is None:
+            await ensure_stream(js, name, config)
+            yield NatsSendChannel(js, name, codec, producer, config, max_payload=nc.max_payload)
+            return
+        senders = []
+        for k in range(shards):
+            out = ChannelName(pipeline, shard_channel(channel, k))
+            await ensure_stream(js, out, config)
+            senders.append(
+                NatsSendChannel(
+                    js, out, codec, f"{producer}/{k}", config, max_payload=nc.max_payload
+                )
+            )
+        yield ShardSource(name, senders, shard_key)
 
 
 @asynccontextmanager

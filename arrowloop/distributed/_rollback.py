@@ -109,12 +109,14 @@ async def send_rollback(
     gather: float = 1.0,
     expect: int | None = None,
     config: ChannelConfig | None = None,
+    shards: int | None = None,
 ) -> dict[str, str]:
     """Roll back the latest change of ``stage`` in the pipeline whose first
     stage's channel is ``channel``; the versions the changed stages run now.
 
     The segments' histories are gathered for ``gather`` seconds (or until
-    ``expect`` segments answered).
+    ``expect`` segments answered). A sharded first stage: give its
+    ``shards`` (see :func:`~arrowloop.distributed.request_change`).
 
     Raises:
         UpgradeError: see :func:`rollback_document` and :func:`change_result`;
@@ -122,5 +124,7 @@ async def send_rollback(
     """
     answers = await gather_history(nc, pipeline, within=gather, expect=expect)
     doc = rollback_document(answers, stage, requested_by)
-    result = await request_change(nc, pipeline, channel, doc, within=within, config=config)
+    result = await request_change(
+        nc, pipeline, channel, doc, within=within, config=config, shards=shards
+    )
     return change_result(result, ",".join(doc["stages"]), within)

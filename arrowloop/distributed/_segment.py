@@ -493,12 +493,18 @@ async def open_segment(
                     max_payload=nc.max_payload,
                 )
             else:
-                assert shard is None  # a shard's neighbours are not sharded
-                outs = [ChannelName(pipeline, after)]
+                # A shard writes streams of its own (``.from<shard>``): after
+                # two sharded stages in a row, shard k of the first routes
+                # into ``<next>.shard<j>.from<k>``, which shard j merges.
+                def own(channel: str) -> str:
+                    return channel if shard is None else merged_channel(channel, shard)
+
+                outs = [ChannelName(pipeline, own(after))]
                 key = None
                 if nxt is not None and nxt.shard_key is not None:
                     outs = [
-                        ChannelName(pipeline, shard_channel(after, k)) for k in range(nxt.shards)
+                        ChannelName(pipeline, own(shard_channel(after, k)))
+                        for k in range(nxt.shards)
                     ]
                     key = nxt.shard_key
                 for out in outs:

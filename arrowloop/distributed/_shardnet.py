@@ -258,9 +258,10 @@ def check_shards(stages: list[StageSpec], first: int, count: int) -> None:
     not built across processes.
 
     Raises:
-        ArrowloopError: a sharded stage with other stages in its segment, as
-            the pipeline's first stage (a source does not route by key), or
-            followed by another sharded stage.
+        ArrowloopError: a sharded stage with other stages in its segment.
+            (First in the pipeline, its source routes by key: _shardsource.py;
+            before another sharded stage, each shard routes to the next
+            stage's shards, each of which merges them: _segment.py.)
     """
     for i in range(first, first + count):
         s = stages[i]
@@ -270,16 +271,6 @@ def check_shards(stages: list[StageSpec], first: int, count: int) -> None:
             raise ArrowloopError(
                 f"stage {s.name!r} is sharded: across processes it is a segment of its own "
                 "(--segment NAME --shards 0,1,...)"
-            )
-        if i == 0:
-            raise ArrowloopError(
-                f"stage {s.name!r} is sharded and first: a source does not route by key "
-                "across processes yet; put a stage before it"
-            )
-        if i + 1 < len(stages) and stages[i + 1].sharded:
-            raise ArrowloopError(
-                f"stages {s.name!r} and {stages[i + 1].name!r} are both sharded: two sharded "
-                "stages in a row do not run across processes yet"
             )
 
 

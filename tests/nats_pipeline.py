@@ -11,7 +11,10 @@ and its sequential model.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import anyio
 
 from arrowloop import pipeline, stage, statemachine
 from arrowloop.distributed import ChannelConfig
@@ -72,3 +75,37 @@ def model(items: list[int], twice_from: int | None = None) -> list[tuple[int, in
 def as_tuples(outputs: list[Any]) -> list[tuple[int, int, int, int]]:
     """Outputs read from a sink (JSON arrays) as tuples."""
     return [tuple(o) for o in outputs]
+
+
+class Restartable(Protocol):
+    """Processes a kill test can kill (``SIGKILL``) and start again by name."""
+
+    def kill(self, name: str) -> None: ...
+    def start(self, name: str) -> None: ...
+
+
+async def collect_killing(
+    sink: Any,
+    got: list[Any],
+    kill_at: dict[int, str],
+    procs: Restartable,
+    seen: Callable[[int], None] | None = None,
+) -> None:
+    """Read the sink's items into ``got`` until end of stream; once ``got``
+    holds ``at`` items for a key of ``kill_at``, kill that process with
+    SIGKILL and start it again (each once). ``seen`` is told the count after
+    every read."""
+    try:
+        while True:
+            for m in await sink.receive(1024):
+                if type(m) is list:
+                    got.extend(m)
+            if seen is not None:
+                seen(len(got))
+            for at in sorted(kill_at):
+                if len(got) >= at:
+                    name = kill_at.pop(at)
+                    procs.kill(name)
+                    procs.start(name)
+    except anyio.EndOfStream:
+        pass

@@ -32,6 +32,7 @@ from tests.nats_pipeline import (
     SERVE_ARGS,
     SPEC,
     as_tuples,
+    collect_killing,
     model,
     total_twice,
 )
@@ -160,18 +161,7 @@ async def test_kill_9_of_segment_processes_loses_and_duplicates_nothing(
                     await src.send(EndMsg())
 
                 tg.start_soon(produce)
-                try:
-                    while True:
-                        for m in await sink.receive(1024):
-                            if type(m) is list:
-                                got.extend(m)
-                        for at in sorted(kill_at):
-                            if len(got) >= at:
-                                name = kill_at.pop(at)
-                                segments.kill(name)
-                                segments.start(name)
-                except anyio.EndOfStream:
-                    pass
+                await collect_killing(sink, got, kill_at, segments)
     finally:
         segments.stop_all()
     assert [p.returncode for p in segments.procs.values()] == [0, 0]

@@ -36,7 +36,16 @@ from arrowloop.runtime import EndMsg
 from arrowloop.store import KeyRecord, KeyWrites, MemoryStore, StageRecord
 from arrowloop.typesys import INT, STR
 from tests.nats_big import BIG
-from tests.nats_pipeline import CONFIG, PIPELINE, SERVE_ARGS, SPEC, as_tuples, model, total_twice
+from tests.nats_pipeline import (
+    CONFIG,
+    PIPELINE,
+    SERVE_ARGS,
+    SPEC,
+    as_tuples,
+    collect_killing,
+    model,
+    total_twice,
+)
 from tests.natsserver import NatsServer, nats_server
 from tests.profiles import examples
 from tests.serving import server_env
@@ -104,18 +113,7 @@ async def test_kill_9_of_segments_on_the_kv_store_loses_and_duplicates_nothing(
                     await src.send(EndMsg())
 
                 tg.start_soon(produce)
-                try:
-                    while True:
-                        for m in await sink.receive(1024):
-                            if type(m) is list:
-                                got.extend(m)
-                        for at in sorted(kill_at):
-                            if len(got) >= at:
-                                name = kill_at.pop(at)
-                                segments.kill(name)
-                                segments.start(name)
-                except anyio.EndOfStream:
-                    pass
+                await collect_killing(sink, got, kill_at, segments)
     finally:
         segments.stop_all()
     assert [p.returncode for p in segments.procs.values()] == [0, 0]

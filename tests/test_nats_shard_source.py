@@ -38,7 +38,7 @@ from arrowloop.store import SqliteStore
 from arrowloop.supervisor import code_change
 from arrowloop.upgrade import encode_change
 from arrowloop.wire import decode_value
-from tests.nats_pipeline import CONFIG, SERVE_ARGS
+from tests.nats_pipeline import CONFIG, SERVE_ARGS, collect_killing
 from tests.nats_shards_pipeline import (
     FIRST,
     KEYS,
@@ -215,20 +215,9 @@ async def test_a_source_routing_by_key_feeds_a_sharded_first_stage_across_kill_9
                     await src.send_at(len(items), [], [END])
 
                 tg.start_soon(produce)
-                try:
-                    while True:
-                        for m in await sink.receive(1024):
-                            if type(m) is list:
-                                got.extend(m)
-                        if len(got) >= V2_FROM:
-                            enough.set()
-                        for at in sorted(kill_at):
-                            if len(got) >= at:
-                                name = kill_at.pop(at)
-                                procs.kill(name)
-                                procs.start(name)
-                except anyio.EndOfStream:
-                    pass
+                await collect_killing(
+                    sink, got, kill_at, procs, lambda n: enough.set() if n >= V2_FROM else None
+                )
     finally:
         procs.stop_all()
     [done] = changed
@@ -394,18 +383,7 @@ async def test_two_sharded_stages_in_a_row_across_kill_9(
                     await src.send_at(len(items), [], [END])
 
                 tg.start_soon(produce)
-                try:
-                    while True:
-                        for m in await sink.receive(1024):
-                            if type(m) is list:
-                                got.extend(m)
-                        for at in sorted(kill_at):
-                            if len(got) >= at:
-                                name = kill_at.pop(at)
-                                procs.kill(name)
-                                procs.start(name)
-                except anyio.EndOfStream:
-                    pass
+                await collect_killing(sink, got, kill_at, procs)
     finally:
         procs.stop_all()
     assert {n: p.returncode for n, p in procs.procs.items()} == dict.fromkeys(TWO_PROCESSES, 0)

@@ -49,7 +49,7 @@ from arrowloop.supervisor import CodeChange, code_change
 from arrowloop.typesys import INT
 from arrowloop.upgrade import encode_change
 from arrowloop.wire import decode_value
-from tests.nats_pipeline import CONFIG, SERVE_ARGS
+from tests.nats_pipeline import CONFIG, SERVE_ARGS, collect_killing
 from tests.nats_shards_pipeline import (
     KEYS,
     PIPELINE,
@@ -184,18 +184,7 @@ async def test_kill_9_of_shard_processes_loses_and_duplicates_nothing(
                     await src.send(EndMsg())
 
                 tg.start_soon(produce)
-                try:
-                    while True:
-                        for m in await sink.receive(1024):
-                            if type(m) is list:
-                                got.extend(m)
-                        for at in sorted(kill_at):
-                            if len(got) >= at:
-                                name = kill_at.pop(at)
-                                procs.kill(name)
-                                procs.start(name)
-                except anyio.EndOfStream:
-                    pass
+                await collect_killing(sink, got, kill_at, procs)
     finally:
         procs.stop_all()
     assert {n: p.returncode for n, p in procs.procs.items()} == dict.fromkeys(PROCESSES, 0)

@@ -44,7 +44,7 @@ from anyio import WouldBlock
 
 from arrowloop.distributed._channel import ChannelConfig, ChannelName, InputPosition
 from arrowloop.distributed._frames import Frame, FrameCodec
-from arrowloop.distributed._receive import NatsReceiveChannel, OnChange
+from arrowloop.distributed._receive import NatsReceiveChannel, OnChange, take_buffered
 from arrowloop.runtime import ChannelStatistics, CutMsg, EndMsg, Reply
 
 __all__ = ["ChangeCopy", "MergeReceiver", "MergedPosition", "merged_channel"]
@@ -345,12 +345,7 @@ class MergeReceiver:
             if self._done or self._closed:
                 raise anyio.EndOfStream
             raise WouldBlock
-        taken: list[Any] = []
-        n = 0
-        while out and n < limit:
-            m = out.popleft()
-            n += len(m) if type(m) is list else 1
-            taken.append(m)
+        taken, n = take_buffered(out, limit)
         self._items -= n
         self._wake()  # room for the pumps
         return taken

@@ -69,6 +69,18 @@ def _mark(msg: Msg) -> tuple[str, int, int] | None:
 log = logging.getLogger("arrowloop.distributed")
 
 
+def take_buffered(out: deque[Any], limit: int) -> tuple[list[Any], int]:
+    """The messages at the front of ``out`` up to about ``limit`` items (a
+    list counts its items, anything else one), taken off it, and their count."""
+    taken: list[Any] = []
+    n = 0
+    while out and n < limit:
+        m = out.popleft()
+        n += len(m) if type(m) is list else 1
+        taken.append(m)
+    return taken, n
+
+
 class NatsReceiveChannel:
     """The receiving half: broker messages in stream order, as runtime messages.
 
@@ -350,12 +362,7 @@ class NatsReceiveChannel:
             if self._ended or self._closed:
                 raise anyio.EndOfStream
             raise WouldBlock
-        taken: list[Any] = []
-        n = 0
-        while out and n < limit:
-            m = out.popleft()
-            n += len(m) if type(m) is list else 1
-            taken.append(m)
+        taken, n = take_buffered(out, limit)
         self._items -= n
         space = self._space
         if space is not None and self._items < self._capacity:

@@ -26,12 +26,12 @@ class OutputPort:
     ``outputs`` is the receiving half of the channel of plain outputs.
     """
 
-    def __init__(self, capacity: int, pending: set[Any] | None = None) -> None:
+    def __init__(self, capacity: int, pending: set[Any]) -> None:
         self._queue, self.outputs = open_channel(capacity)
         # The pipeline's undelivered replies: a batch of calls leaves it
         # here, in one call, rather than one ticket at a time as its
         # outputs are collected.
-        self._pending: set[Any] = set() if pending is None else pending
+        self._pending = pending
         self.finished = anyio.Event()
         self.discard = False
         self.discarded = 0

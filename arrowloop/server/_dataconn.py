@@ -108,51 +108,48 @@ def _failed(rid: Any, exc: Any) -> _Pending:
 _Step = _Group | tuple[Any, None, dict[str, Any]]
 
 
-def _plain(lines: list[bytes | LineTooLong]) -> list[Any] | None:
-    """The items of a batch made only of ``{"item": ...}`` requests (the
-    usual batch of a pipelining client), or None."""
+def _plain_run(lines: list[bytes | LineTooLong]) -> list[Any]:
+    """The items of the leading run of ``{"item": ...}`` requests (a
+    pipelining client's usual batch is one such run), parsed in a loop of
+    their own; the run ends at the first line that is anything else."""
     loads = orjson.loads
     items: list[Any] = []
     add = items.append
-    try:
-        for line in lines:
-            if type(line) is not bytes:
-                return None
+    for line in lines:
+        if type(line) is not bytes:
+            break
+        try:
             req = loads(line)
-            if type(req) is not dict or len(req) != 1:
-                return None
-            add(req["item"])  # KeyError if not there
-    except Exception:
-        return None
+        except orjson.JSONDecodeError:
+            break
+        if type(req) is not dict or len(req) != 1 or "item" not in req:
+            break
+        add(req["item"])
     return items
 
 
 def _steps(lines: list[bytes | LineTooLong]) -> list[_Step]:
     """Parse a batch of request lines into what to admit and what to answer."""
-    plain_items = _plain(lines)
-    if plain_items is not None:
-        only = _Group(None)
-        only.items = plain_items
-        return [only]
     steps: list[_Step] = []
     group: _Group | None = None
-    # The current group's items.append while the group is plain (no
-    # version, ids or keys): a plain request then costs one call.
-    plain: Any = None
+    run = _plain_run(lines)
+    if run:
+        group = _Group(None)
+        group.items = run
+        steps.append(group)
+        if len(run) == len(lines):
+            return steps
     loads = orjson.loads
-    for line in lines:
+    for line in lines[len(run) :]:
         if type(line) is not bytes:
             assert isinstance(line, LineTooLong)
             steps.append((None, None, error_data(too_long(line))))
-            group = plain = None
+            group = None
             continue
         try:
             req = loads(line)
             if type(req) is dict and len(req) == 1 and "item" in req:
-                # {"item": ...} alone, the common request: nothing to check
-                if plain is not None:
-                    plain(req["item"])
-                    continue
+                # {"item": ...} alone: nothing to check
                 rid = version = key = None
                 raw = req["item"]
             else:
@@ -160,7 +157,7 @@ def _steps(lines: list[bytes | LineTooLong]) -> list[_Step]:
         except (orjson.JSONDecodeError, ProtocolError) as exc:
             err = invalid_json(exc) if isinstance(exc, orjson.JSONDecodeError) else exc
             steps.append((id_of(line), None, error_data(err)))
-            group = plain = None
+            group = None
             continue
         if group is None or group.version != version:
             group = _Group(version)
@@ -174,11 +171,6 @@ def _steps(lines: list[bytes | LineTooLong]) -> list[_Step]:
         elif key is not None:
             group.keys = [*([None] * len(group.items)), key]
         group.items.append(raw)
-        plain = (
-            group.items.append
-            if group.version is None and group.ids is None and group.keys is None
-            else None
-        )
     return steps
 
 
